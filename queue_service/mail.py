@@ -1,0 +1,63 @@
+"""Sending mail: through an SMTP server, or into files for development.
+
+Messages are built by the caller as `email.message.EmailMessage`; this module
+only delivers them, according to the settings (see config/defaults.toml).
+"""
+
+from __future__ import annotations
+
+import datetime
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+
+from queue_service.settings import Settings
+
+
+def new_message(settings: Settings, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    """A message from the service's address, plain text with an optional HTML part."""
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.datetime.now(datetime.timezone.utc))
+    message["Message-ID"] = make_msgid(domain=parseaddr(settings.mail_from)[1].partition("@")[2] or None)
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def send(settings: Settings, message: EmailMessage) -> None:
+    """Deliver `message`; raises OSError or smtplib.SMTPException if it could not be handed over."""
+    if settings.mail_backend == "file":
+        _write_file(settings.mail_dir, message)
+    else:
+        _send_smtp(settings, message)
+
+
+def _write_file(folder: Path, message: EmailMessage) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+    path.write_bytes(message.as_bytes())
+    return path
+
+
+def _send_smtp(settings: Settings, message: EmailMessage) -> None:
+    context = ssl.create_default_context()
+    if settings.smtp_security == "tls":
+        client = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds, context=context
+        )
+    else:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds)
+    with client:
+        if settings.smtp_security == "starttls":
+            client.starttls(context=context)
+        if settings.smtp_username:
+            client.login(settings.smtp_username, settings.smtp_password)
+        client.send_message(message)

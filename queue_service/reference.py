@@ -1,0 +1,392 @@
+"""Reference data: prefectures, procedures and demo sites.
+
+Why this module exists
+----------------------
+Every other part of the service (the store, the draw, the web forms, the
+worker) needs the same small set of facts that almost never change: which
+prefectures exist and in which time zone they live, which procedures an
+applicant can wait for and which identity fields each one requires, and a few
+sites to run the service on out of the box. Keeping these facts in one
+plain-Python module, as frozen dataclasses in constant tuples, gives:
+
+- one spelling of every code ("01", "2A", "renewal", "agdref"...) for the
+  whole code base, instead of string literals scattered in handlers;
+- data that can be imported anywhere (domain, web, worker, tests) without
+  Flask, Redis or any I/O: importing this module only builds tuples;
+- immutable values, so no request can change the reference data of another.
+
+Sites and opening hours are *configuration* in production (the prefecture
+admin manages them, see DESIGN.md); ``DEMO_SITES`` only seeds a demo tenant,
+Ain ("01"). Their street addresses are meant to be the real postal addresses
+of the buildings (see the note on ``DEMO_SITES`` for which ones were checked);
+their opening hours are plausible demo values, not the official timetables.
+
+Lookups
+-------
+``prefecture_by_code`` and ``procedure_by_code`` raise ``KeyError`` (with a
+message naming the unknown code) rather than returning ``None``: an unknown
+code is a programming or input error that should fail loudly, and callers
+that expect user input can catch ``KeyError`` at the boundary.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "Prefecture",
+    "PREFECTURES",
+    "IdentityField",
+    "Procedure",
+    "PROCEDURES",
+    "OpeningHours",
+    "Site",
+    "SITE_KINDS",
+    "DEMO_SITES",
+    "prefecture_by_code",
+    "procedure_by_code",
+]
+
+
+# --------------------------------------------------------------------------
+# Prefectures
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prefecture:
+    """A département that has a prefecture: the tenant of the service.
+
+    ``code`` is the official département code ("01", "2A", "974");
+    ``name`` its French name; ``timezone`` an IANA time zone name.
+    """
+
+    code: str
+    name: str
+    timezone: str
+
+
+_PARIS = "Europe/Paris"
+
+
+def _metro(code: str, name: str) -> Prefecture:
+    return Prefecture(code=code, name=name, timezone=_PARIS)
+
+
+#: All 101 départements with a prefecture, in the order of the official list
+#: (01..19, 2A, 2B, 21..95, 971..976). Corsica is "2A"/"2B", never "20".
+PREFECTURES: tuple[Prefecture, ...] = (
+    _metro("01", "Ain"),
+    _metro("02", "Aisne"),
+    _metro("03", "Allier"),
+    _metro("04", "Alpes-de-Haute-Provence"),
+    _metro("05", "Hautes-Alpes"),
+    _metro("06", "Alpes-Maritimes"),
+    _metro("07", "Ardèche"),
+    _metro("08", "Ardennes"),
+    _metro("09", "Ariège"),
+    _metro("10", "Aube"),
+    _metro("11", "Aude"),
+    _metro("12", "Aveyron"),
+    _metro("13", "Bouches-du-Rhône"),
+    _metro("14", "Calvados"),
+    _metro("15", "Cantal"),
+    _metro("16", "Charente"),
+    _metro("17", "Charente-Maritime"),
+    _metro("18", "Cher"),
+    _metro("19", "Corrèze"),
+    _metro("2A", "Corse-du-Sud"),
+    _metro("2B", "Haute-Corse"),
+    _metro("21", "Côte-d'Or"),
+    _metro("22", "Côtes-d'Armor"),
+    _metro("23", "Creuse"),
+    _metro("24", "Dordogne"),
+    _metro("25", "Doubs"),
+    _metro("26", "Drôme"),
+    _metro("27", "Eure"),
+    _metro("28", "Eure-et-Loir"),
+    _metro("29", "Finistère"),
+    _metro("30", "Gard"),
+    _metro("31", "Haute-Garonne"),
+    _metro("32", "Gers"),
+    _metro("33", "Gironde"),
+    _metro("34", "Hérault"),
+    _metro("35", "Ille-et-Vilaine"),
+    _metro("36", "Indre"),
+    _metro("37", "Indre-et-Loire"),
+    _metro("38", "Isère"),
+    _metro("39", "Jura"),
+    _metro("40", "Landes"),
+    _metro("41", "Loir-et-Cher"),
+    _metro("42", "Loire"),
+    _metro("43", "Haute-Loire"),
+    _metro("44", "Loire-Atlantique"),
+    _metro("45", "Loiret"),
+    _metro("46", "Lot"),
+    _metro("47", "Lot-et-Garonne"),
+    _metro("48", "Lozère"),
+    _metro("49", "Maine-et-Loire"),
+    _metro("50", "Manche"),
+    _metro("51", "Marne"),
+    _metro("52", "Haute-Marne"),
+    _metro("53", "Mayenne"),
+    _metro("54", "Meurthe-et-Moselle"),
+    _metro("55", "Meuse"),
+    _metro("56", "Morbihan"),
+    _metro("57", "Moselle"),
+    _metro("58", "Nièvre"),
+    _metro("59", "Nord"),
+    _metro("60", "Oise"),
+    _metro("61", "Orne"),
+    _metro("62", "Pas-de-Calais"),
+    _metro("63", "Puy-de-Dôme"),
+    _metro("64", "Pyrénées-Atlantiques"),
+    _metro("65", "Hautes-Pyrénées"),
+    _metro("66", "Pyrénées-Orientales"),
+    _metro("67", "Bas-Rhin"),
+    _metro("68", "Haut-Rhin"),
+    _metro("69", "Rhône"),
+    _metro("70", "Haute-Saône"),
+    _metro("71", "Saône-et-Loire"),
+    _metro("72", "Sarthe"),
+    _metro("73", "Savoie"),
+    _metro("74", "Haute-Savoie"),
+    _metro("75", "Paris"),
+    _metro("76", "Seine-Maritime"),
+    _metro("77", "Seine-et-Marne"),
+    _metro("78", "Yvelines"),
+    _metro("79", "Deux-Sèvres"),
+    _metro("80", "Somme"),
+    _metro("81", "Tarn"),
+    _metro("82", "Tarn-et-Garonne"),
+    _metro("83", "Var"),
+    _metro("84", "Vaucluse"),
+    _metro("85", "Vendée"),
+    _metro("86", "Vienne"),
+    _metro("87", "Haute-Vienne"),
+    _metro("88", "Vosges"),
+    _metro("89", "Yonne"),
+    _metro("90", "Territoire de Belfort"),
+    _metro("91", "Essonne"),
+    _metro("92", "Hauts-de-Seine"),
+    _metro("93", "Seine-Saint-Denis"),
+    _metro("94", "Val-de-Marne"),
+    _metro("95", "Val-d'Oise"),
+    Prefecture("971", "Guadeloupe", "America/Guadeloupe"),
+    Prefecture("972", "Martinique", "America/Martinique"),
+    Prefecture("973", "Guyane", "America/Cayenne"),
+    Prefecture("974", "La Réunion", "Indian/Reunion"),
+    Prefecture("976", "Mayotte", "Indian/Mayotte"),
+)
+
+
+def prefecture_by_code(code: str) -> Prefecture:
+    """Return the prefecture with this département code.
+
+    Raises ``KeyError`` for an unknown code (e.g. "20": Corsica is "2A"/"2B").
+    """
+    for prefecture in PREFECTURES:
+        if prefecture.code == code:
+            return prefecture
+    raise KeyError(f"unknown prefecture code {code!r}")
+
+
+# --------------------------------------------------------------------------
+# Procedures
+# --------------------------------------------------------------------------
+
+
+class IdentityField(str, Enum):
+    """An identity field an applicant may have to give when registering."""
+
+    FAMILY_NAME = "family_name"
+    GIVEN_NAMES = "given_names"
+    BIRTH_DATE = "birth_date"
+    NATIONALITY = "nationality"
+    #: The 10-digit number of the foreigner's file (numéro AGDREF), printed
+    #: on every residence permit and receipt.
+    AGDREF = "agdref"
+    #: Expiry date of the residence permit the applicant holds now.
+    PERMIT_EXPIRY = "permit_expiry"
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """What an appointment is for, and which identity fields it requires."""
+
+    code: str
+    label_fr: str
+    label_en: str
+    description_fr: str
+    description_en: str
+    required_fields: tuple[IdentityField, ...]
+
+
+_BASE_FIELDS: tuple[IdentityField, ...] = (
+    IdentityField.FAMILY_NAME,
+    IdentityField.GIVEN_NAMES,
+    IdentityField.BIRTH_DATE,
+    IdentityField.NATIONALITY,
+)
+
+PROCEDURES: tuple[Procedure, ...] = (
+    Procedure(
+        code="first_request",
+        label_fr="Première demande de titre de séjour",
+        label_en="First residence permit application",
+        description_fr="Vous demandez un titre de séjour pour la première fois.",
+        description_en="You are asking for a residence permit for the first time.",
+        required_fields=_BASE_FIELDS,
+    ),
+    Procedure(
+        code="renewal",
+        label_fr="Renouvellement de titre de séjour",
+        label_en="Residence permit renewal",
+        description_fr=(
+            "Vous avez déjà un titre de séjour et vous voulez le renouveler."
+        ),
+        description_en=(
+            "You already have a residence permit and you want to renew it."
+        ),
+        required_fields=_BASE_FIELDS
+        + (IdentityField.AGDREF, IdentityField.PERMIT_EXPIRY),
+    ),
+    Procedure(
+        code="permit_pickup",
+        label_fr="Retrait de titre de séjour",
+        label_en="Residence permit collection",
+        description_fr="Votre titre de séjour est prêt et vous venez le chercher.",
+        description_en="Your residence permit is ready and you come to collect it.",
+        required_fields=_BASE_FIELDS + (IdentityField.AGDREF,),
+    ),
+    Procedure(
+        code="student",
+        label_fr="Titre de séjour étudiant",
+        label_en="Student residence permit",
+        description_fr=(
+            "Vous faites vos études en France et vous demandez un titre de "
+            "séjour étudiant."
+        ),
+        description_en=(
+            "You study in France and you are asking for a student residence "
+            "permit."
+        ),
+        required_fields=_BASE_FIELDS,
+    ),
+)
+
+
+def procedure_by_code(code: str) -> Procedure:
+    """Return the procedure with this code.
+
+    Raises ``KeyError`` for an unknown code.
+    """
+    for procedure in PROCEDURES:
+        if procedure.code == code:
+            return procedure
+    known = ", ".join(p.code for p in PROCEDURES)
+    raise KeyError(f"unknown procedure code {code!r} (known: {known})")
+
+
+# --------------------------------------------------------------------------
+# Sites
+# --------------------------------------------------------------------------
+
+SITE_KINDS: tuple[str, ...] = ("prefecture", "sub_prefecture")
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """One opening period of a site: ``weekday`` 0 = Monday .. 6 = Sunday,
+    local wall-clock times in the prefecture's time zone."""
+
+    weekday: int
+    opens: datetime.time
+    closes: datetime.time
+
+
+@dataclass(frozen=True)
+class Site:
+    """A place with counters, belonging to one prefecture (by code)."""
+
+    id: str
+    prefecture: str
+    name: str
+    kind: str  # one of SITE_KINDS
+    address: str
+    postcode: str
+    city: str
+    opening_hours: tuple[OpeningHours, ...]
+
+
+def _hours(
+    weekdays: tuple[int, ...], *periods: tuple[tuple[int, int], tuple[int, int]]
+) -> tuple[OpeningHours, ...]:
+    """Opening periods ((h, m), (h, m)) repeated on each of ``weekdays``."""
+    return tuple(
+        OpeningHours(
+            weekday=day,
+            opens=datetime.time(*opens),
+            closes=datetime.time(*closes),
+        )
+        for day in weekdays
+        for opens, closes in periods
+    )
+
+
+_MON_FRI = (0, 1, 2, 3, 4)
+
+#: Demo sites for Ain ("01"): the prefecture and its three sub-prefectures.
+#: Hours are demo values. Addresses: Bourg-en-Bresse and Nantua were checked
+#: against public pages; Belley and Gex are from memory and still to be
+#: checked against the prefecture's site (ain.gouv.fr) before any real use.
+DEMO_SITES: tuple[Site, ...] = (
+    Site(
+        id="bourg",
+        prefecture="01",
+        name="Préfecture de l'Ain",
+        kind="prefecture",
+        address="45 avenue Alsace-Lorraine",
+        postcode="01000",
+        city="Bourg-en-Bresse",
+        opening_hours=_hours(_MON_FRI, ((9, 0), (12, 0)), ((13, 30), (16, 0))),
+    ),
+    Site(
+        id="belley",
+        prefecture="01",
+        name="Sous-préfecture de Belley",
+        kind="sub_prefecture",
+        address="29 rue Sainte-Marie",
+        postcode="01300",
+        city="Belley",
+        opening_hours=_hours((0, 1, 3), ((9, 0), (11, 30))),
+    ),
+    Site(
+        id="gex",
+        prefecture="01",
+        name="Sous-préfecture de Gex",
+        kind="sub_prefecture",
+        address="26 rue Charles Harent",
+        postcode="01170",
+        city="Gex",
+        opening_hours=tuple(
+            sorted(
+                _hours(_MON_FRI, ((8, 45), (11, 45)))
+                + _hours((1, 3), ((13, 30), (15, 30))),
+                key=lambda h: (h.weekday, h.opens),
+            )
+        ),
+    ),
+    Site(
+        id="nantua",
+        prefecture="01",
+        name="Sous-préfecture de Nantua",
+        kind="sub_prefecture",
+        address="36 rue du Collège",
+        postcode="01130",
+        city="Nantua",
+        opening_hours=_hours((1, 3), ((9, 0), (11, 30))),
+    ),
+)

@@ -1,0 +1,243 @@
+"""The service's settings: one typed object, read in one place.
+
+Values come from config/defaults.toml, then from the TOML file named by
+QS_CONFIG_FILE, then from QS_* environment variables. A value that does not
+parse or is out of range raises SettingsError naming the setting, so a
+misconfigured process stops at start-up instead of failing later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from queue_service.errors import SettingsError
+
+ENV_PREFIX = "QS_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+SECRETS_FILE_NAME = "secrets.toml"
+# Settings that production refuses to run without.
+REQUIRED_SECRETS = ("secret_key", "identity_key")
+
+ENVIRONMENTS = ("development", "test", "production")
+LOCALES = ("fr", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAIL_BACKENDS = ("file", "smtp")
+SMTP_SECURITY = ("none", "starttls", "tls")
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; config/defaults.toml documents each one."""
+
+    env: str
+    data_dir: Path
+    redis_url: str
+    secret_key: str = dataclasses.field(repr=False)  # never logged
+    identity_key: str = dataclasses.field(repr=False)  # never logged
+    base_url: str
+    default_locale: str
+    trusted_proxies: int
+    rate_limit_default: str
+    max_request_bytes: int
+    clock_interval_seconds: float
+    heartbeat_max_age_seconds: int
+    log_level: str
+    mail_backend: str
+    mail_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    smtp_username: str
+    smtp_password: str = dataclasses.field(repr=False)  # never logged
+    smtp_timeout_seconds: float
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded_redis_path(self) -> Path:
+        """The database file of the embedded Redis, used when redis_url is empty."""
+        return self.data_dir / "redis" / "qs.db"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the "file" mail backend writes messages."""
+        return self.data_dir / "mail"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed, checked like loaded ones."""
+        values = dataclasses.asdict(self) | changes
+        return _checked(_coerce_all(values))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read defaults, the optional config file, then the environment.
+
+    `overrides` (already typed values, e.g. from a test) apply last. Secrets
+    missing outside production are generated once into data_dir.
+    """
+    environ = os.environ if environ is None else environ
+    values = _read_toml(DEFAULTS_FILE, "the defaults file")
+    config_file = environ.get(ENV_PREFIX + "CONFIG_FILE")
+    if config_file:
+        values |= _known_only(_read_toml(Path(config_file), "QS_CONFIG_FILE"), config_file)
+    values |= _from_environment(environ)
+    values |= dict(overrides or {})
+    settings = _checked(_coerce_all(values))
+    return _with_secrets(settings)
+
+
+def _field_types() -> dict[str, str]:
+    return {field.name: field.type for field in dataclasses.fields(Settings)}
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{label}: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{label}: {path} is not valid TOML: {error}") from None
+
+
+def _known_only(values: dict[str, Any], source: str) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(_field_types()))
+    if unknown:
+        raise SettingsError(f"{source}: unknown setting(s): {', '.join(unknown)}")
+    return values
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    values = {}
+    for name in _field_types():
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = environ[key]
+    # The conventional name used by hosting platforms, when ours is unset.
+    if "redis_url" not in values and environ.get("REDIS_URL"):
+        values["redis_url"] = environ["REDIS_URL"]
+    return values
+
+
+def _coerce_all(values: dict[str, Any]) -> dict[str, Any]:
+    types = _field_types()
+    missing = sorted(set(types) - set(values))
+    if missing:
+        raise SettingsError(f"missing setting(s): {', '.join(missing)}")
+    return {name: _coerce(name, types[name], values[name]) for name in types}
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    label = ENV_PREFIX + name.upper()
+    try:
+        if type_name == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if type_name == "Path":
+            path = Path(value)
+            return path if path.is_absolute() else PROJECT_ROOT / path
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{label}: expected {_TYPE_WORDS[type_name]}, got {value!r}") from None
+
+
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "Path": "a path", "str": "text"}
+
+
+def _checked(values: dict[str, Any]) -> Settings:
+    def choose(name: str, choices: tuple[str, ...]) -> None:
+        if values[name] not in choices:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}: expected one of {', '.join(choices)}, got {values[name]!r}"
+            )
+
+    def at_least(name: str, minimum: float) -> None:
+        if not values[name] >= minimum:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be at least {minimum}, got {values[name]!r}")
+
+    values["log_level"] = values["log_level"].upper()
+    choose("env", ENVIRONMENTS)
+    choose("default_locale", LOCALES)
+    choose("log_level", LOG_LEVELS)
+    choose("mail_backend", MAIL_BACKENDS)
+    choose("smtp_security", SMTP_SECURITY)
+    at_least("trusted_proxies", 0)
+    at_least("max_request_bytes", 1024)
+    at_least("clock_interval_seconds", 0.1)
+    at_least("heartbeat_max_age_seconds", 1)
+    at_least("smtp_timeout_seconds", 0.1)
+    if not 1 <= values["smtp_port"] <= 65535:
+        raise SettingsError(f"QS_SMTP_PORT: expected a port from 1 to 65535, got {values['smtp_port']}")
+    url = values["redis_url"]
+    if url and not url.startswith(REDIS_URL_SCHEMES):
+        raise SettingsError(f"QS_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    if not values["base_url"].startswith(("http://", "https://")):
+        raise SettingsError(f"QS_BASE_URL: expected an http:// or https:// URL, got {values['base_url']!r}")
+    values["base_url"] = values["base_url"].rstrip("/")
+    if values["env"] == "production":
+        _check_production(values)
+    return Settings(**values)
+
+
+def _check_production(values: dict[str, Any]) -> None:
+    for name in REQUIRED_SECRETS:
+        if len(values[name]) < 32:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}: production needs a secret of at least 32 characters "
+                f"(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+    if values["mail_backend"] != "smtp":
+        raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")
+    if not values["redis_url"]:
+        raise SettingsError("QS_REDIS_URL: production needs a real Redis server (see config/redis.conf)")
+
+
+def _with_secrets(settings: Settings) -> Settings:
+    """Fill secrets missing outside production from data_dir, generating them once."""
+    missing = [name for name in REQUIRED_SECRETS if not getattr(settings, name)]
+    if not missing:
+        return settings
+    path = settings.data_dir / SECRETS_FILE_NAME
+    if not path.exists():
+        _create_secrets_file(path)
+    stored = _read_toml(path, "the generated secrets file")
+    absent = [name for name in missing if not stored.get(name)]
+    if absent:
+        raise SettingsError(f"{path} lacks {', '.join(absent)}: delete the file to generate new secrets")
+    return dataclasses.replace(settings, **{name: stored[name] for name in missing})
+
+
+def _create_secrets_file(path: Path) -> None:
+    """Write new secrets to `path` unless another process just did (first one wins)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Generated once for development; production sets its own secrets.\n"]
+    lines += [f'{name} = "{secrets.token_urlsafe(48)}"\n' for name in REQUIRED_SECRETS]
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    try:
+        os.link(temporary, path)  # fails if the file exists: never overwrite secrets
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)

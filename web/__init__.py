@@ -1,0 +1,74 @@
+"""The web app: pages for applicants, the JSON API, health checks.
+
+`create_app` builds everything from a Settings object; nothing is connected or
+read at import, so tests, gunicorn workers and the CLI each get their own app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from queue_service.connection import connect
+from queue_service.settings import Settings, load_settings
+from queue_service.store import RATE_LIMIT_PREFIX, Store
+
+
+@dataclass(frozen=True)
+class Services:
+    """What views reach through `services()`: settings, Redis and the store."""
+
+    settings: Settings
+    redis: redis.Redis
+    store: Store
+
+
+def services() -> Services:
+    return current_app.extensions["queue_service"]
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    settings = config or load_settings()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep documents in the order they are written
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+    )
+    connection = connect(settings)
+    app.config.update(
+        # Rate limits live in the same Redis. If it is down, requests fail
+        # with 503 (see errors.py) rather than pass without limits.
+        RATELIMIT_STORAGE_URI="redis://",
+        RATELIMIT_STORAGE_OPTIONS={"connection_pool": connection.connection_pool},
+        RATELIMIT_KEY_PREFIX=RATE_LIMIT_PREFIX,
+        RATELIMIT_DEFAULT=settings.rate_limit_default,
+        RATELIMIT_STRATEGY="fixed-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=False,
+    )
+    app.extensions["queue_service"] = Services(settings, connection, Store(connection))
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    from web import applicant, api, errors, health, i18n, security
+    from web.extensions import csrf, limiter
+
+    i18n.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(applicant.blueprint)
+    app.register_blueprint(api.blueprint)
+    return app

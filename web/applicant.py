@@ -1,0 +1,51 @@
+"""Pages for applicants: the home page and each prefecture's page."""
+
+from __future__ import annotations
+
+from babel.dates import get_day_names
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import format_time, get_locale
+
+from queue_service.errors import UnknownPrefecture
+from queue_service.reference import Site
+from web import services
+
+blueprint = Blueprint("applicant", __name__)
+
+
+@blueprint.get("/")
+def home():
+    return render_template("home.html", prefectures=services().store.prefectures())
+
+
+@blueprint.get("/p")
+def choose_prefecture():
+    """The home page's form (a plain GET, so it works without JavaScript)."""
+    code = request.args.get("code", "").strip().upper()
+    if not code:
+        return redirect(url_for("applicant.home"))
+    services().store.prefecture(code)  # 404 for an unknown code
+    return redirect(url_for("applicant.prefecture", code=code))
+
+
+@blueprint.get("/p/<code>")
+def prefecture(code: str):
+    store = services().store
+    if len(code) > 3:
+        raise UnknownPrefecture()
+    return render_template(
+        "prefecture.html",
+        prefecture=store.prefecture(code),
+        procedures=store.procedures(),
+        sites=[(site, opening_days(site)) for site in store.sites(code)],
+    )
+
+
+def opening_days(site: Site) -> list[tuple[str, str]]:
+    """(day name, "9:00 – 12:00, 13:30 – 16:00") for each day the site opens, in the page's language."""
+    day_names = get_day_names("wide", locale=get_locale())
+    days: dict[int, list[str]] = {}
+    for hours in sorted(site.opening_hours, key=lambda h: (h.weekday, h.opens)):
+        period = f"{format_time(hours.opens, 'short')} – {format_time(hours.closes, 'short')}"
+        days.setdefault(hours.weekday, []).append(period)
+    return [(day_names[weekday].capitalize(), ", ".join(periods)) for weekday, periods in days.items()]

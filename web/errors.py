@@ -1,0 +1,107 @@
+"""Errors as people and programs expect them.
+
+Pages get an error page in the visitor's language; the JSON API gets an RFC
+9457 problem document (application/problem+json). A domain error carries its
+own status and message; Redis being unreachable is a 503 that says nothing
+was recorded; anything unexpected is logged and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask_babel import gettext
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+import redis
+from queue_service.errors import QueueServiceError, StoreUnavailable
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+API_PREFIX = "/api/"
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def problem(status: int, title: str, detail: str | None = None, **members):
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(members)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_MEDIA_TYPE
+    return response
+
+
+def _respond(status: int, title: str, detail: str | None, code: str | None = None):
+    if wants_problem_json():
+        return problem(status, title, detail, **({"code": code} if code else {}))
+    return make_response(render_template("error.html", status=status, title=title, detail=detail), status)
+
+
+def handle_http_error(error: HTTPException):
+    status = error.code or 500
+    title, detail = _texts(status)
+    response = _respond(status, title or error.name, detail)
+    # Keep headers such as Allow (405) and Retry-After (429).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def handle_domain_error(error: QueueServiceError):
+    code = _kebab(type(error).__name__)
+    return _respond(error.http_status, gettext(error.message), error.detail, code)
+
+
+def handle_redis_error(error: redis.RedisError):
+    current_app.logger.error("Redis unavailable: %s", error)
+    return handle_domain_error(StoreUnavailable())
+
+
+def handle_unexpected(error: Exception):
+    if isinstance(error, HTTPException):
+        return handle_http_error(error)
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    return handle_http_error(InternalServerError())
+
+
+def _texts(status: int) -> tuple[str | None, str | None]:
+    """The title and explanation of an HTTP status, in the request's language."""
+    texts = {
+        400: (gettext("Bad request"), gettext("The request is not valid.")),
+        404: (
+            gettext("Page not found"),
+            gettext("This page does not exist. Check the address, or start again from the home page."),
+        ),
+        405: (gettext("Method not allowed"), gettext("This method is not allowed here.")),
+        413: (gettext("Request too large"), gettext("The request is too large.")),
+        429: (
+            gettext("Too many requests"),
+            gettext("Too many requests from your connection. Please wait a little and try again."),
+        ),
+        500: (
+            gettext("Internal error"),
+            gettext("Something went wrong on our side. Nothing you did caused it; please try again later."),
+        ),
+        503: (
+            gettext("Service unavailable"),
+            gettext("The service is temporarily unavailable. Please try again in a few minutes."),
+        ),
+    }
+    return texts.get(status, (None, None))
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(QueueServiceError, handle_domain_error)
+    app.register_error_handler(redis.ConnectionError, handle_redis_error)
+    app.register_error_handler(redis.TimeoutError, handle_redis_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,29 @@
+"""Health checks for load balancers and operators, as JSON."""
+
+from __future__ import annotations
+
+import datetime
+
+from flask import Blueprint, jsonify
+
+from queue_service.health import readiness
+from web import services
+from web.extensions import limiter
+
+blueprint = Blueprint("health", __name__)
+limiter.exempt(blueprint)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    """The process is alive; says nothing about Redis."""
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz():
+    """200 when Redis answers and the worker and the clock were seen lately, else 503."""
+    settings = services().settings
+    now = datetime.datetime.now(datetime.timezone.utc)
+    report = readiness(services().store, now, settings.heartbeat_max_age_seconds)
+    return jsonify(report), 200 if report["ready"] else 503

@@ -1,0 +1,61 @@
+"""Languages: French by default, English on request, switchable on every page.
+
+The choice is a `lang` cookie set by /lang/<code> (a plain link: no
+JavaScript needed); without it, the browser's Accept-Language decides, and
+French is the fallback for every other language.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, request
+from flask_babel import get_locale
+
+from queue_service.settings import LOCALES
+from web import services
+from web.extensions import babel
+
+LANG_COOKIE = "lang"
+ONE_YEAR_SECONDS = 365 * 24 * 3600
+LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LOCALES:
+        return chosen
+    return request.accept_languages.best_match(LOCALES) or services().settings.default_locale
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go back to; anything else (another site) becomes the home page."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def switch_language(code: str):
+    response = redirect(safe_next(request.args.get("next")))
+    if code in LOCALES:
+        response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR_SECONDS, samesite="Lax", httponly=True)
+    return response
+
+
+def _vary_on_language(response):
+    response.vary.add("Cookie")
+    response.vary.add("Accept-Language")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale)
+    app.add_url_rule("/lang/<code>", "switch_language", switch_language)
+    app.after_request(_vary_on_language)
+
+    @app.context_processor
+    def language_context():
+        current = str(get_locale())
+        return {
+            "current_language": current,
+            "other_languages": [(code, LANGUAGE_NAMES[code]) for code in LOCALES if code != current],
+            "language_names": LANGUAGE_NAMES,
+        }

@@ -1,0 +1,173 @@
+"""`qs`: the one command line that the Procfile, the Makefile and operators call.
+
+    qs dev               web + worker + clock (the Procfile) with demo data
+    qs worker            an RQ worker (stops cleanly on SIGTERM)
+    qs clock             the schedule process
+    qs load-reference    prefectures and procedures
+    qs load-demo         demo sites for Ain (01)
+    qs check-config      print the settings in force and check Redis
+    qs send-test-mail    check the mail settings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import redis
+
+from queue_service import mail, reference
+from queue_service.connection import connect, embedded_url
+from queue_service.errors import SettingsError
+from queue_service.settings import PROJECT_ROOT, REQUIRED_SECRETS, Settings, load_settings
+from queue_service.store import Store
+
+log = logging.getLogger("qs")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        raise click.ClickException(f"bad setting: {error}") from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s",
+    )
+
+
+def _connect(settings: Settings) -> redis.Redis:
+    try:
+        connection = connect(settings)
+        connection.ping()
+    except redis.RedisError as error:
+        raise click.ClickException(f"cannot reach Redis ({error}); check QS_REDIS_URL") from None
+    return connection
+
+
+@click.group()
+def main() -> None:
+    """The fair-allocation queue service."""
+
+
+@main.command("load-reference")
+def load_reference_command() -> None:
+    """Load every prefecture and procedure (safe to run again)."""
+    store = Store(_connect(_settings()))
+    _load_reference(store)
+    click.echo(f"Loaded {len(reference.PREFECTURES)} prefectures and {len(reference.PROCEDURES)} procedures.")
+
+
+@main.command("load-demo")
+def load_demo_command() -> None:
+    """Add the demo sites of Ain (01), keeping any already stored."""
+    store = Store(_connect(_settings()))
+    added = store.add_missing_sites(reference.DEMO_SITES)
+    click.echo(f"Demo data: {added} site(s) added, {len(reference.DEMO_SITES) - added} already there.")
+
+
+def _load_reference(store: Store) -> None:
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on every queue, with RQ's scheduler for delayed retries."""
+    from rq import Worker
+
+    from worker.queues import all_queues
+
+    settings = _settings()
+    _configure_logging(settings)
+    connection = _connect(settings)
+    Worker(all_queues(connection), connection=connection).work(
+        burst=burst, with_scheduler=True, logging_level=settings.log_level
+    )
+
+
+@main.command()
+def clock() -> None:
+    """Run the schedule process: enqueue what is due, every few seconds."""
+    from worker import clock as clock_module
+
+    settings = _settings()
+    _configure_logging(settings)
+    clock_module.run(_connect(settings), settings.clock_interval_seconds)
+
+
+@main.command()
+def dev() -> None:
+    """Start the whole service (the Procfile) on the embedded Redis, with demo data.
+
+    Without QS_REDIS_URL the embedded Redis is started here and shared with
+    the three processes through its socket; it stops, saving its data under
+    var/, when they do (Ctrl-C).
+    """
+    settings = _settings()
+    if settings.is_production:
+        raise click.ClickException("`qs dev` is for development; production runs the Procfile's processes")
+    _configure_logging(settings)
+    connection = _connect(settings)
+    store = Store(connection)
+    _load_reference(store)
+    store.add_missing_sites(reference.DEMO_SITES)
+
+    environment = dict(os.environ)
+    if not settings.redis_url:
+        environment["QS_REDIS_URL"] = embedded_url(connection)
+        click.echo(f"Embedded Redis: {environment['QS_REDIS_URL']} (data in {settings.embedded_redis_path.parent})")
+    bin_dir = Path(sys.executable).parent
+    environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
+    click.echo("Starting web (http://127.0.0.1:5000), worker and clock. Ctrl-C stops them all.")
+    honcho = subprocess.Popen(
+        [str(bin_dir / "honcho"), "start", "--procfile", str(PROJECT_ROOT / "Procfile"), "--app-root", str(PROJECT_ROOT)],
+        env=environment,
+    )
+    while True:
+        try:
+            return_code = honcho.wait()
+            break
+        except KeyboardInterrupt:
+            # Ctrl-C reached honcho too; wait while it stops the processes,
+            # then this process exits and the embedded Redis saves and stops.
+            continue
+    sys.exit(return_code)
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Print the settings in force (secrets hidden) and check that Redis answers."""
+    settings = _settings()
+    for name, value in dataclasses.asdict(settings).items():
+        shown = "(set)" if name in REQUIRED_SECRETS + ("smtp_password",) and value else value
+        click.echo(f"{name} = {shown}")
+    _connect(settings)
+    click.echo("Redis: ok")
+
+
+@main.command("send-test-mail")
+@click.argument("address")
+def send_test_mail(address: str) -> None:
+    """Send a test message to ADDRESS with the configured mail settings."""
+    settings = _settings()
+    message = mail.new_message(
+        settings,
+        to=address,
+        subject="Test message / Message de test",
+        text="The mail settings work.\n\nLes réglages du courrier fonctionnent.\n",
+    )
+    try:
+        mail.send(settings, message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise click.ClickException(f"could not send: {error}") from None
+    click.echo(f"Sent to {address} via {settings.mail_backend}.")
