@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_service.connection import connect
 from queue_service.settings import Settings, load_settings
-from queue_service.store import RATE_LIMIT_PREFIX, Store
+from queue_service.store import Store
 
 
 @dataclass(frozen=True)
@@ -44,28 +44,18 @@ def create_app(config: Settings | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES="translations",
     )
     connection = connect(settings)
-    app.config.update(
-        # Rate limits live in the same Redis. If it is down, requests fail
-        # with 503 (see errors.py) rather than pass without limits.
-        RATELIMIT_STORAGE_URI="redis://",
-        RATELIMIT_STORAGE_OPTIONS={"connection_pool": connection.connection_pool},
-        RATELIMIT_KEY_PREFIX=RATE_LIMIT_PREFIX,
-        RATELIMIT_DEFAULT=settings.rate_limit_default,
-        RATELIMIT_STRATEGY="fixed-window",
-        RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_SWALLOW_ERRORS=False,
-    )
     app.extensions["queue_service"] = Services(settings, connection, Store(connection))
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from web import applicant, api, errors, health, i18n, security
-    from web.extensions import csrf, limiter
+    from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    limiter = init_limiter(app, settings, connection)
+    limiter.exempt(health.blueprint)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(health.blueprint)

@@ -1,12 +1,39 @@
-"""Flask extensions, created unbound here and bound to an app by create_app."""
+"""Flask extensions: created unbound here, or per app where they keep per-app state."""
 
+from __future__ import annotations
+
+import redis
+from flask import Flask
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from queue_service.settings import Settings
+from queue_service.store import RATE_LIMIT_PREFIX
+
 babel = Babel()
 csrf = CSRFProtect()
-# The client address comes from the socket, or from X-Forwarded-For once
-# ProxyFix has applied the configured number of trusted proxies.
-limiter = Limiter(key_func=get_remote_address)
+
+
+def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Limiter:
+    """A limiter of this app's own (a shared one would keep the first app's settings).
+
+    Counters live in the service's Redis. If Redis is down the limiter raises,
+    and the request fails with 503 (see errors.py) rather than pass unlimited.
+    The client address comes from the socket, or from X-Forwarded-For once
+    ProxyFix has applied the configured number of trusted proxies.
+    """
+    limiter = Limiter(
+        key_func=get_remote_address,
+        app=app,
+        default_limits=[settings.rate_limit_default],
+        storage_uri="redis://",
+        storage_options={"connection_pool": connection.connection_pool},
+        key_prefix=RATE_LIMIT_PREFIX,
+        strategy="fixed-window",
+        headers_enabled=True,
+        swallow_errors=False,
+    )
+    app.extensions["queue_service_limiter"] = limiter
+    return limiter

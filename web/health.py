@@ -8,10 +8,8 @@ from flask import Blueprint, jsonify
 
 from queue_service.health import readiness
 from web import services
-from web.extensions import limiter
 
 blueprint = Blueprint("health", __name__)
-limiter.exempt(blueprint)
 
 
 @blueprint.get("/healthz")

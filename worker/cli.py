@@ -171,3 +171,7 @@ def send_test_mail(address: str) -> None:
     except (OSError, smtplib.SMTPException) as error:
         raise click.ClickException(f"could not send: {error}") from None
     click.echo(f"Sent to {address} via {settings.mail_backend}.")
+
+
+if __name__ == "__main__":
+    main()

