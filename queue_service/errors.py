@@ -46,3 +46,51 @@ class StoreUnavailable(QueueServiceError):
 
     http_status = 503
     message = N_("The service is temporarily unavailable. Nothing was recorded; please try again in a few minutes.")
+
+
+class ValidationFailed(QueueServiceError):
+    """Some fields are wrong; `errors` maps each field name to its message."""
+
+    http_status = 422
+    message = N_("Some answers need to be corrected.")
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__()
+        self.errors = errors
+
+
+class DuplicateRegistration(QueueServiceError):
+    # Says nothing about the other registration: not whose, not when.
+    http_status = 409
+    message = N_(
+        "This person is already registered in this waiting list. Use the link in the email you received "
+        "to see your status; one registration per person is enough, and a second one would not raise your chances."
+    )
+
+
+class ContactCapReached(QueueServiceError):
+    http_status = 409
+    message = N_(
+        "This email address or phone number is already used by as many registrations as allowed in this "
+        "waiting list. Use another email address or phone number."
+    )
+
+
+class RegistrationNotFound(QueueServiceError):
+    http_status = 404
+    message = N_("This registration does not exist, or its data were deleted after the retention period.")
+
+
+class InvalidLink(QueueServiceError):
+    http_status = 404
+    message = N_("This link is not valid. Check that you copied it whole, from the latest email we sent you.")
+
+
+class ExpiredLink(QueueServiceError):
+    http_status = 410
+    message = N_("This link has expired. If you had not confirmed your registration yet, please register again.")
+
+
+class InvalidTransition(QueueServiceError):
+    http_status = 409
+    message = N_("This registration can no longer be changed in this way.")

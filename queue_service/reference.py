@@ -45,6 +45,8 @@ __all__ = [
     "Site",
     "SITE_KINDS",
     "DEMO_SITES",
+    "HALF_DAYS",
+    "slot_class",
     "prefecture_by_code",
     "procedure_by_code",
 ]
@@ -390,3 +392,19 @@ DEMO_SITES: tuple[Site, ...] = (
         opening_hours=_hours((1, 3), ((9, 0), (11, 30))),
     ),
 )
+
+
+# --------------------------------------------------------------------------
+# Half-days and slot classes
+# --------------------------------------------------------------------------
+
+#: The half-days an applicant can say they are free, Monday to Friday,
+#: morning ("am", before 13:00 local time) and afternoon ("pm").
+HALF_DAYS: tuple[str, ...] = tuple(
+    f"{day}-{part}" for day in ("mon", "tue", "wed", "thu", "fri") for part in ("am", "pm")
+)
+
+
+def slot_class(site_id: str, half_day: str) -> str:
+    """The unit applicants' constraints name: a site and a half-day, e.g. "bourg-mon-am"."""
+    return f"{site_id}-{half_day}"

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from queue_service.errors import SettingsError
+from queue_service.proof import generate_signing_key, load_signing_key
 
 ENV_PREFIX = "QS_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
 SECRETS_FILE_NAME = "secrets.toml"
 # Settings that production refuses to run without.
-REQUIRED_SECRETS = ("secret_key", "identity_key")
+REQUIRED_SECRETS = ("secret_key", "identity_key", "proof_signing_key")
 
 ENVIRONMENTS = ("development", "test", "production")
 LOCALES = ("fr", "en")
@@ -43,11 +44,18 @@ class Settings:
     redis_url: str
     secret_key: str = dataclasses.field(repr=False)  # never logged
     identity_key: str = dataclasses.field(repr=False)  # never logged
+    proof_signing_key: str = dataclasses.field(repr=False)  # never logged
     base_url: str
     default_locale: str
     trusted_proxies: int
     rate_limit_default: str
+    rate_limit_registration: str
+    rate_limit_registration_email: str
+    rate_limit_links: str
     max_request_bytes: int
+    contacts_per_pool: int
+    confirmation_link_hours: int
+    closed_retention_days: int
     clock_interval_seconds: float
     heartbeat_max_age_seconds: int
     log_level: str
@@ -182,6 +190,9 @@ def _checked(values: dict[str, Any]) -> Settings:
     choose("smtp_security", SMTP_SECURITY)
     at_least("trusted_proxies", 0)
     at_least("max_request_bytes", 1024)
+    at_least("contacts_per_pool", 1)
+    at_least("confirmation_link_hours", 1)
+    at_least("closed_retention_days", 1)
     at_least("clock_interval_seconds", 0.1)
     at_least("heartbeat_max_age_seconds", 1)
     at_least("smtp_timeout_seconds", 0.1)
@@ -193,18 +204,27 @@ def _checked(values: dict[str, Any]) -> Settings:
     if not values["base_url"].startswith(("http://", "https://")):
         raise SettingsError(f"QS_BASE_URL: expected an http:// or https:// URL, got {values['base_url']!r}")
     values["base_url"] = values["base_url"].rstrip("/")
+    if values["proof_signing_key"]:
+        try:
+            load_signing_key(values["proof_signing_key"])
+        except ValueError as error:
+            raise SettingsError(f"QS_PROOF_SIGNING_KEY: {error}") from None
     if values["env"] == "production":
         _check_production(values)
     return Settings(**values)
 
 
 def _check_production(values: dict[str, Any]) -> None:
-    for name in REQUIRED_SECRETS:
+    for name in ("secret_key", "identity_key"):
         if len(values[name]) < 32:
             raise SettingsError(
                 f"{ENV_PREFIX}{name.upper()}: production needs a secret of at least 32 characters "
                 f"(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+    if not values["proof_signing_key"]:
+        raise SettingsError(
+            "QS_PROOF_SIGNING_KEY: production needs a signing key (python -m queue_service.proof generate)"
+        )
     if values["mail_backend"] != "smtp":
         raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")
     if not values["redis_url"]:
@@ -220,17 +240,23 @@ def _with_secrets(settings: Settings) -> Settings:
     if not path.exists():
         _create_secrets_file(path)
     stored = _read_toml(path, "the generated secrets file")
-    absent = [name for name in missing if not stored.get(name)]
-    if absent:
-        raise SettingsError(f"{path} lacks {', '.join(absent)}: delete the file to generate new secrets")
+    absent = [name for name in REQUIRED_SECRETS if not stored.get(name)]
+    if absent:  # a file from an older version: add what it lacks
+        with path.open("a", encoding="utf-8") as handle:
+            handle.writelines(f'{name} = "{_new_secret(name)}"\n' for name in absent)
+        stored = _read_toml(path, "the generated secrets file")
     return dataclasses.replace(settings, **{name: stored[name] for name in missing})
+
+
+def _new_secret(name: str) -> str:
+    return generate_signing_key() if name == "proof_signing_key" else secrets.token_urlsafe(48)
 
 
 def _create_secrets_file(path: Path) -> None:
     """Write new secrets to `path` unless another process just did (first one wins)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Generated once for development; production sets its own secrets.\n"]
-    lines += [f'{name} = "{secrets.token_urlsafe(48)}"\n' for name in REQUIRED_SECRETS]
+    lines += [f'{name} = "{_new_secret(name)}"\n' for name in REQUIRED_SECRETS]
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -16,6 +16,15 @@ import redis
 
 from queue_service.errors import UnknownPrefecture, UnknownProcedure
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
+from queue_service.registration import (
+    Applicant,
+    Channel,
+    Fingerprints,
+    Registration,
+    RegistrationStatus,
+)
+from queue_service.scripts import CLOSE_SCRIPT, CONFIRM_SCRIPT, CREATE_SCRIPT, MOVE_CONTACT_SCRIPT, PURGE_SCRIPT
+from queue_service.tokens import RegistrationKey
 
 # Hash: prefecture code -> JSON {code, name, timezone}. Written by `qs load-reference`.
 PREFECTURES_KEY = "qs:ref:prefectures"
@@ -32,6 +41,28 @@ WORKER_HEARTBEAT_KEY = "qs:health:worker"
 PERIODIC_RUN_KEY = "qs:clock:periodic:{name}:{bucket}"
 # Prefix of the counters Flask-Limiter keeps (strings with a TTL, its own format).
 RATE_LIMIT_PREFIX = "qs:ratelimit"
+# Set of pool names ("01:renewal") that have had registrations: what purges walk.
+POOLS_KEY = "qs:pools"
+# Set per prefecture: keyed hashes (HMAC) of the AGDREF numbers its records know.
+AGDREF_KEY = "qs:{{{prefecture}}}:agdref"
+
+# Keys of one pool share the hash tag {<prefecture>:<procedure>}.
+# Hash: one registration's fields (personal data included; never in key names).
+REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
+# List of JSON events {at, kind, detail}: the registration's history, for its proof.
+HISTORY_KEY = "qs:{{{pool}}}:reg:{id}:history"
+# String: registration id holding the place of one person (keyed hash of identity).
+IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
+# Set of registration ids active with one email or phone (keyed hash of it).
+CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
+# Hash: public reference -> registration id.
+REFS_KEY = "qs:{{{pool}}}:refs"
+# Sorted set: registrations waiting for a draw, scored by the time they joined.
+WAITING_KEY = "qs:{{{pool}}}:waiting"
+# Sorted set: registrations awaiting email confirmation, scored by their deadline.
+UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
+# Sorted set: closed registrations (withdrawn...), scored by when they closed.
+CLOSED_KEY = "qs:{{{pool}}}:closed"
 
 
 class Store:
@@ -40,6 +71,11 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         # The client returns bytes (RQ requires it); the store decodes what it reads.
         self.redis = client
+        self._create = client.register_script(CREATE_SCRIPT)
+        self._confirm = client.register_script(CONFIRM_SCRIPT)
+        self._close = client.register_script(CLOSE_SCRIPT)
+        self._move_contact = client.register_script(MOVE_CONTACT_SCRIPT)
+        self._purge = client.register_script(PURGE_SCRIPT)
 
     # Reference data ------------------------------------------------------
 
@@ -106,6 +142,208 @@ class Store:
         key = PERIODIC_RUN_KEY.format(name=name, bucket=bucket)
         return bool(self.redis.set(key, "1", nx=True, ex=ttl_seconds))
 
+    # Registrations -----------------------------------------------------
+
+    def create_registration(self, registration, prints, contacts_cap: int, now: datetime.datetime) -> str:
+        """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing.
+
+        An unconfirmed registration of the same person past its deadline no
+        longer holds the place: it is purged first.
+        """
+        key = registration.key
+        holder = self.redis.get(IDENTITY_KEY.format(pool=key.pool, fingerprint=prints.identity))
+        if holder is not None:
+            self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
+        fields = _registration_fields(registration, prints)
+        event = _event_json(now, "registered", {"channel": registration.channel.value})
+        keys = [
+            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
+            HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
+            IDENTITY_KEY.format(pool=key.pool, fingerprint=prints.identity),
+            CONTACT_KEY.format(pool=key.pool, fingerprint=prints.email or "none"),
+            CONTACT_KEY.format(pool=key.pool, fingerprint=prints.phone),
+            REFS_KEY.format(pool=key.pool),
+            UNCONFIRMED_KEY.format(pool=key.pool),
+            WAITING_KEY.format(pool=key.pool),
+        ]
+        arguments = [
+            key.registration_id,
+            registration.ref,
+            contacts_cap,
+            registration.status.value,
+            now.timestamp(),
+            registration.confirm_by.timestamp(),
+            event,
+            "1" if prints.email else "0",
+            *[item for pair in fields.items() for item in pair],
+        ]
+        outcome = self._create(keys=keys, args=arguments).decode()
+        if outcome == "ok":
+            self.redis.sadd(POOLS_KEY, key.pool)
+        return outcome
+
+    def registration(self, key):
+        fields = self.redis.hgetall(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id))
+        if not fields:
+            return None
+        return _registration_from({name.decode(): value.decode() for name, value in fields.items()})
+
+    def registration_key_by_ref(self, pool: str, ref: str):
+        registration_id = self.redis.hget(REFS_KEY.format(pool=pool), ref)
+        if registration_id is None:
+            return None
+        prefecture, procedure = pool.split(":")
+        return RegistrationKey(prefecture, procedure, registration_id.decode())
+
+    def history(self, key) -> list[dict]:
+        raw = self.redis.lrange(HISTORY_KEY.format(pool=key.pool, id=key.registration_id), 0, -1)
+        return [json.loads(item) for item in raw]
+
+    def waiting_count(self, pool: str) -> int:
+        return self.redis.zcard(WAITING_KEY.format(pool=pool))
+
+    def confirm_email(self, key, now: datetime.datetime) -> bool:
+        keys = [
+            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
+            HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
+            UNCONFIRMED_KEY.format(pool=key.pool),
+            WAITING_KEY.format(pool=key.pool),
+        ]
+        arguments = [key.registration_id, _utc_text(now), now.timestamp(), _event_json(now, "email_confirmed")]
+        return bool(self._confirm(keys=keys, args=arguments))
+
+    def close_registration(self, key, status, allowed_from, now: datetime.datetime) -> bool:
+        """Move the registration to a closed `status` if it is in one of `allowed_from`;
+        its person and contacts are released so they may register again."""
+        for _ in range(3):
+            prints = self._fingerprints(key)
+            if prints is None:
+                return False
+            keys = self._lifecycle_keys(key.pool, key.registration_id, prints)
+            arguments = [
+                key.registration_id,
+                status.value,
+                _utc_text(now),
+                now.timestamp(),
+                _event_json(now, status.value),
+                prints["email_fp"],
+                prints["phone_fp"],
+                *[allowed.value for allowed in allowed_from],
+            ]
+            outcome = self._close(keys=keys, args=arguments)
+            if outcome != -1:  # -1: contacts changed meanwhile; read them again
+                return bool(outcome)
+        return False
+
+    def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
+        changes = {"phone": phone, "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
+        return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
+
+    def change_email(self, key, email, email_print, contacts_cap, now) -> str:
+        changes = {"email": email, "pending_email": ""}
+        return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed")
+
+    def set_pending_email(self, key, email: str, now: datetime.datetime) -> None:
+        self.redis.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "pending_email", email)
+
+    def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind) -> str:
+        for _ in range(3):
+            prints = self._fingerprints(key)
+            if prints is None:
+                return "missing"
+            old_print = prints[f"{kind}_fp"]
+            keys = [
+                REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
+                HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
+                CONTACT_KEY.format(pool=key.pool, fingerprint=old_print or "none"),
+                CONTACT_KEY.format(pool=key.pool, fingerprint=new_print),
+            ]
+            arguments = [
+                key.registration_id,
+                f"{kind}_fp",
+                old_print,
+                new_print,
+                contacts_cap,
+                _event_json(now, event_kind),
+                *[item for pair in changes.items() for item in pair],
+            ]
+            outcome = self._move_contact(keys=keys, args=arguments).decode()
+            if outcome != "retry":
+                return outcome
+        return "retry"
+
+    def _fingerprints(self, key) -> dict[str, str] | None:
+        values = self.redis.hmget(
+            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "identity_fp", "email_fp", "phone_fp", "ref"
+        )
+        if values[0] is None:
+            return None
+        names = ("identity_fp", "email_fp", "phone_fp", "ref")
+        return {name: (value or b"").decode() for name, value in zip(names, values)}
+
+    def _lifecycle_keys(self, pool: str, registration_id: str, prints: dict[str, str]) -> list[str]:
+        return [
+            REGISTRATION_KEY.format(pool=pool, id=registration_id),
+            HISTORY_KEY.format(pool=pool, id=registration_id),
+            IDENTITY_KEY.format(pool=pool, fingerprint=prints["identity_fp"]),
+            CONTACT_KEY.format(pool=pool, fingerprint=prints["email_fp"] or "none"),
+            CONTACT_KEY.format(pool=pool, fingerprint=prints["phone_fp"]),
+            REFS_KEY.format(pool=pool),
+            UNCONFIRMED_KEY.format(pool=pool),
+            WAITING_KEY.format(pool=pool),
+            CLOSED_KEY.format(pool=pool),
+        ]
+
+    # Purges ----------------------------------------------------------------
+
+    def pools(self) -> list[str]:
+        return sorted(pool.decode() for pool in self.redis.smembers(POOLS_KEY))
+
+    def purge_unconfirmed(self, pool: str, now: datetime.datetime) -> int:
+        """Delete registrations whose email was not confirmed by their deadline."""
+        due = self.redis.zrangebyscore(UNCONFIRMED_KEY.format(pool=pool), "-inf", now.timestamp())
+        return sum(self._purge_one(pool, registration_id.decode(), "unconfirmed", now) for registration_id in due)
+
+    def purge_closed(self, pool: str, closed_before: datetime.datetime) -> int:
+        """Delete registrations closed before `closed_before` (the retention period is over)."""
+        due = self.redis.zrangebyscore(CLOSED_KEY.format(pool=pool), "-inf", closed_before.timestamp())
+        return sum(self._purge_one(pool, registration_id.decode(), "closed", closed_before) for registration_id in due)
+
+    def _purge_one(self, pool: str, registration_id: str, which: str, deadline: datetime.datetime) -> int:
+        """Delete one registration if it is still unconfirmed past `deadline`, or closed before it."""
+        prefecture, procedure = pool.split(":")
+        prints = self._fingerprints(RegistrationKey(prefecture, procedure, registration_id))
+        if prints is None:
+            # Already gone: drop it from the indexes that still name it.
+            for index in (UNCONFIRMED_KEY, CLOSED_KEY):
+                self.redis.zrem(index.format(pool=pool), registration_id)
+            return 0
+        keys = self._lifecycle_keys(pool, registration_id, prints)
+        arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
+        return int(self._purge(keys=keys, args=arguments))
+
+    # AGDREF records ------------------------------------------------------------
+
+    def replace_agdref_records(self, prefecture: str, fingerprints: list[str]) -> None:
+        """Replace the prefecture's known AGDREF numbers (as keyed hashes), all at once."""
+        key = AGDREF_KEY.format(prefecture=prefecture)
+        staging = key + ":staging"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(staging)
+            for start in range(0, len(fingerprints), 10_000):
+                pipe.sadd(staging, *fingerprints[start : start + 10_000])
+            if fingerprints:
+                pipe.rename(staging, key)
+            else:
+                pipe.delete(key)
+            pipe.execute()
+
+    def agdref_known(self, prefecture: str, fingerprint: str) -> bool:
+        return bool(self.redis.sismember(AGDREF_KEY.format(prefecture=prefecture), fingerprint))
+
+    def agdref_count(self, prefecture: str) -> int:
+        return self.redis.scard(AGDREF_KEY.format(prefecture=prefecture))
+
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
@@ -165,10 +403,84 @@ def _site_from(raw: bytes) -> Site:
     return Site(**values)
 
 
+def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str]:
+    applicant = registration.applicant
+    return {
+        "id": registration.key.registration_id,
+        "ref": registration.ref,
+        "prefecture": registration.key.prefecture,
+        "procedure": registration.key.procedure,
+        "status": registration.status.value,
+        "channel": registration.channel.value,
+        "agent": registration.agent or "",
+        "created_at": _utc_text(registration.created_at),
+        "confirm_by": _utc_text(registration.confirm_by),
+        "email_confirmed_at": _utc_text(registration.email_confirmed_at) if registration.email_confirmed_at else "",
+        "status_changed_at": _utc_text(registration.created_at),
+        "family_name": applicant.family_name,
+        "given_names": applicant.given_names,
+        "birth_date": applicant.birth_date.isoformat(),
+        "nationality": applicant.nationality,
+        "email": applicant.email or "",
+        "phone": applicant.phone,
+        "agdref": applicant.agdref or "",
+        "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
+        "sites": json.dumps(list(applicant.sites)),
+        "half_days": json.dumps(list(applicant.half_days)),
+        "language": applicant.language,
+        "identity_fp": prints.identity,
+        "email_fp": prints.email or "",
+        "phone_fp": prints.phone,
+        "draws_entered": str(registration.draws_entered),
+        "draws_lost": str(registration.draws_lost),
+        "pending_email": "",
+    }
+
+
+def _registration_from(fields: dict[str, str]) -> Registration:
+    def moment(name: str) -> datetime.datetime | None:
+        return datetime.datetime.fromisoformat(fields[name]) if fields.get(name) else None
+
+    def day(name: str) -> datetime.date | None:
+        return datetime.date.fromisoformat(fields[name]) if fields.get(name) else None
+
+    applicant = Applicant(
+        family_name=fields["family_name"],
+        given_names=fields["given_names"],
+        birth_date=day("birth_date"),
+        nationality=fields["nationality"],
+        email=fields["email"] or None,
+        phone=fields["phone"],
+        agdref=fields["agdref"] or None,
+        permit_expiry=day("permit_expiry"),
+        sites=tuple(json.loads(fields["sites"])),
+        half_days=tuple(json.loads(fields["half_days"])),
+        language=fields["language"],
+    )
+    return Registration(
+        key=RegistrationKey(fields["prefecture"], fields["procedure"], fields["id"]),
+        ref=fields["ref"],
+        status=RegistrationStatus(fields["status"]),
+        channel=Channel(fields["channel"]),
+        agent=fields["agent"] or None,
+        created_at=moment("created_at"),
+        confirm_by=moment("confirm_by"),
+        applicant=applicant,
+        draws_entered=int(fields["draws_entered"]),
+        draws_lost=int(fields["draws_lost"]),
+        email_confirmed_at=moment("email_confirmed_at"),
+        pending_email=fields.get("pending_email") or None,
+    )
+
+
 def _code_order(code: str) -> tuple[int, str]:
     """Sort key putting 2A and 2B where 20 would stand, and overseas last."""
     digits = code.replace("2A", "20").replace("2B", "20")
     return (int(digits), code)
+
+
+def _event_json(moment: datetime.datetime, kind: str, detail: dict | None = None) -> str:
+    return json.dumps({"at": _utc_text(moment), "kind": kind, "detail": detail or {}})
 
 
 def _utc_text(moment: datetime.datetime) -> str:

@@ -19,6 +19,7 @@ from email.message import Message
 import pytest
 
 from queue_service import reference
+from queue_service.proof import generate_signing_key
 from queue_service.settings import load_settings
 from queue_service.store import Store
 
@@ -105,23 +106,35 @@ def mailbox(smtp_server) -> Mailbox:
 # Settings, app, jobs ----------------------------------------------------------
 
 
+TEST_SIGNING_KEY = generate_signing_key()
+
+
 @pytest.fixture
-def settings(tmp_path, redis_url, smtp_server):
-    """Test settings: the run's Redis, the loopback SMTP server, nothing from the environment."""
+def settings(tmp_path, redis_url, smtp_server, monkeypatch):
+    """Test settings: the run's Redis and the loopback SMTP server.
+
+    They are given through QS_* environment variables, as in production, so
+    that code reading the settings itself (a job) reads the same ones; any
+    QS_* variable of the developer's shell is removed.
+    """
     controller, _ = smtp_server
-    return load_settings(
-        environ={},
-        overrides={
-            "env": "test",
-            "data_dir": str(tmp_path / "var"),
-            "redis_url": redis_url,
-            "secret_key": TEST_SECRET,
-            "identity_key": TEST_SECRET,
-            "mail_backend": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": controller.port,
-        },
-    )
+    for name in list(os.environ):
+        if name.startswith("QS_") or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+    environment = {
+        "QS_ENV": "test",
+        "QS_DATA_DIR": str(tmp_path / "var"),
+        "QS_REDIS_URL": redis_url,
+        "QS_SECRET_KEY": TEST_SECRET,
+        "QS_IDENTITY_KEY": TEST_SECRET,
+        "QS_PROOF_SIGNING_KEY": TEST_SIGNING_KEY,
+        "QS_MAIL_BACKEND": "smtp",
+        "QS_SMTP_HOST": "127.0.0.1",
+        "QS_SMTP_PORT": str(controller.port),
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
 
 
 @pytest.fixture

@@ -8,28 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from queue_service import mail, reference
+from queue_service.proof import generate_signing_key
 from worker.cli import main
 
 
 @pytest.fixture
-def cli_environment(settings, monkeypatch):
-    """Run `qs` commands with the test settings, through the environment as in production."""
-    for name in list(os.environ):
-        if name.startswith("QS_") or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-    values = {
-        "QS_ENV": "test",
-        "QS_DATA_DIR": str(settings.data_dir),
-        "QS_REDIS_URL": settings.redis_url,
-        "QS_SECRET_KEY": settings.secret_key,
-        "QS_IDENTITY_KEY": settings.identity_key,
-        "QS_MAIL_BACKEND": "smtp",
-        "QS_SMTP_HOST": settings.smtp_host,
-        "QS_SMTP_PORT": str(settings.smtp_port),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+def cli_environment(settings):
+    """`qs` reads its settings from the environment, which the settings fixture sets."""
+    return dict(os.environ)
 
 
 def run_qs(*arguments):
@@ -109,6 +95,7 @@ def test_dev_refuses_to_run_in_production(monkeypatch, tmp_path):
         QS_DATA_DIR=str(tmp_path),
         QS_SECRET_KEY="k" * 40,
         QS_IDENTITY_KEY="k" * 40,
+        QS_PROOF_SIGNING_KEY=generate_signing_key(),
         QS_MAIL_BACKEND="smtp",
         QS_REDIS_URL="redis://127.0.0.1:1/0",
     )

@@ -6,9 +6,11 @@ import stat
 import pytest
 
 from queue_service.errors import SettingsError
+from queue_service.proof import generate_signing_key
 from queue_service.settings import load_settings
 
 SECRET = "s" * 40
+SIGNING_KEY = generate_signing_key()
 
 
 def test_defaults_are_development_with_embedded_redis(tmp_path):
@@ -87,6 +89,7 @@ def production_environ(tmp_path, **changes):
         "QS_ENV": "production",
         "QS_SECRET_KEY": SECRET,
         "QS_IDENTITY_KEY": SECRET,
+        "QS_PROOF_SIGNING_KEY": SIGNING_KEY,
         "QS_MAIL_BACKEND": "smtp",
         "QS_REDIS_URL": "redis://db:6379/0",
     }
@@ -107,6 +110,8 @@ def test_production_starts_with_its_secrets_and_generates_none(tmp_path):
         ({"QS_IDENTITY_KEY": "short"}, "QS_IDENTITY_KEY"),
         ({"QS_MAIL_BACKEND": "file"}, "QS_MAIL_BACKEND"),
         ({"QS_REDIS_URL": None}, "QS_REDIS_URL"),
+        ({"QS_PROOF_SIGNING_KEY": None}, "QS_PROOF_SIGNING_KEY"),
+        ({"QS_PROOF_SIGNING_KEY": "not-a-key"}, "QS_PROOF_SIGNING_KEY"),
     ],
 )
 def test_production_refuses_to_start_without_what_it_needs(tmp_path, change, named):
@@ -123,6 +128,15 @@ def test_the_production_example_file_is_valid(tmp_path):
         "QS_DATA_DIR": str(tmp_path),
         "QS_SECRET_KEY": SECRET,
         "QS_IDENTITY_KEY": SECRET,
+        "QS_PROOF_SIGNING_KEY": SIGNING_KEY,
     }
     settings = load_settings(environ=environ)
     assert settings.is_production and settings.smtp_security == "starttls"
+
+
+def test_an_older_secrets_file_gets_the_secrets_it_lacks(tmp_path):
+    (tmp_path / "secrets.toml").write_text('secret_key = "kept-secret"\nidentity_key = "kept-identity"\n')
+    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path)})
+    assert (settings.secret_key, settings.identity_key) == ("kept-secret", "kept-identity")
+    assert len(settings.proof_signing_key) == 43
+    assert load_settings(environ={"QS_DATA_DIR": str(tmp_path)}).proof_signing_key == settings.proof_signing_key

@@ -1,0 +1,386 @@
+"""Registrations: one person waiting in one pool, from sign-up to withdrawal.
+
+The rules live here; the store applies each change atomically. Time (`now`),
+randomness (`rng`) and keys are passed in, so the same code serves the web
+form, the API, an agent at the counter and the tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from queue_service import identity
+from queue_service.agdref import AgdrefRecords
+from queue_service.errors import (
+    ContactCapReached,
+    DuplicateRegistration,
+    InvalidTransition,
+    RegistrationNotFound,
+    ValidationFailed,
+)
+from queue_service.reference import HALF_DAYS, IdentityField, Procedure
+from queue_service.settings import LOCALES
+from queue_service.tokens import RegistrationKey
+
+
+class RegistrationStatus(str, Enum):
+    PENDING_EMAIL = "pending_email"
+    WAITING = "waiting"
+    OFFERED = "offered"
+    CONFIRMED = "confirmed"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
+
+
+# A person holds at most one registration in one of these per pool.
+ACTIVE_STATUSES = frozenset(
+    {
+        RegistrationStatus.PENDING_EMAIL,
+        RegistrationStatus.WAITING,
+        RegistrationStatus.OFFERED,
+        RegistrationStatus.CONFIRMED,
+    }
+)
+# An applicant may withdraw, or change their preferences, only while waiting
+# for a draw. Offers and bookings have their own cancellation rules.
+WITHDRAWABLE = (RegistrationStatus.PENDING_EMAIL, RegistrationStatus.WAITING)
+EDITABLE = (RegistrationStatus.PENDING_EMAIL, RegistrationStatus.WAITING)
+
+
+class Channel(str, Enum):
+    ONLINE = "online"
+    ASSISTED = "assisted"
+
+
+# Public references: the prefecture's code, a letter for the procedure, and
+# six characters of Crockford's alphabet (no I, L, O, U: easy to read aloud).
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_LENGTH = 6
+UNKNOWN_AGDREF = identity.N_(
+    "This AGDREF number is not in the prefecture's records. Check the 10 digits on your residence permit or receipt."
+)
+PROCEDURE_LETTERS = {"first_request": "F", "renewal": "R", "permit_pickup": "P", "student": "S"}
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """What a person told us, validated and normalised."""
+
+    family_name: str
+    given_names: str
+    birth_date: datetime.date
+    nationality: str
+    email: str | None
+    phone: str
+    agdref: str | None
+    permit_expiry: datetime.date | None
+    sites: tuple[str, ...]
+    half_days: tuple[str, ...]
+    language: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a registration's history, shown on the proof of registration."""
+
+    at: datetime.datetime
+    kind: str
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Registration:
+    key: RegistrationKey
+    ref: str
+    status: RegistrationStatus
+    channel: Channel
+    agent: str | None
+    created_at: datetime.datetime
+    confirm_by: datetime.datetime
+    applicant: Applicant
+    draws_entered: int = 0
+    draws_lost: int = 0
+    email_confirmed_at: datetime.datetime | None = None
+    pending_email: str | None = None
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """Keyed hashes standing for the person and their contacts in Redis key names."""
+
+    identity: str
+    email: str | None
+    phone: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    contacts_per_pool: int
+    confirmation_window: datetime.timedelta
+
+
+# Parsing ----------------------------------------------------------------------
+
+
+def parse_applicant(
+    form: Mapping[str, object],
+    procedure: Procedure,
+    site_ids: list[str],
+    today: datetime.date,
+    *,
+    email_required: bool = True,
+) -> Applicant:
+    """Validate a registration form (web form or JSON); raises ValidationFailed with every wrong field."""
+    errors: dict[str, str] = {}
+
+    def take(name: str, parse, *arguments):
+        try:
+            return parse(*arguments)
+        except identity.InvalidField as error:
+            errors[error.field] = error.message
+            return None
+
+    required = set(procedure.required_fields)
+    family_name = take("family_name", identity.clean_name, "family_name", _text(form, "family_name"))
+    given_names = take("given_names", identity.clean_name, "given_names", _text(form, "given_names"))
+    birth_date = take("birth_date", identity.parse_birth_date, _text(form, "birth_date"), today)
+    nationality = take("nationality", identity.clean_nationality, _text(form, "nationality"))
+    email = None
+    if email_required or _text(form, "email"):
+        email = take("email", identity.clean_email, _text(form, "email"))
+    phone = take("phone", identity.clean_phone, _text(form, "phone"))
+    agdref = None
+    if IdentityField.AGDREF in required:
+        agdref = take("agdref", identity.clean_agdref, _text(form, "agdref"))
+    permit_expiry = None
+    if IdentityField.PERMIT_EXPIRY in required:
+        permit_expiry = take("permit_expiry", identity.parse_permit_expiry, _text(form, "permit_expiry"), today)
+    sites = _choices(form, "sites", site_ids, errors, identity.N_("Choose at least one place you can go to."))
+    half_days = _choices(
+        form, "half_days", list(HALF_DAYS), errors, identity.N_("Choose at least one half-day when you are free.")
+    )
+    language = _text(form, "language") or "fr"
+    if language not in LOCALES:
+        errors["language"] = identity.N_("Choose a language for our messages.")
+    if _text(form, "consent") not in ("yes", "true", "on", "1"):
+        errors["consent"] = identity.N_("Please read the privacy notice and accept it to register.")
+    if errors:
+        raise ValidationFailed(errors)
+    return Applicant(
+        family_name=family_name,
+        given_names=given_names,
+        birth_date=birth_date,
+        nationality=nationality,
+        email=email,
+        phone=phone,
+        agdref=agdref,
+        permit_expiry=permit_expiry,
+        sites=sites,
+        half_days=half_days,
+        language=language,
+    )
+
+
+def _text(form: Mapping[str, object], name: str) -> str:
+    value = form.get(name)
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _choices(form, name: str, allowed: list[str], errors: dict[str, str], empty_message: str) -> tuple[str, ...]:
+    """Selected values of a multiple choice, in the order of `allowed`. Absent means all."""
+    value = form.get(name)
+    if value is None or value == "":
+        return tuple(allowed)
+    chosen = [value] if isinstance(value, str) else value
+    if not isinstance(chosen, list) or not all(isinstance(item, str) for item in chosen):
+        errors[name] = empty_message
+        return ()
+    unknown = set(chosen) - set(allowed)
+    if unknown or not chosen:
+        errors[name] = empty_message
+        return ()
+    return tuple(item for item in allowed if item in chosen)
+
+
+# Rules ---------------------------------------------------------------------------
+
+
+def new_reference(prefecture: str, procedure: str, rng: random.Random) -> str:
+    """A public reference such as 01R-7K3Q9X: short, unguessable enough, no personal data."""
+    letter = PROCEDURE_LETTERS.get(procedure, "X")
+    code = "".join(rng.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    return f"{prefecture}{letter}-{code}"
+
+
+def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints:
+    return Fingerprints(
+        identity=identity.identity_fingerprint(
+            secret,
+            pool,
+            agdref=applicant.agdref,
+            family_name=applicant.family_name,
+            given_names=applicant.given_names,
+            birth_date=applicant.birth_date,
+            nationality=applicant.nationality,
+        ),
+        email=identity.contact_fingerprint(secret, pool, "email", applicant.email) if applicant.email else None,
+        phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone),
+    )
+
+
+def register(
+    store,
+    prefecture: str,
+    procedure: str,
+    applicant: Applicant,
+    *,
+    now: datetime.datetime,
+    rng: random.Random,
+    identity_secret: bytes,
+    limits: Limits,
+    records: AgdrefRecords,
+    channel: Channel = Channel.ONLINE,
+    agent: str | None = None,
+) -> Registration:
+    """Create a registration, or raise DuplicateRegistration / ContactCapReached.
+
+    An AGDREF number must be known to the prefecture's records. Online
+    registrations wait for their email to be confirmed; one made by an agent
+    (who has seen the person) enters the pool at once.
+    """
+    if applicant.agdref is not None and not records.is_known(prefecture, applicant.agdref):
+        raise ValidationFailed({"agdref": UNKNOWN_AGDREF})
+    key = RegistrationKey(prefecture, procedure, "%032x" % rng.getrandbits(128))
+    needs_email = channel is Channel.ONLINE
+    registration = Registration(
+        key=key,
+        ref=new_reference(prefecture, procedure, rng),
+        status=RegistrationStatus.PENDING_EMAIL if needs_email else RegistrationStatus.WAITING,
+        channel=channel,
+        agent=agent,
+        created_at=now,
+        confirm_by=now + limits.confirmation_window,
+        applicant=applicant,
+        email_confirmed_at=None if needs_email else now,
+    )
+    prints = fingerprints(identity_secret, key.pool, applicant)
+    for _ in range(5):  # a reference already taken in this pool: draw another
+        outcome = store.create_registration(registration, prints, limits.contacts_per_pool, now)
+        if outcome == "ok":
+            return registration
+        if outcome == "duplicate":
+            raise DuplicateRegistration()
+        if outcome == "contact_cap":
+            raise ContactCapReached()
+        registration = replace(registration, ref=new_reference(prefecture, procedure, rng))
+    raise RuntimeError("could not find a free public reference")
+
+
+def load(store, key: RegistrationKey) -> Registration:
+    registration = store.registration(key)
+    if registration is None:
+        raise RegistrationNotFound()
+    return registration
+
+
+def confirm_email(store, key: RegistrationKey, email: str, now: datetime.datetime) -> Registration:
+    """The applicant opened the link sent to `email`: the registration enters the pool.
+
+    Opening the link again changes nothing. A link for an address that is no
+    longer the registration's (it was changed since) is refused.
+    """
+    registration = load(store, key)
+    if registration.applicant.email != email:
+        raise InvalidTransition()
+    if registration.status is RegistrationStatus.PENDING_EMAIL:
+        store.confirm_email(key, now)
+        registration = load(store, key)
+    return registration
+
+
+def withdraw(store, key: RegistrationKey, now: datetime.datetime) -> Registration:
+    """The applicant leaves the pool; the person may register again later."""
+    if not store.close_registration(key, RegistrationStatus.WITHDRAWN, WITHDRAWABLE, now):
+        load(store, key)  # RegistrationNotFound if it is gone
+        raise InvalidTransition()
+    return load(store, key)
+
+
+def update_preferences(
+    store,
+    key: RegistrationKey,
+    form: Mapping[str, object],
+    site_ids: list[str],
+    *,
+    identity_secret: bytes,
+    limits: Limits,
+    now: datetime.datetime,
+) -> Registration:
+    """Change the phone number, sites and half-days (the email has its own confirmation)."""
+    registration = load(store, key)
+    if registration.status not in EDITABLE:
+        raise InvalidTransition()
+    errors: dict[str, str] = {}
+    phone = None
+    try:
+        phone = identity.clean_phone(_text(form, "phone"))
+    except identity.InvalidField as error:
+        errors[error.field] = error.message
+    sites = _choices(form, "sites", site_ids, errors, identity.N_("Choose at least one place you can go to."))
+    half_days = _choices(
+        form, "half_days", list(HALF_DAYS), errors, identity.N_("Choose at least one half-day when you are free.")
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    phone_print = identity.contact_fingerprint(identity_secret, key.pool, "phone", phone)
+    outcome = store.update_preferences(key, phone, phone_print, sites, half_days, limits.contacts_per_pool, now)
+    if outcome == "contact_cap":
+        raise ContactCapReached()
+    return load(store, key)
+
+
+def request_email_change(store, key: RegistrationKey, new_email: str, now: datetime.datetime) -> tuple[Registration, str]:
+    """Record the new address, unconfirmed; the caller sends it a confirmation link."""
+    registration = load(store, key)
+    if registration.status not in EDITABLE:
+        raise InvalidTransition()
+    try:
+        email = identity.clean_email(new_email)
+    except identity.InvalidField as error:
+        raise ValidationFailed({error.field: error.message}) from None
+    store.set_pending_email(key, email, now)
+    return load(store, key), email
+
+
+def confirm_email_change(
+    store, key: RegistrationKey, email: str, *, identity_secret: bytes, limits: Limits, now: datetime.datetime
+) -> Registration:
+    registration = load(store, key)
+    if registration.applicant.email == email:
+        return registration  # already done: opening the link twice changes nothing
+    if registration.pending_email != email or registration.status not in EDITABLE:
+        raise InvalidTransition()
+    email_print = identity.contact_fingerprint(identity_secret, key.pool, "email", email)
+    if store.change_email(key, email, email_print, limits.contacts_per_pool, now) == "contact_cap":
+        raise ContactCapReached()
+    return load(store, key)
+
+
+def purge(store, now: datetime.datetime, closed_retention: datetime.timedelta) -> int:
+    """Delete the personal data of unconfirmed registrations past their deadline,
+    and of closed ones past the retention period. Returns how many were deleted."""
+    deleted = 0
+    for pool in store.pools():
+        deleted += store.purge_unconfirmed(pool, now)
+        deleted += store.purge_closed(pool, now - closed_retention)
+    return deleted

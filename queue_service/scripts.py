@@ -1,0 +1,109 @@
+"""Lua scripts of the store: each change that spans keys runs as one script, all or nothing.
+
+Scripts receive every key they touch in KEYS (all of one pool's hash tag, so
+they run on Redis Cluster too) and never build key names themselves.
+"""
+
+# KEYS: registration, history, identity, email contacts, phone contacts, refs,
+#       unconfirmed, waiting
+# ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
+#       event, has email ("1"/"0"), then field/value pairs of the registration
+CREATE_SCRIPT = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
+local cap = tonumber(ARGV[3])
+if ARGV[8] == '1' and redis.call('SCARD', KEYS[4]) >= cap then return 'contact_cap' end
+if redis.call('SCARD', KEYS[5]) >= cap then return 'contact_cap' end
+if redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[1]) == 0 then return 'ref_taken' end
+redis.call('SET', KEYS[3], ARGV[1])
+if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('RPUSH', KEYS[2], ARGV[7])
+if ARGV[4] == 'pending_email' then
+  redis.call('ZADD', KEYS[7], ARGV[6], ARGV[1])
+else
+  redis.call('ZADD', KEYS[8], ARGV[5], ARGV[1])
+end
+return 'ok'
+"""
+
+# KEYS: registration, history, unconfirmed, waiting
+# ARGV: id, now (ISO), now (epoch), history event
+CONFIRM_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending_email' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+return 1
+"""
+
+# KEYS: registration, history, identity, email contacts, phone contacts, refs,
+#       unconfirmed, waiting, closed
+# ARGV: id, new status, now (ISO), now (epoch), history event, expected email
+#       fingerprint, expected phone fingerprint, then the statuses allowed before
+# Returns 1 when closed, 0 when not allowed, -1 when the contacts changed meanwhile.
+CLOSE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local allowed = false
+for i = 8, #ARGV do
+  if ARGV[i] == status then allowed = true end
+end
+if not allowed then return 0 end
+local prints = redis.call('HMGET', KEYS[1], 'email_fp', 'phone_fp')
+if (prints[1] or '') ~= ARGV[6] or (prints[2] or '') ~= ARGV[7] then return -1 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_changed_at', ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[5])
+return 1
+"""
+
+# KEYS: registration, history, old contact set, new contact set
+# ARGV: id, fingerprint field, expected old fingerprint, new fingerprint,
+#       contacts cap, history event, then field/value pairs to set
+# Returns "ok", "contact_cap", "missing", or "retry" (the contact changed meanwhile).
+MOVE_CONTACT_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return 'missing' end
+if current ~= ARGV[3] then return 'retry' end
+if ARGV[3] ~= ARGV[4] then
+  if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
+  redis.call('SREM', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], unpack(ARGV, 7))
+redis.call('RPUSH', KEYS[2], ARGV[6])
+return 'ok'
+"""
+
+# KEYS: registration, history, identity, email contacts, phone contacts, refs,
+#       unconfirmed, waiting, closed
+# ARGV: id, ref, "unconfirmed" or "closed", deadline (epoch)
+# Deletes the registration only if it is still unconfirmed past the deadline,
+# or closed before it; returns 1 if deleted.
+PURGE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if ARGV[3] == 'unconfirmed' then
+  local score = redis.call('ZSCORE', KEYS[7], ARGV[1])
+  if status ~= 'pending_email' or not score or tonumber(score) > tonumber(ARGV[4]) then return 0 end
+else
+  local score = redis.call('ZSCORE', KEYS[9], ARGV[1])
+  if not score or tonumber(score) > tonumber(ARGV[4]) then return 0 end
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+if redis.call('HGET', KEYS[6], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[2]) end
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZREM', KEYS[9], ARGV[1])
+return 1
+"""

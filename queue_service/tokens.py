@@ -1,0 +1,73 @@
+"""Signed tokens carried by links: the private status link and the email confirmation.
+
+A token names a registration by its pool and opaque id, never by personal
+data. It is signed with the service's secret (itsdangerous), so it cannot be
+forged or edited. Time is passed in: the confirmation token carries its issue
+time and is checked against `now`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from queue_service.errors import ExpiredLink, InvalidLink
+
+STATUS_SALT = "qs.status-link.v1"
+CONFIRMATION_SALT = "qs.confirm-email.v1"
+
+
+@dataclass(frozen=True)
+class RegistrationKey:
+    """Where a registration lives: its pool (prefecture, procedure) and its id."""
+
+    prefecture: str
+    procedure: str
+    registration_id: str
+
+    @property
+    def pool(self) -> str:
+        return f"{self.prefecture}:{self.procedure}"
+
+
+def status_token(secret: str, key: RegistrationKey) -> str:
+    return URLSafeSerializer(secret, salt=STATUS_SALT).dumps([key.prefecture, key.procedure, key.registration_id])
+
+
+def read_status_token(secret: str, token: str) -> RegistrationKey:
+    payload = _load(secret, STATUS_SALT, token)
+    if not (isinstance(payload, list) and len(payload) == 3 and all(isinstance(part, str) for part in payload)):
+        raise InvalidLink()
+    return RegistrationKey(*payload)
+
+
+def confirmation_token(secret: str, key: RegistrationKey, email: str, issued_at: datetime.datetime) -> str:
+    """A link that confirms `email` for the registration; valid for a limited time."""
+    payload = [key.prefecture, key.procedure, key.registration_id, email, int(issued_at.timestamp())]
+    return URLSafeSerializer(secret, salt=CONFIRMATION_SALT).dumps(payload)
+
+
+def read_confirmation_token(
+    secret: str, token: str, now: datetime.datetime, max_age: datetime.timedelta
+) -> tuple[RegistrationKey, str]:
+    """The registration and the email address the token confirms; raises if forged or too old."""
+    payload = _load(secret, CONFIRMATION_SALT, token)
+    if not (isinstance(payload, list) and len(payload) == 5 and isinstance(payload[4], int)):
+        raise InvalidLink()
+    prefecture, procedure, registration_id, email, issued = payload
+    if not all(isinstance(part, str) for part in (prefecture, procedure, registration_id, email)):
+        raise InvalidLink()
+    if now.timestamp() - issued > max_age.total_seconds():
+        raise ExpiredLink()
+    return RegistrationKey(prefecture, procedure, registration_id), email
+
+
+def _load(secret: str, salt: str, token: str) -> object:
+    if not isinstance(token, str) or len(token) > 1000:
+        raise InvalidLink()
+    try:
+        return URLSafeSerializer(secret, salt=salt).loads(token)
+    except BadData:
+        raise InvalidLink() from None

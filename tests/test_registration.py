@@ -1,0 +1,292 @@
+"""Registrations against the real Redis: one person one place, caps, confirmation,
+withdrawal, preferences, purges, and concurrent attempts."""
+
+import datetime
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from queue_service import registration as reg
+from queue_service.agdref import UploadedRecords
+from queue_service.errors import (
+    ContactCapReached,
+    DuplicateRegistration,
+    InvalidTransition,
+    RegistrationNotFound,
+    ValidationFailed,
+)
+from queue_service.reference import HALF_DAYS, procedure_by_code
+from queue_service.registration import Channel, RegistrationStatus
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2027, 1, 4, 9, 30, tzinfo=UTC)
+SECRET = b"identity-secret-for-tests"
+LIMITS = reg.Limits(contacts_per_pool=4, confirmation_window=datetime.timedelta(hours=24))
+SITES = ["bourg", "belley", "gex", "nantua"]
+KNOWN_AGDREF = "0123456789"
+
+
+def form(**changes):
+    values = {
+        "family_name": "Nguyễn",
+        "given_names": "Văn An",
+        "birth_date": "1990-05-17",
+        "nationality": "VN",
+        "email": "an.nguyen@example.org",
+        "phone": "06 12 34 56 78",
+        "agdref": "01 2345 6789",
+        "permit_expiry": "2027-03-01",
+        "sites": ["bourg", "gex"],
+        "half_days": ["mon-am", "tue-pm"],
+        "language": "fr",
+        "consent": "yes",
+    }
+    values.update(changes)
+    return values
+
+
+@pytest.fixture
+def records(store):
+    uploaded = UploadedRecords(store, SECRET)
+    uploaded.replace("01", [KNOWN_AGDREF, "9876543210", "1111111111"])
+    return uploaded
+
+
+@pytest.fixture
+def sign_up(store, records):
+    """Register a person from a form in the renewal pool of Ain."""
+    rng = random.Random(7)
+
+    def submit(procedure="renewal", now=NOW, channel=Channel.ONLINE, **changes):
+        applicant = reg.parse_applicant(
+            form(**changes), procedure_by_code(procedure), SITES, now.date(), email_required=channel is Channel.ONLINE
+        )
+        return reg.register(
+            store,
+            "01",
+            procedure,
+            applicant,
+            now=now,
+            rng=rng,
+            identity_secret=SECRET,
+            limits=LIMITS,
+            records=records,
+            channel=channel,
+        )
+
+    return submit
+
+
+def test_parse_collects_every_wrong_field_at_once():
+    with pytest.raises(ValidationFailed) as failure:
+        reg.parse_applicant(
+            form(family_name="", phone="123", agdref="12", consent="", sites=["mars"]),
+            procedure_by_code("renewal"),
+            SITES,
+            NOW.date(),
+        )
+    assert set(failure.value.errors) == {"family_name", "phone", "agdref", "consent", "sites"}
+
+
+def test_first_request_ignores_agdref_and_absent_choices_mean_all():
+    applicant = reg.parse_applicant(
+        form(agdref="", permit_expiry="", sites=None, half_days=None), procedure_by_code("first_request"), SITES, NOW.date()
+    )
+    assert applicant.agdref is None and applicant.permit_expiry is None
+    assert applicant.sites == tuple(SITES) and applicant.half_days == HALF_DAYS
+
+
+def test_registration_waits_for_its_email_then_enters_the_pool(store, sign_up):
+    created = sign_up()
+    assert created.status is RegistrationStatus.PENDING_EMAIL
+    assert created.ref.startswith("01R-") and len(created.ref) == 10
+    stored = store.registration(created.key)
+    assert stored == created
+    assert store.waiting_count("01:renewal") == 0
+
+    confirmed = reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW + datetime.timedelta(hours=1))
+    assert confirmed.status is RegistrationStatus.WAITING
+    assert store.waiting_count("01:renewal") == 1
+    again = reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW + datetime.timedelta(hours=2))
+    assert again.email_confirmed_at == confirmed.email_confirmed_at  # opening the link twice changes nothing
+    assert [event["kind"] for event in store.history(created.key)] == ["registered", "email_confirmed"]
+    assert store.registration_key_by_ref("01:renewal", created.ref) == created.key
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"agdref": "0123456789", "family_name": "NGUYEN", "given_names": "van-an"},
+        {"email": "other@example.org", "phone": "+44 7911 123456"},
+    ],
+)
+def test_the_same_person_cannot_hold_two_places(sign_up, variant):
+    sign_up()
+    with pytest.raises(DuplicateRegistration) as refused:
+        sign_up(**variant)
+    assert "already registered" in refused.value.message
+    assert "Nguy" not in refused.value.message  # reveals nothing about the other registration
+
+
+def test_without_agdref_the_name_birth_date_and_nationality_identify_the_person(sign_up):
+    sign_up(procedure="first_request", agdref="")
+    with pytest.raises(DuplicateRegistration):
+        sign_up(procedure="first_request", agdref="", family_name="nguyen", given_names="VAN AN", email="x@example.org")
+    other = sign_up(procedure="first_request", agdref="", birth_date="1991-05-17", email="y@example.org")
+    assert other.status is RegistrationStatus.PENDING_EMAIL
+
+
+def test_unknown_agdref_is_refused_with_a_field_message(sign_up, store):
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(agdref="5555555555")
+    assert "agdref" in refused.value.errors
+    assert store.pools() == []
+
+
+def test_an_email_serves_at_most_the_cap_per_pool(sign_up):
+    for number, name in enumerate(["Ana", "Bela", "Chen", "Dara"]):
+        sign_up(procedure="first_request", agdref="", family_name=name, phone=f"06 12 34 56 7{number}")
+    with pytest.raises(ContactCapReached):
+        sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
+    # Another pool has its own count.
+    assert sign_up(procedure="student", agdref="", family_name="Eve", phone="06 12 34 56 79")
+
+
+def test_withdrawal_closes_the_registration_and_frees_the_person(store, sign_up):
+    first = sign_up()
+    reg.confirm_email(store, first.key, "an.nguyen@example.org", NOW)
+    withdrawn = reg.withdraw(store, first.key, NOW + datetime.timedelta(days=1))
+    assert withdrawn.status is RegistrationStatus.WITHDRAWN
+    assert store.waiting_count("01:renewal") == 0
+    with pytest.raises(InvalidTransition):
+        reg.withdraw(store, first.key, NOW + datetime.timedelta(days=2))
+    second = sign_up(now=NOW + datetime.timedelta(days=3))
+    assert second.key != first.key and second.ref != first.ref
+
+
+def test_unconfirmed_registrations_are_purged_after_their_deadline(store, sign_up):
+    created = sign_up()
+    assert reg.purge(store, NOW + datetime.timedelta(hours=23), datetime.timedelta(days=90)) == 0
+    assert reg.purge(store, NOW + datetime.timedelta(hours=25), datetime.timedelta(days=90)) == 1
+    with pytest.raises(RegistrationNotFound):
+        reg.load(store, created.key)
+    assert store.registration_key_by_ref("01:renewal", created.ref) is None
+    assert sign_up(now=NOW + datetime.timedelta(hours=26)).status is RegistrationStatus.PENDING_EMAIL
+
+
+def test_an_expired_unconfirmed_attempt_does_not_block_a_new_one(sign_up):
+    sign_up()
+    later = sign_up(now=NOW + datetime.timedelta(hours=30), email="new@example.org")
+    assert later.status is RegistrationStatus.PENDING_EMAIL
+
+
+def test_closed_registrations_are_purged_after_the_retention_period(store, sign_up):
+    created = sign_up()
+    reg.withdraw(store, created.key, NOW)
+    assert reg.purge(store, NOW + datetime.timedelta(days=89), datetime.timedelta(days=90)) == 0
+    assert reg.purge(store, NOW + datetime.timedelta(days=91), datetime.timedelta(days=90)) == 1
+    assert store.registration(created.key) is None
+
+
+def test_purged_registrations_leave_no_personal_data(store, sign_up):
+    created = sign_up()
+    reg.withdraw(store, created.key, NOW)
+    reg.purge(store, NOW + datetime.timedelta(days=91), datetime.timedelta(days=90))
+    leftover = {key.decode(): store.redis.type(key).decode() for key in store.redis.scan_iter("qs:{01:renewal}:*")}
+    assert all(store.redis.zcard(key) == 0 for key, kind in leftover.items() if kind == "zset")
+    assert not any(kind in ("hash", "list", "string") and ":reg:" in key for key, kind in leftover.items())
+    dump = b"".join(store.redis.dump(key) or b"" for key in store.redis.scan_iter("qs:*"))
+    assert b"Nguy" not in dump and b"an.nguyen" not in dump and KNOWN_AGDREF.encode() not in dump
+
+
+def test_preferences_change_and_the_phone_cap_holds(store, sign_up):
+    created = sign_up()
+    updated = reg.update_preferences(
+        store,
+        created.key,
+        {"phone": "07 98 76 54 32", "sites": ["nantua"], "half_days": ["fri-pm"]},
+        SITES,
+        identity_secret=SECRET,
+        limits=LIMITS,
+        now=NOW,
+    )
+    assert updated.applicant.phone == "+33798765432"
+    assert updated.applicant.sites == ("nantua",) and updated.applicant.half_days == ("fri-pm",)
+    with pytest.raises(ValidationFailed) as refused:
+        reg.update_preferences(
+            store, created.key, {"phone": "0412", "sites": []}, SITES, identity_secret=SECRET, limits=LIMITS, now=NOW
+        )
+    assert set(refused.value.errors) == {"phone", "sites"}  # an explicit empty choice is an error
+
+
+def test_email_change_needs_the_new_address_confirmed(store, sign_up):
+    created = sign_up()
+    pending, email = reg.request_email_change(store, created.key, "An.New@Example.org", NOW)
+    assert pending.applicant.email == "an.nguyen@example.org" and pending.pending_email == email
+    changed = reg.confirm_email_change(store, created.key, email, identity_secret=SECRET, limits=LIMITS, now=NOW)
+    assert changed.applicant.email == email and changed.pending_email is None
+    with pytest.raises(InvalidTransition):  # the old address's confirmation link no longer works
+        reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW)
+
+
+def test_assisted_registration_without_email_enters_the_pool_at_once(store, sign_up):
+    created = sign_up(channel=Channel.ASSISTED, email="")
+    assert created.status is RegistrationStatus.WAITING and created.applicant.email is None
+    assert store.waiting_count("01:renewal") == 1
+
+
+def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(store, records):
+    spellings = ["Nguyễn", "NGUYEN", "nguyen", "Nguyên", "NGUYỄN"]
+    agdrefs = ["0123456789", "01 23 45 67 89", "0123 456 789", "01-2345-6789"]
+    rng_lock_free = [random.Random(seed) for seed in range(200)]
+
+    def attempt(number: int):
+        applicant = reg.parse_applicant(
+            form(
+                family_name=spellings[number % len(spellings)],
+                agdref=agdrefs[number % len(agdrefs)],
+                email=f"person{number}@example.org",
+                phone=f"+3361234{number:04d}",
+            ),
+            procedure_by_code("renewal"),
+            SITES,
+            NOW.date(),
+        )
+        try:
+            reg.register(
+                store, "01", "renewal", applicant, now=NOW, rng=rng_lock_free[number], identity_secret=SECRET,
+                limits=LIMITS, records=records,
+            )
+            return "created"
+        except DuplicateRegistration:
+            return "duplicate"
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        outcomes = list(pool.map(attempt, range(200)))
+    assert outcomes.count("created") == 1 and outcomes.count("duplicate") == 199
+    assert store.redis.zcard("qs:{01:renewal}:unconfirmed") == 1
+
+
+def test_a_hundred_concurrent_registrations_sharing_an_email_stop_at_the_cap(store, records):
+    def attempt(number: int):
+        applicant = reg.parse_applicant(
+            form(family_name=f"Family{chr(65 + number % 26)}{chr(65 + number // 26)}", agdref="", phone=f"+3361234{number:04d}"),
+            procedure_by_code("first_request"),
+            SITES,
+            NOW.date(),
+        )
+        try:
+            reg.register(
+                store, "01", "first_request", applicant, now=NOW, rng=random.Random(number), identity_secret=SECRET,
+                limits=LIMITS, records=records,
+            )
+            return "created"
+        except ContactCapReached:
+            return "capped"
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        outcomes = list(pool.map(attempt, range(100)))
+    assert outcomes.count("created") == LIMITS.contacts_per_pool
+    assert outcomes.count("capped") == 100 - LIMITS.contacts_per_pool
