@@ -55,7 +55,7 @@ $(DSFR_STAMP): package.json package-lock.json
 
 # After changing translatable text: refresh the catalogue and the .po files.
 translations-update: $(APP_STAMP)
-	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o web/translations/messages.pot queue_service web
+	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o web/translations/messages.pot queue_service web worker
 	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations
 
 clean:
