@@ -7,13 +7,13 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
 FRENCH_CATALOG = ROOT / "web" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
-METHOD_MAP = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+METHOD_MAP = [("**.py", "python"), ("**/templates/**.html", "jinja2"), ("**/templates/**.txt", "jinja2")]
 
 
 def source_messages() -> set[str]:
     keywords = DEFAULT_KEYWORDS | {"N_": None}
     found = set()
-    for folder in ("queue_service", "web"):
+    for folder in ("queue_service", "web", "worker"):
         for _, _, message, _, _ in extract_from_dir(ROOT / folder, METHOD_MAP, keywords=keywords):
             found.add(message if isinstance(message, str) else message[0])
     return found

@@ -42,6 +42,8 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.is_production,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES="translations",
+        # Dates and times are shown in the time of metropolitan France.
+        BABEL_DEFAULT_TIMEZONE="Europe/Paris",
     )
     connection = connect(settings)
     app.extensions["queue_service"] = Services(settings, connection, Store(connection))
@@ -49,7 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from web import applicant, api, errors, health, i18n, security
+    from web import api, applicant, errors, health, i18n, registration, security
     from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
@@ -61,4 +63,24 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(applicant.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(registration.blueprint)
+    limit_sensitive_routes(app, limiter, settings)
     return app
+
+
+def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
+    """Tighter limits where abuse would hurt: registering, and opening private links."""
+    from web import api, registration
+    from web.rate_keys import email_in_request
+
+    for view in (registration.register, api.create_registration):
+        limiter.limit(settings.rate_limit_registration, methods=["POST"])(view)
+        limiter.limit(settings.rate_limit_registration_email, methods=["POST"], key_func=email_in_request)(view)
+    for view in (
+        registration.confirm,
+        registration.status,
+        registration.confirm_email_change,
+        api.confirm_registration,
+        api.my_registration,
+    ):
+        limiter.limit(settings.rate_limit_links)(view)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, url_for
+import datetime
 
+from flask import Blueprint, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest
+
+from queue_service import identity, registration as registrations
+from queue_service.errors import InvalidLink, ValidationFailed
+from queue_service.proof import verify_proof
 from queue_service.reference import Prefecture, Procedure, Site
+from queue_service.registration import Channel, Registration
+from queue_service.tokens import read_confirmation_token, read_status_token, status_token
 from web import services
 from web.extensions import csrf
+from web.openapi import openapi_document
+from web.registration import (
+    identity_secret,
+    limits,
+    now,
+    register_applicant,
+    signed_proof,
+    trusted_public_keys,
+)
+from worker.jobs import enqueue_registration_email
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 # The API authenticates with tokens, never with cookies: no CSRF token to send.
@@ -18,7 +36,14 @@ def index():
     return jsonify(
         prefectures=url_for("api.prefectures"),
         procedures=url_for("api.procedures"),
+        registrations=url_for("api.create_registration"),
+        openapi=url_for("api.openapi"),
     )
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
 
 
 @blueprint.get("/prefectures")
@@ -61,3 +86,135 @@ def _site(site: Site) -> dict:
             for h in site.opening_hours
         ],
     }
+
+
+# Registrations -------------------------------------------------------------------
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400/422 problem."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    if not isinstance(body, dict):
+        raise ValidationFailed({"body": "the body must be a JSON object"})
+    return body
+
+
+def _registration(found: Registration) -> dict:
+    applicant = found.applicant
+    return {
+        "ref": found.ref,
+        "prefecture": found.key.prefecture,
+        "procedure": found.key.procedure,
+        "status": found.status.value,
+        "channel": found.channel.value,
+        "created_at": found.created_at.isoformat(),
+        "email_confirmed_at": found.email_confirmed_at.isoformat() if found.email_confirmed_at else None,
+        "draws_entered": found.draws_entered,
+        "email": applicant.email,
+        "pending_email": found.pending_email,
+        "phone": applicant.phone,
+        "sites": list(applicant.sites),
+        "half_days": list(applicant.half_days),
+        "language": applicant.language,
+    }
+
+
+@blueprint.post("/registrations")
+def create_registration():
+    body = json_body()
+    prefecture, procedure = body.get("prefecture"), body.get("procedure")
+    if not isinstance(prefecture, str) or not isinstance(procedure, str):
+        raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
+    store = services().store
+    store.prefecture(prefecture)  # 404 problem if unknown
+    found_procedure = store.procedure(procedure)
+    created = register_applicant(prefecture, found_procedure, body, channel=Channel.ONLINE)
+    response = jsonify(
+        ref=created.ref,
+        status=created.status.value,
+        confirm_by=created.confirm_by.isoformat(),
+        message="We sent a confirmation link to the email address; the registration enters the waiting list when it is opened.",
+    )
+    response.status_code = 201
+    return response
+
+
+@blueprint.post("/registrations/confirm")
+def confirm_registration():
+    """Confirm the email with the token of the emailed link; returns the private status token."""
+    token = json_body().get("token")
+    settings = services().settings
+    window = datetime.timedelta(hours=settings.confirmation_link_hours)
+    key, email = read_confirmation_token(settings.secret_key, token if isinstance(token, str) else "", now(), window)
+    before = registrations.load(services().store, key)
+    confirmed = registrations.confirm_email(services().store, key, email, now())
+    if before.status is registrations.RegistrationStatus.PENDING_EMAIL:
+        enqueue_registration_email(services().redis, key, "registered")
+    return jsonify(_registration(confirmed) | {"status_token": status_token(settings.secret_key, key)})
+
+
+def bearer_registration() -> Registration:
+    """The registration whose private status token is given as `Authorization: Bearer <token>`."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidLink()
+    key = read_status_token(services().settings.secret_key, token.strip())
+    return registrations.load(services().store, key)
+
+
+@blueprint.route("/registration", methods=["GET", "PATCH", "DELETE"])
+def my_registration():
+    found = bearer_registration()
+    store = services().store
+    if request.method == "PATCH":
+        found = update_my_registration(found, json_body())
+    elif request.method == "DELETE":
+        found = registrations.withdraw(store, found.key, now())
+        if found.applicant.email:
+            enqueue_registration_email(services().redis, found.key, "withdrawn")
+    return jsonify(_registration(found))
+
+
+def update_my_registration(found: Registration, body: dict) -> Registration:
+    """Apply a PATCH: preferences, then the email change; bad input changes nothing."""
+    store = services().store
+    email = body.get("email")
+    if "email" in body:
+        try:
+            identity.clean_email(email if isinstance(email, str) else "")
+        except identity.InvalidField as error:
+            raise ValidationFailed({error.field: error.message}) from None
+    preference_names = ("phone", "sites", "half_days")
+    if any(name in body for name in preference_names):
+        current = {"phone": found.applicant.phone, "sites": list(found.applicant.sites),
+                   "half_days": list(found.applicant.half_days)}
+        preferences = {name: body.get(name, value) for name, value in current.items()}
+        site_ids = [site.id for site in store.sites(found.key.prefecture)]
+        found = registrations.update_preferences(
+            store, found.key, preferences, site_ids, identity_secret=identity_secret(), limits=limits(), now=now()
+        )
+    if "email" in body:
+        found, _ = registrations.request_email_change(store, found.key, email, now())
+        enqueue_registration_email(services().redis, found.key, "email_change")
+    return found
+
+
+@blueprint.get("/registration/proof")
+def my_proof():
+    return jsonify(signed_proof(bearer_registration()))
+
+
+@blueprint.post("/proofs/verify")
+def verify():
+    result = verify_proof(request.get_json(silent=True), trusted_public_keys())
+    return jsonify(valid=result.valid, reason=result.reason, statement=result.statement)
+
+
+@blueprint.get("/proofs/public-key")
+def proof_public_key():
+    from queue_service.proof import key_id
+
+    public_key = trusted_public_keys()[0]
+    return jsonify(algorithm="Ed25519", encoding="base64url", public_key=public_key, key_id=key_id(public_key))

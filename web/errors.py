@@ -13,7 +13,9 @@ from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 import redis
-from queue_service.errors import QueueServiceError, StoreUnavailable
+from flask_wtf.csrf import CSRFError
+
+from queue_service.errors import QueueServiceError, StoreUnavailable, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 API_PREFIX = "/api/"
@@ -54,7 +56,15 @@ def handle_http_error(error: HTTPException):
 
 def handle_domain_error(error: QueueServiceError):
     code = _kebab(type(error).__name__)
+    if isinstance(error, ValidationFailed) and wants_problem_json():
+        fields = [{"field": field, "message": gettext(message)} for field, message in error.errors.items()]
+        return problem(error.http_status, gettext(error.message), None, code=code, errors=fields)
     return _respond(error.http_status, gettext(error.message), error.detail, code)
+
+
+def handle_csrf_error(error: CSRFError):
+    detail = gettext("This form has expired or was sent from another page. Go back, reload the page and try again.")
+    return _respond(400, gettext("Bad request"), detail)
 
 
 def handle_redis_error(error: redis.RedisError):
@@ -100,6 +110,7 @@ def _kebab(name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(QueueServiceError, handle_domain_error)
     app.register_error_handler(redis.ConnectionError, handle_redis_error)

@@ -40,7 +40,10 @@ class PeriodicJob:
         return f"periodic-{self.name}-{bucket}"
 
 
-PERIODIC_JOBS = (PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30),)
+PERIODIC_JOBS = (
+    PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30),
+    PeriodicJob("purge-registrations", jobs.purge_registrations, every_seconds=600),
+)
 
 
 def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC_JOBS) -> list[str]:

@@ -1,0 +1,232 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/v1/openapi.json.
+
+A test checks that every route under /api/v1 is described here and that the
+document validates, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from queue_service.reference import HALF_DAYS
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _problems(*statuses: int) -> dict:
+    return {str(status): PROBLEM for status in statuses}
+
+
+def _json(schema_name: str, description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+    }
+
+
+def _object(properties: dict, required: list[str] | None = None) -> dict:
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+TEXT = {"type": "string"}
+NULLABLE_TEXT = {"type": ["string", "null"]}
+DATE = {"type": "string", "format": "date"}
+MOMENT = {"type": "string", "format": "date-time"}
+
+
+def openapi_document() -> dict:
+    registration_input = _object(
+        {
+            "prefecture": {**TEXT, "description": "Département code, e.g. 01, 2A, 974"},
+            "procedure": {"type": "string", "enum": ["first_request", "renewal", "permit_pickup", "student"]},
+            "family_name": {**TEXT, "description": "Any script; 1 to 100 characters"},
+            "given_names": TEXT,
+            "birth_date": {**TEXT, "description": "YYYY-MM-DD or DD/MM/YYYY"},
+            "nationality": {**TEXT, "description": "ISO 3166-1 alpha-2 code, or 'stateless'"},
+            "email": {**TEXT, "format": "email"},
+            "phone": {**TEXT, "description": "Mobile number, French or international; stored as E.164"},
+            "agdref": {**TEXT, "description": "10 digits; required for renewal and permit_pickup"},
+            "permit_expiry": {**TEXT, "description": "Required for renewal"},
+            "sites": {"type": "array", "items": TEXT, "description": "Site ids; absent means all"},
+            "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)}},
+            "language": {"type": "string", "enum": ["fr", "en"]},
+            "consent": {"type": "boolean", "description": "The privacy notice (/privacy) is accepted"},
+        },
+        ["prefecture", "procedure", "family_name", "given_names", "birth_date", "nationality", "email", "phone",
+         "consent"],
+    )
+    registration = _object(
+        {
+            "ref": TEXT,
+            "prefecture": TEXT,
+            "procedure": TEXT,
+            "status": {
+                "type": "string",
+                "enum": ["pending_email", "waiting", "offered", "confirmed", "attended", "no_show", "declined",
+                         "expired", "cancelled", "withdrawn"],
+            },
+            "channel": {"type": "string", "enum": ["online", "assisted"]},
+            "created_at": MOMENT,
+            "email_confirmed_at": {"type": ["string", "null"], "format": "date-time"},
+            "draws_entered": {"type": "integer"},
+            "email": NULLABLE_TEXT,
+            "pending_email": NULLABLE_TEXT,
+            "phone": TEXT,
+            "sites": {"type": "array", "items": TEXT},
+            "half_days": {"type": "array", "items": TEXT},
+            "language": TEXT,
+        }
+    )
+    bearer = [{"statusToken": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Prefecture appointments: waiting lists and fair draws",
+            "version": "1",
+            "description": "Errors are RFC 9457 problem documents (application/problem+json).",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": {
+            "/": {"get": {"summary": "Links to the API's collections", "responses": {"200": {"description": "Links"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/prefectures": {
+                "get": {"summary": "Every prefecture", "responses": {"200": _json("PrefectureList", "Prefectures")}}
+            },
+            "/prefectures/{code}": {
+                "get": {
+                    "summary": "One prefecture and its sites",
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
+                    "responses": {"200": _json("PrefectureWithSites", "The prefecture"), **_problems(404)},
+                }
+            },
+            "/procedures": {
+                "get": {"summary": "The procedures", "responses": {"200": {"description": "Procedures"}}}
+            },
+            "/registrations": {
+                "post": {
+                    "summary": "Register in a waiting list (then confirm the emailed link)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegistrationInput"}}},
+                    },
+                    "responses": {
+                        "201": _json("Created", "Registered; waiting for the email confirmation"),
+                        **_problems(400, 404, 409, 413, 422, 429, 503),
+                    },
+                }
+            },
+            "/registrations/confirm": {
+                "post": {
+                    "summary": "Confirm the email with the token of the emailed link",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _object({"token": TEXT}, ["token"])}},
+                    },
+                    "responses": {
+                        "200": _json("ConfirmedRegistration", "The registration and its private status token"),
+                        **_problems(400, 404, 409, 410, 422, 429),
+                    },
+                }
+            },
+            "/registration": {
+                "get": {
+                    "summary": "My registration",
+                    "security": bearer,
+                    "responses": {"200": _json("Registration", "The registration"), **_problems(404, 429)},
+                },
+                "patch": {
+                    "summary": "Change phone, sites, half-days; a new email is confirmed by a link sent to it",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    {
+                                        "phone": TEXT,
+                                        "sites": {"type": "array", "items": TEXT},
+                                        "half_days": {"type": "array", "items": TEXT},
+                                        "email": TEXT,
+                                    }
+                                )
+                            }
+                        },
+                    },
+                    "responses": {"200": _json("Registration", "Updated"), **_problems(400, 404, 409, 422, 429)},
+                },
+                "delete": {
+                    "summary": "Withdraw from the waiting list",
+                    "security": bearer,
+                    "responses": {"200": _json("Registration", "Withdrawn"), **_problems(404, 409, 429)},
+                },
+            },
+            "/registration/proof": {
+                "get": {
+                    "summary": "A signed proof of registration",
+                    "security": bearer,
+                    "responses": {"200": _json("SignedProof", "The proof"), **_problems(404, 429)},
+                }
+            },
+            "/proofs/verify": {
+                "post": {
+                    "summary": "Check a signed proof of registration",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignedProof"}}},
+                    },
+                    "responses": {"200": _json("Verification", "The verdict")},
+                }
+            },
+            "/proofs/public-key": {
+                "get": {"summary": "The key proofs are signed with", "responses": {"200": _json("PublicKey", "Key")}}
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "statusToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The private status token (the t= of the emailed status link)",
+                }
+            },
+            "responses": {
+                "Problem": {
+                    "description": "An RFC 9457 problem",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            },
+            "schemas": {
+                "Problem": _object(
+                    {
+                        "type": TEXT,
+                        "title": TEXT,
+                        "status": {"type": "integer"},
+                        "detail": TEXT,
+                        "code": TEXT,
+                        "errors": {"type": "array", "items": _object({"field": TEXT, "message": TEXT})},
+                    },
+                    ["type", "title", "status"],
+                ),
+                "Prefecture": _object({"code": TEXT, "name": TEXT, "timezone": TEXT}),
+                "PrefectureList": _object(
+                    {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Prefecture"}}}
+                ),
+                "PrefectureWithSites": _object(
+                    {"code": TEXT, "name": TEXT, "timezone": TEXT, "sites": {"type": "array", "items": {"type": "object"}}}
+                ),
+                "RegistrationInput": registration_input,
+                "Created": _object({"ref": TEXT, "status": TEXT, "confirm_by": MOMENT, "message": TEXT}),
+                "Registration": registration,
+                "ConfirmedRegistration": {
+                    "allOf": [{"$ref": "#/components/schemas/Registration"}, _object({"status_token": TEXT})]
+                },
+                "SignedProof": _object(
+                    {"format": TEXT, "statement": {"type": "object"}, "key_id": TEXT, "public_key": TEXT,
+                     "signature": TEXT}
+                ),
+                "Verification": _object({"valid": {"type": "boolean"}, "reason": TEXT, "statement": {}}),
+                "PublicKey": _object({"algorithm": TEXT, "encoding": TEXT, "public_key": TEXT, "key_id": TEXT}),
+            },
+        },
+    }
