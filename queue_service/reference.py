@@ -46,6 +46,7 @@ __all__ = [
     "SITE_KINDS",
     "DEMO_SITES",
     "HALF_DAYS",
+    "DEMO_AGDREF_NUMBERS",
     "slot_class",
     "prefecture_by_code",
     "procedure_by_code",
@@ -408,3 +409,8 @@ HALF_DAYS: tuple[str, ...] = tuple(
 def slot_class(site_id: str, half_day: str) -> str:
     """The unit applicants' constraints name: a site and a half-day, e.g. "bourg-mon-am"."""
     return f"{site_id}-{half_day}"
+
+
+#: AGDREF numbers the demo prefecture (Ain) knows, for trying renewals and
+#: pickups in development. Real prefectures upload their own (qs import-agdref).
+DEMO_AGDREF_NUMBERS: tuple[str, ...] = tuple(f"01000000{n:02d}" for n in range(1, 21))

@@ -19,6 +19,7 @@ from email.message import Message
 import pytest
 
 from queue_service import reference
+from queue_service.agdref import UploadedRecords
 from queue_service.proof import generate_signing_key
 from queue_service.settings import load_settings
 from queue_service.store import Store
@@ -143,10 +144,11 @@ def store(redis) -> Store:
 
 
 @pytest.fixture
-def reference_data(store) -> Store:
-    """The prefectures, procedures and Ain's demo sites, loaded as `qs dev` does."""
+def reference_data(store, settings) -> Store:
+    """The prefectures, procedures, Ain's demo sites and AGDREF numbers, as `qs dev` loads them."""
     store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
     store.add_missing_sites(reference.DEMO_SITES)
+    UploadedRecords(store, settings.identity_key.encode()).replace("01", reference.DEMO_AGDREF_NUMBERS)
     return store
 
 

@@ -103,3 +103,27 @@ def test_dev_refuses_to_run_in_production(monkeypatch, tmp_path):
         [sys.executable, "-m", "worker.cli", "dev"], env=environment, capture_output=True, text=True, timeout=60
     )
     assert completed.returncode == 1 and "for development" in completed.stderr
+
+
+def test_import_agdref_replaces_the_known_numbers(cli_environment, store, tmp_path):
+    from queue_service.agdref import UploadedRecords
+
+    run_qs("load-reference")
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("# exported 2027-01-04\n0123456789\n01 2345 6780\n\n")
+    result = run_qs("import-agdref", "01", str(numbers))
+    assert result.exit_code == 0 and "2 AGDREF number(s)" in result.output
+    records = UploadedRecords(store, cli_environment["QS_IDENTITY_KEY"].encode())
+    assert records.is_known("01", "0123456780") and not records.is_known("01", "0100000001")
+    stored = [member for key in store.redis.scan_iter("qs:{01}:agdref*") for member in store.redis.smembers(key)]
+    assert len(stored) == 2 and not any(b"0123456789" in member for member in stored)
+
+
+def test_import_agdref_refuses_a_file_with_bad_lines_and_changes_nothing(cli_environment, store, tmp_path):
+    run_qs("load-reference")
+    run_qs("load-demo")
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("0123456789\nnot a number\n12\n")
+    result = run_qs("import-agdref", "01", str(numbers))
+    assert result.exit_code == 1 and "line(s) 2, 3" in result.output
+    assert store.agdref_count("01") == len(reference.DEMO_AGDREF_NUMBERS)

@@ -69,18 +69,30 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
-    """Tighter limits where abuse would hurt: registering, and opening private links."""
-    from web import api, registration
+    """Tighter limits where abuse would hurt: registering, and opening private links.
+
+    Flask-Limiter checks a route's own limits in the wrapper its decorator
+    returns, so the wrapped view replaces the registered one.
+    """
     from web.rate_keys import email_in_request
 
-    for view in (registration.register, api.create_registration):
-        limiter.limit(settings.rate_limit_registration, methods=["POST"])(view)
-        limiter.limit(settings.rate_limit_registration_email, methods=["POST"], key_func=email_in_request)(view)
-    for view in (
-        registration.confirm,
-        registration.status,
-        registration.confirm_email_change,
-        api.confirm_registration,
-        api.my_registration,
+    def limit(endpoint: str, *decorators) -> None:
+        view = app.view_functions[endpoint]
+        for decorator in decorators:
+            view = decorator(view)
+        app.view_functions[endpoint] = view
+
+    for endpoint in ("registration.register", "api.create_registration"):
+        limit(
+            endpoint,
+            limiter.limit(settings.rate_limit_registration, methods=["POST"]),
+            limiter.limit(settings.rate_limit_registration_email, methods=["POST"], key_func=email_in_request),
+        )
+    for endpoint in (
+        "registration.confirm",
+        "registration.status",
+        "registration.confirm_email_change",
+        "api.confirm_registration",
+        "api.my_registration",
     ):
-        limiter.limit(settings.rate_limit_links)(view)
+        limit(endpoint, limiter.limit(settings.rate_limit_links))

@@ -16,7 +16,7 @@ from flask_babel import get_locale, gettext
 
 from queue_service import identity, registration as registrations
 from queue_service.agdref import UploadedRecords
-from queue_service.errors import UnknownProcedure, ValidationFailed
+from queue_service.errors import ContactCapReached, DuplicateRegistration, UnknownProcedure, ValidationFailed
 from queue_service.proof import load_signing_key, public_key_text, sign_proof, verify_proof
 from queue_service.reference import HALF_DAYS, Procedure
 from queue_service.registration import Channel, Registration
@@ -126,9 +126,11 @@ def register(code: str, procedure_code: str):
             created = register_applicant(code, procedure, values, channel=Channel.ONLINE)
         except ValidationFailed as failure:
             errors = {field: gettext(message) for field, message in failure.errors.items()}
+        except (DuplicateRegistration, ContactCapReached) as refusal:
+            errors = {"form": gettext(refusal.message)}
         else:
             return redirect(url_for("registration.registered", code=code, procedure_code=procedure.code, ref=created.ref))
-    status = 422 if errors else 200
+    status = (409 if "form" in errors else 422) if errors else 200
     return (
         render_template(
             "register.html",

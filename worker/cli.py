@@ -4,7 +4,8 @@
     qs worker            an RQ worker (stops cleanly on SIGTERM)
     qs clock             the schedule process
     qs load-reference    prefectures and procedures
-    qs load-demo         demo sites for Ain (01)
+    qs load-demo         demo sites and AGDREF numbers for Ain (01)
+    qs import-agdref     a prefecture's known AGDREF numbers, from a file
     qs check-config      print the settings in force and check Redis
     qs send-test-mail    check the mail settings
 """
@@ -24,7 +25,8 @@ import redis
 
 from queue_service import mail, reference
 from queue_service.connection import connect, embedded_url
-from queue_service.errors import SettingsError
+from queue_service.agdref import UploadedRecords
+from queue_service.errors import QueueServiceError, SettingsError
 from queue_service.settings import PROJECT_ROOT, REQUIRED_SECRETS, Settings, load_settings
 from queue_service.store import Store
 
@@ -69,14 +71,38 @@ def load_reference_command() -> None:
 
 @main.command("load-demo")
 def load_demo_command() -> None:
-    """Add the demo sites of Ain (01), keeping any already stored."""
-    store = Store(_connect(_settings()))
-    added = store.add_missing_sites(reference.DEMO_SITES)
+    """Add the demo sites and AGDREF numbers of Ain (01), keeping any already stored."""
+    settings = _settings()
+    added = _load_demo(Store(_connect(settings)), settings)
     click.echo(f"Demo data: {added} site(s) added, {len(reference.DEMO_SITES) - added} already there.")
 
 
 def _load_reference(store: Store) -> None:
     store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+
+
+def _load_demo(store: Store, settings: Settings) -> int:
+    """Demo sites and AGDREF numbers for Ain; keeps what is there already."""
+    added = store.add_missing_sites(reference.DEMO_SITES)
+    if store.agdref_count("01") == 0:
+        UploadedRecords(store, settings.identity_key.encode()).replace("01", reference.DEMO_AGDREF_NUMBERS)
+    return added
+
+
+@main.command("import-agdref")
+@click.argument("prefecture")
+@click.argument("numbers_file", type=click.File("r", encoding="utf-8"))
+def import_agdref(prefecture: str, numbers_file) -> None:
+    """Replace PREFECTURE's known AGDREF numbers with those of NUMBERS_FILE (one a line)."""
+    settings = _settings()
+    store = Store(_connect(settings))
+    try:
+        store.prefecture(prefecture)
+        count = UploadedRecords(store, settings.identity_key.encode()).replace(prefecture, numbers_file)
+    except QueueServiceError as error:
+        detail = getattr(error, "errors", {}).get("file") or error.message
+        raise click.ClickException(detail) from None
+    click.echo(f"{count} AGDREF number(s) now known for prefecture {prefecture} (stored as keyed hashes).")
 
 
 @main.command()
@@ -120,7 +146,8 @@ def dev() -> None:
     connection = _connect(settings)
     store = Store(connection)
     _load_reference(store)
-    store.add_missing_sites(reference.DEMO_SITES)
+    _load_demo(store, settings)
+    click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
 
     environment = dict(os.environ)
     if not settings.redis_url:

@@ -1,0 +1,374 @@
+"""Registration through the pages and the JSON API, with mail through the loopback SMTP server."""
+
+import json
+import logging
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from queue_service.reference import DEMO_AGDREF_NUMBERS
+from worker.queues import NOTIFICATIONS, queue
+
+ENGLISH = {"Accept-Language": "en"}
+PERSON = {
+    "family_name": "El Amrani",
+    "given_names": "Fatima-Zahra",
+    "birth_date": "1988-11-02",
+    "nationality": "MA",
+    "email": "fatima@example.org",
+    "phone": "+212 612-345678",
+    "agdref": "01 0000 0001",
+    "permit_expiry": "2027-02-15",
+    "language": "en",
+    "consent": "yes",
+}
+IDENTITY_SECRETS = ("El Amrani", "1988-11-02", "0100000001", "Fatima")
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def submit_registration(client, procedure="renewal", **changes):
+    path = f"/p/01/{procedure}/register"
+    data = PERSON | {"csrf_token": csrf_token(client, path)} | changes
+    return client.post(path, data=data, headers=ENGLISH)
+
+
+def link_in(message, path: str) -> str:
+    text = message.get_body(("plain",)).get_content() if hasattr(message, "get_body") else str(message)
+    found = re.search(r"http://\S+" + re.escape(path) + r"\?t=\S+", text)
+    assert found, text
+    return found.group(0)
+
+
+def plain_text(message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode()
+    raise AssertionError("no text part")
+
+
+def local(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def token_link(text: str, path: str) -> str:
+    found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text)
+    assert found, text
+    return found.group(1)
+
+
+@pytest.fixture
+def registered(client, mailbox, run_jobs):
+    """Register Fatima through the page and return the text of her confirmation email."""
+    response = submit_registration(client)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    run_jobs()
+    assert len(mailbox.messages) == 1
+    return response, plain_text(mailbox.messages[0])
+
+
+def test_register_confirm_and_see_the_status(client, registered, mailbox, run_jobs, store):
+    response, confirmation = registered
+    ref = parse_qs(urlsplit(response.headers["Location"]).query)["ref"][0]
+    page = client.get(response.headers["Location"], headers=ENGLISH).get_data(as_text=True)
+    assert ref in page and "confirm your email" in page
+    message = mailbox.messages[0]
+    assert mailbox.recipients == [["fatima@example.org"]]
+    assert ref in message["Subject"] and "Confirm" in message["Subject"]
+    for secret in IDENTITY_SECRETS:  # no identity data in the message
+        assert secret not in message.as_string()
+
+    confirm_path = token_link(confirmation, "/confirm")
+    landing = client.get(confirm_path, headers=ENGLISH)
+    assert landing.status_code == 200 and "Confirm my registration" in landing.get_data(as_text=True)
+    assert store.waiting_count("01:renewal") == 0  # opening the link alone confirms nothing
+    token = parse_qs(urlsplit(confirm_path).query)["t"][0]
+    confirmed = client.post("/confirm", data={"t": token, "csrf_token": csrf_token(client, confirm_path)})
+    assert confirmed.status_code == 302 and confirmed.headers["Location"].startswith("/status?t=")
+    assert store.waiting_count("01:renewal") == 1
+
+    run_jobs()
+    welcome = plain_text(mailbox.messages[1])
+    status_path = token_link(welcome, "/status")
+    assert status_path == confirmed.headers["Location"]
+    status = client.get(status_path, headers=ENGLISH).get_data(as_text=True)
+    assert "In the waiting list" in status and ref in status
+
+
+def test_the_email_is_in_the_applicants_language(client, mailbox, run_jobs):
+    submit_registration(client, language="fr")
+    run_jobs()
+    assert "Confirmez" in mailbox.messages[0]["Subject"]
+
+
+def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_stored(client, store):
+    response = submit_registration(client, phone="01 23 45 67 89", agdref="12", consent="")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    for field in ("phone", "agdref", "consent"):
+        assert f'id="{field}-error"' in page
+    assert 'value="El Amrani"' in page  # what was typed is kept
+    assert store.pools() == [] and len(queue(NOTIFICATIONS, store.redis)) == 0
+
+
+def test_unknown_agdref_is_refused_on_the_form(client, store):
+    response = submit_registration(client, agdref="9999999999")
+    assert response.status_code == 422 and 'id="agdref-error"' in response.get_data(as_text=True)
+
+
+def test_unticking_every_site_is_an_error_not_all_sites(client):
+    response = submit_registration(client, sites_shown="1", half_days_shown="1", half_days=["mon-am"])
+    assert response.status_code == 422 and 'id="sites-error"' in response.get_data(as_text=True)
+
+
+def test_a_second_registration_is_refused_without_revealing_anything(client, registered):
+    again = submit_registration(client, email="someone.else@example.org", family_name="EL AMRANI")
+    assert again.status_code == 409
+    page = again.get_data(as_text=True)
+    assert "already registered" in page and "fatima@example.org" not in page
+
+
+def test_a_form_without_its_csrf_token_is_refused(client, store):
+    response = client.post("/p/01/renewal/register", data=PERSON, headers=ENGLISH)
+    assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    assert store.pools() == []
+
+
+def test_withdraw_with_a_confirmation_step(client, registered, store, run_jobs, mailbox):
+    _, confirmation = registered
+    confirm_path = token_link(confirmation, "/confirm")
+    token = parse_qs(urlsplit(confirm_path).query)["t"][0]
+    status_path = client.post("/confirm", data={"t": token, "csrf_token": csrf_token(client, confirm_path)}).headers[
+        "Location"
+    ]
+    withdraw_path = status_path.replace("/status?", "/status/withdraw?")
+    question = client.get(withdraw_path, headers=ENGLISH).get_data(as_text=True)
+    assert "Leave the waiting list?" in question
+    assert store.waiting_count("01:renewal") == 1
+    done = client.post(withdraw_path, data={"csrf_token": csrf_token(client, withdraw_path)}, headers=ENGLISH)
+    assert done.status_code == 200 and "Withdrawn" in done.get_data(as_text=True)
+    assert store.waiting_count("01:renewal") == 0
+    run_jobs()
+    assert "left the waiting list" in mailbox.messages[-1]["Subject"]
+
+
+def test_preferences_and_email_change_from_the_status_page(client, registered, store, run_jobs, mailbox):
+    _, confirmation = registered
+    status_path = token_link(confirmation, "/confirm").replace("/confirm?", "/status?")
+    # The confirmation token is not a status token: the status page refuses it.
+    assert client.get(status_path).status_code == 404
+
+    api_confirm = client.post("/api/v1/registrations/confirm", json={"token": token_link(confirmation, "/confirm").split("t=")[1]})
+    status_token = api_confirm.get_json()["status_token"]
+    status_path = f"/status?t={status_token}"
+    saved = client.post(
+        f"/status/preferences?t={status_token}",
+        data={"csrf_token": csrf_token(client, status_path), "phone": "07 98 76 54 32", "sites_shown": "1",
+              "sites": ["gex"], "half_days_shown": "1", "half_days": ["fri-am", "fri-pm"]},
+        headers=ENGLISH,
+    )
+    assert saved.status_code == 200 and "Your preferences are saved." in saved.get_data(as_text=True)
+    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).get_json()
+    assert me["phone"] == "+33798765432" and me["sites"] == ["gex"] and me["half_days"] == ["fri-am", "fri-pm"]
+
+    client.post(f"/status/email?t={status_token}", data={"csrf_token": csrf_token(client, status_path),
+                                                         "email": "fz.new@example.org"})
+    run_jobs()
+    change = mailbox.messages[-1]
+    assert mailbox.recipients[-1] == ["fz.new@example.org"]
+    change_path = token_link(plain_text(change), "/email/confirm")
+    token = parse_qs(urlsplit(change_path).query)["t"][0]
+    client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
+    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).get_json()
+    assert me["email"] == "fz.new@example.org" and me["pending_email"] is None
+
+
+def test_proof_downloads_signed_and_the_verify_page_checks_it(client, registered):
+    _, confirmation = registered
+    token = token_link(confirmation, "/confirm").split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    printable = client.get(f"/status/proof?t={status_token}", headers=ENGLISH).get_data(as_text=True)
+    assert "Proof of registration" in printable
+    download = client.get(f"/status/proof.json?t={status_token}")
+    assert "attachment" in download.headers["Content-Disposition"]
+    document = download.get_json()
+    assert document["statement"]["status"] == "waiting"
+    assert [event["kind"] for event in document["statement"]["events"]] == ["registered", "email_confirmed"]
+    for secret in IDENTITY_SECRETS:
+        assert secret not in download.get_data(as_text=True)
+
+    verify_path = "/verify"
+    genuine = client.post(
+        verify_path,
+        data={"csrf_token": csrf_token(client, verify_path), "proof": json.dumps(document)},
+        headers=ENGLISH,
+    )
+    assert genuine.status_code == 200 and "This proof is authentic." in genuine.get_data(as_text=True)
+    document["statement"]["joined_at"] = "2020-01-01T00:00:00+00:00"  # pretend to have waited longer
+    forged = client.post(
+        verify_path,
+        data={"csrf_token": csrf_token(client, verify_path), "proof": json.dumps(document)},
+        headers=ENGLISH,
+    )
+    assert forged.status_code == 422 and "could not be verified" in forged.get_data(as_text=True)
+    api_verdict = client.post("/api/v1/proofs/verify", json=document).get_json()
+    assert api_verdict["valid"] is False
+
+
+@pytest.mark.parametrize("path", ["/status?t=forged", "/status", "/confirm?t=x.y.z", "/status/proof.json?t=abc"])
+def test_forged_or_missing_links_get_a_404_page(client, path):
+    response = client.get(path, headers=ENGLISH)
+    assert response.status_code == 404 and "link is not valid" in response.get_data(as_text=True)
+
+
+# The JSON API ------------------------------------------------------------------------
+
+
+def api_person(**changes):
+    return PERSON | {"prefecture": "01", "procedure": "renewal", "consent": True} | changes
+
+
+def all_keys(store) -> set[bytes]:
+    return {key for key in store.redis.scan_iter("qs:*") if b"ratelimit" not in key}
+
+
+def test_api_registration_flow(client, mailbox, run_jobs, store):
+    created = client.post("/api/v1/registrations", json=api_person())
+    assert created.status_code == 201 and created.get_json()["status"] == "pending_email"
+    run_jobs()
+    token = token_link(plain_text(mailbox.messages[0]), "/confirm").split("t=")[1]
+    confirmed = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()
+    assert confirmed["status"] == "waiting"
+    bearer = {"Authorization": f"Bearer {confirmed['status_token']}"}
+    assert client.get("/api/v1/registration", headers=bearer).get_json()["ref"] == created.get_json()["ref"]
+    proof = client.get("/api/v1/registration/proof", headers=bearer).get_json()
+    assert client.post("/api/v1/proofs/verify", json=proof).get_json()["valid"] is True
+    withdrawn = client.delete("/api/v1/registration", headers=bearer)
+    assert withdrawn.get_json()["status"] == "withdrawn"
+    again = client.delete("/api/v1/registration", headers=bearer)
+    assert again.status_code == 409 and again.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("not json", 400),
+        ("[1, 2]", 422),
+        (json.dumps(api_person(prefecture="99")), 404),
+        (json.dumps(api_person(procedure="visa")), 404),
+        (json.dumps(api_person(prefecture=1)), 422),
+        (json.dumps(api_person(birth_date="2999-01-01", email="nope")), 422),
+        (json.dumps(api_person(agdref="0000000000")), 422),
+        (json.dumps(api_person(sites="bourg,gex")), 422),
+        (json.dumps(api_person(sites=["mars"])), 422),
+        (json.dumps(api_person(consent=False)), 422),
+        ('{"family_name": "' + "x" * 70_000 + '"}', 413),
+    ],
+)
+def test_api_errors_are_problems_and_change_nothing(client, store, body, status):
+    before = all_keys(store)
+    response = client.post("/api/v1/registrations", data=body, content_type="application/json", headers=ENGLISH)
+    assert response.status_code == status
+    assert response.content_type == "application/problem+json"
+    assert response.get_json()["status"] == status
+    assert all_keys(store) == before
+
+
+def test_api_validation_problem_lists_every_field(client):
+    problem = client.post("/api/v1/registrations", json=api_person(phone="", email="x"), headers=ENGLISH).get_json()
+    assert problem["code"] == "validation-failed"
+    assert {error["field"] for error in problem["errors"]} == {"phone", "email"}
+
+
+def test_api_duplicate_is_a_409_problem(client):
+    assert client.post("/api/v1/registrations", json=api_person()).status_code == 201
+    duplicate = client.post("/api/v1/registrations", json=api_person(family_name="el-amrani", email="b@example.org"))
+    assert duplicate.status_code == 409 and duplicate.get_json()["code"] == "duplicate-registration"
+
+
+def test_api_patch_with_a_bad_email_changes_nothing(client, mailbox, run_jobs):
+    client.post("/api/v1/registrations", json=api_person())
+    run_jobs()
+    token = token_link(plain_text(mailbox.messages[0]), "/confirm").split("t=")[1]
+    bearer = {"Authorization": f"Bearer {client.post('/api/v1/registrations/confirm', json={'token': token}).get_json()['status_token']}"}
+    response = client.patch("/api/v1/registration", json={"sites": ["gex"], "email": "not-an-email"}, headers=bearer)
+    assert response.status_code == 422
+    assert client.get("/api/v1/registration", headers=bearer).get_json()["sites"] == ["bourg", "belley", "gex", "nantua"]
+
+
+def test_api_without_a_valid_bearer_token_is_404(client):
+    assert client.get("/api/v1/registration").status_code == 404
+    assert client.get("/api/v1/registration", headers={"Authorization": "Bearer nonsense"}).status_code == 404
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=15), children, max_size=5),
+    max_leaves=20,
+)
+field_names = st.sampled_from(list(api_person()) + ["sites", "half_days", "extra"])
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(field_names, json_values, max_size=6))
+def test_no_registration_body_gives_a_server_error(client, changes):
+    response = client.post("/api/v1/registrations", json=api_person() | changes)
+    assert response.status_code < 500, response.get_data(as_text=True)
+    assert response.status_code in (201, 404, 409, 422) or response.status_code == 429
+
+
+def test_openapi_document_validates_and_lists_every_api_route(app, client):
+    from openapi_spec_validator import validate
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    validate(document)
+    described = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1")) or "/"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method) in described, (path, method)
+
+
+def test_registration_attempts_are_rate_limited_per_address(make_app, reference_data):
+    client = make_app(rate_limit_registration="2 per hour").test_client()
+    codes = [client.post("/api/v1/registrations", json=api_person(email=f"p{n}@example.org")).status_code for n in range(3)]
+    assert codes[2] == 429
+
+
+def test_registration_attempts_are_rate_limited_per_email(make_app, reference_data):
+    client = make_app(rate_limit_registration_email="2 per hour").test_client()
+    bodies = [api_person(family_name=name, agdref=number) for name, number in zip("ABC", DEMO_AGDREF_NUMBERS)]
+    codes = [client.post("/api/v1/registrations", json=body).status_code for body in bodies]
+    assert codes == [201, 201, 429]
+    other = client.post("/api/v1/registrations", json=api_person(family_name="D", agdref=DEMO_AGDREF_NUMBERS[3], email="d@example.org"))
+    assert other.status_code == 201
+
+
+def test_registration_fails_closed_when_redis_is_down(make_app, reference_data):
+    from conftest import free_port
+
+    client = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    response = client.post("/api/v1/registrations", json=api_person())
+    assert response.status_code == 503 and response.content_type == "application/problem+json"
+
+
+def test_no_personal_data_in_logs_or_job_arguments(client, store, run_jobs, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.post("/api/v1/registrations", json=api_person())
+    jobs = queue(NOTIFICATIONS, store.redis).jobs
+    assert len(jobs) == 1
+    assert all(isinstance(argument, str) and len(argument) <= 40 for argument in jobs[0].args)
+    run_jobs()
+    # (The test SMTP server's own debug log, "mail.log", names recipients: it is not ours.)
+    logged = "\n".join(record.getMessage() for record in caplog.records if not record.name.startswith("mail"))
+    for secret in IDENTITY_SECRETS + ("fatima@example.org", "+212612345678"):
+        assert secret not in logged
+        assert all(secret.encode() not in key for key in store.redis.scan_iter("*"))
