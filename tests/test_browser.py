@@ -56,3 +56,105 @@ def test_a_phone_set_to_english_gets_english_and_can_switch(live_server, open_ph
     page.get_by_role("link", name="Français").click()
     assert page.locator("h2").first.inner_text() == "Démarches"
     page.screenshot(path=str(SCREENSHOTS / "prefecture-fr-phone.png"), full_page=True)
+
+
+def fill_registration(page, texts):
+    page.get_by_label(texts["family_name"]).fill("Petrenko")
+    page.get_by_label(texts["given_names"]).fill("Олена")
+    page.get_by_label(texts["birth_date"]).fill("1994-03-08")
+    page.get_by_label(texts["nationality"]).select_option("UA")
+    page.get_by_label(texts["agdref"]).fill("0100 0000 02")
+    page.get_by_label(texts["permit_expiry"]).fill("2027-02-28")
+    page.get_by_label(texts["email"]).fill("olena@example.org")
+    page.get_by_label(texts["phone"]).fill("+380 67 123 4567")
+    # The DSFR draws the box on the label; tick it where a thumb would, away from the notice's link.
+    page.locator("label[for=consent]").click(position={"x": 8, "y": 8})
+    assert page.get_by_label(texts["consent"]).is_checked()
+    page.get_by_role("button", name=texts["register"], exact=True).click()
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        {
+            "locale": "fr-FR",
+            "family_name": "Nom de famille",
+            "given_names": "Prénoms",
+            "birth_date": "Date de naissance",
+            "nationality": "Nationalité",
+            "agdref": "Numéro AGDREF",
+            "permit_expiry": "Date d’expiration",
+            "email": "Adresse électronique",
+            "phone": "Téléphone portable",
+            "consent": "J’ai lu",
+            "register": "S’inscrire",
+            "confirm": "Confirmer mon inscription",
+            "waiting": "Sur la liste d’attente",
+            "proof": "Attestation d’inscription",
+            "download": "Télécharger l’attestation signée (JSON)",
+            "withdraw_link": "Retirer mon inscription",
+            "withdraw_button": "Oui, retirer mon inscription",
+            "withdrawn": "Inscription retirée",
+        },
+        {
+            "locale": "en-GB",
+            "family_name": "Family name",
+            "given_names": "Given names",
+            "birth_date": "Date of birth",
+            "nationality": "Nationality",
+            "agdref": "AGDREF number",
+            "permit_expiry": "Expiry date",
+            "email": "Email address",
+            "phone": "Mobile phone",
+            "consent": "I have read",
+            "register": "Register",
+            "confirm": "Confirm my registration",
+            "waiting": "In the waiting list",
+            "proof": "Proof of registration",
+            "download": "Download the signed proof (JSON)",
+            "withdraw_link": "Withdraw my registration",
+            "withdraw_button": "Yes, withdraw my registration",
+            "withdrawn": "Withdrawn",
+        },
+    ],
+    ids=["french", "english"],
+)
+def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_page, mailbox, run_jobs, texts):
+    page = open_phone_page(texts["locale"])
+    errors = collect_console_errors(page)
+    page.goto(live_server + "/p/01/renewal/register")
+    fill_registration(page, texts)
+    page.wait_for_url("**/registered?ref=*")
+    reference = page.locator(".qs-ref").inner_text()
+    assert reference.startswith("01R-")
+
+    run_jobs()
+    (message,) = mailbox.messages
+    assert reference in message["Subject"]
+    page.goto(live_server + email_link(message, "/confirm"))
+    page.get_by_role("button", name=texts["confirm"]).click()
+    page.wait_for_url("**/status?t=*")
+    assert page.locator("#status").inner_text() == texts["waiting"]
+    page.screenshot(path=str(SCREENSHOTS / f"status-{texts['locale']}.png"), full_page=True)
+
+    page.get_by_role("link", name=texts["proof"]).click()
+    with page.expect_download() as download:
+        page.get_by_role("link", name=texts["download"]).click()
+    proof = json.loads(Path(download.value.path()).read_text())
+    assert proof["statement"]["reference"] == reference and proof["signature"]
+
+    page.go_back()
+    page.get_by_role("link", name=texts["withdraw_link"]).click()
+    page.get_by_role("button", name=texts["withdraw_button"]).click()
+    assert page.locator("#status").inner_text() == texts["withdrawn"]
+    assert errors == []
+
+
+def email_link(message, path: str) -> str:
+    """The path and query of the link to `path` in an email (its host is the configured base URL)."""
+    import re
+
+    text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
+    found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text.get_payload(decode=True).decode())
+    assert found
+    return found.group(1)
