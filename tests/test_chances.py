@@ -1,0 +1,139 @@
+"""Tests of the chance estimates (queue_service.chances).
+
+The estimate is checked against what it approximates: exact values where
+they are known (equal weights), and the frequencies of the real draw
+(queue_service.lottery) over thousands of seeds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from queue_service import chances, lottery
+
+
+def test_equal_weights_give_k_over_n():
+    assert chances.inclusion_chances(np.ones(1000), 100) == pytest.approx(np.full(1000, 0.1), abs=1e-12)
+
+
+def test_chances_sum_to_the_number_of_slots_and_grow_with_weight():
+    weights = np.random.default_rng(3).integers(1, 7, size=10_000).astype(float)
+    estimate = chances.inclusion_chances(weights, 1234)
+    assert estimate.sum() == pytest.approx(1234, rel=1e-9)
+    order = np.argsort(weights, kind="stable")
+    assert np.all(np.diff(estimate[order]) >= 0)
+
+
+def test_no_slot_and_more_slots_than_entrants():
+    weights = np.array([1.0, 2.0, 3.0])
+    assert chances.inclusion_chances(weights, 0).tolist() == [0.0, 0.0, 0.0]
+    assert chances.inclusion_chances(weights, 3).tolist() == [1.0, 1.0, 1.0]
+    assert chances.inclusion_chances(weights, 10).tolist() == [1.0, 1.0, 1.0]
+    assert chances.inclusion_chances(np.array([]), 5).tolist() == []
+    assert chances.solve_rate(weights, 0) == 0.0
+    assert chances.solve_rate(weights, 3) == math.inf
+
+
+def test_root_is_found_for_extreme_weights():
+    weights = np.array([1e-6] * 5 + [1e6] * 5 + [1.0] * 90)
+    for slots in (1, 5, 50, 99):
+        rate = chances.solve_rate(weights, slots)
+        assert np.sum(-np.expm1(-weights * rate)) == pytest.approx(slots, rel=1e-9)
+
+
+def test_counts_describe_the_same_pool():
+    weights = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 5.0])
+    direct = chances.solve_rate(weights, 2)
+    compressed = chances.solve_rate(np.array([1.0, 2.0, 5.0]), 2, counts=np.array([3, 2, 1]))
+    assert compressed == pytest.approx(direct, rel=1e-12)
+
+
+def test_bad_weights_are_refused():
+    with pytest.raises(ValueError, match="greater than zero"):
+        chances.inclusion_chances(np.array([1.0, 0.0]), 1)
+    with pytest.raises(ValueError, match="finite"):
+        chances.inclusion_chances(np.array([1.0, np.inf]), 1)
+
+
+def monte_carlo_inclusion(weights: list[str], slot_count: int, draws: int) -> np.ndarray:
+    entrants = [lottery.Entrant(f"r{index:04d}", weight) for index, weight in enumerate(weights)]
+    index_of = {entrant.ref: index for index, entrant in enumerate(entrants)}
+    slots = [lottery.Slot(f"s{number:04d}", "any") for number in range(slot_count)]
+    wins = np.zeros(len(weights))
+    for draw in range(draws):
+        seed = hashlib.sha256(b"chances %d" % draw).digest()
+        result = lottery.run_draw(seed, "monte-carlo", entrants, slots)
+        wins[[index_of[ref] for ref in result.winner_refs]] += 1
+    return wins / draws
+
+
+@pytest.mark.parametrize(
+    "weights, slot_count, tolerance",
+    [
+        ([str(1 + index % 4) for index in range(200)], 40, 0.006),
+        ([("1", "6")[index % 2] for index in range(60)], 20, 0.008),
+    ],
+)
+def test_estimate_agrees_with_the_real_draw(weights, slot_count, tolerance):
+    draws = 4000
+    frequencies = monte_carlo_inclusion(weights, slot_count, draws)
+    values = np.array([float(weight) for weight in weights])
+    estimate = chances.inclusion_chances(values, slot_count)
+    for weight in np.unique(values):
+        same = values == weight
+        observed = frequencies[same].mean()  # pooled over entrants of equal weight
+        assert abs(observed - estimate[same][0]) < tolerance, (weight, observed, estimate[same][0])
+
+
+def weekly_draws(count: int, slots: int) -> list[chances.UpcomingDraw]:
+    start = datetime.date(2027, 1, 4)
+    return [chances.UpcomingDraw(start + datetime.timedelta(weeks=week), slots) for week in range(count)]
+
+
+def test_projection_without_aging_is_a_repeated_chance():
+    pool = np.ones(999)
+    draws = weekly_draws(30, 100)
+    projection = chances.project_chances(1.0, pool, draws, aging=0.0)
+    chance = 0.1  # 100 slots among 1,000 equal weights
+    assert projection.next_draw_chance == pytest.approx(chance, abs=1e-12)
+    for week, cumulative in enumerate(projection.cumulative, start=1):
+        assert cumulative == pytest.approx(1 - (1 - chance) ** week, abs=1e-12)
+    # 1 - 0.9**7 = 0.522 is the first above 50 %; 1 - 0.9**22 = 0.902 above 90 %.
+    assert projection.date_50 == draws[6].date
+    assert projection.date_90 == draws[21].date
+
+
+def test_aging_brings_the_dates_forward():
+    pool = np.random.default_rng(5).integers(1, 4, size=5000).astype(float)
+    draws = weekly_draws(104, 50)
+    flat = chances.project_chances(1.0, pool, draws, aging=0.0)
+    aged = chances.project_chances(1.0, pool, draws, aging=0.5)
+    assert aged.next_draw_chance == pytest.approx(flat.next_draw_chance)
+    assert all(a >= f for a, f in zip(aged.cumulative, flat.cumulative))
+    assert aged.date_50 is not None and aged.date_50 < (flat.date_50 or datetime.date.max)
+
+
+def test_horizon_too_short_gives_no_date():
+    projection = chances.project_chances(1.0, np.ones(100_000), weekly_draws(3, 10), aging=0.0)
+    assert projection.date_50 is None and projection.date_90 is None
+    assert len(projection.cumulative) == 3
+    empty = chances.project_chances(1.0, np.ones(10), [], aging=1.0)
+    assert empty.next_draw_chance == 0.0 and empty.date_50 is None
+
+
+def test_projection_when_everyone_fits():
+    projection = chances.project_chances(2.0, np.ones(5), weekly_draws(2, 10), aging=1.0)
+    assert projection.next_draw_chance == 1.0
+    assert projection.date_50 == projection.date_90 == weekly_draws(1, 10)[0].date
+
+
+def test_projection_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="applicant_weight"):
+        chances.project_chances(0.0, np.ones(3), weekly_draws(1, 1), aging=0.0)
+    with pytest.raises(ValueError, match="aging"):
+        chances.project_chances(1.0, np.ones(3), weekly_draws(1, 1), aging=-1.0)
