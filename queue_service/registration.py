@@ -384,3 +384,23 @@ def purge(store, now: datetime.datetime, closed_retention: datetime.timedelta) -
         deleted += store.purge_unconfirmed(pool, now)
         deleted += store.purge_closed(pool, now - closed_retention)
     return deleted
+
+
+def proof_statement(
+    registration: Registration, history: list[dict], prefecture_name: str, now: datetime.datetime
+) -> dict:
+    """What a proof of registration states. No identity data: the reference ties
+    it to the person, who shows it with their identity document."""
+    key = registration.key
+    return {
+        "reference": registration.ref,
+        "prefecture": {"code": key.prefecture, "name": prefecture_name},
+        "procedure": key.procedure,
+        "channel": registration.channel.value,
+        "joined_at": registration.created_at.isoformat(),
+        "email_confirmed_at": registration.email_confirmed_at.isoformat() if registration.email_confirmed_at else None,
+        "status": registration.status.value,
+        "draws": [event["detail"] for event in history if event["kind"].startswith("draw")],
+        "events": [{"at": event["at"], "kind": event["kind"]} for event in history],
+        "issued_at": now.isoformat(),
+    }
