@@ -223,7 +223,7 @@ def _check_production(values: dict[str, Any]) -> None:
             )
     if not values["proof_signing_key"]:
         raise SettingsError(
-            "QS_PROOF_SIGNING_KEY: production needs a signing key (python -m queue_service.proof generate)"
+            "QS_PROOF_SIGNING_KEY: production needs a signing key (generate one with: qs generate-signing-key)"
         )
     if values["mail_backend"] != "smtp":
         raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")

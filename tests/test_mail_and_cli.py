@@ -127,3 +127,11 @@ def test_import_agdref_refuses_a_file_with_bad_lines_and_changes_nothing(cli_env
     result = run_qs("import-agdref", "01", str(numbers))
     assert result.exit_code == 1 and "line(s) 2, 3" in result.output
     assert store.agdref_count("01") == len(reference.DEMO_AGDREF_NUMBERS)
+
+
+def test_generated_signing_keys_are_accepted_by_the_settings(tmp_path):
+    from queue_service.proof import load_signing_key
+
+    first, second = run_qs("generate-signing-key").output.strip(), run_qs("generate-signing-key").output.strip()
+    assert first != second
+    load_signing_key(first)

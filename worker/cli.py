@@ -8,6 +8,7 @@
     qs import-agdref     a prefecture's known AGDREF numbers, from a file
     qs check-config      print the settings in force and check Redis
     qs send-test-mail    check the mail settings
+    qs generate-signing-key  a new key for signing proofs of registration
 """
 
 from __future__ import annotations
@@ -180,6 +181,14 @@ def check_config() -> None:
         click.echo(f"{name} = {shown}")
     _connect(settings)
     click.echo("Redis: ok")
+
+
+@main.command("generate-signing-key")
+def generate_signing_key_command() -> None:
+    """Print a new key for signing proofs of registration (set it as QS_PROOF_SIGNING_KEY)."""
+    from queue_service.proof import generate_signing_key
+
+    click.echo(generate_signing_key())
 
 
 @main.command("send-test-mail")
