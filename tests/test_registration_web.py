@@ -372,3 +372,19 @@ def test_no_personal_data_in_logs_or_job_arguments(client, store, run_jobs, capl
     for secret in IDENTITY_SECRETS + ("fatima@example.org", "+212612345678"):
         assert secret not in logged
         assert all(secret.encode() not in key for key in store.redis.scan_iter("*"))
+
+
+def test_an_expired_confirmation_link_is_a_410_that_says_what_to_do(client, settings, store):
+    import datetime
+
+    from queue_service.tokens import confirmation_token
+
+    created = client.post("/api/v1/registrations", json=api_person()).get_json()
+    key = store.registration_key_by_ref("01:renewal", created["ref"])
+    issued = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=25)
+    token = confirmation_token(settings.secret_key, key, "fatima@example.org", issued)
+    page = client.get(f"/confirm?t={token}", headers=ENGLISH)
+    assert page.status_code == 410 and "register again" in page.get_data(as_text=True)
+    api = client.post("/api/v1/registrations/confirm", json={"token": token})
+    assert api.status_code == 410 and api.content_type == "application/problem+json"
+    assert store.waiting_count("01:renewal") == 0
