@@ -94,3 +94,29 @@ class ExpiredLink(QueueServiceError):
 class InvalidTransition(QueueServiceError):
     http_status = 409
     message = N_("This registration can no longer be changed in this way.")
+
+
+class NotAllowed(QueueServiceError):
+    http_status = 403
+    message = N_("Your account does not allow this.")
+
+
+class LoginFailed(QueueServiceError):
+    http_status = 401
+    # The same message whether the email or the password is wrong.
+    message = N_("Wrong email address or password.")
+
+
+class LoginThrottled(QueueServiceError):
+    http_status = 429
+    message = N_("Too many failed attempts. Wait 15 minutes, then try again.")
+
+
+class NotSignedIn(QueueServiceError):
+    http_status = 401
+    message = N_("Please sign in.")
+
+
+class AccountExists(QueueServiceError):
+    http_status = 409
+    message = N_("An account with this email address already exists.")

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import redis
 
+from queue_service.accounts import ApiToken, Role, StaffAccount, digest
 from queue_service.errors import UnknownPrefecture, UnknownProcedure
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
 from queue_service.registration import (
@@ -45,6 +46,21 @@ RATE_LIMIT_PREFIX = "qs:ratelimit"
 POOLS_KEY = "qs:pools"
 # Set per prefecture: keyed hashes (HMAC) of the AGDREF numbers its records know.
 AGDREF_KEY = "qs:{{{prefecture}}}:agdref"
+
+# Staff. Hash per account: its fields (email, name, role, prefecture, argon2 hash...).
+STAFF_ACCOUNT_KEY = "qs:staff:account:{id}"
+# Hash: SHA-256 of a staff email -> account id (unique emails, no address in key names).
+STAFF_EMAILS_KEY = "qs:staff:emails"
+# Set of all staff account ids.
+STAFF_ACCOUNTS_KEY = "qs:staff:accounts"
+# String with a TTL: failed sign-ins for one email (SHA-256) in the current window.
+LOGIN_FAILURES_KEY = "qs:staff:login-failures:{email_digest}"
+# Hash with a TTL (the idle timeout): one staff session by the SHA-256 of its id.
+STAFF_SESSION_KEY = "qs:staff:session:{digest}"
+# Hash: one API token by the SHA-256 of its text (account, role, scope, label).
+API_TOKEN_KEY = "qs:staff:token:{digest}"
+# Set per account: digests of its API tokens (to list and revoke them).
+ACCOUNT_TOKENS_KEY = "qs:staff:account:{id}:tokens"
 
 # Keys of one pool share the hash tag {<prefecture>:<procedure>}.
 # Hash: one registration's fields (personal data included; never in key names).
@@ -344,6 +360,113 @@ class Store:
     def agdref_count(self, prefecture: str) -> int:
         return self.redis.scard(AGDREF_KEY.format(prefecture=prefecture))
 
+    # Staff accounts, sessions, tokens ------------------------------------------
+
+    def create_staff_account(self, account: StaffAccount) -> bool:
+        """Store a new account; False if its email is taken."""
+        if not self.redis.hsetnx(STAFF_EMAILS_KEY, digest(account.email), account.id):
+            return False
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(STAFF_ACCOUNT_KEY.format(id=account.id), mapping=_account_fields(account))
+            pipe.sadd(STAFF_ACCOUNTS_KEY, account.id)
+            pipe.execute()
+        return True
+
+    def staff_account(self, account_id: str) -> StaffAccount | None:
+        fields = self.redis.hgetall(STAFF_ACCOUNT_KEY.format(id=account_id))
+        return _account_from(fields) if fields else None
+
+    def staff_account_by_email(self, email: str) -> StaffAccount | None:
+        account_id = self.redis.hget(STAFF_EMAILS_KEY, digest(email))
+        return self.staff_account(account_id.decode()) if account_id else None
+
+    def staff_accounts(self, prefecture: str | None = None) -> list[StaffAccount]:
+        """Every account, or those of one prefecture; by role, then name."""
+        ids = sorted(member.decode() for member in self.redis.smembers(STAFF_ACCOUNTS_KEY))
+        accounts = [account for account in map(self.staff_account, ids) if account is not None]
+        if prefecture is not None:
+            accounts = [account for account in accounts if account.prefecture == prefecture]
+        return sorted(accounts, key=lambda account: (account.role.value, account.name))
+
+    def set_staff_account_active(self, account_id: str, active: bool) -> None:
+        self.redis.hset(STAFF_ACCOUNT_KEY.format(id=account_id), "active", "1" if active else "0")
+
+    def login_failures(self, email: str) -> int:
+        return int(self.redis.get(LOGIN_FAILURES_KEY.format(email_digest=digest(email))) or 0)
+
+    def record_login_failure(self, email: str, now: datetime.datetime, window: datetime.timedelta) -> None:
+        key = LOGIN_FAILURES_KEY.format(email_digest=digest(email))
+        with self.redis.pipeline(transaction=True) as pipe:
+            # The window starts at the first failure; INCR keeps the TTL. (Not
+            # EXPIRE NX: the embedded Redis is 6.2.)
+            pipe.set(key, 0, ex=int(window.total_seconds()), nx=True)
+            pipe.incr(key)
+            pipe.execute()
+
+    def clear_login_failures(self, email: str) -> None:
+        self.redis.delete(LOGIN_FAILURES_KEY.format(email_digest=digest(email)))
+
+    def save_staff_session(self, session_digest, account_id, now, idle: datetime.timedelta) -> None:
+        key = STAFF_SESSION_KEY.format(digest=session_digest)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"account_id": account_id, "started_at": _utc_text(now)})
+            pipe.expire(key, int(idle.total_seconds()))
+            pipe.execute()
+
+    def staff_session(self, session_digest: str) -> tuple[str, datetime.datetime] | None:
+        values = self.redis.hmget(STAFF_SESSION_KEY.format(digest=session_digest), "account_id", "started_at")
+        if values[0] is None:
+            return None
+        return values[0].decode(), _utc_from(values[1])
+
+    def touch_staff_session(self, session_digest: str, idle: datetime.timedelta) -> None:
+        self.redis.expire(STAFF_SESSION_KEY.format(digest=session_digest), int(idle.total_seconds()))
+
+    def end_staff_session(self, session_digest: str) -> None:
+        self.redis.delete(STAFF_SESSION_KEY.format(digest=session_digest))
+
+    def save_api_token(self, token_digest: str, token: ApiToken) -> None:
+        fields = {
+            "id": token.id,
+            "account_id": token.account_id,
+            "role": token.role.value,
+            "prefecture": token.prefecture or "",
+            "label": token.label,
+            "created_at": _utc_text(token.created_at),
+        }
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(API_TOKEN_KEY.format(digest=token_digest), mapping=fields)
+            pipe.sadd(ACCOUNT_TOKENS_KEY.format(id=token.account_id), token_digest)
+            pipe.execute()
+
+    def api_token(self, token_digest: str) -> ApiToken | None:
+        fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(API_TOKEN_KEY.format(digest=token_digest)).items()}
+        if not fields:
+            return None
+        return ApiToken(
+            id=fields["id"],
+            account_id=fields["account_id"],
+            role=Role(fields["role"]),
+            prefecture=fields["prefecture"] or None,
+            label=fields["label"],
+            created_at=datetime.datetime.fromisoformat(fields["created_at"]),
+        )
+
+    def api_tokens(self, account_id: str) -> list[tuple[str, ApiToken]]:
+        digests = sorted(member.decode() for member in self.redis.smembers(ACCOUNT_TOKENS_KEY.format(id=account_id)))
+        found = [(token_digest, self.api_token(token_digest)) for token_digest in digests]
+        return [(token_digest, token) for token_digest, token in found if token is not None]
+
+    def revoke_api_token(self, account_id: str, token_id: str) -> bool:
+        for token_digest, token in self.api_tokens(account_id):
+            if token.id == token_id:
+                with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(API_TOKEN_KEY.format(digest=token_digest))
+                    pipe.srem(ACCOUNT_TOKENS_KEY.format(id=account_id), token_digest)
+                    pipe.execute()
+                return True
+        return False
+
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
@@ -470,6 +593,33 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         draws_lost=int(fields["draws_lost"]),
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
+    )
+
+
+def _account_fields(account: StaffAccount) -> dict[str, str]:
+    return {
+        "id": account.id,
+        "email": account.email,
+        "name": account.name,
+        "role": account.role.value,
+        "prefecture": account.prefecture or "",
+        "password_hash": account.password_hash,
+        "active": "1" if account.active else "0",
+        "created_at": _utc_text(account.created_at),
+    }
+
+
+def _account_from(raw: dict[bytes, bytes]) -> StaffAccount:
+    fields = {name.decode(): value.decode() for name, value in raw.items()}
+    return StaffAccount(
+        id=fields["id"],
+        email=fields["email"],
+        name=fields["name"],
+        role=Role(fields["role"]),
+        prefecture=fields["prefecture"] or None,
+        password_hash=fields["password_hash"],
+        active=fields["active"] == "1",
+        created_at=datetime.datetime.fromisoformat(fields["created_at"]),
     )
 
 

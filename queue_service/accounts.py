@@ -1,0 +1,263 @@
+"""Staff accounts, roles, sessions and API tokens.
+
+Three roles: the national admin (creates prefecture admins), the prefecture
+admin (sites, slots, schedules, policy and agents of one prefecture) and the
+agent (assisted registration, counter work, dashboard of one prefecture).
+What each may do is one table, `PERMISSIONS`, and one function, `allowed`.
+
+Passwords are hashed with argon2; API tokens and session ids are random and
+stored only as SHA-256 digests. Time is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from queue_service.errors import (
+    N_,
+    AccountExists,
+    LoginFailed,
+    LoginThrottled,
+    NotAllowed,
+    NotSignedIn,
+    ValidationFailed,
+)
+
+
+class Role(str, Enum):
+    NATIONAL_ADMIN = "national_admin"
+    PREFECTURE_ADMIN = "prefecture_admin"
+    AGENT = "agent"
+
+
+class Action(str, Enum):
+    VIEW = "view"  # dashboard, lists of sites, slots, schedules, registrations
+    REGISTER = "register"  # assisted registration
+    MANAGE = "manage"  # sites, slots, schedules, policy, draws now
+    MANAGE_AGENTS = "manage_agents"
+    MANAGE_ADMINS = "manage_admins"
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.NATIONAL_ADMIN: frozenset(Action),
+    Role.PREFECTURE_ADMIN: frozenset({Action.VIEW, Action.REGISTER, Action.MANAGE, Action.MANAGE_AGENTS}),
+    Role.AGENT: frozenset({Action.VIEW, Action.REGISTER}),
+}
+
+# Login throttling: after this many failures for one account within the
+# window, further attempts are refused until the window has passed.
+MAX_LOGIN_FAILURES = 5
+LOGIN_FAILURE_WINDOW = datetime.timedelta(minutes=15)
+# Sessions end after this long without a request, and in any case after the
+# absolute limit.
+SESSION_IDLE_TIMEOUT = datetime.timedelta(minutes=30)
+SESSION_ABSOLUTE_TIMEOUT = datetime.timedelta(hours=12)
+TOKEN_PREFIX = "qst_"
+MIN_PASSWORD_LENGTH = 12
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class StaffAccount:
+    id: str
+    email: str
+    name: str
+    role: Role
+    prefecture: str | None  # None for the national admin
+    password_hash: str
+    active: bool
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: str
+    account_id: str
+    role: Role
+    prefecture: str | None
+    label: str
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who acts: an account signed in, or an API token (scoped like its account or narrower)."""
+
+    account_id: str
+    role: Role
+    prefecture: str | None
+
+
+def allowed(principal: Principal, action: Action, prefecture: str | None) -> bool:
+    """May `principal` do `action` on `prefecture` (None: not tied to one)?"""
+    if action not in PERMISSIONS[principal.role]:
+        return False
+    if principal.prefecture is None:  # the national admin, not narrowed to one prefecture
+        return principal.role is Role.NATIONAL_ADMIN
+    return prefecture == principal.prefecture
+
+
+def require(principal: Principal, action: Action, prefecture: str | None) -> None:
+    if not allowed(principal, action, prefecture):
+        raise NotAllowed()
+
+
+def principal_of(account: StaffAccount) -> Principal:
+    return Principal(account.id, account.role, account.prefecture)
+
+
+# Accounts ---------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_account(
+    creator: Principal | None,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    prefecture: str | None,
+    password: str,
+    now: datetime.datetime,
+) -> StaffAccount:
+    """Check what the creator may create and the fields; `creator` None is the first national admin (CLI)."""
+    if creator is not None:
+        needed = Action.MANAGE_ADMINS if role is not Role.AGENT else Action.MANAGE_AGENTS
+        require(creator, needed, prefecture)
+        if role is Role.NATIONAL_ADMIN and creator.role is not Role.NATIONAL_ADMIN:
+            raise NotAllowed()
+    errors = {}
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254 or any(char.isspace() for char in email):
+        errors["email"] = N_("Enter an email address.")
+    if not name.strip() or len(name) > 100:
+        errors["name"] = N_("Enter a name of at most 100 characters.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = N_("Choose a password of at least 12 characters.")
+    if (role is Role.NATIONAL_ADMIN) != (prefecture is None):
+        errors["prefecture"] = N_("A prefecture admin or an agent belongs to one prefecture; a national admin to none.")
+    if errors:
+        raise ValidationFailed(errors)
+    return StaffAccount(
+        id=secrets.token_hex(12),
+        email=email,
+        name=name.strip(),
+        role=role,
+        prefecture=prefecture,
+        password_hash=hash_password(password),
+        active=True,
+        created_at=now,
+    )
+
+
+def create_account(store, creator: Principal | None, **fields) -> StaffAccount:
+    """Create and store an account (see new_account); AccountExists if the email is taken."""
+    account = new_account(creator, **fields)
+    if not store.create_staff_account(account):
+        raise AccountExists()
+    return account
+
+
+def sign_in(store, email: str, password: str, now: datetime.datetime) -> StaffAccount:
+    """The account, if the password matches and the account is not throttled."""
+    email = email.strip().lower()
+    if store.login_failures(email) >= MAX_LOGIN_FAILURES:
+        raise LoginThrottled()
+    account = store.staff_account_by_email(email)
+    if account is None or not account.active or not password_matches(account.password_hash, password):
+        if account is None:
+            password_matches(_DUMMY_HASH, password)  # same time whether the account exists or not
+        store.record_login_failure(email, now, LOGIN_FAILURE_WINDOW)
+        raise LoginFailed()
+    store.clear_login_failures(email)
+    return account
+
+
+_DUMMY_HASH = _hasher.hash("not a real password, only for equal timing")
+
+
+# Sessions and tokens -----------------------------------------------------------
+
+
+def digest(secret_text: str) -> str:
+    return hashlib.sha256(secret_text.encode()).hexdigest()
+
+
+def open_session(store, account: StaffAccount, now: datetime.datetime) -> str:
+    """A new session id (a new one at every sign-in, so a planted id is useless)."""
+    session_id = secrets.token_urlsafe(32)
+    store.save_staff_session(digest(session_id), account.id, now, SESSION_IDLE_TIMEOUT)
+    return session_id
+
+
+def session_principal(store, session_id: str | None, now: datetime.datetime) -> Principal:
+    """Who the session belongs to; raises NotSignedIn when absent, ended, idle or too old."""
+    if not session_id:
+        raise NotSignedIn()
+    record = store.staff_session(digest(session_id))
+    if record is None:
+        raise NotSignedIn()
+    account_id, started_at = record
+    if now - started_at > SESSION_ABSOLUTE_TIMEOUT:
+        store.end_staff_session(digest(session_id))
+        raise NotSignedIn()
+    account = store.staff_account(account_id)
+    if account is None or not account.active:
+        raise NotSignedIn()
+    store.touch_staff_session(digest(session_id), SESSION_IDLE_TIMEOUT)
+    return principal_of(account)
+
+
+def close_session(store, session_id: str | None) -> None:
+    if session_id:
+        store.end_staff_session(digest(session_id))
+
+
+def new_api_token(
+    store, owner: StaffAccount, label: str, now: datetime.datetime, *, prefecture: str | None = None
+) -> tuple[str, ApiToken]:
+    """Create a token scoped to the owner's role and prefecture; the text is shown once, stored hashed."""
+    scope = prefecture if owner.role is Role.NATIONAL_ADMIN else owner.prefecture
+    if not label.strip() or len(label) > 100:
+        raise ValidationFailed({"label": N_("Give the token a name of at most 100 characters.")})
+    text = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        id=secrets.token_hex(8),
+        account_id=owner.id,
+        role=owner.role,
+        prefecture=scope,
+        label=label.strip(),
+        created_at=now,
+    )
+    store.save_api_token(digest(text), token)
+    return text, token
+
+
+def token_principal(store, text: str) -> Principal:
+    if not text.startswith(TOKEN_PREFIX):
+        raise NotSignedIn()
+    token = store.api_token(digest(text))
+    if token is None:
+        raise NotSignedIn()
+    account = store.staff_account(token.account_id)
+    if account is None or not account.active:
+        raise NotSignedIn()
+    return Principal(account.id, token.role, token.prefecture)
