@@ -20,7 +20,7 @@ from enum import Enum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from queue_service.errors import (
+from queue_service.errors import (  # noqa: F401 - NotSignedIn is part of this module's interface
     N_,
     AccountExists,
     LoginFailed,

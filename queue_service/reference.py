@@ -322,6 +322,8 @@ class Site:
     postcode: str
     city: str
     opening_hours: tuple[OpeningHours, ...]
+    # A closed site takes no new slots and is not offered to new applicants.
+    closed: bool = False
 
 
 def _hours(

@@ -107,3 +107,12 @@ redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
 return 1
 """
+
+
+# KEYS: a string holding a number. ARGV: a number.
+# Sets the string to the number if it is greater (clocks may race: never go back).
+ADVANCE_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""

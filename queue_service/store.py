@@ -8,6 +8,7 @@ multi-key scripts stay legal there.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from collections.abc import Iterable
@@ -24,7 +25,16 @@ from queue_service.registration import (
     Registration,
     RegistrationStatus,
 )
-from queue_service.scripts import CLOSE_SCRIPT, CONFIRM_SCRIPT, CREATE_SCRIPT, MOVE_CONTACT_SCRIPT, PURGE_SCRIPT
+from queue_service.schedules import DrawSchedule, schedule_from_dict, schedule_to_dict
+from queue_service.slots import Slot, SlotStatus
+from queue_service.scripts import (
+    ADVANCE_SCRIPT,
+    CLOSE_SCRIPT,
+    CONFIRM_SCRIPT,
+    CREATE_SCRIPT,
+    MOVE_CONTACT_SCRIPT,
+    PURGE_SCRIPT,
+)
 from queue_service.tokens import RegistrationKey
 
 # Hash: prefecture code -> JSON {code, name, timezone}. Written by `qs load-reference`.
@@ -62,6 +72,9 @@ API_TOKEN_KEY = "qs:staff:token:{digest}"
 # Set per account: digests of its API tokens (to list and revoke them).
 ACCOUNT_TOKENS_KEY = "qs:staff:account:{id}:tokens"
 
+# Set of pools ("01:renewal") that have a draw schedule: what the clock walks.
+SCHEDULED_POOLS_KEY = "qs:schedules"
+
 # Keys of one pool share the hash tag {<prefecture>:<procedure>}.
 # Hash: one registration's fields (personal data included; never in key names).
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
@@ -79,6 +92,18 @@ WAITING_KEY = "qs:{{{pool}}}:waiting"
 UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
 # Sorted set: closed registrations (withdrawn...), scored by when they closed.
 CLOSED_KEY = "qs:{{{pool}}}:closed"
+# Hash: slot id -> JSON of the slot (site, start, length, counter, status).
+SLOTS_KEY = "qs:{{{pool}}}:slots"
+# Sorted set: slot ids scored by their start time (epoch seconds).
+SLOT_TIMES_KEY = "qs:{{{pool}}}:slot-times"
+# String: JSON of the pool's draw schedule and policy.
+SCHEDULE_KEY = "qs:{{{pool}}}:schedule"
+# String: epoch seconds up to which the clock has enqueued the pool's draws.
+RECONCILED_KEY = "qs:{{{pool}}}:reconciled-until"
+# Hash: one draw's record (scheduled time, state, trigger, counts).
+DRAW_KEY = "qs:{{{pool}}}:draw:{draw_id}"
+# Sorted set: the pool's draw ids scored by their scheduled time.
+DRAWS_KEY = "qs:{{{pool}}}:draws"
 
 
 class Store:
@@ -92,6 +117,7 @@ class Store:
         self._close = client.register_script(CLOSE_SCRIPT)
         self._move_contact = client.register_script(MOVE_CONTACT_SCRIPT)
         self._purge = client.register_script(PURGE_SCRIPT)
+        self._advance = client.register_script(ADVANCE_SCRIPT)
 
     # Reference data ------------------------------------------------------
 
@@ -134,6 +160,13 @@ class Store:
         for site in sites:
             added += self.redis.hsetnx(SITES_KEY.format(prefecture=site.prefecture), site.id, _site_json(site))
         return added
+
+    def save_site(self, site: Site) -> None:
+        """Create or replace a site."""
+        self.redis.hset(SITES_KEY.format(prefecture=site.prefecture), site.id, _site_json(site))
+
+    def delete_site(self, prefecture_code: str, site_id: str) -> None:
+        self.redis.hdel(SITES_KEY.format(prefecture=prefecture_code), site_id)
 
     def sites(self, prefecture_code: str) -> list[Site]:
         values = self.redis.hvals(SITES_KEY.format(prefecture=prefecture_code))
@@ -360,6 +393,125 @@ class Store:
     def agdref_count(self, prefecture: str) -> int:
         return self.redis.scard(AGDREF_KEY.format(prefecture=prefecture))
 
+    # Slots -------------------------------------------------------------------
+
+    def add_slots(self, slots: list[Slot]) -> int:
+        """Store new slots (all at once); returns how many."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            for slot in slots:
+                pool = f"{slot.prefecture}:{slot.procedure}"
+                pipe.hset(SLOTS_KEY.format(pool=pool), slot.id, _slot_json(slot))
+                pipe.zadd(SLOT_TIMES_KEY.format(pool=pool), {slot.id: slot.starts_at.timestamp()})
+            pipe.execute()
+        return len(slots)
+
+    def slots(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> list[Slot]:
+        """The pool's slots starting in [start, end), by start time."""
+        ids = self.redis.zrangebyscore(SLOT_TIMES_KEY.format(pool=pool), start.timestamp(), f"({end.timestamp()}")
+        if not ids:
+            return []
+        return [_slot_from(raw) for raw in self.redis.hmget(SLOTS_KEY.format(pool=pool), ids) if raw is not None]
+
+    def prefecture_slots(self, prefecture: str, start: datetime.datetime, end: datetime.datetime) -> list[Slot]:
+        """Slots of every pool of the prefecture starting in [start, end) (counters serve several procedures)."""
+        found = []
+        for procedure in self.procedures():
+            found += self.slots(f"{prefecture}:{procedure.code}", start, end)
+        return sorted(found, key=lambda slot: (slot.starts_at, slot.site, slot.counter))
+
+    def open_slot_count(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> int:
+        return sum(1 for slot in self.slots(pool, start, end) if slot.status is SlotStatus.OPEN)
+
+    def future_slot_count(self, prefecture: str, site_id: str, now: datetime.datetime) -> int:
+        far = now + datetime.timedelta(days=3650)
+        return sum(
+            1
+            for slot in self.prefecture_slots(prefecture, now, far)
+            if slot.site == site_id and slot.status is not SlotStatus.CANCELLED
+        )
+
+    def cancel_slot(self, pool: str, slot_id: str) -> bool:
+        """Cancel an open slot; False if it is not open (offered or booked ones have their own path)."""
+        key = SLOTS_KEY.format(pool=pool)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.hget(key, slot_id)
+                if raw is None or _slot_from(raw).status is not SlotStatus.OPEN:
+                    return False
+                cancelled = dataclasses.replace(_slot_from(raw), status=SlotStatus.CANCELLED)
+                pipe.multi()
+                pipe.hset(key, slot_id, _slot_json(cancelled))
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    # Schedules and draws -------------------------------------------------------
+
+    def save_schedule(self, schedule: DrawSchedule) -> None:
+        pool = f"{schedule.prefecture}:{schedule.procedure}"
+        self.redis.set(SCHEDULE_KEY.format(pool=pool), json.dumps(schedule_to_dict(schedule)))
+        self.redis.sadd(SCHEDULED_POOLS_KEY, pool)
+
+    def schedule(self, pool: str) -> DrawSchedule | None:
+        raw = self.redis.get(SCHEDULE_KEY.format(pool=pool))
+        return schedule_from_dict(json.loads(raw)) if raw else None
+
+    def scheduled_pools(self) -> list[str]:
+        return sorted(pool.decode() for pool in self.redis.smembers(SCHEDULED_POOLS_KEY))
+
+    def reconciled_until(self, pool: str) -> datetime.datetime | None:
+        raw = self.redis.get(RECONCILED_KEY.format(pool=pool))
+        return datetime.datetime.fromtimestamp(float(raw), datetime.timezone.utc) if raw else None
+
+    def advance_reconciled(self, pool: str, moment: datetime.datetime) -> None:
+        """Move the pool's reconciled-until mark forward (never back: clocks may race)."""
+        self._advance(keys=[RECONCILED_KEY.format(pool=pool)], args=[moment.timestamp()])
+
+    def claim_draw(self, pool: str, draw_id: str, fields: dict[str, str], scheduled_at: datetime.datetime, also=None) -> bool:
+        """Create the draw record unless it exists, and in the same transaction run
+        `also(pipeline)` (the caller enqueues the draw's job there): both or neither."""
+        key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if pipe.exists(key):
+                    return False
+                pipe.multi()
+                pipe.hset(key, mapping=fields)
+                pipe.zadd(DRAWS_KEY.format(pool=pool), {draw_id: scheduled_at.timestamp()})
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    def draw(self, pool: str, draw_id: str) -> dict[str, str] | None:
+        raw = self.redis.hgetall(DRAW_KEY.format(pool=pool, draw_id=draw_id))
+        return {name.decode(): value.decode() for name, value in raw.items()} or None
+
+    def update_draw(self, pool: str, draw_id: str, expected_state: str, changes: dict[str, str]) -> bool:
+        """Change a draw's record if it is still in `expected_state` (a retried job changes nothing twice)."""
+        key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if (pipe.hget(key, "state") or b"").decode() != expected_state:
+                    return False
+                pipe.multi()
+                pipe.hset(key, mapping=changes)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
+        """The pool's latest draws, newest first."""
+        ids = self.redis.zrevrange(DRAWS_KEY.format(pool=pool), 0, limit - 1)
+        return [found for found in (self.draw(pool, draw_id.decode()) for draw_id in ids) if found]
+
     # Staff accounts, sessions, tokens ------------------------------------------
 
     def create_staff_account(self, account: StaffAccount) -> bool:
@@ -513,6 +665,7 @@ def _site_json(site: Site) -> str:
             "postcode": site.postcode,
             "city": site.city,
             "opening_hours": hours,
+            "closed": site.closed,
         }
     )
 
@@ -594,6 +747,28 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
     )
+
+
+def _slot_json(slot: Slot) -> str:
+    return json.dumps(
+        {
+            "id": slot.id,
+            "prefecture": slot.prefecture,
+            "site": slot.site,
+            "procedure": slot.procedure,
+            "starts_at": _utc_text(slot.starts_at),
+            "duration_minutes": slot.duration_minutes,
+            "counter": slot.counter,
+            "status": slot.status.value,
+        }
+    )
+
+
+def _slot_from(raw: bytes) -> Slot:
+    values = json.loads(raw)
+    values["starts_at"] = datetime.datetime.fromisoformat(values["starts_at"])
+    values["status"] = SlotStatus(values["status"])
+    return Slot(**values)
 
 
 def _account_fields(account: StaffAccount) -> dict[str, str]:

@@ -158,3 +158,90 @@ def email_link(message, path: str) -> str:
     found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text.get_payload(decode=True).decode())
     assert found
     return found.group(1)
+
+
+@pytest.fixture
+def ain_staff(store, reference_data):
+    import datetime
+
+    from queue_service import accounts
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for email, role in (("admin@ain.example.org", accounts.Role.PREFECTURE_ADMIN), ("agent@ain.example.org", accounts.Role.AGENT)):
+        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
+                                password="correct horse battery", now=now)
+
+
+def staff_sign_in(page, live_server, email):
+    page.goto(live_server + "/staff/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/staff/")
+
+
+def test_admin_publishes_a_week_of_slots_and_sets_a_weekly_schedule(live_server, browser, ain_staff, store):
+    import datetime
+
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = collect_console_errors(page)
+    staff_sign_in(page, live_server, "admin@ain.example.org")
+    page.get_by_role("link", name="01 – Ain").click()
+    page.get_by_role("link", name="Slots", exact=True).click()
+
+    today = datetime.date.today()
+    monday = today + datetime.timedelta(days=7 - today.weekday() + 7)
+    form = page.locator("#template-form")
+    form.get_by_label("Site").select_option("bourg")
+    form.get_by_label("Procedure").select_option("renewal")
+    form.get_by_label("First day").fill(monday.isoformat())
+    form.get_by_label("Last day").fill((monday + datetime.timedelta(days=4)).isoformat())
+    form.get_by_label("Opens at").fill("09:00")
+    form.get_by_label("Closes at").fill("12:00")
+    form.get_by_label("Appointment length (minutes)").fill("20")
+    form.get_by_label("Counters").fill("3")
+    form.get_by_role("button", name="Publish").click()
+    assert page.locator("#published").inner_text() == "135 slots published."
+
+    page.goto(live_server + "/staff/p/01/schedules/renewal")
+    schedule = page.locator("#schedule-form")
+    schedule.get_by_label("Repeating schedule (cron, local time)").fill("0 10 * * TUE")
+    schedule.get_by_label("Offer slots from this many days after the draw").fill("0")
+    schedule.get_by_role("button", name="Save the schedule").click()
+    rows = page.locator("#upcoming tbody tr")
+    assert rows.count() == 5
+    assert all(row.endswith("10:00") for row in rows.locator("td:first-child").all_inner_texts())
+    assert page.get_by_label("Offer slots from this many days after the draw").input_value() == "0"
+    assert "135" in rows.locator("td:last-child").all_inner_texts()
+    page.screenshot(path=str(SCREENSHOTS / "staff-schedule.png"), full_page=True)
+    assert errors == []
+    context.close()
+
+
+def test_an_agent_registers_an_applicant_at_the_counter(live_server, browser, ain_staff, store):
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(live_server + "/lang/en?next=/staff/login")
+    staff_sign_in(page, live_server, "agent@ain.example.org")
+    page.goto(live_server + "/staff/p/01/")
+    page.locator("tr", has_text="Residence permit renewal").get_by_role("link", name="Register").click()
+    fill_registration_at_counter(page)
+    assert "The applicant is in the waiting list" in page.locator("h1").inner_text()
+    assert store.waiting_count("01:renewal") == 1
+    with context.expect_page() as status_tab:
+        page.get_by_role("link", name="Status page (to print)").click()
+    assert status_tab.value.locator("#status").inner_text() == "In the waiting list"
+    context.close()
+
+
+def fill_registration_at_counter(page):
+    page.get_by_label("Family name").fill("Diallo")
+    page.get_by_label("Given names").fill("Aminata")
+    page.get_by_label("Date of birth").fill("1979-09-30")
+    page.get_by_label("Nationality").select_option("SN")
+    page.get_by_label("AGDREF number").fill("0100000007")
+    page.get_by_label("Expiry date").fill("2027-03-31")
+    page.get_by_label("Mobile phone").fill("06 98 76 54 32")
+    page.locator("label[for=consent]").click(position={"x": 8, "y": 8})
+    page.get_by_role("button", name="Register", exact=True).click()

@@ -95,3 +95,94 @@ def test_worker_process_runs_queued_jobs_in_burst_mode(redis, redis_url, store, 
     )
     assert completed.returncode == 0, completed.stderr
     assert store.last_worker_heartbeat() is not None
+
+
+# Draws: each scheduled draw enqueued exactly once ------------------------------------------
+
+PARIS_SCHEDULE_START = datetime.datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def weekly_schedule(store, prefecture="01", cron="0 10 * * MON,THU"):
+    from queue_service.schedules import DrawSchedule
+
+    schedule = DrawSchedule(
+        prefecture=prefecture, procedure="renewal", timezone="Europe/Paris", cron=cron, created_at=PARIS_SCHEDULE_START
+    )
+    store.save_schedule(schedule)
+    return schedule
+
+
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["clock A", "clock B", "restart"]),
+            st.integers(min_value=0, max_value=4 * 24 * 3600),  # time passing before the step
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(redis_server, steps):
+    from queue_service import schedules
+    from queue_service.store import RECONCILED_KEY, Store
+    from worker.queues import DRAWS
+
+    redis_server.flushall()
+    store = Store(redis_server)
+    schedule = weekly_schedule(store)
+    moment = PARIS_SCHEDULE_START
+    enqueued = []
+    for action, seconds in steps:
+        moment += datetime.timedelta(seconds=seconds)
+        if action == "restart":
+            # A crash that lost the reconciliation mark: the clock starts over from the schedule's creation.
+            redis_server.delete(RECONCILED_KEY.format(pool="01:renewal"))
+            continue
+        enqueued += clock.reconcile_draws(redis_server, store, moment)
+    expected = [
+        schedules.draw_id("01", "renewal", t, "Europe/Paris")
+        for t in schedules.due_draw_times(schedule, PARIS_SCHEDULE_START, moment, limit=10_000)
+    ]
+    assert sorted(enqueued) == sorted(expected)
+    assert len(enqueued) == len(set(enqueued))
+    assert len(queue(DRAWS, redis_server)) == len(expected)
+
+
+def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url, store, tmp_path):
+    """Two `qs clock` and two `qs worker` processes on the test Redis, for a few seconds."""
+    from queue_service.schedules import DrawSchedule
+    from rq.registry import FinishedJobRegistry
+
+    from worker.queues import DRAWS
+
+    now = datetime.datetime.now(UTC).replace(second=0, microsecond=0)
+    dates = tuple(now - datetime.timedelta(minutes=minutes) for minutes in range(1, 13))
+    store.save_schedule(
+        DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris", cron=None, dates=dates,
+                     created_at=now - datetime.timedelta(hours=1))
+    )
+    environment = dict(os.environ, QS_REDIS_URL=redis_url, QS_DATA_DIR=str(tmp_path), QS_CLOCK_INTERVAL_SECONDS="0.2")
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "worker.cli", command], env=environment,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in ("clock", "clock", "worker", "worker")
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [draw["state"] for draw in store.draws("01:renewal")]
+            if len(states) == len(dates) and set(states) == {"recorded"}:
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # let any duplicate show up
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+    draws = store.draws("01:renewal")
+    assert len(draws) == len(dates) and {draw["state"] for draw in draws} == {"recorded"}
+    finished = FinishedJobRegistry(DRAWS, connection=redis).get_job_ids()
+    assert sorted(finished) == sorted(f"draw-{draw['draw_id']}" for draw in draws)
+    assert len(queue(DRAWS, redis)) == 0

@@ -51,7 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from web import api, applicant, errors, health, i18n, registration, security
+    from web import api, applicant, errors, health, i18n, registration, security, staff
     from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
@@ -64,6 +64,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(applicant.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(registration.blueprint)
+    app.register_blueprint(staff.blueprint)
     limit_sensitive_routes(app, limiter, settings)
     return app
 

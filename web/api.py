@@ -218,3 +218,70 @@ def proof_public_key():
 
     public_key = trusted_public_keys()[0]
     return jsonify(algorithm="Ed25519", encoding="base64url", public_key=public_key, key_id=key_id(public_key))
+
+
+# Staff API (API tokens) ---------------------------------------------------------------
+
+
+def staff_principal(code: str):
+    """The principal of `Authorization: Bearer qst_…`, allowed to view prefecture `code`."""
+    from queue_service import accounts
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise accounts.NotSignedIn()
+    principal = accounts.token_principal(services().store, token.strip())
+    accounts.require(principal, accounts.Action.VIEW, code)
+    services().store.prefecture(code)  # 404 for an unknown code
+    return principal
+
+
+@blueprint.get("/staff/prefectures/<code>/sites")
+def staff_sites(code: str):
+    staff_principal(code)
+    return jsonify(items=[_site(site) | {"closed": site.closed} for site in services().store.sites(code)])
+
+
+@blueprint.get("/staff/prefectures/<code>/slots")
+def staff_slots(code: str):
+    staff_principal(code)
+    start = now()
+    end = start + datetime.timedelta(days=int(request.args.get("days", "30")) if request.args.get("days", "30").isdigit() else 30)
+    slots = services().store.prefecture_slots(code, start, end)
+    return jsonify(
+        items=[
+            {
+                "id": slot.id,
+                "site": slot.site,
+                "procedure": slot.procedure,
+                "starts_at": slot.starts_at.isoformat(),
+                "duration_minutes": slot.duration_minutes,
+                "counter": slot.counter,
+                "status": slot.status.value,
+            }
+            for slot in slots
+        ]
+    )
+
+
+@blueprint.get("/staff/prefectures/<code>/schedules")
+def staff_schedules(code: str):
+    from queue_service.schedules import schedule_to_dict
+
+    staff_principal(code)
+    store = services().store
+    found = {}
+    for procedure in store.procedures():
+        schedule = store.schedule(f"{code}:{procedure.code}")
+        found[procedure.code] = schedule_to_dict(schedule) if schedule else None
+    return jsonify(found)
+
+
+@blueprint.get("/staff/prefectures/<code>/registrations")
+def staff_registrations(code: str):
+    """Counts per pool; no personal data."""
+    staff_principal(code)
+    store = services().store
+    return jsonify(
+        {procedure.code: {"waiting": store.waiting_count(f"{code}:{procedure.code}")} for procedure in store.procedures()}
+    )

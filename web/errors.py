@@ -59,7 +59,7 @@ def handle_domain_error(error: QueueServiceError):
     if isinstance(error, ValidationFailed) and wants_problem_json():
         fields = [{"field": field, "message": gettext(message)} for field, message in error.errors.items()]
         return problem(error.http_status, gettext(error.message), None, code=code, errors=fields)
-    return _respond(error.http_status, gettext(error.message), error.detail, code)
+    return _respond(error.http_status, gettext(error.message), gettext(error.detail) if error.detail else None, code)
 
 
 def handle_csrf_error(error: CSRFError):
@@ -87,6 +87,8 @@ def _texts(status: int) -> tuple[str | None, str | None]:
             gettext("Page not found"),
             gettext("This page does not exist. Check the address, or start again from the home page."),
         ),
+        401: (gettext("Sign-in needed"), gettext("Please sign in.")),
+        403: (gettext("Access refused"), gettext("Your account does not allow this.")),
         405: (gettext("Method not allowed"), gettext("This method is not allowed here.")),
         413: (gettext("Request too large"), gettext("The request is too large.")),
         429: (

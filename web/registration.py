@@ -91,7 +91,7 @@ def pool_or_404(code: str, procedure_code: str) -> tuple:
 def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: Channel, agent: str | None = None):
     """Parse and register; shared by the page, the API and (later) the agent's counter."""
     store = services().store
-    site_ids = [site.id for site in store.sites(code)]
+    site_ids = [site.id for site in store.sites(code) if not site.closed]
     applicant = registrations.parse_applicant(
         form, procedure, site_ids, now().date(), email_required=channel is Channel.ONLINE
     )
@@ -117,33 +117,46 @@ def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: 
 
 @blueprint.route("/p/<code>/<procedure_code>/register", methods=["GET", "POST"])
 def register(code: str, procedure_code: str):
-    prefecture, procedure, sites = pool_or_404(code, procedure_code)
+    _, procedure, _ = pool_or_404(code, procedure_code)
     errors: dict[str, str] = {}
     values: dict[str, object] = {"language": str(get_locale())}
     if request.method == "POST":
         values = form_values()
-        try:
-            created = register_applicant(code, procedure, values, channel=Channel.ONLINE)
-        except ValidationFailed as failure:
-            errors = {field: gettext(message) for field, message in failure.errors.items()}
-        except (DuplicateRegistration, ContactCapReached) as refusal:
-            errors = {"form": gettext(refusal.message)}
-        else:
+        created, errors = attempt_registration(code, procedure, values, channel=Channel.ONLINE)
+        if created:
             return redirect(url_for("registration.registered", code=code, procedure_code=procedure.code, ref=created.ref))
+    return render_registration_form(code, procedure, values, errors)
+
+
+def attempt_registration(code: str, procedure: Procedure, values: dict, **how) -> tuple[Registration | None, dict]:
+    """Register from a form: the registration, or the errors to show on the form."""
+    try:
+        return register_applicant(code, procedure, values, **how), {}
+    except ValidationFailed as failure:
+        return None, {field: gettext(message) for field, message in failure.errors.items()}
+    except (DuplicateRegistration, ContactCapReached) as refusal:
+        return None, {"form": gettext(refusal.message)}
+
+
+def render_registration_form(code: str, procedure: Procedure, values: dict, errors: dict, *, assisted: bool = False):
+    """The registration form, online or at an agent's counter (email optional there)."""
+    store = services().store
+    open_sites = [site for site in store.sites(code) if not site.closed]
     status = (409 if "form" in errors else 422) if errors else 200
     return (
         render_template(
             "register.html",
-            prefecture=prefecture,
+            prefecture=store.prefecture(code),
             procedure=procedure,
-            sites=sites,
+            sites=open_sites,
             half_days=HALF_DAYS,
-            site_options=site_options(sites),
+            site_options=site_options(open_sites),
             half_day_options=half_day_options(),
             nationalities=identity.nationality_choices(str(get_locale())),
             retention_days=services().settings.closed_retention_days,
             values=values,
             errors=errors,
+            assisted=assisted,
         ),
         status,
     )

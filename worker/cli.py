@@ -6,6 +6,7 @@
     qs load-reference    prefectures and procedures
     qs load-demo         demo sites and AGDREF numbers for Ain (01)
     qs import-agdref     a prefecture's known AGDREF numbers, from a file
+    qs create-admin      the first national admin
     qs check-config      print the settings in force and check Redis
     qs send-test-mail    check the mail settings
     qs generate-signing-key  a new key for signing proofs of registration
@@ -14,8 +15,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
+import secrets
 import smtplib
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from pathlib import Path
 import click
 import redis
 
-from queue_service import mail, reference
+from queue_service import accounts, mail, reference
 from queue_service.connection import connect, embedded_url
 from queue_service.agdref import UploadedRecords
 from queue_service.errors import QueueServiceError, SettingsError
@@ -90,6 +93,59 @@ def _load_demo(store: Store, settings: Settings) -> int:
     return added
 
 
+@main.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.password_option(help="At least 12 characters (asked twice when not given).")
+def create_admin(email: str, name: str, password: str) -> None:
+    """Create a national admin (the first account; it then creates the others on the staff pages)."""
+    settings = _settings()
+    store = Store(_connect(settings))
+    try:
+        account = accounts.create_account(
+            store, None, email=email, name=name, role=accounts.Role.NATIONAL_ADMIN, prefecture=None,
+            password=password, now=datetime.datetime.now(datetime.timezone.utc),
+        )
+    except QueueServiceError as error:
+        details = "; ".join(getattr(error, "errors", {}).values()) or error.message
+        raise click.ClickException(details) from None
+    click.echo(f"National admin {account.email} created. Sign in at {settings.base_url}/staff/login")
+
+
+def _demo_accounts(store: Store, settings: Settings) -> list[tuple[str, str, str]]:
+    """The demo admin and agent of Ain (development only): (role, email, password).
+
+    Their passwords are generated once and kept in data_dir, so that every
+    `make run` can print them.
+    """
+    path = settings.data_dir / "demo-accounts.toml"
+    if path.exists():
+        import tomllib
+
+        stored = tomllib.loads(path.read_text())
+        return [(role, values["email"], values["password"]) for role, values in stored.items()]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    created, lines = [], ["# Demo staff accounts of `make run` (development only).\n"]
+    for role, email, name in (
+        (accounts.Role.PREFECTURE_ADMIN, "admin@ain.example.org", "Admin Ain (demo)"),
+        (accounts.Role.AGENT, "agent@ain.example.org", "Agent Ain (demo)"),
+    ):
+        password = secrets.token_urlsafe(12)
+        try:
+            accounts.create_account(
+                store, None,
+                email=email, name=name, role=role, prefecture="01", password=password, now=now,
+            )
+        except QueueServiceError:
+            continue  # exists from an earlier data folder: keep it as it is
+        created.append((role.value, email, password))
+        lines.append(f'[{role.value}]\nemail = "{email}"\npassword = "{password}"\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines))
+    path.chmod(0o600)
+    return created
+
+
 @main.command("import-agdref")
 @click.argument("prefecture")
 @click.argument("numbers_file", type=click.File("r", encoding="utf-8"))
@@ -148,6 +204,8 @@ def dev() -> None:
     store = Store(connection)
     _load_reference(store)
     _load_demo(store, settings)
+    for role, email, password in _demo_accounts(store, settings):
+        click.echo(f"Demo {role}: {email} / {password}  (sign in at http://127.0.0.1:5000/staff/login)")
     click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
 
     environment = dict(os.environ)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from queue_service import draws
 from queue_service.store import Store
 from worker import jobs
 from worker.queues import DEFAULT, queue
@@ -47,10 +48,10 @@ PERIODIC_JOBS = (
 
 
 def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC_JOBS) -> list[str]:
-    """Record the tick and enqueue the periodic jobs due at `now`; returns the ids enqueued."""
+    """Record the tick, enqueue the draws and periodic jobs due at `now`; returns the ids enqueued."""
     store = Store(connection)
     store.record_clock_tick(now)
-    enqueued = []
+    enqueued = reconcile_draws(connection, store, now)
     for periodic in periodic_jobs:
         bucket = periodic.bucket(now)
         # The claim outlives the bucket, so a late duplicate clock cannot re-enqueue it.
@@ -60,6 +61,26 @@ def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC
                 periodic.function, job_id=job_id, result_ttl=periodic.every_seconds * 4
             )
             enqueued.append(job_id)
+    return enqueued
+
+
+def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetime) -> list[str]:
+    """Claim and enqueue every scheduled draw due by `now`, each exactly once.
+
+    Each pool remembers how far it was reconciled; a draw missed while the
+    service was down is caught up. Two clocks compute the same draws; the
+    claim (record + job in one transaction) lets only one enqueue each.
+    """
+    enqueued = []
+    for pool in store.scheduled_pools():
+        schedule = store.schedule(pool)
+        if schedule is None:
+            continue
+        due = draws.due_draws(schedule, store.reconciled_until(pool), now)
+        for draw in due:
+            if jobs.claim_and_enqueue(connection, draw, now):
+                enqueued.append(draw.draw_id)
+        store.advance_reconciled(pool, draws.reconciled_mark(due, now))
     return enqueued
 
 

@@ -13,11 +13,11 @@ import logging
 import redis
 from rq import Retry, get_current_job
 
-from queue_service import mail, registration
+from queue_service import draws, mail, registration
 from queue_service.settings import load_settings
 from queue_service.store import Store
 from queue_service.tokens import RegistrationKey
-from worker.queues import NOTIFICATIONS, queue
+from worker.queues import DRAWS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +69,31 @@ def purge_registrations() -> int:
     deleted = registration.purge(Store(job.connection), _now(), retention)
     log.info("job %s: %d registration(s) purged", job.id, deleted)
     return deleted
+
+
+def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
+    """Run one draw (for now: record what it has); safe to run twice."""
+    job = get_current_job()
+    found = draws.record_due_draw(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
+    state = found["state"] if found else "missing"
+    log.info("job %s: draw %s is %s", job.id, draw_id, state)
+    return state
+
+
+def enqueue_draw_in(pipeline, connection: redis.Redis, due: draws.DueDraw) -> None:
+    """Queue the draw's job inside `pipeline` (the transaction that claims the draw). The
+    job id is the draw id, so a second enqueue of the same draw is visible as such."""
+    queue(DRAWS, connection).enqueue_call(
+        run_draw, args=(due.prefecture, due.procedure, due.draw_id), job_id=f"draw-{due.draw_id}", pipeline=pipeline
+    )
+
+
+def claim_and_enqueue(connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime) -> bool:
+    """Create the draw's record and queue its job, both or neither; False if already claimed."""
+    return Store(connection).claim_draw(
+        due.pool,
+        due.draw_id,
+        due.record_fields(now),
+        due.scheduled_at,
+        also=lambda pipeline: enqueue_draw_in(pipeline, connection, due),
+    )

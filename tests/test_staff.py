@@ -1,0 +1,388 @@
+"""Staff pages: access control for every route, sign-in and sessions, sites, slots,
+schedules, draws now, accounts, tokens and assisted registration."""
+
+import datetime
+import re
+
+import pytest
+
+from queue_service import accounts
+from queue_service.accounts import Principal, Role
+from queue_service.reference import DEMO_AGDREF_NUMBERS
+from worker import clock
+from worker.queues import DRAWS, queue
+
+PASSWORD = "correct horse battery"
+ENGLISH = {"Accept-Language": "en"}
+NOW = datetime.datetime.now(datetime.timezone.utc)
+NEXT_MONDAY = (NOW + datetime.timedelta(days=7 - NOW.weekday() + 7)).date()
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def staff(store, reference_data):
+    """One account of each kind: national admin, admins of 01 and 69, an agent of 01."""
+    created = {}
+    for name, role, prefecture in [
+        ("national", Role.NATIONAL_ADMIN, None),
+        ("admin01", Role.PREFECTURE_ADMIN, "01"),
+        ("admin69", Role.PREFECTURE_ADMIN, "69"),
+        ("agent01", Role.AGENT, "01"),
+    ]:
+        created[name] = accounts.create_account(
+            store, None, email=f"{name}@example.gouv.fr", name=name, role=role, prefecture=prefecture,
+            password=PASSWORD, now=NOW,
+        )
+    return created
+
+
+def sign_in(app, who: str):
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    response = client.post("/staff/login", data={"email": f"{who}@example.gouv.fr", "password": PASSWORD,
+                                                  "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def as_staff(app, staff):
+    return lambda who: sign_in(app, who)
+
+
+# Access control ------------------------------------------------------------------------
+
+VIEW_ROUTES = [
+    "/staff/p/{p}/",
+    "/staff/p/{p}/sites",
+    "/staff/p/{p}/slots",
+    "/staff/p/{p}/schedules/renewal",
+    "/staff/p/{p}/register/renewal",
+]
+ADMIN_ROUTES = [
+    "/staff/p/{p}/accounts",
+    "/staff/p/{p}/schedules/renewal/run",
+]
+MANAGE_POSTS = [
+    "/staff/p/{p}/sites",
+    "/staff/p/{p}/slots",
+    "/staff/p/{p}/schedules/renewal",
+    "/staff/p/{p}/sites/bourg/delete",
+]
+# (who, prefecture) -> may view, may use admin pages, may change things
+EXPECTED = {
+    ("national", "01"): (True, True, True),
+    ("national", "69"): (True, True, True),
+    ("admin01", "01"): (True, True, True),
+    ("admin01", "69"): (False, False, False),
+    ("agent01", "01"): (True, False, False),
+    ("agent01", "69"): (False, False, False),
+}
+
+
+@pytest.mark.parametrize(("who", "prefecture"), list(EXPECTED))
+def test_every_staff_route_checks_role_and_prefecture(as_staff, store, who, prefecture):
+    store.save_schedule(schedule_for("01"))
+    store.save_schedule(schedule_for("69"))
+    client = as_staff(who)
+    may_view, may_administer, may_change = EXPECTED[(who, prefecture)]
+    for route in VIEW_ROUTES:
+        assert client.get(route.format(p=prefecture)).status_code == (200 if may_view else 403), route
+    for route in ADMIN_ROUTES:
+        assert client.get(route.format(p=prefecture)).status_code == (200 if may_administer else 403), route
+    token = csrf_token(client, "/staff/")
+    for route in MANAGE_POSTS:
+        status = client.post(route.format(p=prefecture), data={"csrf_token": token}).status_code
+        if may_change:
+            assert status not in (401, 403) and status < 500, (route, status)
+        else:
+            assert status == 403, (route, status)
+
+
+def test_the_denied_page_changes_nothing(as_staff, store):
+    client = as_staff("admin01")
+    token = csrf_token(client, "/staff/")
+    before = store.sites("69")
+    response = client.post("/staff/p/69/sites", data={"csrf_token": token, "id": "lyon", "name": "Lyon",
+                                                      "address": "1 rue X", "postcode": "69000", "city": "Lyon"})
+    assert response.status_code == 403
+    assert store.sites("69") == before
+
+
+def test_signed_out_visitors_are_sent_to_the_sign_in_page(client):
+    for route in ["/staff/", "/staff/p/01/sites", "/staff/tokens"]:
+        response = client.get(route)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/staff/login")
+
+
+def test_staff_api_checks_tokens_role_and_prefecture(client, store, staff):
+    admin_token, _ = accounts.new_api_token(store, staff["admin01"], "script", NOW)
+    agent_token, _ = accounts.new_api_token(store, staff["agent01"], "script", NOW)
+    for path, token, expected in [
+        ("/api/v1/staff/prefectures/01/sites", admin_token, 200),
+        ("/api/v1/staff/prefectures/69/sites", admin_token, 403),
+        ("/api/v1/staff/prefectures/01/slots", agent_token, 200),
+        ("/api/v1/staff/prefectures/69/slots", agent_token, 403),
+        ("/api/v1/staff/prefectures/01/schedules", admin_token, 200),
+        ("/api/v1/staff/prefectures/69/schedules", admin_token, 403),
+        ("/api/v1/staff/prefectures/01/registrations", agent_token, 200),
+        ("/api/v1/staff/prefectures/69/registrations", agent_token, 403),
+        ("/api/v1/staff/prefectures/01/sites", "qst_forged", 401),
+        ("/api/v1/staff/prefectures/01/sites", None, 401),
+    ]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = client.get(path, headers=headers)
+        assert response.status_code == expected, (path, response.get_data(as_text=True))
+        if expected >= 400:
+            assert response.content_type == "application/problem+json"
+
+
+# Sign-in and sessions --------------------------------------------------------------------
+
+
+def test_sign_in_rotates_the_session_and_sign_out_ends_it(app, staff, store):
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    client.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD, "csrf_token": token})
+    cookie = client.get_cookie("session")
+    assert cookie.http_only and cookie.same_site == "Lax"
+    sessions_before = set(store.redis.scan_iter("qs:staff:session:*"))
+    token = csrf_token(client, "/staff/")
+    client.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD, "csrf_token": token})
+    sessions_after = set(store.redis.scan_iter("qs:staff:session:*"))
+    assert len(sessions_after) == 1 and sessions_after != sessions_before  # the old one ended
+    stolen = client.get_cookie("session").value
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+    assert list(store.redis.scan_iter("qs:staff:session:*")) == []
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/staff/").status_code == 302  # the copied cookie is worth nothing after sign-out
+
+
+def test_wrong_passwords_are_throttled(app, staff):
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    codes = [
+        client.post("/staff/login", data={"email": "agent01@example.gouv.fr", "password": "nope", "csrf_token": token},
+                    headers=ENGLISH).status_code
+        for _ in range(accounts.MAX_LOGIN_FAILURES + 1)
+    ]
+    assert codes[:-1] == [401] * accounts.MAX_LOGIN_FAILURES
+    last = client.post("/staff/login", data={"email": "agent01@example.gouv.fr", "password": PASSWORD,
+                                             "csrf_token": token}, headers=ENGLISH)
+    assert last.status_code == 401 and "Too many failed attempts" in last.get_data(as_text=True)
+
+
+def test_secure_session_cookie_in_production_settings(make_app, reference_data):
+    app = make_app()
+    assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+# Sites --------------------------------------------------------------------------------------
+
+
+def test_admin_creates_edits_and_closes_a_site(as_staff, store):
+    client = as_staff("admin01")
+    token = csrf_token(client, "/staff/p/01/sites")
+    form = {"csrf_token": token, "id": "oyonnax", "name": "Antenne d'Oyonnax", "kind": "sub_prefecture",
+            "address": "1 place de la Mairie", "postcode": "01100", "city": "Oyonnax", "hours_1": "09:00-12:00"}
+    assert client.post("/staff/p/01/sites", data=form).status_code == 302
+    site = next(s for s in store.sites("01") if s.id == "oyonnax")
+    assert site.opening_hours[0].weekday == 1
+    duplicate = client.post("/staff/p/01/sites", data=form, headers=ENGLISH)
+    assert duplicate.status_code == 422 and "already has this identifier" in duplicate.get_data(as_text=True)
+    edit = dict(form, closed="on", hours_1="08:30-12:00, 13:30-16:00")
+    del edit["id"]
+    assert client.post("/staff/p/01/sites/oyonnax", data=edit).status_code == 302
+    site = next(s for s in store.sites("01") if s.id == "oyonnax")
+    assert site.closed and len(site.opening_hours) == 2
+    # A closed site is not offered to applicants.
+    page = client.get("/p/01/renewal/register").get_data(as_text=True)
+    assert "sites-oyonnax" not in page
+
+
+def test_a_site_with_future_slots_cannot_be_deleted(as_staff, store):
+    client = as_staff("admin01")
+    publish_week(client)
+    token = csrf_token(client, "/staff/p/01/sites")
+    refused = client.post("/staff/p/01/sites/bourg/delete", data={"csrf_token": token}, headers=ENGLISH)
+    assert refused.status_code == 409 and "future slots" in refused.get_data(as_text=True)
+    assert any(site.id == "bourg" for site in store.sites("01"))
+    assert client.post("/staff/p/01/sites/nantua/delete", data={"csrf_token": token}).status_code == 302
+    assert not any(site.id == "nantua" for site in store.sites("01"))
+
+
+# Slots --------------------------------------------------------------------------------------
+
+
+def publish_week(client, **changes):
+    token = csrf_token(client, "/staff/p/01/slots")
+    form = {"csrf_token": token, "source": "template", "site": "bourg", "procedure": "renewal",
+            "first_day": NEXT_MONDAY.isoformat(), "last_day": (NEXT_MONDAY + datetime.timedelta(days=4)).isoformat(),
+            "weekdays": ["0", "1", "2", "3", "4"], "opens": "09:00", "closes": "12:00",
+            "appointment_minutes": "30", "counters": "2"}
+    form.update(changes)
+    return client.post("/staff/p/01/slots", data=form, headers=ENGLISH)
+
+
+def test_publish_a_week_from_a_template_then_refuse_overlaps(as_staff, store):
+    client = as_staff("admin01")
+    response = publish_week(client)
+    assert response.status_code == 200 and "60 slots published." in response.get_data(as_text=True)
+    start = datetime.datetime.combine(NEXT_MONDAY, datetime.time(), datetime.timezone.utc)
+    assert len(store.slots("01:renewal", start, start + datetime.timedelta(days=7))) == 60
+    again = publish_week(client, procedure="first_request", opens="11:15")  # same counters, another procedure
+    assert again.status_code == 422 and "overlap" in again.get_data(as_text=True)
+    assert len(store.prefecture_slots("01", start, start + datetime.timedelta(days=7))) == 60
+
+
+def test_csv_import_keeps_good_rows_and_reports_bad_ones(as_staff, store):
+    client = as_staff("admin01")
+    day = NEXT_MONDAY.isoformat()
+    csv = (
+        "site;procedure;date;start;duration_minutes;counter\n"
+        f"gex;renewal;{day};09:00;20;1\n"
+        f"gex;renewal;{day};09:20;20;1\n"
+        f"mars;renewal;{day};09:00;20;1\n"
+        f"gex;renewal;not-a-date;09:00;20;1\n"
+    )
+    from io import BytesIO
+
+    token = csrf_token(client, "/staff/p/01/slots")
+    response = client.post(
+        "/staff/p/01/slots",
+        data={"csrf_token": token, "source": "csv", "file": (BytesIO(csv.encode()), "slots.csv")},
+        content_type="multipart/form-data",
+        headers=ENGLISH,
+    )
+    page = response.get_data(as_text=True)
+    assert "2 slots published." in page
+    assert "line 4" in page and "line 5" in page
+
+
+def test_cancel_an_open_slot(as_staff, store):
+    client = as_staff("admin01")
+    publish_week(client)
+    start = datetime.datetime.combine(NEXT_MONDAY, datetime.time(), datetime.timezone.utc)
+    slot = store.slots("01:renewal", start, start + datetime.timedelta(days=7))[0]
+    token = csrf_token(client, "/staff/p/01/slots")
+    assert client.post(f"/staff/p/01/slots/renewal/{slot.id}/cancel", data={"csrf_token": token}).status_code == 302
+    assert store.slots("01:renewal", start, start + datetime.timedelta(days=7))[0].status.value == "cancelled"
+    twice = client.post(f"/staff/p/01/slots/renewal/{slot.id}/cancel", data={"csrf_token": token})
+    assert twice.status_code == 409
+
+
+# Schedules and draws ---------------------------------------------------------------------------
+
+
+def schedule_for(prefecture: str):
+    from queue_service.schedules import DrawSchedule
+
+    return DrawSchedule(prefecture=prefecture, procedure="renewal", timezone="Europe/Paris", cron="0 10 * * MON",
+                        created_at=NOW)
+
+
+def test_admin_sets_a_weekly_schedule_and_sees_the_next_five_draws(as_staff, store):
+    client = as_staff("admin01")
+    publish_week(client)
+    token = csrf_token(client, "/staff/p/01/schedules/renewal")
+    form = {"csrf_token": token, "cron": "0 10 * * MON", "cutoff_minutes": "60", "horizon_from_days": "0",
+            "horizon_to_days": "28", "confirmation_hours": "48", "aging": "0.5", "urgency_window_days": "60",
+            "urgency_share": "0.1", "constraints_apply": "on"}
+    assert client.post("/staff/p/01/schedules/renewal", data=form).status_code == 302
+    page = client.get("/staff/p/01/schedules/renewal", headers=ENGLISH).get_data(as_text=True)
+    upcoming = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d 10:00)</td><td>(\d+)</td></tr>", page)
+    assert len(upcoming) == 5
+    assert any(int(count) == 60 for _, count in upcoming)  # the week of slots falls in some draw's horizon
+    assert store.schedule("01:renewal").policy.aging == 0.5
+    bad = client.post("/staff/p/01/schedules/renewal", data=dict(form, cron="* * * * *", aging="-1"), headers=ENGLISH)
+    assert bad.status_code == 422 and store.schedule("01:renewal").cron == "0 10 * * MON"
+
+
+def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_jobs):
+    client = as_staff("admin01")
+    store.save_schedule(schedule_for("01"))
+    question = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)
+    assert "cannot be undone" in question.get_data(as_text=True)
+    token = csrf_token(client, "/staff/p/01/schedules/renewal/run")
+    first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    assert "is queued" in first.get_data(as_text=True)
+    second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    assert "already exists" in second.get_data(as_text=True) or "is queued" in second.get_data(as_text=True)
+    run_jobs()
+    draws = store.draws("01:renewal")
+    assert draws and all(draw["state"] == "recorded" and draw["trigger"] == "admin" for draw in draws)
+
+
+def test_without_a_schedule_a_draw_cannot_be_run(as_staff):
+    client = as_staff("admin01")
+    response = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)
+    assert response.status_code == 409 and "schedule" in response.get_data(as_text=True)
+
+
+def test_the_clock_enqueues_scheduled_draws_once_even_twice_ticked(redis, store, run_jobs):
+    from queue_service.schedules import DrawSchedule
+
+    created = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc)
+    store.save_schedule(DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris",
+                                     cron="0 10 * * MON", created_at=created))
+    later = datetime.datetime(2027, 1, 20, tzinfo=datetime.timezone.utc)
+    first = clock.reconcile_draws(redis, store, later)
+    assert first == ["01-renewal-20270104T1000", "01-renewal-20270111T1000", "01-renewal-20270118T1000"]
+    assert clock.reconcile_draws(redis, store, later) == []
+    assert clock.reconcile_draws(redis, store, later + datetime.timedelta(days=7)) == ["01-renewal-20270125T1000"]
+    assert len(queue(DRAWS, redis)) == 4
+    run_jobs()
+    run_jobs()
+    assert [draw["state"] for draw in store.draws("01:renewal")] == ["recorded"] * 4
+
+
+# Accounts and tokens ------------------------------------------------------------------------
+
+
+def test_admin_creates_an_agent_but_not_an_admin(as_staff, store):
+    client = as_staff("admin01")
+    token = csrf_token(client, "/staff/p/01/accounts")
+    form = {"csrf_token": token, "name": "Dominique", "email": "dominique@ain.gouv.fr", "password": PASSWORD,
+            "role": "agent"}
+    assert client.post("/staff/p/01/accounts", data=form).status_code == 200
+    assert store.staff_account_by_email("dominique@ain.gouv.fr").role is Role.AGENT
+    refused = client.post("/staff/p/01/accounts", data=dict(form, email="boss@ain.gouv.fr", role="prefecture_admin"))
+    assert refused.status_code == 403 and store.staff_account_by_email("boss@ain.gouv.fr") is None
+
+
+def test_tokens_are_shown_once_and_revocable(as_staff, store, staff):
+    client = as_staff("agent01")
+    token = csrf_token(client, "/staff/tokens")
+    page = client.post("/staff/tokens", data={"csrf_token": token, "label": "counter tablet"}).get_data(as_text=True)
+    shown = re.search(r'<code id="new-token">(qst_[\w-]+)</code>', page).group(1)
+    assert shown not in client.get("/staff/tokens").get_data(as_text=True)
+    assert accounts.token_principal(store, shown) == Principal(staff["agent01"].id, Role.AGENT, "01")
+    (_, listed), = store.api_tokens(staff["agent01"].id)
+    client.post(f"/staff/tokens/{listed.id}/revoke", data={"csrf_token": token})
+    assert store.api_tokens(staff["agent01"].id) == []
+
+
+# Assisted registration ------------------------------------------------------------------------
+
+
+def test_an_agent_registers_an_applicant_without_email(as_staff, store, staff):
+    client = as_staff("agent01")
+    token = csrf_token(client, "/staff/p/01/register/renewal")
+    form = {"csrf_token": token, "family_name": "Diallo", "given_names": "Aminata", "birth_date": "1979-09-30",
+            "nationality": "SN", "phone": "06 98 76 54 32", "agdref": DEMO_AGDREF_NUMBERS[5],
+            "permit_expiry": (NOW + datetime.timedelta(days=40)).date().isoformat(), "language": "fr",
+            "consent": "yes"}
+    response = client.post("/staff/p/01/register/renewal", data=form, headers=ENGLISH)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "The applicant is in the waiting list" in page
+    assert store.waiting_count("01:renewal") == 1
+    ref = re.search(r'class="qs-ref">([0-9A-Z-]+)<', page).group(1)
+    registered = store.registration(store.registration_key_by_ref("01:renewal", ref))
+    assert registered.channel.value == "assisted" and registered.agent == staff["agent01"].id
+    status_link = re.search(r'href="(/status\?t=[^"]+)"', page).group(1)
+    assert "Sur la liste" in client.get(status_link).get_data(as_text=True)

@@ -1,0 +1,437 @@
+"""Pages for prefecture staff: sign-in, sites, slots, schedules, draws, agents, assisted registration.
+
+Every handler loads its arguments, checks access with `allow(action,
+prefecture)` (one table in queue_service.accounts), then calls the domain.
+The session is server-side: the cookie holds only a random id, replaced at
+every sign-in and deleted in Redis at sign-out.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+from werkzeug.exceptions import NotFound
+
+from queue_service import accounts, draws as draw_rules, inventory, schedules as schedule_rules
+from queue_service import sites as site_rules, slots as slot_rules
+from queue_service.accounts import Action, Role
+from queue_service.errors import (
+    AccountExists,
+    LoginFailed,
+    LoginThrottled,
+    NotSignedIn,
+    ValidationFailed,
+)
+from queue_service.registration import Channel
+from queue_service.tokens import status_token
+from web import services
+from web.i18n import safe_next
+from web.registration import attempt_registration, form_values, render_registration_form
+from worker.jobs import claim_and_enqueue
+
+blueprint = Blueprint("staff", __name__, url_prefix="/staff")
+SESSION_KEY = "staff_session"
+PUBLIC_ENDPOINTS = {"staff.login"}
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def translated(errors: dict[str, str]) -> dict[str, str]:
+    return {field: gettext(message) for field, message in errors.items()}
+
+
+@blueprint.before_request
+def load_principal():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    try:
+        g.principal = accounts.session_principal(services().store, session.get(SESSION_KEY), now())
+    except NotSignedIn:
+        session.pop(SESSION_KEY, None)
+        return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    g.account = services().store.staff_account(g.principal.account_id)
+    return None
+
+
+@blueprint.after_request
+def never_cache(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def allow(action: Action, prefecture: str | None) -> None:
+    accounts.require(g.principal, action, prefecture)
+
+
+def known_prefecture(code: str):
+    """The prefecture (404 if unknown) after checking the principal may view it (403)."""
+    allow(Action.VIEW, code)
+    return services().store.prefecture(code)
+
+
+# Sign-in ---------------------------------------------------------------------------
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        try:
+            account = accounts.sign_in(
+                services().store, request.form.get("email", ""), request.form.get("password", ""), now()
+            )
+        except (LoginFailed, LoginThrottled) as refusal:
+            error = gettext(refusal.message)
+        else:
+            accounts.close_session(services().store, session.get(SESSION_KEY))
+            session.clear()
+            session.permanent = False
+            session[SESSION_KEY] = accounts.open_session(services().store, account, now())
+            return redirect(safe_next(request.args.get("next")) if request.args.get("next") else url_for("staff.home"))
+    return render_template("staff/login.html", error=error), 401 if error else 200
+
+
+@blueprint.post("/logout")
+def logout():
+    accounts.close_session(services().store, session.get(SESSION_KEY))
+    session.clear()
+    return redirect(url_for("staff.login"))
+
+
+@blueprint.get("/")
+def home():
+    store = services().store
+    if g.principal.prefecture is None:
+        prefectures = store.prefectures()
+    else:
+        prefectures = [store.prefecture(g.principal.prefecture)]
+    return render_template("staff/home.html", prefectures=prefectures)
+
+
+@blueprint.get("/p/<code>/")
+def prefecture(code: str):
+    found = known_prefecture(code)
+    store = services().store
+    pools = [(procedure, store.waiting_count(f"{code}:{procedure.code}")) for procedure in store.procedures()]
+    return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools)
+
+
+# Sites ------------------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/sites", methods=["GET", "POST"])
+def sites(code: str):
+    found = known_prefecture(code)
+    store = services().store
+    errors, values = {}, {}
+    if request.method == "POST":
+        allow(Action.MANAGE, code)
+        values = request.form
+        try:
+            site = site_rules.parse_site(request.form, code, taken_ids={s.id for s in store.sites(code)})
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+        else:
+            store.save_site(site)
+            return redirect(url_for("staff.sites", code=code))
+    return (
+        render_template(
+            "staff/sites.html",
+            prefecture=found,
+            sites=store.sites(code),
+            errors=errors,
+            values=values,
+            can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
+        ),
+        422 if errors else 200,
+    )
+
+
+@blueprint.route("/p/<code>/sites/<site_id>", methods=["GET", "POST"])
+def edit_site(code: str, site_id: str):
+    found = known_prefecture(code)
+    store = services().store
+    site = next((s for s in store.sites(code) if s.id == site_id), None)
+    if site is None:
+        raise NotFound()
+    errors = {}
+    if request.method == "POST":
+        allow(Action.MANAGE, code)
+        try:
+            edited = site_rules.parse_site(request.form, code, site_id=site_id)
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+        else:
+            store.save_site(edited)
+            return redirect(url_for("staff.sites", code=code))
+    values = {
+        "name": site.name,
+        "kind": site.kind,
+        "address": site.address,
+        "postcode": site.postcode,
+        "city": site.city,
+        "closed": "on" if site.closed else "",
+        **{site_rules.hours_field(day): site_rules.hours_text(site, day) for day in range(7)},
+    }
+    if request.method == "POST":
+        values = request.form
+    return (
+        render_template("staff/site_edit.html", prefecture=found, site=site, values=values, errors=errors),
+        422 if errors else 200,
+    )
+
+
+@blueprint.post("/p/<code>/sites/<site_id>/delete")
+def delete_site(code: str, site_id: str):
+    allow(Action.MANAGE, code)
+    store = services().store
+    site_rules.check_deletable(store.future_slot_count(code, site_id, now()))
+    store.delete_site(code, site_id)
+    return redirect(url_for("staff.sites", code=code))
+
+
+# Accounts -----------------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/accounts", methods=["GET", "POST"])
+def staff_accounts(code: str):
+    found = known_prefecture(code)
+    allow(Action.MANAGE_AGENTS, code)
+    store = services().store
+    errors, created = {}, None
+    if request.method == "POST":
+        role = Role.PREFECTURE_ADMIN if request.form.get("role") == Role.PREFECTURE_ADMIN.value else Role.AGENT
+        try:
+            created = accounts.create_account(
+                store,
+                g.principal,
+                email=request.form.get("email", ""),
+                name=request.form.get("name", ""),
+                role=role,
+                prefecture=code,
+                password=request.form.get("password", ""),
+                now=now(),
+            )
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+        except AccountExists as refusal:
+            errors = {"email": gettext(refusal.message)}
+    return (
+        render_template(
+            "staff/accounts.html",
+            prefecture=found,
+            accounts=store.staff_accounts(code),
+            created=created,
+            errors=errors,
+            can_create_admins=accounts.allowed(g.principal, Action.MANAGE_ADMINS, code),
+        ),
+        422 if errors else 200,
+    )
+
+
+@blueprint.post("/p/<code>/accounts/<account_id>/deactivate")
+def deactivate_account(code: str, account_id: str):
+    allow(Action.MANAGE_AGENTS, code)
+    store = services().store
+    account = store.staff_account(account_id)
+    if account is None or account.prefecture != code or account.id == g.principal.account_id:
+        raise NotFound()
+    if account.role is not Role.AGENT:
+        allow(Action.MANAGE_ADMINS, code)
+    store.set_staff_account_active(account_id, False)
+    return redirect(url_for("staff.staff_accounts", code=code))
+
+
+# API tokens ---------------------------------------------------------------------------
+
+
+@blueprint.route("/tokens", methods=["GET", "POST"])
+def tokens():
+    store = services().store
+    shown, errors = None, {}
+    if request.method == "POST":
+        try:
+            shown, _ = accounts.new_api_token(store, g.account, request.form.get("label", ""), now())
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+    listed = [token for _, token in store.api_tokens(g.account.id)]
+    return render_template("staff/tokens.html", tokens=listed, shown=shown, errors=errors), 422 if errors else 200
+
+
+@blueprint.post("/tokens/<token_id>/revoke")
+def revoke_token(token_id: str):
+    services().store.revoke_api_token(g.account.id, token_id)
+    return redirect(url_for("staff.tokens"))
+
+
+# Assisted registration --------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/register/<procedure_code>", methods=["GET", "POST"])
+def assisted_registration(code: str, procedure_code: str):
+    known_prefecture(code)
+    allow(Action.REGISTER, code)
+    procedure = services().store.procedure(procedure_code)
+    errors, values = {}, {"language": "fr"}
+    if request.method == "POST":
+        values = form_values()
+        created, errors = attempt_registration(
+            code, procedure, values, channel=Channel.ASSISTED, agent=g.principal.account_id
+        )
+        if created:
+            link = url_for("registration.status", t=status_token(services().settings.secret_key, created.key))
+            return render_template("staff/assisted_done.html", registration=created, status_link=link)
+    return render_registration_form(code, procedure, values, errors, assisted=True)
+
+
+
+# Slots ------------------------------------------------------------------------------
+
+
+def parse_day(text: str | None, default: datetime.date) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text) if text else default
+    except ValueError:
+        return default
+
+
+@blueprint.route("/p/<code>/slots", methods=["GET", "POST"])
+def slots(code: str):
+    found = known_prefecture(code)
+    store = services().store
+    open_sites = [site for site in store.sites(code) if not site.closed]
+    procedures = store.procedures()
+    errors, published, conflicts, row_errors = {}, None, [], []
+    if request.method == "POST":
+        allow(Action.MANAGE, code)
+        try:
+            if request.form.get("source") == "csv":
+                upload = request.files.get("file")
+                text = upload.read().decode("utf-8", "replace") if upload and upload.filename else ""
+                candidates, row_errors = slot_rules.parse_slots_csv(
+                    text, code, found.timezone, [s.id for s in open_sites], [p.code for p in procedures], now().date()
+                )
+            else:
+                template = slot_rules.parse_template(
+                    request.form, [s.id for s in open_sites], [p.code for p in procedures], now().date()
+                )
+                candidates = slot_rules.slots_from_template(template, code, found.timezone)
+            published = inventory.publish(store, code, candidates)
+        except inventory.SlotsOverlap as overlap:
+            errors, conflicts = translated(overlap.errors), overlap.conflicts[:20]
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+    first = parse_day(request.args.get("from"), now().date())
+    last = parse_day(request.args.get("to"), first + datetime.timedelta(days=14))
+    zone = ZoneInfo(found.timezone)
+    start = datetime.datetime.combine(first, datetime.time(), zone)
+    end = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time(), zone)
+    listed = [
+        slot
+        for slot in store.prefecture_slots(code, start, end)
+        if request.args.get("site") in (None, "", slot.site) and request.args.get("procedure") in (None, "", slot.procedure)
+    ]
+    return (
+        render_template(
+            "staff/slots.html",
+            prefecture=found,
+            sites=open_sites,
+            procedures=procedures,
+            slots=listed[:500],
+            more=len(listed) > 500,
+            first=first,
+            last=last,
+            zone=zone,
+            errors=errors,
+            published=published,
+            conflicts=conflicts,
+            row_errors=row_errors,
+            values=request.form if request.method == "POST" else {},
+            can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
+        ),
+        422 if errors or row_errors else 200,
+    )
+
+
+@blueprint.post("/p/<code>/slots/<procedure_code>/<slot_id>/cancel")
+def cancel_slot(code: str, procedure_code: str, slot_id: str):
+    allow(Action.MANAGE, code)
+    inventory.cancel(services().store, f"{code}:{procedure_code}", slot_id)
+    return redirect(url_for("staff.slots", code=code, **request.args))
+
+
+# Schedules and draws --------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/schedules/<procedure_code>", methods=["GET", "POST"])
+def schedule(code: str, procedure_code: str):
+    found = known_prefecture(code)
+    store = services().store
+    procedure = store.procedure(procedure_code)
+    pool = f"{code}:{procedure.code}"
+    current = store.schedule(pool)
+    errors = {}
+    if request.method == "POST":
+        allow(Action.MANAGE, code)
+        try:
+            edited = schedule_rules.parse_schedule(request.form, code, procedure.code, found.timezone, now())
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+        else:
+            store.save_schedule(edited)
+            return redirect(url_for("staff.schedule", code=code, procedure_code=procedure.code))
+    return (
+        render_template(
+            "staff/schedule.html",
+            prefecture=found,
+            procedure=procedure,
+            schedule=current,
+            values=request.form if request.method == "POST" else schedule_form_values(current),
+            errors=errors,
+            upcoming=draw_rules.upcoming(store, current, now()) if current else [],
+            draws=store.draws(pool, limit=20),
+            zone=ZoneInfo(found.timezone),
+            can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
+        ),
+        422 if errors else 200,
+    )
+
+
+def schedule_form_values(current) -> dict[str, object]:
+    if current is None:
+        return {"cron": "0 10 * * MON", "constraints_apply": "on"}
+    zone = ZoneInfo(current.timezone)
+    policy = current.policy
+    return {
+        "cron": current.cron or "",
+        "dates": "\n".join(f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" for moment in current.dates),
+        "cutoff_minutes": current.cutoff_minutes,
+        "horizon_from_days": current.horizon_from_days,
+        "horizon_to_days": current.horizon_to_days,
+        "confirmation_hours": current.confirmation_hours,
+        "aging": policy.aging,
+        "urgency_window_days": policy.urgency_window_days,
+        "urgency_share": policy.urgency_share,
+        "constraints_apply": "on" if policy.constraints_apply else "",
+    }
+
+
+@blueprint.route("/p/<code>/schedules/<procedure_code>/run", methods=["GET", "POST"])
+def run_draw_now(code: str, procedure_code: str):
+    found = known_prefecture(code)
+    allow(Action.MANAGE, code)
+    store = services().store
+    procedure = store.procedure(procedure_code)
+    pool = f"{code}:{procedure.code}"
+    due = draw_rules.draw_now(store.schedule(pool), code, procedure.code, found.timezone, now())
+    if request.method == "GET":
+        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due,
+                               waiting=store.waiting_count(pool))
+    claimed = claim_and_enqueue(services().redis, due, now())
+    return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, claimed=claimed,
+                           waiting=store.waiting_count(pool))
