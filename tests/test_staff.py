@@ -386,3 +386,61 @@ def test_an_agent_registers_an_applicant_without_email(as_staff, store, staff):
     assert registered.channel.value == "assisted" and registered.agent == staff["agent01"].id
     status_link = re.search(r'href="(/status\?t=[^"]+)"', page).group(1)
     assert "Sur la liste" in client.get(status_link).get_data(as_text=True)
+
+
+def staff_routes(app):
+    """Every staff route of one prefecture, with its parameters filled in."""
+    values = {"code": "01", "site_id": "bourg", "procedure_code": "renewal", "slot_id": "x", "account_id": "x"}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/staff/p/"):
+            path = rule.rule
+            for name, value in values.items():
+                path = path.replace(f"<{name}>", value)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield method, path
+
+
+def test_an_admin_of_another_prefecture_is_refused_on_every_route(app, as_staff, store):
+    store.save_schedule(schedule_for("01"))
+    client = as_staff("admin69")
+    token = csrf_token(client, "/staff/")
+    routes = list(staff_routes(app))
+    assert len(routes) >= 15
+    for method, path in routes:
+        response = client.open(path, method=method, data={"csrf_token": token} if method == "POST" else None)
+        assert response.status_code == 403, (method, path, response.status_code)
+
+
+def test_signed_out_visitors_reach_no_staff_route(app, client):
+    for method, path in staff_routes(app):
+        if method == "GET":
+            assert client.get(path).status_code == 302, path
+        else:  # no session, hence no CSRF token either: refused before anything runs
+            assert client.open(path, method=method).status_code in (302, 400), path
+
+
+def test_create_admin_command(settings, store):
+    from click.testing import CliRunner
+
+    from worker.cli import main
+
+    result = CliRunner().invoke(
+        main, ["create-admin", "--email", "Chief@Interieur.gouv.fr", "--name", "Chief", "--password", PASSWORD]
+    )
+    assert result.exit_code == 0, result.output
+    assert store.staff_account_by_email("chief@interieur.gouv.fr").role is Role.NATIONAL_ADMIN
+    short = CliRunner().invoke(main, ["create-admin", "--email", "x@y.fr", "--name", "X", "--password", "short"])
+    assert short.exit_code == 1 and "12 characters" in short.output
+
+
+def test_the_status_page_shows_the_next_draw(as_staff, client, store, mailbox, run_jobs):
+    from test_registration_web import api_person, token_link, plain_text
+
+    store.save_schedule(schedule_for("01"))
+    client.post("/api/v1/registrations", json=api_person())
+    run_jobs()
+    token = token_link(plain_text(mailbox.messages[0]), "/confirm").split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)
+    next_draw = re.search(r'<dd id="next-draw">([^<]+)</dd>', page).group(1)
+    assert "Monday" in next_draw and "10:00" in next_draw and "0 appointments" in next_draw

@@ -178,12 +178,33 @@ def openapi_document() -> dict:
                     "responses": {"200": _json("Verification", "The verdict")},
                 }
             },
+            **{
+                f"/staff/prefectures/{{code}}/{collection}": {
+                    "get": {
+                        "summary": summary,
+                        "security": [{"apiToken": []}],
+                        "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
+                        "responses": {"200": {"description": summary}, **_problems(401, 403, 404, 429)},
+                    }
+                }
+                for collection, summary in (
+                    ("sites", "The prefecture's sites (staff)"),
+                    ("slots", "Its slots of the next days (staff; ?days=30)"),
+                    ("schedules", "Its draw schedules and policies (staff)"),
+                    ("registrations", "How many wait in each pool (staff; no personal data)"),
+                )
+            },
             "/proofs/public-key": {
                 "get": {"summary": "The key proofs are signed with", "responses": {"200": _json("PublicKey", "Key")}}
             },
         },
         "components": {
             "securitySchemes": {
+                "apiToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A staff API token (qst_…), created on /staff/tokens, scoped to a role and prefecture",
+                },
                 "statusToken": {
                     "type": "http",
                     "scheme": "bearer",

@@ -14,7 +14,7 @@ import secrets
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 
-from queue_service import identity, registration as registrations
+from queue_service import draws as draw_rules, identity, registration as registrations
 from queue_service.agdref import UploadedRecords
 from queue_service.errors import ContactCapReached, DuplicateRegistration, UnknownProcedure, ValidationFailed
 from queue_service.proof import load_signing_key, public_key_text, sign_proof, verify_proof
@@ -229,6 +229,8 @@ def status():
 def render_status(token: str, found: Registration, errors: dict[str, str] | None = None, notice: str | None = None):
     store = services().store
     key = found.key
+    schedule = store.schedule(key.pool)
+    next_draw = draw_rules.upcoming(store, schedule, now(), count=1) if schedule and schedule.active else []
     return (
         render_template(
             "status.html",
@@ -240,6 +242,7 @@ def render_status(token: str, found: Registration, errors: dict[str, str] | None
             half_day_options=half_day_options(),
             history=history_for_display(key),
             editable=found.status in registrations.EDITABLE,
+            next_draw=next_draw[0] if next_draw else None,
             errors=errors or {},
             notice=notice,
         ),

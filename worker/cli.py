@@ -30,6 +30,7 @@ import redis
 from queue_service import accounts, mail, reference
 from queue_service.connection import connect, embedded_url
 from queue_service.agdref import UploadedRecords
+from queue_service.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError
 from queue_service.settings import PROJECT_ROOT, REQUIRED_SECRETS, Settings, load_settings
 from queue_service.store import Store
@@ -75,7 +76,7 @@ def load_reference_command() -> None:
 
 @main.command("load-demo")
 def load_demo_command() -> None:
-    """Add the demo sites and AGDREF numbers of Ain (01), keeping any already stored."""
+    """Add the demo sites, AGDREF numbers and weekly schedules of Ain (01), keeping any already stored."""
     settings = _settings()
     added = _load_demo(Store(_connect(settings)), settings)
     click.echo(f"Demo data: {added} site(s) added, {len(reference.DEMO_SITES) - added} already there.")
@@ -86,11 +87,22 @@ def _load_reference(store: Store) -> None:
 
 
 def _load_demo(store: Store, settings: Settings) -> int:
-    """Demo sites and AGDREF numbers for Ain; keeps what is there already."""
+    """Demo sites, AGDREF numbers and weekly draw schedules for Ain; keeps what is there already."""
     added = store.add_missing_sites(reference.DEMO_SITES)
     if store.agdref_count("01") == 0:
         UploadedRecords(store, settings.identity_key.encode()).replace("01", reference.DEMO_AGDREF_NUMBERS)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for procedure in reference.PROCEDURES:
+        if store.schedule(f"01:{procedure.code}") is None:
+            store.save_schedule(
+                DrawSchedule(prefecture="01", procedure=procedure.code, timezone="Europe/Paris",
+                             cron=DEMO_CRON, created_at=now)
+            )
     return added
+
+
+# The demo pools of Ain draw every Tuesday at 10:00, Paris time.
+DEMO_CRON = "0 10 * * TUE"
 
 
 @main.command("create-admin")
