@@ -251,9 +251,10 @@ def _utc(moment: datetime.datetime, what: str) -> datetime.datetime:
 def _cron_times(expression: str, timezone: str, after: datetime.datetime) -> Iterator[datetime.datetime]:
     """Instants (UTC) of a local-time cron expression strictly after ``after``, ascending."""
     zone = _zone(timezone)
-    # No wall time at or before the local reading of `after` can fire after it
-    # (see local_to_utc), so start there; a minute earlier is harmless.
-    start = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0) - datetime.timedelta(minutes=1)
+    # No wall time at or before the local reading of `after` fires after it
+    # (local_to_utc never gives a later wall time an earlier instant, and reads
+    # a repeated wall time as its first occurrence), so start there.
+    start = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
     wall_times = croniter(expression, start, ret_type=datetime.datetime)
     last = after
     while True:
@@ -545,7 +546,7 @@ def parse_schedule(
         errors["urgency_window_days"] = N_("Enter a whole number of days from 0 to 365.")
     urgency_share = _read_float(form, "urgency_share", 0.1, 0.0, 1.0)
     if urgency_share is None:
-        errors["urgency_share"] = N_("Enter a share from 0 to 1, such as 0.1 for 10 %.")
+        errors["urgency_share"] = N_("Enter a share from 0 to 1, such as 0.1 for a tenth of the slots.")
     constraints_apply = _read_checkbox(form.get("constraints_apply"))
     if constraints_apply is None:
         errors["constraints_apply"] = N_("Tick the box or leave it empty.")

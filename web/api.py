@@ -12,11 +12,12 @@ from queue_service.errors import InvalidLink, ValidationFailed
 from queue_service.proof import verify_proof
 from queue_service.reference import Prefecture, Procedure, Site
 from queue_service.registration import Channel, Registration
-from queue_service.tokens import read_confirmation_token, read_status_token, status_token
+from queue_service.tokens import read_status_token, status_token
 from web import services
 from web.extensions import csrf
 from web.openapi import openapi_document
 from web.registration import (
+    confirmation_from_link,
     identity_secret,
     limits,
     now,
@@ -145,14 +146,12 @@ def create_registration():
 def confirm_registration():
     """Confirm the email with the token of the emailed link; returns the private status token."""
     token = json_body().get("token")
-    settings = services().settings
-    window = datetime.timedelta(hours=settings.confirmation_link_hours)
-    key, email = read_confirmation_token(settings.secret_key, token if isinstance(token, str) else "", now(), window)
+    key, email = confirmation_from_link(token if isinstance(token, str) else "")
     before = registrations.load(services().store, key)
     confirmed = registrations.confirm_email(services().store, key, email, now())
     if before.status is registrations.RegistrationStatus.PENDING_EMAIL:
         enqueue_registration_email(services().redis, key, "registered")
-    return jsonify(_registration(confirmed) | {"status_token": status_token(settings.secret_key, key)})
+    return jsonify(_registration(confirmed) | {"status_token": status_token(services().settings.secret_key, key)})
 
 
 def bearer_registration() -> Registration:

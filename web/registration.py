@@ -175,14 +175,19 @@ def registered(code: str, procedure_code: str):
     )
 
 
+def confirmation_from_link(token: str) -> tuple[RegistrationKey, str]:
+    """The registration and address a confirmation link is for; InvalidLink or ExpiredLink otherwise."""
+    settings = services().settings
+    window = datetime.timedelta(hours=settings.confirmation_link_hours)
+    return read_confirmation_token(settings.secret_key, token, now(), window)
+
+
 @blueprint.route("/confirm", methods=["GET", "POST"])
 def confirm():
     """The link in the confirmation email. GET only shows a button: mail
     scanners that open links must not confirm in the applicant's place."""
     token = request.values.get("t", "")
-    settings = services().settings
-    window = datetime.timedelta(hours=settings.confirmation_link_hours)
-    key, email = read_confirmation_token(settings.secret_key, token, now(), window)
+    key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
     if request.method == "GET":
         return render_template("confirm.html", token=token, registration=found)
@@ -284,9 +289,7 @@ def change_email():
 @blueprint.route("/email/confirm", methods=["GET", "POST"])
 def confirm_email_change():
     token = request.values.get("t", "")
-    settings = services().settings
-    window = datetime.timedelta(hours=settings.confirmation_link_hours)
-    key, email = read_confirmation_token(settings.secret_key, token, now(), window)
+    key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
     if request.method == "GET":
         return render_template("confirm_email_change.html", token=token, registration=found, email=email)
