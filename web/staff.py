@@ -409,7 +409,8 @@ def schedule_form_values(current) -> dict[str, object]:
     policy = current.policy
     return {
         "cron": current.cron or "",
-        "dates": "\n".join(f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" for moment in current.dates),
+        # Past dates are done: the form keeps the ones still to come.
+        "dates": "\n".join(f"{m.astimezone(zone):%Y-%m-%d %H:%M}" for m in current.dates if m > now()),
         "cutoff_minutes": current.cutoff_minutes,
         "horizon_from_days": current.horizon_from_days,
         "horizon_to_days": current.horizon_to_days,
