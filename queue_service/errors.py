@@ -120,3 +120,15 @@ class NotSignedIn(QueueServiceError):
 class AccountExists(QueueServiceError):
     http_status = 409
     message = N_("An account with this email address already exists.")
+
+
+class StaleDrawWorker(QueueServiceError):
+    """A newer run of the same draw has taken over: this one must stop."""
+
+    http_status = 409
+    message = N_("This draw is being run by another worker.")
+
+
+class UnknownDraw(QueueServiceError):
+    http_status = 404
+    message = N_("There is no draw with this identifier.")

@@ -116,3 +116,66 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
+
+
+# KEYS: draw record, draw fence, offers, outbox, waiting, slots
+# ARGV: fence, registration key prefix ("qs:{pool}:reg:"), winners JSON
+#       [[registration id, ref, slot id], ...], losers JSON [registration id, ...],
+#       now (ISO), offer deadline (ISO), draw id
+# Applies a drawn result at once: winners still waiting get their offer (slot
+# offered, outbox message), every entrant counts the draw, losers count a loss.
+# Registration keys are built here from the prefix: they share the pool's hash
+# tag, hence the record's cluster slot.
+# Returns "ok", "stale" (a newer worker holds the draw) or "state" (not drawn).
+COMMIT_SCRIPT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
+if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
+local prefix, now, deadline, draw_id = ARGV[2], ARGV[5], ARGV[6], ARGV[7]
+local offered = 0
+for _, winner in ipairs(cjson.decode(ARGV[3])) do
+  local id, ref, slot_id = winner[1], winner[2], winner[3]
+  local key = prefix .. id
+  if redis.call('HGET', key, 'status') == 'waiting' then
+    redis.call('HINCRBY', key, 'draws_entered', 1)
+    redis.call('HSET', key, 'status', 'offered', 'status_changed_at', now)
+    redis.call('ZREM', KEYS[5], id)
+    redis.call('HSET', KEYS[3], id, cjson.encode({draw_id = draw_id, ref = ref, slot = slot_id,
+      deadline = deadline, status = 'pending'}))
+    local slot = cjson.decode(redis.call('HGET', KEYS[6], slot_id))
+    slot['status'] = 'offered'
+    redis.call('HSET', KEYS[6], slot_id, cjson.encode(slot))
+    redis.call('RPUSH', KEYS[4], cjson.encode({kind = 'offer', registration_id = id, draw_id = draw_id}))
+    redis.call('RPUSH', key .. ':history', cjson.encode({at = now, kind = 'draw_won',
+      detail = {draw_id = draw_id, outcome = 'offered', slot = slot_id}}))
+    offered = offered + 1
+  end
+end
+local lost = cjson.encode({at = now, kind = 'draw_lost', detail = {draw_id = draw_id, outcome = 'not_drawn'}})
+for _, id in ipairs(cjson.decode(ARGV[4])) do
+  local key = prefix .. id
+  if redis.call('HGET', key, 'status') == 'waiting' then
+    redis.call('HINCRBY', key, 'draws_entered', 1)
+    redis.call('HINCRBY', key, 'draws_lost', 1)
+    redis.call('RPUSH', key .. ':history', lost)
+  end
+end
+redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', offered)
+return 'ok'
+"""
+
+# KEYS: draw record, draw fence. ARGV: fence ("" = any), expected state, then field/value pairs.
+# Changes the record only if the fence is the latest and the state is as expected.
+DRAW_STEP_SCRIPT = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[2] then return 'state' end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+return 'ok'
+"""
+
+# KEYS: draw record, draws index. ARGV: scheduled time (epoch), draw id, then field/value pairs.
+CREATE_DRAW_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import redis
 
 from queue_service.accounts import ApiToken, Role, StaffAccount, digest
-from queue_service.errors import UnknownPrefecture, UnknownProcedure
+from queue_service.errors import StaleDrawWorker, UnknownPrefecture, UnknownProcedure
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
 from queue_service.registration import (
     Applicant,
@@ -30,6 +30,9 @@ from queue_service.slots import Slot, SlotStatus
 from queue_service.scripts import (
     ADVANCE_SCRIPT,
     CLOSE_SCRIPT,
+    COMMIT_SCRIPT,
+    CREATE_DRAW_SCRIPT,
+    DRAW_STEP_SCRIPT,
     CONFIRM_SCRIPT,
     CREATE_SCRIPT,
     MOVE_CONTACT_SCRIPT,
@@ -104,6 +107,18 @@ RECONCILED_KEY = "qs:{{{pool}}}:reconciled-until"
 DRAW_KEY = "qs:{{{pool}}}:draw:{draw_id}"
 # Sorted set: the pool's draw ids scored by their scheduled time.
 DRAWS_KEY = "qs:{{{pool}}}:draws"
+# String: the draw's fencing counter; each run takes the next value, and only
+# the latest may change the draw.
+DRAW_FENCE_KEY = "qs:{{{pool}}}:draw:{draw_id}:fence"
+# String: JSON of the frozen entrants, slots and phases (and, privately, which
+# registration each reference is).
+DRAW_FROZEN_KEY = "qs:{{{pool}}}:draw:{draw_id}:frozen"
+# String: JSON list of the winners [{ref, slot}] in selection order.
+DRAW_RESULT_KEY = "qs:{{{pool}}}:draw:{draw_id}:result"
+# Hash: registration id -> JSON of its offer (draw, slot, deadline, status).
+OFFERS_KEY = "qs:{{{pool}}}:offers"
+# List: JSON messages to send (written by the draw's commit, sent by the offers issue's job).
+OUTBOX_KEY = "qs:{{{pool}}}:outbox"
 
 
 class Store:
@@ -118,6 +133,9 @@ class Store:
         self._move_contact = client.register_script(MOVE_CONTACT_SCRIPT)
         self._purge = client.register_script(PURGE_SCRIPT)
         self._advance = client.register_script(ADVANCE_SCRIPT)
+        self._commit = client.register_script(COMMIT_SCRIPT)
+        self._draw_step = client.register_script(DRAW_STEP_SCRIPT)
+        self._create_draw = client.register_script(CREATE_DRAW_SCRIPT)
 
     # Reference data ------------------------------------------------------
 
@@ -469,18 +487,24 @@ class Store:
         """Move the pool's reconciled-until mark forward (never back: clocks may race)."""
         self._advance(keys=[RECONCILED_KEY.format(pool=pool)], args=[moment.timestamp()])
 
-    def claim_draw(self, pool: str, draw_id: str, fields: dict[str, str], scheduled_at: datetime.datetime, also=None) -> bool:
-        """Create the draw record unless it exists, and in the same transaction run
-        `also(pipeline)` (the caller enqueues the draw's job there): both or neither."""
+    def create_draw(self, pool: str, draw_id: str, fields: dict[str, str]) -> bool:
+        """Create a draw's record unless it exists; True if created."""
+        scheduled = datetime.datetime.fromisoformat(fields["scheduled_at"]).timestamp()
+        keys = [DRAW_KEY.format(pool=pool, draw_id=draw_id), DRAWS_KEY.format(pool=pool)]
+        arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
+        return bool(self._create_draw(keys=keys, args=arguments))
+
+    def claim_draw_run(self, pool: str, draw_id: str, now: datetime.datetime, also=None) -> bool:
+        """Mark the draw's run as claimed and, in the same transaction, run `also(pipeline)`
+        (the caller queues the draw's job there): both or neither; False if already claimed."""
         key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
-                if pipe.exists(key):
+                if not pipe.exists(key) or pipe.hexists(key, "run_claimed_at"):
                     return False
                 pipe.multi()
-                pipe.hset(key, mapping=fields)
-                pipe.zadd(DRAWS_KEY.format(pool=pool), {draw_id: scheduled_at.timestamp()})
+                pipe.hset(key, "run_claimed_at", _utc_text(now))
                 if also is not None:
                     also(pipe)
                 pipe.execute()
@@ -492,20 +516,106 @@ class Store:
         raw = self.redis.hgetall(DRAW_KEY.format(pool=pool, draw_id=draw_id))
         return {name.decode(): value.decode() for name, value in raw.items()} or None
 
-    def update_draw(self, pool: str, draw_id: str, expected_state: str, changes: dict[str, str]) -> bool:
-        """Change a draw's record if it is still in `expected_state` (a retried job changes nothing twice)."""
+    def take_draw_fence(self, pool: str, draw_id: str) -> int:
+        """A new fencing token for a run of the draw; older runs can no longer change it."""
+        return int(self.redis.incr(DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)))
+
+    def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
+        """Registrations waiting since before `cutoff`, with what a draw needs of them."""
+        waiting = self.redis.zrangebyscore(WAITING_KEY.format(pool=pool), "-inf", cutoff.timestamp(), withscores=True)
+        names = ("ref", "draws_lost", "permit_expiry", "sites", "half_days", "channel")
+        with self.redis.pipeline(transaction=False) as pipe:
+            for registration_id, _ in waiting:
+                pipe.hmget(REGISTRATION_KEY.format(pool=pool, id=registration_id.decode()), *names)
+            rows = pipe.execute()
+        candidates = []
+        for (registration_id, joined), values in zip(waiting, rows):
+            if values[0] is None:
+                continue
+            ref, draws_lost, expiry, sites, half_days, channel = (value.decode() for value in values)
+            candidates.append(
+                {
+                    "id": registration_id.decode(),
+                    "ref": ref,
+                    "draws_lost": int(draws_lost),
+                    "permit_expiry": expiry or None,
+                    "sites": json.loads(sites),
+                    "half_days": json.loads(half_days),
+                    "channel": channel,
+                    "joined_at": joined,
+                }
+            )
+        return candidates
+
+    def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_json: str, changes: dict[str, str]) -> None:
+        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (DRAW_FROZEN_KEY, frozen_json))
+
+    def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
+        self._fenced_step(pool, draw_id, fence, "frozen", changes, (DRAW_RESULT_KEY, result_json))
+
+    def _fenced_step(self, pool, draw_id, fence, expected_state, changes, blob) -> None:
+        """Store a step's data and change the record, both at once, if the fence is still ours."""
         key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
+        fence_key = DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)
+        blob_template, blob_value = blob
         with self.redis.pipeline() as pipe:
             try:
-                pipe.watch(key)
+                pipe.watch(key, fence_key)
+                if int(pipe.get(fence_key) or 0) != fence:
+                    raise StaleDrawWorker()
                 if (pipe.hget(key, "state") or b"").decode() != expected_state:
-                    return False
+                    return  # another run did this step already
                 pipe.multi()
+                pipe.set(blob_template.format(pool=pool, draw_id=draw_id), blob_value)
                 pipe.hset(key, mapping=changes)
                 pipe.execute()
-                return True
             except redis.WatchError:
-                return False
+                raise StaleDrawWorker() from None
+
+    def draw_frozen(self, pool: str, draw_id: str) -> str | None:
+        raw = self.redis.get(DRAW_FROZEN_KEY.format(pool=pool, draw_id=draw_id))
+        return raw.decode() if raw else None
+
+    def draw_result(self, pool: str, draw_id: str) -> str | None:
+        raw = self.redis.get(DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id))
+        return raw.decode() if raw else None
+
+    def commit_draw(self, pool, draw_id, fence, *, winners, losers, deadline, now) -> None:
+        keys = [
+            DRAW_KEY.format(pool=pool, draw_id=draw_id),
+            DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id),
+            OFFERS_KEY.format(pool=pool),
+            OUTBOX_KEY.format(pool=pool),
+            WAITING_KEY.format(pool=pool),
+            SLOTS_KEY.format(pool=pool),
+        ]
+        arguments = [
+            fence,
+            REGISTRATION_KEY.format(pool=pool, id=""),
+            json.dumps([list(winner) for winner in winners]),
+            json.dumps(losers),
+            _utc_text(now),
+            _utc_text(deadline),
+            draw_id,
+        ]
+        if self._commit(keys=keys, args=arguments).decode() == "stale":
+            raise StaleDrawWorker()
+
+    def update_draw_state(self, pool, draw_id, fence, expected_state, changes) -> bool:
+        """Change a draw's record if it is in `expected_state` (and `fence` is the latest, unless None)."""
+        keys = [DRAW_KEY.format(pool=pool, draw_id=draw_id), DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)]
+        arguments = ["" if fence is None else fence, expected_state, *[item for pair in changes.items() for item in pair]]
+        outcome = self._draw_step(keys=keys, args=arguments).decode()
+        if outcome == "stale":
+            raise StaleDrawWorker()
+        return outcome == "ok"
+
+    def offers(self, pool: str) -> dict[str, dict]:
+        """Pending and past offers of the pool, by registration id."""
+        return {key.decode(): json.loads(value) for key, value in self.redis.hgetall(OFFERS_KEY.format(pool=pool)).items()}
+
+    def outbox(self, pool: str) -> list[dict]:
+        return [json.loads(item) for item in self.redis.lrange(OUTBOX_KEY.format(pool=pool), 0, -1)]
 
     def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
         """The pool's latest draws, newest first."""

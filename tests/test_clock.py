@@ -173,7 +173,7 @@ def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             states = [draw["state"] for draw in store.draws("01:renewal")]
-            if len(states) == len(dates) and set(states) == {"recorded"}:
+            if len(states) == len(dates) and set(states) == {"published"}:
                 break
             time.sleep(0.2)
         time.sleep(1)  # let any duplicate show up
@@ -183,7 +183,7 @@ def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url
         for process in processes:
             process.wait(timeout=30)
     draws = store.draws("01:renewal")
-    assert len(draws) == len(dates) and {draw["state"] for draw in draws} == {"recorded"}
+    assert len(draws) == len(dates) and {draw["state"] for draw in draws} == {"published"}
     finished = FinishedJobRegistry(DRAWS, connection=redis).get_job_ids()
     assert sorted(finished) == sorted(f"draw-{draw['draw_id']}" for draw in draws)
     assert len(queue(DRAWS, redis)) == 0

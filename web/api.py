@@ -284,3 +284,27 @@ def staff_registrations(code: str):
     return jsonify(
         {procedure.code: {"waiting": store.waiting_count(f"{code}:{procedure.code}")} for procedure in store.procedures()}
     )
+
+
+# Draws (public) --------------------------------------------------------------------------
+
+
+def draw_pool(draw_id: str) -> str:
+    from queue_service.errors import UnknownDraw
+    from queue_service.schedules import parse_draw_id
+
+    try:
+        prefecture, procedure, _ = parse_draw_id(draw_id)
+    except ValueError:
+        raise UnknownDraw() from None
+    return f"{prefecture}:{procedure}"
+
+
+@blueprint.get("/draws/<draw_id>/record")
+def draw_record(draw_id: str):
+    """The public record of a draw (DESIGN.md): anyone can verify it with `python -m queue_service.verify`."""
+    from queue_service import draws
+
+    response = jsonify(draws.public_record(services().store, draw_pool(draw_id), draw_id))
+    response.headers["Content-Disposition"] = f'inline; filename="{draw_id}.json"'
+    return response

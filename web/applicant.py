@@ -49,3 +49,16 @@ def opening_days(site: Site) -> list[tuple[str, str]]:
         period = f"{format_time(hours.opens, 'short')} – {format_time(hours.closes, 'short')}"
         days.setdefault(hours.weekday, []).append(period)
     return [(day_names[weekday].capitalize(), ", ".join(periods)) for weekday, periods in days.items()]
+
+
+@blueprint.get("/draws/<draw_id>")
+def draw_page(draw_id: str):
+    """A draw's public page: commitment, counts, digest; after publication the seed,
+    the winners' references, the record to download, and anyone's own key."""
+    from queue_service import draws
+    from web.api import draw_pool
+
+    record = draws.public_record(services().store, draw_pool(draw_id), draw_id)
+    ref = request.args.get("ref", "").strip().upper()[:20]
+    mine = draws.own_key(record, ref) if ref else None
+    return render_template("draw.html", record=record, ref=ref, mine=mine)

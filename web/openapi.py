@@ -194,6 +194,13 @@ def openapi_document() -> dict:
                     ("registrations", "How many wait in each pool (staff; no personal data)"),
                 )
             },
+            "/draws/{draw_id}/record": {
+                "get": {
+                    "summary": "The public record of a draw (fairdraw/v1): verify it with python -m queue_service.verify",
+                    "parameters": [{"name": "draw_id", "in": "path", "required": True, "schema": TEXT}],
+                    "responses": {"200": {"description": "The record"}, **_problems(404, 429)},
+                }
+            },
             "/proofs/public-key": {
                 "get": {"summary": "The key proofs are signed with", "responses": {"200": _json("PublicKey", "Key")}}
             },

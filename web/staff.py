@@ -429,10 +429,11 @@ def run_draw_now(code: str, procedure_code: str):
     store = services().store
     procedure = store.procedure(procedure_code)
     pool = f"{code}:{procedure.code}"
-    due = draw_rules.draw_now(store.schedule(pool), code, procedure.code, found.timezone, now())
+    schedule = store.schedule(pool)
+    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now())
     if request.method == "GET":
         return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due,
                                waiting=store.waiting_count(pool))
-    claimed = claim_and_enqueue(services().redis, due, now())
+    claimed = claim_and_enqueue(services().redis, schedule, due, now())
     return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, claimed=claimed,
                            waiting=store.waiting_count(pool))

@@ -65,7 +65,7 @@ def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC
 
 
 def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetime) -> list[str]:
-    """Claim and enqueue every scheduled draw due by `now`, each exactly once.
+    """Claim and enqueue every scheduled draw due by `now`, each exactly once, and announce the next one.
 
     Each pool remembers how far it was reconciled; a draw missed while the
     service was down is caught up. Two clocks compute the same draws; the
@@ -78,9 +78,12 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
             continue
         due = draws.due_draws(schedule, store.reconciled_until(pool), now)
         for draw in due:
-            if jobs.claim_and_enqueue(connection, draw, now):
+            if jobs.claim_and_enqueue(connection, schedule, draw, now):
                 enqueued.append(draw.draw_id)
         store.advance_reconciled(pool, draws.reconciled_mark(due, now))
+        coming = draws.next_draw(schedule, now)
+        if coming is not None:
+            draws.announce(store, schedule, coming, now)  # the seed's commitment is public ahead of the cutoff
     return enqueued
 
 

@@ -72,28 +72,33 @@ def purge_registrations() -> int:
 
 
 def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
-    """Run one draw (for now: record what it has); safe to run twice."""
+    """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
-    found = draws.record_due_draw(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
-    state = found["state"] if found else "missing"
+    state = draws.run(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
     log.info("job %s: draw %s is %s", job.id, draw_id, state)
+    if state == draws.DrawState.HELD.value:
+        log.error("job %s: draw %s is HELD by the bias check: staff must review it before publication", job.id, draw_id)
     return state
 
 
+# A draw of a million entrants takes seconds; give it room.
+DRAW_JOB_TIMEOUT = 1800
+
+
 def enqueue_draw_in(pipeline, connection: redis.Redis, due: draws.DueDraw) -> None:
-    """Queue the draw's job inside `pipeline` (the transaction that claims the draw). The
-    job id is the draw id, so a second enqueue of the same draw is visible as such."""
+    """Queue the draw's job inside `pipeline` (the transaction that claims the draw's run)."""
     queue(DRAWS, connection).enqueue_call(
-        run_draw, args=(due.prefecture, due.procedure, due.draw_id), job_id=f"draw-{due.draw_id}", pipeline=pipeline
+        run_draw,
+        args=(due.prefecture, due.procedure, due.draw_id),
+        job_id=f"draw-{due.draw_id}",
+        timeout=DRAW_JOB_TIMEOUT,
+        pipeline=pipeline,
     )
 
 
-def claim_and_enqueue(connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime) -> bool:
-    """Create the draw's record and queue its job, both or neither; False if already claimed."""
-    return Store(connection).claim_draw(
-        due.pool,
-        due.draw_id,
-        due.record_fields(now),
-        due.scheduled_at,
-        also=lambda pipeline: enqueue_draw_in(pipeline, connection, due),
-    )
+def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime) -> bool:
+    """Announce the draw if it was not (a late announcement is recorded as such), then claim its
+    run and queue its job, both or neither; False if the run was already claimed."""
+    store = Store(connection)
+    draws.announce(store, schedule, due, now)
+    return store.claim_draw_run(due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_in(pipeline, connection, due))

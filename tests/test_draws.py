@@ -1,0 +1,232 @@
+"""Draws on the real Redis: announced, frozen, drawn, committed once, published, verifiable."""
+
+import datetime
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from queue_service import draws, registration as reg, schedules
+from queue_service.agdref import UploadedRecords
+from queue_service.errors import StaleDrawWorker
+from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
+from queue_service.schedules import DrawPolicy, DrawSchedule
+from queue_service.slots import Slot
+from worker import clock
+
+UTC = datetime.timezone.utc
+DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # Monday 10:00 in Paris
+CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
+POOL = "01:first_request"
+DRAW_ID = "01-first_request-20270104T1000"
+SECRET = b"test-identity-secret"
+
+
+def schedule(**policy) -> DrawSchedule:
+    return DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * MON",
+                        horizon_from_days=1, horizon_to_days=14, created_at=CREATED, policy=DrawPolicy(**policy))
+
+
+def publish_slots(store, count: int) -> list[Slot]:
+    start = DRAW_AT + datetime.timedelta(days=2)
+    slots = [
+        Slot(id=f"bourg-first_request-s{number:04d}", prefecture="01", site=["bourg", "gex"][number % 2],
+             procedure="first_request", starts_at=start + datetime.timedelta(minutes=30 * (number // 2)),
+             duration_minutes=30, counter=1 + number % 2)
+        for number in range(count)
+    ]
+    store.add_slots(slots)
+    return slots
+
+
+def register_people(store, count: int, joined: datetime.datetime) -> list:
+    rng = random.Random(11)
+    records = UploadedRecords(store, SECRET)
+    people = []
+    for number in range(count):
+        form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}",
+                "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
+                "email": f"p{number}@example.org", "phone": f"+336120{number:05d}", "consent": "yes",
+                "sites": ["bourg", "gex"] if number % 3 else ["gex"]}
+        applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
+        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng, identity_secret=SECRET,
+                               limits=reg.Limits(4, datetime.timedelta(hours=24)), records=records)
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        people.append(created)
+    return people
+
+
+@pytest.fixture
+def pool(store, reference_data):
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 20)
+    people = register_people(store, 60, CREATED + datetime.timedelta(days=1))
+    return store, slots, people
+
+
+def run_clock_and_jobs(redis, store, run_jobs, moment):
+    enqueued = clock.reconcile_draws(redis, store, moment)
+    run_jobs()
+    return enqueued
+
+
+def test_a_draw_is_announced_before_its_cutoff_with_its_commitment_only(redis, pool):
+    store, _, _ = pool
+    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert record["state"] == "scheduled" and record["seed"] is None and record["announced_late"] is False
+    assert len(record["commitment"]) == 64 and record["entrants"] is None
+
+
+def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(redis, pool, run_jobs, tmp_path):
+    store, slots, people = pool
+    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))
+    commitment = store.draw(POOL, DRAW_ID)["commitment"]
+    assert run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5)) == [DRAW_ID]
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert record["state"] == "published" and record["commitment"] == commitment
+    assert record["statistics"] == {"entrants": 60, "slots": 20, "winners": 20}, store.draw(POOL, DRAW_ID)
+
+    offers = store.offers(POOL)
+    assert len(offers) == 20 and len({offer["slot"] for offer in offers.values()}) == 20
+    assert len(store.outbox(POOL)) == 20
+    statuses = [store.registration(person.key).status.value for person in people]
+    assert statuses.count("offered") == 20 and statuses.count("waiting") == 40
+    losers = [store.registration(p.key) for p in people if store.registration(p.key).status.value == "waiting"]
+    assert all(loser.draws_lost == 1 and loser.draws_entered == 1 for loser in losers)
+    assert store.waiting_count(POOL) == 40
+
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    verified = subprocess.run([sys.executable, "-m", "queue_service.verify", str(path)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_constraints_are_respected(redis, pool, run_jobs):
+    store, slots, people = pool
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    classes = {slot.id: slot.slot_class("Europe/Paris") for slot in slots}
+    for registration_id, offer in store.offers(POOL).items():
+        person = next(p for p in people if p.key.registration_id == registration_id)
+        accepted_sites = person.applicant.sites
+        assert classes[offer["slot"]].split("-")[0] in accepted_sites
+
+
+def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs):
+    store, _, people = pool
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    before = {p.key.registration_id: store.registration(p.key) for p in people}
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1)) == "published"
+    after = {p.key.registration_id: store.registration(p.key) for p in people}
+    assert after == before and len(store.outbox(POOL)) == 20
+
+
+def test_a_stale_worker_cannot_commit(redis, pool):
+    store, _, _ = pool
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, schedule(), due, DRAW_AT)
+    stale = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), stale, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, stale, DRAW_AT)
+    store.take_draw_fence(POOL, DRAW_ID)  # a newer run took over
+    with pytest.raises(StaleDrawWorker):
+        draws.commit(store, POOL, DRAW_ID, stale, schedule(), DRAW_AT)
+    assert store.draw(POOL, DRAW_ID)["state"] == "drawn" and store.offers(POOL) == {}
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"  # the newer run finishes the job
+    assert len(store.offers(POOL)) == 20
+
+
+def test_entrants_are_those_waiting_before_the_cutoff(redis, pool, run_jobs):
+    store, _, _ = pool
+    latecomers = register_people_late(store)
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    record = draws.public_record(store, POOL, DRAW_ID)
+    refs = {row["ref"] for row in record["entrants"]}
+    assert len(refs) == 60 and not refs & {late.ref for late in latecomers}
+
+
+def register_people_late(store):
+    rng = random.Random(99)
+    joined = DRAW_AT - datetime.timedelta(minutes=30)  # after the 60-minute cutoff
+    form = {"family_name": "Late", "given_names": "Comer", "birth_date": "1980-02-02", "nationality": "TN",
+            "email": "late@example.org", "phone": "+33612399999", "consent": "yes"}
+    applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
+    created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng, identity_secret=SECRET,
+                           limits=reg.Limits(4, datetime.timedelta(hours=24)), records=UploadedRecords(store, SECRET))
+    reg.confirm_email(store, created.key, applicant.email, joined)
+    return [created]
+
+
+def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
+    renewal = DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris", cron="0 10 * * MON",
+                           horizon_from_days=1, horizon_to_days=14, created_at=CREATED,
+                           policy=DrawPolicy(urgency_window_days=30, urgency_share=0.5, constraints_apply=False))
+    store.save_schedule(renewal)
+    start = DRAW_AT + datetime.timedelta(days=2)
+    store.add_slots([Slot(id=f"s{n}", prefecture="01", site="bourg", procedure="renewal",
+                          starts_at=start + datetime.timedelta(minutes=30 * n), duration_minutes=30, counter=1)
+                     for n in range(4)])
+    records = UploadedRecords(store, SECRET)
+    records.replace("01", DEMO_AGDREF_NUMBERS)
+    joined = CREATED + datetime.timedelta(days=1)
+    urgent_refs = set()
+    for number, agdref in enumerate(DEMO_AGDREF_NUMBERS[:12]):
+        expiry = (DRAW_AT + datetime.timedelta(days=10 if number < 2 else 200)).date().isoformat()
+        form = {"family_name": f"Renew {chr(65 + number)}", "given_names": "X", "birth_date": "1985-05-05",
+                "nationality": "DZ", "email": f"r{number}@example.org", "phone": f"+3361240{number:04d}",
+                "agdref": agdref, "permit_expiry": expiry, "consent": "yes"}
+        applicant = reg.parse_applicant(form, procedure_by_code("renewal"), ["bourg"], joined.date())
+        created = reg.register(store, "01", "renewal", applicant, now=joined, rng=random.Random(number),
+                               identity_secret=SECRET, limits=reg.Limits(4, datetime.timedelta(hours=24)),
+                               records=records)
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        if number < 2:
+            urgent_refs.add(created.ref)
+    due = draws.due_draws(renewal, None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, renewal, due, DRAW_AT)
+    assert draws.run(store, "01:renewal", due.draw_id, DRAW_AT) == "published"
+    record = draws.public_record(store, "01:renewal", due.draw_id)
+    assert record["phases"] == [{"group": "urgent", "max_winners": 2}]
+    assert urgent_refs <= {winner["ref"] for winner in record["winners"]}
+
+
+def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
+    store, _, _ = pool
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, schedule(), due, DRAW_AT)
+    fence = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    # As the bias check does when it fails:
+    store.update_draw_state(POOL, DRAW_ID, fence, "committed", {"state": "held"})
+    assert draws.public_record(store, POOL, DRAW_ID)["seed"] is None
+    draws.release_held(store, POOL, DRAW_ID, DRAW_AT)
+    assert draws.public_record(store, POOL, DRAW_ID)["seed"] is not None
+
+
+def test_public_record_endpoint_and_page(client, redis, pool, run_jobs):
+    store, _, _ = pool
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    record = client.get(f"/api/v1/draws/{DRAW_ID}/record").get_json()
+    assert record["spec"] == "fairdraw/v1" and record["seed"]
+    page = client.get(f"/draws/{DRAW_ID}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert record["commitment"] in page and record["seed"] in page
+    winner = record["winners"][0]["ref"]
+    mine = client.get(f"/draws/{DRAW_ID}?ref={winner}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Drawn: slot" in mine
+    assert client.get("/api/v1/draws/nonsense/record").status_code == 404
+    assert client.get("/api/v1/draws/01-renewal-20990101T1000/record").status_code == 404
+
+
+def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settings):
+    from queue_service.tokens import status_token
+
+    store, _, people = pool
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    token = status_token(settings.secret_key, people[0].key)
+    proof = client.get("/api/v1/registration/proof", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [draw["draw_id"] for draw in proof["statement"]["draws"]] == [DRAW_ID]
+    assert proof["statement"]["draws"][0]["outcome"] in ("offered", "not_drawn")
