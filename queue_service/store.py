@@ -249,6 +249,27 @@ class Store:
             self.redis.sadd(POOLS_KEY, key.pool)
         return outcome
 
+    def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
+        """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
+
+        For moving a waiting list from another system, and for benchmarks:
+        the caller vouches that the people are distinct (no duplicate check).
+        """
+        with self.redis.pipeline(transaction=False) as pipe:
+            for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
+                key = registration.key
+                pipe.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
+                          mapping=_registration_fields(registration, fingerprints))
+                pipe.set(IDENTITY_KEY.format(pool=key.pool, fingerprint=fingerprints.identity), key.registration_id)
+                pipe.hset(REFS_KEY.format(pool=key.pool), registration.ref, key.registration_id)
+                pipe.zadd(WAITING_KEY.format(pool=key.pool), {key.registration_id: joined.timestamp()})
+                if number % 10_000 == 0:
+                    pipe.execute()
+            pipe.execute()
+        pools = {registration.key.pool for registration in registrations}
+        if pools:
+            self.redis.sadd(POOLS_KEY, *pools)
+
     def registration(self, key):
         fields = self.redis.hgetall(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id))
         if not fields:
