@@ -226,25 +226,27 @@ def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> 
     frozen = json.loads(store.draw_frozen(pool, draw_id))
     entrants, slots, phases = frozen_inputs(frozen)
     result = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, entrants, slots, phases)
-    winners = [{"ref": ref, "slot": slot_id} for ref, slot_id in zip(result.winner_refs, result.slot_ids)]
+    registrations = frozen["registrations"]
+    # The registration behind each winner is kept with the result (private; the record shows ref and slot).
+    winners = [
+        {"ref": ref, "slot": slot_id, "registration": registrations[ref]}
+        for ref, slot_id in zip(result.winner_refs, result.slot_ids)
+    ]
     changes = {"state": DrawState.DRAWN.value, "drawn_at": now.isoformat(), "winners": str(len(winners))}
     store.save_draw_result(pool, draw_id, fence, json.dumps(winners), changes)
 
 
 def commit(store, pool: str, draw_id: str, fence: int, schedule: DrawSchedule, now: datetime.datetime) -> None:
     """Apply the result in one atomic step: offers, slots, counters, outbox."""
-    frozen = json.loads(store.draw_frozen(pool, draw_id))
     winners = json.loads(store.draw_result(pool, draw_id))
-    registrations = frozen["registrations"]
-    won = {winner["ref"] for winner in winners}
-    deadline = now + datetime.timedelta(hours=schedule.confirmation_hours)
+    cutoff = datetime.datetime.fromisoformat(store.draw(pool, draw_id)["cutoff_at"])
     store.commit_draw(
         pool,
         draw_id,
         fence,
-        winners=[(registrations[w["ref"]], w["ref"], w["slot"]) for w in winners],
-        losers=[registration_id for ref, registration_id in registrations.items() if ref not in won],
-        deadline=deadline,
+        winners=[(w["registration"], w["ref"], w["slot"]) for w in winners],
+        cutoff=cutoff,
+        deadline=now + datetime.timedelta(hours=schedule.confirmation_hours),
         now=now,
     )
 
@@ -296,7 +298,9 @@ def public_record(store, pool: str, draw_id: str) -> dict:
     frozen_text = store.draw_frozen(pool, draw_id)
     frozen = json.loads(frozen_text) if frozen_text else None
     published = state is DrawState.PUBLISHED
-    winners = json.loads(store.draw_result(pool, draw_id)) if published else None
+    winners = (
+        [{"ref": w["ref"], "slot": w["slot"]} for w in json.loads(store.draw_result(pool, draw_id))] if published else None
+    )
     return {
         "spec": lottery.SPEC,
         "draw_id": draw_id,

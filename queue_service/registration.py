@@ -387,7 +387,7 @@ def purge(store, now: datetime.datetime, closed_retention: datetime.timedelta) -
 
 
 def proof_statement(
-    registration: Registration, history: list[dict], prefecture_name: str, now: datetime.datetime
+    registration: Registration, history: list[dict], draws: list[dict], prefecture_name: str, now: datetime.datetime
 ) -> dict:
     """What a proof of registration states. No identity data: the reference ties
     it to the person, who shows it with their identity document."""
@@ -400,7 +400,7 @@ def proof_statement(
         "joined_at": registration.created_at.isoformat(),
         "email_confirmed_at": registration.email_confirmed_at.isoformat() if registration.email_confirmed_at else None,
         "status": registration.status.value,
-        "draws": [event["detail"] for event in history if event["kind"].startswith("draw")],
+        "draws": draws,
         "events": [{"at": event["at"], "kind": event["kind"]} for event in history],
         "issued_at": now.isoformat(),
     }

@@ -118,49 +118,68 @@ return 1
 """
 
 
-# KEYS: draw record, draw fence, offers, outbox, waiting, slots
+# KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws
 # ARGV: fence, registration key prefix ("qs:{pool}:reg:"), winners JSON
-#       [[registration id, ref, slot id], ...], losers JSON [registration id, ...],
-#       now (ISO), offer deadline (ISO), draw id
-# Applies a drawn result at once: winners still waiting get their offer (slot
-# offered, outbox message), every entrant counts the draw, losers count a loss.
-# Registration keys are built here from the prefix: they share the pool's hash
-# tag, hence the record's cluster slot.
+#       [[registration id, ref, slot id], ...], now (ISO), offer deadline (ISO),
+#       draw id, the draw's cutoff (epoch)
+# Applies a drawn result at once: winners still waiting get their offer (the
+# slot offered, an outbox message). Losers are not written one by one: the
+# draw joins the pool's committed draws, from which every registration's
+# draws entered and lost are counted (those committed during its wait).
+# Registration keys are built here from the prefix: they share the pool's
+# hash tag, hence its cluster slot.
 # Returns "ok", "stale" (a newer worker holds the draw) or "state" (not drawn).
 COMMIT_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
-local prefix, now, deadline, draw_id = ARGV[2], ARGV[5], ARGV[6], ARGV[7]
-local offered = 0
+local prefix, now, deadline, draw_id = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
+local offers, states, outbox, leaving = {}, {}, {}, {}
+local function flush(command, key, items)
+  for first = 1, #items, 6000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 5999, #items)))
+  end
+end
 for _, winner in ipairs(cjson.decode(ARGV[3])) do
   local id, ref, slot_id = winner[1], winner[2], winner[3]
   local key = prefix .. id
   if redis.call('HGET', key, 'status') == 'waiting' then
-    redis.call('HINCRBY', key, 'draws_entered', 1)
     redis.call('HSET', key, 'status', 'offered', 'status_changed_at', now)
-    redis.call('ZREM', KEYS[5], id)
-    redis.call('HSET', KEYS[3], id, cjson.encode({draw_id = draw_id, ref = ref, slot = slot_id,
-      deadline = deadline, status = 'pending'}))
-    local slot = cjson.decode(redis.call('HGET', KEYS[6], slot_id))
-    slot['status'] = 'offered'
-    redis.call('HSET', KEYS[6], slot_id, cjson.encode(slot))
-    redis.call('RPUSH', KEYS[4], cjson.encode({kind = 'offer', registration_id = id, draw_id = draw_id}))
-    redis.call('RPUSH', key .. ':history', cjson.encode({at = now, kind = 'draw_won',
-      detail = {draw_id = draw_id, outcome = 'offered', slot = slot_id}}))
-    offered = offered + 1
+    leaving[#leaving + 1] = id
+    offers[#offers + 1] = id
+    offers[#offers + 1] = '{"draw_id":"' .. draw_id .. '","ref":"' .. ref .. '","slot":"' .. slot_id ..
+      '","deadline":"' .. deadline .. '","status":"pending"}'
+    states[#states + 1] = slot_id
+    states[#states + 1] = 'offered'
+    outbox[#outbox + 1] = '{"kind":"offer","registration_id":"' .. id .. '","draw_id":"' .. draw_id .. '"}'
   end
 end
-local lost = cjson.encode({at = now, kind = 'draw_lost', detail = {draw_id = draw_id, outcome = 'not_drawn'}})
-for _, id in ipairs(cjson.decode(ARGV[4])) do
-  local key = prefix .. id
-  if redis.call('HGET', key, 'status') == 'waiting' then
-    redis.call('HINCRBY', key, 'draws_entered', 1)
-    redis.call('HINCRBY', key, 'draws_lost', 1)
-    redis.call('RPUSH', key .. ':history', lost)
-  end
-end
-redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', offered)
+flush('ZREM', KEYS[5], leaving)
+flush('HSET', KEYS[3], offers)
+flush('HSET', KEYS[6], states)
+flush('RPUSH', KEYS[4], outbox)
+redis.call('ZADD', KEYS[7], ARGV[7], draw_id)
+redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', #leaving)
 return 'ok'
+"""
+
+# KEYS: waiting, registration key prefix is ARGV[2]. ARGV: cutoff (epoch), prefix.
+# What a draw needs of every registration waiting since before the cutoff, in
+# one round trip: a flat list of id, joined (epoch), ref, draws_lost,
+# permit_expiry, sites, half_days, channel, and so on for the next.
+CANDIDATES_SCRIPT = """
+local waiting = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+local rows = {}
+for index = 1, #waiting, 2 do
+  local id = waiting[index]
+  local fields = redis.call('HMGET', ARGV[2] .. id, 'ref', 'draws_lost', 'permit_expiry', 'sites', 'half_days',
+    'channel')
+  if fields[1] then
+    rows[#rows + 1] = id
+    rows[#rows + 1] = waiting[index + 1]
+    for field = 1, 6 do rows[#rows + 1] = fields[field] end
+  end
+end
+return rows
 """
 
 # KEYS: draw record, draw fence. ARGV: fence ("" = any), expected state, then field/value pairs.

@@ -8,6 +8,7 @@ multi-key scripts stay legal there.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import json
@@ -29,6 +30,7 @@ from queue_service.schedules import DrawSchedule, schedule_from_dict, schedule_t
 from queue_service.slots import Slot, SlotStatus
 from queue_service.scripts import (
     ADVANCE_SCRIPT,
+    CANDIDATES_SCRIPT,
     CLOSE_SCRIPT,
     COMMIT_SCRIPT,
     CREATE_DRAW_SCRIPT,
@@ -95,8 +97,13 @@ WAITING_KEY = "qs:{{{pool}}}:waiting"
 UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
 # Sorted set: closed registrations (withdrawn...), scored by when they closed.
 CLOSED_KEY = "qs:{{{pool}}}:closed"
-# Hash: slot id -> JSON of the slot (site, start, length, counter, status).
+# Hash: slot id -> JSON of the slot (site, start, length, counter).
 SLOTS_KEY = "qs:{{{pool}}}:slots"
+# Hash: slot id -> its status (open, offered, booked, cancelled).
+SLOT_STATES_KEY = "qs:{{{pool}}}:slot-states"
+# Sorted set: the pool's committed draws, scored by their entry cutoff. A
+# waiting registration has lost every draw committed since it joined.
+COMMITTED_DRAWS_KEY = "qs:{{{pool}}}:committed-draws"
 # Sorted set: slot ids scored by their start time (epoch seconds).
 SLOT_TIMES_KEY = "qs:{{{pool}}}:slot-times"
 # String: JSON of the pool's draw schedule and policy.
@@ -136,6 +143,7 @@ class Store:
         self._commit = client.register_script(COMMIT_SCRIPT)
         self._draw_step = client.register_script(DRAW_STEP_SCRIPT)
         self._create_draw = client.register_script(CREATE_DRAW_SCRIPT)
+        self._candidates = client.register_script(CANDIDATES_SCRIPT)
 
     # Reference data ------------------------------------------------------
 
@@ -271,10 +279,33 @@ class Store:
             self.redis.sadd(POOLS_KEY, *pools)
 
     def registration(self, key):
-        fields = self.redis.hgetall(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id))
-        if not fields:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id))
+            pipe.zscore(WAITING_KEY.format(pool=key.pool), key.registration_id)
+            raw, joined = pipe.execute()
+        if not raw:
             return None
-        return _registration_from({name.decode(): value.decode() for name, value in fields.items()})
+        found = _registration_from({name.decode(): value.decode() for name, value in raw.items()})
+        entered = len(self._draws_during_wait(found, joined))
+        won = 1 if found.status.value == "offered" and entered else 0
+        return dataclasses.replace(
+            found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + entered - won
+        )
+
+    def _draws_during_wait(self, registration, joined: float | None) -> list[str]:
+        """Ids of the draws committed during the registration's current (or last) wait.
+
+        The wait runs from when it joined the waiting set (or its email
+        confirmation) to its last change of status, or on while it waits.
+        """
+        if joined is None:
+            if registration.email_confirmed_at is None or registration.status.value == "pending_email":
+                return []
+            joined = registration.email_confirmed_at.timestamp()
+            end = self._status_changed_at(registration.key)
+        else:
+            end = "+inf"
+        return self.committed_draws_between(registration.key.pool, joined, end)
 
     def registration_key_by_ref(self, pool: str, ref: str):
         registration_id = self.redis.hget(REFS_KEY.format(pool=pool), ref)
@@ -440,6 +471,7 @@ class Store:
             for slot in slots:
                 pool = f"{slot.prefecture}:{slot.procedure}"
                 pipe.hset(SLOTS_KEY.format(pool=pool), slot.id, _slot_json(slot))
+                pipe.hset(SLOT_STATES_KEY.format(pool=pool), slot.id, slot.status.value)
                 pipe.zadd(SLOT_TIMES_KEY.format(pool=pool), {slot.id: slot.starts_at.timestamp()})
             pipe.execute()
         return len(slots)
@@ -449,7 +481,11 @@ class Store:
         ids = self.redis.zrangebyscore(SLOT_TIMES_KEY.format(pool=pool), start.timestamp(), f"({end.timestamp()}")
         if not ids:
             return []
-        return [_slot_from(raw) for raw in self.redis.hmget(SLOTS_KEY.format(pool=pool), ids) if raw is not None]
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(SLOTS_KEY.format(pool=pool), ids)
+            pipe.hmget(SLOT_STATES_KEY.format(pool=pool), ids)
+            raws, states = pipe.execute()
+        return [_slot_from(raw, state) for raw, state in zip(raws, states) if raw is not None]
 
     def prefecture_slots(self, prefecture: str, start: datetime.datetime, end: datetime.datetime) -> list[Slot]:
         """Slots of every pool of the prefecture starting in [start, end) (counters serve several procedures)."""
@@ -471,16 +507,14 @@ class Store:
 
     def cancel_slot(self, pool: str, slot_id: str) -> bool:
         """Cancel an open slot; False if it is not open (offered or booked ones have their own path)."""
-        key = SLOTS_KEY.format(pool=pool)
+        key = SLOT_STATES_KEY.format(pool=pool)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
-                raw = pipe.hget(key, slot_id)
-                if raw is None or _slot_from(raw).status is not SlotStatus.OPEN:
+                if pipe.hget(key, slot_id) != SlotStatus.OPEN.value.encode():
                     return False
-                cancelled = dataclasses.replace(_slot_from(raw), status=SlotStatus.CANCELLED)
                 pipe.multi()
-                pipe.hset(key, slot_id, _slot_json(cancelled))
+                pipe.hset(key, slot_id, SlotStatus.CANCELLED.value)
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -543,26 +577,32 @@ class Store:
 
     def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
         """Registrations waiting since before `cutoff`, with what a draw needs of them."""
-        waiting = self.redis.zrangebyscore(WAITING_KEY.format(pool=pool), "-inf", cutoff.timestamp(), withscores=True)
-        names = ("ref", "draws_lost", "permit_expiry", "sites", "half_days", "channel")
-        with self.redis.pipeline(transaction=False) as pipe:
-            for registration_id, _ in waiting:
-                pipe.hmget(REGISTRATION_KEY.format(pool=pool, id=registration_id.decode()), *names)
-            rows = pipe.execute()
+        rows = self._candidates(
+            keys=[WAITING_KEY.format(pool=pool)],
+            args=[cutoff.timestamp(), REGISTRATION_KEY.format(pool=pool, id="")],
+        )
+        committed = self.committed_draw_cutoffs(pool)
+        sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
+
+        def parsed(raw: bytes) -> list:
+            if raw not in sites_cache:
+                sites_cache[raw] = json.loads(raw)
+            return sites_cache[raw]
+
         candidates = []
-        for (registration_id, joined), values in zip(waiting, rows):
-            if values[0] is None:
-                continue
-            ref, draws_lost, expiry, sites, half_days, channel = (value.decode() for value in values)
+        for start in range(0, len(rows), 8):
+            registration_id, joined, ref, draws_lost, expiry, sites, half_days, channel = rows[start : start + 8]
+            joined = float(joined)
             candidates.append(
                 {
                     "id": registration_id.decode(),
-                    "ref": ref,
-                    "draws_lost": int(draws_lost),
-                    "permit_expiry": expiry or None,
-                    "sites": json.loads(sites),
-                    "half_days": json.loads(half_days),
-                    "channel": channel,
+                    "ref": ref.decode(),
+                    # Losses settled before this wait, plus the draws committed since it joined.
+                    "draws_lost": int(draws_lost) + len(committed) - bisect.bisect_right(committed, joined),
+                    "permit_expiry": expiry.decode() or None,
+                    "sites": parsed(sites),
+                    "half_days": parsed(half_days),
+                    "channel": channel.decode(),
                     "joined_at": joined,
                 }
             )
@@ -601,23 +641,24 @@ class Store:
         raw = self.redis.get(DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id))
         return raw.decode() if raw else None
 
-    def commit_draw(self, pool, draw_id, fence, *, winners, losers, deadline, now) -> None:
+    def commit_draw(self, pool, draw_id, fence, *, winners, cutoff, deadline, now) -> None:
         keys = [
             DRAW_KEY.format(pool=pool, draw_id=draw_id),
             DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id),
             OFFERS_KEY.format(pool=pool),
             OUTBOX_KEY.format(pool=pool),
             WAITING_KEY.format(pool=pool),
-            SLOTS_KEY.format(pool=pool),
+            SLOT_STATES_KEY.format(pool=pool),
+            COMMITTED_DRAWS_KEY.format(pool=pool),
         ]
         arguments = [
             fence,
             REGISTRATION_KEY.format(pool=pool, id=""),
             json.dumps([list(winner) for winner in winners]),
-            json.dumps(losers),
             _utc_text(now),
             _utc_text(deadline),
             draw_id,
+            cutoff.timestamp(),
         ]
         if self._commit(keys=keys, args=arguments).decode() == "stale":
             raise StaleDrawWorker()
@@ -630,6 +671,31 @@ class Store:
         if outcome == "stale":
             raise StaleDrawWorker()
         return outcome == "ok"
+
+    def committed_draw_cutoffs(self, pool: str) -> list[float]:
+        """The entry cutoffs (epoch) of the pool's committed draws, in order."""
+        return [score for _, score in self.redis.zrange(COMMITTED_DRAWS_KEY.format(pool=pool), 0, -1, withscores=True)]
+
+    def committed_draws_between(self, pool: str, after: float, until: float) -> list[str]:
+        """Ids of the committed draws whose cutoff is in (after, until]."""
+        found = self.redis.zrangebyscore(COMMITTED_DRAWS_KEY.format(pool=pool), f"({after}", until)
+        return [draw_id.decode() for draw_id in found]
+
+    def draws_entered(self, registration) -> list[dict[str, str]]:
+        """The draws a registration took part in during its wait, oldest first, with their outcome."""
+        joined = self.redis.zscore(WAITING_KEY.format(pool=registration.key.pool), registration.key.registration_id)
+        offer = self.redis.hget(OFFERS_KEY.format(pool=registration.key.pool), registration.key.registration_id)
+        won = json.loads(offer) if offer else {}
+        return [
+            {"draw_id": draw_id, "outcome": "offered", "slot": won["slot"]}
+            if won.get("draw_id") == draw_id
+            else {"draw_id": draw_id, "outcome": "not_drawn"}
+            for draw_id in self._draws_during_wait(registration, joined)
+        ]
+
+    def _status_changed_at(self, key) -> float:
+        raw = self.redis.hget(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "status_changed_at")
+        return datetime.datetime.fromisoformat(raw.decode()).timestamp()
 
     def offers(self, pool: str) -> dict[str, dict]:
         """Pending and past offers of the pool, by registration id."""
@@ -890,15 +956,14 @@ def _slot_json(slot: Slot) -> str:
             "starts_at": _utc_text(slot.starts_at),
             "duration_minutes": slot.duration_minutes,
             "counter": slot.counter,
-            "status": slot.status.value,
         }
     )
 
 
-def _slot_from(raw: bytes) -> Slot:
+def _slot_from(raw: bytes, state: bytes | None) -> Slot:
     values = json.loads(raw)
     values["starts_at"] = datetime.datetime.fromisoformat(values["starts_at"])
-    values["status"] = SlotStatus(values["status"])
+    values["status"] = SlotStatus(state.decode() if state else SlotStatus.OPEN.value)
     return Slot(**values)
 
 

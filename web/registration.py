@@ -316,7 +316,7 @@ def withdraw():
 def signed_proof(found: Registration) -> dict:
     store = services().store
     statement = registrations.proof_statement(
-        found, store.history(found.key), store.prefecture(found.key.prefecture).name, now()
+        found, store.history(found.key), store.draws_entered(found), store.prefecture(found.key.prefecture).name, now()
     )
     return sign_proof(load_signing_key(services().settings.proof_signing_key), statement)
 
