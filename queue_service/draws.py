@@ -312,6 +312,8 @@ def public_record(store, pool: str, draw_id: str) -> dict:
         "slots": sorted(frozen["slots"], key=lambda row: row["id"]) if frozen else None,
         "phases": frozen["phases"] if frozen else None,
         "winners": winners,
+        # Winners who had left the waiting list, or whose slot was cancelled, since the freeze.
+        "not_applied": json.loads(record.get("not_applied") or "[]") if published else None,
         "state": state.value,
         "prefecture": record["prefecture"],
         "procedure": record["procedure"],

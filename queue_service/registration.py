@@ -233,7 +233,7 @@ def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints
             birth_date=applicant.birth_date,
             nationality=applicant.nationality,
         ),
-        email=identity.contact_fingerprint(secret, pool, "email", applicant.email) if applicant.email else None,
+        email=email_print(secret, pool, applicant.email) if applicant.email else None,
         phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone),
     )
 
@@ -293,6 +293,22 @@ def load(store, key: RegistrationKey) -> Registration:
     return registration
 
 
+def email_print(secret: bytes, pool: str, email: str) -> str:
+    """The keyed hash standing for an address in links and contact keys."""
+    return identity.contact_fingerprint(secret, pool, "email", email)
+
+
+def email_for_link(registration: Registration, link_print: str, secret: bytes) -> str:
+    """The address (current, or pending change) a confirmation link was sent to.
+
+    A link for an address the registration no longer has (changed since) is refused.
+    """
+    for email in (registration.applicant.email, registration.pending_email):
+        if email and email_print(secret, registration.key.pool, email) == link_print:
+            return email
+    raise InvalidTransition()
+
+
 def confirm_email(store, key: RegistrationKey, email: str, now: datetime.datetime) -> Registration:
     """The applicant opened the link sent to `email`: the registration enters the pool.
 
@@ -346,6 +362,8 @@ def update_preferences(
     outcome = store.update_preferences(key, phone, phone_print, sites, half_days, limits.contacts_per_pool, now)
     if outcome == "contact_cap":
         raise ContactCapReached()
+    if outcome == "state":
+        raise InvalidTransition()
     return load(store, key)
 
 
@@ -370,9 +388,12 @@ def confirm_email_change(
         return registration  # already done: opening the link twice changes nothing
     if registration.pending_email != email or registration.status not in EDITABLE:
         raise InvalidTransition()
-    email_print = identity.contact_fingerprint(identity_secret, key.pool, "email", email)
-    if store.change_email(key, email, email_print, limits.contacts_per_pool, now) == "contact_cap":
+    new_print = email_print(identity_secret, key.pool, email)
+    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now)
+    if outcome == "contact_cap":
         raise ContactCapReached()
+    if outcome == "state":
+        raise InvalidTransition()
     return load(store, key)
 
 

@@ -469,15 +469,17 @@ def _read_dates(value: object, now: datetime.datetime, timezone: str) -> tuple[t
             if match is None:
                 raise ValueError(line)
             local = datetime.datetime(*(int(number) for number in match.groups()))
-        except ValueError:
+            moments.add(local_to_utc(local, timezone))
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
             return (), N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
-        moments.add(local_to_utc(local, timezone))
     if not moments:
         return (), N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
     if len(moments) > MAX_DATES:
         return (), N_("A schedule holds at most 100 dates.")
     if min(moments) <= now:
         return (), N_("Every date must be in the future.")
+    if max(moments) > now + datetime.timedelta(days=731):
+        return (), N_("Every date must be within the next two years.")
     return tuple(sorted(moments)), None
 
 

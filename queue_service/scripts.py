@@ -67,10 +67,14 @@ return 1
 # KEYS: registration, history, old contact set, new contact set
 # ARGV: id, fingerprint field, expected old fingerprint, new fingerprint,
 #       contacts cap, history event, then field/value pairs to set
-# Returns "ok", "contact_cap", "missing", or "retry" (the contact changed meanwhile).
+# Only a registration still pending or waiting may change (it may have been
+# withdrawn since the caller read it).
+# Returns "ok", "contact_cap", "missing", "state", or "retry" (the contact changed meanwhile).
 MOVE_CONTACT_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then return 'missing' end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'pending_email' and status ~= 'waiting' then return 'state' end
 if current ~= ARGV[3] then return 'retry' end
 if ARGV[3] ~= ARGV[4] then
   if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
@@ -122,8 +126,9 @@ return 1
 # ARGV: fence, registration key prefix ("qs:{pool}:reg:"), winners JSON
 #       [[registration id, ref, slot id], ...], now (ISO), offer deadline (ISO),
 #       draw id, the draw's cutoff (epoch)
-# Applies a drawn result at once: winners still waiting get their offer (the
-# slot offered, an outbox message). Losers are not written one by one: the
+# Applies a drawn result at once: winners still waiting whose slot is still
+# open get their offer (the slot offered, an outbox message); the others are
+# listed in the record's "not_applied" (their slot stays open for standby). Losers are not written one by one: the
 # draw joins the pool's committed draws, from which every registration's
 # draws entered and lost are counted (those committed during its wait).
 # Registration keys are built here from the prefix: they share the pool's
@@ -133,7 +138,7 @@ COMMIT_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
 local prefix, now, deadline, draw_id = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
-local offers, states, outbox, leaving = {}, {}, {}, {}
+local offers, states, outbox, leaving, skipped = {}, {}, {}, {}, {}
 local function flush(command, key, items)
   for first = 1, #items, 6000 do
     redis.call(command, key, unpack(items, first, math.min(first + 5999, #items)))
@@ -142,7 +147,10 @@ end
 for _, winner in ipairs(cjson.decode(ARGV[3])) do
   local id, ref, slot_id = winner[1], winner[2], winner[3]
   local key = prefix .. id
-  if redis.call('HGET', key, 'status') == 'waiting' then
+  if redis.call('HGET', key, 'status') ~= 'waiting' or redis.call('HGET', KEYS[6], slot_id) ~= 'open' then
+    -- Left the waiting list since the freeze, or the slot was cancelled or taken by another draw.
+    skipped[#skipped + 1] = ref
+  else
     redis.call('HSET', key, 'status', 'offered', 'status_changed_at', now)
     leaving[#leaving + 1] = id
     offers[#offers + 1] = id
@@ -158,7 +166,8 @@ flush('HSET', KEYS[3], offers)
 flush('HSET', KEYS[6], states)
 flush('RPUSH', KEYS[4], outbox)
 redis.call('ZADD', KEYS[7], ARGV[7], draw_id)
-redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', #leaving)
+redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', #leaving,
+  'not_applied', cjson.encode(skipped))
 return 'ok'
 """
 

@@ -43,16 +43,20 @@ def read_status_token(secret: str, token: str) -> RegistrationKey:
     return RegistrationKey(*payload)
 
 
-def confirmation_token(secret: str, key: RegistrationKey, email: str, issued_at: datetime.datetime) -> str:
-    """A link that confirms `email` for the registration; valid for a limited time."""
-    payload = [key.prefecture, key.procedure, key.registration_id, email, int(issued_at.timestamp())]
+def confirmation_token(secret: str, key: RegistrationKey, email_print: str, issued_at: datetime.datetime) -> str:
+    """A link that confirms an address for the registration; valid for a limited time.
+
+    The address travels as its keyed hash (`email_print`): the token is signed,
+    not encrypted, and links end up in browser histories and proxy logs.
+    """
+    payload = [key.prefecture, key.procedure, key.registration_id, email_print, int(issued_at.timestamp())]
     return URLSafeSerializer(secret, salt=CONFIRMATION_SALT).dumps(payload)
 
 
 def read_confirmation_token(
     secret: str, token: str, now: datetime.datetime, max_age: datetime.timedelta
 ) -> tuple[RegistrationKey, str]:
-    """The registration and the email address the token confirms; raises if forged or too old."""
+    """The registration and the keyed hash of the address the token confirms; raises if forged or too old."""
     payload = _load(secret, CONFIRMATION_SALT, token)
     if not (isinstance(payload, list) and len(payload) == 5 and isinstance(payload[4], int)):
         raise InvalidLink()

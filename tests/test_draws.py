@@ -230,3 +230,40 @@ def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settin
     proof = client.get("/api/v1/registration/proof", headers={"Authorization": f"Bearer {token}"}).get_json()
     assert [draw["draw_id"] for draw in proof["statement"]["draws"]] == [DRAW_ID]
     assert proof["statement"]["draws"][0]["outcome"] in ("offered", "not_drawn")
+
+
+def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis, pool):
+    from queue_service import inventory
+
+    store, _, _ = pool
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, schedule(), due, DRAW_AT)
+    fence = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    first, second = json.loads(store.draw_result(POOL, DRAW_ID))[:2]
+    inventory.cancel(store, POOL, first["slot"])  # staff cancel a slot after the freeze
+    gone = store.registration_key_by_ref(POOL, second["ref"])
+    reg.withdraw(store, gone, DRAW_AT)  # a winner withdraws after the freeze
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
+    offers = store.offers(POOL)
+    assert first["slot"] not in {offer["slot"] for offer in offers.values()} and len(offers) == 18
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert sorted(record["not_applied"]) == sorted([first["ref"], second["ref"]])
+    slot_states = {slot.id: slot.status.value for slot in store.slots(POOL, DRAW_AT, DRAW_AT + datetime.timedelta(days=30))}
+    assert slot_states[first["slot"]] == "cancelled" and slot_states[second["slot"]] == "open"
+
+
+def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
+    store, _, _ = pool
+    now_draw = draws.draw_now(schedule(), "01", "first_request", "Europe/Paris", DRAW_AT - datetime.timedelta(hours=2))
+    scheduled = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    for due in (scheduled, now_draw):
+        draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=1))
+    fence = store.take_draw_fence(POOL, scheduled.draw_id)
+    draws.freeze(store, POOL, store.draw(POOL, scheduled.draw_id), schedule(), fence, DRAW_AT)  # then its worker dies
+    draws.run(store, POOL, now_draw.draw_id, DRAW_AT)  # an admin's draw takes the same slots
+    draws.run(store, POOL, scheduled.draw_id, DRAW_AT)  # the first one resumes
+    slots = [offer["slot"] for offer in store.offers(POOL).values()]
+    assert len(slots) == len(set(slots)) == 20

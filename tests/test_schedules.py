@@ -530,3 +530,11 @@ def test_clocks_that_stop_restart_and_race_claim_each_draw_exactly_once(cron, cr
     expected_ids = set(paris_ids(expected))
     assert len(expected_ids) == len(expected)  # one id per draw, even on the DST nights
     assert claimed == expected_ids
+
+
+@pytest.mark.parametrize("line", ["0001-01-01 00:00", "9999-12-31 23:59"])
+def test_dates_at_the_ends_of_the_calendar_are_refused_cleanly(line):
+    from queue_service.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        parse_schedule({"dates": line}, "01", "renewal", "Europe/Paris", datetime.datetime.now(datetime.timezone.utc))

@@ -447,3 +447,20 @@ def test_the_status_page_shows_the_next_draw(as_staff, client, store, mailbox, r
     page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)
     next_draw = re.search(r'<dd id="next-draw">([^<]+)</dd>', page).group(1)
     assert "Monday" in next_draw and "10:00" in next_draw and "0 appointments" in next_draw
+
+
+def test_odd_query_strings_do_not_break_staff_pages(as_staff, store):
+    client = as_staff("admin01")
+    publish_week(client)
+    start = datetime.datetime.combine(NEXT_MONDAY, datetime.time(), datetime.timezone.utc)
+    slot = store.slots("01:renewal", start, start + datetime.timedelta(days=7))[0]
+    token = csrf_token(client, "/staff/p/01/slots")
+    cancelled = client.post(f"/staff/p/01/slots/renewal/{slot.id}/cancel?code=69&site=bourg", data={"csrf_token": token})
+    assert cancelled.status_code == 302 and cancelled.headers["Location"].startswith("/staff/p/01/slots")
+    for query in ("to=9999-12-31", "from=9999-12-30", "from=0001-01-01", "from=not-a-date"):
+        assert client.get(f"/staff/p/01/slots?{query}").status_code == 200, query
+    admin_token, _ = accounts.new_api_token(store, store.staff_account_by_email("admin01@example.gouv.fr"), "t", NOW)
+    for days in ("²", "3000000", "-1", "abc"):
+        response = client.get(f"/api/v1/staff/prefectures/01/slots?days={days}",
+                              headers={"Authorization": f"Bearer {admin_token}"})
+        assert response.status_code == 200, days

@@ -39,7 +39,9 @@ def test_language_switch_sets_a_cookie_and_returns_to_the_page(client):
     assert "Où se déroulent les rendez-vous" in client.get("/p/01").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", None])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/%09/evil.example", "/%0a/x", None]
+)
 def test_language_switch_never_redirects_to_another_site(client, target):
     query = "" if target is None else f"?next={target}"
     response = client.get(f"/lang/en{query}")
@@ -206,3 +208,9 @@ def test_readyz_without_redis_is_503_naming_redis(app_without_redis):
     response = app_without_redis.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["redis"]["ok"] is False
+
+
+def test_deeply_nested_json_is_a_bad_request_not_a_crash(client):
+    for path in ["/api/v1/registrations", "/api/v1/registrations/confirm", "/api/v1/proofs/verify"]:
+        response = client.post(path, data="[" * 5000, content_type="application/json")
+        assert response.status_code == 400, path

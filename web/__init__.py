@@ -83,7 +83,7 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
             view = decorator(view)
         app.view_functions[endpoint] = view
 
-    for endpoint in ("registration.register", "api.create_registration"):
+    for endpoint in ("registration.register", "api.create_registration", "registration.change_email"):
         limit(
             endpoint,
             limiter.limit(settings.rate_limit_registration, methods=["POST"]),

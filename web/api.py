@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
@@ -21,6 +22,7 @@ from web.registration import (
     identity_secret,
     limits,
     now,
+    pool_or_404,
     register_applicant,
     signed_proof,
     trusted_public_keys,
@@ -128,9 +130,7 @@ def create_registration():
     prefecture, procedure = body.get("prefecture"), body.get("procedure")
     if not isinstance(prefecture, str) or not isinstance(procedure, str):
         raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
-    store = services().store
-    store.prefecture(prefecture)  # 404 problem if unknown
-    found_procedure = store.procedure(procedure)
+    _, found_procedure, _ = pool_or_404(prefecture, procedure)  # as the page: 404 without open sites
     created = register_applicant(prefecture, found_procedure, body, channel=Channel.ONLINE)
     response = jsonify(
         ref=created.ref,
@@ -245,7 +245,8 @@ def staff_sites(code: str):
 def staff_slots(code: str):
     staff_principal(code)
     start = now()
-    end = start + datetime.timedelta(days=int(request.args.get("days", "30")) if request.args.get("days", "30").isdigit() else 30)
+    days = request.args.get("days", "30")
+    end = start + datetime.timedelta(days=min(int(days), 366) if re.fullmatch(r"[0-9]{1,4}", days) else 30)
     slots = services().store.prefecture_slots(code, start, end)
     return jsonify(
         items=[

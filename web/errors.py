@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_babel import gettext
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 import redis
 from flask_wtf.csrf import CSRFError
@@ -113,6 +113,8 @@ def _kebab(name: str) -> str:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
+    # Deeply nested JSON exhausts the parser's recursion: a bad request, not a crash.
+    app.register_error_handler(RecursionError, lambda error: handle_http_error(BadRequest()))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(QueueServiceError, handle_domain_error)
     app.register_error_handler(redis.ConnectionError, handle_redis_error)

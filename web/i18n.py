@@ -30,6 +30,8 @@ def safe_next(target: str | None) -> str:
     """A local path to go back to; anything else (another site) becomes the home page."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return "/"  # browsers drop tabs and newlines: "/\t/evil" would become "//evil"
     return target
 
 

@@ -176,10 +176,13 @@ def registered(code: str, procedure_code: str):
 
 
 def confirmation_from_link(token: str) -> tuple[RegistrationKey, str]:
-    """The registration and address a confirmation link is for; InvalidLink or ExpiredLink otherwise."""
+    """The registration and address a confirmation link is for; InvalidLink, ExpiredLink,
+    RegistrationNotFound or InvalidTransition (an address changed since) otherwise."""
     settings = services().settings
     window = datetime.timedelta(hours=settings.confirmation_link_hours)
-    return read_confirmation_token(settings.secret_key, token, now(), window)
+    key, link_print = read_confirmation_token(settings.secret_key, token, now(), window)
+    found = registrations.load(services().store, key)
+    return key, registrations.email_for_link(found, link_print, identity_secret())
 
 
 @blueprint.route("/confirm", methods=["GET", "POST"])
@@ -362,7 +365,7 @@ def verify():
         text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("proof", "")
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
         result = verify_proof(document, trusted_public_keys())
     return render_template("verify.html", result=result, public_key=trusted_public_keys()[0]), (

@@ -294,10 +294,12 @@ def assisted_registration(code: str, procedure_code: str):
 
 
 def parse_day(text: str | None, default: datetime.date) -> datetime.date:
+    """A date from the filter, within five years of today (anything else: the default)."""
     try:
-        return datetime.date.fromisoformat(text) if text else default
+        day = datetime.date.fromisoformat(text) if text else default
     except ValueError:
         return default
+    return day if abs((day - datetime.date.today()).days) <= 5 * 366 else default
 
 
 @blueprint.route("/p/<code>/slots", methods=["GET", "POST"])
@@ -352,6 +354,7 @@ def slots(code: str):
             conflicts=conflicts,
             row_errors=row_errors,
             values=request.form if request.method == "POST" else {},
+            filters={name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args},
             can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
         ),
         422 if errors or row_errors else 200,
@@ -362,7 +365,8 @@ def slots(code: str):
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
     inventory.cancel(services().store, f"{code}:{procedure_code}", slot_id)
-    return redirect(url_for("staff.slots", code=code, **request.args))
+    filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
+    return redirect(url_for("staff.slots", code=code, **filters))
 
 
 # Schedules and draws --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from babel.support import Translations
 from email.message import EmailMessage
 
 from queue_service import mail
-from queue_service.registration import Registration
+from queue_service.registration import Registration, email_print
 from queue_service.settings import PROJECT_ROOT, Settings
 from queue_service.store import Store
 from queue_service.tokens import confirmation_token, status_token
@@ -56,11 +56,12 @@ def compose(
         "hours": settings.confirmation_link_hours,
         "status_link": f"{settings.base_url}/status?t={status_token(settings.secret_key, key)}",
     }
+    link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":
-        token = confirmation_token(settings.secret_key, key, recipient, registration.created_at)
+        token = confirmation_token(settings.secret_key, key, link_print, registration.created_at)
         context["link"] = f"{settings.base_url}/confirm?t={token}"
     elif kind == "email_change":
-        token = confirmation_token(settings.secret_key, key, recipient, now)
+        token = confirmation_token(settings.secret_key, key, link_print, now)
         context["link"] = f"{settings.base_url}/email/confirm?t={token}"
     environment = _environment(language)
     subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import smtplib
 
 import redis
 from rq import Retry, get_current_job
@@ -50,9 +51,18 @@ def send_registration_email(prefecture: str, procedure: str, registration_id: st
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
         return "gone"
     settings = load_settings()
-    mail.send(settings, emails.compose(settings, store, found, kind, _now()))
+    try:
+        mail.send(settings, emails.compose(settings, store, found, kind, _now()))
+    except (OSError, smtplib.SMTPException) as error:
+        # The SMTP error may quote the address: keep it out of logs and of RQ's failed jobs.
+        code = getattr(error, "smtp_code", None) or type(error).__name__
+        raise MailNotSent(f"{kind} message for {found.ref} not sent ({code})") from None
     log.info("job %s: %s message sent for %s", job.id, kind, found.ref)
     return "sent"
+
+
+class MailNotSent(Exception):
+    """A message could not be handed to the SMTP server (RQ retries the job)."""
 
 
 def enqueue_registration_email(connection: redis.Redis, key: RegistrationKey, kind: str) -> None:
@@ -92,6 +102,8 @@ def enqueue_draw_in(pipeline, connection: redis.Redis, due: draws.DueDraw) -> No
         args=(due.prefecture, due.procedure, due.draw_id),
         job_id=f"draw-{due.draw_id}",
         timeout=DRAW_JOB_TIMEOUT,
+        # A failed run resumes from the stored state (the steps are idempotent).
+        retry=Retry(max=3, interval=[60, 300, 900]),
         pipeline=pipeline,
     )
 
