@@ -267,3 +267,11 @@ def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
     draws.run(store, POOL, scheduled.draw_id, DRAW_AT)  # the first one resumes
     slots = [offer["slot"] for offer in store.offers(POOL).values()]
     assert len(slots) == len(set(slots)) == 20
+
+
+def test_the_prefecture_page_links_to_the_next_and_last_draws(client, redis, pool, run_jobs):
+    store, _, _ = pool
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    page = client.get("/p/01", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'href="/draws/{DRAW_ID}"' in page  # the last, published
+    assert 'href="/draws/01-first_request-20270111T1000"' in page and "Next draw: Monday 11 January 2027 10:00" in page

@@ -36,9 +36,21 @@ def prefecture(code: str):
     return render_template(
         "prefecture.html",
         prefecture=store.prefecture(code),
-        procedures=store.procedures(),
-        sites=[(site, opening_days(site)) for site in store.sites(code)],
+        procedures=[(procedure, latest_and_next_draw(code, procedure.code)) for procedure in store.procedures()],
+        sites=[(site, opening_days(site)) for site in store.sites(code) if not site.closed],
     )
+
+
+def latest_and_next_draw(code: str, procedure_code: str) -> dict:
+    """The pool's last published draw and its next announced one (ids), for links to their public pages."""
+    from queue_service import draws
+
+    store = services().store
+    pool = f"{code}:{procedure_code}"
+    recent = store.draws(pool, limit=10)
+    published = next((draw for draw in recent if draw["state"] == draws.DrawState.PUBLISHED.value), None)
+    announced = next((draw for draw in reversed(recent) if draw["state"] == draws.DrawState.SCHEDULED.value), None)
+    return {"published": published, "announced": announced}
 
 
 def opening_days(site: Site) -> list[tuple[str, str]]:
