@@ -14,7 +14,18 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from queue_service import identity
-from queue_service.errors import ValidationFailed
+from queue_service.errors import N_, ValidationFailed
+
+
+class BadAgdrefLines(ValidationFailed):
+    """Some lines of an uploaded file are not AGDREF numbers; nothing was changed."""
+
+    def __init__(self, lines: list[int]) -> None:
+        super().__init__({"file": N_("Some lines are not 10-digit AGDREF numbers; nothing was changed.")})
+        self.lines = lines
+
+    def shown(self) -> str:
+        return ", ".join(str(n) for n in self.lines[:20]) + (" …" if len(self.lines) > 20 else "")
 
 
 class AgdrefRecords(Protocol):
@@ -53,8 +64,7 @@ class UploadedRecords:
             except identity.InvalidField:
                 bad_lines.append(number)
         if bad_lines:
-            shown = ", ".join(str(n) for n in bad_lines[:20]) + (" …" if len(bad_lines) > 20 else "")
-            raise ValidationFailed({"file": f"not an AGDREF number on line(s) {shown}"})
+            raise BadAgdrefLines(bad_lines)
         prints = sorted(agdref_fingerprint(self.secret, prefecture, number) for number in numbers)
         self.store.replace_agdref_records(prefecture, prints)
         return len(prints)

@@ -464,3 +464,22 @@ def test_odd_query_strings_do_not_break_staff_pages(as_staff, store):
         response = client.get(f"/api/v1/staff/prefectures/01/slots?days={days}",
                               headers={"Authorization": f"Bearer {admin_token}"})
         assert response.status_code == 200, days
+
+
+def test_an_admin_uploads_the_agdref_numbers(as_staff, store, settings):
+    from io import BytesIO
+
+    from queue_service.agdref import UploadedRecords
+
+    client = as_staff("admin01")
+    token = csrf_token(client, "/staff/p/01/agdref")
+    good = client.post("/staff/p/01/agdref", data={"csrf_token": token, "file": (BytesIO(b"0123456789\n01 2345 6780\n"), "n.txt")},
+                       content_type="multipart/form-data", headers=ENGLISH)
+    assert good.status_code == 200 and "now holds 2 numbers" in good.get_data(as_text=True)
+    assert UploadedRecords(store, settings.identity_key.encode()).is_known("01", "0123456780")
+    bad = client.post("/staff/p/01/agdref", data={"csrf_token": token, "file": (BytesIO(b"0123456789\nnope\n"), "n.txt")},
+                      content_type="multipart/form-data", headers=ENGLISH)
+    assert bad.status_code == 422 and "Lines: 2" in bad.get_data(as_text=True)
+    assert store.agdref_count("01") == 2
+    agent = as_staff("agent01")
+    assert agent.get("/staff/p/01/agdref").status_code == 403

@@ -18,7 +18,9 @@ from werkzeug.exceptions import NotFound
 from queue_service import accounts, draws as draw_rules, inventory, schedules as schedule_rules
 from queue_service import sites as site_rules, slots as slot_rules
 from queue_service.accounts import Action, Role
+from queue_service.agdref import UploadedRecords
 from queue_service.errors import (
+    N_,
     AccountExists,
     LoginFailed,
     LoginThrottled,
@@ -441,3 +443,31 @@ def run_draw_now(code: str, procedure_code: str):
     claimed = claim_and_enqueue(services().redis, schedule, due, now())
     return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, claimed=claimed,
                            waiting=store.waiting_count(pool))
+
+
+# AGDREF records -------------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/agdref", methods=["GET", "POST"])
+def agdref_records(code: str):
+    """The prefecture's known AGDREF numbers: an admin uploads the file (kept only as keyed hashes)."""
+    found = known_prefecture(code)
+    allow(Action.MANAGE, code)
+    store = services().store
+    errors, loaded = {}, None
+    if request.method == "POST":
+        upload = request.files.get("file")
+        text = upload.read().decode("utf-8", "replace") if upload and upload.filename else ""
+        try:
+            if not text.strip():
+                raise ValidationFailed({"file": N_("Choose a file of AGDREF numbers, one per line.")})
+            loaded = UploadedRecords(store, services().settings.identity_key.encode()).replace(code, text.splitlines())
+        except ValidationFailed as failure:
+            errors = translated(failure.errors)
+            if hasattr(failure, "shown"):
+                errors["file"] += " " + gettext("Lines: %(lines)s", lines=failure.shown())
+    return (
+        render_template("staff/agdref.html", prefecture=found, count=store.agdref_count(code), loaded=loaded,
+                        errors=errors),
+        422 if errors else 200,
+    )

@@ -29,7 +29,7 @@ import redis
 
 from queue_service import accounts, mail, reference
 from queue_service.connection import connect, embedded_url
-from queue_service.agdref import UploadedRecords
+from queue_service.agdref import BadAgdrefLines, UploadedRecords
 from queue_service.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError
 from queue_service.settings import PROJECT_ROOT, REQUIRED_SECRETS, Settings, load_settings
@@ -168,9 +168,10 @@ def import_agdref(prefecture: str, numbers_file) -> None:
     try:
         store.prefecture(prefecture)
         count = UploadedRecords(store, settings.identity_key.encode()).replace(prefecture, numbers_file)
+    except BadAgdrefLines as error:
+        raise click.ClickException(f"not an AGDREF number on line(s) {error.shown()}; nothing was changed") from None
     except QueueServiceError as error:
-        detail = getattr(error, "errors", {}).get("file") or error.message
-        raise click.ClickException(detail) from None
+        raise click.ClickException(error.message) from None
     click.echo(f"{count} AGDREF number(s) now known for prefecture {prefecture} (stored as keyed hashes).")
 
 
