@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_service import draws, lottery
+from queue_service import draws, lottery, schedules
 from queue_service.slots import SlotStatus
 
 pytestmark = pytest.mark.slow
@@ -66,8 +66,9 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
     store.save_schedule(schedule)
     pool.waiting_list(store, "01", "renewal", ENTRANTS, draw_at=FIRST_DRAW, rng=rng, constrained=True)
     states_seen, offered_before = [], set()
-    for week in range(DRAWS):
-        draw_at = FIRST_DRAW + datetime.timedelta(weeks=week)
+    # Mondays at 10:00 in Paris: 09:00 UTC in winter, 08:00 UTC from the end of March.
+    draw_times = schedules.next_draw_times(schedule, FIRST_DRAW - datetime.timedelta(minutes=1), DRAWS)
+    for draw_at in draw_times:
         pool.week_of_slots(store, "01", "renewal", SLOTS_PER_DRAW, first_day=draw_at + datetime.timedelta(days=1, hours=-1))
         due = draws.due_draws(schedule, draw_at - datetime.timedelta(seconds=1), draw_at + datetime.timedelta(seconds=1))
         (draw,) = due
