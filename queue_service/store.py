@@ -302,10 +302,17 @@ class Store:
             if registration.email_confirmed_at is None or registration.status.value == "pending_email":
                 return []
             joined = registration.email_confirmed_at.timestamp()
-            end = self._status_changed_at(registration.key)
+            end = self._won_draw_cutoff(registration.key) or self._status_changed_at(registration.key)
         else:
             end = "+inf"
         return self.committed_draws_between(registration.key.pool, joined, end)
+
+    def _won_draw_cutoff(self, key) -> float | None:
+        """The cutoff of the draw that offered the registration a slot: its wait ended there."""
+        offer = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        if offer is None:
+            return None
+        return self.redis.zscore(COMMITTED_DRAWS_KEY.format(pool=key.pool), json.loads(offer)["draw_id"])
 
     def registration_key_by_ref(self, pool: str, ref: str):
         registration_id = self.redis.hget(REFS_KEY.format(pool=pool), ref)

@@ -123,13 +123,19 @@ def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs):
     assert after == before and len(store.outbox(POOL)) == 20
 
 
-def test_a_stale_worker_cannot_commit(redis, pool):
-    store, _, _ = pool
+def announce_freeze_and_draw(store) -> int:
+    """The scheduled draw taken up to `drawn` by one run; returns that run's fencing token."""
     due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
     draws.announce(store, schedule(), due, DRAW_AT)
-    stale = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), stale, DRAW_AT)
-    draws.draw(store, POOL, DRAW_ID, stale, DRAW_AT)
+    fence = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    return fence
+
+
+def test_a_stale_worker_cannot_commit(redis, pool):
+    store, _, _ = pool
+    stale = announce_freeze_and_draw(store)
     store.take_draw_fence(POOL, DRAW_ID)  # a newer run took over
     with pytest.raises(StaleDrawWorker):
         draws.commit(store, POOL, DRAW_ID, stale, schedule(), DRAW_AT)
@@ -194,11 +200,7 @@ def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
 
 def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
     store, _, _ = pool
-    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
-    draws.announce(store, schedule(), due, DRAW_AT)
-    fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
-    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    fence = announce_freeze_and_draw(store)
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
     # As the bias check does when it fails:
     store.update_draw_state(POOL, DRAW_ID, fence, "committed", {"state": "held"})
@@ -226,21 +228,24 @@ def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settin
 
     store, _, people = pool
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
-    token = status_token(settings.secret_key, people[0].key)
-    proof = client.get("/api/v1/registration/proof", headers={"Authorization": f"Bearer {token}"}).get_json()
-    assert [draw["draw_id"] for draw in proof["statement"]["draws"]] == [DRAW_ID]
-    assert proof["statement"]["draws"][0]["outcome"] in ("offered", "not_drawn")
+    outcomes = set()
+    for person in people:
+        found = store.registration(person.key)
+        token = status_token(settings.secret_key, person.key)
+        proof = client.get("/api/v1/registration/proof", headers={"Authorization": f"Bearer {token}"}).get_json()
+        (entered,) = proof["statement"]["draws"]
+        assert entered["draw_id"] == DRAW_ID
+        assert entered["outcome"] == ("offered" if found.status.value == "offered" else "not_drawn")
+        assert (found.draws_entered, found.draws_lost) == ((1, 0) if entered["outcome"] == "offered" else (1, 1))
+        outcomes.add(entered["outcome"])
+    assert outcomes == {"offered", "not_drawn"}
 
 
 def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis, pool):
     from queue_service import inventory
 
     store, _, _ = pool
-    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
-    draws.announce(store, schedule(), due, DRAW_AT)
-    fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
-    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    fence = announce_freeze_and_draw(store)
     first, second = json.loads(store.draw_result(POOL, DRAW_ID))[:2]
     inventory.cancel(store, POOL, first["slot"])  # staff cancel a slot after the freeze
     gone = store.registration_key_by_ref(POOL, second["ref"])
