@@ -91,7 +91,7 @@ def test_sign_in_and_throttling(store):
         accounts.sign_in(store, "nobody@prefecture.gouv.fr", PASSWORD, NOW)
 
 
-def test_sessions_end_on_logout_idle_and_age(store, monkeypatch):
+def test_sessions_end_on_logout_idle_and_age(store):
     account = make(store, None, Role.NATIONAL_ADMIN, None)
     session_id = accounts.open_session(store, account, NOW)
     assert accounts.session_principal(store, session_id, NOW).account_id == account.id

@@ -88,7 +88,7 @@ def test_file_backend_writes_eml_files(settings):
     assert len(files) == 1 and b"Subject: Hello" in files[0].read_bytes()
 
 
-def test_dev_refuses_to_run_in_production(monkeypatch, tmp_path):
+def test_dev_refuses_to_run_in_production(tmp_path):
     environment = dict(
         os.environ,
         QS_ENV="production",
