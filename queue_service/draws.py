@@ -9,7 +9,9 @@ A draw is a state machine stored in Redis:
     published  the seed is revealed and the public record served
     held       the bias check failed: staff must review before anything is published
 
-Every step after `scheduled` runs inside the draw job, under a fencing token:
+The clock queues a freeze job when the cutoff passes and the draw job at the
+draw's time (which freezes first if the freeze has not happened, e.g. when a
+draw is caught up after downtime). Every step runs under a fencing token:
 a job takes a new token when it starts, and the store refuses a step whose
 token is not the latest, so a stale worker (one that was thought dead and
 restarted) can never apply anything. A job run again, or after a crash at
@@ -144,6 +146,16 @@ def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int =
 
 
 # The draw job's steps --------------------------------------------------------------------
+
+
+def freeze_at_cutoff(store, pool: str, draw_id: str, now: datetime.datetime) -> str:
+    """The freeze job's body: fix the entrants once the cutoff has passed (safe to run twice)."""
+    record = store.draw(pool, draw_id)
+    if record is None:
+        raise UnknownDraw()
+    if record["state"] == DrawState.SCHEDULED.value:
+        freeze(store, pool, record, store.schedule(pool), store.take_draw_fence(pool, draw_id), now)
+    return store.draw(pool, draw_id)["state"]
 
 
 def run(store, pool: str, draw_id: str, now: datetime.datetime) -> str:

@@ -556,17 +556,20 @@ class Store:
         arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
         return bool(self._create_draw(keys=keys, args=arguments))
 
-    def claim_draw_run(self, pool: str, draw_id: str, now: datetime.datetime, also=None) -> bool:
-        """Mark the draw's run as claimed and, in the same transaction, run `also(pipeline)`
-        (the caller queues the draw's job there): both or neither; False if already claimed."""
+    def claim_draw_run(
+        self, pool: str, draw_id: str, now: datetime.datetime, also=None, marker: str = "run_claimed_at"
+    ) -> bool:
+        """Mark a step of the draw (`marker`: its run, or its freeze) as claimed and, in the same
+        transaction, run `also(pipeline)` (the caller queues the job there): both or neither;
+        False if already claimed."""
         key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
-                if not pipe.exists(key) or pipe.hexists(key, "run_claimed_at"):
+                if not pipe.exists(key) or pipe.hexists(key, marker):
                     return False
                 pipe.multi()
-                pipe.hset(key, "run_claimed_at", _utc_text(now))
+                pipe.hset(key, marker, _utc_text(now))
                 if also is not None:
                     also(pipe)
                 pipe.execute()

@@ -280,3 +280,26 @@ def test_the_prefecture_page_links_to_the_next_and_last_draws(client, redis, poo
     page = client.get("/p/01", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert f'href="/draws/{DRAW_ID}"' in page  # the last, published
     assert 'href="/draws/01-first_request-20270111T1000"' in page and "Next draw: Monday 11 January 2027 10:00" in page
+
+
+def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(redis, pool, run_jobs):
+    store, _, people = pool
+    after_cutoff = DRAW_AT - datetime.timedelta(minutes=30)  # the cutoff is 60 minutes before the draw
+    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(hours=2))
+    assert store.draw(POOL, DRAW_ID)["state"] == "scheduled"
+    clock.reconcile_draws(redis, store, after_cutoff)
+    clock.reconcile_draws(redis, store, after_cutoff + datetime.timedelta(seconds=5))  # a second tick: no second freeze
+    run_jobs()
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert record["state"] == "frozen" and record["entrants_digest"] and record["seed"] is None
+    assert len(record["entrants"]) == 60
+
+    # Someone frozen in who leaves before the draw is not given a slot; the others are.
+    leaving = people[0]
+    reg.withdraw(store, leaving.key, after_cutoff + datetime.timedelta(minutes=1))
+    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert record["state"] == "published" and len(record["entrants"]) == 60
+    offered = {offer["ref"] for offer in store.offers(POOL).values()}
+    assert leaving.ref not in offered
+    assert len(offered) + len(record["not_applied"]) == 20

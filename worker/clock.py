@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from queue_service import draws
+from queue_service import draws, schedules
 from queue_service.store import Store
 from worker import jobs
 from worker.queues import DEFAULT, queue
@@ -84,6 +84,8 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
         coming = draws.next_draw(schedule, now)
         if coming is not None:
             draws.announce(store, schedule, coming, now)  # the seed's commitment is public ahead of the cutoff
+            if now >= schedules.entry_cutoff(schedule, coming.scheduled_at):
+                jobs.claim_and_enqueue_freeze(connection, coming, now)  # entries close: fix the entrants
     return enqueued
 
 

@@ -91,6 +91,32 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     return state
 
 
+def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
+    """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
+    job = get_current_job()
+    state = draws.freeze_at_cutoff(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
+    log.info("job %s: draw %s is %s", job.id, draw_id, state)
+    return state
+
+
+def claim_and_enqueue_freeze(connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime) -> bool:
+    """Queue the freeze of an announced draw whose cutoff has passed, once."""
+    return Store(connection).claim_draw_run(
+        due.pool,
+        due.draw_id,
+        now,
+        also=lambda pipeline: queue(DRAWS, connection).enqueue_call(
+            freeze_draw,
+            args=(due.prefecture, due.procedure, due.draw_id),
+            job_id=f"freeze-{due.draw_id}",
+            timeout=DRAW_JOB_TIMEOUT,
+            retry=Retry(max=3, interval=[60, 300, 900]),
+            pipeline=pipeline,
+        ),
+        marker="freeze_claimed_at",
+    )
+
+
 # A draw of a million entrants takes seconds; give it room.
 DRAW_JOB_TIMEOUT = 1800
 
