@@ -23,7 +23,8 @@ import pytest
 from queue_service import draws, lottery, schedules
 from queue_service.slots import SlotStatus
 
-pytestmark = pytest.mark.slow
+# About five minutes on a 2-core machine: more than the suite's default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -99,38 +99,32 @@ def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     return state
 
 
+# A draw of a million entrants takes seconds; give it room. A failed step is
+# tried again: it resumes from the stored state (the steps are idempotent).
+DRAW_JOB_TIMEOUT = 1800
+DRAW_RETRY = Retry(max=3, interval=[60, 300, 900])
+
+
+def enqueue_draw_step(pipeline, connection: redis.Redis, step, job_prefix: str, due: draws.DueDraw) -> None:
+    """Queue a draw's job (its freeze or its run) inside `pipeline`, the transaction that claims it."""
+    queue(DRAWS, connection).enqueue_call(
+        step,
+        args=(due.prefecture, due.procedure, due.draw_id),
+        job_id=f"{job_prefix}-{due.draw_id}",
+        timeout=DRAW_JOB_TIMEOUT,
+        retry=DRAW_RETRY,
+        pipeline=pipeline,
+    )
+
+
 def claim_and_enqueue_freeze(connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime) -> bool:
     """Queue the freeze of an announced draw whose cutoff has passed, once."""
     return Store(connection).claim_draw_run(
         due.pool,
         due.draw_id,
         now,
-        also=lambda pipeline: queue(DRAWS, connection).enqueue_call(
-            freeze_draw,
-            args=(due.prefecture, due.procedure, due.draw_id),
-            job_id=f"freeze-{due.draw_id}",
-            timeout=DRAW_JOB_TIMEOUT,
-            retry=Retry(max=3, interval=[60, 300, 900]),
-            pipeline=pipeline,
-        ),
+        also=lambda pipeline: enqueue_draw_step(pipeline, connection, freeze_draw, "freeze", due),
         marker="freeze_claimed_at",
-    )
-
-
-# A draw of a million entrants takes seconds; give it room.
-DRAW_JOB_TIMEOUT = 1800
-
-
-def enqueue_draw_in(pipeline, connection: redis.Redis, due: draws.DueDraw) -> None:
-    """Queue the draw's job inside `pipeline` (the transaction that claims the draw's run)."""
-    queue(DRAWS, connection).enqueue_call(
-        run_draw,
-        args=(due.prefecture, due.procedure, due.draw_id),
-        job_id=f"draw-{due.draw_id}",
-        timeout=DRAW_JOB_TIMEOUT,
-        # A failed run resumes from the stored state (the steps are idempotent).
-        retry=Retry(max=3, interval=[60, 300, 900]),
-        pipeline=pipeline,
     )
 
 
@@ -139,4 +133,6 @@ def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now
     run and queue its job, both or neither; False if the run was already claimed."""
     store = Store(connection)
     draws.announce(store, schedule, due, now)
-    return store.claim_draw_run(due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_in(pipeline, connection, due))
+    return store.claim_draw_run(
+        due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_step(pipeline, connection, run_draw, "draw", due)
+    )
