@@ -405,3 +405,16 @@ def test_confirmation_links_carry_no_email_address(client, mailbox, run_jobs):
     raw = base64.urlsafe_b64decode(payload.lstrip(".") + "=" * (-len(payload.lstrip(".")) % 4))
     text = (zlib.decompress(raw) if compressed else raw).decode()
     assert "fatima" not in text and "@" not in text
+
+
+def test_only_the_latest_email_change_is_mailed(client, mailbox, run_jobs):
+    client.post("/api/v1/registrations", json=api_person())
+    run_jobs()
+    token = token_link(plain_text(mailbox.messages[0]), "/confirm").split("t=")[1]
+    bearer = {"Authorization": f"Bearer {client.post('/api/v1/registrations/confirm', json={'token': token}).get_json()['status_token']}"}
+    run_jobs()
+    before = len(mailbox.messages)
+    client.patch("/api/v1/registration", json={"email": "first.try@example.org"}, headers=bearer)
+    client.patch("/api/v1/registration", json={"email": "second.try@example.org"}, headers=bearer)
+    run_jobs()
+    assert mailbox.recipients[before:] == [["second.try@example.org"]]

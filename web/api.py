@@ -195,8 +195,10 @@ def update_my_registration(found: Registration, body: dict) -> Registration:
             store, found.key, preferences, site_ids, identity_secret=identity_secret(), limits=limits(), now=now()
         )
     if "email" in body:
-        found, _ = registrations.request_email_change(store, found.key, email, now())
-        enqueue_registration_email(services().redis, found.key, "email_change")
+        found, email = registrations.request_email_change(store, found.key, email, now())
+        enqueue_registration_email(
+            services().redis, found.key, "email_change", registrations.email_print(identity_secret(), found.key.pool, email)
+        )
     return found
 
 

@@ -281,10 +281,14 @@ def update_preferences():
 def change_email():
     token, found = registration_from_link()
     try:
-        updated, _ = registrations.request_email_change(services().store, found.key, request.form.get("email", ""), now())
+        updated, email = registrations.request_email_change(
+            services().store, found.key, request.form.get("email", ""), now()
+        )
     except ValidationFailed as failure:
         return render_status(token, found, errors={f: gettext(m) for f, m in failure.errors.items()})
-    enqueue_registration_email(services().redis, found.key, "email_change")
+    enqueue_registration_email(
+        services().redis, found.key, "email_change", registrations.email_print(identity_secret(), found.key.pool, email)
+    )
     notice = gettext("We sent a link to your new address. Your email changes when you open it.")
     return render_status(token, updated, notice=notice)
 

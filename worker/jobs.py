@@ -40,8 +40,15 @@ def heartbeat() -> str:
     return now.isoformat()
 
 
-def send_registration_email(prefecture: str, procedure: str, registration_id: str, kind: str) -> str:
-    """Send the message of `kind` about one registration (see worker/emails.py)."""
+def send_registration_email(
+    prefecture: str, procedure: str, registration_id: str, kind: str, address_print: str = ""
+) -> str:
+    """Send the message of `kind` about one registration (see worker/emails.py).
+
+    An email-change message names the requested address by its keyed hash: if
+    the applicant asked for another one since, or already confirmed it, the
+    message is no longer due.
+    """
     from worker import emails
 
     job = get_current_job()
@@ -51,6 +58,11 @@ def send_registration_email(prefecture: str, procedure: str, registration_id: st
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
         return "gone"
     settings = load_settings()
+    if kind == "email_change":
+        pending = found.pending_email
+        if not pending or registration.email_print(settings.identity_key.encode(), found.key.pool, pending) != address_print:
+            log.info("job %s: email change for %s superseded; message not sent", job.id, found.ref)
+            return "superseded"
     try:
         mail.send(settings, emails.compose(settings, store, found, kind, _now()))
     except (OSError, smtplib.SMTPException) as error:
@@ -65,9 +77,10 @@ class MailNotSent(Exception):
     """A message could not be handed to the SMTP server (RQ retries the job)."""
 
 
-def enqueue_registration_email(connection: redis.Redis, key: RegistrationKey, kind: str) -> None:
+def enqueue_registration_email(connection: redis.Redis, key: RegistrationKey, kind: str, address_print: str = "") -> None:
     queue(NOTIFICATIONS, connection).enqueue(
-        send_registration_email, key.prefecture, key.procedure, key.registration_id, kind, retry=EMAIL_RETRY
+        send_registration_email, key.prefecture, key.procedure, key.registration_id, kind, address_print,
+        retry=EMAIL_RETRY,
     )
 
 
