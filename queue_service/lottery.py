@@ -246,28 +246,25 @@ def _check_seed(seed: bytes) -> None:
         raise ValueError(f"seed must be {SEED_BYTES} bytes")
 
 
-def _check_unique_refs(entrants: Sequence[Entrant]) -> None:
+def _require_unique(values: Iterable[str], message: str) -> None:
+    """Raise ValueError(message with the first repeated value) if a value repeats."""
     seen: set[str] = set()
-    for entrant in entrants:
-        if entrant.ref in seen:
-            raise ValueError(f"duplicate entrant ref {entrant.ref!r}")
-        seen.add(entrant.ref)
+    for value in values:
+        if value in seen:
+            raise ValueError(message.format(value=value))
+        seen.add(value)
+
+
+def _check_unique_refs(entrants: Sequence[Entrant]) -> None:
+    _require_unique((entrant.ref for entrant in entrants), "duplicate entrant ref {value!r}")
 
 
 def _check_slots(slots: Sequence[Slot]) -> None:
-    seen: set[str] = set()
-    for slot in slots:
-        if slot.id in seen:
-            raise ValueError(f"duplicate slot id {slot.id!r}")
-        seen.add(slot.id)
+    _require_unique((slot.id for slot in slots), "duplicate slot id {value!r}")
 
 
 def _check_phases(phases: Sequence[Phase]) -> None:
-    seen: set[str] = set()
-    for phase in phases:
-        if phase.group in seen:
-            raise ValueError(f"group {phase.group!r} names two phases")
-        seen.add(phase.group)
+    _require_unique((phase.group for phase in phases), "group {value!r} names two phases")
 
 
 # --------------------------------------------------------------------------

@@ -43,6 +43,11 @@ def _respond(status: int, title: str, detail: str | None, code: str | None = Non
     return make_response(render_template("error.html", status=status, title=title, detail=detail), status)
 
 
+def translated(errors: dict[str, str]) -> dict[str, str]:
+    """Field errors of a ValidationFailed, in the request's language."""
+    return {field: gettext(message) for field, message in errors.items()}
+
+
 def handle_http_error(error: HTTPException):
     status = error.code or 500
     title, detail = _texts(status)

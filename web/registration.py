@@ -27,6 +27,7 @@ from queue_service.tokens import (
     status_token,
 )
 from web import services
+from web.errors import translated
 from worker.jobs import enqueue_registration_email
 
 blueprint = Blueprint("registration", __name__)
@@ -133,7 +134,7 @@ def attempt_registration(code: str, procedure: Procedure, values: dict, **how) -
     try:
         return register_applicant(code, procedure, values, **how), {}
     except ValidationFailed as failure:
-        return None, {field: gettext(message) for field, message in failure.errors.items()}
+        return None, translated(failure.errors)
     except (DuplicateRegistration, ContactCapReached) as refusal:
         return None, {"form": gettext(refusal.message)}
 
@@ -273,7 +274,7 @@ def update_preferences():
             now=now(),
         )
     except ValidationFailed as failure:
-        return render_status(token, found, errors={f: gettext(m) for f, m in failure.errors.items()})
+        return render_status(token, found, errors=translated(failure.errors))
     return render_status(token, updated, notice=gettext("Your preferences are saved."))
 
 
@@ -285,7 +286,7 @@ def change_email():
             services().store, found.key, request.form.get("email", ""), now()
         )
     except ValidationFailed as failure:
-        return render_status(token, found, errors={f: gettext(m) for f, m in failure.errors.items()})
+        return render_status(token, found, errors=translated(failure.errors))
     enqueue_registration_email(
         services().redis, found.key, "email_change", registrations.email_print(identity_secret(), found.key.pool, email)
     )

@@ -30,6 +30,7 @@ from queue_service.errors import (
 from queue_service.registration import Channel
 from queue_service.tokens import status_token
 from web import services
+from web.errors import translated
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, render_registration_form
 from worker.jobs import claim_and_enqueue
@@ -41,10 +42,6 @@ PUBLIC_ENDPOINTS = {"staff.login"}
 
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def translated(errors: dict[str, str]) -> dict[str, str]:
-    return {field: gettext(message) for field, message in errors.items()}
 
 
 @blueprint.before_request
