@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -32,6 +33,11 @@ LOCALES = ("fr", "en")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAIL_BACKENDS = ("file", "smtp")
 SMTP_SECURITY = ("none", "starttls", "tls")
+# "none" sends no SMS at all: messages then go by email only.
+SMS_BACKENDS = ("file", "twilio", "none")
+# Twilio's identifiers: two letters for the kind, then 32 hex digits.
+TWILIO_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+TWILIO_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -67,6 +73,13 @@ class Settings:
     smtp_username: str
     smtp_password: str = dataclasses.field(repr=False)  # never logged
     smtp_timeout_seconds: float
+    sms_backend: str
+    sms_timeout_seconds: float
+    twilio_base_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str = dataclasses.field(repr=False)  # never logged
+    twilio_from: str
+    twilio_messaging_service_sid: str
 
     @property
     def is_production(self) -> bool:
@@ -81,6 +94,11 @@ class Settings:
     def mail_dir(self) -> Path:
         """Where the "file" mail backend writes messages."""
         return self.data_dir / "mail"
+
+    @property
+    def sms_dir(self) -> Path:
+        """Where the "file" SMS backend writes messages."""
+        return self.data_dir / "sms"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, checked like loaded ones."""
@@ -188,6 +206,7 @@ def _checked(values: dict[str, Any]) -> Settings:
     choose("log_level", LOG_LEVELS)
     choose("mail_backend", MAIL_BACKENDS)
     choose("smtp_security", SMTP_SECURITY)
+    choose("sms_backend", SMS_BACKENDS)
     at_least("trusted_proxies", 0)
     at_least("max_request_bytes", 1024)
     at_least("contacts_per_pool", 1)
@@ -196,6 +215,7 @@ def _checked(values: dict[str, Any]) -> Settings:
     at_least("clock_interval_seconds", 0.1)
     at_least("heartbeat_max_age_seconds", 1)
     at_least("smtp_timeout_seconds", 0.1)
+    at_least("sms_timeout_seconds", 0.1)
     if not 1 <= values["smtp_port"] <= 65535:
         raise SettingsError(f"QS_SMTP_PORT: expected a port from 1 to 65535, got {values['smtp_port']}")
     url = values["redis_url"]
@@ -204,6 +224,7 @@ def _checked(values: dict[str, Any]) -> Settings:
     if not values["base_url"].startswith(("http://", "https://")):
         raise SettingsError(f"QS_BASE_URL: expected an http:// or https:// URL, got {values['base_url']!r}")
     values["base_url"] = values["base_url"].rstrip("/")
+    _check_twilio(values)
     if values["proof_signing_key"]:
         try:
             load_signing_key(values["proof_signing_key"])
@@ -229,6 +250,40 @@ def _check_production(values: dict[str, Any]) -> None:
         raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")
     if not values["redis_url"]:
         raise SettingsError("QS_REDIS_URL: production needs a real Redis server (see config/redis.conf)")
+    if values["sms_backend"] == "file":
+        raise SettingsError(
+            'QS_SMS_BACKEND: production must send SMS through "twilio", or set "none" to send email only'
+        )
+    if values["sms_backend"] == "twilio" and not values["twilio_base_url"].startswith("https://"):
+        raise SettingsError("QS_TWILIO_BASE_URL: production must reach Twilio over https://")
+
+
+def _check_twilio(values: dict[str, Any]) -> None:
+    """The Twilio settings: a URL always; the account and a sender when SMS go through Twilio."""
+    if not values["twilio_base_url"].startswith(("http://", "https://")):
+        raise SettingsError(
+            f"QS_TWILIO_BASE_URL: expected an http:// or https:// URL, got {values['twilio_base_url']!r}"
+        )
+    values["twilio_base_url"] = values["twilio_base_url"].rstrip("/")
+    if values["sms_backend"] != "twilio":
+        return
+    if not TWILIO_ACCOUNT_SID.fullmatch(values["twilio_account_sid"]):
+        raise SettingsError(
+            "QS_TWILIO_ACCOUNT_SID: expected the account SID from the Twilio console "
+            f"(AC followed by 32 hex digits), got {values['twilio_account_sid']!r}"
+        )
+    if not values["twilio_auth_token"]:
+        raise SettingsError("QS_TWILIO_AUTH_TOKEN: the \"twilio\" SMS backend needs the account's auth token")
+    service = values["twilio_messaging_service_sid"]
+    if service and not TWILIO_MESSAGING_SERVICE_SID.fullmatch(service):
+        raise SettingsError(
+            f"QS_TWILIO_MESSAGING_SERVICE_SID: expected MG followed by 32 hex digits, got {service!r}"
+        )
+    if not service and not values["twilio_from"]:
+        raise SettingsError(
+            "QS_TWILIO_FROM: the \"twilio\" SMS backend needs a sender: a Twilio phone number "
+            "(or set QS_TWILIO_MESSAGING_SERVICE_SID)"
+        )
 
 
 def _with_secrets(settings: Settings) -> Settings:

@@ -46,11 +46,13 @@ def test_unreachable_redis_is_reported_clearly(cli_environment, monkeypatch):
     assert result.exit_code == 1 and "cannot reach Redis" in result.output
 
 
-def test_check_config_hides_secrets(cli_environment):
+def test_check_config_hides_secrets(cli_environment, monkeypatch):
+    monkeypatch.setenv("QS_TWILIO_AUTH_TOKEN", "twilio-token-not-shown")
     result = run_qs("check-config")
     assert result.exit_code == 0
-    assert cli_environment["QS_SECRET_KEY"] not in result.output
-    assert "secret_key = (set)" in result.output and "Redis: ok" in result.output
+    assert cli_environment["QS_SECRET_KEY"] not in result.output and "twilio-token-not-shown" not in result.output
+    assert "secret_key = (set)" in result.output and "twilio_auth_token = (set)" in result.output
+    assert "Redis: ok" in result.output
 
 
 def test_test_mail_reaches_the_smtp_server(cli_environment, mailbox):
@@ -98,6 +100,7 @@ def test_dev_refuses_to_run_in_production(tmp_path):
         QS_PROOF_SIGNING_KEY=generate_signing_key(),
         QS_MAIL_BACKEND="smtp",
         QS_REDIS_URL="redis://127.0.0.1:1/0",
+        QS_SMS_BACKEND="none",
     )
     completed = subprocess.run(
         [sys.executable, "-m", "worker.cli", "dev"], env=environment, capture_output=True, text=True, timeout=60

@@ -11,6 +11,12 @@ from queue_service.settings import load_settings
 
 SECRET = "s" * 40
 SIGNING_KEY = generate_signing_key()
+TWILIO = {
+    "QS_SMS_BACKEND": "twilio",
+    "QS_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "QS_TWILIO_AUTH_TOKEN": "twilio-token",
+    "QS_TWILIO_FROM": "+33700000001",
+}
 
 
 def test_defaults_are_development_with_embedded_redis(tmp_path):
@@ -78,9 +84,11 @@ def test_development_secrets_are_generated_once_and_kept_private(tmp_path):
 
 
 def test_secrets_never_appear_in_the_settings_repr(tmp_path):
-    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_SMTP_PASSWORD": "hunter2-password"})
+    settings = load_settings(environ={
+        "QS_DATA_DIR": str(tmp_path), "QS_SMTP_PASSWORD": "hunter2-password", "QS_TWILIO_AUTH_TOKEN": "twilio-token",
+    })
     text = repr(settings)
-    assert settings.secret_key not in text and "hunter2-password" not in text
+    assert settings.secret_key not in text and "hunter2-password" not in text and "twilio-token" not in text
 
 
 def production_environ(tmp_path, **changes):
@@ -92,6 +100,7 @@ def production_environ(tmp_path, **changes):
         "QS_PROOF_SIGNING_KEY": SIGNING_KEY,
         "QS_MAIL_BACKEND": "smtp",
         "QS_REDIS_URL": "redis://db:6379/0",
+        "QS_SMS_BACKEND": "none",
     }
     environ.update(changes)
     return {name: value for name, value in environ.items() if value is not None}
@@ -103,6 +112,11 @@ def test_production_starts_with_its_secrets_and_generates_none(tmp_path):
     assert not (tmp_path / "secrets.toml").exists()
 
 
+def test_production_sends_sms_through_twilio_or_none(tmp_path):
+    assert load_settings(environ=production_environ(tmp_path)).sms_backend == "none"
+    assert load_settings(environ=production_environ(tmp_path, **TWILIO)).sms_backend == "twilio"
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -112,6 +126,9 @@ def test_production_starts_with_its_secrets_and_generates_none(tmp_path):
         ({"QS_REDIS_URL": None}, "QS_REDIS_URL"),
         ({"QS_PROOF_SIGNING_KEY": None}, "QS_PROOF_SIGNING_KEY"),
         ({"QS_PROOF_SIGNING_KEY": "not-a-key"}, "QS_PROOF_SIGNING_KEY"),
+        ({"QS_SMS_BACKEND": "file"}, "QS_SMS_BACKEND"),
+        ({"QS_SMS_BACKEND": "twilio"}, "QS_TWILIO_ACCOUNT_SID"),
+        (TWILIO | {"QS_TWILIO_BASE_URL": "http://api.twilio.com"}, "QS_TWILIO_BASE_URL"),
     ],
 )
 def test_production_refuses_to_start_without_what_it_needs(tmp_path, change, named):
@@ -129,9 +146,11 @@ def test_the_production_example_file_is_valid(tmp_path):
         "QS_SECRET_KEY": SECRET,
         "QS_IDENTITY_KEY": SECRET,
         "QS_PROOF_SIGNING_KEY": SIGNING_KEY,
+        "QS_TWILIO_AUTH_TOKEN": "twilio-token",
     }
     settings = load_settings(environ=environ)
     assert settings.is_production and settings.smtp_security == "starttls"
+    assert settings.sms_backend == "twilio" and settings.twilio_base_url == "https://api.twilio.com"
 
 
 def test_an_older_secrets_file_gets_the_secrets_it_lacks(tmp_path):

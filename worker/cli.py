@@ -32,7 +32,7 @@ from queue_service.connection import connect, embedded_url
 from queue_service.agdref import BadAgdrefLines, UploadedRecords
 from queue_service.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError
-from queue_service.settings import PROJECT_ROOT, REQUIRED_SECRETS, Settings, load_settings
+from queue_service.settings import PROJECT_ROOT, Settings, load_settings
 from queue_service.store import Store
 
 log = logging.getLogger("qs")
@@ -247,8 +247,9 @@ def dev() -> None:
 def check_config() -> None:
     """Print the settings in force (secrets hidden) and check that Redis answers."""
     settings = _settings()
+    hidden = {field.name for field in dataclasses.fields(Settings) if not field.repr}  # the secrets
     for name, value in dataclasses.asdict(settings).items():
-        shown = "(set)" if name in REQUIRED_SECRETS + ("smtp_password",) and value else value
+        shown = "(set)" if name in hidden and value else value
         click.echo(f"{name} = {shown}")
     _connect(settings)
     click.echo("Redis: ok")
