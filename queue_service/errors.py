@@ -7,6 +7,8 @@ message is in English, marked with N_ so that the web layer can translate it
 
 from __future__ import annotations
 
+import functools
+
 
 def N_(message: str) -> str:
     """Mark a message for translation without translating it here."""
@@ -29,6 +31,25 @@ class SettingsError(QueueServiceError):
 
     http_status = 500
     message = N_("The service is misconfigured.")
+
+
+class SmsNotSent(QueueServiceError):
+    """The SMS provider refused a message or could not be reached.
+
+    `retryable` says whether the same message may go through later (the
+    network, HTTP 5xx, HTTP 429) or never will as it is (a bad number, wrong
+    credentials: HTTP 4xx). The detail never holds the whole phone number.
+    """
+
+    http_status = 502
+    message = N_("The text message could not be sent.")
+
+    def __init__(self, detail: str, *, retryable: bool) -> None:
+        super().__init__(detail)
+        self.retryable = retryable
+
+    def __reduce__(self):  # the default pickling would call __init__ without `retryable`
+        return functools.partial(type(self), retryable=self.retryable), (self.detail,)
 
 
 class UnknownPrefecture(QueueServiceError):
