@@ -1,5 +1,5 @@
 """Text messages: the file and "none" backends, the Twilio adapter against a
-Twilio-like HTTP server on loopback, and the SMS settings."""
+Twilio-like HTTP server on loopback, the SMS settings and `qs send-test-sms`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 
 from queue_service import sms
 from queue_service.errors import SettingsError, SmsNotSent
 from queue_service.settings import load_settings
+from worker.cli import main
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -285,3 +287,47 @@ def test_twilio_settings_load_with_a_messaging_service_and_no_sender(tmp_path):
 def test_the_file_backend_needs_no_twilio_account(tmp_path):
     settings = load(tmp_path, QS_TWILIO_ACCOUNT_SID="not checked", QS_TWILIO_FROM="")
     assert settings.sms_backend == "file"
+
+
+# qs send-test-sms ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def twilio_environment(settings, twilio, monkeypatch):
+    """`qs` reads the environment: the test settings plus a Twilio account on the fake server."""
+    for name, value in TWILIO_VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("QS_TWILIO_BASE_URL", twilio.url)
+    return twilio
+
+
+def run_qs(*arguments):
+    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
+
+
+def test_test_sms_reaches_twilio(twilio_environment):
+    result = run_qs("send-test-sms", "06 12 34 56 78")
+    assert result.exit_code == 0, result.output
+    assert f"Sent to {NUMBER} via twilio (message id {MESSAGE_SID})" in result.output
+    fields = dict(twilio_environment.received[0]["fields"])
+    assert fields["To"] == NUMBER and "Les réglages SMS fonctionnent." in fields["Body"]
+
+
+def test_a_refused_test_sms_is_a_clear_failure(twilio_environment):
+    twilio_environment.refuse(400, 21610, "Attempt to send to unsubscribed recipient")
+    result = run_qs("send-test-sms", NUMBER)
+    assert result.exit_code == 1
+    assert "could not send" in result.output and "unsubscribed recipient" in result.output
+
+
+def test_a_test_sms_to_a_landline_is_refused_before_sending(twilio_environment):
+    result = run_qs("send-test-sms", "01 23 45 67 89")
+    assert result.exit_code == 1 and "not a mobile phone number" in result.output
+    assert twilio_environment.received == []
+
+
+def test_a_test_sms_with_sms_disabled_says_nothing_was_sent(twilio_environment, monkeypatch):
+    monkeypatch.setenv("QS_SMS_BACKEND", "none")
+    result = run_qs("send-test-sms", NUMBER)
+    assert result.exit_code == 0 and "nothing was sent" in result.output
+    assert twilio_environment.received == []

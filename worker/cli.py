@@ -9,6 +9,7 @@
     qs create-admin      the first national admin
     qs check-config      print the settings in force and check Redis
     qs send-test-mail    check the mail settings
+    qs send-test-sms     check the SMS settings
     qs generate-signing-key  a new key for signing proofs of registration
 """
 
@@ -27,11 +28,12 @@ from pathlib import Path
 import click
 import redis
 
-from queue_service import accounts, mail, reference
+from queue_service import accounts, mail, reference, sms
 from queue_service.connection import connect, embedded_url
 from queue_service.agdref import BadAgdrefLines, UploadedRecords
 from queue_service.schedules import DrawSchedule
-from queue_service.errors import QueueServiceError, SettingsError
+from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
+from queue_service.identity import InvalidField, clean_phone
 from queue_service.settings import PROJECT_ROOT, Settings, load_settings
 from queue_service.store import Store
 
@@ -279,6 +281,25 @@ def send_test_mail(address: str) -> None:
     except (OSError, smtplib.SMTPException) as error:
         raise click.ClickException(f"could not send: {error}") from None
     click.echo(f"Sent to {address} via {settings.mail_backend}.")
+
+
+@main.command("send-test-sms")
+@click.argument("number")
+def send_test_sms(number: str) -> None:
+    """Send a test text message to NUMBER (e.g. +33612345678) with the configured SMS settings."""
+    settings = _settings()
+    try:
+        to = clean_phone(number)
+    except InvalidField as error:
+        raise click.ClickException(error.message) from None
+    if settings.sms_backend == "none":
+        click.echo('SMS are disabled (sms_backend = "none"): nothing was sent.')
+        return
+    try:
+        message_id = sms.send(settings, to, "The SMS settings work. / Les réglages SMS fonctionnent.")
+    except SmsNotSent as error:
+        raise click.ClickException(f"could not send: {error}") from None
+    click.echo(f"Sent to {to} via {settings.sms_backend} (message id {message_id}).")
 
 
 if __name__ == "__main__":
