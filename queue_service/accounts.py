@@ -40,6 +40,7 @@ class Role(str, Enum):
 class Action(str, Enum):
     VIEW = "view"  # dashboard, lists of sites, slots, schedules, registrations
     REGISTER = "register"  # assisted registration
+    CHECK_IN = "check_in"  # check booking codes at the counter, mark attended
     MANAGE = "manage"  # sites, slots, schedules, policy, draws now
     MANAGE_AGENTS = "manage_agents"
     MANAGE_ADMINS = "manage_admins"
@@ -47,8 +48,10 @@ class Action(str, Enum):
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.NATIONAL_ADMIN: frozenset(Action),
-    Role.PREFECTURE_ADMIN: frozenset({Action.VIEW, Action.REGISTER, Action.MANAGE, Action.MANAGE_AGENTS}),
-    Role.AGENT: frozenset({Action.VIEW, Action.REGISTER}),
+    Role.PREFECTURE_ADMIN: frozenset(
+        {Action.VIEW, Action.REGISTER, Action.CHECK_IN, Action.MANAGE, Action.MANAGE_AGENTS}
+    ),
+    Role.AGENT: frozenset({Action.VIEW, Action.REGISTER, Action.CHECK_IN}),
 }
 
 # Login throttling: after this many failures for one account within the

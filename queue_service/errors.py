@@ -153,3 +153,18 @@ class StaleDrawWorker(QueueServiceError):
 class UnknownDraw(QueueServiceError):
     http_status = 404
     message = N_("There is no draw with this identifier.")
+
+
+class OfferDeadlinePassed(QueueServiceError):
+    http_status = 409
+    message = N_("The deadline to answer this offer has passed: the slot went to someone else.")
+
+
+class CancellationTooLate(QueueServiceError):
+    http_status = 409
+    message = N_("It is too late to cancel this appointment online. Please contact the prefecture.")
+
+
+class UnknownBooking(QueueServiceError):
+    http_status = 404
+    message = N_("No appointment has this code in your prefecture. Check the code and type it again.")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime
 
-from queue_service import slots as slot_rules
-from queue_service.errors import N_, InvalidTransition, ValidationFailed
+from queue_service import offers, slots as slot_rules
+from queue_service.errors import N_, ValidationFailed
 from queue_service.slots import Slot
 
 
@@ -37,7 +37,7 @@ def publish(store, prefecture: str, candidates: list[Slot]) -> int:
     return store.add_slots(candidates)
 
 
-def cancel(store, pool: str, slot_id: str) -> None:
-    """Cancel an open slot. (Offered and booked slots: the holder is told, with the offers issue.)"""
-    if not store.cancel_slot(pool, slot_id):
-        raise InvalidTransition(N_("Only an open slot can be cancelled here."))
+def cancel(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
+    """Withdraw a slot. Its holder, if it was offered or booked, is told and goes back to the
+    waiting list with their weight (queue_service.offers.cancel_slot). Returns its former state."""
+    return offers.cancel_slot(store, pool, slot_id, now)

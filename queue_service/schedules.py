@@ -107,13 +107,18 @@ class DrawPolicy:
     days of the draw is urgent. ``urgency_share``: the share of the draw's
     slots reserved for urgent entrants (the cap of the "urgent" phase).
     ``constraints_apply``: whether applicants' site and half-day constraints
-    restrict the slots they can be offered.
+    restrict the slots they can be offered. ``declined_returns_to_pool`` and
+    ``expired_returns_to_pool``: whether a winner who declines, or lets the
+    deadline pass, goes back to the waiting list with their weight (otherwise
+    their registration ends).
     """
 
     aging: float = 0.0
     urgency_window_days: int = 60
     urgency_share: float = 0.1
     constraints_apply: bool = True
+    declined_returns_to_pool: bool = True
+    expired_returns_to_pool: bool = True
 
     def __post_init__(self) -> None:
         if not _is_number(self.aging) or not 0 <= self.aging <= MAX_AGING:
@@ -122,8 +127,9 @@ class DrawPolicy:
             raise ValueError(f"urgency_window_days must be an integer from 0 to {MAX_URGENCY_WINDOW_DAYS}")
         if not _is_number(self.urgency_share) or not 0 <= self.urgency_share <= 1:
             raise ValueError("urgency_share must be a number from 0 to 1")
-        if not isinstance(self.constraints_apply, bool):
-            raise ValueError("constraints_apply must be a bool")
+        for name in ("constraints_apply", "declined_returns_to_pool", "expired_returns_to_pool"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool")
 
 
 @dataclass(frozen=True)
@@ -549,9 +555,11 @@ def parse_schedule(
     urgency_share = _read_float(form, "urgency_share", 0.1, 0.0, 1.0)
     if urgency_share is None:
         errors["urgency_share"] = N_("Enter a share from 0 to 1, such as 0.1 for a tenth of the slots.")
-    constraints_apply = _read_checkbox(form.get("constraints_apply"))
-    if constraints_apply is None:
-        errors["constraints_apply"] = N_("Tick the box or leave it empty.")
+    checkboxes = {}
+    for name in ("constraints_apply", "declined_returns_to_pool", "expired_returns_to_pool"):
+        checkboxes[name] = _read_checkbox(form.get(name))
+        if checkboxes[name] is None:
+            errors[name] = N_("Tick the box or leave it empty.")
 
     if errors:
         raise ValidationFailed(errors)
@@ -569,7 +577,7 @@ def parse_schedule(
             aging=aging,
             urgency_window_days=urgency_window,
             urgency_share=urgency_share,
-            constraints_apply=constraints_apply,
+            **checkboxes,
         ),
         active=True,
         created_at=now,
@@ -596,6 +604,8 @@ def schedule_to_dict(schedule: DrawSchedule) -> dict:
             "urgency_window_days": schedule.policy.urgency_window_days,
             "urgency_share": float(schedule.policy.urgency_share),
             "constraints_apply": schedule.policy.constraints_apply,
+            "declined_returns_to_pool": schedule.policy.declined_returns_to_pool,
+            "expired_returns_to_pool": schedule.policy.expired_returns_to_pool,
         },
         "active": schedule.active,
         "created_at": schedule.created_at.isoformat(),
@@ -620,6 +630,9 @@ def schedule_from_dict(data: Mapping[str, object]) -> DrawSchedule:
             urgency_window_days=policy["urgency_window_days"],
             urgency_share=float(policy["urgency_share"]),
             constraints_apply=policy["constraints_apply"],
+            # Schedules saved before these settings existed keep the default.
+            declined_returns_to_pool=policy.get("declined_returns_to_pool", True),
+            expired_returns_to_pool=policy.get("expired_returns_to_pool", True),
         ),
         active=data["active"],
         created_at=datetime.datetime.fromisoformat(data["created_at"]),

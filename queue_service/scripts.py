@@ -31,7 +31,8 @@ return 'ok'
 # ARGV: id, now (ISO), now (epoch), history event
 CONFIRM_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending_email' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2],
+  'waiting_since', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[4])
@@ -87,7 +88,7 @@ return 'ok'
 """
 
 # KEYS: registration, history, identity, email contacts, phone contacts, refs,
-#       unconfirmed, waiting, closed
+#       unconfirmed, waiting, closed, offers
 # ARGV: id, ref, "unconfirmed" or "closed", deadline (epoch)
 # Deletes the registration only if it is still unconfirmed past the deadline,
 # or closed before it; returns 1 if deleted.
@@ -109,6 +110,7 @@ if redis.call('HGET', KEYS[6], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[
 redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
+redis.call('HDEL', KEYS[10], ARGV[1])
 return 1
 """
 
@@ -122,13 +124,15 @@ return 1
 """
 
 
-# KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws
+# KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws,
+#       slot holders, offer deadlines, the draw's offered refs
 # ARGV: fence, registration key prefix ("qs:{pool}:reg:"), winners JSON
 #       [[registration id, ref, slot id], ...], now (ISO), offer deadline (ISO),
-#       draw id, the draw's cutoff (epoch)
+#       draw id, the draw's cutoff (epoch), offer deadline (epoch)
 # Applies a drawn result at once: winners still waiting whose slot is still
-# open get their offer (the slot offered, an outbox message); the others are
-# listed in the record's "not_applied" (their slot stays open for standby). Losers are not written one by one: the
+# open get their offer (the slot offered and held by them, the deadline
+# indexed, an outbox message); the others are listed in the record's
+# "not_applied" (their slot stays open). Losers are not written one by one: the
 # draw joins the pool's committed draws, from which every registration's
 # draws entered and lost are counted (those committed during its wait).
 # Registration keys are built here from the prefix: they share the pool's
@@ -138,7 +142,7 @@ COMMIT_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
 local prefix, now, deadline, draw_id = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
-local offers, states, outbox, leaving, skipped = {}, {}, {}, {}, {}
+local offers, states, outbox, leaving, skipped, holders, deadlines, refs = {}, {}, {}, {}, {}, {}, {}, {}
 local function flush(command, key, items)
   for first = 1, #items, 6000 do
     redis.call(command, key, unpack(items, first, math.min(first + 5999, #items)))
@@ -155,15 +159,24 @@ for _, winner in ipairs(cjson.decode(ARGV[3])) do
     leaving[#leaving + 1] = id
     offers[#offers + 1] = id
     offers[#offers + 1] = '{"draw_id":"' .. draw_id .. '","ref":"' .. ref .. '","slot":"' .. slot_id ..
-      '","deadline":"' .. deadline .. '","status":"pending"}'
+      '","deadline":"' .. deadline .. '","offered_at":"' .. now .. '","status":"pending"}'
     states[#states + 1] = slot_id
     states[#states + 1] = 'offered'
-    outbox[#outbox + 1] = '{"kind":"offer","registration_id":"' .. id .. '","draw_id":"' .. draw_id .. '"}'
+    holders[#holders + 1] = slot_id
+    holders[#holders + 1] = id
+    deadlines[#deadlines + 1] = ARGV[8]
+    deadlines[#deadlines + 1] = id
+    refs[#refs + 1] = ref
+    outbox[#outbox + 1] = '{"id":"offer:' .. draw_id .. ':' .. id .. '","kind":"offer","registration_id":"' .. id ..
+      '","draw_id":"' .. draw_id .. '","slot":"' .. slot_id .. '"}'
   end
 end
 flush('ZREM', KEYS[5], leaving)
 flush('HSET', KEYS[3], offers)
 flush('HSET', KEYS[6], states)
+flush('HSET', KEYS[8], holders)
+flush('ZADD', KEYS[9], deadlines)
+flush('SADD', KEYS[10], refs)
 flush('RPUSH', KEYS[4], outbox)
 redis.call('ZADD', KEYS[7], ARGV[7], draw_id)
 redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', #leaving,
@@ -205,5 +218,189 @@ CREATE_DRAW_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+# KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
+#       bookings, booking codes, outbox, waiting, committed draws, identity,
+#       email contacts, phone contacts, closed, standby slots
+# ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
+#       then per action: confirm: booking code, slot start (epoch);
+#       decline / expire: "1" to return to the pool, "0" to leave it;
+#       cancel: latest cancellation (epoch); no_show: earliest marking (epoch);
+#       slot_cancelled: the slot id.
+# Moves one offer (and its registration, slot and messages) on, all or nothing.
+# Returns "ok", or why not: "missing", "no_offer", "state", "late", "early".
+OFFER_SCRIPT = """
+local action, id, now, now_epoch = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+local raw = redis.call('HGET', KEYS[3], id)
+if not raw then return 'no_offer' end
+local offer = cjson.decode(raw)
+local pending = status == 'offered' and offer.status == 'pending'
+local booked = status == 'confirmed' and offer.status == 'confirmed'
+
+local function save(outcome)
+  offer.status = outcome
+  offer.changed_at = now
+  redis.call('HSET', KEYS[3], id, cjson.encode(offer))
+end
+local function event(kind)
+  redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = kind, detail = {draw_id = offer.draw_id, slot = offer.slot}}))
+end
+local function message(kind)
+  redis.call('RPUSH', KEYS[9], cjson.encode({id = kind .. ':' .. offer.draw_id .. ':' .. id .. ':' .. ARGV[4],
+    kind = kind, registration_id = id, draw_id = offer.draw_id, slot = offer.slot}))
+end
+local function free_slot()
+  -- The slot waits for the next entrant of the same draw's order (standby), never for the first comer.
+  redis.call('HDEL', KEYS[6], offer.slot)
+  if redis.call('HGET', KEYS[5], offer.slot) ~= 'cancelled' then
+    redis.call('HSET', KEYS[5], offer.slot, 'standby')
+    redis.call('HSET', KEYS[16], offer.slot, offer.draw_id)
+  end
+end
+local function back_to_pool()
+  -- Settle the wait the won draw ended (draws lost before it), then wait again from its cutoff.
+  local since = tonumber(ARGV[5])
+  local won = tonumber(redis.call('ZSCORE', KEYS[11], offer.draw_id))
+  if since and won then
+    local lost = redis.call('ZCOUNT', KEYS[11], '(' .. ARGV[5], '(' .. won)
+    redis.call('HINCRBY', KEYS[1], 'draws_lost', lost)
+    redis.call('HINCRBY', KEYS[1], 'draws_entered', lost + 1)
+  end
+  local rejoin = won or now_epoch
+  redis.call('HSET', KEYS[1], 'status', 'waiting', 'status_changed_at', now, 'waiting_since', rejoin)
+  redis.call('ZADD', KEYS[10], rejoin, id)
+end
+local function close(final)
+  redis.call('HSET', KEYS[1], 'status', final, 'status_changed_at', now)
+  if redis.call('GET', KEYS[12]) == id then redis.call('DEL', KEYS[12]) end
+  redis.call('SREM', KEYS[13], id)
+  redis.call('SREM', KEYS[14], id)
+  redis.call('ZADD', KEYS[15], now_epoch, id)
+end
+local function deadline()
+  return tonumber(redis.call('ZSCORE', KEYS[4], id))
+end
+
+if action == 'confirm' then
+  if not pending then return 'state' end
+  local until_epoch = deadline()
+  if not until_epoch or now_epoch > until_epoch then return 'late' end
+  offer.code = ARGV[6]
+  save('confirmed')
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('HSET', KEYS[1], 'status', 'confirmed', 'status_changed_at', now)
+  redis.call('HSET', KEYS[5], offer.slot, 'booked')
+  redis.call('ZADD', KEYS[7], ARGV[7], id)
+  redis.call('HSET', KEYS[8], ARGV[6], id)
+  event('offer_confirmed')
+  message('booked')
+elseif action == 'decline' or action == 'expire' then
+  if not pending then return 'state' end
+  local until_epoch = deadline()
+  if action == 'decline' and until_epoch and now_epoch > until_epoch then return 'late' end
+  if action == 'expire' and until_epoch and now_epoch <= until_epoch then return 'early' end
+  local outcome = action == 'decline' and 'declined' or 'expired'
+  save(outcome)
+  redis.call('ZREM', KEYS[4], id)
+  free_slot()
+  event('offer_' .. outcome)
+  if ARGV[6] == '1' then back_to_pool() else close(outcome) end
+  if action == 'expire' then message('expired') end
+elseif action == 'cancel' then
+  if not booked then return 'state' end
+  if now_epoch > tonumber(ARGV[6]) then return 'late' end
+  save('cancelled')
+  redis.call('ZREM', KEYS[7], id)
+  redis.call('HDEL', KEYS[8], offer.code)
+  free_slot()
+  close('cancelled')
+  event('booking_cancelled')
+  message('booking_cancelled')
+elseif action == 'attended' then
+  if not booked then return 'state' end
+  save('attended')
+  redis.call('ZREM', KEYS[7], id)
+  close('attended')
+  event('attended')
+elseif action == 'no_show' then
+  if not booked then return 'state' end
+  if now_epoch < tonumber(ARGV[6]) then return 'early' end
+  save('no_show')
+  redis.call('ZREM', KEYS[7], id)
+  close('no_show')
+  event('no_show')
+elseif action == 'slot_cancelled' then
+  if not (pending or booked) or offer.slot ~= ARGV[6] then return 'state' end
+  save('slot_cancelled')
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[7], id)
+  if offer.code then redis.call('HDEL', KEYS[8], offer.code) end
+  redis.call('HDEL', KEYS[6], offer.slot)
+  redis.call('HSET', KEYS[5], offer.slot, 'cancelled')
+  back_to_pool()
+  event('slot_cancelled')
+  message('slot_cancelled')
+else
+  return redis.error_reply('unknown offer action ' .. action)
+end
+return 'ok'
+"""
+
+# KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
+#       outbox, waiting, standby slots, the draw's offered refs
+# ARGV: id, ref, slot id, draw id, now (ISO), deadline (ISO), deadline (epoch), now (epoch)
+# Offers a freed slot to the next entrant of the same draw's order, if the slot
+# still waits for standby and the entrant still waits and had no offer from
+# this draw. Returns "ok", "slot" (the slot no longer waits) or "person".
+STANDBY_SCRIPT = """
+local id, ref, slot, draw_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HGET', KEYS[9], slot) ~= draw_id or redis.call('HGET', KEYS[5], slot) ~= 'standby' then return 'slot' end
+if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' or redis.call('SISMEMBER', KEYS[10], ref) == 1 then
+  return 'person'
+end
+redis.call('ZREM', KEYS[8], id)
+redis.call('HSET', KEYS[1], 'status', 'offered', 'status_changed_at', now)
+redis.call('HSET', KEYS[3], id, cjson.encode({draw_id = draw_id, ref = ref, slot = slot, deadline = ARGV[6],
+  offered_at = now, status = 'pending', standby = true}))
+redis.call('ZADD', KEYS[4], ARGV[7], id)
+redis.call('HSET', KEYS[5], slot, 'offered')
+redis.call('HSET', KEYS[6], slot, id)
+redis.call('HDEL', KEYS[9], slot)
+redis.call('SADD', KEYS[10], ref)
+redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = 'standby_offer', detail = {draw_id = draw_id, slot = slot}}))
+redis.call('RPUSH', KEYS[7], cjson.encode({id = 'offer:' .. draw_id .. ':' .. id .. ':' .. ARGV[8], kind = 'offer',
+  registration_id = id, draw_id = draw_id, slot = slot}))
+return 'ok'
+"""
+
+# KEYS: slot states, standby slots. ARGV: slot id, draw id.
+# The draw's order has no one left for this slot: it goes to the next draw.
+RELEASE_SLOT_SCRIPT = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[1], ARGV[1]) == 'standby' then redis.call('HSET', KEYS[1], ARGV[1], 'open') end
+return 1
+"""
+
+# KEYS: offers, reminders sent, outbox. ARGV: id, slot id, now (epoch), then the
+# reminder lead times (hours) now due. Queues one reminder for those not yet
+# sent (a booking made the day before gets one message, not two).
+REMINDER_SCRIPT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local offer = cjson.decode(raw)
+if offer.status ~= 'confirmed' or offer.slot ~= ARGV[2] then return 0 end
+local fresh = 0
+for index = 4, #ARGV do
+  fresh = fresh + redis.call('HSETNX', KEYS[2], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[index], ARGV[3])
+end
+if fresh == 0 then return 0 end
+redis.call('RPUSH', KEYS[3], cjson.encode({id = 'reminder:' .. offer.draw_id .. ':' .. ARGV[1] .. ':' .. ARGV[#ARGV],
+  kind = 'reminder', registration_id = ARGV[1], draw_id = offer.draw_id, slot = ARGV[2]}))
 return 1
 """

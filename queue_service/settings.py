@@ -62,6 +62,10 @@ class Settings:
     contacts_per_pool: int
     confirmation_link_hours: int
     closed_retention_days: int
+    booking_cancel_notice_hours: int
+    reminder_hours: str
+    no_show_grace_minutes: int
+    standby_min_notice_hours: int
     clock_interval_seconds: float
     heartbeat_max_age_seconds: int
     log_level: str
@@ -99,6 +103,11 @@ class Settings:
     def sms_dir(self) -> Path:
         """Where the "file" SMS backend writes messages."""
         return self.data_dir / "sms"
+
+    @property
+    def reminder_lead_hours(self) -> tuple[int, ...]:
+        """How long before an appointment reminders go out, longest first (e.g. 48 and 24 hours)."""
+        return _lead_hours(self.reminder_hours)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, checked like loaded ones."""
@@ -167,6 +176,13 @@ def _coerce_all(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _coerce(name, types[name], values[name]) for name in types}
 
 
+def _lead_hours(text: str) -> tuple[int, ...]:
+    hours = sorted({int(part) for part in text.split(",") if part.strip()}, reverse=True)
+    if any(hour < 1 for hour in hours):
+        raise ValueError("lead times are at least one hour")
+    return tuple(hours)
+
+
 def _coerce(name: str, type_name: str, value: Any) -> Any:
     label = ENV_PREFIX + name.upper()
     try:
@@ -212,6 +228,16 @@ def _checked(values: dict[str, Any]) -> Settings:
     at_least("contacts_per_pool", 1)
     at_least("confirmation_link_hours", 1)
     at_least("closed_retention_days", 1)
+    at_least("booking_cancel_notice_hours", 0)
+    at_least("no_show_grace_minutes", 0)
+    at_least("standby_min_notice_hours", 0)
+    try:
+        _lead_hours(values["reminder_hours"])
+    except ValueError:
+        raise SettingsError(
+            f"QS_REMINDER_HOURS: expected whole numbers of hours separated by commas, such as \"48,24\" "
+            f"(or nothing for no reminder), got {values['reminder_hours']!r}"
+        ) from None
     at_least("clock_interval_seconds", 0.1)
     at_least("heartbeat_max_age_seconds", 1)
     at_least("smtp_timeout_seconds", 0.1)

@@ -120,6 +120,9 @@ class SlotStatus(str, Enum):
     OFFERED = "offered"
     #: Confirmed by the applicant: a booking.
     BOOKED = "booked"
+    #: Freed by a decline, an expiry or a cancellation: offered to the next
+    #: entrant of the same draw's order, never to the first comer.
+    STANDBY = "standby"
     #: Withdrawn by the prefecture; it holds no counter.
     CANCELLED = "cancelled"
 

@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import datetime
 import json
+import uuid
 from collections.abc import Iterable
 
 import redis
@@ -38,7 +39,11 @@ from queue_service.scripts import (
     CONFIRM_SCRIPT,
     CREATE_SCRIPT,
     MOVE_CONTACT_SCRIPT,
+    OFFER_SCRIPT,
     PURGE_SCRIPT,
+    RELEASE_SLOT_SCRIPT,
+    REMINDER_SCRIPT,
+    STANDBY_SCRIPT,
 )
 from queue_service.tokens import RegistrationKey
 
@@ -124,8 +129,30 @@ DRAW_FROZEN_KEY = "qs:{{{pool}}}:draw:{draw_id}:frozen"
 DRAW_RESULT_KEY = "qs:{{{pool}}}:draw:{draw_id}:result"
 # Hash: registration id -> JSON of its offer (draw, slot, deadline, status).
 OFFERS_KEY = "qs:{{{pool}}}:offers"
-# List: JSON messages to send (written by the draw's commit, sent by the offers issue's job).
+# List: JSON messages to send {id, kind, registration_id, draw_id, slot}, written
+# in the same script as the change they tell of; the dispatch job hands them to
+# send jobs (worker/jobs.py).
 OUTBOX_KEY = "qs:{{{pool}}}:outbox"
+# String: a token while one dispatcher hands the outbox to send jobs.
+OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"
+# Sorted set: registration id -> deadline (epoch) of its pending offer.
+OFFER_DEADLINES_KEY = "qs:{{{pool}}}:offer-deadlines"
+# Hash: slot id -> registration id holding it (offered or booked).
+SLOT_HOLDERS_KEY = "qs:{{{pool}}}:slot-holders"
+# Sorted set: registration id -> start (epoch) of its booked slot, until attended or marked no-show.
+BOOKINGS_KEY = "qs:{{{pool}}}:bookings"
+# Hash: booking code -> registration id.
+BOOKING_CODES_KEY = "qs:{{{pool}}}:booking-codes"
+# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order.
+STANDBY_KEY = "qs:{{{pool}}}:standby"
+# Set: the references a draw offered a slot (its winners, then its standby offers).
+DRAW_OFFERED_KEY = "qs:{{{pool}}}:draw:{draw_id}:offered"
+# Hash: "<registration id>:<slot id>:<hours>" -> when that reminder was queued (epoch).
+REMINDERS_KEY = "qs:{{{pool}}}:reminders"
+# Hash: "<message id>|<channel>" -> JSON of its delivery {status, attempts, at, error, provider_id}.
+DELIVERIES_KEY = "qs:{{{pool}}}:deliveries"
+# Sorted set: "<message id>|<channel>" -> when its delivery last failed (epoch), while it fails.
+DELIVERY_FAILURES_KEY = "qs:{{{pool}}}:delivery-failures"
 
 
 class Store:
@@ -144,6 +171,10 @@ class Store:
         self._draw_step = client.register_script(DRAW_STEP_SCRIPT)
         self._create_draw = client.register_script(CREATE_DRAW_SCRIPT)
         self._candidates = client.register_script(CANDIDATES_SCRIPT)
+        self._offer = client.register_script(OFFER_SCRIPT)
+        self._standby = client.register_script(STANDBY_SCRIPT)
+        self._release_slot = client.register_script(RELEASE_SLOT_SCRIPT)
+        self._reminder = client.register_script(REMINDER_SCRIPT)
 
     # Reference data ------------------------------------------------------
 
@@ -266,8 +297,8 @@ class Store:
         with self.redis.pipeline(transaction=False) as pipe:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
                 key = registration.key
-                pipe.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
-                          mapping=_registration_fields(registration, fingerprints))
+                fields = _registration_fields(registration, fingerprints) | {"waiting_since": str(joined.timestamp())}
+                pipe.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), mapping=fields)
                 pipe.set(IDENTITY_KEY.format(pool=key.pool, fingerprint=fingerprints.identity), key.registration_id)
                 pipe.hset(REFS_KEY.format(pool=key.pool), registration.ref, key.registration_id)
                 pipe.zadd(WAITING_KEY.format(pool=key.pool), {key.registration_id: joined.timestamp()})
@@ -444,7 +475,7 @@ class Store:
             for index in (UNCONFIRMED_KEY, CLOSED_KEY):
                 self.redis.zrem(index.format(pool=pool), registration_id)
             return 0
-        keys = self._lifecycle_keys(pool, registration_id, prints)
+        keys = [*self._lifecycle_keys(pool, registration_id, prints), OFFERS_KEY.format(pool=pool)]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
         return int(self._purge(keys=keys, args=arguments))
 
@@ -513,15 +544,16 @@ class Store:
         )
 
     def cancel_slot(self, pool: str, slot_id: str) -> bool:
-        """Cancel an open slot; False if it is not open (offered or booked ones have their own path)."""
+        """Cancel an open slot, or one waiting for standby; False otherwise (a held slot has its own path)."""
         key = SLOT_STATES_KEY.format(pool=pool)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
-                if pipe.hget(key, slot_id) != SlotStatus.OPEN.value.encode():
+                if pipe.hget(key, slot_id) not in (SlotStatus.OPEN.value.encode(), SlotStatus.STANDBY.value.encode()):
                     return False
                 pipe.multi()
                 pipe.hset(key, slot_id, SlotStatus.CANCELLED.value)
+                pipe.hdel(STANDBY_KEY.format(pool=pool), slot_id)
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -660,6 +692,9 @@ class Store:
             WAITING_KEY.format(pool=pool),
             SLOT_STATES_KEY.format(pool=pool),
             COMMITTED_DRAWS_KEY.format(pool=pool),
+            SLOT_HOLDERS_KEY.format(pool=pool),
+            OFFER_DEADLINES_KEY.format(pool=pool),
+            DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
         ]
         arguments = [
             fence,
@@ -669,6 +704,7 @@ class Store:
             _utc_text(deadline),
             draw_id,
             cutoff.timestamp(),
+            deadline.timestamp(),
         ]
         if self._commit(keys=keys, args=arguments).decode() == "stale":
             raise StaleDrawWorker()
@@ -718,6 +754,177 @@ class Store:
         """The pool's latest draws, newest first."""
         ids = self.redis.zrevrange(DRAWS_KEY.format(pool=pool), 0, limit - 1)
         return [found for found in (self.draw(pool, draw_id.decode()) for draw_id in ids) if found]
+
+    # Offers, bookings, standby ----------------------------------------------------
+
+    def offer(self, key) -> dict | None:
+        """The registration's latest offer (draw_id, ref, slot, deadline, status, code...), or None."""
+        raw = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        return json.loads(raw) if raw else None
+
+    def move_offer(self, key, action: str, now: datetime.datetime, *extra) -> str:
+        """Apply one offer transition (scripts.OFFER_SCRIPT); returns "ok" or why not."""
+        prints = self._fingerprints(key)
+        if prints is None:
+            return "missing"
+        pool, registration_id = key.pool, key.registration_id
+        keys = [
+            REGISTRATION_KEY.format(pool=pool, id=registration_id),
+            HISTORY_KEY.format(pool=pool, id=registration_id),
+            OFFERS_KEY.format(pool=pool),
+            OFFER_DEADLINES_KEY.format(pool=pool),
+            SLOT_STATES_KEY.format(pool=pool),
+            SLOT_HOLDERS_KEY.format(pool=pool),
+            BOOKINGS_KEY.format(pool=pool),
+            BOOKING_CODES_KEY.format(pool=pool),
+            OUTBOX_KEY.format(pool=pool),
+            WAITING_KEY.format(pool=pool),
+            COMMITTED_DRAWS_KEY.format(pool=pool),
+            IDENTITY_KEY.format(pool=pool, fingerprint=prints["identity_fp"]),
+            CONTACT_KEY.format(pool=pool, fingerprint=prints["email_fp"] or "none"),
+            CONTACT_KEY.format(pool=pool, fingerprint=prints["phone_fp"]),
+            CLOSED_KEY.format(pool=pool),
+            STANDBY_KEY.format(pool=pool),
+        ]
+        arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key), *extra]
+        return self._offer(keys=keys, args=arguments).decode()
+
+    def _waiting_since(self, key) -> str:
+        """When the registration's current wait began (epoch), "" if unknown."""
+        since, confirmed = self.redis.hmget(
+            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "waiting_since", "email_confirmed_at"
+        )
+        if since:
+            return since.decode()
+        return str(datetime.datetime.fromisoformat(confirmed.decode()).timestamp()) if confirmed else ""
+
+    def expired_offers(self, pool: str, now: datetime.datetime) -> list[str]:
+        """Registration ids whose pending offer's deadline has passed."""
+        found = self.redis.zrangebyscore(OFFER_DEADLINES_KEY.format(pool=pool), "-inf", f"({now.timestamp()}")
+        return [registration_id.decode() for registration_id in found]
+
+    def standby_slots(self, pool: str) -> dict[str, str]:
+        """Freed slots awaiting a standby offer: slot id -> the draw whose order they follow."""
+        raw = self.redis.hgetall(STANDBY_KEY.format(pool=pool))
+        return {slot.decode(): draw_id.decode() for slot, draw_id in raw.items()}
+
+    def offered_refs(self, pool: str, draw_id: str, refs: list[str]) -> list[bool]:
+        """For each reference, whether the draw already offered it a slot."""
+        if not refs:
+            return []
+        return [bool(found) for found in self.redis.smismember(DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id), refs)]
+
+    def registration_statuses(self, pool: str, registration_ids: list[str]) -> list[str | None]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for registration_id in registration_ids:
+                pipe.hget(REGISTRATION_KEY.format(pool=pool, id=registration_id), "status")
+            return [value.decode() if value else None for value in pipe.execute()]
+
+    def offer_standby(self, key, ref: str, slot_id: str, draw_id: str, deadline: datetime.datetime,
+                      now: datetime.datetime) -> str:
+        """Offer a freed slot to this entrant of the draw's order: "ok", "slot" or "person" (see the script)."""
+        pool = key.pool
+        keys = [
+            REGISTRATION_KEY.format(pool=pool, id=key.registration_id),
+            HISTORY_KEY.format(pool=pool, id=key.registration_id),
+            OFFERS_KEY.format(pool=pool),
+            OFFER_DEADLINES_KEY.format(pool=pool),
+            SLOT_STATES_KEY.format(pool=pool),
+            SLOT_HOLDERS_KEY.format(pool=pool),
+            OUTBOX_KEY.format(pool=pool),
+            WAITING_KEY.format(pool=pool),
+            STANDBY_KEY.format(pool=pool),
+            DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
+        ]
+        arguments = [key.registration_id, ref, slot_id, draw_id, _utc_text(now), _utc_text(deadline),
+                     deadline.timestamp(), now.timestamp()]
+        return self._standby(keys=keys, args=arguments).decode()
+
+    def release_standby_slot(self, pool: str, slot_id: str, draw_id: str) -> bool:
+        """No one left in the draw's order for this slot: it is open for the next draw."""
+        keys = [SLOT_STATES_KEY.format(pool=pool), STANDBY_KEY.format(pool=pool)]
+        return bool(self._release_slot(keys=keys, args=[slot_id, draw_id]))
+
+    def slot(self, pool: str, slot_id: str) -> Slot | None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(SLOTS_KEY.format(pool=pool), slot_id)
+            pipe.hget(SLOT_STATES_KEY.format(pool=pool), slot_id)
+            raw, state = pipe.execute()
+        return _slot_from(raw, state) if raw else None
+
+    def slot_holder(self, pool: str, slot_id: str) -> str | None:
+        holder = self.redis.hget(SLOT_HOLDERS_KEY.format(pool=pool), slot_id)
+        return holder.decode() if holder else None
+
+    def slot_holders(self, pool: str) -> dict[str, str]:
+        raw = self.redis.hgetall(SLOT_HOLDERS_KEY.format(pool=pool))
+        return {slot.decode(): holder.decode() for slot, holder in raw.items()}
+
+    def bookings_starting(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> list[tuple[str, float]]:
+        """Bookings not yet attended or marked, whose slot starts in [start, end]: (registration id, start epoch)."""
+        found = self.redis.zrangebyscore(BOOKINGS_KEY.format(pool=pool), start.timestamp(), end.timestamp(),
+                                         withscores=True)
+        return [(registration_id.decode(), score) for registration_id, score in found]
+
+    def booking_holder(self, pool: str, code: str) -> str | None:
+        holder = self.redis.hget(BOOKING_CODES_KEY.format(pool=pool), code)
+        return holder.decode() if holder else None
+
+    def queue_reminder(self, pool: str, registration_id: str, slot_id: str, hours: list[int],
+                       now: datetime.datetime) -> bool:
+        """Queue one reminder for the lead times in `hours` not yet reminded; True if queued."""
+        keys = [OFFERS_KEY.format(pool=pool), REMINDERS_KEY.format(pool=pool), OUTBOX_KEY.format(pool=pool)]
+        arguments = [registration_id, slot_id, now.timestamp(), *sorted(hours, reverse=True)]
+        return bool(self._reminder(keys=keys, args=arguments))
+
+    # The outbox and deliveries -------------------------------------------------------
+
+    def outbox_head(self, pool: str, count: int) -> list[str]:
+        return [item.decode() for item in self.redis.lrange(OUTBOX_KEY.format(pool=pool), 0, count - 1)]
+
+    def drop_outbox_head(self, pool: str, count: int) -> None:
+        """Remove the first `count` messages (once they are handed to send jobs)."""
+        self.redis.ltrim(OUTBOX_KEY.format(pool=pool), count, -1)
+
+    def lock_outbox(self, pool: str, seconds: int = 120) -> str | None:
+        """Take the pool's dispatch lock; a token to release it, or None if another dispatcher holds it."""
+        token = uuid.uuid4().hex
+        return token if self.redis.set(OUTBOX_LOCK_KEY.format(pool=pool), token, nx=True, ex=seconds) else None
+
+    def unlock_outbox(self, pool: str, token: str) -> None:
+        key = OUTBOX_LOCK_KEY.format(pool=pool)
+        if self.redis.get(key) == token.encode():
+            self.redis.delete(key)
+
+    def outbox_length(self, pool: str) -> int:
+        return self.redis.llen(OUTBOX_KEY.format(pool=pool))
+
+    def delivery(self, pool: str, message_id: str, channel: str) -> dict | None:
+        raw = self.redis.hget(DELIVERIES_KEY.format(pool=pool), f"{message_id}|{channel}")
+        return json.loads(raw) if raw else None
+
+    def record_delivery(self, pool: str, message_id: str, channel: str, record: dict, now: datetime.datetime) -> None:
+        """Record a delivery attempt's outcome; a failing one is listed for staff until it succeeds."""
+        field = f"{message_id}|{channel}"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(DELIVERIES_KEY.format(pool=pool), field, json.dumps(record))
+            if record["status"] == "sent":
+                pipe.zrem(DELIVERY_FAILURES_KEY.format(pool=pool), field)
+            else:
+                pipe.zadd(DELIVERY_FAILURES_KEY.format(pool=pool), {field: now.timestamp()})
+            pipe.execute()
+
+    def delivery_failures(self, pool: str, limit: int = 200) -> list[dict]:
+        """Deliveries that failed (newest first): message id, channel and the last attempt's record."""
+        fields = self.redis.zrevrange(DELIVERY_FAILURES_KEY.format(pool=pool), 0, limit - 1)
+        if not fields:
+            return []
+        records = self.redis.hmget(DELIVERIES_KEY.format(pool=pool), fields)
+        failures = []
+        for field, raw in zip(fields, records):
+            message_id, _, channel = field.decode().rpartition("|")
+            failures.append({"message_id": message_id, "channel": channel, **(json.loads(raw) if raw else {})})
+        return failures
 
     # Staff accounts, sessions, tokens ------------------------------------------
 
@@ -900,6 +1107,8 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "confirm_by": _utc_text(registration.confirm_by),
         "email_confirmed_at": _utc_text(registration.email_confirmed_at) if registration.email_confirmed_at else "",
         "status_changed_at": _utc_text(registration.created_at),
+        # When the current wait began (epoch): draws lost are counted from there.
+        "waiting_since": str(registration.created_at.timestamp()) if registration.status.value == "waiting" else "",
         "family_name": applicant.family_name,
         "given_names": applicant.given_names,
         "birth_date": applicant.birth_date.isoformat(),

@@ -247,7 +247,7 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)
     first, second = json.loads(store.draw_result(POOL, DRAW_ID))[:2]
-    inventory.cancel(store, POOL, first["slot"])  # staff cancel a slot after the freeze
+    inventory.cancel(store, POOL, first["slot"], DRAW_AT)  # staff cancel a slot after the freeze
     gone = store.registration_key_by_ref(POOL, second["ref"])
     reg.withdraw(store, gone, DRAW_AT)  # a winner withdraws after the freeze
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)

@@ -174,7 +174,9 @@ def test_dates_must_be_in_the_future_well_formed_and_at_most_a_hundred():
 
 
 def test_a_form_with_defaults_gives_the_documented_schedule():
-    schedule = parse_schedule({"cron": "  0 10   * * MON ", "constraints_apply": "on"}, "01", "renewal", PARIS, NEW_YEAR)
+    form = {"cron": "  0 10   * * MON ", "constraints_apply": "on", "declined_returns_to_pool": "on",
+            "expired_returns_to_pool": "on"}
+    schedule = parse_schedule(form, "01", "renewal", PARIS, NEW_YEAR)
     assert schedule == DrawSchedule(
         prefecture="01",
         procedure="renewal",
@@ -218,7 +220,8 @@ def test_form_values_as_a_browser_and_as_json_send_them():
     browser = parse_schedule(from_browser, "01", "renewal", PARIS, NEW_YEAR)
     assert browser == parse_schedule(from_json, "01", "renewal", PARIS, NEW_YEAR)
     assert (browser.cutoff_minutes, browser.horizon_from_days, browser.horizon_to_days) == (120, 0, 180)
-    assert browser.policy == DrawPolicy(aging=0.5, urgency_window_days=365, urgency_share=1.0, constraints_apply=False)
+    assert browser.policy == DrawPolicy(aging=0.5, urgency_window_days=365, urgency_share=1.0, constraints_apply=False,
+                                        declined_returns_to_pool=False, expired_returns_to_pool=False)
 
 
 @pytest.mark.parametrize(

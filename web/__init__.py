@@ -51,7 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from web import api, applicant, errors, health, i18n, registration, security, staff
+    from web import api, applicant, development, errors, health, i18n, offers, registration, security, staff
     from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
@@ -65,6 +65,9 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(registration.blueprint)
     app.register_blueprint(staff.blueprint)
+    app.register_blueprint(offers.blueprint)
+    if not settings.is_production and settings.mail_backend == "file":
+        app.register_blueprint(development.blueprint)  # the local mail and SMS outbox
     limit_sensitive_routes(app, limiter, settings)
     return app
 
@@ -95,5 +98,9 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
         "registration.confirm_email_change",
         "api.confirm_registration",
         "api.my_registration",
+        "offers.offer_page",
+        "offers.confirm_offer",
+        "offers.decline_offer",
+        "offers.cancel_booking",
     ):
         limit(endpoint, limiter.limit(settings.rate_limit_links))

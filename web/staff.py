@@ -15,7 +15,7 @@ from flask import Blueprint, g, redirect, render_template, request, session, url
 from flask_babel import gettext
 from werkzeug.exceptions import NotFound
 
-from queue_service import accounts, draws as draw_rules, inventory, schedules as schedule_rules
+from queue_service import accounts, draws as draw_rules, inventory, offers as offer_rules, schedules as schedule_rules
 from queue_service import sites as site_rules, slots as slot_rules
 from queue_service.accounts import Action, Role
 from queue_service.agdref import UploadedRecords
@@ -24,7 +24,9 @@ from queue_service.errors import (
     AccountExists,
     LoginFailed,
     LoginThrottled,
+    InvalidTransition,
     NotSignedIn,
+    UnknownBooking,
     ValidationFailed,
 )
 from queue_service.registration import Channel
@@ -33,7 +35,7 @@ from web import services
 from web.errors import translated
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, render_registration_form
-from worker.jobs import claim_and_enqueue
+from worker.jobs import claim_and_enqueue, enqueue_dispatch
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
 SESSION_KEY = "staff_session"
@@ -363,7 +365,9 @@ def slots(code: str):
 @blueprint.post("/p/<code>/slots/<procedure_code>/<slot_id>/cancel")
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
-    inventory.cancel(services().store, f"{code}:{procedure_code}", slot_id)
+    pool = f"{code}:{procedure_code}"
+    if inventory.cancel(services().store, pool, slot_id, now()) in ("offered", "booked"):
+        enqueue_dispatch(services().redis, pool)  # its holder is told at once
     filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
     return redirect(url_for("staff.slots", code=code, **filters))
 
@@ -407,7 +411,8 @@ def schedule(code: str, procedure_code: str):
 
 def schedule_form_values(current) -> dict[str, object]:
     if current is None:
-        return {"cron": "0 10 * * MON", "constraints_apply": "on"}
+        return {"cron": "0 10 * * MON", "constraints_apply": "on", "declined_returns_to_pool": "on",
+                "expired_returns_to_pool": "on"}
     zone = ZoneInfo(current.timezone)
     policy = current.policy
     return {
@@ -422,6 +427,8 @@ def schedule_form_values(current) -> dict[str, object]:
         "urgency_window_days": policy.urgency_window_days,
         "urgency_share": policy.urgency_share,
         "constraints_apply": "on" if policy.constraints_apply else "",
+        "declined_returns_to_pool": "on" if policy.declined_returns_to_pool else "",
+        "expired_returns_to_pool": "on" if policy.expired_returns_to_pool else "",
     }
 
 
@@ -468,3 +475,49 @@ def agdref_records(code: str):
                         errors=errors),
         422 if errors else 200,
     )
+
+
+# The counter ---------------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/check-in", methods=["GET", "POST"])
+def check_in(code: str):
+    """An agent types or scans a booking code, compares the identity shown with the person's
+    document (the appointment is personal), then marks it attended."""
+    from web.offers import appointment, identity_secret
+
+    prefecture = known_prefecture(code)
+    allow(Action.CHECK_IN, code)
+    store = services().store
+    typed = request.values.get("code", "")
+    found, error, notice = None, None, None
+    if typed:
+        try:
+            key, _ = offer_rules.find_booking(store, code, typed, identity_secret())
+            found = store.registration(key)
+            if request.method == "POST" and request.form.get("action") == "attended":
+                offer_rules.check_in(store, key, now())
+                found = store.registration(key)
+                notice = gettext("Checked in: the appointment is marked as attended.")
+        except (UnknownBooking, InvalidTransition) as refused:
+            error = gettext(refused.message)
+    elif request.method == "POST":
+        error = gettext("Type or scan the booking code.")
+    status = 200 if error is None else 404 if found is None else 409
+    return render_template(
+        "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found,
+        appointment=appointment(found) if found else None, error=error, notice=notice,
+    ), status
+
+
+@blueprint.get("/p/<code>/deliveries")
+def deliveries(code: str):
+    """Messages to applicants that could not be delivered (after retries, or still retrying)."""
+    prefecture = known_prefecture(code)
+    store = services().store
+    failures = [
+        {"procedure": procedure, **failure}
+        for procedure in store.procedures()
+        for failure in store.delivery_failures(f"{code}:{procedure.code}")
+    ]
+    return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures)

@@ -44,6 +44,8 @@ class PeriodicJob:
 PERIODIC_JOBS = (
     PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30),
     PeriodicJob("purge-registrations", jobs.purge_registrations, every_seconds=600),
+    PeriodicJob("offer-rounds", jobs.offer_rounds, every_seconds=60),
+    PeriodicJob("dispatch-notifications", jobs.dispatch_notifications, every_seconds=30),
 )
 
 

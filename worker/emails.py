@@ -11,25 +11,32 @@ from __future__ import annotations
 import datetime
 import functools
 
-import jinja2
-from babel.support import Translations
 from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from queue_service import mail
+import jinja2
+from babel.dates import format_datetime
+from babel.support import Translations
+
+from queue_service import mail, offers
 from queue_service.registration import Registration, email_print
 from queue_service.settings import PROJECT_ROOT, Settings
 from queue_service.store import Store
 from queue_service.tokens import confirmation_token, status_token
 
 TEMPLATES = PROJECT_ROOT / "web" / "templates" / "email"
+SMS_TEMPLATES = PROJECT_ROOT / "web" / "templates" / "sms"
 TRANSLATIONS = PROJECT_ROOT / "web" / "translations"
 KINDS = ("confirm", "registered", "email_change", "withdrawn")
+# Messages about an offer or a booking (written to the outbox by the scripts that change them).
+OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "slot_cancelled")
 
 
 @functools.cache
-def _environment(language: str) -> jinja2.Environment:
+def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(folder),
         autoescape=jinja2.select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
@@ -68,3 +75,52 @@ def compose(
     text = environment.get_template(f"{kind}.txt").render(context)
     html = environment.get_template(f"{kind}.html").render(context)
     return mail.new_message(settings, recipient, subject, text, html)
+
+
+def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str) -> dict:
+    """What the messages about an offer or a booking say: the slot, the deadline, the links; no identity data."""
+    key = registration.key
+    language = registration.applicant.language
+    prefecture = store.prefecture(key.prefecture)
+    procedure = store.procedure(key.procedure)
+    slot = store.slot(key.pool, slot_id)
+    site = next((s for s in store.sites(key.prefecture) if s.id == slot.site), None)
+    offer = store.offer(key) or {}
+    timing = offers.OfferTiming.from_settings(settings)
+
+    def local(moment: datetime.datetime) -> str:
+        return format_datetime(moment.astimezone(ZoneInfo(prefecture.timezone)), "EEEE d MMMM y, HH:mm", locale=language)
+
+    code = offer.get("code") if offer.get("slot") == slot_id else None
+    return {
+        "ref": registration.ref,
+        "prefecture": prefecture.name,
+        "procedure": procedure.label_en if language == "en" else procedure.label_fr,
+        "when": local(slot.starts_at),
+        "site": site.name if site else slot.site,
+        "address": f"{site.address}, {site.postcode} {site.city}" if site else "",
+        "deadline": local(datetime.datetime.fromisoformat(offer["deadline"])) if offer.get("deadline") else "",
+        "cancel_by": local(offers.cancellation_deadline(slot, timing)),
+        "code": offers.display_code(code) if code else "",
+        "offer_link": f"{settings.base_url}/offer?t={status_token(settings.secret_key, key)}",
+        "back_in_pool": registration.status.value == "waiting",
+    }
+
+
+def compose_offer_email(settings: Settings, context: dict, registration: Registration, kind: str) -> EmailMessage:
+    """The email of an offer `kind` (OFFER_KINDS) in the applicant's language."""
+    if kind not in OFFER_KINDS:
+        raise ValueError(f"unknown message kind {kind!r}")
+    environment = _environment(registration.applicant.language)
+    subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
+    text = environment.get_template(f"{kind}.txt").render(context)
+    html = environment.get_template(f"{kind}.html").render(context)
+    return mail.new_message(settings, registration.applicant.email, subject, text, html)
+
+
+def compose_offer_sms(context: dict, registration: Registration, kind: str) -> str:
+    """The text message of an offer `kind`, one short paragraph in the applicant's language."""
+    if kind not in OFFER_KINDS:
+        raise ValueError(f"unknown message kind {kind!r}")
+    return " ".join(_environment(registration.applicant.language, SMS_TEMPLATES).get_template(f"{kind}.txt")
+                    .render(context).split())

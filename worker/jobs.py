@@ -8,13 +8,16 @@ with SimpleWorker. Arguments are opaque ids, never personal data.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import re
 import smtplib
 
 import redis
 from rq import Retry, get_current_job
 
-from queue_service import draws, mail, registration
+from queue_service import draws, mail, offers, registration, sms
+from queue_service.errors import SmsNotSent
 from queue_service.settings import load_settings
 from queue_service.store import Store
 from queue_service.tokens import RegistrationKey
@@ -97,8 +100,10 @@ def purge_registrations() -> int:
 def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
-    state = draws.run(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
+    store = Store(job.connection)
+    state = draws.run(store, f"{prefecture}:{procedure}", draw_id, _now())
     log.info("job %s: draw %s is %s", job.id, draw_id, state)
+    dispatch_pool(job.connection, store, f"{prefecture}:{procedure}")  # the winners hear of it now
     if state == draws.DrawState.HELD.value:
         log.error("job %s: draw %s is HELD by the bias check: staff must review it before publication", job.id, draw_id)
     return state
@@ -149,3 +154,130 @@ def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now
     return store.claim_draw_run(
         due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_step(pipeline, connection, run_draw, "draw", due)
     )
+
+
+# Offers and their messages ------------------------------------------------------
+
+# Messages are handed from a pool's outbox to send jobs in batches of this many.
+DISPATCH_BATCH = 500
+
+
+def send_notification(prefecture: str, procedure: str, message_text: str) -> str:
+    """Send one outbox message about an offer or a booking, by email and by SMS.
+
+    Each channel's delivery is recorded; a channel already sent (or refused
+    for good by the SMS provider) is never sent again, so a retried or
+    duplicated job sends only what is still due. A failure is recorded for
+    staff and raised, so that RQ tries again (EMAIL_RETRY).
+    """
+    from worker import emails
+
+    job = get_current_job()
+    store = Store(job.connection)
+    message = json.loads(message_text)
+    pool, kind = f"{prefecture}:{procedure}", message["kind"]
+    found = store.registration(RegistrationKey(prefecture, procedure, message["registration_id"]))
+    if found is None:
+        log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
+        return "gone"
+    settings = load_settings()
+    context = emails.offer_context(settings, store, found, message["slot"])
+    senders = {}
+    if found.applicant.email:
+        senders["email"] = lambda: mail.send(settings, emails.compose_offer_email(settings, context, found, kind)) or ""
+    if found.applicant.phone and settings.sms_backend != "none":
+        senders["sms"] = lambda: sms.send(settings, found.applicant.phone, emails.compose_offer_sms(context, found, kind))
+    failures = []
+    for channel, send in senders.items():
+        previous = store.delivery(pool, message["id"], channel) or {}
+        if previous.get("status") in ("sent", "refused"):
+            continue
+        record = {"kind": kind, "ref": found.ref, "attempts": previous.get("attempts", 0) + 1,
+                  "at": _now().isoformat(), "final": not job.retries_left}
+        try:
+            record |= {"status": "sent", "provider_id": send()}
+        except (OSError, smtplib.SMTPException) as error:
+            # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
+            record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
+        except SmsNotSent as error:
+            record |= {"status": "failed" if error.retryable else "refused", "error": str(error)}
+        store.record_delivery(pool, message["id"], channel, record, _now())
+        if record["status"] == "failed":
+            failures.append(f"{channel}: {record['error']}")
+    if failures:
+        raise MailNotSent(f"{kind} message for {found.ref} not sent ({'; '.join(failures)})")
+    log.info("job %s: %s message for %s delivered", job.id, kind, found.ref)
+    return "sent"
+
+
+def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
+    """Hand the pool's outbox to send jobs; returns how many messages.
+
+    One dispatcher at a time per pool (a short lock). A crash between
+    queueing and trimming queues some messages again: their send jobs find
+    them delivered and send nothing twice.
+    """
+    lock = store.lock_outbox(pool)
+    if lock is None:
+        return 0
+    prefecture, procedure = pool.split(":")
+    handed = 0
+    try:
+        while messages := store.outbox_head(pool, DISPATCH_BATCH):
+            with connection.pipeline() as pipeline:
+                for text in messages:
+                    queue(NOTIFICATIONS, connection).enqueue_call(
+                        send_notification, args=(prefecture, procedure, text),
+                        job_id=_notification_job_id(json.loads(text)["id"]), retry=EMAIL_RETRY, pipeline=pipeline,
+                    )
+                pipeline.execute()
+            store.drop_outbox_head(pool, len(messages))
+            handed += len(messages)
+    finally:
+        store.unlock_outbox(pool, lock)
+    return handed
+
+
+def _notification_job_id(message_id: str) -> str:
+    """The send job's id, one per message (RQ allows letters, digits, "_" and "-")."""
+    return "notify-" + re.sub(r"[^A-Za-z0-9_-]", "_", message_id)
+
+
+def dispatch_notifications() -> int:
+    """Hand every pool's outbox to send jobs (the clock's backstop; draws and pages dispatch at once)."""
+    job = get_current_job()
+    store = Store(job.connection)
+    handed = sum(dispatch_pool(job.connection, store, pool) for pool in store.pools())
+    if handed:
+        log.info("job %s: %d message(s) handed to send jobs", job.id, handed)
+    return handed
+
+
+def enqueue_dispatch(connection: redis.Redis, pool: str) -> None:
+    """After a page changed an offer: send its message soon, not at the clock's next round."""
+    prefecture, procedure = pool.split(":")
+    queue(NOTIFICATIONS, connection).enqueue(dispatch_pool_job, prefecture, procedure)
+
+
+def dispatch_pool_job(prefecture: str, procedure: str) -> int:
+    job = get_current_job()
+    return dispatch_pool(job.connection, Store(job.connection), f"{prefecture}:{procedure}")
+
+
+def offer_rounds() -> dict[str, int]:
+    """Expire late offers, offer freed slots to standby, queue reminders, mark no-shows, in every pool."""
+    job = get_current_job()
+    store = Store(job.connection)
+    timing = offers.OfferTiming.from_settings(load_settings())
+    totals = {"expired": 0, "standby_offers": 0, "reminders": 0, "no_shows": 0}
+    now = _now()
+    for pool in store.pools():
+        schedule = store.schedule(pool)
+        totals["expired"] += offers.expire_offers(store, pool, schedule, now)
+        totals["standby_offers"] += offers.fill_standby(store, pool, schedule, timing, now)
+        totals["reminders"] += offers.queue_reminders(store, pool, timing, now)
+        totals["no_shows"] += offers.mark_no_shows(store, pool, timing, now)
+        dispatch_pool(job.connection, store, pool)
+    if any(totals.values()):
+        log.info("job %s: offer rounds %s", job.id, totals)
+    return totals

@@ -1,0 +1,353 @@
+"""Offers and bookings: from a draw's winners to the person at the counter.
+
+A draw's commit gives each winner an offer: one slot, to confirm before a
+deadline. Then, each step one Lua script (scripts.OFFER_SCRIPT), applied once:
+
+    pending    --confirm-->  confirmed (a booking, with its code)  --check-in-->  attended
+               --decline-->  declined                                --no one came-->  no_show
+               --deadline->  expired                                 --applicant cancels-->  cancelled
+    pending or confirmed  --the prefecture cancels the slot-->  slot_cancelled
+
+A declined, expired or cancelled offer frees its slot for *standby*: the slot
+goes to the next entrant of the same draw's order who accepts its class,
+still waits and had no offer from that draw; when that order is used up, the
+slot opens for the next draw. A freed slot is never bookable first-come.
+
+The booking code is short and easy to type (ten characters of Crockford's
+alphabet), and signed: it is a keyed hash of the booking (the registration
+and the slot), so it cannot be guessed or forged, and the agent who checks it
+sees the name, birth date and AGDREF number it is bound to.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from queue_service import lottery
+from queue_service.errors import (
+    N_,
+    CancellationTooLate,
+    InvalidTransition,
+    OfferDeadlinePassed,
+    RegistrationNotFound,
+    UnknownBooking,
+)
+from queue_service.slots import Slot
+from queue_service.tokens import RegistrationKey
+
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+CODE_LENGTH = 10
+# What people type instead: lower case, and letters mistaken for digits.
+_CODE_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+@dataclass(frozen=True)
+class OfferTiming:
+    """The service-wide times around an appointment (settings, config/defaults.toml)."""
+
+    cancel_notice: datetime.timedelta
+    no_show_grace: datetime.timedelta
+    standby_min_notice: datetime.timedelta
+    reminder_hours: tuple[int, ...]
+
+    @classmethod
+    def from_settings(cls, settings) -> OfferTiming:
+        return cls(
+            cancel_notice=datetime.timedelta(hours=settings.booking_cancel_notice_hours),
+            no_show_grace=datetime.timedelta(minutes=settings.no_show_grace_minutes),
+            standby_min_notice=datetime.timedelta(hours=settings.standby_min_notice_hours),
+            reminder_hours=settings.reminder_lead_hours,
+        )
+
+
+# Booking codes ---------------------------------------------------------------
+
+
+def booking_code(secret: bytes, key: RegistrationKey, slot_id: str) -> str:
+    """The booking's code: a keyed hash of the pool, the registration and the slot."""
+    message = f"booking|{key.pool}|{key.registration_id}|{slot_id}".encode()
+    number = int.from_bytes(hmac.digest(secret, message, hashlib.sha256)[:8], "big") >> (64 - 5 * CODE_LENGTH)
+    return "".join(CODE_ALPHABET[(number >> (5 * (CODE_LENGTH - 1 - i))) & 31] for i in range(CODE_LENGTH))
+
+
+def display_code(code: str) -> str:
+    """The code as printed: two groups of five, easier to read aloud."""
+    return f"{code[:5]}-{code[5:]}"
+
+
+def normalise_code(text: str) -> str:
+    """What an agent typed or scanned, as a code: spaces and dashes dropped, lookalikes read as digits."""
+    return "".join(ch for ch in str(text).upper() if ch.isalnum()).translate(_CODE_LOOKALIKES)[:40]
+
+
+def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[RegistrationKey, dict]:
+    """The registration and offer a code names, in one of the prefecture's pools; UnknownBooking otherwise."""
+    code = normalise_code(text)
+    if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
+        raise UnknownBooking()
+    for procedure in store.procedures():
+        pool = f"{prefecture}:{procedure.code}"
+        holder = store.booking_holder(pool, code)
+        if holder is None:
+            continue
+        key = RegistrationKey(prefecture, procedure.code, holder)
+        offer = store.offer(key)
+        if offer and offer.get("code") == code and hmac.compare_digest(booking_code(secret, key, offer["slot"]), code):
+            return key, offer
+    raise UnknownBooking()
+
+
+# Applicant actions -------------------------------------------------------------
+
+
+def _current_offer(store, key: RegistrationKey) -> dict:
+    offer = store.offer(key)
+    if offer is None:
+        raise InvalidTransition(N_("You have no offer of an appointment."))
+    return offer
+
+
+def _raise_for(outcome: str) -> None:
+    if outcome == "ok":
+        return
+    if outcome == "missing":
+        raise RegistrationNotFound()
+    if outcome == "late":
+        raise OfferDeadlinePassed()
+    raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
+
+
+def confirm(store, key: RegistrationKey, secret: bytes, now: datetime.datetime) -> dict:
+    """Confirm the pending offer before its deadline: it becomes a booking with its code."""
+    offer = _current_offer(store, key)
+    slot = store.slot(key.pool, offer["slot"])
+    if slot is None:
+        raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
+    code = booking_code(secret, key, slot.id)
+    _raise_for(store.move_offer(key, "confirm", now, code, slot.starts_at.timestamp()))
+    return store.offer(key)
+
+
+def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> dict:
+    """Decline the pending offer; the applicant stays in the pool with their weight unless the policy says not."""
+    _current_offer(store, key)
+    returns = schedule is None or schedule.policy.declined_returns_to_pool
+    _raise_for(store.move_offer(key, "decline", now, "1" if returns else "0"))
+    return store.offer(key)
+
+
+def cancellation_deadline(slot: Slot, timing: OfferTiming) -> datetime.datetime:
+    return slot.starts_at - timing.cancel_notice
+
+
+def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: datetime.datetime) -> dict:
+    """Cancel a booking until `cancel_notice` before it; the slot goes to standby."""
+    offer = _current_offer(store, key)
+    slot = store.slot(key.pool, offer["slot"])
+    if slot is None:
+        raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
+    outcome = store.move_offer(key, "cancel", now, cancellation_deadline(slot, timing).timestamp())
+    if outcome == "late":
+        raise CancellationTooLate()
+    _raise_for(outcome)
+    return store.offer(key)
+
+
+def check_in(store, key: RegistrationKey, now: datetime.datetime) -> None:
+    """The agent saw the person and their identity document: the booking is attended."""
+    outcome = store.move_offer(key, "attended", now)
+    if outcome == "state":
+        raise InvalidTransition(N_("This appointment is not waiting for check-in (already checked in, cancelled "
+                                   "or marked as a no-show)."))
+    _raise_for(outcome)
+
+
+# Jobs' work ----------------------------------------------------------------------
+
+
+def expire_offers(store, pool: str, schedule, now: datetime.datetime) -> int:
+    """Expire the pending offers whose deadline passed; returns how many."""
+    returns = schedule is None or schedule.policy.expired_returns_to_pool
+    prefecture, procedure = pool.split(":")
+    expired = 0
+    for registration_id in store.expired_offers(pool, now):
+        key = RegistrationKey(prefecture, procedure, registration_id)
+        expired += store.move_offer(key, "expire", now, "1" if returns else "0") == "ok"
+    return expired
+
+
+def mark_no_shows(store, pool: str, timing: OfferTiming, now: datetime.datetime) -> int:
+    """Mark the bookings not checked in by their slot's end plus the grace period; returns how many."""
+    prefecture, procedure = pool.split(":")
+    marked = 0
+    for registration_id, _ in store.bookings_starting(pool, datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+                                                      now - timing.no_show_grace):
+        key = RegistrationKey(prefecture, procedure, registration_id)
+        offer = store.offer(key)
+        slot = store.slot(pool, offer["slot"]) if offer else None
+        if slot is None:
+            continue
+        marked += store.move_offer(key, "no_show", now, (slot.ends_at + timing.no_show_grace).timestamp()) == "ok"
+    return marked
+
+
+def queue_reminders(store, pool: str, timing: OfferTiming, now: datetime.datetime) -> int:
+    """Queue the reminders now due (one message per booking and lead time); returns how many were queued."""
+    if not timing.reminder_hours:
+        return 0
+    horizon = now + datetime.timedelta(hours=max(timing.reminder_hours))
+    queued = 0
+    prefecture, procedure = pool.split(":")
+    for registration_id, start in store.bookings_starting(pool, now, horizon):
+        offer = store.offer(RegistrationKey(prefecture, procedure, registration_id))
+        if offer is None:
+            continue
+        left = start - now.timestamp()
+        due = [hours for hours in timing.reminder_hours if left <= hours * 3600]
+        queued += store.queue_reminder(pool, registration_id, offer["slot"], due, now)
+    return queued
+
+
+def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
+    """The prefecture withdraws a slot: an open one is simply cancelled; an offered or booked
+    one's holder is told and goes back to the pool with their weight. Returns the slot's former state."""
+    slot = store.slot(pool, slot_id)
+    if slot is None:
+        raise InvalidTransition(N_("There is no such slot."))
+    if slot.status.value in ("open", "standby"):
+        if store.cancel_slot(pool, slot_id):
+            return slot.status.value
+    holder = store.slot_holder(pool, slot_id)
+    if holder is not None:
+        prefecture, procedure = pool.split(":")
+        if store.move_offer(RegistrationKey(prefecture, procedure, holder), "slot_cancelled", now, slot_id) == "ok":
+            return slot.status.value
+    raise InvalidTransition(N_("This slot is already cancelled or its appointment is over."))
+
+
+def fill_standby(store, pool: str, schedule, timing: OfferTiming, now: datetime.datetime) -> int:
+    """Offer each freed slot to the next entrant of its draw's order; returns how many offers were made.
+
+    A slot that starts too soon for anyone to come, or for which the order
+    has no one left, opens for the next draw.
+    """
+    offered = 0
+    orders: dict[str, _StandbyOrder] = {}
+    for slot_id, draw_id in sorted(store.standby_slots(pool).items()):
+        slot = store.slot(pool, slot_id)
+        if slot is None or slot.starts_at - now < timing.standby_min_notice or schedule is None:
+            store.release_standby_slot(pool, slot_id, draw_id)
+            continue
+        if draw_id not in orders:
+            orders[draw_id] = _StandbyOrder.load(store, pool, draw_id)
+        deadline = min(now + datetime.timedelta(hours=schedule.confirmation_hours), slot.starts_at - timing.cancel_notice)
+        if deadline <= now:
+            deadline = slot.starts_at - timing.standby_min_notice / 2
+        if orders[draw_id].offer(store, slot, draw_id, schedule.timezone, deadline, now):
+            offered += 1
+        else:
+            store.release_standby_slot(pool, slot_id, draw_id)
+    return offered
+
+
+class _StandbyOrder:
+    """A committed draw's order, walked lazily, for standby offers (the same order its record lets anyone check)."""
+
+    def __init__(self, pool: str, entrants: list, registrations: dict[str, str], table=None) -> None:
+        self.pool = pool
+        self.entrants = {entrant.ref: entrant for entrant in entrants}
+        self.registrations = registrations
+        self.walked: list[str] = []  # references in draw order, as far as walked
+        self.rest = iter(lottery.DrawOrder(table)) if table is not None else iter(())
+        self.table = table
+
+    @classmethod
+    def load(cls, store, pool: str, draw_id: str) -> _StandbyOrder:
+        record = store.draw(pool, draw_id)
+        frozen_text = store.draw_frozen(pool, draw_id)
+        if record is None or frozen_text is None:
+            return cls(pool, [], {})
+        frozen = json.loads(frozen_text)
+        entrants = lottery.entrants_from_rows(frozen["entrants"])
+        table = lottery.compute_keys(lottery.effective_seed(bytes.fromhex(record["seed"])), draw_id, entrants)
+        return cls(pool, entrants, frozen["registrations"], table)
+
+    def _in_order(self, batch: int):
+        """Batches of references in draw order, first those already walked, then further on."""
+        position = 0
+        while True:
+            while len(self.walked) < position + batch:
+                index = next(self.rest, None)
+                if index is None:
+                    break
+                self.walked.append(self.table.refs[index])
+            chunk = self.walked[position:position + batch]
+            if not chunk:
+                return
+            yield chunk
+            position += len(chunk)
+
+    def offer(self, store, slot: Slot, draw_id: str, timezone: str, deadline, now) -> bool:
+        """Offer the slot to the first entrant in order who can take it; False when none is left."""
+        slot_class = slot.slot_class(timezone)
+        prefecture, procedure = self.pool.split(":")
+        for refs in self._in_order(256):
+            candidates = [self.entrants[ref] for ref in refs]
+            candidates = [e for e in candidates if e.accepts is None or slot_class in e.accepts]
+            if not candidates:
+                continue
+            already = store.offered_refs(self.pool, draw_id, [e.ref for e in candidates])
+            ids = [self.registrations[e.ref] for e in candidates]
+            statuses = store.registration_statuses(self.pool, ids)
+            for entrant, registration_id, was_offered, status in zip(candidates, ids, already, statuses):
+                if was_offered or status != "waiting":
+                    continue
+                key = RegistrationKey(prefecture, procedure, registration_id)
+                outcome = store.offer_standby(key, entrant.ref, slot.id, draw_id, deadline, now)
+                if outcome == "ok":
+                    return True
+                if outcome == "slot":
+                    return False
+        return False
+
+
+# The calendar file -----------------------------------------------------------------
+
+
+def calendar_file(*, uid: str, starts_at: datetime.datetime, ends_at: datetime.datetime, summary: str,
+                  location: str, description: str, stamp: datetime.datetime) -> str:
+    """One appointment as an iCalendar file (RFC 5545), times in UTC, lines folded at 75 octets."""
+
+    def text(value: str) -> str:
+        return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+                .replace("\r\n", "\\n").replace("\n", "\\n"))
+
+    def utc(moment: datetime.datetime) -> str:
+        return moment.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//queue-service//appointments//EN", "METHOD:PUBLISH",
+        "BEGIN:VEVENT", f"UID:{text(uid)}", f"DTSTAMP:{utc(stamp)}", f"DTSTART:{utc(starts_at)}",
+        f"DTEND:{utc(ends_at)}", f"SUMMARY:{text(summary)}", f"LOCATION:{text(location)}",
+        f"DESCRIPTION:{text(description)}",
+        "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT24H", f"DESCRIPTION:{text(summary)}", "END:VALARM",
+        "END:VEVENT", "END:VCALENDAR",
+    ]
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def _fold(line: str) -> str:
+    """Split a content line into chunks of at most 75 octets, continued with a space (RFC 5545, 3.1)."""
+    parts, current = [], b""
+    for char in line:
+        encoded = char.encode()
+        if len(current) + len(encoded) > (75 if not parts else 74):
+            parts.append(current.decode())
+            current = b""
+        current += encoded
+    parts.append(current.decode())
+    return "\r\n ".join(parts)

@@ -1,0 +1,317 @@
+"""Offers and bookings on the real Redis: messages, confirm, decline, expiry and standby,
+cancellation, reminders, check-in, no-shows, slot cancellation by the prefecture."""
+
+import datetime
+import json
+import os
+from email.header import decode_header, make_header
+
+import pytest
+from rq import Queue
+from rq.job import Job
+
+from queue_service import draws, lottery, offers, registration as reg
+from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
+from queue_service.tokens import RegistrationKey, status_token
+from test_staff import sign_in, staff  # noqa: F401 - staff is a fixture
+from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
+from worker import jobs
+from worker.queues import NOTIFICATIONS
+
+TIMING = offers.OfferTiming(
+    cancel_notice=datetime.timedelta(hours=24),
+    no_show_grace=datetime.timedelta(minutes=30),
+    standby_min_notice=datetime.timedelta(hours=6),
+    reminder_hours=(48, 24),
+)
+DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
+
+
+@pytest.fixture
+def drawn(store, reference_data):
+    """A committed draw: 30 people, 10 slots (two days after the draw), 10 offers."""
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 10)
+    people = register_people(store, 30, CREATED + datetime.timedelta(days=1))
+    run_the_draw(store)
+    return store, slots, people
+
+
+def run_the_draw(store):
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
+    draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
+
+
+def key_of(registration_id: str) -> RegistrationKey:
+    return RegistrationKey("01", "first_request", registration_id)
+
+
+def offered(store) -> dict[str, dict]:
+    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
+
+
+def first_offer(store) -> tuple[RegistrationKey, dict]:
+    registration_id, offer = sorted(offered(store).items())[0]
+    return key_of(registration_id), offer
+
+
+def secret(settings) -> bytes:
+    return settings.identity_key.encode()
+
+
+def standby_order(store, slot_class: str) -> list[str]:
+    """The draw's order of the references accepting `slot_class`, recomputed from the frozen inputs and seed."""
+    frozen = json.loads(store.draw_frozen(POOL, DRAW_ID))
+    entrants = lottery.entrants_from_rows(frozen["entrants"])
+    seed = bytes.fromhex(store.draw(POOL, DRAW_ID)["seed"])
+    order = [ref for ref, _ in lottery.order_prefix(seed, DRAW_ID, entrants, len(entrants))]
+    accepts = {e.ref: e.accepts for e in entrants}
+    return [ref for ref in order if accepts[ref] is None or slot_class in accepts[ref]]
+
+
+# Messages ----------------------------------------------------------------------------------
+
+
+def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numbers(drawn, redis, run_jobs, mailbox,
+                                                                                    settings):
+    store, _, people = drawn
+    english = next(p for p in people if store.registration(p.key).status.value == "offered")
+    store.redis.hset(f"qs:{{{POOL}}}:reg:{english.key.registration_id}", "language", "en")
+    assert jobs.dispatch_pool(redis, store, POOL) == 10 and store.outbox_length(POOL) == 0
+    run_jobs()
+    assert len(mailbox.messages) == 10
+    by_recipient = {recipients[0]: message for recipients, message in zip(mailbox.recipients, mailbox.messages)}
+    message = by_recipient[english.applicant.email]
+    assert "You were drawn" in message["Subject"] and english.ref in message["Subject"]
+    assert f"/offer?t={status_token(settings.secret_key, english.key)}" in plain_text(message)
+    assert "Answer before" not in plain_text(message) and "Confirm or decline before" in plain_text(message)
+    others = [m for r, m in by_recipient.items() if r != english.applicant.email]
+    assert all("Vous avez été tiré" in subject(m) for m in others)
+    for item in mailbox.messages:  # no birth date (all 1990-01-01 here), no family name
+        assert "1990" not in plain_text(item) and "Person" not in plain_text(item)
+    texts = sorted((settings.data_dir / "sms").glob("*.txt"))
+    assert len(texts) == 10 and sum("drawn for an appointment" in path.read_text() for path in texts) == 1
+    # Sent once: dispatching or running the jobs again sends nothing more.
+    for _ in range(2):
+        store.redis.rpush(f"qs:{{{POOL}}}:outbox", *[json.dumps(m) for m in _offer_messages(store)][:3])
+        jobs.dispatch_pool(redis, store, POOL)
+        run_jobs()
+    assert len(mailbox.messages) == 10 and len(list((settings.data_dir / "sms").glob("*.txt"))) == 10
+
+
+def subject(message) -> str:
+    return str(make_header(decode_header(message["Subject"])))
+
+
+def plain_text(message) -> str:
+    return "".join(part.get_payload(decode=True).decode() for part in message.walk()
+                   if part.get_content_type() == "text/plain")
+
+
+def _offer_messages(store) -> list[dict]:
+    return [{"id": f"offer:{DRAW_ID}:{rid}", "kind": "offer", "registration_id": rid, "draw_id": DRAW_ID,
+             "slot": offer["slot"]} for rid, offer in sorted(store.offers(POOL).items())]
+
+
+def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_message(
+        drawn, redis, run_jobs, mailbox, settings, monkeypatch, make_app, staff):
+    store, _, _ = drawn
+    monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    assert mailbox.messages == []
+    failures = store.delivery_failures(POOL)
+    assert len(failures) == 10 and {f["channel"] for f in failures} == {"email"} and failures[0]["attempts"] == 1
+    queue = Queue(NOTIFICATIONS, connection=redis)
+    assert len(queue.scheduled_job_registry.get_job_ids()) == 10  # RQ will try again
+
+    client = sign_in(make_app(), "admin01")
+    page = client.get("/staff/p/01/deliveries").get_data(as_text=True)
+    assert page.count("ConnectionRefusedError") == 10
+
+    monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))  # the server is back
+    for job_id in queue.scheduled_job_registry.get_job_ids():
+        queue.scheduled_job_registry.remove(job_id)
+        queue.enqueue_job(Job.fetch(job_id, connection=redis))
+    run_jobs()
+    assert len(mailbox.messages) == 10 and store.delivery_failures(POOL) == []
+    sms_files = list((settings.data_dir / "sms").glob("*.txt"))
+    assert len(sms_files) == 10  # the SMS went out the first time and were not sent again
+
+
+# Confirm, decline, expiry, standby -------------------------------------------------------------------
+
+
+def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settings):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    booked = offers.confirm(store, key, secret(settings), DEADLINE - datetime.timedelta(seconds=1))
+    assert booked["status"] == "confirmed" and booked["code"] == offers.booking_code(secret(settings), key, offer["slot"])
+    assert store.registration(key).status.value == "confirmed"
+    assert store.slot(POOL, offer["slot"]).status.value == "booked"
+    assert offers.find_booking(store, "01", offers.display_code(booked["code"]).lower(), secret(settings))[0] == key
+    with pytest.raises(InvalidTransition):
+        offers.confirm(store, key, secret(settings), DEADLINE - datetime.timedelta(seconds=1))
+    assert [m["kind"] for m in store.outbox(POOL)][-1] == "booked"
+
+
+def test_no_confirmation_is_accepted_after_the_deadline_and_nothing_changes(drawn, settings):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    before = (store.registration(key), store.offer(key), store.slot(POOL, offer["slot"]), len(store.outbox(POOL)))
+    with pytest.raises(OfferDeadlinePassed):
+        offers.confirm(store, key, secret(settings), DEADLINE + datetime.timedelta(seconds=1))
+    after = (store.registration(key), store.offer(key), store.slot(POOL, offer["slot"]), len(store.outbox(POOL)))
+    assert before == after
+
+
+def test_declining_keeps_the_weight_and_the_next_in_the_draws_order_gets_the_slot(drawn):
+    store, _, people = drawn
+    key, offer = first_offer(store)
+    before_lost = store.registration(key).draws_lost
+    offers.decline(store, key, schedule(), DRAW_AT + datetime.timedelta(hours=1))
+    back = store.registration(key)
+    assert back.status.value == "waiting" and back.draws_lost == before_lost == 0 and back.draws_entered == 1
+    slot = store.slot(POOL, offer["slot"])
+    assert slot.status.value == "standby"
+
+    now = DRAW_AT + datetime.timedelta(hours=1, minutes=1)
+    winners = {o["ref"] for o in store.offers(POOL).values()}
+    assert offers.fill_standby(store, POOL, schedule(), TIMING, now) == 1
+    expected = next(ref for ref in standby_order(store, slot.slot_class("Europe/Paris")) if ref not in winners)
+    holder = store.slot_holder(POOL, offer["slot"])
+    promoted = store.registration(key_of(holder))
+    assert promoted.ref == expected and promoted.status.value == "offered"
+    assert store.offer(promoted.key)["standby"] is True
+    # A standby winner has the usual time to answer, but must answer before the slot's cancellation notice.
+    deadline = min(now + datetime.timedelta(hours=48), slot.starts_at - TIMING.cancel_notice)
+    assert store.offer(promoted.key)["deadline"] == deadline.isoformat()
+    assert store.outbox(POOL)[-1]["kind"] == "offer" and store.outbox(POOL)[-1]["registration_id"] == holder
+    # The decliner is never offered again by the same draw.
+    offers.decline(store, promoted.key, schedule(), now)
+    offers.fill_standby(store, POOL, schedule(), TIMING, now)
+    assert store.slot_holder(POOL, offer["slot"]) not in (key.registration_id, promoted.key.registration_id)
+
+
+def test_when_the_order_is_used_up_the_slot_returns_to_the_next_draw_never_first_come(store, reference_data):
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 4)
+    register_people(store, 3, CREATED + datetime.timedelta(days=1))
+    run_the_draw(store)
+    now = DRAW_AT + datetime.timedelta(hours=1)
+    for registration_id in list(offered(store)):
+        offers.decline(store, key_of(registration_id), schedule(), now)
+    assert {store.slot(POOL, s.id).status.value for s in slots} == {"standby", "open"}
+    assert offers.fill_standby(store, POOL, schedule(), TIMING, now) == 0  # everyone in the order had an offer
+    assert {store.slot(POOL, s.id).status.value for s in slots} == {"open"}
+    assert store.standby_slots(POOL) == {}
+
+
+def test_an_unanswered_offer_expires_by_the_servers_clock_and_its_slot_goes_to_standby(drawn):
+    store, _, _ = drawn
+    assert offers.expire_offers(store, POOL, schedule(), DEADLINE) == 0  # at the deadline: still valid
+    assert offers.expire_offers(store, POOL, schedule(), DEADLINE + datetime.timedelta(seconds=1)) == 10
+    statuses = {o["status"] for o in store.offers(POOL).values()}
+    assert statuses == {"expired"}
+    assert len(store.standby_slots(POOL)) == 10
+    assert sum(m["kind"] == "expired" for m in store.outbox(POOL)) == 10
+    assert store.waiting_count(POOL) == 30  # the policy returns them to the pool
+
+
+def test_a_policy_may_end_the_registration_of_who_lets_the_deadline_pass(drawn):
+    store, _, _ = drawn
+    strict = schedule(expired_returns_to_pool=False)
+    key, _ = first_offer(store)
+    offers.expire_offers(store, POOL, strict, DEADLINE + datetime.timedelta(seconds=1))
+    assert store.registration(key).status.value == "expired" and store.waiting_count(POOL) == 20
+
+
+# Bookings: cancellation, reminders, check-in, no-shows -----------------------------------------------
+
+
+@pytest.fixture
+def booking(drawn, settings):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    offers.confirm(store, key, secret(settings), DRAW_AT + datetime.timedelta(hours=1))
+    return store, key, store.slot(POOL, offer["slot"])
+
+
+def test_a_booking_can_be_cancelled_until_the_notice_and_the_slot_goes_to_standby(booking):
+    store, key, slot = booking
+    with pytest.raises(CancellationTooLate):
+        offers.cancel_booking(store, key, TIMING, slot.starts_at - datetime.timedelta(hours=23))
+    offers.cancel_booking(store, key, TIMING, slot.starts_at - datetime.timedelta(hours=25))
+    assert store.registration(key).status.value == "cancelled"
+    assert store.slot(POOL, slot.id).status.value == "standby" and store.outbox(POOL)[-1]["kind"] == "booking_cancelled"
+
+
+def test_reminders_go_once_per_lead_time_and_one_for_a_late_booking(booking):
+    store, key, slot = booking
+
+    def reminders():
+        return [m for m in store.outbox(POOL) if m["kind"] == "reminder"]
+
+    assert offers.queue_reminders(store, POOL, TIMING, slot.starts_at - datetime.timedelta(hours=49)) == 0
+    assert offers.queue_reminders(store, POOL, TIMING, slot.starts_at - datetime.timedelta(hours=47)) == 1
+    assert offers.queue_reminders(store, POOL, TIMING, slot.starts_at - datetime.timedelta(hours=30)) == 0
+    assert offers.queue_reminders(store, POOL, TIMING, slot.starts_at - datetime.timedelta(hours=23)) == 1
+    assert offers.queue_reminders(store, POOL, TIMING, slot.starts_at - datetime.timedelta(hours=2)) == 0
+    assert len(reminders()) == 2
+
+
+def test_a_booking_not_checked_in_is_marked_no_show_after_the_slot_and_the_grace(booking):
+    store, key, slot = booking
+    assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(minutes=29)) == 0
+    assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(minutes=31)) == 1
+    assert store.registration(key).status.value == "no_show" and store.offer(key)["status"] == "no_show"
+    with pytest.raises(InvalidTransition):
+        offers.check_in(store, key, slot.ends_at + datetime.timedelta(hours=1))
+
+
+def test_checking_in_marks_attended_once_and_a_wrong_code_names_no_one(booking, settings):
+    store, key, slot = booking
+    with pytest.raises(UnknownBooking):
+        offers.find_booking(store, "01", "ABCDE-FGHJK", secret(settings))
+    with pytest.raises(UnknownBooking):
+        offers.find_booking(store, "69", offers.display_code(store.offer(key)["code"]), secret(settings))
+    offers.check_in(store, key, slot.starts_at)
+    assert store.registration(key).status.value == "attended"
+    assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(hours=2)) == 0
+    with pytest.raises(InvalidTransition):
+        offers.check_in(store, key, slot.starts_at)
+
+
+def test_a_slot_cancelled_by_the_prefecture_tells_its_holder_and_returns_them_with_their_weight(booking):
+    from queue_service import inventory
+
+    store, key, slot = booking
+    assert inventory.cancel(store, POOL, slot.id, DRAW_AT + datetime.timedelta(hours=2)) == "booked"
+    back = store.registration(key)
+    assert back.status.value == "waiting" and back.draws_entered == 1 and back.draws_lost == 0
+    assert store.slot(POOL, slot.id).status.value == "cancelled" and store.slot_holder(POOL, slot.id) is None
+    assert store.outbox(POOL)[-1]["kind"] == "slot_cancelled"
+    with pytest.raises(UnknownBooking):
+        offers.find_booking(store, "01", store.offer(key)["code"], os.urandom(8))
+
+
+def test_the_proof_of_registration_lists_offers_and_bookings(booking):
+    store, key, slot = booking
+    kinds = [event["kind"] for event in store.history(key)]
+    assert kinds[-1] == "offer_confirmed"
+    statement = reg.proof_statement(store.registration(key), store.history(key), store.draws_entered(
+        store.registration(key)), "Ain", DRAW_AT + datetime.timedelta(hours=3))
+    assert "offer_confirmed" in json.dumps(statement)
+
+
+def test_the_calendar_file_is_valid_icalendar():
+    calendar = offers.calendar_file(
+        uid="u@x", starts_at=DRAW_AT, ends_at=DRAW_AT + datetime.timedelta(minutes=30),
+        summary="Rendez-vous, préfecture; titre", location="1 rue X, 01000 Bourg", description="Code: ABCDE-FGHJK",
+        stamp=DRAW_AT,
+    )
+    lines = calendar.split("\r\n")
+    assert lines[0] == "BEGIN:VCALENDAR" and "DTSTART:20270104T090000Z" in lines
+    assert "SUMMARY:Rendez-vous\\, préfecture\\; titre" in lines
+    assert all(len(line.encode()) <= 75 for line in lines)

@@ -1,0 +1,144 @@
+"""Pages for a drawn applicant: the offer (confirm or decline), then the booking
+(code, QR code, calendar file, cancellation); and the counter check-in for agents.
+
+The applicant reaches these pages with their private status link (`t`), from
+the message that announced the offer or from the status page.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+import segno
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from queue_service import offers as offer_rules
+from queue_service.errors import InvalidTransition, QueueServiceError
+from web import services
+from web.registration import now, registration_from_link, status_url
+from worker.jobs import enqueue_dispatch
+
+blueprint = Blueprint("offers", __name__)
+
+
+def identity_secret() -> bytes:
+    return services().settings.identity_key.encode()
+
+
+def timing() -> offer_rules.OfferTiming:
+    return offer_rules.OfferTiming.from_settings(services().settings)
+
+
+def appointment(found) -> dict | None:
+    """What the offer pages show of the registration's latest offer, or None without one."""
+    store = services().store
+    offer = store.offer(found.key)
+    if offer is None:
+        return None
+    slot = store.slot(found.key.pool, offer["slot"])
+    if slot is None:
+        return None
+    prefecture = store.prefecture(found.key.prefecture)
+    zone = ZoneInfo(prefecture.timezone)
+    site = next((site for site in store.sites(found.key.prefecture) if site.id == slot.site), None)
+    cancel_by = offer_rules.cancellation_deadline(slot, timing())
+    return {
+        "offer": offer,
+        "slot": slot,
+        "site": site,
+        "starts_at": slot.starts_at.astimezone(zone),
+        "ends_at": slot.ends_at.astimezone(zone),
+        "deadline": datetime.datetime.fromisoformat(offer["deadline"]).astimezone(zone),
+        "cancel_by": cancel_by.astimezone(zone),
+        "can_cancel": offer["status"] == "confirmed" and now() <= cancel_by,
+        "code": offer_rules.display_code(offer["code"]) if offer.get("code") else None,
+        "prefecture": prefecture,
+        "procedure": store.procedure(found.key.procedure),
+    }
+
+
+def render_offer(token: str, found, notice: str | None = None, error: str | None = None, status: int = 200):
+    return render_template(
+        "offer.html", token=token, registration=found, appointment=appointment(found), notice=notice, error=error
+    ), status
+
+
+@blueprint.get("/offer")
+def offer_page():
+    token, found = registration_from_link()
+    return render_offer(token, found)
+
+
+@blueprint.post("/offer/confirm")
+def confirm_offer():
+    token, found = registration_from_link()
+    try:
+        offer_rules.confirm(services().store, found.key, identity_secret(), now())
+    except QueueServiceError as refused:
+        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+    enqueue_dispatch(services().redis, found.key.pool)
+    return redirect(url_for("offers.offer_page", t=token, done="booked"))
+
+
+@blueprint.route("/offer/decline", methods=["GET", "POST"])
+def decline_offer():
+    token, found = registration_from_link()
+    if request.method == "GET":
+        return render_template("offer_decline.html", token=token, registration=found,
+                               appointment=appointment(found), schedule=services().store.schedule(found.key.pool))
+    try:
+        offer_rules.decline(services().store, found.key, services().store.schedule(found.key.pool), now())
+    except QueueServiceError as refused:
+        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+    return redirect(status_url(found.key))
+
+
+@blueprint.route("/booking/cancel", methods=["GET", "POST"])
+def cancel_booking():
+    token, found = registration_from_link()
+    if request.method == "GET":
+        return render_template("booking_cancel.html", token=token, registration=found, appointment=appointment(found))
+    try:
+        offer_rules.cancel_booking(services().store, found.key, timing(), now())
+    except QueueServiceError as refused:
+        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+    enqueue_dispatch(services().redis, found.key.pool)
+    return redirect(status_url(found.key))
+
+
+def booked_appointment():
+    token, found = registration_from_link()
+    shown = appointment(found)
+    if shown is None or shown["offer"]["status"] != "confirmed":
+        raise InvalidTransition(gettext("This registration has no booked appointment."))
+    return found, shown
+
+
+@blueprint.get("/booking/qr.svg")
+def booking_qr():
+    """The booking code as a QR code, for the agent's scanner (it types the code into the check-in form)."""
+    _, shown = booked_appointment()
+    svg = segno.make(shown["offer"]["code"], error="m").svg_inline(scale=6, border=2)
+    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
+
+
+@blueprint.get("/booking/appointment.ics")
+def booking_calendar():
+    found, shown = booked_appointment()
+    site = shown["site"]
+    location = f"{site.name}, {site.address}, {site.postcode} {site.city}" if site else shown["slot"].site
+    procedure = shown["procedure"]
+    summary = gettext("Prefecture appointment: %(procedure)s",
+                      procedure=procedure.label_en if found.applicant.language == "en" else procedure.label_fr)
+    description = gettext("Booking code: %(code)s. Bring this code and your identity document.", code=shown["code"])
+    calendar = offer_rules.calendar_file(
+        uid=f"{found.key.pool}-{found.key.registration_id}-{shown['slot'].id}@queue-service",
+        starts_at=shown["slot"].starts_at, ends_at=shown["slot"].ends_at, summary=summary,
+        location=location, description=description, stamp=now(),
+    )
+    return Response(calendar, mimetype="text/calendar", headers={
+        "Content-Disposition": f'attachment; filename="appointment-{found.ref}.ics"',
+        "Cache-Control": "private, no-store",
+    })
