@@ -317,8 +317,10 @@ class Store:
         if not raw:
             return None
         found = _registration_from({name.decode(): value.decode() for name, value in raw.items()})
-        entered = len(self._draws_during_wait(found, joined))
-        won = 1 if found.status.value == "offered" and entered else 0
+        during = self._draws_during_wait(found, joined)
+        entered = len(during)
+        # The draw that ended the wait with an offer is entered, not lost.
+        won = 1 if joined is None and self._offered_by(found.key) in during else 0
         return dataclasses.replace(
             found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + entered - won
         )
@@ -337,6 +339,10 @@ class Store:
         else:
             end = "+inf"
         return self.committed_draws_between(registration.key.pool, joined, end)
+
+    def _offered_by(self, key) -> str | None:
+        offer = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        return json.loads(offer)["draw_id"] if offer else None
 
     def _won_draw_cutoff(self, key) -> float | None:
         """The cutoff of the draw that offered the registration a slot: its wait ended there."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 
+from babel import dates as babel_dates
 from flask import Flask, redirect, request
 from flask_babel import format_datetime, get_locale
 
@@ -59,6 +60,12 @@ def init_app(app: Flask) -> None:
     def format_iso_moment(text: str) -> str:
         """An ISO 8601 time from a record, as a reader says it, in the service's time zone."""
         return format_datetime(datetime.datetime.fromisoformat(text), "EEEE d MMMM y HH:mm")
+
+    @app.template_filter("local_time")
+    def format_local_moment(moment: datetime.datetime, pattern: str = "EEEE d MMMM y, HH:mm") -> str:
+        """An aware time on the wall clock of its own time zone (an appointment in Réunion is
+        shown in Réunion's time, wherever the reader is), in the reader's language."""
+        return babel_dates.format_datetime(moment, pattern, tzinfo=moment.tzinfo, locale=str(get_locale()))
 
     @app.context_processor
     def language_context():

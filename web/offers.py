@@ -77,7 +77,7 @@ def confirm_offer():
     try:
         offer_rules.confirm(services().store, found.key, identity_secret(), now())
     except QueueServiceError as refused:
-        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+        return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
     enqueue_dispatch(services().redis, found.key.pool)
     return redirect(url_for("offers.offer_page", t=token, done="booked"))
 
@@ -91,7 +91,7 @@ def decline_offer():
     try:
         offer_rules.decline(services().store, found.key, services().store.schedule(found.key.pool), now())
     except QueueServiceError as refused:
-        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+        return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
     return redirect(status_url(found.key))
 
 
@@ -103,7 +103,7 @@ def cancel_booking():
     try:
         offer_rules.cancel_booking(services().store, found.key, timing(), now())
     except QueueServiceError as refused:
-        return render_offer(token, found, error=gettext(refused.message), status=refused.http_status)
+        return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
     enqueue_dispatch(services().redis, found.key.pool)
     return redirect(status_url(found.key))
 

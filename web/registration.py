@@ -208,6 +208,14 @@ def event_label(kind: str) -> str:
         "preferences_changed": gettext("Preferences changed"),
         "email_changed": gettext("Email address changed"),
         "withdrawn": gettext("Withdrawn"),
+        "standby_offer": gettext("Offered an appointment freed by another winner (standby)"),
+        "offer_confirmed": gettext("Appointment confirmed"),
+        "offer_declined": gettext("Offer declined"),
+        "offer_expired": gettext("Offer expired without an answer"),
+        "booking_cancelled": gettext("Appointment cancelled"),
+        "slot_cancelled": gettext("Appointment cancelled by the prefecture; back in the waiting list"),
+        "attended": gettext("Came to the appointment"),
+        "no_show": gettext("Did not come to the appointment"),
     }
     return labels.get(kind, kind)
 

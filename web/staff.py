@@ -500,7 +500,7 @@ def check_in(code: str):
                 found = store.registration(key)
                 notice = gettext("Checked in: the appointment is marked as attended.")
         except (UnknownBooking, InvalidTransition) as refused:
-            error = gettext(refused.message)
+            error = gettext(refused.detail or refused.message)
     elif request.method == "POST":
         error = gettext("Type or scan the booking code.")
     status = 200 if error is None else 404 if found is None else 409

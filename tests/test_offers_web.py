@@ -1,0 +1,118 @@
+"""The offer and booking pages, and the counter check-in, through the web app."""
+
+import datetime
+import re
+
+import pytest
+
+from queue_service import offers
+from queue_service.tokens import status_token
+from test_draws import POOL
+from test_offers import drawn, first_offer, run_the_draw  # noqa: F401 - drawn is a fixture
+from test_staff import ENGLISH, csrf_token, sign_in, staff  # noqa: F401 - staff is a fixture
+
+# The pages run on the real clock; the test draw is in 2027, so its offers are still open today.
+
+
+def link(settings, key) -> str:
+    return status_token(settings.secret_key, key)
+
+
+def post(client, path: str, token_page: str, data: dict | None = None):
+    return client.post(path, data={"csrf_token": csrf_token(client, token_page), **(data or {})}, headers=ENGLISH)
+
+
+def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_qr_and_calendar(drawn, client,
+                                                                                               settings):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    t = link(settings, key)
+    page = client.get(f"/offer?t={t}", headers=ENGLISH).get_data(as_text=True)
+    assert "You were drawn" in page and 'id="deadline"' in page and "What to bring" in page
+    assert "Bourg" in page or "Gex" in page
+
+    answer = post(client, f"/offer/confirm?t={t}", f"/offer?t={t}")
+    assert answer.status_code == 302 and "done=booked" in answer.location
+    page = client.get(answer.location, headers=ENGLISH).get_data(as_text=True)
+    code = offers.display_code(store.offer(key)["code"])
+    assert code in page and "booking-qr" in page and ".ics" in page
+
+    qr = client.get(f"/booking/qr.svg?t={t}")
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
+    calendar = client.get(f"/booking/appointment.ics?t={t}", headers=ENGLISH)
+    assert calendar.mimetype == "text/calendar" and "attachment" in calendar.headers["Content-Disposition"]
+    assert code in calendar.get_data(as_text=True) and "BEGIN:VEVENT" in calendar.get_data(as_text=True)
+
+    again = post(client, f"/offer/confirm?t={t}", f"/offer/decline?t={t}")
+    assert again.status_code == 409 and "already been answered" in again.get_data(as_text=True)
+
+
+def test_declining_from_the_page_asks_first_then_keeps_the_applicant_waiting(drawn, client, settings):
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    t = link(settings, key)
+    page = client.get(f"/offer/decline?t={t}", headers=ENGLISH).get_data(as_text=True)
+    assert "You stay in the waiting list" in page
+    answer = post(client, f"/offer/decline?t={t}", f"/offer/decline?t={t}")
+    assert answer.status_code == 302 and store.registration(key).status.value == "waiting"
+    status = client.get(answer.location, headers=ENGLISH).get_data(as_text=True)
+    assert "Offer declined" in status
+
+
+def test_bad_links_and_pages_without_a_booking_answer_clearly(drawn, client, settings):
+    store, _, people = drawn
+    assert client.get("/offer?t=forged", headers=ENGLISH).status_code == 404
+    assert client.get("/booking/qr.svg?t=forged").status_code == 404
+    waiting = next(p for p in people if store.registration(p.key).status.value == "waiting")
+    t = link(settings, waiting.key)
+    page = client.get(f"/offer?t={t}", headers=ENGLISH)
+    assert page.status_code == 200 and "no offer of an appointment yet" in page.get_data(as_text=True)
+    assert client.get(f"/booking/appointment.ics?t={t}", headers=ENGLISH).status_code == 409
+    refused = post(client, f"/offer/confirm?t={t}", f"/status?t={t}")
+    assert refused.status_code == 409 and store.registration(waiting.key).status.value == "waiting"
+    assert client.post(f"/offer/confirm?t={t}").status_code == 400  # no CSRF token
+
+
+def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app, staff, settings):  # noqa: F811
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
+    person = store.registration(key)
+    agent = sign_in(app, "agent01")
+    typed = offers.display_code(booked["code"]).lower().replace("-", " ")
+    page = agent.get(f"/staff/p/01/check-in?code={typed}", headers=ENGLISH).get_data(as_text=True)
+    assert person.applicant.family_name in page and "01/01/1990" in page and "mark-attended" in page
+    answer = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
+                  {"code": typed, "action": "attended"})
+    assert answer.status_code == 200 and "marked as attended" in answer.get_data(as_text=True)
+    assert store.registration(key).status.value == "attended"
+    again = post(agent, "/staff/p/01/check-in", "/staff/p/01/check-in", {"code": typed, "action": "attended"})
+    assert again.status_code == 409 and "not waiting for check-in" in again.get_data(as_text=True)
+
+    wrong = agent.get("/staff/p/01/check-in?code=ZZZZZ-ZZZZZ", headers=ENGLISH)
+    assert wrong.status_code == 404 and "No appointment has this code" in wrong.get_data(as_text=True)
+    assert agent.get(f"/staff/p/69/check-in?code={typed}", headers=ENGLISH).status_code == 403
+
+
+def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, app, staff, settings, run_jobs,  # noqa: F811
+                                                                     mailbox):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
+    admin = sign_in(app, "admin01")
+    page = admin.get("/staff/p/01/slots?from=2027-01-01&to=2027-02-01", headers=ENGLISH).get_data(as_text=True)
+    assert offer["slot"] in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = admin.post(f"/staff/p/01/slots/first_request/{offer['slot']}/cancel", data={"csrf_token": token})
+    assert answer.status_code == 302
+    assert store.registration(key).status.value == "waiting"
+    run_jobs()
+    assert any(store.registration(key).applicant.email in r for r in mailbox.recipients)
+
+
+@pytest.mark.parametrize("path", ["/dev/outbox", "/dev/outbox/nothing.eml", "/dev/outbox/..%2Fsecrets.toml"])
+def test_the_development_outbox_exists_only_with_the_file_backend(make_app, reference_data, path):
+    assert make_app().test_client().get(path).status_code == 404  # tests send by SMTP: no such page
+    assert make_app(mail_backend="file").test_client().get("/dev/outbox").status_code == 200
+    if path != "/dev/outbox":
+        assert make_app(mail_backend="file").test_client().get(path).status_code == 404
