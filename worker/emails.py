@@ -107,15 +107,19 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     }
 
 
-def compose_offer_email(settings: Settings, context: dict, registration: Registration, kind: str) -> EmailMessage:
-    """The email of an offer `kind` (OFFER_KINDS) in the applicant's language."""
+def compose_offer_email(settings: Settings, context: dict, registration: Registration, kind: str,
+                        message_id: str) -> EmailMessage:
+    """The email of an offer `kind` (OFFER_KINDS) in the applicant's language; `message_id` (the
+    outbox message's) goes in a header, to trace a delivery and to find duplicates."""
     if kind not in OFFER_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
     environment = _environment(registration.applicant.language)
     subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
     text = environment.get_template(f"{kind}.txt").render(context)
     html = environment.get_template(f"{kind}.html").render(context)
-    return mail.new_message(settings, registration.applicant.email, subject, text, html)
+    message = mail.new_message(settings, registration.applicant.email, subject, text, html)
+    message["X-QS-Message"] = message_id
+    return message
 
 
 def compose_offer_sms(context: dict, registration: Registration, kind: str) -> str:

@@ -184,7 +184,8 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
     context = emails.offer_context(settings, store, found, message["slot"])
     senders = {}
     if found.applicant.email:
-        senders["email"] = lambda: mail.send(settings, emails.compose_offer_email(settings, context, found, kind)) or ""
+        email = emails.compose_offer_email(settings, context, found, kind, message["id"])
+        senders["email"] = lambda: mail.send(settings, email) or ""
     if found.applicant.phone and settings.sms_backend != "none":
         senders["sms"] = lambda: sms.send(settings, found.applicant.phone, emails.compose_offer_sms(context, found, kind))
     failures = []
