@@ -8,6 +8,7 @@ the message that announced the offer or from the status page.
 from __future__ import annotations
 
 import datetime
+import io
 from zoneinfo import ZoneInfo
 
 import segno
@@ -120,8 +121,9 @@ def booked_appointment():
 def booking_qr():
     """The booking code as a QR code, for the agent's scanner (it types the code into the check-in form)."""
     _, shown = booked_appointment()
-    svg = segno.make(shown["offer"]["code"], error="m").svg_inline(scale=6, border=2)
-    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
+    svg = io.BytesIO()
+    segno.make(shown["offer"]["code"], error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False)
+    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
 
 
 @blueprint.get("/booking/appointment.ics")
