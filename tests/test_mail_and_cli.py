@@ -1,6 +1,7 @@
 """The `qs` command line, and mail through a real SMTP server on loopback."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,32 @@ def test_load_reference_and_demo_are_safe_to_run_again(cli_environment, store):
     assert "4 site(s) added" in first.output and "0 site(s) added" in again.output
     assert len(store.prefectures()) == len(reference.PREFECTURES)
     assert [site.id for site in store.sites("01")] == ["bourg", "belley", "gex", "nantua"]
+
+
+def test_the_demo_pool_draws_and_its_offers_reach_the_development_outbox(cli_environment, store, redis, run_jobs,
+                                                                         monkeypatch, make_app):
+    import datetime
+
+    from queue_service import draws
+    from worker import jobs
+
+    monkeypatch.setenv("QS_MAIL_BACKEND", "file")
+    run_qs("load-reference")
+    run_qs("load-demo")
+    run_qs("load-demo")
+    assert store.waiting_count("01:first_request") == 40  # added once
+    now = datetime.datetime.now(datetime.timezone.utc)
+    schedule = store.schedule("01:first_request")
+    due = draws.draw_now(schedule, "01", "first_request", "Europe/Paris", now)
+    assert jobs.claim_and_enqueue(redis, schedule, due, now)
+    run_jobs()  # the draw, then its messages
+    run_jobs()
+    assert store.draw("01:first_request", due.draw_id)["state"] == "published"
+    offered = len(store.offers("01:first_request"))
+    assert offered == 40 or offered == len(store.slots("01:first_request", now, now + datetime.timedelta(days=60)))
+    page = make_app(mail_backend="file").test_client().get("/dev/outbox", headers={"Accept-Language": "en"})
+    subjects = re.findall(r'<h3 class="fr-h6">([^<]+)</h3>', page.get_data(as_text=True))
+    assert len(subjects) == offered and all("drawn" in s or "tiré au sort" in s for s in subjects)
 
 
 def test_a_bad_setting_stops_the_command_with_its_name(cli_environment, monkeypatch):

@@ -19,11 +19,13 @@ import dataclasses
 import datetime
 import logging
 import os
+import random
 import secrets
 import smtplib
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import redis
@@ -100,7 +102,45 @@ def _load_demo(store: Store, settings: Settings) -> int:
                 DrawSchedule(prefecture="01", procedure=procedure.code, timezone="Europe/Paris",
                              cron=DEMO_CRON, created_at=now)
             )
+    _demo_pool(store, settings, now)
     return added
+
+
+DEMO_POOL = "01:first_request"
+DEMO_APPLICANTS = 40
+
+
+def _demo_pool(store: Store, settings: Settings, now: datetime.datetime) -> None:
+    """A demo waiting list (Ain, first request) with slots in the next draw's horizon, so that a
+    draw run from the staff pages gives offers at once; added only to an empty pool."""
+    from queue_service import inventory, registration as registrations, slots as slot_rules
+
+    if store.waiting_count(DEMO_POOL) or store.slots(DEMO_POOL, now, now + datetime.timedelta(days=60)):
+        return
+    zone = ZoneInfo("Europe/Paris")
+    first_day = (now.astimezone(zone) + datetime.timedelta(days=8)).date()
+    days = [first_day + datetime.timedelta(days=n) for n in range(19)]
+    candidates = [
+        slot_rules.Slot(id=f"demo-{day:%Y%m%d}-{hour:02d}{minute:02d}", prefecture="01", site="bourg",
+                        procedure="first_request", duration_minutes=30, counter=1,
+                        starts_at=datetime.datetime.combine(day, datetime.time(hour, minute), tzinfo=zone))
+        for day in days if day.weekday() < 5 for hour in (9, 10, 11) for minute in (0, 30)
+    ]
+    inventory.publish(store, "01", candidates)
+    procedure = reference.procedure_by_code("first_request")
+    rng = random.Random(1)
+    limits = registrations.Limits(settings.contacts_per_pool, datetime.timedelta(hours=settings.confirmation_link_hours))
+    records = UploadedRecords(store, settings.identity_key.encode())
+    for number in range(1, DEMO_APPLICANTS + 1):
+        letters = chr(65 + (number - 1) % 26) + chr(65 + (number - 1) // 26)
+        form = {"family_name": f"Demo {letters}", "given_names": "Applicant",
+                "birth_date": "1990-01-01", "nationality": "MA", "email": f"demo{number:02d}@example.org",
+                "phone": f"+33612{number:06d}", "consent": "yes", "language": "en" if number % 3 == 0 else "fr"}
+        applicant = registrations.parse_applicant(form, procedure, [site.id for site in reference.DEMO_SITES], now.date())
+        # Registered a day ago: entries close an hour before a draw, and a demo draw may be run at once.
+        registrations.register(store, "01", "first_request", applicant, now=now - datetime.timedelta(days=1), rng=rng,
+                               identity_secret=settings.identity_key.encode(), limits=limits, records=records,
+                               channel=registrations.Channel.ASSISTED, agent="demo")
 
 
 # The demo pools of Ain draw every Tuesday at 10:00, Paris time.
@@ -222,6 +262,8 @@ def dev() -> None:
     for role, email, password in _demo_accounts(store, settings):
         click.echo(f"Demo {role}: {email} / {password}  (sign in at http://127.0.0.1:5000/staff/login)")
     click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
+    click.echo(f"Demo waiting list: Ain, first request ({store.waiting_count(DEMO_POOL)} waiting). Run a draw from "
+               "/staff/p/01/schedules/first_request/run, then read the messages sent at http://127.0.0.1:5000/dev/outbox")
 
     environment = dict(os.environ)
     if not settings.redis_url:
