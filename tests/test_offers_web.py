@@ -116,3 +116,23 @@ def test_the_development_outbox_exists_only_with_the_file_backend(make_app, refe
     assert make_app(mail_backend="file").test_client().get("/dev/outbox").status_code == 200
     if path != "/dev/outbox":
         assert make_app(mail_backend="file").test_client().get(path).status_code == 404
+
+
+def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
+    store, _, _ = drawn
+    key, offer = first_offer(store)
+    bearer = {"Authorization": f"Bearer {link(settings, key)}"}
+    shown = client.get("/api/v1/registration", headers=bearer).get_json()
+    assert shown["status"] == "offered" and shown["offer"]["status"] == "pending"
+    assert shown["offer"]["deadline"] == offer["deadline"] and shown["offer"]["booking_code"] is None
+
+    bad = client.post("/api/v1/registration/offer", json={"answer": "maybe"}, headers=bearer)
+    assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
+    assert store.registration(key).status.value == "offered"
+
+    booked = client.post("/api/v1/registration/offer", json={"answer": "confirm"}, headers=bearer).get_json()
+    assert booked["status"] == "confirmed" and booked["offer"]["booking_code"] == offers.display_code(
+        store.offer(key)["code"])
+    again = client.post("/api/v1/registration/offer", json={"answer": "decline"}, headers=bearer)
+    assert again.status_code == 409 and again.get_json()["detail"]
+    assert client.post("/api/v1/registration/offer", json={"answer": "confirm"}).status_code == 404

@@ -98,6 +98,7 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
         "registration.confirm_email_change",
         "api.confirm_registration",
         "api.my_registration",
+        "api.answer_offer",
         "offers.offer_page",
         "offers.confirm_offer",
         "offers.decline_offer",

@@ -27,7 +27,7 @@ from web.registration import (
     signed_proof,
     trusted_public_keys,
 )
-from worker.jobs import enqueue_registration_email
+from worker.jobs import enqueue_dispatch, enqueue_registration_email
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 # The API authenticates with tokens, never with cookies: no CSRF token to send.
@@ -121,6 +121,25 @@ def _registration(found: Registration) -> dict:
         "sites": list(applicant.sites),
         "half_days": list(applicant.half_days),
         "language": applicant.language,
+        "offer": _offer(found),
+    }
+
+
+def _offer(found: Registration) -> dict | None:
+    """The registration's latest offer or booking, as its offer page shows it."""
+    from web.offers import appointment
+
+    shown = appointment(found)
+    if shown is None:
+        return None
+    return {
+        "status": shown["offer"]["status"],
+        "starts_at": shown["slot"].starts_at.isoformat(),
+        "ends_at": shown["slot"].ends_at.isoformat(),
+        "site": shown["slot"].site,
+        "deadline": shown["offer"]["deadline"],
+        "booking_code": shown["code"],
+        "cancel_by": shown["cancel_by"].isoformat() if shown["offer"]["status"] == "confirmed" else None,
     }
 
 
@@ -161,6 +180,28 @@ def bearer_registration() -> Registration:
         raise InvalidLink()
     key = read_status_token(services().settings.secret_key, token.strip())
     return registrations.load(services().store, key)
+
+
+@blueprint.post("/registration/offer")
+def answer_offer():
+    """Confirm or decline the pending offer ({"answer": "confirm" | "decline"}), or cancel the booking ("cancel")."""
+    from queue_service import offers as offer_rules
+    from web.offers import identity_secret, timing
+
+    found = bearer_registration()
+    store = services().store
+    answer = json_body().get("answer")
+    if answer == "confirm":
+        offer_rules.confirm(store, found.key, identity_secret(), now())
+    elif answer == "decline":
+        offer_rules.decline(store, found.key, store.schedule(found.key.pool), now())
+    elif answer == "cancel":
+        offer_rules.cancel_booking(store, found.key, timing(), now())
+    else:
+        raise ValidationFailed({"answer": "give \"confirm\", \"decline\" or \"cancel\""})
+    if answer != "decline":
+        enqueue_dispatch(services().redis, found.key.pool)
+    return jsonify(_registration(registrations.load(store, found.key)))
 
 
 @blueprint.route("/registration", methods=["GET", "PATCH", "DELETE"])

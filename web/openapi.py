@@ -76,6 +76,20 @@ def openapi_document() -> dict:
             "sites": {"type": "array", "items": TEXT},
             "half_days": {"type": "array", "items": TEXT},
             "language": TEXT,
+            "offer": {
+                "type": ["object", "null"],
+                "description": "The latest offer or booking; null before any",
+                "properties": {
+                    "status": {"type": "string", "enum": ["pending", "confirmed", "declined", "expired", "cancelled",
+                                                          "slot_cancelled", "attended", "no_show"]},
+                    "starts_at": MOMENT,
+                    "ends_at": MOMENT,
+                    "site": TEXT,
+                    "deadline": MOMENT,
+                    "booking_code": NULLABLE_TEXT,
+                    "cancel_by": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
         }
     )
     bearer = [{"statusToken": []}]
@@ -159,6 +173,19 @@ def openapi_document() -> dict:
                     "summary": "Withdraw from the waiting list",
                     "security": bearer,
                     "responses": {"200": _json("Registration", "Withdrawn"), **_problems(404, 409, 429)},
+                },
+            },
+            "/registration/offer": {
+                "post": {
+                    "summary": "Confirm or decline the offered appointment before its deadline, or cancel the booking",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _object(
+                            {"answer": {"type": "string", "enum": ["confirm", "decline", "cancel"]}}, ["answer"])}},
+                    },
+                    "responses": {"200": _json("Registration", "The registration, with its offer"),
+                                  **_problems(400, 404, 409, 422, 429)},
                 },
             },
             "/registration/proof": {
