@@ -35,6 +35,7 @@ The steps, each a public function so that the benchmark can time them:
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -161,9 +162,15 @@ class Entrant:
 
     def __post_init__(self) -> None:
         _require_text(self.ref, "entrant ref")
-        weight = canonical_weight(self.weight)
+        # A pool has few distinct weights and constraint sets: checked once each
+        # (a million entrants are rebuilt from the frozen record at each draw).
+        if type(self.weight) is str:
+            weight, value = _checked_weight_text(self.weight)
+        else:
+            weight = canonical_weight(self.weight)
+            value = float(weight)
         object.__setattr__(self, "weight", weight)
-        object.__setattr__(self, "weight_value", float(weight))
+        object.__setattr__(self, "weight_value", value)
         if self.group is not None:
             _require_text(self.group, f"group of entrant {self.ref!r}")
         if self.accepts is not None:
@@ -174,14 +181,28 @@ class Entrant:
             raise ValueError(
                 f"accepts of entrant {self.ref!r} must be a list of slot classes, not a string"
             )
-        classes = tuple(sorted(set(self.accepts)))
-        if not classes:
-            raise ValueError(
-                f"accepts of entrant {self.ref!r} is empty: use None for 'any slot'"
-            )
-        for slot_class in classes:
-            _require_text(slot_class, f"a slot class accepted by {self.ref!r}")
-        return classes
+        accepts = tuple(self.accepts)
+        try:
+            return _normalised_classes(accepts)
+        except ValueError as error:
+            raise ValueError(f"accepts of entrant {self.ref!r}: {error}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_weight_text(text: str) -> tuple[str, float]:
+    weight = canonical_weight(text)
+    return weight, float(weight)
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalised_classes(accepts: tuple) -> tuple[str, ...]:
+    """Sorted, without repeats; every class a non-empty string."""
+    classes = tuple(sorted(set(accepts)))
+    if not classes:
+        raise ValueError("it is empty: use None for 'any slot'")
+    for slot_class in classes:
+        _require_text(slot_class, "a slot class")
+    return classes
 
 
 @dataclass(frozen=True, slots=True)
