@@ -67,6 +67,7 @@ class Settings:
     smtp_username: str
     smtp_password: str = dataclasses.field(repr=False)  # never logged
     smtp_timeout_seconds: float
+    metrics_token: str = dataclasses.field(repr=False)  # never logged
 
     @property
     def is_production(self) -> bool:

@@ -1,4 +1,4 @@
-"""The web app: pages for applicants, the JSON API, health checks.
+"""The web app: pages for applicants, the JSON API, health checks, staff pages, metrics.
 
 `create_app` builds everything from a Settings object; nothing is connected or
 read at import, so tests, gunicorn workers and the CLI each get their own app.
@@ -51,7 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from web import api, applicant, errors, health, i18n, registration, security, staff
+    from web import api, applicant, errors, health, i18n, metrics, registration, security, staff
     from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
@@ -65,6 +65,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(registration.blueprint)
     app.register_blueprint(staff.blueprint)
+    metrics.init_app(app)
     limit_sensitive_routes(app, limiter, settings)
     return app
 

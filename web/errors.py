@@ -50,6 +50,10 @@ def translated(errors: dict[str, str]) -> dict[str, str]:
 
 def handle_http_error(error: HTTPException):
     status = error.code or 500
+    if status == 429:
+        from web.metrics import note_rate_limited
+
+        note_rate_limited()
     title, detail = _texts(status)
     response = _respond(status, title or error.name, detail)
     # Keep headers such as Allow (405) and Retry-After (429).

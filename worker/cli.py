@@ -248,7 +248,7 @@ def check_config() -> None:
     """Print the settings in force (secrets hidden) and check that Redis answers."""
     settings = _settings()
     for name, value in dataclasses.asdict(settings).items():
-        shown = "(set)" if name in REQUIRED_SECRETS + ("smtp_password",) and value else value
+        shown = "(set)" if name in REQUIRED_SECRETS + ("smtp_password", "metrics_token") and value else value
         click.echo(f"{name} = {shown}")
     _connect(settings)
     click.echo("Redis: ok")
