@@ -130,19 +130,27 @@ def project_chances(
     pool_weights: np.ndarray,
     upcoming_draws: Sequence[UpcomingDraw],
     aging: float,
+    pool_counts: np.ndarray | None = None,
 ) -> Projection:
     """Chance at the next draw and the dates the cumulative chance passes 50 % and 90 %.
 
     ``pool_weights`` are the weights of the other entrants (not the
     applicant), taken as the pool of every upcoming draw. Before draw j the
     applicant has lost j draws, so their weight is
-    ``applicant_weight + aging * j``.
+    ``applicant_weight + aging * j``. With ``pool_counts``, ``pool_weights``
+    are distinct weights and ``pool_counts`` how many entrants have each (a
+    pool of a million is then a handful of numbers).
     """
     if not (math.isfinite(applicant_weight) and applicant_weight > 0):
         raise ValueError("applicant_weight must be finite and greater than zero")
     if not (math.isfinite(aging) and aging >= 0):
         raise ValueError("aging must be finite and >= 0")
-    distinct, counts = np.unique(_check_weights(pool_weights), return_counts=True)
+    if pool_counts is None:
+        distinct, counts = np.unique(_check_weights(pool_weights), return_counts=True)
+    else:
+        distinct, counts = _check_weights(pool_weights), np.asarray(pool_counts, dtype=np.float64)
+        if counts.shape != distinct.shape or np.any(counts < 0):
+            raise ValueError("pool_counts must give a count >= 0 for each weight")
     not_drawn_yet = 1.0
     cumulative = []
     for draws_lost, draw in enumerate(upcoming_draws):

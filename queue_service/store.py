@@ -983,6 +983,15 @@ class Store:
             lost -= 1
         return histogram
 
+    def last_slot_start(self, pool: str) -> datetime.datetime | None:
+        """When the pool's last published slot starts: how far the inventory reaches."""
+        last = self.redis.zrange(SLOT_TIMES_KEY.format(pool=pool), -1, -1, withscores=True)
+        return datetime.datetime.fromtimestamp(last[0][1], datetime.timezone.utc) if last else None
+
+    def joined_at(self, key) -> float | None:
+        """When a waiting registration joined the waiting set (epoch), or None if it is not waiting."""
+        return self.redis.zscore(WAITING_KEY.format(pool=key.pool), key.registration_id)
+
     def open_slot_counts(self, pool: str, ranges: list[tuple[datetime.datetime, datetime.datetime]]) -> list[int]:
         """How many of the pool's slots are open in each [start, end), counted inside Redis."""
         if not ranges:

@@ -55,6 +55,8 @@ def handle_http_error(error: HTTPException):
 
         note_rate_limited()
     title, detail = _texts(status)
+    if error.description and error.description != type(error).description:
+        detail = error.description  # a handler's own explanation (already in the request's language)
     response = _respond(status, title or error.name, detail)
     # Keep headers such as Allow (405) and Retry-After (429).
     for name, value in error.get_headers():

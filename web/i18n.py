@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 
 from flask import Flask, redirect, request
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, format_percent, get_locale
 
 from queue_service.settings import LOCALES
 from web import services
@@ -59,6 +59,17 @@ def init_app(app: Flask) -> None:
     def format_iso_moment(text: str) -> str:
         """An ISO 8601 time from a record, as a reader says it, in the service's time zone."""
         return format_datetime(datetime.datetime.fromisoformat(text), "EEEE d MMMM y HH:mm")
+
+    @app.template_filter("percent")
+    def percent(value: float | None) -> str:
+        """A share as people read it ("12,5 %" in French); a dash when there is nothing to divide."""
+        if value is None:
+            return "–"
+        if 0 < value < 0.001:
+            return "< " + format_percent(0.001, "#,##0.#%")
+        if 0.999 < value < 1:
+            return "> " + format_percent(0.999, "#,##0.#%")
+        return format_percent(value, "#,##0.#%")
 
     @app.context_processor
     def language_context():
