@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 
 from flask import Flask, redirect, request
-from flask_babel import format_datetime, format_percent, get_locale
+from babel.numbers import format_percent
+from flask_babel import format_datetime, get_locale
 
 from queue_service.settings import LOCALES
 from web import services
@@ -65,11 +66,16 @@ def init_app(app: Flask) -> None:
         """A share as people read it ("12,5 %" in French); a dash when there is nothing to divide."""
         if value is None:
             return "–"
+
+        def shown(share: float) -> str:
+            # The locale's own pattern ("66,7 %" in French, "66.7%" in English), to one decimal.
+            return format_percent(round(share, 3), locale=get_locale(), decimal_quantization=False)
+
         if 0 < value < 0.001:
-            return "< " + format_percent(0.001, "#,##0.#%")
+            return "< " + shown(0.001)
         if 0.999 < value < 1:
-            return "> " + format_percent(0.999, "#,##0.#%")
-        return format_percent(value, "#,##0.#%")
+            return "> " + shown(0.999)
+        return shown(value)
 
     @app.context_processor
     def language_context():
