@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -107,12 +106,12 @@ def typical_slots_per_draw(store, pool: str) -> int:
     return round(sum(recent) / len(recent)) if recent else 0
 
 
-def pool_weights(store, pool: str, schedule: DrawSchedule) -> tuple[np.ndarray, np.ndarray]:
-    """The waiting pool as (distinct weights, how many have each)."""
+def pool_weights(store, pool: str, schedule: DrawSchedule) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The waiting pool as (distinct weights, how many have each, the draws lost giving each weight)."""
     by_lost = store.waiting_by_draws_lost(pool)
     lost = sorted(by_lost)
     weights = np.array([float(draw_rules.entrant_weight(schedule.policy, value)) for value in lost], dtype=np.float64)
-    return weights, np.array([by_lost[value] for value in lost], dtype=np.float64)
+    return weights, np.array([by_lost[value] for value in lost], dtype=np.float64), lost
 
 
 def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: datetime.datetime) -> Outlook | None:
@@ -122,10 +121,9 @@ def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: d
     pool = registration.key.pool
     joined = store.joined_at(registration.key)
     planned = [draw for draw in planned_draws(store, schedule, now) if joined is None or draw.cutoff.timestamp() >= joined]
-    weights, counts = pool_weights(store, pool, schedule)
+    weights, counts, lost_values = pool_weights(store, pool, schedule)
     # The others: the pool less the applicant, who is counted in the bin of the draws lost since joining.
     own_bin = _draws_lost_since(store, pool, joined)
-    lost_values = sorted(store.waiting_by_draws_lost(pool))
     if own_bin in lost_values:
         counts = counts.copy()
         counts[lost_values.index(own_bin)] -= 1
@@ -154,7 +152,7 @@ def newcomer_outlook(store, schedule: DrawSchedule | None, now: datetime.datetim
         return None
     pool = f"{schedule.prefecture}:{schedule.procedure}"
     planned = [draw for draw in planned_draws(store, schedule, now) if draw.cutoff >= now]
-    weights, counts = pool_weights(store, pool, schedule)
+    weights, counts, _ = pool_weights(store, pool, schedule)
     projection = _projection(float(draw_rules.entrant_weight(schedule.policy, 0)), weights, counts, planned,
                              schedule.policy.aging)
     return {
@@ -313,6 +311,3 @@ def national_rows(store, prefectures, now: datetime.datetime) -> list[dict]:
         )
     return rows
 
-
-def expected_days(outlook_date: datetime.datetime | None, now: datetime.datetime) -> int | None:
-    return None if outlook_date is None else max(0, math.ceil((outlook_date - now).total_seconds() / 86400))

@@ -24,6 +24,7 @@ import hmac
 import os
 import time
 
+import redis
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -178,7 +179,7 @@ def note_rate_limited() -> None:
     try:
         store.prefecture(pool[0])
         store.procedure(pool[1])
-    except QueueServiceError:
-        return
-    store.count_event(f"{pool[0]}:{pool[1]}", events.Event.RATE_LIMITED.value,
-                      datetime.datetime.now(datetime.timezone.utc))
+        store.count_event(f"{pool[0]}:{pool[1]}", events.Event.RATE_LIMITED.value,
+                          datetime.datetime.now(datetime.timezone.utc))
+    except (QueueServiceError, redis.RedisError):
+        return  # an unknown pool, or Redis unreachable: the 429 is answered all the same
