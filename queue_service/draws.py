@@ -203,6 +203,7 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
         "state": DrawState.FROZEN.value,
         "frozen_at": now.isoformat(),
         "entrants": str(len(entrants)),
+        "urgent_entrants": str(sum(1 for e in entrants if e.group == URGENT_GROUP)),
         "slots": str(len(frozen_slots)),
         "entrants_digest": lottery.entrants_digest(entrants),
         "horizon_start": start.isoformat(),

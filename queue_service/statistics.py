@@ -8,7 +8,8 @@ counters (queue_service/metrics.py), the size of a sorted set, a handful of
 draw records, or a count of open slots done inside Redis. Nothing reads the
 registrations one by one.
 
-Chances and dates use queue_service/chances.py over the pool's weights,
+Chances and dates use queue_service/chances.py over the pool's weights and
+the urgent group's priority phase (its share of the pool as at the last draw),
 taken as a histogram: how many wait having lost 0, 1, 2... draws
 (Store.waiting_by_draws_lost, one ZCOUNT per committed draw, so O(distinct
 weights)), turned into weights by the pool's policy. The slots of each
@@ -129,8 +130,11 @@ def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: d
         counts[lost_values.index(own_bin)] -= 1
     policy = schedule.policy
     weight = draw_rules.entrant_weight(policy, registration.draws_lost)
-    group = draw_rules.entrant_group(policy, registration.applicant.permit_expiry, planned[0].at) if planned else None
-    projection = _projection(float(weight), weights, counts, planned, policy.aging)
+    groups = [draw_rules.entrant_group(policy, registration.applicant.permit_expiry, draw.at) for draw in planned]
+    group = groups[0] if groups else None
+    urgent_from = next((index for index, found in enumerate(groups) if found), None)
+    projection = _projection(float(weight), weights, counts, planned, policy.aging,
+                             urgent_phase(store, pool, schedule, urgent_from))
     return Outlook(
         next_draw=planned[0] if planned else None,
         next_draw_chance=projection.next_draw_chance if planned else None,
@@ -154,7 +158,7 @@ def newcomer_outlook(store, schedule: DrawSchedule | None, now: datetime.datetim
     planned = [draw for draw in planned_draws(store, schedule, now) if draw.cutoff >= now]
     weights, counts, _ = pool_weights(store, pool, schedule)
     projection = _projection(float(draw_rules.entrant_weight(schedule.policy, 0)), weights, counts, planned,
-                             schedule.policy.aging)
+                             schedule.policy.aging, urgent_phase(store, pool, schedule, None))
     return {
         "next_draw_chance": projection.next_draw_chance if planned else None,
         "date_50": projection.date_50,
@@ -165,9 +169,27 @@ def newcomer_outlook(store, schedule: DrawSchedule | None, now: datetime.datetim
     }
 
 
-def _projection(weight: float, weights: np.ndarray, counts: np.ndarray, planned: list[PlannedDraw], aging: float):
+def _projection(weight: float, weights: np.ndarray, counts: np.ndarray, planned: list[PlannedDraw], aging: float,
+                urgent: chances.UrgentPhase | None):
     upcoming = [chances.UpcomingDraw(draw.at, draw.slots) for draw in planned]
-    return chances.project_chances(weight, weights, upcoming, aging, pool_counts=counts)
+    return chances.project_chances(weight, weights, upcoming, aging, pool_counts=counts, urgent=urgent)
+
+
+def urgent_phase(store, pool: str, schedule: DrawSchedule, applicant_urgent_from: int | None):
+    """The priority phase coming draws will have, or None without one.
+
+    The share of the pool in the urgent group is taken from the last frozen
+    draw (the pool is assumed stationary, as for its weights): counting it now
+    would mean reading every waiting renewal's permit expiry.
+    """
+    policy = schedule.policy
+    if not (policy.urgency_window_days and policy.urgency_share):
+        return None
+    last = next((record for record in store.draws(pool, limit=RECENT_DRAWS) if record.get("entrants")), None)
+    fraction = int(last.get("urgent_entrants") or 0) / int(last["entrants"]) if last and int(last["entrants"]) else 0.0
+    if fraction == 0 and applicant_urgent_from is None:
+        return None
+    return chances.UrgentPhase(policy.urgency_share, fraction, applicant_urgent_from)
 
 
 def _estimates_used(planned: list[PlannedDraw], projection) -> bool:
