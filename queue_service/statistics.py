@@ -8,11 +8,12 @@ counters (queue_service/metrics.py), the size of a sorted set, a handful of
 draw records, or a count of open slots done inside Redis. Nothing reads the
 registrations one by one.
 
-Chances and dates use queue_service/chances.py over the pool's weights and
-the urgent group's priority phase (its share of the pool as at the last draw),
+Chances and dates use queue_service/chances.py over the pool's weights,
 taken as a histogram: how many wait having lost 0, 1, 2... draws
 (Store.waiting_by_draws_lost, one ZCOUNT per committed draw, so O(distinct
-weights)), turned into weights by the pool's policy. The slots of each
+weights)), turned into weights by the pool's policy; and over the urgent
+group's priority phase, the group's share of the pool taken as at the last
+frozen draw. The slots of each
 coming draw are the open slots of its horizon not already in an earlier
 draw's horizon; where the prefecture has not published that far yet, the
 number of slots the pool's recent draws had stands in (marked `estimated`).
