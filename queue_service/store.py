@@ -302,6 +302,8 @@ class Store:
 
         For moving a waiting list from another system, and for benchmarks:
         the caller vouches that the people are distinct (no duplicate check).
+        They are not counted as registrations (they registered elsewhere); the
+        waiting gauge and the weights see them at once.
         """
         with self.redis.pipeline(transaction=False) as pipe:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
@@ -551,7 +553,8 @@ class Store:
         return sorted(found, key=lambda slot: (slot.starts_at, slot.site, slot.counter))
 
     def open_slot_count(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> int:
-        return sum(1 for slot in self.slots(pool, start, end) if slot.status is SlotStatus.OPEN)
+        """How many of the pool's slots starting in [start, end) are open (counted inside Redis)."""
+        return self.open_slot_counts(pool, [(start, end)])[0]
 
     def future_slot_count(self, prefecture: str, site_id: str, now: datetime.datetime) -> int:
         far = now + datetime.timedelta(days=3650)
