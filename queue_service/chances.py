@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["solve_rate", "inclusion_chances", "UpcomingDraw", "Projection", "project_chances"]
+__all__ = ["solve_rate", "inclusion_chances", "UpcomingDraw", "UrgentPhase", "Projection", "project_chances"]
 
 #: Relative width of the bracket at which the root-find stops.
 RATE_TOLERANCE = 1e-12
@@ -111,6 +111,21 @@ class UpcomingDraw:
 
 
 @dataclass(frozen=True)
+class UrgentPhase:
+    """The draws' priority phase (queue_service/draws.py): the urgent group is drawn
+    first, for at most floor(share x slots) slots, then everyone left shares the rest.
+
+    ``fraction`` is the share of the other entrants in the urgent group (taken
+    with the same weights as the pool); the applicant is urgent from upcoming
+    draw number ``applicant_urgent_from`` on (None: never).
+    """
+
+    share: float
+    fraction: float
+    applicant_urgent_from: int | None = None
+
+
+@dataclass(frozen=True)
 class Projection:
     """What the status page shows about the coming draws.
 
@@ -130,30 +145,43 @@ def project_chances(
     pool_weights: np.ndarray,
     upcoming_draws: Sequence[UpcomingDraw],
     aging: float,
+    pool_counts: np.ndarray | None = None,
+    urgent: UrgentPhase | None = None,
 ) -> Projection:
     """Chance at the next draw and the dates the cumulative chance passes 50 % and 90 %.
 
     ``pool_weights`` are the weights of the other entrants (not the
     applicant), taken as the pool of every upcoming draw. Before draw j the
     applicant has lost j draws, so their weight is
-    ``applicant_weight + aging * j``.
+    ``applicant_weight + aging * j``. With ``pool_counts``, ``pool_weights``
+    are distinct weights and ``pool_counts`` how many entrants have each (a
+    pool of a million is then a handful of numbers). With ``urgent``, each
+    draw has the priority phase it describes.
     """
     if not (math.isfinite(applicant_weight) and applicant_weight > 0):
         raise ValueError("applicant_weight must be finite and greater than zero")
     if not (math.isfinite(aging) and aging >= 0):
         raise ValueError("aging must be finite and >= 0")
-    distinct, counts = np.unique(_check_weights(pool_weights), return_counts=True)
+    if pool_counts is None:
+        distinct, counts = np.unique(_check_weights(pool_weights), return_counts=True)
+    else:
+        distinct, counts = _check_weights(pool_weights), np.asarray(pool_counts, dtype=np.float64)
+        if counts.shape != distinct.shape or np.any(counts < 0):
+            raise ValueError("pool_counts must give a count >= 0 for each weight")
     not_drawn_yet = 1.0
-    cumulative = []
+    cumulative, chances = [], []
     for draws_lost, draw in enumerate(upcoming_draws):
         weight = applicant_weight + aging * draws_lost
-        chance = _chance_in_pool(weight, distinct, counts, draw.slots)
+        if urgent is None:
+            chance = _chance_in_pool(weight, distinct, counts, draw.slots)
+        else:
+            is_urgent = urgent.applicant_urgent_from is not None and draws_lost >= urgent.applicant_urgent_from
+            chance = _chance_with_phase(weight, is_urgent, distinct, counts, draw.slots, urgent)
+        chances.append(chance)
         not_drawn_yet *= 1.0 - chance
         cumulative.append(1.0 - not_drawn_yet)
     return Projection(
-        next_draw_chance=_chance_in_pool(applicant_weight, distinct, counts, upcoming_draws[0].slots)
-        if upcoming_draws
-        else 0.0,
+        next_draw_chance=chances[0] if chances else 0.0,
         cumulative=tuple(cumulative),
         date_50=_first_date_reaching(0.5, cumulative, upcoming_draws),
         date_90=_first_date_reaching(0.9, cumulative, upcoming_draws),
@@ -166,6 +194,40 @@ def _chance_in_pool(weight: float, distinct: np.ndarray, counts: np.ndarray, slo
     multiplicities = np.append(counts.astype(np.float64), 1.0)
     rate = solve_rate(weights, slots, multiplicities)
     return 1.0 if rate == math.inf else float(-np.expm1(-weight * rate))
+
+
+def _chance_with_phase(
+    weight: float, is_urgent: bool, distinct: np.ndarray, counts: np.ndarray, slots: int, urgent: UrgentPhase
+) -> float:
+    """The applicant's chance when the urgent group is drawn first (the same exponential race).
+
+    Phase 1 draws the urgent entrants whose clocks ring before t1, where t1
+    gives the phase's cap; the last phase draws everyone left whose clock rings
+    before t2, where t2 completes the slots. If the urgent winners and the
+    others ringing before t1 already exceed the slots, the others share what the
+    cap leaves (t2 < t1); otherwise t2 > t1 and the whole pool shares the slots
+    as without a phase. An urgent applicant wins before max(t1, t2), anyone else before t2.
+    """
+    cap = math.floor(urgent.share * slots)
+    fraction = min(max(urgent.fraction, 0.0), 1.0)
+    urgent_counts = np.append(counts * fraction, 1.0 if is_urgent else 0.0)
+    general_counts = np.append(counts * (1.0 - fraction), 0.0 if is_urgent else 1.0)
+    weights = np.append(distinct, weight)
+    if cap <= 0 or urgent_counts.sum() <= 0 or slots <= 0:
+        return _chance_in_pool(weight, distinct, counts, slots)
+    everyone = urgent_counts + general_counts
+    if slots >= everyone.sum():
+        return 1.0
+    urgent_drawn = min(cap, urgent_counts.sum())
+    rate_1 = solve_rate(weights, cap, urgent_counts) if cap < urgent_counts.sum() else math.inf
+    general_by_t1 = 0.0 if rate_1 == math.inf else float(np.sum(general_counts * -np.expm1(-weights * rate_1)))
+    if rate_1 == math.inf or urgent_drawn + general_by_t1 >= slots:
+        rate_2 = solve_rate(weights, max(slots - urgent_drawn, 0.0), general_counts) if general_counts.sum() else 0.0
+        if is_urgent:
+            return 1.0 if rate_1 == math.inf else float(-np.expm1(-weight * max(rate_1, rate_2)))
+        return 1.0 if rate_2 == math.inf else float(-np.expm1(-weight * rate_2))
+    rate_2 = solve_rate(weights, slots, everyone)
+    return 1.0 if rate_2 == math.inf else float(-np.expm1(-weight * rate_2))
 
 
 def _first_date_reaching(level: float, cumulative: list[float], draws: Sequence[UpcomingDraw]):

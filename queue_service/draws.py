@@ -203,6 +203,7 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
         "state": DrawState.FROZEN.value,
         "frozen_at": now.isoformat(),
         "entrants": str(len(entrants)),
+        "urgent_entrants": str(sum(1 for e in entrants if e.group == URGENT_GROUP)),
         "slots": str(len(frozen_slots)),
         "entrants_digest": lottery.entrants_digest(entrants),
         "horizon_start": start.isoformat(),
@@ -211,14 +212,24 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
     store.freeze_draw(pool, record["draw_id"], fence, json.dumps(frozen), changes)
 
 
+def entrant_weight(policy, draws_lost: int) -> str:
+    """An entrant's weight (a canonical decimal string): 1 + aging x draws lost."""
+    return lottery.canonical_weight(1 + policy.aging * draws_lost)
+
+
+def entrant_group(policy, permit_expiry: datetime.date | None, scheduled_at: datetime.datetime) -> str | None:
+    """URGENT_GROUP for a permit expiring within the policy's window of the draw, else None."""
+    if permit_expiry is None or not policy.urgency_window_days:
+        return None
+    days_left = (permit_expiry - scheduled_at.date()).days
+    return URGENT_GROUP if days_left <= policy.urgency_window_days else None
+
+
 def _entrant(person: dict, schedule: DrawSchedule, scheduled_at: datetime.datetime) -> lottery.Entrant:
     policy = schedule.policy
-    weight = lottery.canonical_weight(1 + policy.aging * int(person["draws_lost"]))
-    group = None
+    weight = entrant_weight(policy, int(person["draws_lost"]))
     expiry = person.get("permit_expiry")
-    if expiry and policy.urgency_window_days:
-        days_left = (datetime.date.fromisoformat(expiry) - scheduled_at.date()).days
-        group = URGENT_GROUP if days_left <= policy.urgency_window_days else None
+    group = entrant_group(policy, datetime.date.fromisoformat(expiry) if expiry else None, scheduled_at)
     accepts = None
     if policy.constraints_apply:
         accepts = tuple(slot_class(site, half_day) for site in person["sites"] for half_day in person["half_days"]) or None

@@ -4,51 +4,84 @@ Scripts receive every key they touch in KEYS (all of one pool's hash tag, so
 they run on Redis Cluster too) and never build key names themselves.
 """
 
+# Counters (queue_service/metrics.py names the events; the store's "Counters"
+# section documents the keys). Put in front of every script that counts, so a
+# counter changes in the same atomic step as the state it counts:
+#   count_event(event, amount, key, ...)  HINCRBY `event` by `amount` in each
+#       hash given: the pool's totals and its day (Store.stats_keys), and for
+#       what concerns one draw's offers, the draw's (Store.stats_keys(draw_id=)).
+#   count_wait(key, days)  one more wait of `days` whole days in the pool's
+#       wait histogram (Store.waits_key).
+# The keys come from KEYS, never built here. An amount of 0 writes nothing.
+STATS_LUA = """
+local function count_event(event, amount, ...)
+  amount = tonumber(amount)
+  if amount == 0 then return end
+  for _, key in ipairs({...}) do redis.call('HINCRBY', key, event, amount) end
+end
+local function count_wait(key, days)
+  redis.call('HINCRBY', key, tostring(math.floor(tonumber(days))), 1)
+end
+"""
+
 # KEYS: registration, history, identity, email contacts, phone contacts, refs,
-#       unconfirmed, waiting
+#       unconfirmed, waiting, stats totals, stats day
 # ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
-#       event, has email ("1"/"0"), then field/value pairs of the registration
-CREATE_SCRIPT = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
+#       event, has email ("1"/"0"), channel, then field/value pairs of the registration
+# Counts registered (and registered_assisted), or the refusal: duplicate_refused,
+# contact_cap_refused. A reference already taken is retried by the caller: not counted.
+CREATE_SCRIPT = STATS_LUA + """
+local stats = {KEYS[9], KEYS[10]}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  count_event('duplicate_refused', 1, unpack(stats))
+  return 'duplicate'
+end
 local cap = tonumber(ARGV[3])
-if ARGV[8] == '1' and redis.call('SCARD', KEYS[4]) >= cap then return 'contact_cap' end
-if redis.call('SCARD', KEYS[5]) >= cap then return 'contact_cap' end
+if (ARGV[8] == '1' and redis.call('SCARD', KEYS[4]) >= cap) or redis.call('SCARD', KEYS[5]) >= cap then
+  count_event('contact_cap_refused', 1, unpack(stats))
+  return 'contact_cap'
+end
 if redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[1]) == 0 then return 'ref_taken' end
 redis.call('SET', KEYS[3], ARGV[1])
 if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
 redis.call('SADD', KEYS[5], ARGV[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('RPUSH', KEYS[2], ARGV[7])
 if ARGV[4] == 'pending_email' then
   redis.call('ZADD', KEYS[7], ARGV[6], ARGV[1])
 else
   redis.call('ZADD', KEYS[8], ARGV[5], ARGV[1])
 end
+count_event('registered', 1, unpack(stats))
+if ARGV[9] == 'assisted' then count_event('registered_assisted', 1, unpack(stats)) end
 return 'ok'
 """
 
-# KEYS: registration, history, unconfirmed, waiting
+# KEYS: registration, history, unconfirmed, waiting, stats totals, stats day
 # ARGV: id, now (ISO), now (epoch), history event
-CONFIRM_SCRIPT = """
+# Counts email_confirmed (once: a second opening of the link changes nothing).
+CONFIRM_SCRIPT = STATS_LUA + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending_email' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2],
   'waiting_since', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[4])
+count_event('email_confirmed', 1, KEYS[5], KEYS[6])
 return 1
 """
 
 # KEYS: registration, history, identity, email contacts, phone contacts, refs,
-#       unconfirmed, waiting, closed
+#       unconfirmed, waiting, closed, stats totals, stats day
 # ARGV: id, new status, now (ISO), now (epoch), history event, expected email
-#       fingerprint, expected phone fingerprint, then the statuses allowed before
+#       fingerprint, expected phone fingerprint, event to count ("" for none),
+#       then the statuses allowed before
 # Returns 1 when closed, 0 when not allowed, -1 when the contacts changed meanwhile.
-CLOSE_SCRIPT = """
+CLOSE_SCRIPT = STATS_LUA + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 local allowed = false
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if ARGV[i] == status then allowed = true end
 end
 if not allowed then return 0 end
@@ -62,6 +95,7 @@ redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[5])
+if ARGV[8] ~= '' then count_event(ARGV[8], 1, KEYS[10], KEYS[11]) end
 return 1
 """
 
@@ -88,11 +122,12 @@ return 'ok'
 """
 
 # KEYS: registration, history, identity, email contacts, phone contacts, refs,
-#       unconfirmed, waiting, closed, offers
+#       unconfirmed, waiting, closed, stats totals, stats day, offers
 # ARGV: id, ref, "unconfirmed" or "closed", deadline (epoch)
 # Deletes the registration only if it is still unconfirmed past the deadline,
-# or closed before it; returns 1 if deleted.
-PURGE_SCRIPT = """
+# or closed before it; returns 1 if deleted. Counts purged_unconfirmed (closed
+# registrations were counted when they closed).
+PURGE_SCRIPT = STATS_LUA + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if ARGV[3] == 'unconfirmed' then
@@ -110,7 +145,8 @@ if redis.call('HGET', KEYS[6], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[
 redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
-redis.call('HDEL', KEYS[10], ARGV[1])
+redis.call('HDEL', KEYS[12], ARGV[1])
+if ARGV[3] == 'unconfirmed' then count_event('purged_unconfirmed', 1, KEYS[10], KEYS[11]) end
 return 1
 """
 
@@ -125,7 +161,8 @@ return 1
 
 
 # KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws,
-#       slot holders, offer deadlines, the draw's offered refs
+#       stats totals, stats day, the draw's stats, slot holders, offer deadlines,
+#       the draw's offered refs
 # ARGV: fence, registration key prefix ("qs:{pool}:reg:"), winners JSON
 #       [[registration id, ref, slot id], ...], now (ISO), offer deadline (ISO),
 #       draw id, the draw's cutoff (epoch), offer deadline (epoch)
@@ -137,8 +174,10 @@ return 1
 # draws entered and lost are counted (those committed during its wait).
 # Registration keys are built here from the prefix: they share the pool's
 # hash tag, hence its cluster slot.
+# Counts draw_committed and slots_offered (the latter in the draw's stats too),
+# once: a second run finds the draw committed.
 # Returns "ok", "stale" (a newer worker holds the draw) or "state" (not drawn).
-COMMIT_SCRIPT = """
+COMMIT_SCRIPT = STATS_LUA + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
 local prefix, now, deadline, draw_id = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
@@ -174,14 +213,31 @@ end
 flush('ZREM', KEYS[5], leaving)
 flush('HSET', KEYS[3], offers)
 flush('HSET', KEYS[6], states)
-flush('HSET', KEYS[8], holders)
-flush('ZADD', KEYS[9], deadlines)
-flush('SADD', KEYS[10], refs)
+flush('HSET', KEYS[11], holders)
+flush('ZADD', KEYS[12], deadlines)
+flush('SADD', KEYS[13], refs)
 flush('RPUSH', KEYS[4], outbox)
 redis.call('ZADD', KEYS[7], ARGV[7], draw_id)
 redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', #leaving,
   'not_applied', cjson.encode(skipped))
+count_event('draw_committed', 1, KEYS[8], KEYS[9])
+count_event('slots_offered', #leaving, KEYS[8], KEYS[9], KEYS[10])
 return 'ok'
+"""
+
+# KEYS: slot times, slot states. ARGV: pairs of (start, end) epochs.
+# How many slots are open in each [start, end), counted in Redis: the pages
+# that project chances need counts, not the slots themselves.
+OPEN_SLOTS_SCRIPT = """
+local found = {}
+for pair = 1, #ARGV, 2 do
+  local open = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[pair], '(' .. ARGV[pair + 1])) do
+    if redis.call('HGET', KEYS[2], id) == 'open' then open = open + 1 end
+  end
+  found[#found + 1] = open
+end
+return found
 """
 
 # KEYS: waiting, registration key prefix is ARGV[2]. ARGV: cutoff (epoch), prefix.

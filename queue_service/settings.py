@@ -84,6 +84,7 @@ class Settings:
     twilio_auth_token: str = dataclasses.field(repr=False)  # never logged
     twilio_from: str
     twilio_messaging_service_sid: str
+    metrics_token: str = dataclasses.field(repr=False)  # never logged
 
     @property
     def is_production(self) -> bool:

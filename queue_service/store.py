@@ -40,11 +40,14 @@ from queue_service.scripts import (
     CREATE_SCRIPT,
     MOVE_CONTACT_SCRIPT,
     OFFER_SCRIPT,
+    OPEN_SLOTS_SCRIPT,
     PURGE_SCRIPT,
     RELEASE_SLOT_SCRIPT,
     REMINDER_SCRIPT,
     STANDBY_SCRIPT,
 )
+from queue_service import metrics
+from queue_service.metrics import CLOSING_EVENTS
 from queue_service.tokens import RegistrationKey
 
 # Hash: prefecture code -> JSON {code, name, timezone}. Written by `qs load-reference`.
@@ -154,6 +157,39 @@ DELIVERIES_KEY = "qs:{{{pool}}}:deliveries"
 # Sorted set: "<message id>|<channel>" -> when its delivery last failed (epoch), while it fails.
 DELIVERY_FAILURES_KEY = "qs:{{{pool}}}:delivery-failures"
 
+# Counters -------------------------------------------------------------------
+# The contract every script that changes a pool follows (issue 6's included):
+#
+#   qs:{pool}:stats                   hash: event -> count since the pool began
+#   qs:{pool}:stats:day:{YYYY-MM-DD}  hash: event -> count on that day, in the
+#                                     prefecture's time zone
+#   qs:{pool}:stats:draw:{draw_id}    hash: event -> count, for what became of
+#                                     one draw's offers (slots_offered,
+#                                     offer_confirmed, offer_declined...)
+#   qs:{pool}:stats:waits             hash: whole days from joining the pool to
+#                                     the appointment's start -> how many
+#                                     bookings (filled at confirmation)
+#
+# Fields are the event names of queue_service/metrics.py (EVENTS), nothing
+# else. Counters change only inside the Lua script that makes the change they
+# count, through the helper STATS_LUA of queue_service/scripts.py:
+# `count_event(event, amount, KEYS[i], KEYS[j] [, KEYS[k]])` and
+# `count_wait(KEYS[w], days)`. The keys are passed in KEYS (built by
+# `Store.stats_keys(pool, now, draw_id=None)` and `Store.waits_key(pool)`),
+# so scripts stay on the pool's cluster slot. Events that no script makes
+# (a rate limit hit) go through `Store.count_event`. Gauges ("waiting now",
+# "pending email") are not counters: they are the ZCARD of the sets above.
+# Counters are kept forever (a few hundred small hashes per pool and year):
+# the public statistics go back to the pool's start.
+STATS_KEY = "qs:{{{pool}}}:stats"
+STATS_DAY_KEY = "qs:{{{pool}}}:stats:day:{day}"
+STATS_DRAW_KEY = "qs:{{{pool}}}:stats:draw:{draw_id}"
+STATS_WAITS_KEY = "qs:{{{pool}}}:stats:waits"
+# Hash: job function name -> count, and "<name>:sum" -> total seconds, and
+# "<name>:le:<bound>" -> count of runs at most `bound` seconds: the RQ jobs'
+# durations, written by the worker (any host), read by /metrics.
+JOB_DURATIONS_KEY = "qs:stats:jobs"
+
 
 class Store:
     """Reads and writes the service's state in one Redis database."""
@@ -175,6 +211,8 @@ class Store:
         self._standby = client.register_script(STANDBY_SCRIPT)
         self._release_slot = client.register_script(RELEASE_SLOT_SCRIPT)
         self._reminder = client.register_script(REMINDER_SCRIPT)
+        self._open_slots = client.register_script(OPEN_SLOTS_SCRIPT)
+        self._timezones: dict[str, str] = {}
 
     # Reference data ------------------------------------------------------
 
@@ -271,6 +309,7 @@ class Store:
             REFS_KEY.format(pool=key.pool),
             UNCONFIRMED_KEY.format(pool=key.pool),
             WAITING_KEY.format(pool=key.pool),
+            *self.stats_keys(key.pool, now),
         ]
         arguments = [
             key.registration_id,
@@ -281,6 +320,7 @@ class Store:
             registration.confirm_by.timestamp(),
             event,
             "1" if prints.email else "0",
+            registration.channel.value,
             *[item for pair in fields.items() for item in pair],
         ]
         outcome = self._create(keys=keys, args=arguments).decode()
@@ -293,6 +333,8 @@ class Store:
 
         For moving a waiting list from another system, and for benchmarks:
         the caller vouches that the people are distinct (no duplicate check).
+        They are not counted as registrations (they registered elsewhere); the
+        waiting gauge and the weights see them at once.
         """
         with self.redis.pipeline(transaction=False) as pipe:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
@@ -371,6 +413,7 @@ class Store:
             HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
             UNCONFIRMED_KEY.format(pool=key.pool),
             WAITING_KEY.format(pool=key.pool),
+            *self.stats_keys(key.pool, now),
         ]
         arguments = [key.registration_id, _utc_text(now), now.timestamp(), _event_json(now, "email_confirmed")]
         return bool(self._confirm(keys=keys, args=arguments))
@@ -382,7 +425,7 @@ class Store:
             prints = self._fingerprints(key)
             if prints is None:
                 return False
-            keys = self._lifecycle_keys(key.pool, key.registration_id, prints)
+            keys = self._lifecycle_keys(key.pool, key.registration_id, prints) + self.stats_keys(key.pool, now)
             arguments = [
                 key.registration_id,
                 status.value,
@@ -391,6 +434,7 @@ class Store:
                 _event_json(now, status.value),
                 prints["email_fp"],
                 prints["phone_fp"],
+                CLOSING_EVENTS.get(status.value, ""),
                 *[allowed.value for allowed in allowed_from],
             ]
             outcome = self._close(keys=keys, args=arguments)
@@ -468,12 +512,19 @@ class Store:
         return sum(self._purge_one(pool, registration_id.decode(), "unconfirmed", now) for registration_id in due)
 
     def purge_closed(self, pool: str, closed_before: datetime.datetime) -> int:
-        """Delete registrations closed before `closed_before` (the retention period is over)."""
+        """Delete registrations closed before `closed_before` (the retention period is over).
+
+        Not counted: the closing was (withdrawn...), and the counters keep no personal data to purge.
+        """
         due = self.redis.zrangebyscore(CLOSED_KEY.format(pool=pool), "-inf", closed_before.timestamp())
         return sum(self._purge_one(pool, registration_id.decode(), "closed", closed_before) for registration_id in due)
 
     def _purge_one(self, pool: str, registration_id: str, which: str, deadline: datetime.datetime) -> int:
-        """Delete one registration if it is still unconfirmed past `deadline`, or closed before it."""
+        """Delete one registration if it is still unconfirmed past `deadline`, or closed before it.
+
+        An unconfirmed one is purged when its deadline has passed, at `deadline`
+        (now): the day it is counted in.
+        """
         prefecture, procedure = pool.split(":")
         prints = self._fingerprints(RegistrationKey(prefecture, procedure, registration_id))
         if prints is None:
@@ -481,7 +532,8 @@ class Store:
             for index in (UNCONFIRMED_KEY, CLOSED_KEY):
                 self.redis.zrem(index.format(pool=pool), registration_id)
             return 0
-        keys = [*self._lifecycle_keys(pool, registration_id, prints), OFFERS_KEY.format(pool=pool)]
+        keys = [*self._lifecycle_keys(pool, registration_id, prints), *self.stats_keys(pool, deadline),
+                OFFERS_KEY.format(pool=pool)]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
         return int(self._purge(keys=keys, args=arguments))
 
@@ -539,7 +591,8 @@ class Store:
         return sorted(found, key=lambda slot: (slot.starts_at, slot.site, slot.counter))
 
     def open_slot_count(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> int:
-        return sum(1 for slot in self.slots(pool, start, end) if slot.status is SlotStatus.OPEN)
+        """How many of the pool's slots starting in [start, end) are open (counted inside Redis)."""
+        return self.open_slot_counts(pool, [(start, end)])[0]
 
     def future_slot_count(self, prefecture: str, site_id: str, now: datetime.datetime) -> int:
         far = now + datetime.timedelta(days=3650)
@@ -698,6 +751,7 @@ class Store:
             WAITING_KEY.format(pool=pool),
             SLOT_STATES_KEY.format(pool=pool),
             COMMITTED_DRAWS_KEY.format(pool=pool),
+            *self.stats_keys(pool, now, draw_id=draw_id),
             SLOT_HOLDERS_KEY.format(pool=pool),
             OFFER_DEADLINES_KEY.format(pool=pool),
             DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
@@ -757,9 +811,13 @@ class Store:
         return [json.loads(item) for item in self.redis.lrange(OUTBOX_KEY.format(pool=pool), 0, -1)]
 
     def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
-        """The pool's latest draws, newest first."""
+        """The pool's latest draws, newest first (one round trip for the records)."""
         ids = self.redis.zrevrange(DRAWS_KEY.format(pool=pool), 0, limit - 1)
-        return [found for found in (self.draw(pool, draw_id.decode()) for draw_id in ids) if found]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for draw_id in ids:
+                pipe.hgetall(DRAW_KEY.format(pool=pool, draw_id=draw_id.decode()))
+            found = pipe.execute() if ids else []
+        return [{name.decode(): value.decode() for name, value in raw.items()} for raw in found if raw]
 
     # Offers, bookings, standby ----------------------------------------------------
 
@@ -1041,6 +1099,136 @@ class Store:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+    # Counters (the contract is at the top of this module) -----------------------------
+
+    def _timezone(self, prefecture: str) -> str:
+        """The prefecture's time zone, read once per store (it does not change)."""
+        if prefecture not in self._timezones:
+            raw = self.redis.hget(PREFECTURES_KEY, prefecture)
+            # Reference data not loaded (a bare test store): metropolitan time.
+            self._timezones[prefecture] = json.loads(raw)["timezone"] if raw else "Europe/Paris"
+        return self._timezones[prefecture]
+
+    def stats_keys(self, pool: str, now: datetime.datetime, draw_id: str | None = None) -> list[str]:
+        """The counter hashes an event at `now` goes to: [totals, day] and, with `draw_id`, the draw's.
+
+        Append them to a script's KEYS and pass them to `count_event`.
+        """
+        day = metrics.stats_day(now, self._timezone(pool.split(":")[0]))
+        keys = [STATS_KEY.format(pool=pool), STATS_DAY_KEY.format(pool=pool, day=day)]
+        if draw_id is not None:
+            keys.append(STATS_DRAW_KEY.format(pool=pool, draw_id=draw_id))
+        return keys
+
+    def waits_key(self, pool: str) -> str:
+        """The pool's wait histogram, for `count_wait` in the script that books an offer."""
+        return STATS_WAITS_KEY.format(pool=pool)
+
+    def count_event(self, pool: str, event: str, now: datetime.datetime, amount: int = 1, draw_id: str | None = None) -> None:
+        """Count an event that no script makes (a rate limit hit): the same hashes, in one transaction."""
+        if event not in metrics.EVENTS:
+            raise ValueError(f"unknown event {event!r}: add it to queue_service/metrics.py")
+        with self.redis.pipeline(transaction=True) as pipe:
+            for key in self.stats_keys(pool, now, draw_id):
+                pipe.hincrby(key, event, amount)
+            pipe.execute()
+
+    def stats_totals(self, pools: list[str]) -> dict[str, dict[str, int]]:
+        """Each pool's totals, every event present (0 if never counted), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.hgetall(STATS_KEY.format(pool=pool))
+            found = pipe.execute()
+        return {pool: metrics.counts(raw) for pool, raw in zip(pools, found)}
+
+    def stats_days(self, pool: str, first: datetime.date, last: datetime.date) -> dict[datetime.date, dict[str, int]]:
+        """The pool's counts for each day from `first` to `last` (days without events are zeros)."""
+        days = metrics.days_between(first, last)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(STATS_DAY_KEY.format(pool=pool, day=day.isoformat()))
+            found = pipe.execute()
+        return {day: metrics.counts(raw) for day, raw in zip(days, found)}
+
+    def stats_draws(self, pool: str, draw_ids: list[str]) -> dict[str, dict[str, int]]:
+        """What became of each draw's offers."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for draw_id in draw_ids:
+                pipe.hgetall(STATS_DRAW_KEY.format(pool=pool, draw_id=draw_id))
+            found = pipe.execute()
+        return {draw_id: metrics.counts(raw) for draw_id, raw in zip(draw_ids, found)}
+
+    def wait_histogram(self, pool: str) -> dict[int, int]:
+        """Whole days from joining to the appointment -> how many bookings."""
+        return metrics.histogram(self.redis.hgetall(STATS_WAITS_KEY.format(pool=pool)))
+
+    def pool_gauges(self, pools: list[str]) -> dict[str, dict[str, int]]:
+        """How many wait for a draw and for their email's confirmation, per pool (ZCARD: O(1))."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.zcard(WAITING_KEY.format(pool=pool))
+                pipe.zcard(UNCONFIRMED_KEY.format(pool=pool))
+            found = pipe.execute()
+        return {
+            pool: {"waiting": found[2 * index], "pending_email": found[2 * index + 1]}
+            for index, pool in enumerate(pools)
+        }
+
+    def waiting_by_draws_lost(self, pool: str) -> dict[int, int]:
+        """How many wait, by the draws they lost in their current wait: O(draws), not O(people).
+
+        A waiting registration has lost every draw committed after it joined
+        (see `draw_candidates`), so those who lost j draws are those who joined
+        between the (j+1)-th and the j-th last committed cutoffs: one ZCOUNT
+        per committed draw on the waiting set. Losses carried over from an
+        earlier wait (the `draws_lost` field, 0 when a wait starts) are not
+        seen here; the applicant's own weight, computed from their record, is exact.
+        """
+        cutoffs = self.committed_draw_cutoffs(pool)
+        bounds = ["-inf", *cutoffs, "+inf"]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for low, high in zip(bounds, bounds[1:]):
+                # Joined in [low, high): cutoffs > joined are those from `high` on.
+                pipe.zcount(WAITING_KEY.format(pool=pool), low, f"({high}" if high != "+inf" else high)
+            found = pipe.execute()
+        lost = len(cutoffs)
+        histogram = {}
+        for count in found:
+            if count:
+                histogram[lost] = count
+            lost -= 1
+        return histogram
+
+    def last_slot_start(self, pool: str) -> datetime.datetime | None:
+        """When the pool's last published slot starts: how far the inventory reaches."""
+        last = self.redis.zrange(SLOT_TIMES_KEY.format(pool=pool), -1, -1, withscores=True)
+        return datetime.datetime.fromtimestamp(last[0][1], datetime.timezone.utc) if last else None
+
+    def joined_at(self, key) -> float | None:
+        """When a waiting registration joined the waiting set (epoch), or None if it is not waiting."""
+        return self.redis.zscore(WAITING_KEY.format(pool=key.pool), key.registration_id)
+
+    def open_slot_counts(self, pool: str, ranges: list[tuple[datetime.datetime, datetime.datetime]]) -> list[int]:
+        """How many of the pool's slots are open in each [start, end), counted inside Redis."""
+        if not ranges:
+            return []
+        arguments = [value for start, end in ranges for value in (start.timestamp(), end.timestamp())]
+        keys = [SLOT_TIMES_KEY.format(pool=pool), SLOT_STATES_KEY.format(pool=pool)]
+        return [int(count) for count in self._open_slots(keys=keys, args=arguments)]
+
+    def record_job_duration(self, name: str, seconds: float, bounds: tuple[float, ...]) -> None:
+        """One more run of job `name` taking `seconds`, as a cumulative histogram over `bounds`."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(JOB_DURATIONS_KEY, name, 1)
+            pipe.hincrbyfloat(JOB_DURATIONS_KEY, f"{name}:sum", seconds)
+            for bound in bounds:
+                if seconds <= bound:
+                    pipe.hincrby(JOB_DURATIONS_KEY, f"{name}:le:{bound}", 1)
+            pipe.execute()
+
+    def job_durations(self) -> dict[str, str]:
+        return {name.decode(): value.decode() for name, value in self.redis.hgetall(JOB_DURATIONS_KEY).items()}
 
 
 # Serialisation: reference dataclasses <-> JSON text -------------------------

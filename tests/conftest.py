@@ -259,3 +259,50 @@ def open_phone_page(browser):
 def phone_page(open_phone_page):
     """A page on a French phone."""
     return open_phone_page("fr-FR")
+
+
+# A pool after a draw ---------------------------------------------------------------
+
+
+@pytest.fixture
+def drawn_pool(store, reference_data, settings):
+    """Ain's renewal pool with a weekly schedule, a week of slots, people waiting since
+    two days, and an admin's draw run now (as "draw now" does): returns what it made."""
+    import datetime
+    import random
+
+    from queue_service import draws, registration as reg
+    from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
+    from queue_service.schedules import DrawPolicy, DrawSchedule
+    from queue_service.slots import Slot
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    joined = now - datetime.timedelta(days=2)
+    schedule = DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris", cron="0 10 * * TUE",
+                            horizon_from_days=1, horizon_to_days=14, created_at=joined,
+                            policy=DrawPolicy(aging=1.0, urgency_window_days=30, urgency_share=0.1))
+    store.save_schedule(schedule)
+    first_day = (now + datetime.timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
+    slots = [Slot(id=f"bourg-renewal-{number:03d}", prefecture="01", site="bourg", procedure="renewal",
+                  starts_at=first_day + datetime.timedelta(days=number // 9, minutes=20 * (number % 9)),
+                  duration_minutes=20, counter=1) for number in range(8)]
+    store.add_slots(slots)
+    rng = random.Random(3)
+    limits = reg.Limits(4, datetime.timedelta(hours=24))
+    records = UploadedRecords(store, settings.identity_key.encode())
+    people = []
+    for number, agdref in enumerate(DEMO_AGDREF_NUMBERS):
+        form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26)}", "given_names": "Test",
+                "birth_date": "1990-01-01", "nationality": "MA", "email": f"p{number}@example.org",
+                "phone": f"+3361200{number:04d}", "agdref": agdref, "consent": "yes",
+                "permit_expiry": (now + datetime.timedelta(days=20 if number % 10 == 0 else 200)).date().isoformat()}
+        applicant = reg.parse_applicant(form, procedure_by_code("renewal"), ["bourg", "belley", "gex", "nantua"],
+                                        joined.date())
+        created = reg.register(store, "01", "renewal", applicant, now=joined, rng=rng,
+                               identity_secret=settings.identity_key.encode(), limits=limits, records=records)
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        people.append(created)
+    due = draws.draw_now(schedule, "01", "renewal", "Europe/Paris", now)
+    draws.announce(store, schedule, due, now)
+    draws.run(store, "01:renewal", due.draw_id, now)
+    return {"schedule": schedule, "slots": slots, "people": people, "draw_id": due.draw_id, "now": now}

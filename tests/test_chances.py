@@ -137,3 +137,85 @@ def test_projection_refuses_bad_arguments():
         chances.project_chances(0.0, np.ones(3), weekly_draws(1, 1), aging=0.0)
     with pytest.raises(ValueError, match="aging"):
         chances.project_chances(1.0, np.ones(3), weekly_draws(1, 1), aging=-1.0)
+
+
+def weight_class_frequencies(weights: list[str], slot_count: int, draws: int) -> dict[str, float]:
+    """How often an entrant of each weight is drawn by the real draw (pooled over the class)."""
+    entrants = [lottery.Entrant(f"r{index:06d}", weight) for index, weight in enumerate(weights)]
+    slots = [lottery.Slot(f"s{number:06d}", "any") for number in range(slot_count)]
+    weight_of = {entrant.ref: entrant.weight for entrant in entrants}
+    sizes = {weight: weights.count(weight) for weight in set(weights)}
+    wins = dict.fromkeys(sizes, 0)
+    for draw in range(draws):
+        seed = hashlib.sha256(b"status page %d" % draw).digest()
+        for ref in lottery.run_draw(seed, "monte-carlo", entrants, slots).winner_refs:
+            wins[weight_of[ref]] += 1
+    return {weight: wins[weight] / (sizes[weight] * draws) for weight in sizes}
+
+
+@pytest.mark.parametrize(
+    "pool_size, slot_count, draws",
+    [
+        (1_000, 100, 1500),
+        (100_000, 8_000, 30),
+    ],
+)
+def test_status_page_estimate_agrees_with_the_real_draw_within_two_points(pool_size, slot_count, draws):
+    """The next-draw chance as the status page computes it (the pool as distinct weights and their
+    counts, the applicant taken out of it) against a Monte Carlo of queue_service.lottery."""
+    rng = np.random.default_rng(pool_size)
+    # Mixed weights, as aging 1 gives after up to five lost draws: most people are new.
+    weights = [str(w) for w in rng.choice([1, 2, 3, 4, 6], size=pool_size, p=[0.5, 0.2, 0.15, 0.1, 0.05])]
+    observed = weight_class_frequencies(weights, slot_count, draws)
+    distinct = sorted(set(weights), key=float)
+    counts = np.array([weights.count(weight) for weight in distinct], dtype=float)
+    for index, weight in enumerate(distinct):
+        others = counts.copy()
+        others[index] -= 1  # the applicant is not among the others
+        projection = chances.project_chances(float(weight), np.array([float(w) for w in distinct]),
+                                             [chances.UpcomingDraw(datetime.date(2027, 1, 5), slot_count)],
+                                             aging=1.0, pool_counts=others)
+        assert abs(projection.next_draw_chance - observed[weight]) <= 0.02, (weight, projection, observed[weight])
+
+
+def test_pool_counts_must_match_the_weights():
+    with pytest.raises(ValueError, match="pool_counts"):
+        chances.project_chances(1.0, np.array([1.0, 2.0]), weekly_draws(1, 1), aging=0.0, pool_counts=np.array([3.0]))
+
+
+@pytest.mark.parametrize("pool_size, slot_count, draws", [(1_000, 200, 1500), (100_000, 8_000, 30)])
+def test_the_urgent_phase_estimate_agrees_with_the_real_draw(pool_size, slot_count, draws):
+    """With an urgent group drawn first for 20 % of the slots (as draws.freeze sets it up): urgent
+    entrants win far more often, the others a little less, and the estimate follows both."""
+    rng = np.random.default_rng(pool_size + 1)
+    weights = [str(w) for w in rng.choice([1, 2, 3, 4, 6], size=pool_size, p=[0.5, 0.2, 0.15, 0.1, 0.05])]
+    # 6 % of each weight class is urgent (the estimate takes the urgent group with the pool's weights);
+    # few: the phase lifts their chance well above the rest.
+    urgent = np.zeros(pool_size, dtype=bool)
+    for weight in set(weights):
+        members = [index for index, w in enumerate(weights) if w == weight]
+        urgent[members[: round(0.06 * len(members))]] = True
+    entrants = [lottery.Entrant(f"r{index:06d}", weight, "urgent" if urgent[index] else None)
+                for index, weight in enumerate(weights)]
+    slots = [lottery.Slot(f"s{number:06d}", "any") for number in range(slot_count)]
+    phases = [lottery.Phase("urgent", math.floor(0.2 * slot_count))]
+    wins, sizes = {}, {}
+    for entrant in entrants:
+        sizes[(entrant.weight, entrant.group)] = sizes.get((entrant.weight, entrant.group), 0) + 1
+    for draw in range(draws):
+        seed = hashlib.sha256(b"urgent %d" % draw).digest()
+        group_of = {e.ref: (e.weight, e.group) for e in entrants}
+        for ref in lottery.run_draw(seed, "monte-carlo", entrants, slots, phases).winner_refs:
+            wins[group_of[ref]] = wins.get(group_of[ref], 0) + 1
+    distinct = sorted(set(weights), key=float)
+    counts = np.array([weights.count(weight) for weight in distinct], dtype=float)
+    fraction = urgent.mean()
+    for (weight, group), size in sizes.items():
+        observed = wins.get((weight, group), 0) / (size * draws)
+        others = counts.copy()
+        others[distinct.index(weight)] -= 1
+        phase = chances.UrgentPhase(0.2, fraction, 0 if group else None)
+        projection = chances.project_chances(float(weight), np.array([float(w) for w in distinct]),
+                                             [chances.UpcomingDraw(datetime.date(2027, 1, 5), slot_count)],
+                                             aging=1.0, pool_counts=others, urgent=phase)
+        assert abs(projection.next_draw_chance - observed) <= 0.02, (weight, group, projection.next_draw_chance, observed)

@@ -147,7 +147,8 @@ def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(red
     ]
     assert sorted(enqueued) == sorted(expected)
     assert len(enqueued) == len(set(enqueued))
-    assert len(queue(DRAWS, redis_server)) == len(expected)
+    # (A freeze job may be queued too, when the last tick falls between the next draw's cutoff and its time.)
+    assert len([job for job in queue(DRAWS, redis_server).job_ids if job.startswith("draw-")]) == len(expected)
 
 
 def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url, store, tmp_path):

@@ -62,6 +62,8 @@ VIEW_ROUTES = [
     "/staff/p/{p}/slots",
     "/staff/p/{p}/schedules/renewal",
     "/staff/p/{p}/register/renewal",
+    "/staff/p/{p}/dashboard",
+    "/staff/p/{p}/dashboard/renewal/daily.csv",
 ]
 ADMIN_ROUTES = [
     "/staff/p/{p}/accounts",

@@ -1,4 +1,4 @@
-"""The web app: pages for applicants, the JSON API, health checks.
+"""The web app: pages for applicants, the JSON API, health checks, staff pages, metrics.
 
 `create_app` builds everything from a Settings object; nothing is connected or
 read at import, so tests, gunicorn workers and the CLI each get their own app.
@@ -51,7 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from web import api, applicant, development, errors, health, i18n, offers, registration, security, staff
+    from web import api, applicant, development, errors, health, i18n, metrics, offers, registration, security, staff
     from web.extensions import csrf, init_limiter
 
     i18n.init_app(app)
@@ -68,6 +68,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(offers.blueprint)
     if not settings.is_production and settings.mail_backend == "file":
         app.register_blueprint(development.blueprint)  # the local mail and SMS outbox
+    metrics.init_app(app)
     limit_sensitive_routes(app, limiter, settings)
     return app
 

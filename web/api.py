@@ -330,6 +330,57 @@ def staff_registrations(code: str):
     )
 
 
+# Public statistics --------------------------------------------------------------------------
+
+
+@blueprint.get("/prefectures/<code>/statistics")
+def prefecture_statistics(code: str):
+    """The public statistics of a prefecture (the page /p/<code>/statistics, as JSON)."""
+    from queue_service import statistics as stats
+    from queue_service.errors import UnknownPrefecture
+
+    if len(code) > 3:
+        raise UnknownPrefecture()
+    store = services().store
+    summary = stats.public_summary(store, store.prefecture(code), now())
+    return jsonify(public_statistics_json(summary))
+
+
+def public_statistics_json(summary: dict) -> dict:
+    def draw(row: dict) -> dict:
+        return {
+            "draw_id": row["draw_id"],
+            "scheduled_at": row["scheduled_at"].isoformat(),
+            "state": row["state"],
+            "commitment": row["commitment"],
+            "entrants": row["entrants"],
+            "slots": row["slots"],
+            "offered": row["offered"],
+            "record": url_for("api.draw_record", draw_id=row["draw_id"]),
+            "page": url_for("applicant.draw_page", draw_id=row["draw_id"]),
+        }
+
+    return {
+        "prefecture": _prefecture(summary["prefecture"]),
+        "generated_at": summary["generated_at"].isoformat(),
+        "pools": [
+            {
+                "procedure": pool["procedure"].code,
+                "waiting": pool["waiting"],
+                "slots_offered_total": pool["slots_offered_total"],
+                "slots_offered_per_week": [
+                    {"week_of": monday.isoformat(), "slots_offered": count} for monday, count in pool["slots_offered_per_week"]
+                ],
+                "draws_committed": pool["draws_committed"],
+                "median_wait_days": pool["median_wait_days"],
+                "renewals_served_before_expiry": pool["renewals_served_before_expiry"],
+                "draws": [draw(row) for row in pool["draws"]],
+            }
+            for pool in summary["pools"]
+        ],
+    }
+
+
 # Draws (public) --------------------------------------------------------------------------
 
 

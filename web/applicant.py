@@ -1,14 +1,16 @@
-"""Pages for applicants: the home page and each prefecture's page."""
+"""Pages for applicants: the home page, each prefecture's page and its public statistics."""
 
 from __future__ import annotations
 
+import datetime
+
 from babel.dates import get_day_names
 from flask import Blueprint, redirect, render_template, request, url_for
-from flask_babel import format_time, get_locale
+from flask_babel import format_date, format_time, get_locale, gettext
 
 from queue_service.errors import UnknownPrefecture
 from queue_service.reference import Site
-from web import services
+from web import charts, services
 
 blueprint = Blueprint("applicant", __name__)
 
@@ -39,6 +41,33 @@ def prefecture(code: str):
         procedures=[(procedure, latest_and_next_draw(code, procedure.code)) for procedure in store.procedures()],
         sites=[(site, opening_days(site)) for site in store.sites(code) if not site.closed],
     )
+
+
+@blueprint.get("/p/<code>/statistics")
+def statistics(code: str):
+    """Public statistics (no login, no personal data): pool sizes, slots per week, waits, every draw."""
+    from queue_service import statistics as stats
+
+    store = services().store
+    if len(code) > 3:
+        raise UnknownPrefecture()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    summary = stats.public_summary(store, store.prefecture(code), now)
+    for pool in summary["pools"]:
+        weeks = pool["slots_offered_per_week"]
+        pool["chart"] = charts.chart([format_date(monday, "d MMM") for monday, _ in weeks], bars=[n for _, n in weeks])
+    return render_template("statistics.html", summary=summary, prefecture=summary["prefecture"], draw_states=draw_states())
+
+
+def draw_states() -> dict[str, str]:
+    return {
+        "scheduled": gettext("Announced"),
+        "frozen": gettext("Entrants frozen"),
+        "drawn": gettext("Drawn"),
+        "committed": gettext("Applied"),
+        "published": gettext("Published"),
+        "held": gettext("Held for review"),
+    }
 
 
 def latest_and_next_draw(code: str, procedure_code: str) -> dict:

@@ -50,7 +50,13 @@ def translated(errors: dict[str, str]) -> dict[str, str]:
 
 def handle_http_error(error: HTTPException):
     status = error.code or 500
+    if status == 429:
+        from web.metrics import note_rate_limited
+
+        note_rate_limited()
     title, detail = _texts(status)
+    if error.description and error.description != type(error).description:
+        detail = error.description  # a handler's own explanation (already in the request's language)
     response = _respond(status, title or error.name, detail)
     # Keep headers such as Allow (405) and Retry-After (429).
     for name, value in error.get_headers():

@@ -11,6 +11,7 @@ import datetime
 
 from babel import dates as babel_dates
 from flask import Flask, redirect, request
+from babel.numbers import format_percent
 from flask_babel import format_datetime, get_locale
 
 from queue_service.settings import LOCALES
@@ -66,6 +67,21 @@ def init_app(app: Flask) -> None:
         """An aware time on the wall clock of its own time zone (an appointment in Réunion is
         shown in Réunion's time, wherever the reader is), in the reader's language."""
         return babel_dates.format_datetime(moment, pattern, tzinfo=moment.tzinfo, locale=str(get_locale()))
+    @app.template_filter("percent")
+    def percent(value: float | None) -> str:
+        """A share as people read it ("12,5 %" in French); a dash when there is nothing to divide."""
+        if value is None:
+            return "–"
+
+        def shown(share: float) -> str:
+            # The locale's own pattern ("66,7 %" in French, "66.7%" in English), to one decimal.
+            return format_percent(round(share, 3), locale=get_locale(), decimal_quantization=False)
+
+        if 0 < value < 0.001:
+            return "< " + shown(0.001)
+        if 0.999 < value < 1:
+            return "> " + shown(0.999)
+        return shown(value)
 
     @app.context_processor
     def language_context():

@@ -114,6 +114,14 @@ def openapi_document() -> dict:
                     "responses": {"200": _json("PrefectureWithSites", "The prefecture"), **_problems(404)},
                 }
             },
+            "/prefectures/{code}/statistics": {
+                "get": {
+                    "summary": "Public statistics of a prefecture: pool sizes, slots offered per week, median wait, "
+                               "renewals served before their permit expired, every draw with its record (no personal data)",
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
+                    "responses": {"200": _json("PublicStatistics", "The statistics"), **_problems(404, 429)},
+                }
+            },
             "/procedures": {
                 "get": {"summary": "The procedures", "responses": {"200": {"description": "Procedures"}}}
             },
@@ -269,6 +277,45 @@ def openapi_document() -> dict:
                 ),
                 "PrefectureWithSites": _object(
                     {"code": TEXT, "name": TEXT, "timezone": TEXT, "sites": {"type": "array", "items": {"type": "object"}}}
+                ),
+                "PublicStatistics": _object(
+                    {
+                        "prefecture": {"$ref": "#/components/schemas/Prefecture"},
+                        "generated_at": MOMENT,
+                        "pools": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "procedure": TEXT,
+                                    "waiting": {"type": "integer"},
+                                    "slots_offered_total": {"type": "integer"},
+                                    "slots_offered_per_week": {
+                                        "type": "array",
+                                        "items": _object({"week_of": DATE, "slots_offered": {"type": "integer"}}),
+                                    },
+                                    "draws_committed": {"type": "integer"},
+                                    "median_wait_days": {"type": ["integer", "null"]},
+                                    "renewals_served_before_expiry": {"type": ["number", "null"]},
+                                    "draws": {
+                                        "type": "array",
+                                        "items": _object(
+                                            {
+                                                "draw_id": TEXT,
+                                                "scheduled_at": MOMENT,
+                                                "state": TEXT,
+                                                "commitment": NULLABLE_TEXT,
+                                                "entrants": {"type": "integer"},
+                                                "slots": {"type": "integer"},
+                                                "offered": {"type": "integer"},
+                                                "record": {**TEXT, "description": "The draw's public record (JSON)"},
+                                                "page": {**TEXT, "description": "The draw's public page"},
+                                            }
+                                        ),
+                                    },
+                                }
+                            ),
+                        },
+                    }
                 ),
                 "RegistrationInput": registration_input,
                 "Created": _object({"ref": TEXT, "status": TEXT, "confirm_by": MOMENT, "message": TEXT}),

@@ -14,7 +14,7 @@ import secrets
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 
-from queue_service import draws as draw_rules, identity, registration as registrations
+from queue_service import draws as draw_rules, identity, registration as registrations, statistics
 from queue_service.agdref import UploadedRecords
 from queue_service.errors import ContactCapReached, DuplicateRegistration, UnknownProcedure, ValidationFailed
 from queue_service.proof import load_signing_key, public_key_text, sign_proof, verify_proof
@@ -248,6 +248,7 @@ def render_status(token: str, found: Registration, errors: dict[str, str] | None
     key = found.key
     schedule = store.schedule(key.pool)
     next_draw = draw_rules.upcoming(store, schedule, now(), count=1) if schedule and schedule.active else []
+    outlook = statistics.applicant_outlook(store, found, schedule, now())
     return (
         render_template(
             "status.html",
@@ -260,6 +261,8 @@ def render_status(token: str, found: Registration, errors: dict[str, str] | None
             history=history_for_display(key),
             editable=found.status in registrations.EDITABLE,
             next_draw=next_draw[0] if next_draw else None,
+            outlook=outlook,
+            policy=schedule.policy if schedule else None,
             errors=errors or {},
             notice=notice,
         ),

@@ -11,12 +11,15 @@ from __future__ import annotations
 import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext
-from werkzeug.exceptions import NotFound
+import csv
+import io
+
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from flask_babel import format_date, gettext
+from werkzeug.exceptions import BadRequest, NotFound
 
 from queue_service import accounts, draws as draw_rules, inventory, offers as offer_rules, schedules as schedule_rules
-from queue_service import sites as site_rules, slots as slot_rules
+from queue_service import health, metrics, sites as site_rules, slots as slot_rules, statistics
 from queue_service.accounts import Action, Role
 from queue_service.agdref import UploadedRecords
 from queue_service.errors import (
@@ -31,8 +34,9 @@ from queue_service.errors import (
 )
 from queue_service.registration import Channel
 from queue_service.tokens import status_token
-from web import services
+from web import charts, services
 from web.errors import translated
+from web.applicant import draw_states
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, render_registration_form
 from worker.jobs import claim_and_enqueue, enqueue_dispatch
@@ -521,3 +525,111 @@ def deliveries(code: str):
         for failure in store.delivery_failures(f"{code}:{procedure.code}")
     ]
     return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures)
+
+
+# Dashboard ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/p/<code>/dashboard")
+def dashboard(code: str):
+    """The queue at a glance, per pool, from counters (fast at any size); printable."""
+    found = known_prefecture(code)
+    store = services().store
+    moment = now()
+    pools = []
+    for procedure in store.procedures():
+        summary = statistics.pool_summary(store, f"{code}:{procedure.code}", found.timezone, moment)
+        summary["procedure"] = procedure
+        summary["charts"] = dashboard_charts(summary)
+        pools.append(summary)
+    return render_template(
+        "staff/dashboard.html",
+        prefecture=found,
+        pools=pools,
+        service=service_health(moment, [summary["draws"][0] for summary in pools if summary["draws"]]),
+        now=moment,
+        outcome_labels=outcome_labels(),
+        draw_states=draw_states(),
+    )
+
+
+def dashboard_charts(summary: dict) -> dict:
+    daily = summary["daily"]
+    days = sorted(daily)
+    weeks = summary["weekly_offered"]
+    sizes = dict(summary["pool_size_by_week"])
+    mondays = sorted(set(monday for monday, _ in weeks) | set(sizes))
+    offered = dict(weeks)
+    return {
+        "registrations": charts.chart([format_date(day, "d MMM") for day in days],
+                                      bars=[daily[day][metrics.Event.REGISTERED.value] for day in days], label_every=7),
+        "pool_vs_offered": charts.chart([format_date(monday, "d MMM") for monday in mondays],
+                                        bars=[offered.get(monday, 0) for monday in mondays],
+                                        line=[sizes.get(monday) for monday in mondays]),
+        "waits": charts.chart([f"{first}–{first + 6}" for first, _ in summary["wait_bins"]],
+                              bars=[count for _, count in summary["wait_bins"]]),
+    }
+
+
+def outcome_labels() -> dict[str, str]:
+    return {
+        "offer_confirmed": gettext("Confirmed"),
+        "offer_declined": gettext("Declined"),
+        "offer_expired": gettext("Expired"),
+        "offer_reoffered": gettext("Re-offered"),
+        "slot_returned_to_draw": gettext("Back to a draw"),
+        "booking_cancelled": gettext("Cancelled by the applicant"),
+        "slot_cancelled_by_prefecture": gettext("Cancelled by the prefecture"),
+        "attended": gettext("Attended"),
+        "no_show": gettext("No-show"),
+    }
+
+
+def service_health(moment: datetime.datetime, latest_draws: list[dict]) -> dict:
+    from worker.queues import queue_sizes
+
+    settings = services().settings
+    report = health.readiness(services().store, moment, settings.heartbeat_max_age_seconds)
+    latest = max(latest_draws, key=lambda draw: draw["scheduled_at"], default=None)
+    return {"readiness": report, "queues": queue_sizes(services().redis), "last_draw": latest}
+
+
+@blueprint.get("/dashboard")
+def national_dashboard():
+    """Every prefecture at a glance: for the national admin."""
+    allow(Action.VIEW, None)
+    store = services().store
+    moment = now()
+    rows = statistics.national_rows(store, store.prefectures(), moment)
+    return render_template("staff/national.html", rows=rows, now=moment,
+                           service=service_health(moment, []))
+
+
+# Days a CSV export may cover at most (ten years of daily rows).
+CSV_MAX_DAYS = 3660
+
+
+@blueprint.get("/p/<code>/dashboard/<procedure_code>/daily.csv")
+def daily_csv(code: str, procedure_code: str):
+    """The pool's daily series as CSV: one row per day, one column per event."""
+    found = known_prefecture(code)
+    store = services().store
+    procedure = store.procedure(procedure_code)
+    today = datetime.date.fromisoformat(metrics.stats_day(now(), found.timezone))
+    try:
+        last = datetime.date.fromisoformat(request.args["to"]) if request.args.get("to") else today
+        first = datetime.date.fromisoformat(request.args["from"]) if request.args.get("from") else (
+            last - datetime.timedelta(days=364))
+    except ValueError:
+        raise BadRequest(gettext("Give the dates as YYYY-MM-DD.")) from None
+    if first > last or (last - first).days >= CSV_MAX_DAYS:
+        raise BadRequest(gettext("The first day must come before the last, at most ten years apart."))
+    daily = store.stats_days(f"{code}:{procedure.code}", first, last)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["day", *metrics.EVENTS])
+    for day in sorted(daily):
+        writer.writerow([day.isoformat(), *[daily[day][event] for event in metrics.EVENTS]])
+    filename = f"daily-{code}-{procedure.code}-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(text.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

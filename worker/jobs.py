@@ -8,10 +8,12 @@ with SimpleWorker. Arguments are opaque ids, never personal data.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import re
 import smtplib
+import time
 
 import redis
 from rq import Retry, get_current_job
@@ -34,6 +36,35 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+# Upper bounds (seconds) of the job-duration histogram /metrics serves: from a
+# heartbeat (milliseconds) to a draw of a million entrants (about a minute).
+JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+
+
+def timed(job_function):
+    """Record how long each run of the job takes, in Redis (any worker, any host; see web/metrics.py).
+
+    Failed runs are timed too; RQ's failed-job registry says which failed.
+    """
+
+    @functools.wraps(job_function)
+    def run(*arguments, **options):
+        started = time.perf_counter()
+        try:
+            return job_function(*arguments, **options)
+        finally:
+            elapsed = time.perf_counter() - started
+            job = get_current_job()
+            if job is not None:
+                try:
+                    Store(job.connection).record_job_duration(job_function.__name__, elapsed, JOB_DURATION_BUCKETS)
+                except redis.RedisError:
+                    log.warning("job %s: its duration could not be recorded", job.id)
+
+    return run
+
+
+@timed
 def heartbeat() -> str:
     """Record that a worker is taking jobs: /readyz reads it."""
     job = get_current_job()
@@ -43,6 +74,7 @@ def heartbeat() -> str:
     return now.isoformat()
 
 
+@timed
 def send_registration_email(
     prefecture: str, procedure: str, registration_id: str, kind: str, address_print: str = ""
 ) -> str:
@@ -87,6 +119,7 @@ def enqueue_registration_email(connection: redis.Redis, key: RegistrationKey, ki
     )
 
 
+@timed
 def purge_registrations() -> int:
     """Delete unconfirmed registrations past their deadline and closed ones past retention."""
     job = get_current_job()
@@ -97,6 +130,7 @@ def purge_registrations() -> int:
     return deleted
 
 
+@timed
 def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
@@ -109,6 +143,7 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     return state
 
 
+@timed
 def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
     job = get_current_job()

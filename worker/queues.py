@@ -19,3 +19,19 @@ def queue(name: str, connection: redis.Redis) -> Queue:
 
 def all_queues(connection: redis.Redis) -> list[Queue]:
     return [queue(name, connection) for name in QUEUE_NAMES]
+
+
+def queue_sizes(connection: redis.Redis) -> dict[str, dict[str, int]]:
+    """Jobs waiting, running and failed in each queue (for the dashboard and /metrics).
+
+    Read without RQ's registry clean-up: a page or a scrape must not write.
+    """
+    sizes = {}
+    for name in QUEUE_NAMES:
+        found = queue(name, connection)
+        sizes[name] = {
+            "queued": found.count,
+            "started": found.started_job_registry.get_job_count(cleanup=False),
+            "failed": found.failed_job_registry.get_job_count(cleanup=False),
+        }
+    return sizes
