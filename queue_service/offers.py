@@ -240,7 +240,7 @@ def fill_standby(store, pool: str, schedule, timing: OfferTiming, now: datetime.
     for slot_id, draw_id in sorted(store.standby_slots(pool).items()):
         slot = store.slot(pool, slot_id)
         if slot is None or slot.starts_at - now < timing.standby_min_notice or schedule is None:
-            store.release_standby_slot(pool, slot_id, draw_id)
+            store.release_standby_slot(pool, slot_id, draw_id, now)
             continue
         if draw_id not in orders:
             orders[draw_id] = _StandbyOrder.load(store, pool, draw_id)
@@ -250,7 +250,7 @@ def fill_standby(store, pool: str, schedule, timing: OfferTiming, now: datetime.
         if orders[draw_id].offer(store, slot, draw_id, schedule.timezone, deadline, now):
             offered += 1
         else:
-            store.release_standby_slot(pool, slot_id, draw_id)
+            store.release_standby_slot(pool, slot_id, draw_id, now)
     return offered
 
 

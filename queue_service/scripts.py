@@ -280,21 +280,26 @@ return 1
 
 # KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
 #       bookings, booking codes, outbox, waiting, committed draws, identity,
-#       email contacts, phone contacts, closed, standby slots
+#       email contacts, phone contacts, closed, standby slots, stats totals,
+#       stats day, the offer's draw's stats, waits histogram
 # ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
-#       then per action: confirm: booking code, slot start (epoch);
+#       the offer's draw id (as the caller read it: the stats keys are that draw's),
+#       days from registration to the slot, "1" if a renewal's permit expires
+#       before the slot, then per action: confirm: booking code, slot start (epoch);
 #       decline / expire: "1" to return to the pool, "0" to leave it;
 #       cancel: latest cancellation (epoch); no_show: earliest marking (epoch);
 #       slot_cancelled: the slot id.
-# Moves one offer (and its registration, slot and messages) on, all or nothing.
+# Moves one offer (and its registration, slot, messages and counters) on, all or nothing.
 # Returns "ok", or why not: "missing", "no_offer", "state", "late", "early".
-OFFER_SCRIPT = """
+OFFER_SCRIPT = STATS_LUA + """
 local action, id, now, now_epoch = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 local raw = redis.call('HGET', KEYS[3], id)
 if not raw then return 'no_offer' end
 local offer = cjson.decode(raw)
+if offer.draw_id ~= ARGV[6] then return 'state' end
+local function counted(event) count_event(event, 1, KEYS[17], KEYS[18], KEYS[19]) end
 local pending = status == 'offered' and offer.status == 'pending'
 local booked = status == 'confirmed' and offer.status == 'confirmed'
 
@@ -346,15 +351,18 @@ if action == 'confirm' then
   if not pending then return 'state' end
   local until_epoch = deadline()
   if not until_epoch or now_epoch > until_epoch then return 'late' end
-  offer.code = ARGV[6]
+  offer.code = ARGV[9]
   save('confirmed')
   redis.call('ZREM', KEYS[4], id)
   redis.call('HSET', KEYS[1], 'status', 'confirmed', 'status_changed_at', now)
   redis.call('HSET', KEYS[5], offer.slot, 'booked')
-  redis.call('ZADD', KEYS[7], ARGV[7], id)
-  redis.call('HSET', KEYS[8], ARGV[6], id)
+  redis.call('ZADD', KEYS[7], ARGV[10], id)
+  redis.call('HSET', KEYS[8], ARGV[9], id)
   event('offer_confirmed')
   message('booked')
+  counted('offer_confirmed')
+  count_wait(KEYS[20], ARGV[7])
+  if ARGV[8] == '1' then counted('renewal_expired_before_appointment') end
 elseif action == 'decline' or action == 'expire' then
   if not pending then return 'state' end
   local until_epoch = deadline()
@@ -365,11 +373,12 @@ elseif action == 'decline' or action == 'expire' then
   redis.call('ZREM', KEYS[4], id)
   free_slot()
   event('offer_' .. outcome)
-  if ARGV[6] == '1' then back_to_pool() else close(outcome) end
+  counted('offer_' .. outcome)
+  if ARGV[9] == '1' then back_to_pool() else close(outcome) end
   if action == 'expire' then message('expired') end
 elseif action == 'cancel' then
   if not booked then return 'state' end
-  if now_epoch > tonumber(ARGV[6]) then return 'late' end
+  if now_epoch > tonumber(ARGV[9]) then return 'late' end
   save('cancelled')
   redis.call('ZREM', KEYS[7], id)
   redis.call('HDEL', KEYS[8], offer.code)
@@ -377,21 +386,24 @@ elseif action == 'cancel' then
   close('cancelled')
   event('booking_cancelled')
   message('booking_cancelled')
+  counted('booking_cancelled')
 elseif action == 'attended' then
   if not booked then return 'state' end
   save('attended')
   redis.call('ZREM', KEYS[7], id)
   close('attended')
   event('attended')
+  counted('attended')
 elseif action == 'no_show' then
   if not booked then return 'state' end
-  if now_epoch < tonumber(ARGV[6]) then return 'early' end
+  if now_epoch < tonumber(ARGV[9]) then return 'early' end
   save('no_show')
   redis.call('ZREM', KEYS[7], id)
   close('no_show')
   event('no_show')
+  counted('no_show')
 elseif action == 'slot_cancelled' then
-  if not (pending or booked) or offer.slot ~= ARGV[6] then return 'state' end
+  if not (pending or booked) or offer.slot ~= ARGV[9] then return 'state' end
   save('slot_cancelled')
   redis.call('ZREM', KEYS[4], id)
   redis.call('ZREM', KEYS[7], id)
@@ -401,6 +413,7 @@ elseif action == 'slot_cancelled' then
   back_to_pool()
   event('slot_cancelled')
   message('slot_cancelled')
+  counted('slot_cancelled_by_prefecture')
 else
   return redis.error_reply('unknown offer action ' .. action)
 end
@@ -408,12 +421,13 @@ return 'ok'
 """
 
 # KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
-#       outbox, waiting, standby slots, the draw's offered refs
+#       outbox, waiting, standby slots, the draw's offered refs, stats totals,
+#       stats day, the draw's stats
 # ARGV: id, ref, slot id, draw id, now (ISO), deadline (ISO), deadline (epoch), now (epoch)
 # Offers a freed slot to the next entrant of the same draw's order, if the slot
 # still waits for standby and the entrant still waits and had no offer from
 # this draw. Returns "ok", "slot" (the slot no longer waits) or "person".
-STANDBY_SCRIPT = """
+STANDBY_SCRIPT = STATS_LUA + """
 local id, ref, slot, draw_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', KEYS[9], slot) ~= draw_id or redis.call('HGET', KEYS[5], slot) ~= 'standby' then return 'slot' end
 if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' or redis.call('SISMEMBER', KEYS[10], ref) == 1 then
@@ -431,15 +445,19 @@ redis.call('SADD', KEYS[10], ref)
 redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = 'standby_offer', detail = {draw_id = draw_id, slot = slot}}))
 redis.call('RPUSH', KEYS[7], cjson.encode({id = 'offer:' .. draw_id .. ':' .. id .. ':' .. ARGV[8], kind = 'offer',
   registration_id = id, draw_id = draw_id, slot = slot}))
+count_event('offer_reoffered', 1, KEYS[11], KEYS[12], KEYS[13])
 return 'ok'
 """
 
-# KEYS: slot states, standby slots. ARGV: slot id, draw id.
+# KEYS: slot states, standby slots, stats totals, stats day, the draw's stats. ARGV: slot id, draw id.
 # The draw's order has no one left for this slot: it goes to the next draw.
-RELEASE_SLOT_SCRIPT = """
+RELEASE_SLOT_SCRIPT = STATS_LUA + """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], ARGV[1]) == 'standby' then redis.call('HSET', KEYS[1], ARGV[1], 'open') end
+if redis.call('HGET', KEYS[1], ARGV[1]) == 'standby' then
+  redis.call('HSET', KEYS[1], ARGV[1], 'open')
+  count_event('slot_returned_to_draw', 1, KEYS[3], KEYS[4], KEYS[5])
+end
 return 1
 """
 

@@ -158,7 +158,7 @@ DELIVERIES_KEY = "qs:{{{pool}}}:deliveries"
 DELIVERY_FAILURES_KEY = "qs:{{{pool}}}:delivery-failures"
 
 # Counters -------------------------------------------------------------------
-# The contract every script that changes a pool follows (issue 6's included):
+# The contract every script that changes a pool follows (the offers' scripts included):
 #
 #   qs:{pool}:stats                   hash: event -> count since the pool began
 #   qs:{pool}:stats:day:{YYYY-MM-DD}  hash: event -> count on that day, in the
@@ -829,8 +829,11 @@ class Store:
     def move_offer(self, key, action: str, now: datetime.datetime, *extra) -> str:
         """Apply one offer transition (scripts.OFFER_SCRIPT); returns "ok" or why not."""
         prints = self._fingerprints(key)
+        offer = self.offer(key)
         if prints is None:
             return "missing"
+        if offer is None:
+            return "no_offer"
         pool, registration_id = key.pool, key.registration_id
         keys = [
             REGISTRATION_KEY.format(pool=pool, id=registration_id),
@@ -849,9 +852,24 @@ class Store:
             CONTACT_KEY.format(pool=pool, fingerprint=prints["phone_fp"]),
             CLOSED_KEY.format(pool=pool),
             STANDBY_KEY.format(pool=pool),
+            *self.stats_keys(pool, now, draw_id=offer["draw_id"]),
+            self.waits_key(pool),
         ]
-        arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key), *extra]
+        wait_days, expired_first = self._booking_figures(key, offer["slot"])
+        arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
+                     offer["draw_id"], wait_days, "1" if expired_first else "0", *extra]
         return self._offer(keys=keys, args=arguments).decode()
+
+    def _booking_figures(self, key, slot_id: str) -> tuple[int, bool]:
+        """Whole days from registering to the slot, and whether a renewal's permit expires before it."""
+        created, expiry = self.redis.hmget(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
+                                           "created_at", "permit_expiry")
+        slot = self.slot(key.pool, slot_id)
+        if slot is None or created is None:
+            return 0, False
+        days = max((slot.starts_at - datetime.datetime.fromisoformat(created.decode())).days, 0)
+        expires_first = bool(expiry) and datetime.date.fromisoformat(expiry.decode()) < slot.starts_at.date()
+        return days, expires_first
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
@@ -899,14 +917,16 @@ class Store:
             WAITING_KEY.format(pool=pool),
             STANDBY_KEY.format(pool=pool),
             DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
+            *self.stats_keys(pool, now, draw_id=draw_id),
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, _utc_text(now), _utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
         return self._standby(keys=keys, args=arguments).decode()
 
-    def release_standby_slot(self, pool: str, slot_id: str, draw_id: str) -> bool:
+    def release_standby_slot(self, pool: str, slot_id: str, draw_id: str, now: datetime.datetime) -> bool:
         """No one left in the draw's order for this slot: it is open for the next draw."""
-        keys = [SLOT_STATES_KEY.format(pool=pool), STANDBY_KEY.format(pool=pool)]
+        keys = [SLOT_STATES_KEY.format(pool=pool), STANDBY_KEY.format(pool=pool),
+                *self.stats_keys(pool, now, draw_id=draw_id)]
         return bool(self._release_slot(keys=keys, args=[slot_id, draw_id]))
 
     def slot(self, pool: str, slot_id: str) -> Slot | None:

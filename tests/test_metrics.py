@@ -233,7 +233,7 @@ def test_count_event_refuses_unknown_names_and_counts_known_ones(store, referenc
 
 
 def test_the_lua_helper_counts_in_every_key_it_is_given(store, redis, reference_data):
-    """What issue 6's scripts do: prepend STATS_LUA, pass the keys, call the helpers."""
+    """What the offers' scripts do: prepend STATS_LUA, pass the keys, call the helpers."""
     from queue_service.scripts import STATS_LUA
 
     script = redis.register_script(STATS_LUA + """

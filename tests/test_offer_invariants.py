@@ -27,6 +27,12 @@ TIMING = offers.OfferTiming(
 )
 PEOPLE, SLOTS = 12, 5
 LIVE = {"pending", "confirmed"}
+# Counter (queue_service/metrics.py) -> the history event that tells of it on the registration.
+COUNTED = {
+    "offer_confirmed": "offer_confirmed", "offer_declined": "offer_declined", "offer_expired": "offer_expired",
+    "offer_reoffered": "standby_offer", "booking_cancelled": "booking_cancelled",
+    "slot_cancelled_by_prefecture": "slot_cancelled", "attended": "attended", "no_show": "no_show",
+}
 
 
 @pytest.mark.slow
@@ -149,6 +155,13 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
                 offer = self.store.offer(key) or {}
                 assert (status == "offered") == (offer.get("status") == "pending")
                 assert (status == "confirmed") == (offer.get("status") == "confirmed")
+
+        @invariant()
+        def counters_equal_a_recount_from_the_registrations_histories(self):
+            histories = collections.Counter(event["kind"] for key in self.people for event in self.store.history(key))
+            totals = self.store.stats_totals([POOL])[POOL]
+            for event, kind in COUNTED.items():
+                assert totals.get(event, 0) == histories[kind], (event, totals.get(event, 0), histories[kind])
 
         @invariant()
         def each_message_is_sent_at_most_once(self):
