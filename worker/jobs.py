@@ -197,6 +197,7 @@ def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now
 DISPATCH_BATCH = 500
 
 
+@timed
 def send_notification(prefecture: str, procedure: str, message_text: str) -> str:
     """Send one outbox message about an offer or a booking, by email and by SMS.
 
@@ -279,6 +280,7 @@ def _notification_job_id(message_id: str) -> str:
     return "notify-" + re.sub(r"[^A-Za-z0-9_-]", "_", message_id)
 
 
+@timed
 def dispatch_notifications() -> int:
     """Hand every pool's outbox to send jobs (the clock's backstop; draws and pages dispatch at once)."""
     job = get_current_job()
@@ -295,11 +297,13 @@ def enqueue_dispatch(connection: redis.Redis, pool: str) -> None:
     queue(NOTIFICATIONS, connection).enqueue(dispatch_pool_job, prefecture, procedure)
 
 
+@timed
 def dispatch_pool_job(prefecture: str, procedure: str) -> int:
     job = get_current_job()
     return dispatch_pool(job.connection, Store(job.connection), f"{prefecture}:{procedure}")
 
 
+@timed
 def offer_rounds() -> dict[str, int]:
     """Expire late offers, offer freed slots to standby, queue reminders, mark no-shows, in every pool."""
     job = get_current_job()
