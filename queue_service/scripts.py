@@ -427,6 +427,9 @@ return 'ok'
 # Offers a freed slot to the next entrant of the same draw's order, if the slot
 # still waits for standby and the entrant still waits and had no offer from
 # this draw. Returns "ok", "slot" (the slot no longer waits) or "person".
+# The entrant's wait is then counted as ended at that draw's cutoff: draws
+# committed between that cutoff and the standby offer are not added to their
+# losses if they later go back to the pool (rare: standby follows within days).
 STANDBY_SCRIPT = STATS_LUA + """
 local id, ref, slot, draw_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', KEYS[9], slot) ~= draw_id or redis.call('HGET', KEYS[5], slot) ~= 'standby' then return 'slot' end
