@@ -1,5 +1,6 @@
 """Pages for a drawn applicant: the offer (confirm or decline), then the booking
-(code, QR code, calendar file, cancellation); and the counter check-in for agents.
+(code, QR code, calendar file, cancellation). The counter's check-in is a staff
+page (web/staff.py).
 
 The applicant reaches these pages with their private status link (`t`), from
 the message that announced the offer or from the status page.
