@@ -302,10 +302,10 @@ def bias_reports(frozen: dict, winners: set[str]) -> list:
     )
 
 
-def release_held(store, pool: str, draw_id: str, now: datetime.datetime) -> None:
-    """Staff reviewed a held draw and found it sound: publish it."""
-    if not store.update_draw_state(pool, draw_id, None, DrawState.HELD.value,
-                                   {"state": DrawState.PUBLISHED.value, "published_at": now.isoformat()}):
+def release_held(store, pool: str, draw_id: str, now: datetime.datetime, by: str = "") -> None:
+    """Staff reviewed a held draw and found it sound: publish it (`by`: the account that decided)."""
+    changes = {"state": DrawState.PUBLISHED.value, "published_at": now.isoformat(), "released_by": by}
+    if not store.update_draw_state(pool, draw_id, None, DrawState.HELD.value, changes):
         raise InvalidTransition(N_("Only a held draw can be released."))
 
 

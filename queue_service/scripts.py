@@ -187,10 +187,26 @@ local function flush(command, key, items)
     redis.call(command, key, unpack(items, first, math.min(first + 5999, #items)))
   end
 end
-for _, winner in ipairs(cjson.decode(ARGV[3])) do
+local winners = cjson.decode(ARGV[3])
+-- Who is still waiting, and which slots are still open, read in batches: being
+-- in the waiting set is being `waiting` (every script keeps the two together).
+local ids, slot_ids, still_waiting, still_open = {}, {}, {}, {}
+for index, winner in ipairs(winners) do
+  ids[index], slot_ids[index] = winner[1], winner[3]
+end
+for first = 1, #winners, 6000 do
+  local last = math.min(first + 5999, #winners)
+  local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids, first, last))
+  local slot_states = redis.call('HMGET', KEYS[6], unpack(slot_ids, first, last))
+  for index = first, last do
+    still_waiting[index] = scores[index - first + 1]
+    still_open[index] = slot_states[index - first + 1] == 'open'
+  end
+end
+for index, winner in ipairs(winners) do
   local id, ref, slot_id = winner[1], winner[2], winner[3]
   local key = prefix .. id
-  if redis.call('HGET', key, 'status') ~= 'waiting' or redis.call('HGET', KEYS[6], slot_id) ~= 'open' then
+  if not still_waiting[index] or not still_open[index] then
     -- Left the waiting list since the freeze, or the slot was cancelled or taken by another draw.
     skipped[#skipped + 1] = ref
   else

@@ -9,6 +9,7 @@ every sign-in and deleted in Redis at sign-out.
 from __future__ import annotations
 
 import datetime
+import json
 from zoneinfo import ZoneInfo
 
 import csv
@@ -123,7 +124,10 @@ def prefecture(code: str):
     found = known_prefecture(code)
     store = services().store
     pools = [(procedure, store.waiting_count(f"{code}:{procedure.code}")) for procedure in store.procedures()]
-    return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools)
+    held = [(procedure, draw["draw_id"]) for procedure, _ in pools
+            for draw in store.draws(f"{code}:{procedure.code}", limit=20) if draw["state"] == "held"]
+    return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools,
+                           held=held)
 
 
 # Sites ------------------------------------------------------------------------------
@@ -405,7 +409,8 @@ def schedule(code: str, procedure_code: str):
             values=request.form if request.method == "POST" else schedule_form_values(current),
             errors=errors,
             upcoming=draw_rules.upcoming(store, current, now()) if current else [],
-            draws=store.draws(pool, limit=20),
+            draws=[draw | {"bias_tests": json.loads(draw.get("bias_check") or "[]")}
+                   for draw in store.draws(pool, limit=20)],
             zone=ZoneInfo(found.timezone),
             can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
         ),
@@ -434,6 +439,15 @@ def schedule_form_values(current) -> dict[str, object]:
         "declined_returns_to_pool": "on" if policy.declined_returns_to_pool else "",
         "expired_returns_to_pool": "on" if policy.expired_returns_to_pool else "",
     }
+
+
+@blueprint.post("/p/<code>/schedules/<procedure_code>/draws/<draw_id>/release")
+def release_draw(code: str, procedure_code: str, draw_id: str):
+    """A held draw reviewed by an admin: its record (seed, winners) is published."""
+    allow(Action.MANAGE, code)
+    procedure = services().store.procedure(procedure_code)
+    draw_rules.release_held(services().store, f"{code}:{procedure.code}", draw_id, now(), by=g.principal.account_id)
+    return redirect(url_for("staff.schedule", code=code, procedure_code=procedure.code))
 
 
 @blueprint.route("/p/<code>/schedules/<procedure_code>/run", methods=["GET", "POST"])
