@@ -8,12 +8,11 @@ every sign-in and deleted in Redis at sign-out.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import json
 from zoneinfo import ZoneInfo
-
-import csv
-import io
 
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 from flask_babel import format_date, gettext
