@@ -128,8 +128,19 @@ def confirm(store, key: RegistrationKey, secret: bytes, now: datetime.datetime) 
     if slot is None:
         raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
     code = booking_code(secret, key, slot.id)
-    _raise_for(store.move_offer(key, "confirm", now, code, slot.starts_at.timestamp()))
+    wait_days, expires_first = booking_figures(store.registration(key), slot)
+    _raise_for(store.move_offer(key, "confirm", now, code, slot.starts_at.timestamp(), wait_days=wait_days,
+                                expires_first=expires_first))
     return store.offer(key)
+
+
+def booking_figures(registration, slot: Slot) -> tuple[int, bool]:
+    """Whole days from registering to the appointment, and whether a renewal's permit expires before it."""
+    if registration is None:
+        return 0, False
+    days = max((slot.starts_at - registration.created_at).days, 0)
+    expiry = registration.applicant.permit_expiry
+    return days, expiry is not None and expiry < slot.starts_at.date()
 
 
 def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> dict:

@@ -263,6 +263,10 @@ class Store:
     def delete_site(self, prefecture_code: str, site_id: str) -> None:
         self.redis.hdel(SITES_KEY.format(prefecture=prefecture_code), site_id)
 
+    def site(self, prefecture_code: str, site_id: str) -> Site | None:
+        raw = self.redis.hget(SITES_KEY.format(prefecture=prefecture_code), site_id)
+        return _site_from(raw) if raw else None
+
     def sites(self, prefecture_code: str) -> list[Site]:
         values = self.redis.hvals(SITES_KEY.format(prefecture=prefecture_code))
         return sorted((_site_from(value) for value in values), key=lambda site: (site.kind, site.name))
@@ -826,8 +830,13 @@ class Store:
         raw = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
         return json.loads(raw) if raw else None
 
-    def move_offer(self, key, action: str, now: datetime.datetime, *extra) -> str:
-        """Apply one offer transition (scripts.OFFER_SCRIPT); returns "ok" or why not."""
+    def move_offer(self, key, action: str, now: datetime.datetime, *extra, wait_days: int = 0,
+                   expires_first: bool = False) -> str:
+        """Apply one offer transition (scripts.OFFER_SCRIPT); returns "ok" or why not.
+
+        `wait_days` and `expires_first` are counted when the offer is confirmed (the waits
+        histogram, renewals whose permit expires before the appointment).
+        """
         prints = self._fingerprints(key)
         offer = self.offer(key)
         if prints is None:
@@ -855,21 +864,9 @@ class Store:
             *self.stats_keys(pool, now, draw_id=offer["draw_id"]),
             self.waits_key(pool),
         ]
-        wait_days, expired_first = self._booking_figures(key, offer["slot"])
         arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
-                     offer["draw_id"], wait_days, "1" if expired_first else "0", *extra]
+                     offer["draw_id"], wait_days, "1" if expires_first else "0", *extra]
         return self._offer(keys=keys, args=arguments).decode()
-
-    def _booking_figures(self, key, slot_id: str) -> tuple[int, bool]:
-        """Whole days from registering to the slot, and whether a renewal's permit expires before it."""
-        created, expiry = self.redis.hmget(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
-                                           "created_at", "permit_expiry")
-        slot = self.slot(key.pool, slot_id)
-        if slot is None or created is None:
-            return 0, False
-        days = max((slot.starts_at - datetime.datetime.fromisoformat(created.decode())).days, 0)
-        expires_first = bool(expiry) and datetime.date.fromisoformat(expiry.decode()) < slot.starts_at.date()
-        return days, expires_first
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""

@@ -186,7 +186,7 @@ def bearer_registration() -> Registration:
 def answer_offer():
     """Confirm or decline the pending offer ({"answer": "confirm" | "decline"}), or cancel the booking ("cancel")."""
     from queue_service import offers as offer_rules
-    from web.offers import identity_secret, timing
+    from web.offers import timing
 
     found = bearer_registration()
     store = services().store

@@ -19,14 +19,10 @@ from flask_babel import gettext
 from queue_service import offers as offer_rules
 from queue_service.errors import InvalidTransition, QueueServiceError
 from web import services
-from web.registration import now, registration_from_link, status_url
+from web.registration import identity_secret, now, registration_from_link, status_url
 from worker.jobs import enqueue_dispatch
 
 blueprint = Blueprint("offers", __name__)
-
-
-def identity_secret() -> bytes:
-    return services().settings.identity_key.encode()
 
 
 def timing() -> offer_rules.OfferTiming:
@@ -44,7 +40,7 @@ def appointment(found) -> dict | None:
         return None
     prefecture = store.prefecture(found.key.prefecture)
     zone = ZoneInfo(prefecture.timezone)
-    site = next((site for site in store.sites(found.key.prefecture) if site.id == slot.site), None)
+    site = store.site(found.key.prefecture, slot.site)
     cancel_by = offer_rules.cancellation_deadline(slot, timing())
     return {
         "offer": offer,

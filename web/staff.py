@@ -38,7 +38,7 @@ from web import charts, services
 from web.errors import translated
 from web.applicant import draw_states
 from web.i18n import safe_next
-from web.registration import attempt_registration, form_values, render_registration_form
+from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
 from worker.jobs import claim_and_enqueue, enqueue_dispatch
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
@@ -164,7 +164,7 @@ def sites(code: str):
 def edit_site(code: str, site_id: str):
     found = known_prefecture(code)
     store = services().store
-    site = next((s for s in store.sites(code) if s.id == site_id), None)
+    site = store.site(code, site_id)
     if site is None:
         raise NotFound()
     errors = {}
@@ -501,7 +501,7 @@ def agdref_records(code: str):
 def check_in(code: str):
     """An agent types or scans a booking code, compares the identity shown with the person's
     document (the appointment is personal), then marks it attended."""
-    from web.offers import appointment, identity_secret
+    from web.offers import appointment
 
     prefecture = known_prefecture(code)
     allow(Action.CHECK_IN, code)

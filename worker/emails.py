@@ -84,7 +84,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     prefecture = store.prefecture(key.prefecture)
     procedure = store.procedure(key.procedure)
     slot = store.slot(key.pool, slot_id)
-    site = next((s for s in store.sites(key.prefecture) if s.id == slot.site), None)
+    site = store.site(key.prefecture, slot.site)
     offer = store.offer(key) or {}
     timing = offers.OfferTiming.from_settings(settings)
 
