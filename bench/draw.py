@@ -64,6 +64,12 @@ def random_accepts(chooser: random.Random) -> tuple[str, ...]:
 
 
 def build_pool(entrant_count: int, slot_count: int, constrained: bool, seed: bytes):
+    """The pool as columns, the form in which the service keeps a frozen draw's inputs."""
+    entrants, slots, phases = build_rows(entrant_count, slot_count, constrained, seed)
+    return lottery.as_columns(entrants), lottery.as_slot_columns(slots), phases
+
+
+def build_rows(entrant_count: int, slot_count: int, constrained: bool, seed: bytes):
     rng = np.random.default_rng(int.from_bytes(seed[:8], "big"))
     weights = rng.integers(1, 7, size=entrant_count).tolist()
     refs = [f"01R-{number:07X}" for number in rng.permutation(entrant_count).tolist()]
@@ -119,7 +125,7 @@ def time_run_draw(seed: bytes, draw_id: str, entrants, slots, phases):
 
 
 def time_numpy_choice(entrants, slot_count: int) -> float:
-    weights = np.fromiter((entrant.weight_value for entrant in entrants), dtype=np.float64)
+    weights = entrants.weight_values()
     generator = np.random.default_rng(12345)
     start = time.perf_counter()
     generator.choice(len(weights), slot_count, replace=False, p=weights / weights.sum())
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'run_draw, end to end':<30} {draw_time:8.3f} s  (runs: {', '.join(f'{t:.3f}' for t in draw_times)})")
     print(f"  winners: {len(result.winner_refs):,} of {len(slots):,} slots")
     if phases:
-        urgent = {entrant.ref for entrant in entrants if entrant.group == "urgent"}
+        urgent = {entrants.refs[index] for index in entrants.members("urgent").tolist()}
         print(f"  urgent winners: {sum(ref in urgent for ref in result.winner_refs):,}")
 
     numpy_times = [time_numpy_choice(entrants, arguments.slots) for _ in range(arguments.repeat)]

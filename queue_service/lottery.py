@@ -30,6 +30,11 @@ The steps, each a public function so that the benchmark can time them:
 
 ``run_draw`` chains them; ``public_record`` writes the document that
 ``verify.py`` checks.
+
+Entrants and slots come either as lists of ``Entrant`` and ``Slot`` (clear,
+for people and tests) or as ``EntrantColumns`` and ``SlotColumns`` (what the
+service keeps for a draw of a million: no object per entrant). Every function
+takes both and gives the same result.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ __all__ = [
     "SPEC",
     "SEED_BYTES",
     "Entrant",
+    "EntrantColumns",
+    "SlotColumns",
+    "as_columns",
+    "as_slot_columns",
     "Slot",
     "Phase",
     "Award",
@@ -232,6 +241,175 @@ class Phase:
             raise ValueError(f"max_winners of phase {self.group!r} must be >= 0")
 
 
+@dataclass(frozen=True, eq=False)
+class EntrantColumns:
+    """The entrants of a draw as columns: a million entrants without a million objects.
+
+    Entrant ``i`` is ``refs[i]`` with weight ``weights[weight_codes[i]]``,
+    group ``groups[group_codes[i]]`` and accepted classes
+    ``accept_sets[accept_codes[i]]``: a pool has few distinct weights, groups
+    and constraint sets, so each is written, checked and turned into a
+    number or a bit mask once. Everything the lottery takes as a list of
+    ``Entrant`` it also takes in this form (``as_columns`` converts), and
+    gives the same result.
+    """
+
+    refs: list[str]
+    weights: tuple[str, ...]
+    weight_codes: np.ndarray
+    groups: tuple[str | None, ...] = (None,)
+    group_codes: np.ndarray | None = None
+    accept_sets: tuple[tuple[str, ...] | None, ...] = (None,)
+    accept_codes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        count = len(self.refs)
+        _require_texts(self.refs, "entrant ref")
+        for weight in self.weights:
+            if type(weight) is not str or _checked_weight_text(weight)[0] != weight:
+                raise ValueError(f"weight {weight!r} must be a canonical decimal string")
+        for group in self.groups:
+            if group is not None:
+                _require_text(group, "a group")
+        for accepts in self.accept_sets:
+            if accepts is not None and (type(accepts) is not tuple or _normalised_classes(accepts) != accepts):
+                raise ValueError(f"accepted classes {accepts!r} must be a sorted tuple without repeats")
+        for name, codes, table in (
+            ("weight_codes", self.weight_codes, self.weights),
+            ("group_codes", self.group_codes, self.groups),
+            ("accept_codes", self.accept_codes, self.accept_sets),
+        ):
+            codes = np.zeros(count, dtype=np.int32) if codes is None else np.asarray(codes)
+            if codes.shape != (count,) or codes.dtype.kind not in "iu":
+                raise ValueError(f"{name} must hold one integer per entrant")
+            if count and (int(codes.min()) < 0 or int(codes.max()) >= len(table)):
+                raise ValueError(f"{name} must index its table")
+            object.__setattr__(self, name, codes)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @classmethod
+    def from_entrants(cls, entrants: Sequence[Entrant]) -> EntrantColumns:
+        weights: dict[str, int] = {}
+        groups: dict[str | None, int] = {None: 0}
+        accept_sets: dict[tuple[str, ...] | None, int] = {None: 0}
+
+        def codes(values: Iterable, table: dict) -> np.ndarray:
+            return np.fromiter(
+                (table.setdefault(value, len(table)) for value in values), dtype=np.int32, count=len(entrants)
+            )
+
+        weight_codes = codes((entrant.weight for entrant in entrants), weights)
+        group_codes = codes((entrant.group for entrant in entrants), groups)
+        accept_codes = codes((entrant.accepts for entrant in entrants), accept_sets)
+        return cls(
+            refs=[entrant.ref for entrant in entrants],
+            weights=tuple(weights),
+            weight_codes=weight_codes,
+            groups=tuple(groups),
+            group_codes=group_codes,
+            accept_sets=tuple(accept_sets),
+            accept_codes=accept_codes,
+        )
+
+    def weight_values(self) -> np.ndarray:
+        """Each entrant's weight as binary64, the number its key divides by."""
+        values = np.array([float(weight) for weight in self.weights], dtype=np.float64)
+        return values[self.weight_codes]
+
+    def accepts(self, index: int) -> tuple[str, ...] | None:
+        return self.accept_sets[self.accept_codes[index]]
+
+    def entrant(self, index: int) -> Entrant:
+        return Entrant(
+            self.refs[index],
+            self.weights[self.weight_codes[index]],
+            self.groups[self.group_codes[index]],
+            self.accepts(index),
+        )
+
+    def has_constraints(self) -> bool:
+        """Does any entrant accept only some classes?"""
+        used = np.bincount(self.accept_codes, minlength=len(self.accept_sets)) > 0
+        return any(used[code] for code, accepts in enumerate(self.accept_sets) if accepts is not None)
+
+    def members(self, group: str) -> np.ndarray:
+        """The indices of the entrants of ``group``, in input order."""
+        codes = [code for code, name in enumerate(self.groups) if name == group]
+        return np.flatnonzero(np.isin(self.group_codes, codes)).astype(np.int64)
+
+    def rows(self) -> list[dict]:
+        """The record's rows, in input order."""
+        weights, groups = self.weights, self.groups
+        accepts = [None if classes is None else list(classes) for classes in self.accept_sets]
+        return [
+            {"ref": ref, "weight": weights[weight], "group": groups[group], "accepts": accepts[accept]}
+            for ref, weight, group, accept in zip(
+                self.refs, self.weight_codes.tolist(), self.group_codes.tolist(), self.accept_codes.tolist()
+            )
+        ]
+
+
+Entrants = Sequence[Entrant] | EntrantColumns
+
+
+def _require_texts(values: list[str], what: str) -> None:
+    """``_require_text`` on each value, in a few C loops (a million refs in a few ms)."""
+    if not values:
+        return
+    try:
+        if min(map(len, values)) and "".join(values).encode("utf-8"):  # join refuses anything but str
+            return
+    except (TypeError, UnicodeEncodeError):
+        pass
+    for value in values:  # find the first bad one to name it
+        _require_text(value, what)
+
+
+@dataclass(frozen=True, eq=False)
+class SlotColumns:
+    """The slots as two columns: slot ``ids[i]`` is of class ``classes[i]``.
+
+    Like ``EntrantColumns``: what the lottery takes as a list of ``Slot``
+    it also takes in this form, for a hundred thousand slots without a
+    hundred thousand objects.
+    """
+
+    ids: list[str]
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.classes):
+            raise ValueError("each slot needs one id and one class")
+        _require_texts(self.ids, "slot id")
+        _require_texts(self.classes, "slot class")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_slots(cls, slots: Sequence[Slot]) -> SlotColumns:
+        return cls([slot.id for slot in slots], [slot.slot_class for slot in slots])
+
+    def rows(self) -> list[dict]:
+        """The record's rows, sorted by id."""
+        return [{"id": slot_id, "class": slot_class} for slot_id, slot_class in sorted(zip(self.ids, self.classes))]
+
+
+Slots = Sequence[Slot] | SlotColumns
+
+
+def as_slot_columns(slots: Slots) -> SlotColumns:
+    """The slots as columns (returned as is when they already are)."""
+    return slots if isinstance(slots, SlotColumns) else SlotColumns.from_slots(slots)
+
+
+def as_columns(entrants: Entrants) -> EntrantColumns:
+    """The entrants as columns (returned as is when they already are)."""
+    return entrants if isinstance(entrants, EntrantColumns) else EntrantColumns.from_entrants(entrants)
+
+
 class Award(NamedTuple):
     """A winner and the slot they are offered."""
 
@@ -251,6 +429,8 @@ class DrawResult:
     draw_id: str
     winner_refs: tuple[str, ...]
     slot_ids: tuple[str, ...]
+    #: Each winner's position in the entrants given to the draw (not part of the record).
+    winner_indices: tuple[int, ...] = field(default=(), compare=False)
 
     def awards(self) -> list[Award]:
         return [Award(ref, slot_id) for ref, slot_id in zip(self.winner_refs, self.slot_ids)]
@@ -280,8 +460,8 @@ def _check_unique_refs(entrants: Sequence[Entrant]) -> None:
     _require_unique((entrant.ref for entrant in entrants), "duplicate entrant ref {value!r}")
 
 
-def _check_slots(slots: Sequence[Slot]) -> None:
-    _require_unique((slot.id for slot in slots), "duplicate slot id {value!r}")
+def _check_slots(slots: SlotColumns) -> None:
+    _require_unique(slots.ids, "duplicate slot id {value!r}")
 
 
 def _check_phases(phases: Sequence[Phase]) -> None:
@@ -313,6 +493,17 @@ def effective_seed(seed: bytes, beacon: bytes | None = None) -> bytes:
     return hashlib.sha256(bytes(seed) + bytes(beacon)).digest()
 
 
+def _sorted_rows(entrants: Entrants) -> list[dict]:
+    """The record's entrant rows, sorted by ref (a ref given twice is an error)."""
+    if isinstance(entrants, EntrantColumns):
+        _require_unique(entrants.refs, "duplicate entrant ref {value!r}")
+        rows = entrants.rows()
+    else:
+        _check_unique_refs(entrants)
+        rows = [_entrant_row(entrant) for entrant in entrants]
+    return sorted(rows, key=operator.itemgetter("ref"))
+
+
 def _entrant_row(entrant: Entrant) -> dict:
     return {
         "ref": entrant.ref,
@@ -322,10 +513,9 @@ def _entrant_row(entrant: Entrant) -> dict:
     }
 
 
-def entrants_digest(entrants: Sequence[Entrant]) -> str:
+def entrants_digest(entrants: Entrants) -> str:
     """SHA-256 (hex) of the canonical JSON of the entrants, sorted by ref."""
-    _check_unique_refs(entrants)
-    rows = sorted((_entrant_row(entrant) for entrant in entrants), key=lambda row: row["ref"])
+    rows = _sorted_rows(entrants)
     text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -404,13 +594,12 @@ def _check_unique_words(words: np.ndarray, refs: list[str]) -> None:
         seen.add(refs[index])
 
 
-def compute_keys(seed_effective: bytes, draw_id: str, entrants: Sequence[Entrant]) -> KeyTable:
+def compute_keys(seed_effective: bytes, draw_id: str, entrants: Entrants) -> KeyTable:
     """Hash every entrant once and compute every key with numpy."""
     _check_draw_id(draw_id)
-    refs = [entrant.ref for entrant in entrants]
-    weights = np.fromiter(
-        (entrant.weight_value for entrant in entrants), dtype=np.float64, count=len(refs)
-    )
+    columns = as_columns(entrants)
+    refs = columns.refs
+    weights = columns.weight_values()
     words = _leading_words(seed_effective, draw_id, refs)
     _check_unique_words(words, refs)
     uniforms = _uniforms(words)
@@ -806,53 +995,38 @@ class Selection:
     matching: _CountMatching | _ClassMatching  # the walk's matching, reused by assign_slots
 
 
-def _slot_classes(slots: Sequence[Slot]) -> list[str]:
-    return sorted({slot.slot_class for slot in slots})
+def _slot_classes(slots: SlotColumns) -> list[str]:
+    return sorted(set(slots.classes))
 
 
-_accepts_of = operator.attrgetter("accepts")
-
-
-def _new_matching(entrants: Sequence[Entrant], slots: Sequence[Slot]) -> _CountMatching | _ClassMatching:
-    if not any(map(_accepts_of, entrants)):  # map: a C loop over a million entrants
+def _new_matching(entrants: EntrantColumns, slots: SlotColumns) -> _CountMatching | _ClassMatching:
+    if not entrants.has_constraints():
         return _CountMatching(len(slots))
     class_names = _slot_classes(slots)
     index_of = {name: index for index, name in enumerate(class_names)}
     capacities = [0] * len(class_names)
-    for slot in slots:
-        capacities[index_of[slot.slot_class]] += 1
+    for slot_class in slots.classes:
+        capacities[index_of[slot_class]] += 1
     return _ClassMatching(capacities, _AcceptedMasks(entrants, class_names))
 
 
 class _AcceptedMasks:
     """Each entrant's accepted classes as a bit mask (None: every class).
 
-    Computed on first use, so only for the entrants the walk reaches; classes
-    that no slot has are dropped (an entrant accepting only those never wins).
+    One mask per distinct constraint set; classes that no slot has are
+    dropped (an entrant accepting only those never wins).
     """
 
-    def __init__(self, entrants: Sequence[Entrant], class_names: list[str]):
-        self._entrants = entrants
-        self._bit_of = {name: 1 << index for index, name in enumerate(class_names)}
-        self._cache: dict[tuple[str, ...], int] = {}
+    def __init__(self, entrants: EntrantColumns, class_names: list[str]):
+        bit_of = {name: 1 << index for index, name in enumerate(class_names)}
+        self._masks = [
+            None if accepts is None else sum(bit_of.get(name, 0) for name in accepts)
+            for accepts in entrants.accept_sets
+        ]
+        self._codes = entrants.accept_codes
 
     def __getitem__(self, index: int) -> int | None:
-        accepts = self._entrants[index].accepts
-        if accepts is None:
-            return None
-        mask = self._cache.get(accepts)
-        if mask is None:
-            mask = self._cache[accepts] = sum(self._bit_of.get(name, 0) for name in accepts)
-        return mask
-
-
-def _group_members(entrants: Sequence[Entrant], phases: Sequence[Phase]) -> dict[str, np.ndarray]:
-    wanted = {phase.group for phase in phases}
-    members: dict[str, list[int]] = {group: [] for group in wanted}
-    for index, entrant in enumerate(entrants):
-        if entrant.group in wanted:
-            members[entrant.group].append(index)
-    return {group: np.array(indices, dtype=np.int64) for group, indices in members.items()}
+        return self._masks[self._codes[index]]
 
 
 Matching = _CountMatching | _ClassMatching
@@ -893,25 +1067,26 @@ def _take_first(
 
 def select_winners(
     table: KeyTable,
-    entrants: Sequence[Entrant],
-    slots: Sequence[Slot],
+    entrants: Entrants,
+    slots: Slots,
     phases: Sequence[Phase] = (),
 ) -> Selection:
     """Walk the order phase by phase, then everyone left, keeping who still fits."""
+    entrants = as_columns(entrants)
+    slots = as_slot_columns(slots)
     matching = _new_matching(entrants, slots)
     winners: list[int] = []
     won: set[int] = set()
-    members = _group_members(entrants, phases) if phases else {}
     for phase in phases:
         expected = min(phase.max_winners, len(slots) - len(winners))
-        order = DrawOrder(table, members[phase.group], first_chunk=expected)
+        order = DrawOrder(table, entrants.members(phase.group), first_chunk=expected)
         _walk(order, matching, winners, won, phase.max_winners)
     order = DrawOrder(table, None, first_chunk=len(slots) - len(winners))
     _walk(order, matching, winners, won, None)
     return Selection(winners=winners, matching=matching)
 
 
-def assign_slots(selection: Selection, slots: Sequence[Slot]) -> list[str]:
+def assign_slots(selection: Selection, slots: Slots) -> list[str]:
     """The slot id of each winner, in selection order.
 
     Rule: taking the winners in selection order, each gets the lowest slot id
@@ -920,19 +1095,20 @@ def assign_slots(selection: Selection, slots: Sequence[Slot]) -> list[str]:
     When no one has constraints this is simply "the n-th winner gets the n-th
     lowest slot id".
     """
+    slots = as_slot_columns(slots)
     if isinstance(selection.matching, _CountMatching):
-        return sorted(slot.id for slot in slots)[: len(selection.winners)]
+        return sorted(slots.ids)[: len(selection.winners)]
     class_names = _slot_classes(slots)
     index_of = {name: index for index, name in enumerate(class_names)}
     ids_by_class: list[list[str]] = [[] for _ in class_names]
-    for slot in slots:
-        ids_by_class[index_of[slot.slot_class]].append(slot.id)
+    for slot_id, slot_class in zip(slots.ids, slots.classes):
+        ids_by_class[index_of[slot_class]].append(slot_id)
     for ids in ids_by_class:
         ids.sort()
     return selection.matching.assign(selection.winners, ids_by_class)
 
 
-def _validate(seed: bytes, draw_id: str, slots: Sequence[Slot], phases: Sequence[Phase]) -> None:
+def _validate(seed: bytes, draw_id: str, slots: SlotColumns, phases: Sequence[Phase]) -> None:
     _check_seed(seed)
     _check_draw_id(draw_id)
     _check_slots(slots)
@@ -942,24 +1118,28 @@ def _validate(seed: bytes, draw_id: str, slots: Sequence[Slot], phases: Sequence
 def run_draw(
     seed: bytes,
     draw_id: str,
-    entrants: Sequence[Entrant],
-    slots: Sequence[Slot],
+    entrants: Entrants,
+    slots: Slots,
     phases: Sequence[Phase] = (),
     beacon: bytes | None = None,
 ) -> DrawResult:
     """The whole draw: keys, order, winners, slots. Same inputs, same result."""
+    slots = as_slot_columns(slots)
     _validate(seed, draw_id, slots, phases)
+    entrants = as_columns(entrants)
     table = compute_keys(effective_seed(seed, beacon), draw_id, entrants)
     selection = select_winners(table, entrants, slots, phases)
     slot_ids = assign_slots(selection, slots)
     winner_refs = tuple([table.refs[winner] for winner in selection.winners])
-    return DrawResult(draw_id=draw_id, winner_refs=winner_refs, slot_ids=tuple(slot_ids))
+    return DrawResult(
+        draw_id=draw_id, winner_refs=winner_refs, slot_ids=tuple(slot_ids), winner_indices=tuple(selection.winners)
+    )
 
 
 def order_prefix(
     seed: bytes,
     draw_id: str,
-    entrants: Sequence[Entrant],
+    entrants: Entrants,
     count: int,
     beacon: bytes | None = None,
 ) -> list[tuple[str, float]]:
@@ -979,8 +1159,8 @@ def order_prefix(
 def public_record(
     draw_id: str,
     seed: bytes,
-    entrants: Sequence[Entrant],
-    slots: Sequence[Slot],
+    entrants: Entrants,
+    slots: Slots,
     phases: Sequence[Phase] = (),
     result: DrawResult | None = None,
     *,
@@ -993,6 +1173,7 @@ def public_record(
     then carries the commitment and the entrants but ``seed`` and ``winners``
     are null.
     """
+    slots = as_slot_columns(slots)
     _validate(seed, draw_id, slots, phases)
     return {
         "spec": SPEC,
@@ -1001,8 +1182,8 @@ def public_record(
         "seed": bytes(seed).hex() if reveal_seed else None,
         "beacon": None if beacon is None else bytes(beacon).hex(),
         "entrants_digest": entrants_digest(entrants),
-        "entrants": [_entrant_row(entrant) for entrant in sorted(entrants, key=lambda e: e.ref)],
-        "slots": [{"id": slot.id, "class": slot.slot_class} for slot in sorted(slots, key=lambda s: s.id)],
+        "entrants": _sorted_rows(entrants),
+        "slots": slots.rows(),
         "phases": [{"group": phase.group, "max_winners": phase.max_winners} for phase in phases],
         "winners": None
         if result is None

@@ -388,6 +388,63 @@ def test_bad_inputs_are_refused_with_a_clear_message(make, message):
         make()
 
 
+@settings(max_examples=150, deadline=None)
+@given(small_draws())
+def test_columns_give_the_same_draw_record_and_digest_as_objects(case):
+    """The service keeps frozen entrants and slots as columns: the draw must not see the difference."""
+    seed, entrants, slots, phases = case
+    entrant_columns, slot_columns = lottery.as_columns(entrants), lottery.as_slot_columns(slots)
+    by_objects = lottery.run_draw(seed, DRAW_ID, entrants, slots, phases)
+    by_columns = lottery.run_draw(seed, DRAW_ID, entrant_columns, slot_columns, phases)
+    assert by_columns == by_objects
+    assert [entrants[index].ref for index in by_columns.winner_indices] == list(by_columns.winner_refs)
+    assert lottery.entrants_digest(entrant_columns) == lottery.entrants_digest(entrants)
+    assert lottery.public_record(DRAW_ID, seed, entrant_columns, slot_columns, phases, by_columns) == (
+        lottery.public_record(DRAW_ID, seed, entrants, slots, phases, by_objects)
+    )
+    assert [entrant_columns.entrant(index) for index in range(len(entrants))] == entrants
+
+
+def columns(**changes) -> lottery.EntrantColumns:
+    fields = dict(
+        refs=["r1", "r2"], weights=("1", "2.5"), weight_codes=np.array([0, 1]), groups=(None, "urgent"),
+        group_codes=np.array([0, 1]), accept_sets=(None, ("a", "b")), accept_codes=np.array([1, 0]),
+    )
+    return lottery.EntrantColumns(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: columns(refs=["r1", ""]), "entrant ref must be a non-empty string"),
+        (lambda: columns(refs=["r1", 2]), "entrant ref must be a non-empty string"),
+        (lambda: columns(refs=["r1", "\udc80"]), "not valid Unicode"),
+        (lambda: columns(weights=("1", "02.50x")), "positive decimal"),
+        (lambda: columns(weights=("1", 2.5)), "canonical decimal string"),
+        (lambda: columns(weight_codes=np.array([0, 2])), "weight_codes must index its table"),
+        (lambda: columns(weight_codes=np.array([0])), "one integer per entrant"),
+        (lambda: columns(group_codes=np.array([0.0, 1.0])), "one integer per entrant"),
+        (lambda: columns(accept_codes=np.array([-1, 0])), "accept_codes must index its table"),
+        (lambda: columns(accept_sets=(None, ("b", "a"))), "sorted tuple without repeats"),
+        (lambda: columns(groups=(None, "")), "non-empty"),
+        (lambda: lottery.SlotColumns(["s1"], []), "one id and one class"),
+        (lambda: lottery.SlotColumns(["s1", ""], ["a", "a"]), "slot id must be a non-empty string"),
+    ],
+)
+def test_bad_columns_are_refused_with_a_clear_message(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_duplicates_in_columns_are_refused():
+    with pytest.raises(ValueError, match="duplicate entrant ref 'r1'"):
+        lottery.run_draw(SEED, DRAW_ID, columns(refs=["r1", "r1"]), plain_slots(1))
+    with pytest.raises(ValueError, match="duplicate slot id 's'"):
+        lottery.run_draw(SEED, DRAW_ID, columns(), lottery.SlotColumns(["s", "s"], ["a", "b"]))
+    with pytest.raises(ValueError, match="duplicate entrant ref 'r1'"):
+        lottery.entrants_digest(columns(refs=["r1", "r1"]))
+
+
 def test_weights_are_written_canonically():
     assert Entrant("r", 2).weight == "2"
     assert Entrant("r", 2.0).weight == "2"
