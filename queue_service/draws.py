@@ -31,6 +31,7 @@ import numpy as np
 
 from queue_service import fairness, lottery, schedules
 from queue_service.errors import N_, InvalidTransition, UnknownDraw
+from queue_service.frozen import FrozenDraw
 from queue_service.reference import slot_class
 from queue_service.schedules import DrawSchedule
 
@@ -182,34 +183,74 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
     cutoff = datetime.datetime.fromisoformat(record["cutoff_at"])
     start, end = schedules.slot_horizon(schedule, scheduled_at)
     slots = [slot for slot in store.slots(pool, start, end) if slot.status.value == "open"]
-    frozen_slots = [lottery.Slot(slot.id, slot.slot_class(schedule.timezone)) for slot in slots]
-    people = store.draw_candidates(pool, cutoff)
-    entrants = [_entrant(person, schedule, scheduled_at) for person in people]
-    urgent_cap = math.floor(schedule.policy.urgency_share * len(frozen_slots))
-    phases = [lottery.Phase(URGENT_GROUP, urgent_cap)] if urgent_cap and any(e.group for e in entrants) else []
-    frozen = {
-        "entrants": [
-            {"ref": e.ref, "weight": e.weight, "group": e.group, "accepts": None if e.accepts is None else list(e.accepts)}
-            for e in entrants
-        ],
-        "slots": [{"id": s.id, "class": s.slot_class} for s in frozen_slots],
-        "phases": [{"group": p.group, "max_winners": p.max_winners} for p in phases],
-        # Private to the service: which registration each reference is, and what the bias check needs.
-        "registrations": {person["ref"]: person["id"] for person in people},
-        "joined_at": {person["ref"]: person["joined_at"] for person in people},
-        "channels": {person["ref"]: person["channel"] for person in people},
-    }
+    frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
+    frozen = frozen_draw(store.draw_candidates(pool, cutoff), schedule, scheduled_at, frozen_slots)
+    urgent = len(frozen.entrants.members(URGENT_GROUP))
     changes = {
         "state": DrawState.FROZEN.value,
         "frozen_at": now.isoformat(),
-        "entrants": str(len(entrants)),
-        "urgent_entrants": str(sum(1 for e in entrants if e.group == URGENT_GROUP)),
+        "entrants": str(len(frozen.entrants)),
+        "urgent_entrants": str(urgent),
         "slots": str(len(frozen_slots)),
-        "entrants_digest": lottery.entrants_digest(entrants),
+        "entrants_digest": lottery.entrants_digest(frozen.entrants),
         "horizon_start": start.isoformat(),
         "horizon_end": end.isoformat(),
     }
-    store.freeze_draw(pool, record["draw_id"], fence, json.dumps(frozen), changes)
+    store.freeze_draw(pool, record["draw_id"], fence, frozen.to_fields(), changes)
+
+
+def frozen_draw(
+    people: list[dict], schedule: DrawSchedule, scheduled_at: datetime.datetime, slots: lottery.SlotColumns
+) -> FrozenDraw:
+    """The draw's inputs from the candidates (store.draw_candidates) and the open slots, as columns.
+
+    Each distinct weight, group, constraint set and channel is worked out
+    once and the entrants refer to it by position (see queue_service/frozen.py).
+    """
+    policy = schedule.policy
+    # A pool has few distinct losses, expiry dates and site choices: each is worked out once.
+    weight_of: dict[int, str] = {}
+    group_of: dict[str | None, str | None] = {}
+    accepts_of: dict[tuple, tuple[str, ...] | None] = {}
+    tables: dict[str, dict] = {"weight": {}, "group": {None: 0}, "accepts": {None: 0}, "channel": {}}
+    codes: dict[str, list[int]] = {name: [] for name in tables}
+
+    def add(name: str, value) -> None:
+        codes[name].append(tables[name].setdefault(value, len(tables[name])))
+
+    for person in people:
+        lost, expiry = int(person["draws_lost"]), person.get("permit_expiry")
+        choice = (tuple(person["sites"]), tuple(person["half_days"]))
+        if lost not in weight_of:
+            weight_of[lost] = entrant_weight(policy, lost)
+        if expiry not in group_of:
+            group_of[expiry] = entrant_group(policy, datetime.date.fromisoformat(expiry) if expiry else None, scheduled_at)
+        if choice not in accepts_of:
+            accepts_of[choice] = entrant_accepts(policy, *choice)
+        add("weight", weight_of[lost])
+        add("group", group_of[expiry])
+        add("accepts", accepts_of[choice])
+        add("channel", person["channel"])
+    entrants = lottery.EntrantColumns(
+        refs=[person["ref"] for person in people],
+        weights=tuple(tables["weight"]),
+        weight_codes=np.array(codes["weight"], dtype=np.int32),
+        groups=tuple(tables["group"]),
+        group_codes=np.array(codes["group"], dtype=np.int32),
+        accept_sets=tuple(tables["accepts"]),
+        accept_codes=np.array(codes["accepts"], dtype=np.int32),
+    )
+    urgent_cap = math.floor(policy.urgency_share * len(slots))
+    has_urgent = len(entrants.members(URGENT_GROUP)) > 0
+    return FrozenDraw(
+        entrants=entrants,
+        slots=slots,
+        phases=[lottery.Phase(URGENT_GROUP, urgent_cap)] if urgent_cap and has_urgent else [],
+        registrations=[person["id"] for person in people],
+        joined_at=np.array([person["joined_at"] for person in people], dtype=np.float64),
+        channels=tuple(tables["channel"]),
+        channel_codes=np.array(codes["channel"], dtype=np.int32),
+    )
 
 
 def entrant_weight(policy, draws_lost: int) -> str:
@@ -225,60 +266,81 @@ def entrant_group(policy, permit_expiry: datetime.date | None, scheduled_at: dat
     return URGENT_GROUP if days_left <= policy.urgency_window_days else None
 
 
-def _entrant(person: dict, schedule: DrawSchedule, scheduled_at: datetime.datetime) -> lottery.Entrant:
-    policy = schedule.policy
-    weight = entrant_weight(policy, int(person["draws_lost"]))
-    expiry = person.get("permit_expiry")
-    group = entrant_group(policy, datetime.date.fromisoformat(expiry) if expiry else None, scheduled_at)
-    accepts = None
-    if policy.constraints_apply:
-        accepts = tuple(slot_class(site, half_day) for site in person["sites"] for half_day in person["half_days"]) or None
-    return lottery.Entrant(person["ref"], weight, group, accepts)
-
-
-def frozen_inputs(frozen: dict) -> tuple[list[lottery.Entrant], list[lottery.Slot], list[lottery.Phase]]:
-    entrants = lottery.entrants_from_rows(frozen["entrants"])
-    slots = [lottery.Slot(row["id"], row["class"]) for row in frozen["slots"]]
-    phases = [lottery.Phase(row["group"], row["max_winners"]) for row in frozen["phases"]]
-    return entrants, slots, phases
+def entrant_accepts(policy, sites: tuple[str, ...], half_days: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The slot classes an entrant accepts (sorted), or None for any slot."""
+    if not policy.constraints_apply:
+        return None
+    return tuple(sorted({slot_class(site, half_day) for site in sites for half_day in half_days})) or None
 
 
 def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> None:
     """Run the lottery on the frozen inputs; a pure function of them and the seed."""
     record = store.draw(pool, draw_id)
-    frozen = json.loads(store.draw_frozen(pool, draw_id))
-    entrants, slots, phases = frozen_inputs(frozen)
-    result = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, entrants, slots, phases)
-    registrations = frozen["registrations"]
-    # The registration behind each winner is kept with the result (private; the record shows ref and slot).
-    winners = [
-        {"ref": ref, "slot": slot_id, "registration": registrations[ref]}
-        for ref, slot_id in zip(result.winner_refs, result.slot_ids)
-    ]
-    changes = {"state": DrawState.DRAWN.value, "drawn_at": now.isoformat(), "winners": str(len(winners))}
+    frozen = FrozenDraw.from_fields(store.draw_frozen(pool, draw_id))
+    result = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, frozen.entrants, frozen.slots, frozen.phases)
+    registrations = [frozen.registrations[index] for index in result.winner_indices]
+    # The registration behind each winner is kept with the result (private; the record shows ref and slot),
+    # and the order in which they joined the waiting list, for the commit (see COMMIT_SCRIPT).
+    joined = frozen.joined_at[np.array(result.winner_indices, dtype=np.int64)]
+    by_wait = np.lexsort((np.array(registrations, dtype=str), joined)).tolist() if registrations else []
+    winners = {
+        "refs": result.winner_refs,
+        "slots": result.slot_ids,
+        "registrations": registrations,
+        "entrants": result.winner_indices,
+        "by_wait": by_wait,
+    }
+    changes = {"state": DrawState.DRAWN.value, "drawn_at": now.isoformat(), "winners": str(len(result.winner_refs))}
     store.save_draw_result(pool, draw_id, fence, json.dumps(winners), changes)
 
 
 def commit(store, pool: str, draw_id: str, fence: int, schedule: DrawSchedule, now: datetime.datetime) -> None:
     """Apply the result in one atomic step: offers, slots, counters, outbox."""
-    winners = json.loads(store.draw_result(pool, draw_id))
     cutoff = datetime.datetime.fromisoformat(store.draw(pool, draw_id)["cutoff_at"])
     store.commit_draw(
         pool,
         draw_id,
         fence,
-        winners=[(w["registration"], w["ref"], w["slot"]) for w in winners],
         cutoff=cutoff,
         deadline=now + datetime.timedelta(hours=schedule.confirmation_hours),
         now=now,
     )
 
 
+def applied_offers(store, pool: str, draw_id: str) -> list[tuple[str, str]]:
+    """The (registration id, slot id) of each offer a committed draw made: its winners but those
+    in "not_applied". The commit writes what they share once; this is the list behind it."""
+    record = store.draw(pool, draw_id)
+    if record is None or record.get("state") not in (DrawState.COMMITTED.value, DrawState.PUBLISHED.value,
+                                                       DrawState.HELD.value):
+        return []
+    drawn = drawn_winners(store, pool, draw_id)
+    not_applied = set(json.loads(record.get("not_applied") or "[]"))
+    return [
+        (registration, slot_id)
+        for ref, slot_id, registration in zip(drawn["refs"], drawn["slots"], drawn["registrations"])
+        if ref not in not_applied
+    ]
+
+
+def offer_messages(store, pool: str, draw_id: str) -> list[dict]:
+    """The outbox messages of a committed draw's offers, one per offer.
+
+    The commit writes one outbox entry for them all ({"kind": "draw_offers"});
+    the dispatcher hands these to the send jobs. Ids are stable
+    ("offer:<draw>:<registration>"), so a message handed twice is sent once.
+    """
+    return [
+        {"id": f"offer:{draw_id}:{registration}", "kind": "offer", "registration_id": registration,
+         "draw_id": draw_id, "slot": slot_id}
+        for registration, slot_id in applied_offers(store, pool, draw_id)
+    ]
+
+
 def publish_or_hold(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> None:
     """Check the winners against registration time and channel; publish, or hold for review."""
-    frozen = json.loads(store.draw_frozen(pool, draw_id))
-    winners = {winner["ref"] for winner in json.loads(store.draw_result(pool, draw_id))}
-    reports = bias_reports(frozen, winners)
+    frozen = FrozenDraw.from_fields(store.draw_frozen(pool, draw_id))
+    reports = bias_reports(frozen, drawn_winners(store, pool, draw_id))
     summary = json.dumps(
         [{"test": r.test, "p_value": r.p_value, "chi_square": r.chi_square, "suspicious": r.suspicious} for r in reports]
     )
@@ -290,16 +352,28 @@ def publish_or_hold(store, pool: str, draw_id: str, fence: int, now: datetime.da
     )
 
 
-def bias_reports(frozen: dict, winners: set[str]) -> list:
-    refs = [row["ref"] for row in frozen["entrants"]]
-    if not refs or not winners:
+def drawn_winners(store, pool: str, draw_id: str) -> dict[str, list]:
+    """The draw's saved result as columns: refs, slots, registrations (and entrants, when kept)."""
+    result = json.loads(store.draw_result(pool, draw_id))
+    if isinstance(result, dict):
+        return result
+    # Saved before results were columns: one object per winner.
+    return {name: [row[field] for row in result] for name, field in
+            (("refs", "ref"), ("slots", "slot"), ("registrations", "registration"))}
+
+
+def bias_reports(frozen: FrozenDraw, winners: dict[str, list]) -> list:
+    """The bias check's tests on the winners (the draw's result, as columns)."""
+    if not len(frozen.entrants) or not winners["refs"]:
         return []
-    return fairness.check_draw(
-        np.array([frozen["joined_at"][ref] for ref in refs], dtype=float),
-        np.array([frozen["channels"][ref] for ref in refs]),
-        np.array([float(row["weight"]) for row in frozen["entrants"]]),
-        np.array([ref in winners for ref in refs]),
-    )
+    if "entrants" in winners:
+        indices = winners["entrants"]
+    else:
+        position = {ref: index for index, ref in enumerate(frozen.entrants.refs)}
+        indices = [position[ref] for ref in winners["refs"]]
+    won = np.zeros(len(frozen.entrants), dtype=bool)
+    won[indices] = True
+    return fairness.check_draw(frozen.joined_at, frozen.channel_of_each(), frozen.weight_values(), won)
 
 
 def release_held(store, pool: str, draw_id: str, now: datetime.datetime, by: str = "") -> None:
@@ -318,12 +392,14 @@ def public_record(store, pool: str, draw_id: str) -> dict:
     if record is None:
         raise UnknownDraw()
     state = DrawState(record["state"])
-    frozen_text = store.draw_frozen(pool, draw_id)
-    frozen = json.loads(frozen_text) if frozen_text else None
+    fields = store.draw_frozen(pool, draw_id)
+    frozen = FrozenDraw.from_fields(fields) if fields else None
     published = state is DrawState.PUBLISHED
-    winners = (
-        [{"ref": w["ref"], "slot": w["slot"]} for w in json.loads(store.draw_result(pool, draw_id))] if published else None
-    )
+    if published:
+        drawn = drawn_winners(store, pool, draw_id)
+        winners = [{"ref": ref, "slot": slot_id} for ref, slot_id in zip(drawn["refs"], drawn["slots"])]
+    else:
+        winners = None
     return {
         "spec": lottery.SPEC,
         "draw_id": draw_id,
@@ -331,12 +407,12 @@ def public_record(store, pool: str, draw_id: str) -> dict:
         "seed": record["seed"] if published else None,
         "beacon": None,
         "entrants_digest": record.get("entrants_digest"),
-        "entrants": sorted(frozen["entrants"], key=lambda row: row["ref"]) if frozen else None,
-        "slots": sorted(frozen["slots"], key=lambda row: row["id"]) if frozen else None,
-        "phases": frozen["phases"] if frozen else None,
+        "entrants": sorted(frozen.entrants.rows(), key=lambda row: row["ref"]) if frozen else None,
+        "slots": frozen.slots.rows() if frozen else None,
+        "phases": [{"group": p.group, "max_winners": p.max_winners} for p in frozen.phases] if frozen else None,
         "winners": winners,
         # Winners who had left the waiting list, or whose slot was cancelled, since the freeze.
-        "not_applied": json.loads(record.get("not_applied") or "[]") if published else None,
+        "not_applied": list(json.loads(record.get("not_applied") or "[]")) if published else None,
         "state": state.value,
         "prefecture": record["prefecture"],
         "procedure": record["procedure"],

@@ -24,10 +24,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 
-from queue_service import lottery
+from queue_service import draws, lottery
 from queue_service.errors import (
     N_,
     CancellationTooLate,
@@ -36,10 +35,13 @@ from queue_service.errors import (
     RegistrationNotFound,
     UnknownBooking,
 )
+from queue_service.frozen import FrozenDraw
 from queue_service.slots import Slot
 from queue_service.tokens import RegistrationKey
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+# After a draw's deadline, its offers are checked for expiry this many at a time.
+EXPIRY_BATCH = 1000
 CODE_LENGTH = 10
 # What people type instead: lower case, and letters mistaken for digits.
 _CODE_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -182,12 +184,19 @@ def check_in(store, key: RegistrationKey, now: datetime.datetime) -> None:
 
 def expire_offers(store, pool: str, schedule, now: datetime.datetime) -> int:
     """Expire the pending offers whose deadline passed; returns how many."""
-    returns = schedule is None or schedule.policy.expired_returns_to_pool
+    returns = "1" if schedule is None or schedule.policy.expired_returns_to_pool else "0"
     prefecture, procedure = pool.split(":")
-    expired = 0
-    for registration_id in store.expired_offers(pool, now):
-        key = RegistrationKey(prefecture, procedure, registration_id)
-        expired += store.move_offer(key, "expire", now, "1" if returns else "0") == "ok"
+
+    def expire(registration_id: str) -> bool:
+        return store.move_offer(RegistrationKey(prefecture, procedure, registration_id), "expire", now, returns) == "ok"
+
+    expired = sum(map(expire, store.expired_offers(pool, now)))
+    # A draw's offers share one deadline: once it passes, those still pending expire, then the draw is done.
+    for draw_id in store.draws_past_deadline(pool, now):
+        offered = [registration_id for registration_id, _ in draws.applied_offers(store, pool, draw_id)]
+        for first in range(0, len(offered), EXPIRY_BATCH):
+            expired += sum(map(expire, store.pending_offers_of(pool, draw_id, offered[first:first + EXPIRY_BATCH])))
+        store.draw_deadline_passed(pool, draw_id)
     return expired
 
 
@@ -268,34 +277,31 @@ def fill_standby(store, pool: str, schedule, timing: OfferTiming, now: datetime.
 class _StandbyOrder:
     """A committed draw's order, walked lazily, for standby offers (the same order its record lets anyone check)."""
 
-    def __init__(self, pool: str, entrants: list, registrations: dict[str, str], table=None) -> None:
+    def __init__(self, pool: str, frozen: FrozenDraw | None = None, table=None) -> None:
         self.pool = pool
-        self.entrants = {entrant.ref: entrant for entrant in entrants}
-        self.registrations = registrations
-        self.walked: list[str] = []  # references in draw order, as far as walked
+        self.frozen = frozen
+        self.walked: list[int] = []  # entrants (positions among the frozen ones) in draw order, as far as walked
         self.rest = iter(lottery.DrawOrder(table)) if table is not None else iter(())
-        self.table = table
 
     @classmethod
     def load(cls, store, pool: str, draw_id: str) -> _StandbyOrder:
         record = store.draw(pool, draw_id)
-        frozen_text = store.draw_frozen(pool, draw_id)
-        if record is None or frozen_text is None:
-            return cls(pool, [], {})
-        frozen = json.loads(frozen_text)
-        entrants = lottery.entrants_from_rows(frozen["entrants"])
-        table = lottery.compute_keys(lottery.effective_seed(bytes.fromhex(record["seed"])), draw_id, entrants)
-        return cls(pool, entrants, frozen["registrations"], table)
+        fields = store.draw_frozen(pool, draw_id)
+        if record is None or fields is None:
+            return cls(pool)
+        frozen = FrozenDraw.from_fields(fields)
+        seed = lottery.effective_seed(bytes.fromhex(record["seed"]))
+        return cls(pool, frozen, lottery.compute_keys(seed, draw_id, frozen.entrants))
 
     def _in_order(self, batch: int):
-        """Batches of references in draw order, first those already walked, then further on."""
+        """Batches of entrants in draw order, first those already walked, then further on."""
         position = 0
         while True:
             while len(self.walked) < position + batch:
                 index = next(self.rest, None)
                 if index is None:
                     break
-                self.walked.append(self.table.refs[index])
+                self.walked.append(index)
             chunk = self.walked[position:position + batch]
             if not chunk:
                 return
@@ -306,19 +312,20 @@ class _StandbyOrder:
         """Offer the slot to the first entrant in order who can take it; False when none is left."""
         slot_class = slot.slot_class(timezone)
         prefecture, procedure = self.pool.split(":")
-        for refs in self._in_order(256):
-            candidates = [self.entrants[ref] for ref in refs]
-            candidates = [e for e in candidates if e.accepts is None or slot_class in e.accepts]
+        entrants = self.frozen.entrants if self.frozen is not None else None
+        for chunk in self._in_order(256):
+            candidates = [i for i in chunk if entrants.accepts(i) is None or slot_class in entrants.accepts(i)]
             if not candidates:
                 continue
-            already = store.offered_refs(self.pool, draw_id, [e.ref for e in candidates])
-            ids = [self.registrations[e.ref] for e in candidates]
+            refs = [entrants.refs[i] for i in candidates]
+            already = store.offered_refs(self.pool, draw_id, refs)
+            ids = [self.frozen.registrations[i] for i in candidates]
             statuses = store.registration_statuses(self.pool, ids)
-            for entrant, registration_id, was_offered, status in zip(candidates, ids, already, statuses):
+            for ref, registration_id, was_offered, status in zip(refs, ids, already, statuses):
                 if was_offered or status != "waiting":
                     continue
                 key = RegistrationKey(prefecture, procedure, registration_id)
-                outcome = store.offer_standby(key, entrant.ref, slot.id, draw_id, deadline, now)
+                outcome = store.offer_standby(key, ref, slot.id, draw_id, deadline, now)
                 if outcome == "ok":
                     return True
                 if outcome == "slot":

@@ -125,10 +125,15 @@ DRAWS_KEY = "qs:{{{pool}}}:draws"
 # String: the draw's fencing counter; each run takes the next value, and only
 # the latest may change the draw.
 DRAW_FENCE_KEY = "qs:{{{pool}}}:draw:{draw_id}:fence"
-# String: JSON of the frozen entrants, slots and phases (and, privately, which
-# registration each reference is).
+# Hash: the frozen entrants, slots and phases as columns (and, privately, which
+# registration each reference is): the fields are described in frozen.py.
+# (String: one JSON document, for draws frozen before that format.)
 DRAW_FROZEN_KEY = "qs:{{{pool}}}:draw:{draw_id}:frozen"
-# String: JSON list of the winners [{ref, slot}] in selection order.
+# String: JSON of the winners in selection order, as columns {"refs": [...],
+# "slots": [...], "registrations": [...], "entrants": [...], "by_wait": [...]}
+# (entrants: each winner's position among the frozen entrants; by_wait: the
+# winners' positions in the order they joined the waiting list). Results saved
+# before that format are a list of {ref, slot, registration}.
 DRAW_RESULT_KEY = "qs:{{{pool}}}:draw:{draw_id}:result"
 # Hash: registration id -> JSON of its offer (draw, slot, deadline, status).
 OFFERS_KEY = "qs:{{{pool}}}:offers"
@@ -138,8 +143,14 @@ OFFERS_KEY = "qs:{{{pool}}}:offers"
 OUTBOX_KEY = "qs:{{{pool}}}:outbox"
 # String: a token while one dispatcher hands the outbox to send jobs.
 OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"
-# Sorted set: registration id -> deadline (epoch) of its pending offer.
+# Sorted set: registration id -> deadline (epoch) of its pending standby offer.
+# (The offers a draw makes share one deadline: the draw record's field
+# "offers_deadline", indexed in DRAW_DEADLINES_KEY. Offers committed before
+# that have their own entry here.)
 OFFER_DEADLINES_KEY = "qs:{{{pool}}}:offer-deadlines"
+# Sorted set: draw id -> the deadline (epoch) of the offers it made, until the
+# expiry round has expired those still pending after it.
+DRAW_DEADLINES_KEY = "qs:{{{pool}}}:draw-deadlines"
 # Hash: slot id -> registration id holding it (offered or booked).
 SLOT_HOLDERS_KEY = "qs:{{{pool}}}:slot-holders"
 # Sorted set: registration id -> start (epoch) of its booked slot, until attended or marked no-show.
@@ -148,7 +159,10 @@ BOOKINGS_KEY = "qs:{{{pool}}}:bookings"
 BOOKING_CODES_KEY = "qs:{{{pool}}}:booking-codes"
 # Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order.
 STANDBY_KEY = "qs:{{{pool}}}:standby"
-# Set: the references a draw offered a slot (its winners, then its standby offers).
+# Set: references the draw's standby must skip: those it offered a freed slot, and
+# its winners once back in the pool (after declining, or letting the deadline pass,
+# or their slot cancelled). Winners still holding their offer are not waiting, so
+# they need no entry: the commit does not write a hundred thousand.
 DRAW_OFFERED_KEY = "qs:{{{pool}}}:draw:{draw_id}:offered"
 # Hash: "<registration id>:<slot id>:<hours>" -> when that reminder was queued (epoch).
 REMINDERS_KEY = "qs:{{{pool}}}:reminders"
@@ -713,8 +727,8 @@ class Store:
             )
         return candidates
 
-    def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_json: str, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (DRAW_FROZEN_KEY, frozen_json))
+    def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
+        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (DRAW_FROZEN_KEY, frozen_fields))
 
     def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
         self._fenced_step(pool, draw_id, fence, "frozen", changes, (DRAW_RESULT_KEY, result_json))
@@ -732,21 +746,32 @@ class Store:
                 if (pipe.hget(key, "state") or b"").decode() != expected_state:
                     return  # another run did this step already
                 pipe.multi()
-                pipe.set(blob_template.format(pool=pool, draw_id=draw_id), blob_value)
+                blob_key = blob_template.format(pool=pool, draw_id=draw_id)
+                if isinstance(blob_value, dict):
+                    pipe.delete(blob_key)
+                    pipe.hset(blob_key, mapping=blob_value)
+                else:
+                    pipe.set(blob_key, blob_value)
                 pipe.hset(key, mapping=changes)
                 pipe.execute()
             except redis.WatchError:
                 raise StaleDrawWorker() from None
 
-    def draw_frozen(self, pool: str, draw_id: str) -> str | None:
-        raw = self.redis.get(DRAW_FROZEN_KEY.format(pool=pool, draw_id=draw_id))
-        return raw.decode() if raw else None
+    def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
+        """The frozen inputs' fields (queue_service/frozen.py); a draw frozen by an earlier
+        version kept one JSON string, returned as the field "document"."""
+        key = DRAW_FROZEN_KEY.format(pool=pool, draw_id=draw_id)
+        if self.redis.type(key) == b"string":
+            return {"document": self.redis.get(key)}
+        fields = self.redis.hgetall(key)
+        return {name.decode(): value for name, value in fields.items()} or None
 
     def draw_result(self, pool: str, draw_id: str) -> str | None:
         raw = self.redis.get(DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id))
         return raw.decode() if raw else None
 
-    def commit_draw(self, pool, draw_id, fence, *, winners, cutoff, deadline, now) -> None:
+    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
+        """Apply the draw's saved result (see COMMIT_SCRIPT), or raise StaleDrawWorker."""
         keys = [
             DRAW_KEY.format(pool=pool, draw_id=draw_id),
             DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id),
@@ -757,13 +782,12 @@ class Store:
             COMMITTED_DRAWS_KEY.format(pool=pool),
             *self.stats_keys(pool, now, draw_id=draw_id),
             SLOT_HOLDERS_KEY.format(pool=pool),
-            OFFER_DEADLINES_KEY.format(pool=pool),
-            DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
+            DRAW_DEADLINES_KEY.format(pool=pool),
+            DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id),
         ]
         arguments = [
             fence,
             REGISTRATION_KEY.format(pool=pool, id=""),
-            json.dumps([list(winner) for winner in winners]),
             _utc_text(now),
             _utc_text(deadline),
             draw_id,
@@ -863,6 +887,8 @@ class Store:
             STANDBY_KEY.format(pool=pool),
             *self.stats_keys(pool, now, draw_id=offer["draw_id"]),
             self.waits_key(pool),
+            DRAW_OFFERED_KEY.format(pool=pool, draw_id=offer["draw_id"]),
+            DRAW_KEY.format(pool=pool, draw_id=offer["draw_id"]),
         ]
         arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
                      offer["draw_id"], wait_days, "1" if expires_first else "0", *extra]
@@ -878,9 +904,31 @@ class Store:
         return str(datetime.datetime.fromisoformat(confirmed.decode()).timestamp()) if confirmed else ""
 
     def expired_offers(self, pool: str, now: datetime.datetime) -> list[str]:
-        """Registration ids whose pending offer's deadline has passed."""
+        """Registration ids whose pending standby offer's deadline has passed (and offers
+        committed before draws kept one deadline for all their offers)."""
         found = self.redis.zrangebyscore(OFFER_DEADLINES_KEY.format(pool=pool), "-inf", f"({now.timestamp()}")
         return [registration_id.decode() for registration_id in found]
+
+    def draws_past_deadline(self, pool: str, now: datetime.datetime) -> list[str]:
+        """Draws whose offers' deadline has passed and whose late offers are not all expired yet."""
+        found = self.redis.zrangebyscore(DRAW_DEADLINES_KEY.format(pool=pool), "-inf", f"({now.timestamp()}")
+        return [draw_id.decode() for draw_id in found]
+
+    def draw_deadline_passed(self, pool: str, draw_id: str) -> None:
+        """Every offer of the draw still pending after its deadline has been expired."""
+        self.redis.zrem(DRAW_DEADLINES_KEY.format(pool=pool), draw_id)
+
+    def pending_offers_of(self, pool: str, draw_id: str, registration_ids: list[str]) -> list[str]:
+        """Those of the registrations whose offer is still the draw's, and pending."""
+        if not registration_ids:
+            return []
+        raw = self.redis.hmget(OFFERS_KEY.format(pool=pool), registration_ids)
+        pending = []
+        for registration_id, text in zip(registration_ids, raw):
+            offer = json.loads(text) if text else {}
+            if offer.get("draw_id") == draw_id and offer.get("status") == "pending":
+                pending.append(registration_id)
+        return pending
 
     def standby_slots(self, pool: str) -> dict[str, str]:
         """Freed slots awaiting a standby offer: slot id -> the draw whose order they follow."""

@@ -9,7 +9,6 @@ run smaller while developing.
 """
 
 import datetime
-import json
 import os
 import random
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from queue_service import draws, lottery, schedules
+from queue_service.frozen import FrozenDraw
 from queue_service.slots import SlotStatus
 
 # About five minutes on a 2-core machine: more than the suite's default timeout.
@@ -91,20 +91,23 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
 def check_applied_once(store, draw_id: str, waiting_before: int) -> set[str]:
     """Checks the draw was applied once; returns the registrations it offered a slot to."""
     record = store.draw(POOL, draw_id)
-    frozen = json.loads(store.draw_frozen(POOL, draw_id))
-    winners = json.loads(store.draw_result(POOL, draw_id))
+    frozen = FrozenDraw.from_fields(store.draw_frozen(POOL, draw_id))
+    drawn = draws.drawn_winners(store, POOL, draw_id)
+    winners = [{"ref": ref, "slot": slot_id} for ref, slot_id in zip(drawn["refs"], drawn["slots"])]
 
     # The same winners as an uninterrupted run on the same frozen inputs and seed.
-    entrants, slots, phases = draws.frozen_inputs(frozen)
-    expected = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, entrants, slots, phases)
+    expected = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, frozen.entrants, frozen.slots, frozen.phases)
     assert [(w["ref"], w["slot"]) for w in winners] == list(zip(expected.winner_refs, expected.slot_ids))
 
     # Applied exactly once.
     offers = {rid: offer for rid, offer in store.offers(POOL).items() if offer["draw_id"] == draw_id}
     assert len(offers) == len(winners) == int(record["offered"])
     assert len({offer["slot"] for offer in offers.values()}) == len(offers)  # no slot offered twice
-    messages = [m for m in store.outbox(POOL) if m["draw_id"] == draw_id]
-    assert sorted(m["registration_id"] for m in messages) == sorted(offers)  # one message per offer
+    entries = [m for m in store.outbox(POOL) if m["draw_id"] == draw_id]
+    assert [m["kind"] for m in entries] == ["draw_offers"]  # one outbox entry for the draw's offers...
+    messages = draws.offer_messages(store, POOL, draw_id)
+    assert sorted(m["registration_id"] for m in messages) == sorted(offers)  # ...standing for one per offer
+    assert all(m["slot"] == offers[m["registration_id"]]["slot"] for m in messages)
     assert store.waiting_count(POOL) == waiting_before - len(winners)
     assert store.committed_draw_cutoffs(POOL).count(
         datetime.datetime.fromisoformat(record["cutoff_at"]).timestamp()

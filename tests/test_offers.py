@@ -62,8 +62,8 @@ def secret(settings) -> bytes:
 
 def standby_order(store, slot_class: str) -> list[str]:
     """The draw's order of the references accepting `slot_class`, recomputed from the frozen inputs and seed."""
-    frozen = json.loads(store.draw_frozen(POOL, DRAW_ID))
-    entrants = lottery.entrants_from_rows(frozen["entrants"])
+    record = draws.public_record(store, POOL, DRAW_ID)  # the published rows, as anyone can read them
+    entrants = lottery.entrants_from_rows(record["entrants"])
     seed = bytes.fromhex(store.draw(POOL, DRAW_ID)["seed"])
     order = [ref for ref, _ in lottery.order_prefix(seed, DRAW_ID, entrants, len(entrants))]
     accepts = {e.ref: e.accepts for e in entrants}
@@ -211,12 +211,29 @@ def test_when_the_order_is_used_up_the_slot_returns_to_the_next_draw_never_first
 def test_an_unanswered_offer_expires_by_the_servers_clock_and_its_slot_goes_to_standby(drawn):
     store, _, _ = drawn
     assert offers.expire_offers(store, POOL, schedule(), DEADLINE) == 0  # at the deadline: still valid
+    assert store.draws_past_deadline(POOL, DEADLINE + datetime.timedelta(seconds=1)) == [DRAW_ID]
     assert offers.expire_offers(store, POOL, schedule(), DEADLINE + datetime.timedelta(seconds=1)) == 10
+    assert store.draws_past_deadline(POOL, DEADLINE + datetime.timedelta(days=1)) == []  # the draw is done
     statuses = {o["status"] for o in store.offers(POOL).values()}
     assert statuses == {"expired"}
     assert len(store.standby_slots(POOL)) == 10
     assert sum(m["kind"] == "expired" for m in store.outbox(POOL)) == 10
     assert store.waiting_count(POOL) == 30  # the policy returns them to the pool
+
+
+def test_offers_committed_with_a_deadline_each_still_keep_it(drawn, settings):
+    """Before draws kept one deadline for all their offers, each offer had its own entry: those still count."""
+    store, _, _ = drawn
+    later = DEADLINE + datetime.timedelta(hours=5)
+    store.redis.hdel(f"qs:{{{POOL}}}:draw:{DRAW_ID}", "offers_deadline")
+    store.redis.zrem(f"qs:{{{POOL}}}:draw-deadlines", DRAW_ID)
+    store.redis.zadd(f"qs:{{{POOL}}}:offer-deadlines", {registration_id: later.timestamp() for registration_id in offered(store)})
+    (first, _), (second, _) = sorted(offered(store).items())[:2]
+    offers.confirm(store, key_of(first), secret(settings), later - datetime.timedelta(seconds=1))
+    with pytest.raises(OfferDeadlinePassed):
+        offers.confirm(store, key_of(second), secret(settings), later + datetime.timedelta(seconds=1))
+    assert offers.expire_offers(store, POOL, schedule(), later) == 0
+    assert offers.expire_offers(store, POOL, schedule(), later + datetime.timedelta(seconds=1)) == 9
 
 
 def test_a_policy_may_end_the_registration_of_who_lets_the_deadline_pass(drawn):

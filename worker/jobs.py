@@ -248,7 +248,7 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
 
 
 def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
-    """Hand the pool's outbox to send jobs; returns how many messages.
+    """Hand the pool's outbox to send jobs; returns how many messages (a draw's entry counts its offers).
 
     One dispatcher at a time per pool (a short lock). A crash between
     queueing and trimming queues some messages again: their send jobs find
@@ -261,18 +261,28 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
     handed = 0
     try:
         while messages := store.outbox_head(pool, DISPATCH_BATCH):
-            with connection.pipeline() as pipeline:
-                for text in messages:
-                    queue(NOTIFICATIONS, connection).enqueue_call(
-                        send_notification, args=(prefecture, procedure, text),
-                        job_id=_notification_job_id(json.loads(text)["id"]), retry=EMAIL_RETRY, pipeline=pipeline,
-                    )
-                pipeline.execute()
+            texts = [text for message in messages for text in _one_per_offer(store, pool, message)]
+            for first in range(0, len(texts), DISPATCH_BATCH):
+                with connection.pipeline() as pipeline:
+                    for text in texts[first:first + DISPATCH_BATCH]:
+                        queue(NOTIFICATIONS, connection).enqueue_call(
+                            send_notification, args=(prefecture, procedure, text),
+                            job_id=_notification_job_id(json.loads(text)["id"]), retry=EMAIL_RETRY, pipeline=pipeline,
+                        )
+                    pipeline.execute()
             store.drop_outbox_head(pool, len(messages))
-            handed += len(messages)
+            handed += len(texts)
     finally:
         store.unlock_outbox(pool, lock)
     return handed
+
+
+def _one_per_offer(store: Store, pool: str, text: str) -> list[str]:
+    """An outbox message as the messages to send: a draw's entry stands for one per offer it made."""
+    message = json.loads(text)
+    if message["kind"] != "draw_offers":
+        return [text]
+    return [json.dumps(offer) for offer in draws.offer_messages(store, pool, message["draw_id"])]
 
 
 def _notification_job_id(message_id: str) -> str:
