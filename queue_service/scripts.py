@@ -244,8 +244,8 @@ flush('ZREM', KEYS[5], leaving, applied)
 flush('HSET', KEYS[3], offers, pairs_written)
 flush('HSET', KEYS[6], states, pairs_written)
 flush('HSET', KEYS[11], holders, pairs_written)
-if applied > 0 then redis.call('ZADD', KEYS[12], deadline_score, draw_id) end
 if applied > 0 then
+  redis.call('ZADD', KEYS[12], deadline_score, draw_id)
   redis.call('RPUSH', KEYS[4], cjson.encode({id = 'offers:' .. draw_id, kind = 'draw_offers', draw_id = draw_id}))
 end
 redis.call('ZADD', KEYS[7], ARGV[6], draw_id)
