@@ -797,7 +797,7 @@ class _ClassMatching:
     def assign(self, winners: list[int], slot_ids_by_class: list[list[str]]) -> list[str]:
         """Slot ids for the winners, in their order: each the lowest id still feasible."""
         queue = _SlotQueue(slot_ids_by_class)
-        closed_sets = [self.saturated] if self.saturated else []
+        closed_sets = {self.saturated} if self.saturated else set()
         slots = []
         for winner in winners:
             vacated = self._remove(winner)
@@ -808,7 +808,7 @@ class _ClassMatching:
         return slots
 
     def _lowest_feasible_class(
-        self, mask: int, vacated: int, queue: _SlotQueue, closed_sets: list[int]
+        self, mask: int, vacated: int, queue: _SlotQueue, closed_sets: set[int]
     ) -> int:
         """The accepted class with the lowest next slot id that leaves the rest matchable.
 
@@ -816,12 +816,15 @@ class _ClassMatching:
         A class is feasible if it has room or a chain of moves of the other,
         not yet fixed, winners frees one there. A closed and full set of
         classes that does not contain ``vacated`` can never free room, and stays
-        closed as winners are fixed, so it is remembered and skipped.
+        closed as winners are fixed, so it is remembered and skipped: ``blocked``
+        is the union of those sets, worked out once per winner.
         """
+        blocked = 0
+        for closed in closed_sets:
+            if not (closed >> vacated) & 1:
+                blocked |= closed
         for slot_class in queue.classes():
-            if not (mask >> slot_class) & 1:
-                continue
-            if any((closed >> slot_class) & 1 and not (closed >> vacated) & 1 for closed in closed_sets):
+            if not (mask >> slot_class) & 1 or (blocked >> slot_class) & 1:
                 continue
             if (self.slack >> slot_class) & 1:
                 return slot_class
@@ -829,7 +832,9 @@ class _ClassMatching:
             if path is not None:
                 self._shift_along(path)
                 return slot_class
-            closed_sets.append(reached)
+            closed_sets.add(reached)
+            if not (reached >> vacated) & 1:
+                blocked |= reached
         raise AssertionError("no feasible slot for a winner: the matching was invalid")
 
     # ---- shared machinery ----------------------------------------------
