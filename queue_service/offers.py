@@ -221,14 +221,11 @@ def queue_reminders(store, pool: str, timing: OfferTiming, now: datetime.datetim
         return 0
     horizon = now + datetime.timedelta(hours=max(timing.reminder_hours))
     queued = 0
-    prefecture, procedure = pool.split(":")
+    # The script reads the booking itself: one call per booking in the window, no read before it.
     for registration_id, start in store.bookings_starting(pool, now, horizon):
-        offer = store.offer(RegistrationKey(prefecture, procedure, registration_id))
-        if offer is None:
-            continue
         left = start - now.timestamp()
         due = [hours for hours in timing.reminder_hours if left <= hours * 3600]
-        queued += store.queue_reminder(pool, registration_id, offer["slot"], due, now)
+        queued += store.queue_reminder(pool, registration_id, due, now)
     return queued
 
 
@@ -310,9 +307,11 @@ class _StandbyOrder:
 
     def offer(self, store, slot: Slot, draw_id: str, timezone: str, deadline, now) -> bool:
         """Offer the slot to the first entrant in order who can take it; False when none is left."""
+        if self.frozen is None:  # the draw's inputs are gone: nobody to offer it to
+            return False
         slot_class = slot.slot_class(timezone)
         prefecture, procedure = self.pool.split(":")
-        entrants = self.frozen.entrants if self.frozen is not None else None
+        entrants = self.frozen.entrants
         for chunk in self._in_order(256):
             candidates = [i for i in chunk if entrants.accepts(i) is None or slot_class in entrants.accepts(i)]
             if not candidates:

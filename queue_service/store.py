@@ -999,11 +999,11 @@ class Store:
         holder = self.redis.hget(BOOKING_CODES_KEY.format(pool=pool), code)
         return holder.decode() if holder else None
 
-    def queue_reminder(self, pool: str, registration_id: str, slot_id: str, hours: list[int],
-                       now: datetime.datetime) -> bool:
-        """Queue one reminder for the lead times in `hours` not yet reminded; True if queued."""
+    def queue_reminder(self, pool: str, registration_id: str, hours: list[int], now: datetime.datetime) -> bool:
+        """Queue one reminder of the registration's booking for the lead times in `hours` not yet
+        reminded; True if queued (False too when it holds no booking any more)."""
         keys = [OFFERS_KEY.format(pool=pool), REMINDERS_KEY.format(pool=pool), OUTBOX_KEY.format(pool=pool)]
-        arguments = [registration_id, slot_id, now.timestamp(), *sorted(hours, reverse=True)]
+        arguments = [registration_id, now.timestamp(), *sorted(hours, reverse=True)]
         return bool(self._reminder(keys=keys, args=arguments))
 
     # The outbox and deliveries -------------------------------------------------------
