@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis  # noqa: E402
 
 from bench import pool  # noqa: E402
-from queue_service import accounts, draws, metrics, reference  # noqa: E402
+from queue_service import draws, metrics, reference  # noqa: E402
+from queue_service.registration.tokens import RegistrationKey, status_token  # noqa: E402
+from queue_service.staff import accounts  # noqa: E402
 from queue_service.store import Store  # noqa: E402
-from queue_service.tokens import RegistrationKey, status_token  # noqa: E402
 
 TARGET_SECONDS = 0.2
 UTC = datetime.timezone.utc

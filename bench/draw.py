@@ -5,7 +5,7 @@ Why this script exists
 The draw must stay fast enough to run a million entrants inside one job
 (targets in docs/lottery.md), and the per-entrant hashing that makes it
 verifiable has a price. This script measures each step of
-``queue_service.lottery`` on a reproducible synthetic pool and, in the same
+``queue_service.draws.lottery`` on a reproducible synthetic pool and, in the same
 run, numpy's ``Generator.choice(N, K, replace=False, p=w/w.sum())`` on the same
 weights, so the price is stated as a ratio. With ``--record-out`` it also
 writes the public record, to time ``python -m queue_service.verify``.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from queue_service import lottery  # noqa: E402
+from queue_service.draws import lottery  # noqa: E402
 
 SITES = ("bourg", "gex", "nantua", "belley")
 HALF_DAYS = tuple(f"{day}-{half}" for day in ("mon", "tue", "wed", "thu", "fri") for half in ("am", "pm"))

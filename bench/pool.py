@@ -12,11 +12,11 @@ import datetime
 import os
 import random
 
+from queue_service.draws.schedules import DrawPolicy, DrawSchedule
+from queue_service.inventory.slots import Slot
 from queue_service.reference import HALF_DAYS
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
-from queue_service.schedules import DrawPolicy, DrawSchedule
-from queue_service.slots import Slot
-from queue_service.tokens import RegistrationKey
+from queue_service.registration.tokens import RegistrationKey
 
 SITES = ("bourg", "belley", "gex", "nantua")
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -297,6 +297,9 @@ def procedure_by_code(code: str) -> Procedure:
 # Sites
 # --------------------------------------------------------------------------
 
+# The languages the service speaks to applicants (pages, messages); the first is the default.
+LOCALES: tuple[str, ...] = ("fr", "en")
+
 SITE_KINDS: tuple[str, ...] = ("prefecture", "sub_prefecture")
 
 

@@ -4,7 +4,7 @@ Scripts receive every key they touch in KEYS (all of one pool's hash tag, so
 they run on Redis Cluster too) and never build key names themselves.
 """
 
-# Counters (queue_service/metrics.py names the events; the store's "Counters"
+# Counters (queue_service/metrics/__init__.py names the events; the store's "Counters"
 # section documents the keys). Put in front of every script that counts, so a
 # counter changes in the same atomic step as the state it counts:
 #   count_event(event, amount, key, ...)  HINCRBY `event` by `amount` in each

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from queue_service.errors import SettingsError
-from queue_service.proof import generate_signing_key, load_signing_key
+from queue_service.reference import LOCALES
+from queue_service.registration.proof import generate_signing_key, load_signing_key
 
 ENV_PREFIX = "QS_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,6 @@ SECRETS_FILE_NAME = "secrets.toml"
 REQUIRED_SECRETS = ("secret_key", "identity_key", "proof_signing_key")
 
 ENVIRONMENTS = ("development", "test", "production")
-LOCALES = ("fr", "en")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAIL_BACKENDS = ("file", "smtp")
 SMTP_SECURITY = ("none", "starttls", "tls")

@@ -17,8 +17,12 @@ from collections.abc import Iterable
 
 import redis
 
-from queue_service.accounts import ApiToken, Role, StaffAccount, digest
+from queue_service import metrics
+from queue_service.draws.schedules import DrawSchedule, schedule_from_dict, schedule_to_dict
 from queue_service.errors import StaleDrawWorker, UnknownPrefecture, UnknownProcedure
+from queue_service.inventory.slots import Slot, SlotStatus
+from queue_service.metrics import CLOSING_EVENTS
+from queue_service.pools import PoolId
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
 from queue_service.registration import (
     Applicant,
@@ -27,17 +31,16 @@ from queue_service.registration import (
     Registration,
     RegistrationStatus,
 )
-from queue_service.schedules import DrawSchedule, schedule_from_dict, schedule_to_dict
-from queue_service.slots import Slot, SlotStatus
+from queue_service.registration.tokens import RegistrationKey
 from queue_service.scripts import (
     ADVANCE_SCRIPT,
     CANDIDATES_SCRIPT,
     CLOSE_SCRIPT,
     COMMIT_SCRIPT,
-    CREATE_DRAW_SCRIPT,
-    DRAW_STEP_SCRIPT,
     CONFIRM_SCRIPT,
+    CREATE_DRAW_SCRIPT,
     CREATE_SCRIPT,
+    DRAW_STEP_SCRIPT,
     MOVE_CONTACT_SCRIPT,
     OFFER_SCRIPT,
     OPEN_SLOTS_SCRIPT,
@@ -46,9 +49,7 @@ from queue_service.scripts import (
     REMINDER_SCRIPT,
     STANDBY_SCRIPT,
 )
-from queue_service import metrics
-from queue_service.metrics import CLOSING_EVENTS
-from queue_service.tokens import RegistrationKey
+from queue_service.staff.accounts import ApiToken, Role, StaffAccount, digest
 
 # Hash: prefecture code -> JSON {code, name, timezone}. Written by `qs load-reference`.
 PREFECTURES_KEY = "qs:ref:prefectures"
@@ -184,7 +185,7 @@ DELIVERY_FAILURES_KEY = "qs:{{{pool}}}:delivery-failures"
 #                                     the appointment's start -> how many
 #                                     bookings (filled at confirmation)
 #
-# Fields are the event names of queue_service/metrics.py (EVENTS), nothing
+# Fields are the event names of queue_service/metrics/__init__.py (EVENTS), nothing
 # else. Counters change only inside the Lua script that makes the change they
 # count, through the helper STATS_LUA of queue_service/scripts.py:
 # `count_event(event, amount, KEYS[i], KEYS[j] [, KEYS[k]])` and
@@ -415,7 +416,7 @@ class Store:
         registration_id = self.redis.hget(REFS_KEY.format(pool=pool), ref)
         if registration_id is None:
             return None
-        prefecture, procedure = pool.split(":")
+        prefecture, procedure = PoolId(pool).parts
         return RegistrationKey(prefecture, procedure, registration_id.decode())
 
     def history(self, key) -> list[dict]:
@@ -521,8 +522,8 @@ class Store:
 
     # Purges ----------------------------------------------------------------
 
-    def pools(self) -> list[str]:
-        return sorted(pool.decode() for pool in self.redis.smembers(POOLS_KEY))
+    def pools(self) -> list[PoolId]:
+        return sorted(PoolId(pool.decode()) for pool in self.redis.smembers(POOLS_KEY))
 
     def purge_unconfirmed(self, pool: str, now: datetime.datetime) -> int:
         """Delete registrations whose email was not confirmed by their deadline."""
@@ -543,7 +544,7 @@ class Store:
         An unconfirmed one is purged when its deadline has passed, at `deadline`
         (now): the day it is counted in.
         """
-        prefecture, procedure = pool.split(":")
+        prefecture, procedure = PoolId(pool).parts
         prints = self._fingerprints(RegistrationKey(prefecture, procedure, registration_id))
         if prints is None:
             # Already gone: drop it from the indexes that still name it.
@@ -583,7 +584,7 @@ class Store:
         """Store new slots (all at once); returns how many."""
         with self.redis.pipeline(transaction=True) as pipe:
             for slot in slots:
-                pool = f"{slot.prefecture}:{slot.procedure}"
+                pool = PoolId.of(slot.prefecture, slot.procedure)
                 pipe.hset(SLOTS_KEY.format(pool=pool), slot.id, _slot_json(slot))
                 pipe.hset(SLOT_STATES_KEY.format(pool=pool), slot.id, slot.status.value)
                 pipe.zadd(SLOT_TIMES_KEY.format(pool=pool), {slot.id: slot.starts_at.timestamp()})
@@ -605,7 +606,7 @@ class Store:
         """Slots of every pool of the prefecture starting in [start, end) (counters serve several procedures)."""
         found = []
         for procedure in self.procedures():
-            found += self.slots(f"{prefecture}:{procedure.code}", start, end)
+            found += self.slots(PoolId.of(prefecture, procedure.code), start, end)
         return sorted(found, key=lambda slot: (slot.starts_at, slot.site, slot.counter))
 
     def open_slot_count(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> int:
@@ -639,7 +640,7 @@ class Store:
     # Schedules and draws -------------------------------------------------------
 
     def save_schedule(self, schedule: DrawSchedule) -> None:
-        pool = f"{schedule.prefecture}:{schedule.procedure}"
+        pool = PoolId.of(schedule.prefecture, schedule.procedure)
         self.redis.set(SCHEDULE_KEY.format(pool=pool), json.dumps(schedule_to_dict(schedule)))
         self.redis.sadd(SCHEDULED_POOLS_KEY, pool)
 
@@ -647,8 +648,8 @@ class Store:
         raw = self.redis.get(SCHEDULE_KEY.format(pool=pool))
         return schedule_from_dict(json.loads(raw)) if raw else None
 
-    def scheduled_pools(self) -> list[str]:
-        return sorted(pool.decode() for pool in self.redis.smembers(SCHEDULED_POOLS_KEY))
+    def scheduled_pools(self) -> list[PoolId]:
+        return sorted(PoolId(pool.decode()) for pool in self.redis.smembers(SCHEDULED_POOLS_KEY))
 
     def reconciled_until(self, pool: str) -> datetime.datetime | None:
         raw = self.redis.get(RECONCILED_KEY.format(pool=pool))
@@ -758,7 +759,7 @@ class Store:
                 raise StaleDrawWorker() from None
 
     def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
-        """The frozen inputs' fields (queue_service/frozen.py); a draw frozen by an earlier
+        """The frozen inputs' fields (queue_service/draws/frozen.py); a draw frozen by an earlier
         version kept one JSON string, returned as the field "document"."""
         key = DRAW_FROZEN_KEY.format(pool=pool, draw_id=draw_id)
         if self.redis.type(key) == b"string":
@@ -1180,7 +1181,7 @@ class Store:
 
         Append them to a script's KEYS and pass them to `count_event`.
         """
-        day = metrics.stats_day(now, self._timezone(pool.split(":")[0]))
+        day = metrics.stats_day(now, self._timezone(PoolId(pool).prefecture))
         keys = [STATS_KEY.format(pool=pool), STATS_DAY_KEY.format(pool=pool, day=day)]
         if draw_id is not None:
             keys.append(STATS_DRAW_KEY.format(pool=pool, draw_id=draw_id))
@@ -1193,7 +1194,7 @@ class Store:
     def count_event(self, pool: str, event: str, now: datetime.datetime, amount: int = 1, draw_id: str | None = None) -> None:
         """Count an event that no script makes (a rate limit hit): the same hashes, in one transaction."""
         if event not in metrics.EVENTS:
-            raise ValueError(f"unknown event {event!r}: add it to queue_service/metrics.py")
+            raise ValueError(f"unknown event {event!r}: add it to queue_service/metrics/__init__.py")
         with self.redis.pipeline(transaction=True) as pipe:
             for key in self.stats_keys(pool, now, draw_id):
                 pipe.hincrby(key, event, amount)

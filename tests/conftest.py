@@ -20,8 +20,8 @@ from email.message import Message
 import pytest
 
 from queue_service import reference
-from queue_service.agdref import UploadedRecords
-from queue_service.proof import generate_signing_key
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.proof import generate_signing_key
 from queue_service.settings import load_settings
 from queue_service.store import Store
 
@@ -271,10 +271,11 @@ def drawn_pool(store, reference_data, settings):
     import datetime
     import random
 
-    from queue_service import draws, registration as reg
+    from queue_service import draws
+    from queue_service import registration as reg
+    from queue_service.draws.schedules import DrawPolicy, DrawSchedule
+    from queue_service.inventory.slots import Slot
     from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
-    from queue_service.schedules import DrawPolicy, DrawSchedule
-    from queue_service.slots import Slot
 
     now = datetime.datetime.now(datetime.timezone.utc)
     joined = now - datetime.timedelta(days=2)

@@ -4,8 +4,6 @@ import datetime
 
 import pytest
 
-from queue_service import accounts
-from queue_service.accounts import Action, Principal, Role
 from queue_service.errors import (
     AccountExists,
     LoginFailed,
@@ -14,6 +12,8 @@ from queue_service.errors import (
     NotSignedIn,
     ValidationFailed,
 )
+from queue_service.staff import accounts
+from queue_service.staff.accounts import Action, Principal, Role
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)

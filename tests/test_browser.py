@@ -164,7 +164,7 @@ def email_link(message, path: str) -> str:
 def ain_staff(store, reference_data):
     import datetime
 
-    from queue_service import accounts
+    from queue_service.staff import accounts
 
     now = datetime.datetime.now(datetime.timezone.utc)
     for email, role in (("admin@ain.example.org", accounts.Role.PREFECTURE_ADMIN), ("agent@ain.example.org", accounts.Role.AGENT)):

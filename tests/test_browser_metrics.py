@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_service import accounts
-from queue_service.tokens import status_token
+from queue_service.registration.tokens import status_token
+from queue_service.staff import accounts
 
 pytestmark = pytest.mark.browser
 

@@ -1,8 +1,8 @@
-"""Tests of the chance estimates (queue_service.chances).
+"""Tests of the chance estimates (queue_service.draws.chances).
 
 The estimate is checked against what it approximates: exact values where
 they are known (equal weights), and the frequencies of the real draw
-(queue_service.lottery) over thousands of seeds.
+(queue_service.draws.lottery) over thousands of seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from queue_service import chances, lottery
+from queue_service.draws import chances, lottery
 
 
 def test_equal_weights_give_k_over_n():
@@ -162,7 +162,7 @@ def weight_class_frequencies(weights: list[str], slot_count: int, draws: int) ->
 )
 def test_status_page_estimate_agrees_with_the_real_draw_within_two_points(pool_size, slot_count, draws):
     """The next-draw chance as the status page computes it (the pool as distinct weights and their
-    counts, the applicant taken out of it) against a Monte Carlo of queue_service.lottery."""
+    counts, the applicant taken out of it) against a Monte Carlo of queue_service.draws.lottery."""
     rng = np.random.default_rng(pool_size)
     # Mixed weights, as aging 1 gives after up to five lost draws: most people are new.
     weights = [str(w) for w in rng.choice([1, 2, 3, 4, 6], size=pool_size, p=[0.5, 0.2, 0.15, 0.1, 0.05])]

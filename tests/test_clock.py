@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from queue_service.health import readiness
 from worker import clock
@@ -103,7 +105,7 @@ PARIS_SCHEDULE_START = datetime.datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def weekly_schedule(store, prefecture="01", cron="0 10 * * MON,THU"):
-    from queue_service.schedules import DrawSchedule
+    from queue_service.draws.schedules import DrawSchedule
 
     schedule = DrawSchedule(
         prefecture=prefecture, procedure="renewal", timezone="Europe/Paris", cron=cron, created_at=PARIS_SCHEDULE_START
@@ -124,7 +126,7 @@ def weekly_schedule(store, prefecture="01", cron="0 10 * * MON,THU"):
     )
 )
 def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(redis_server, steps):
-    from queue_service import schedules
+    from queue_service.draws import schedules
     from queue_service.store import RECONCILED_KEY, Store
     from worker.queues import DRAWS
 
@@ -153,9 +155,9 @@ def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(red
 
 def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url, store, tmp_path):
     """Two `qs clock` and two `qs worker` processes on the test Redis, for a few seconds."""
-    from queue_service.schedules import DrawSchedule
     from rq.registry import FinishedJobRegistry
 
+    from queue_service.draws.schedules import DrawSchedule
     from worker.queues import DRAWS
 
     now = datetime.datetime.now(UTC).replace(second=0, microsecond=0)

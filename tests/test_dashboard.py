@@ -9,9 +9,10 @@ import re
 
 import pytest
 
-from queue_service import accounts, statistics
-from queue_service.accounts import Role
-from queue_service.tokens import RegistrationKey, status_token
+from queue_service.metrics import statistics
+from queue_service.registration.tokens import RegistrationKey, status_token
+from queue_service.staff import accounts
+from queue_service.staff.accounts import Role
 
 PASSWORD = "correct horse battery"
 ENGLISH = {"Accept-Language": "en"}
@@ -152,8 +153,8 @@ def test_outlook_of_a_waiting_applicant(drawn_pool, store):
 
 
 def test_published_slots_count_once_for_overlapping_horizons(store, reference_data):
-    from queue_service.schedules import DrawSchedule
-    from queue_service.slots import Slot
+    from queue_service.draws.schedules import DrawSchedule
+    from queue_service.inventory.slots import Slot
 
     now = datetime.datetime(2027, 1, 4, 12, 0, tzinfo=datetime.timezone.utc)  # a Monday
     schedule = DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris", cron="0 10 * * TUE",

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from queue_service import draws, lottery, schedules
-from queue_service.frozen import FrozenDraw
-from queue_service.slots import SlotStatus
+from queue_service import draws
+from queue_service.draws import lottery, schedules
+from queue_service.draws.frozen import FrozenDraw
+from queue_service.inventory.slots import SlotStatus
 
 # About five minutes on a 2-core machine: more than the suite's default timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]

@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
-from queue_service import draws, registration as reg, schedules
-from queue_service.agdref import UploadedRecords
+from queue_service import draws
+from queue_service import registration as reg
+from queue_service.draws import schedules
+from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.errors import StaleDrawWorker
+from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
-from queue_service.schedules import DrawPolicy, DrawSchedule
-from queue_service.slots import Slot
+from queue_service.registration.agdref import UploadedRecords
 from worker import clock
 
 UTC = datetime.timezone.utc
@@ -226,7 +228,7 @@ def test_public_record_endpoint_and_page(client, redis, pool, run_jobs):
 
 
 def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settings):
-    from queue_service.tokens import status_token
+    from queue_service.registration.tokens import status_token
 
     store, _, people = pool
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))

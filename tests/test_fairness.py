@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from queue_service import fairness
-from queue_service.chances import inclusion_chances
-from queue_service.fairness import (
+from queue_service.draws import fairness
+from queue_service.draws.chances import inclusion_chances
+from queue_service.draws.fairness import (
     BiasReport,
     check_draw,
     check_groups,

@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from queue_service import draws, lottery
-from queue_service.frozen import FrozenDraw
 from test_draws import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, pool, schedule  # noqa: F401 - pool: fixture
+
+from queue_service import draws
+from queue_service.draws import lottery
+from queue_service.draws.frozen import FrozenDraw
 
 FROZEN_KEY = f"qs:{{{POOL}}}:draw:{DRAW_ID}:frozen"
 RESULT_KEY = f"qs:{{{POOL}}}:draw:{DRAW_ID}:result"

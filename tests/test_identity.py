@@ -1,4 +1,4 @@
-"""Tests for queue_service.identity: what an applicant may type, and the duplicate keys."""
+"""Tests for queue_service.registration.identity: what an applicant may type, and the duplicate keys."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from queue_service import identity
-from queue_service.identity import (
+from queue_service.registration import identity
+from queue_service.registration.identity import (
     InvalidField,
     clean_agdref,
     clean_email,

@@ -1,4 +1,4 @@
-"""Tests of the draw (queue_service.lottery) against the specification.
+"""Tests of the draw (queue_service.draws.lottery) against the specification.
 
 Expected values are computed here by other means: literal numbers worked out
 once with hashlib/struct/math, pure-Python sorts, a brute-force bipartite
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_service import lottery
-from queue_service.lottery import Entrant, Phase, Slot
+from queue_service.draws import lottery
+from queue_service.draws.lottery import Entrant, Phase, Slot
 
 SEED = bytes(range(32))
 DRAW_ID = "01-renewal-20270104T1000"

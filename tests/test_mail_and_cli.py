@@ -8,8 +8,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from queue_service import mail, reference
-from queue_service.proof import generate_signing_key
+from queue_service import reference
+from queue_service.notifications import mail
+from queue_service.registration.proof import generate_signing_key
 from worker.cli import main
 
 
@@ -136,7 +137,7 @@ def test_dev_refuses_to_run_in_production(tmp_path):
 
 
 def test_import_agdref_replaces_the_known_numbers(cli_environment, store, tmp_path):
-    from queue_service.agdref import UploadedRecords
+    from queue_service.registration.agdref import UploadedRecords
 
     run_qs("load-reference")
     numbers = tmp_path / "numbers.txt"
@@ -160,7 +161,7 @@ def test_import_agdref_refuses_a_file_with_bad_lines_and_changes_nothing(cli_env
 
 
 def test_generated_signing_keys_are_accepted_by_the_settings(tmp_path):
-    from queue_service.proof import load_signing_key
+    from queue_service.registration.proof import load_signing_key
 
     first, second = run_qs("generate-signing-key").output.strip(), run_qs("generate-signing-key").output.strip()
     assert first != second

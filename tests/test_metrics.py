@@ -15,17 +15,19 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from queue_service import draws, metrics, reference, registration as reg
-from queue_service.agdref import UploadedRecords
+from queue_service import draws, metrics, reference
+from queue_service import registration as reg
+from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import ContactCapReached, DuplicateRegistration, InvalidTransition, StaleDrawWorker
+from queue_service.inventory.slots import Slot
 from queue_service.metrics import Event
 from queue_service.reference import procedure_by_code
 from queue_service.registration import Channel
-from queue_service.schedules import DrawSchedule
-from queue_service.slots import Slot
+from queue_service.registration.agdref import UploadedRecords
 from queue_service.store import STATS_DAY_KEY, STATS_KEY, Store
 
 UTC = datetime.timezone.utc

@@ -11,12 +11,14 @@ import collections
 import datetime
 
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
 
 from queue_service import draws, inventory, offers
 from queue_service.errors import QueueServiceError
-from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
 from worker import jobs
 
 TIMING = offers.OfferTiming(
@@ -27,7 +29,7 @@ TIMING = offers.OfferTiming(
 )
 PEOPLE, SLOTS = 12, 5
 LIVE = {"pending", "confirmed"}
-# Counter (queue_service/metrics.py) -> the history event that tells of it on the registration.
+# Counter (queue_service/metrics/__init__.py) -> the history event that tells of it on the registration.
 COUNTED = {
     "offer_confirmed": "offer_confirmed", "offer_declined": "offer_declined", "offer_expired": "offer_expired",
     "offer_reoffered": "standby_offer", "booking_cancelled": "booking_cancelled",

@@ -9,12 +9,14 @@ from email.header import decode_header, make_header
 import pytest
 from rq import Queue
 from rq.job import Job
-
-from queue_service import draws, lottery, offers, registration as reg
-from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
-from queue_service.tokens import RegistrationKey, status_token
-from test_staff import sign_in, staff  # noqa: F401 - staff is a fixture
 from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
+from test_staff import sign_in, staff  # noqa: F401 - staff is a fixture
+
+from queue_service import draws, offers
+from queue_service import registration as reg
+from queue_service.draws import lottery
+from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
+from queue_service.registration.tokens import RegistrationKey, status_token
 from worker import jobs
 from worker.queues import NOTIFICATIONS
 

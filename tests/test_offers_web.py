@@ -4,12 +4,12 @@ import datetime
 import re
 
 import pytest
-
-from queue_service import offers
-from queue_service.tokens import status_token
 from test_draws import POOL
 from test_offers import drawn, first_offer, run_the_draw  # noqa: F401 - drawn is a fixture
 from test_staff import ENGLISH, csrf_token, sign_in, staff  # noqa: F401 - staff is a fixture
+
+from queue_service import offers
+from queue_service.registration.tokens import status_token
 
 # The pages run on the real clock; the test draw is in 2027, so its offers are still open today.
 

@@ -1,4 +1,4 @@
-"""Tests for queue_service.proof: signed proofs of registration.
+"""Tests for queue_service.registration.proof: signed proofs of registration.
 
 No fixtures: every test builds its keys and documents with the helpers below.
 """
@@ -12,9 +12,11 @@ import re
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from hypothesis import assume, given, settings as hypothesis_settings, strategies as st
+from hypothesis import assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from queue_service.proof import (
+from queue_service.registration.proof import (
     PROOF_FORMAT,
     VerificationResult,
     canonical_json,

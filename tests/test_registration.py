@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from queue_service import registration as reg
-from queue_service.agdref import UploadedRecords
 from queue_service.errors import (
     ContactCapReached,
     DuplicateRegistration,
@@ -18,6 +17,7 @@ from queue_service.errors import (
 )
 from queue_service.reference import HALF_DAYS, procedure_by_code
 from queue_service.registration import Channel, RegistrationStatus
+from queue_service.registration.agdref import UploadedRecords
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2027, 1, 4, 9, 30, tzinfo=UTC)

@@ -6,7 +6,9 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from worker.queues import NOTIFICATIONS, queue
@@ -377,7 +379,7 @@ def test_no_personal_data_in_logs_or_job_arguments(client, store, run_jobs, capl
 def test_an_expired_confirmation_link_is_a_410_that_says_what_to_do(client, settings, store):
     import datetime
 
-    from queue_service.tokens import confirmation_token
+    from queue_service.registration.tokens import confirmation_token
 
     created = client.post("/api/v1/registrations", json=api_person()).get_json()
     key = store.registration_key_by_ref("01:renewal", created["ref"])

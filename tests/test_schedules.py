@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from queue_service.errors import ValidationFailed
-from queue_service.schedules import (
+from queue_service.draws.schedules import (
     DrawPolicy,
     DrawSchedule,
     draw_id,
@@ -25,6 +26,7 @@ from queue_service.schedules import (
     schedule_to_dict,
     slot_horizon,
 )
+from queue_service.errors import ValidationFailed
 
 UTC = datetime.timezone.utc
 PARIS = "Europe/Paris"

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from queue_service.errors import SettingsError
-from queue_service.proof import generate_signing_key
+from queue_service.registration.proof import generate_signing_key
 from queue_service.settings import load_settings
 
 SECRET = "s" * 40

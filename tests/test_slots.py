@@ -1,4 +1,4 @@
-"""Tests for queue_service.slots: templates, CSV files, local time, overlaps."""
+"""Tests for queue_service.inventory.slots: templates, CSV files, local time, overlaps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from queue_service.errors import ValidationFailed
-from queue_service.slots import (
+from queue_service.inventory.slots import (
     CSV_COLUMNS,
     MAX_CSV_ROWS,
     OpeningTemplate,

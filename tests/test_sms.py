@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from queue_service import sms
 from queue_service.errors import SettingsError, SmsNotSent
+from queue_service.notifications import sms
 from queue_service.settings import load_settings
 from worker.cli import main
 
@@ -169,7 +169,7 @@ def test_a_messaging_service_replaces_the_sender_number(tmp_path, twilio):
 
 def test_a_bad_number_is_a_permanent_refusal_with_twilios_reason(twilio_settings, twilio, caplog):
     twilio.refuse(400, 21211, f"The 'To' number {NUMBER} is not a valid phone number.")
-    with caplog.at_level(logging.INFO, logger="queue_service.sms"), pytest.raises(SmsNotSent) as refused:
+    with caplog.at_level(logging.INFO, logger="queue_service.notifications.sms"), pytest.raises(SmsNotSent) as refused:
         sms.send(twilio_settings, NUMBER, TEXT)
     reason = str(refused.value)
     assert refused.value.retryable is False
@@ -234,7 +234,7 @@ def test_a_success_without_a_sid_is_not_retried(twilio_settings, twilio):
 
 
 def test_logs_show_a_masked_number_and_never_the_text(twilio_settings, twilio, caplog):
-    with caplog.at_level(logging.INFO, logger="queue_service.sms"):
+    with caplog.at_level(logging.INFO, logger="queue_service.notifications.sms"):
         sms.send(twilio_settings, NUMBER, TEXT)
     assert "+33*******78" in caplog.text and MESSAGE_SID in caplog.text
     assert NUMBER not in caplog.text and TEXT not in caplog.text

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from queue_service import accounts
-from queue_service.accounts import Principal, Role
 from queue_service.reference import DEMO_AGDREF_NUMBERS
+from queue_service.staff import accounts
+from queue_service.staff.accounts import Principal, Role
 from worker import clock
 from worker.queues import DRAWS, queue
 
@@ -282,7 +282,7 @@ def test_cancel_an_open_slot(as_staff, store):
 
 
 def schedule_for(prefecture: str):
-    from queue_service.schedules import DrawSchedule
+    from queue_service.draws.schedules import DrawSchedule
 
     return DrawSchedule(prefecture=prefecture, procedure="renewal", timezone="Europe/Paris", cron="0 10 * * MON",
                         created_at=NOW)
@@ -327,7 +327,7 @@ def test_without_a_schedule_a_draw_cannot_be_run(as_staff):
 
 
 def test_the_clock_enqueues_scheduled_draws_once_even_twice_ticked(redis, store, run_jobs):
-    from queue_service.schedules import DrawSchedule
+    from queue_service.draws.schedules import DrawSchedule
 
     created = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc)
     store.save_schedule(DrawSchedule(prefecture="01", procedure="renewal", timezone="Europe/Paris",
@@ -439,7 +439,7 @@ def test_create_admin_command(settings, store):
 
 
 def test_the_status_page_shows_the_next_draw(as_staff, client, store, mailbox, run_jobs):
-    from test_registration_web import api_person, token_link, plain_text
+    from test_registration_web import api_person, plain_text, token_link
 
     store.save_schedule(schedule_for("01"))
     client.post("/api/v1/registrations", json=api_person())
@@ -471,7 +471,7 @@ def test_odd_query_strings_do_not_break_staff_pages(as_staff, store):
 def test_an_admin_uploads_the_agdref_numbers(as_staff, store, settings):
     from io import BytesIO
 
-    from queue_service.agdref import UploadedRecords
+    from queue_service.registration.agdref import UploadedRecords
 
     client = as_staff("admin01")
     token = csrf_token(client, "/staff/p/01/agdref")

@@ -24,8 +24,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_service import lottery, verify
-from queue_service.lottery import Entrant, Phase, Slot
+from queue_service import verify
+from queue_service.draws import lottery
+from queue_service.draws.lottery import Entrant, Phase, Slot
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = hashlib.sha256(b"verify tests").digest()

@@ -8,12 +8,13 @@ import re
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from queue_service import identity, registration as registrations
+from queue_service import registration as registrations
 from queue_service.errors import InvalidLink, ValidationFailed
-from queue_service.proof import verify_proof
+from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
-from queue_service.registration import Channel, Registration
-from queue_service.tokens import read_status_token, status_token
+from queue_service.registration import Channel, Registration, identity
+from queue_service.registration.proof import verify_proof
+from queue_service.registration.tokens import read_status_token, status_token
 from web import services
 from web.extensions import csrf
 from web.openapi import openapi_document
@@ -256,7 +257,7 @@ def verify():
 
 @blueprint.get("/proofs/public-key")
 def proof_public_key():
-    from queue_service.proof import key_id
+    from queue_service.registration.proof import key_id
 
     public_key = trusted_public_keys()[0]
     return jsonify(algorithm="Ed25519", encoding="base64url", public_key=public_key, key_id=key_id(public_key))
@@ -267,7 +268,7 @@ def proof_public_key():
 
 def staff_principal(code: str):
     """The principal of `Authorization: Bearer qst_…`, allowed to view prefecture `code`."""
-    from queue_service import accounts
+    from queue_service.staff import accounts
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
@@ -309,13 +310,13 @@ def staff_slots(code: str):
 
 @blueprint.get("/staff/prefectures/<code>/schedules")
 def staff_schedules(code: str):
-    from queue_service.schedules import schedule_to_dict
+    from queue_service.draws.schedules import schedule_to_dict
 
     staff_principal(code)
     store = services().store
     found = {}
     for procedure in store.procedures():
-        schedule = store.schedule(f"{code}:{procedure.code}")
+        schedule = store.schedule(PoolId.of(code, procedure.code))
         found[procedure.code] = schedule_to_dict(schedule) if schedule else None
     return jsonify(found)
 
@@ -326,7 +327,7 @@ def staff_registrations(code: str):
     staff_principal(code)
     store = services().store
     return jsonify(
-        {procedure.code: {"waiting": store.waiting_count(f"{code}:{procedure.code}")} for procedure in store.procedures()}
+        {procedure.code: {"waiting": store.waiting_count(PoolId.of(code, procedure.code))} for procedure in store.procedures()}
     )
 
 
@@ -336,8 +337,8 @@ def staff_registrations(code: str):
 @blueprint.get("/prefectures/<code>/statistics")
 def prefecture_statistics(code: str):
     """The public statistics of a prefecture (the page /p/<code>/statistics, as JSON)."""
-    from queue_service import statistics as stats
     from queue_service.errors import UnknownPrefecture
+    from queue_service.metrics import statistics as stats
 
     if len(code) > 3:
         raise UnknownPrefecture()
@@ -385,14 +386,14 @@ def public_statistics_json(summary: dict) -> dict:
 
 
 def draw_pool(draw_id: str) -> str:
+    from queue_service.draws.schedules import parse_draw_id
     from queue_service.errors import UnknownDraw
-    from queue_service.schedules import parse_draw_id
 
     try:
         prefecture, procedure, _ = parse_draw_id(draw_id)
     except ValueError:
         raise UnknownDraw() from None
-    return f"{prefecture}:{procedure}"
+    return PoolId.of(prefecture, procedure)
 
 
 @blueprint.get("/draws/<draw_id>/record")

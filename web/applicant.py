@@ -9,6 +9,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import format_date, format_time, get_locale, gettext
 
 from queue_service.errors import UnknownPrefecture
+from queue_service.pools import PoolId
 from queue_service.reference import Site
 from web import charts, services
 
@@ -46,7 +47,7 @@ def prefecture(code: str):
 @blueprint.get("/p/<code>/statistics")
 def statistics(code: str):
     """Public statistics (no login, no personal data): pool sizes, slots per week, waits, every draw."""
-    from queue_service import statistics as stats
+    from queue_service.metrics import statistics as stats
 
     store = services().store
     if len(code) > 3:
@@ -75,7 +76,7 @@ def latest_and_next_draw(code: str, procedure_code: str) -> dict:
     from queue_service import draws
 
     store = services().store
-    pool = f"{code}:{procedure_code}"
+    pool = PoolId.of(code, procedure_code)
     recent = store.draws(pool, limit=10)
     published = next((draw for draw in recent if draw["state"] == draws.DrawState.PUBLISHED.value), None)
     announced = next((draw for draw in reversed(recent) if draw["state"] == draws.DrawState.SCHEDULED.value), None)

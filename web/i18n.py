@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime
 
 from babel import dates as babel_dates
-from flask import Flask, redirect, request
 from babel.numbers import format_percent
+from flask import Flask, redirect, request
 from flask_babel import format_datetime, get_locale
 
-from queue_service.settings import LOCALES
+from queue_service.reference import LOCALES
 from web import services
 from web.extensions import babel
 

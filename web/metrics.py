@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from queue_service import metrics as events
+from queue_service.pools import PoolId
 from web import services
 
 blueprint = Blueprint("metrics", __name__)
@@ -47,8 +48,8 @@ class QueueCollector:
         self.redis = redis_connection
 
     def collect(self):
-        from worker.queues import queue_sizes
         from worker.jobs import JOB_DURATION_BUCKETS
+        from worker.queues import queue_sizes
 
         pools = sorted(set(self.store.pools()) | set(self.store.scheduled_pools()))
         gauges = self.store.pool_gauges(pools)
@@ -57,12 +58,12 @@ class QueueCollector:
         waiting = GaugeMetricFamily("qs_pool_waiting", "Registrations waiting for a draw.", labels=labels)
         pending = GaugeMetricFamily("qs_pool_pending_email", "Registrations waiting for their email confirmation.",
                                     labels=labels)
-        counted = CounterMetricFamily("qs_events", "Events counted per pool (queue_service/metrics.py).",
+        counted = CounterMetricFamily("qs_events", "Events counted per pool (queue_service/metrics/__init__.py).",
                                       labels=[*labels, "event"])
         last_draw = GaugeMetricFamily("qs_pool_last_draw_cutoff_timestamp_seconds",
                                       "Entry cutoff of the pool's last committed draw.", labels=labels)
         for pool in pools:
-            prefecture, procedure = pool.split(":")
+            prefecture, procedure = PoolId(pool).parts
             waiting.add_metric([prefecture, procedure], gauges[pool]["waiting"])
             pending.add_metric([prefecture, procedure], gauges[pool]["pending_email"])
             for event, count in totals[pool].items():
@@ -157,7 +158,7 @@ def note_rate_limited() -> None:
     Only pools that exist are counted: a made-up address must not create keys.
     """
     from queue_service.errors import QueueServiceError
-    from queue_service.tokens import read_status_token
+    from queue_service.registration.tokens import read_status_token
 
     store = services().store
     pool = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask_limiter.util import get_remote_address
 
-from queue_service import identity
+from queue_service.registration import identity
 from web import services
 
 

@@ -14,13 +14,15 @@ import secrets
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 
-from queue_service import draws as draw_rules, identity, registration as registrations, statistics
-from queue_service.agdref import UploadedRecords
+from queue_service import draws as draw_rules
+from queue_service import registration as registrations
 from queue_service.errors import ContactCapReached, DuplicateRegistration, UnknownProcedure, ValidationFailed
-from queue_service.proof import load_signing_key, public_key_text, sign_proof, verify_proof
+from queue_service.metrics import statistics
 from queue_service.reference import HALF_DAYS, Procedure
-from queue_service.registration import Channel, Registration
-from queue_service.tokens import (
+from queue_service.registration import Channel, Registration, identity
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.proof import load_signing_key, public_key_text, sign_proof, verify_proof
+from queue_service.registration.tokens import (
     RegistrationKey,
     read_confirmation_token,
     read_status_token,

@@ -1,7 +1,7 @@
 """Pages for prefecture staff: sign-in, sites, slots, schedules, draws, agents, assisted registration.
 
 Every handler loads its arguments, checks access with `allow(action,
-prefecture)` (one table in queue_service.accounts), then calls the domain.
+prefecture)` (one table in queue_service.staff.accounts), then calls the domain.
 The session is server-side: the cookie holds only a random id, replaced at
 every sign-in and deleted in Redis at sign-out.
 """
@@ -18,25 +18,32 @@ from flask import Blueprint, Response, g, redirect, render_template, request, se
 from flask_babel import format_date, gettext
 from werkzeug.exceptions import BadRequest, NotFound
 
-from queue_service import accounts, draws as draw_rules, inventory, offers as offer_rules, schedules as schedule_rules
-from queue_service import health, metrics, sites as site_rules, slots as slot_rules, statistics
-from queue_service.accounts import Action, Role
-from queue_service.agdref import UploadedRecords
+from queue_service import draws as draw_rules
+from queue_service import health, inventory, metrics
+from queue_service import offers as offer_rules
+from queue_service.draws import schedules as schedule_rules
 from queue_service.errors import (
     N_,
     AccountExists,
+    InvalidTransition,
     LoginFailed,
     LoginThrottled,
-    InvalidTransition,
     NotSignedIn,
     UnknownBooking,
     ValidationFailed,
 )
+from queue_service.inventory import sites as site_rules
+from queue_service.inventory import slots as slot_rules
+from queue_service.metrics import statistics
+from queue_service.pools import PoolId
 from queue_service.registration import Channel
-from queue_service.tokens import status_token
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.tokens import status_token
+from queue_service.staff import accounts
+from queue_service.staff.accounts import Action, Role
 from web import charts, services
-from web.errors import translated
 from web.applicant import draw_states
+from web.errors import translated
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
 from worker.jobs import claim_and_enqueue, enqueue_dispatch
@@ -122,9 +129,9 @@ def home():
 def prefecture(code: str):
     found = known_prefecture(code)
     store = services().store
-    pools = [(procedure, store.waiting_count(f"{code}:{procedure.code}")) for procedure in store.procedures()]
+    pools = [(procedure, store.waiting_count(PoolId.of(code, procedure.code))) for procedure in store.procedures()]
     held = [(procedure, draw["draw_id"]) for procedure, _ in pools
-            for draw in store.draws(f"{code}:{procedure.code}", limit=20) if draw["state"] == "held"]
+            for draw in store.draws(PoolId.of(code, procedure.code), limit=20) if draw["state"] == "held"]
     return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools,
                            held=held)
 
@@ -372,7 +379,7 @@ def slots(code: str):
 @blueprint.post("/p/<code>/slots/<procedure_code>/<slot_id>/cancel")
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
-    pool = f"{code}:{procedure_code}"
+    pool = PoolId.of(code, procedure_code)
     if inventory.cancel(services().store, pool, slot_id, now()) in ("offered", "booked"):
         enqueue_dispatch(services().redis, pool)  # its holder is told at once
     filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
@@ -387,7 +394,7 @@ def schedule(code: str, procedure_code: str):
     found = known_prefecture(code)
     store = services().store
     procedure = store.procedure(procedure_code)
-    pool = f"{code}:{procedure.code}"
+    pool = PoolId.of(code, procedure.code)
     current = store.schedule(pool)
     errors = {}
     if request.method == "POST":
@@ -445,7 +452,7 @@ def release_draw(code: str, procedure_code: str, draw_id: str):
     """A held draw reviewed by an admin: its record (seed, winners) is published."""
     allow(Action.MANAGE, code)
     procedure = services().store.procedure(procedure_code)
-    draw_rules.release_held(services().store, f"{code}:{procedure.code}", draw_id, now(), by=g.principal.account_id)
+    draw_rules.release_held(services().store, PoolId.of(code, procedure.code), draw_id, now(), by=g.principal.account_id)
     return redirect(url_for("staff.schedule", code=code, procedure_code=procedure.code))
 
 
@@ -455,7 +462,7 @@ def run_draw_now(code: str, procedure_code: str):
     allow(Action.MANAGE, code)
     store = services().store
     procedure = store.procedure(procedure_code)
-    pool = f"{code}:{procedure.code}"
+    pool = PoolId.of(code, procedure.code)
     schedule = store.schedule(pool)
     due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now())
     if request.method == "GET":
@@ -535,7 +542,7 @@ def deliveries(code: str):
     failures = [
         {"procedure": procedure, **failure}
         for procedure in store.procedures()
-        for failure in store.delivery_failures(f"{code}:{procedure.code}")
+        for failure in store.delivery_failures(PoolId.of(code, procedure.code))
     ]
     return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures)
 
@@ -551,7 +558,7 @@ def dashboard(code: str):
     moment = now()
     pools = []
     for procedure in store.procedures():
-        summary = statistics.pool_summary(store, f"{code}:{procedure.code}", found.timezone, moment)
+        summary = statistics.pool_summary(store, PoolId.of(code, procedure.code), found.timezone, moment)
         summary["procedure"] = procedure
         summary["charts"] = dashboard_charts(summary)
         pools.append(summary)
@@ -637,7 +644,7 @@ def daily_csv(code: str, procedure_code: str):
         raise BadRequest(gettext("Give the dates as YYYY-MM-DD.")) from None
     if first > last or (last - first).days >= CSV_MAX_DAYS:
         raise BadRequest(gettext("The first day must come before the last, at most ten years apart."))
-    daily = store.stats_days(f"{code}:{procedure.code}", first, last)
+    daily = store.stats_days(PoolId.of(code, procedure.code), first, last)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["day", *metrics.EVENTS])

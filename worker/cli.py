@@ -30,13 +30,15 @@ from zoneinfo import ZoneInfo
 import click
 import redis
 
-from queue_service import accounts, mail, reference, sms
+from queue_service import reference
 from queue_service.connection import connect, embedded_url
-from queue_service.agdref import BadAgdrefLines, UploadedRecords
-from queue_service.schedules import DrawSchedule
+from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
-from queue_service.identity import InvalidField, clean_phone
+from queue_service.notifications import mail, sms
+from queue_service.registration.agdref import BadAgdrefLines, UploadedRecords
+from queue_service.registration.identity import InvalidField, clean_phone
 from queue_service.settings import PROJECT_ROOT, Settings, load_settings
+from queue_service.staff import accounts
 from queue_service.store import Store
 
 log = logging.getLogger("qs")
@@ -113,7 +115,9 @@ DEMO_APPLICANTS = 40
 def _demo_pool(store: Store, settings: Settings, now: datetime.datetime) -> None:
     """A demo waiting list (Ain, first request) with slots in the next draw's horizon, so that a
     draw run from the staff pages gives offers at once; added only to an empty pool."""
-    from queue_service import inventory, registration as registrations, slots as slot_rules
+    from queue_service import inventory
+    from queue_service import registration as registrations
+    from queue_service.inventory import slots as slot_rules
 
     if store.waiting_count(DEMO_POOL) or store.slots(DEMO_POOL, now, now + datetime.timedelta(days=60)):
         return
@@ -302,7 +306,7 @@ def check_config() -> None:
 @main.command("generate-signing-key")
 def generate_signing_key_command() -> None:
     """Print a new key for signing proofs of registration (set it as QS_PROOF_SIGNING_KEY)."""
-    from queue_service.proof import generate_signing_key
+    from queue_service.registration.proof import generate_signing_key
 
     click.echo(generate_signing_key())
 

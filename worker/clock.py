@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
-from queue_service import draws, schedules
+from queue_service import draws
+from queue_service.draws import schedules
 from queue_service.store import Store
 from worker import jobs
 from worker.queues import DEFAULT, queue

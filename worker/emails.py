@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,11 +18,12 @@ import jinja2
 from babel.dates import format_datetime
 from babel.support import Translations
 
-from queue_service import mail, offers
+from queue_service import offers
+from queue_service.notifications import mail
 from queue_service.registration import Registration, email_print
+from queue_service.registration.tokens import confirmation_token, status_token
 from queue_service.settings import PROJECT_ROOT, Settings
 from queue_service.store import Store
-from queue_service.tokens import confirmation_token, status_token
 
 TEMPLATES = PROJECT_ROOT / "web" / "templates" / "email"
 SMS_TEMPLATES = PROJECT_ROOT / "web" / "templates" / "sms"

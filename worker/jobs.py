@@ -18,11 +18,13 @@ import time
 import redis
 from rq import Retry, get_current_job
 
-from queue_service import draws, mail, offers, registration, sms
+from queue_service import draws, offers, registration
 from queue_service.errors import SmsNotSent
+from queue_service.notifications import mail, sms
+from queue_service.pools import PoolId
+from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
-from queue_service.tokens import RegistrationKey
 from worker.queues import DRAWS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
@@ -135,9 +137,9 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
     store = Store(job.connection)
-    state = draws.run(store, f"{prefecture}:{procedure}", draw_id, _now())
+    state = draws.run(store, PoolId.of(prefecture, procedure), draw_id, _now())
     log.info("job %s: draw %s is %s", job.id, draw_id, state)
-    dispatch_pool(job.connection, store, f"{prefecture}:{procedure}")  # the winners hear of it now
+    dispatch_pool(job.connection, store, PoolId.of(prefecture, procedure))  # the winners hear of it now
     if state == draws.DrawState.HELD.value:
         log.error("job %s: draw %s is HELD by the bias check: staff must review it before publication", job.id, draw_id)
     return state
@@ -147,7 +149,7 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
 def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
     job = get_current_job()
-    state = draws.freeze_at_cutoff(Store(job.connection), f"{prefecture}:{procedure}", draw_id, _now())
+    state = draws.freeze_at_cutoff(Store(job.connection), PoolId.of(prefecture, procedure), draw_id, _now())
     log.info("job %s: draw %s is %s", job.id, draw_id, state)
     return state
 
@@ -211,7 +213,7 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
     job = get_current_job()
     store = Store(job.connection)
     message = json.loads(message_text)
-    pool, kind = f"{prefecture}:{procedure}", message["kind"]
+    pool, kind = PoolId.of(prefecture, procedure), message["kind"]
     found = store.registration(RegistrationKey(prefecture, procedure, message["registration_id"]))
     if found is None:
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
@@ -257,7 +259,7 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
     lock = store.lock_outbox(pool)
     if lock is None:
         return 0
-    prefecture, procedure = pool.split(":")
+    prefecture, procedure = PoolId(pool).parts
     handed = 0
     try:
         while messages := store.outbox_head(pool, DISPATCH_BATCH):
@@ -303,14 +305,14 @@ def dispatch_notifications() -> int:
 
 def enqueue_dispatch(connection: redis.Redis, pool: str) -> None:
     """After a page changed an offer: send its message soon, not at the clock's next round."""
-    prefecture, procedure = pool.split(":")
+    prefecture, procedure = PoolId(pool).parts
     queue(NOTIFICATIONS, connection).enqueue(dispatch_pool_job, prefecture, procedure)
 
 
 @timed
 def dispatch_pool_job(prefecture: str, procedure: str) -> int:
     job = get_current_job()
-    return dispatch_pool(job.connection, Store(job.connection), f"{prefecture}:{procedure}")
+    return dispatch_pool(job.connection, Store(job.connection), PoolId.of(prefecture, procedure))
 
 
 @timed

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from queue_service import identity
-from queue_service.agdref import AgdrefRecords
 from queue_service.errors import (
     ContactCapReached,
     DuplicateRegistration,
@@ -22,9 +20,10 @@ from queue_service.errors import (
     RegistrationNotFound,
     ValidationFailed,
 )
-from queue_service.reference import HALF_DAYS, IdentityField, Procedure
-from queue_service.settings import LOCALES
-from queue_service.tokens import RegistrationKey
+from queue_service.reference import HALF_DAYS, LOCALES, IdentityField, Procedure
+from queue_service.registration import identity
+from queue_service.registration.agdref import AgdrefRecords
+from queue_service.registration.tokens import RegistrationKey
 
 
 class RegistrationStatus(str, Enum):

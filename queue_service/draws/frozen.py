@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from queue_service import lottery
+from queue_service.draws import lottery
 
 FORMAT = "columns/1"
 _CODE = np.dtype("<i4")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime
 
-from queue_service import offers, slots as slot_rules
+from queue_service import offers
 from queue_service.errors import N_, ValidationFailed
-from queue_service.slots import Slot
+from queue_service.inventory import slots as slot_rules
+from queue_service.inventory.slots import Slot
 
 
 class SlotsOverlap(ValidationFailed):

@@ -4,11 +4,11 @@ Why this module exists
 ----------------------
 The dashboard, the public statistics and the status page answer in
 milliseconds with a million registrations: every figure here comes from the
-counters (queue_service/metrics.py), the size of a sorted set, a handful of
+counters (queue_service/metrics/__init__.py), the size of a sorted set, a handful of
 draw records, or a count of open slots done inside Redis. Nothing reads the
 registrations one by one.
 
-Chances and dates use queue_service/chances.py over the pool's weights,
+Chances and dates use queue_service/draws/chances.py over the pool's weights,
 taken as a histogram: how many wait having lost 0, 1, 2... draws
 (Store.waiting_by_draws_lost, one ZCOUNT per committed draw, so O(distinct
 weights)), turned into weights by the pool's policy; and over the urgent
@@ -28,9 +28,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from queue_service import chances, draws as draw_rules, metrics, schedules
+from queue_service import draws as draw_rules
+from queue_service import metrics
+from queue_service.draws import chances, schedules
+from queue_service.draws.schedules import DrawSchedule
 from queue_service.metrics import Event
-from queue_service.schedules import DrawSchedule
+from queue_service.pools import PoolId
 
 #: Upcoming draws projected: a year of weekly draws.
 PROJECTED_DRAWS = 52
@@ -73,7 +76,7 @@ class Outlook:
 
 def planned_draws(store, schedule: DrawSchedule, now: datetime.datetime, count: int = PROJECTED_DRAWS) -> list[PlannedDraw]:
     """The pool's next draws and the slots each should give away, as published today."""
-    pool = f"{schedule.prefecture}:{schedule.procedure}"
+    pool = PoolId.of(schedule.prefecture, schedule.procedure)
     times = schedules.next_draw_times(schedule, now, count)
     if not times:
         return []
@@ -155,7 +158,7 @@ def newcomer_outlook(store, schedule: DrawSchedule | None, now: datetime.datetim
     """The expected wait of someone who enters the pool now: dates their chance passes 50 % and 90 %."""
     if schedule is None or not schedule.active:
         return None
-    pool = f"{schedule.prefecture}:{schedule.procedure}"
+    pool = PoolId.of(schedule.prefecture, schedule.procedure)
     planned = [draw for draw in planned_draws(store, schedule, now) if draw.cutoff >= now]
     weights, counts, _ = pool_weights(store, pool, schedule)
     projection = _projection(float(draw_rules.entrant_weight(schedule.policy, 0)), weights, counts, planned,
@@ -284,7 +287,7 @@ def public_summary(store, prefecture, now: datetime.datetime, weeks: int = 12) -
     first = today - datetime.timedelta(days=7 * weeks - 1)
     pools = []
     for procedure in store.procedures():
-        pool = f"{prefecture.code}:{procedure.code}"
+        pool = PoolId.of(prefecture.code, procedure.code)
         totals = store.stats_totals([pool])[pool]
         daily = store.stats_days(pool, first, today)
         waits = store.wait_histogram(pool)
@@ -314,7 +317,7 @@ def national_rows(store, prefectures, now: datetime.datetime) -> list[dict]:
     totals = store.stats_totals(known)
     rows = []
     for prefecture in prefectures:
-        pools = [pool for pool in known if pool.split(":")[0] == prefecture.code]
+        pools = [pool for pool in known if PoolId(pool).prefecture == prefecture.code]
         if not pools:
             continue
         today = datetime.date.fromisoformat(metrics.stats_day(now, prefecture.timezone))

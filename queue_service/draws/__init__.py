@@ -4,7 +4,7 @@ A draw is a state machine stored in Redis:
 
     scheduled  the seed is drawn and its commitment published (announced ahead of the cutoff)
     frozen     the entrants (waiting before the cutoff) and the slots of the horizon are fixed
-    drawn      the lottery (queue_service/lottery.py) has chosen the winners
+    drawn      the lottery (queue_service/draws/lottery.py) has chosen the winners
     committed  one Lua script: offers, slot and registration states, draws counted, outbox
     published  the seed is revealed and the public record served
     held       the bias check failed: staff must review before anything is published
@@ -29,11 +29,12 @@ from enum import Enum
 
 import numpy as np
 
-from queue_service import fairness, lottery, schedules
+from queue_service.draws import fairness, lottery, schedules
+from queue_service.draws.frozen import FrozenDraw
+from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import N_, InvalidTransition, UnknownDraw
-from queue_service.frozen import FrozenDraw
+from queue_service.pools import PoolId
 from queue_service.reference import slot_class
-from queue_service.schedules import DrawSchedule
 
 URGENT_GROUP = "urgent"
 
@@ -64,7 +65,7 @@ class DueDraw:
 
     @property
     def pool(self) -> str:
-        return f"{self.prefecture}:{self.procedure}"
+        return PoolId.of(self.prefecture, self.procedure)
 
     def announcement(self, schedule: DrawSchedule, now: datetime.datetime, seed: bytes) -> dict[str, str]:
         """The record of a newly announced draw: its secret seed and public commitment."""
@@ -138,7 +139,7 @@ def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime
 
 def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int = 5) -> list[tuple[datetime.datetime, int]]:
     """The next draws and how many open slots each would offer, as published today."""
-    pool = f"{schedule.prefecture}:{schedule.procedure}"
+    pool = PoolId.of(schedule.prefecture, schedule.procedure)
     planned = []
     for moment in schedules.next_draw_times(schedule, now, count):
         start, end = schedules.slot_horizon(schedule, moment)
@@ -205,7 +206,7 @@ def frozen_draw(
     """The draw's inputs from the candidates (store.draw_candidates) and the open slots, as columns.
 
     Each distinct weight, group, constraint set and channel is worked out
-    once and the entrants refer to it by position (see queue_service/frozen.py).
+    once and the entrants refer to it by position (see queue_service/draws/frozen.py).
     """
     policy = schedule.policy
     # A pool has few distinct losses, expiry dates and site choices: each is worked out once.

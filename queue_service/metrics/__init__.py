@@ -39,7 +39,7 @@ class Event(str, Enum):
     # Draws.
     DRAW_COMMITTED = "draw_committed"  # a draw applied its result (once per draw)
     SLOTS_OFFERED = "slots_offered"  # offers made by draws' commits
-    # Offers and bookings (queue_service/offers.py, in the scripts that change them).
+    # Offers and bookings (queue_service/offers/__init__.py, in the scripts that change them).
     OFFER_CONFIRMED = "offer_confirmed"
     OFFER_DECLINED = "offer_declined"
     OFFER_EXPIRED = "offer_expired"

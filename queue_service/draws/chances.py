@@ -112,7 +112,7 @@ class UpcomingDraw:
 
 @dataclass(frozen=True)
 class UrgentPhase:
-    """The draws' priority phase (queue_service/draws.py): the urgent group is drawn
+    """The draws' priority phase (queue_service/draws/__init__.py): the urgent group is drawn
     first, for at most floor(share x slots) slots, then everyone left shares the rest.
 
     ``fraction`` is the share of the other entrants in the urgent group (taken

@@ -13,8 +13,8 @@ import hmac
 from collections.abc import Iterable
 from typing import Protocol
 
-from queue_service import identity
 from queue_service.errors import N_, ValidationFailed
+from queue_service.registration import identity
 
 
 class BadAgdrefLines(ValidationFailed):

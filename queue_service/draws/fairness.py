@@ -81,7 +81,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from queue_service.chances import inclusion_chances
+from queue_service.draws.chances import inclusion_chances
 
 __all__ = [
     "BiasReport",

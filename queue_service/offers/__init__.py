@@ -26,7 +26,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from queue_service import draws, lottery
+from queue_service import draws
+from queue_service.draws import lottery
+from queue_service.draws.frozen import FrozenDraw
 from queue_service.errors import (
     N_,
     CancellationTooLate,
@@ -35,9 +37,9 @@ from queue_service.errors import (
     RegistrationNotFound,
     UnknownBooking,
 )
-from queue_service.frozen import FrozenDraw
-from queue_service.slots import Slot
-from queue_service.tokens import RegistrationKey
+from queue_service.inventory.slots import Slot
+from queue_service.pools import PoolId
+from queue_service.registration.tokens import RegistrationKey
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 # After a draw's deadline, its offers are checked for expiry this many at a time.
@@ -92,7 +94,7 @@ def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[Regi
     if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
         raise UnknownBooking()
     for procedure in store.procedures():
-        pool = f"{prefecture}:{procedure.code}"
+        pool = PoolId.of(prefecture, procedure.code)
         holder = store.booking_holder(pool, code)
         if holder is None:
             continue
@@ -185,7 +187,7 @@ def check_in(store, key: RegistrationKey, now: datetime.datetime) -> None:
 def expire_offers(store, pool: str, schedule, now: datetime.datetime) -> int:
     """Expire the pending offers whose deadline passed; returns how many."""
     returns = "1" if schedule is None or schedule.policy.expired_returns_to_pool else "0"
-    prefecture, procedure = pool.split(":")
+    prefecture, procedure = PoolId(pool).parts
 
     def expire(registration_id: str) -> bool:
         return store.move_offer(RegistrationKey(prefecture, procedure, registration_id), "expire", now, returns) == "ok"
@@ -202,7 +204,7 @@ def expire_offers(store, pool: str, schedule, now: datetime.datetime) -> int:
 
 def mark_no_shows(store, pool: str, timing: OfferTiming, now: datetime.datetime) -> int:
     """Mark the bookings not checked in by their slot's end plus the grace period; returns how many."""
-    prefecture, procedure = pool.split(":")
+    prefecture, procedure = PoolId(pool).parts
     marked = 0
     for registration_id, _ in store.bookings_starting(pool, datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
                                                       now - timing.no_show_grace):
@@ -240,7 +242,7 @@ def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
             return slot.status.value
     holder = store.slot_holder(pool, slot_id)
     if holder is not None:
-        prefecture, procedure = pool.split(":")
+        prefecture, procedure = PoolId(pool).parts
         if store.move_offer(RegistrationKey(prefecture, procedure, holder), "slot_cancelled", now, slot_id) == "ok":
             return slot.status.value
     raise InvalidTransition(N_("This slot is already cancelled or its appointment is over."))
@@ -310,7 +312,7 @@ class _StandbyOrder:
         if self.frozen is None:  # the draw's inputs are gone: nobody to offer it to
             return False
         slot_class = slot.slot_class(timezone)
-        prefecture, procedure = self.pool.split(":")
+        prefecture, procedure = PoolId(self.pool).parts
         entrants = self.frozen.entrants
         for chunk in self._in_order(256):
             candidates = [i for i in chunk if entrants.accepts(i) is None or slot_class in entrants.accepts(i)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itsdangerous import BadData, URLSafeSerializer
 
 from queue_service.errors import ExpiredLink, InvalidLink
+from queue_service.pools import PoolId
 
 STATUS_SALT = "qs.status-link.v1"
 CONFIRMATION_SALT = "qs.confirm-email.v1"
@@ -29,7 +30,7 @@ class RegistrationKey:
 
     @property
     def pool(self) -> str:
-        return f"{self.prefecture}:{self.procedure}"
+        return PoolId.of(self.prefecture, self.procedure)
 
 
 def status_token(secret: str, key: RegistrationKey) -> str:
