@@ -1,9 +1,10 @@
 """The messages sent to applicants, rendered in their language.
 
-Templates live in web/templates/email (a .txt and an .html per kind) and are
-translated with the web app's catalogues, but rendered here without Flask, so
-that the worker can send them. They never carry identity numbers or birth
-dates: only the public reference, the pool and the links.
+Templates live next to this module, in templates/email (a subject, a .txt and
+an .html per kind) and templates/sms (a .txt per kind); they are translated
+with the service's catalogue (queue_service.translations) and rendered without
+Flask, so that the worker can send them. They never carry identity numbers or
+birth dates: only the public reference, the pool and the links.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ import jinja2
 from babel.dates import format_datetime
 from babel.support import Translations
 
-from queue_service import offers
+from queue_service import offers, translations
 from queue_service.notifications import mail
 from queue_service.registration import Registration, email_print
 from queue_service.registration.tokens import confirmation_token, status_token
-from queue_service.settings import PROJECT_ROOT, Settings
+from queue_service.settings import Settings
 from queue_service.store import Store
 
-TEMPLATES = PROJECT_ROOT / "web" / "templates" / "email"
-SMS_TEMPLATES = PROJECT_ROOT / "web" / "templates" / "sms"
-TRANSLATIONS = PROJECT_ROOT / "web" / "translations"
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
+SMS_TEMPLATES = Path(__file__).resolve().parent / "templates" / "sms"
 KINDS = ("confirm", "registered", "email_change", "withdrawn")
 # Messages about an offer or a booking (written to the outbox by the scripts that change them).
 OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "slot_cancelled")
@@ -41,8 +41,8 @@ def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
     )
-    translations = Translations.load(str(TRANSLATIONS), [language], domain="messages")
-    environment.install_gettext_translations(translations, newstyle=True)
+    catalog = Translations.load(str(translations.CATALOG_DIRECTORY), [language], domain=translations.DOMAIN)
+    environment.install_gettext_translations(catalog, newstyle=True)
     return environment
 
 
