@@ -3,8 +3,9 @@
 Templates live next to this module, in templates/email (a subject, a .txt and
 an .html per kind) and templates/sms (a .txt per kind); they are translated
 with the service's catalogue (queue_service.translations) and rendered without
-Flask, so that the worker can send them. They never carry identity numbers or
-birth dates: only the public reference, the pool and the links.
+Flask, so that the worker can send them. Their links come from
+notifications.links. They never carry identity numbers or birth dates: only
+the public reference, the pool and the links.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from babel.dates import format_datetime
 from babel.support import Translations
 
 from queue_service import offers, translations
-from queue_service.notifications import mail
+from queue_service.notifications import links, mail
 from queue_service.registration import Registration, email_print
 from queue_service.registration.tokens import confirmation_token, status_token
 from queue_service.settings import Settings
@@ -61,15 +62,15 @@ def compose(
         "prefecture": store.prefecture(key.prefecture).name,
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "hours": settings.confirmation_link_hours,
-        "status_link": f"{settings.base_url}/status?t={status_token(settings.secret_key, key)}",
+        "status_link": links.status_link(settings.base_url, status_token(settings.secret_key, key)),
     }
     link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":
         token = confirmation_token(settings.secret_key, key, link_print, registration.created_at)
-        context["link"] = f"{settings.base_url}/confirm?t={token}"
+        context["link"] = links.confirmation_link(settings.base_url, token)
     elif kind == "email_change":
         token = confirmation_token(settings.secret_key, key, link_print, now)
-        context["link"] = f"{settings.base_url}/email/confirm?t={token}"
+        context["link"] = links.email_change_link(settings.base_url, token)
     environment = _environment(language)
     subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
     text = environment.get_template(f"{kind}.txt").render(context)
@@ -102,7 +103,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "deadline": local(datetime.datetime.fromisoformat(offer["deadline"])) if offer.get("deadline") else "",
         "cancel_by": local(offers.cancellation_deadline(slot, timing)),
         "code": offers.display_code(code) if code else "",
-        "offer_link": f"{settings.base_url}/offer?t={status_token(settings.secret_key, key)}",
+        "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
         "back_in_pool": registration.status.value == "waiting",
     }
 
