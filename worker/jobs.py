@@ -219,7 +219,7 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
         return "gone"
     settings = load_settings()
-    context = messages.offer_context(settings, store, found, message["slot"])
+    context = messages.offer_context(settings, store, found, message["slot"], _now())
     senders = {}
     if found.applicant.email:
         email = messages.compose_offer_email(settings, context, found, kind, message["id"])

@@ -14,7 +14,6 @@ import datetime
 import functools
 from email.message import EmailMessage
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_datetime
@@ -78,7 +77,8 @@ def compose(
     return mail.new_message(settings, recipient, subject, text, html)
 
 
-def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str) -> dict:
+def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str,
+                  now: datetime.datetime) -> dict:
     """What the messages about an offer or a booking say: the slot, the deadline, the links; no identity data."""
     key = registration.key
     language = registration.applicant.language
@@ -86,23 +86,21 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     procedure = store.procedure(key.procedure)
     slot = store.slot(key.pool, slot_id)
     site = store.site(key.prefecture, slot.site)
-    offer = store.offer(key) or {}
-    timing = offers.OfferTiming.from_settings(settings)
+    shown = offers.display(store.offer(key), slot, offers.OfferTiming.from_settings(settings), prefecture.timezone, now)
 
     def local(moment: datetime.datetime) -> str:
-        return format_datetime(moment.astimezone(ZoneInfo(prefecture.timezone)), "EEEE d MMMM y, HH:mm", locale=language)
+        return format_datetime(moment, "EEEE d MMMM y, HH:mm", locale=language)  # on the prefecture's clock
 
-    code = offer.get("code") if offer.get("slot") == slot_id else None
     return {
         "ref": registration.ref,
         "prefecture": prefecture.name,
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
-        "when": local(slot.starts_at),
+        "when": local(shown.starts_at),
         "site": site.name if site else slot.site,
         "address": f"{site.address}, {site.postcode} {site.city}" if site else "",
-        "deadline": local(datetime.datetime.fromisoformat(offer["deadline"])) if offer.get("deadline") else "",
-        "cancel_by": local(offers.cancellation_deadline(slot, timing)),
-        "code": offers.display_code(code) if code else "",
+        "deadline": local(shown.deadline) if shown.deadline else "",
+        "cancel_by": local(shown.cancel_by),
+        "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
         "back_in_pool": registration.status.value == "waiting",
     }
