@@ -13,7 +13,8 @@ TEST_STAMP := $(VENV)/.installed-test
 DSFR_STAMP := web/static/dsfr/.installed
 DSFR_DIST := node_modules/@gouvfr/dsfr/dist
 DSFR_FILES := dsfr.min.css dsfr.module.min.js dsfr.nomodule.min.js fonts icons favicon utility
-CATALOGS := $(patsubst %.po,%.mo,$(wildcard web/translations/*/LC_MESSAGES/messages.po))
+TRANSLATIONS := queue_service/translations
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
 .PHONY: run test install install-test translations-update clean
 
@@ -55,9 +56,9 @@ $(DSFR_STAMP): package.json package-lock.json
 
 # After changing translatable text: refresh the catalogue and the .po files.
 translations-update: $(APP_STAMP)
-	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o web/translations/messages.pot queue_service web worker
-	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations
+	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o $(TRANSLATIONS)/messages.pot queue_service web worker
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 
 clean:
 	rm -rf $(VENV) node_modules web/static/dsfr
-	find . -name '*.mo' -path './web/translations/*' -delete
+	find $(TRANSLATIONS) -name '*.mo' -delete

@@ -6,7 +6,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
-FRENCH_CATALOG = ROOT / "web" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+FRENCH_CATALOG = ROOT / "queue_service" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
 METHOD_MAP = [("**.py", "python"), ("**/templates/**.html", "jinja2"), ("**/templates/**.txt", "jinja2")]
 
 

@@ -12,6 +12,7 @@ import redis
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from queue_service import translations
 from queue_service.connection import connect
 from queue_service.settings import Settings, load_settings
 from queue_service.store import Store
@@ -41,7 +42,9 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
-        BABEL_TRANSLATION_DIRECTORIES="translations",
+        # One catalogue for the pages and for the messages the worker composes.
+        BABEL_TRANSLATION_DIRECTORIES=str(translations.CATALOG_DIRECTORY),
+        BABEL_DOMAIN=translations.DOMAIN,
         # Dates and times are shown in the time of metropolitan France.
         BABEL_DEFAULT_TIMEZONE="Europe/Paris",
     )

@@ -8,9 +8,8 @@ the message that announced the offer or from the status page.
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import io
-from zoneinfo import ZoneInfo
 
 import segno
 from flask import Blueprint, Response, redirect, render_template, request, url_for
@@ -39,19 +38,12 @@ def appointment(found) -> dict | None:
     if slot is None:
         return None
     prefecture = store.prefecture(found.key.prefecture)
-    zone = ZoneInfo(prefecture.timezone)
-    site = store.site(found.key.prefecture, slot.site)
-    cancel_by = offer_rules.cancellation_deadline(slot, timing())
+    shown = offer_rules.display(offer, slot, timing(), prefecture.timezone, now())
     return {
         "offer": offer,
         "slot": slot,
-        "site": site,
-        "starts_at": slot.starts_at.astimezone(zone),
-        "ends_at": slot.ends_at.astimezone(zone),
-        "deadline": datetime.datetime.fromisoformat(offer["deadline"]).astimezone(zone),
-        "cancel_by": cancel_by.astimezone(zone),
-        "can_cancel": offer["status"] == "confirmed" and now() <= cancel_by,
-        "code": offer_rules.display_code(offer["code"]) if offer.get("code") else None,
+        "site": store.site(found.key.prefecture, slot.site),
+        **dataclasses.asdict(shown),
         "prefecture": prefecture,
         "procedure": store.procedure(found.key.procedure),
     }

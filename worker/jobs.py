@@ -80,13 +80,13 @@ def heartbeat() -> str:
 def send_registration_email(
     prefecture: str, procedure: str, registration_id: str, kind: str, address_print: str = ""
 ) -> str:
-    """Send the message of `kind` about one registration (see worker/emails.py).
+    """Send the message of `kind` about one registration (see queue_service.notifications.messages).
 
     An email-change message names the requested address by its keyed hash: if
     the applicant asked for another one since, or already confirmed it, the
     message is no longer due.
     """
-    from worker import emails
+    from queue_service.notifications import messages
 
     job = get_current_job()
     store = Store(job.connection)
@@ -101,7 +101,7 @@ def send_registration_email(
             log.info("job %s: email change for %s superseded; message not sent", job.id, found.ref)
             return "superseded"
     try:
-        mail.send(settings, emails.compose(settings, store, found, kind, _now()))
+        mail.send(settings, messages.compose(settings, store, found, kind, _now()))
     except (OSError, smtplib.SMTPException) as error:
         # The SMTP error may quote the address: keep it out of logs and of RQ's failed jobs.
         code = getattr(error, "smtp_code", None) or type(error).__name__
@@ -208,7 +208,7 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
     duplicated job sends only what is still due. A failure is recorded for
     staff and raised, so that RQ tries again (EMAIL_RETRY).
     """
-    from worker import emails
+    from queue_service.notifications import messages
 
     job = get_current_job()
     store = Store(job.connection)
@@ -219,13 +219,13 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
         return "gone"
     settings = load_settings()
-    context = emails.offer_context(settings, store, found, message["slot"])
+    context = messages.offer_context(settings, store, found, message["slot"], _now())
     senders = {}
     if found.applicant.email:
-        email = emails.compose_offer_email(settings, context, found, kind, message["id"])
+        email = messages.compose_offer_email(settings, context, found, kind, message["id"])
         senders["email"] = lambda: mail.send(settings, email) or ""
     if found.applicant.phone and settings.sms_backend != "none":
-        senders["sms"] = lambda: sms.send(settings, found.applicant.phone, emails.compose_offer_sms(context, found, kind))
+        senders["sms"] = lambda: sms.send(settings, found.applicant.phone, messages.compose_offer_sms(context, found, kind))
     failures = []
     for channel, send in senders.items():
         previous = store.delivery(pool, message["id"], channel) or {}

@@ -25,6 +25,7 @@ import datetime
 import hashlib
 import hmac
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from queue_service import draws
 from queue_service.draws import lottery
@@ -157,6 +158,43 @@ def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> di
 
 def cancellation_deadline(slot: Slot, timing: OfferTiming) -> datetime.datetime:
     return slot.starts_at - timing.cancel_notice
+
+
+@dataclass(frozen=True)
+class OfferDisplay:
+    """An offer as people are shown it, on the offer pages, at the counter and in messages.
+
+    Times are on the wall clock of the prefecture (an appointment in Réunion
+    reads in Réunion's time, wherever the reader is).
+    """
+
+    starts_at: datetime.datetime
+    ends_at: datetime.datetime
+    deadline: datetime.datetime | None  # to answer the offer; None without an offer
+    cancel_by: datetime.datetime  # the last moment the applicant can cancel the booking
+    can_cancel: bool  # a booking, not yet past cancel_by
+    code: str | None  # the booking code as printed, if the offer is a booking of this slot
+
+
+def display(offer: dict | None, slot: Slot, timing: OfferTiming, timezone: str, now: datetime.datetime) -> OfferDisplay:
+    """What is shown of `offer` (the registration's latest, or None) about `slot`, seen at `now`.
+
+    A message may be about an earlier offer's slot: its code is shown only if
+    the offer is still about that slot.
+    """
+    offer = offer or {}
+    zone = ZoneInfo(timezone)
+    cancel_by = cancellation_deadline(slot, timing)
+    deadline = datetime.datetime.fromisoformat(offer["deadline"]).astimezone(zone) if offer.get("deadline") else None
+    code = offer.get("code") if offer.get("slot") == slot.id else None
+    return OfferDisplay(
+        starts_at=slot.starts_at.astimezone(zone),
+        ends_at=slot.ends_at.astimezone(zone),
+        deadline=deadline,
+        cancel_by=cancel_by.astimezone(zone),
+        can_cancel=offer.get("status") == "confirmed" and now <= cancel_by,
+        code=display_code(code) if code else None,
+    )
 
 
 def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: datetime.datetime) -> dict:

@@ -1,9 +1,11 @@
 """The messages sent to applicants, rendered in their language.
 
-Templates live in web/templates/email (a .txt and an .html per kind) and are
-translated with the web app's catalogues, but rendered here without Flask, so
-that the worker can send them. They never carry identity numbers or birth
-dates: only the public reference, the pool and the links.
+Templates live next to this module, in templates/email (a subject, a .txt and
+an .html per kind) and templates/sms (a .txt per kind); they are translated
+with the service's catalogue (queue_service.translations) and rendered without
+Flask, so that the worker can send them. Their links come from
+notifications.links. They never carry identity numbers or birth dates: only
+the public reference, the pool and the links.
 """
 
 from __future__ import annotations
@@ -12,22 +14,20 @@ import datetime
 import functools
 from email.message import EmailMessage
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_datetime
 from babel.support import Translations
 
-from queue_service import offers
-from queue_service.notifications import mail
+from queue_service import offers, translations
+from queue_service.notifications import links, mail
 from queue_service.registration import Registration, email_print
 from queue_service.registration.tokens import confirmation_token, status_token
-from queue_service.settings import PROJECT_ROOT, Settings
+from queue_service.settings import Settings
 from queue_service.store import Store
 
-TEMPLATES = PROJECT_ROOT / "web" / "templates" / "email"
-SMS_TEMPLATES = PROJECT_ROOT / "web" / "templates" / "sms"
-TRANSLATIONS = PROJECT_ROOT / "web" / "translations"
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
+SMS_TEMPLATES = Path(__file__).resolve().parent / "templates" / "sms"
 KINDS = ("confirm", "registered", "email_change", "withdrawn")
 # Messages about an offer or a booking (written to the outbox by the scripts that change them).
 OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "slot_cancelled")
@@ -41,8 +41,8 @@ def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
     )
-    translations = Translations.load(str(TRANSLATIONS), [language], domain="messages")
-    environment.install_gettext_translations(translations, newstyle=True)
+    catalog = Translations.load(str(translations.CATALOG_DIRECTORY), [language], domain=translations.DOMAIN)
+    environment.install_gettext_translations(catalog, newstyle=True)
     return environment
 
 
@@ -61,15 +61,15 @@ def compose(
         "prefecture": store.prefecture(key.prefecture).name,
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "hours": settings.confirmation_link_hours,
-        "status_link": f"{settings.base_url}/status?t={status_token(settings.secret_key, key)}",
+        "status_link": links.status_link(settings.base_url, status_token(settings.secret_key, key)),
     }
     link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":
         token = confirmation_token(settings.secret_key, key, link_print, registration.created_at)
-        context["link"] = f"{settings.base_url}/confirm?t={token}"
+        context["link"] = links.confirmation_link(settings.base_url, token)
     elif kind == "email_change":
         token = confirmation_token(settings.secret_key, key, link_print, now)
-        context["link"] = f"{settings.base_url}/email/confirm?t={token}"
+        context["link"] = links.email_change_link(settings.base_url, token)
     environment = _environment(language)
     subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
     text = environment.get_template(f"{kind}.txt").render(context)
@@ -77,7 +77,8 @@ def compose(
     return mail.new_message(settings, recipient, subject, text, html)
 
 
-def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str) -> dict:
+def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str,
+                  now: datetime.datetime) -> dict:
     """What the messages about an offer or a booking say: the slot, the deadline, the links; no identity data."""
     key = registration.key
     language = registration.applicant.language
@@ -85,24 +86,22 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     procedure = store.procedure(key.procedure)
     slot = store.slot(key.pool, slot_id)
     site = store.site(key.prefecture, slot.site)
-    offer = store.offer(key) or {}
-    timing = offers.OfferTiming.from_settings(settings)
+    shown = offers.display(store.offer(key), slot, offers.OfferTiming.from_settings(settings), prefecture.timezone, now)
 
     def local(moment: datetime.datetime) -> str:
-        return format_datetime(moment.astimezone(ZoneInfo(prefecture.timezone)), "EEEE d MMMM y, HH:mm", locale=language)
+        return format_datetime(moment, "EEEE d MMMM y, HH:mm", locale=language)  # on the prefecture's clock
 
-    code = offer.get("code") if offer.get("slot") == slot_id else None
     return {
         "ref": registration.ref,
         "prefecture": prefecture.name,
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
-        "when": local(slot.starts_at),
+        "when": local(shown.starts_at),
         "site": site.name if site else slot.site,
         "address": f"{site.address}, {site.postcode} {site.city}" if site else "",
-        "deadline": local(datetime.datetime.fromisoformat(offer["deadline"])) if offer.get("deadline") else "",
-        "cancel_by": local(offers.cancellation_deadline(slot, timing)),
-        "code": offers.display_code(code) if code else "",
-        "offer_link": f"{settings.base_url}/offer?t={status_token(settings.secret_key, key)}",
+        "deadline": local(shown.deadline) if shown.deadline else "",
+        "cancel_by": local(shown.cancel_by),
+        "code": shown.code or "",
+        "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
         "back_in_pool": registration.status.value == "waiting",
     }
 
