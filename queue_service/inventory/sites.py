@@ -30,10 +30,14 @@ def hours_text(site: Site, weekday: int) -> str:
     )
 
 
-def parse_site(form: Mapping[str, object], prefecture: str, *, site_id: str | None = None, taken_ids=()) -> Site:
-    """A site from the admin's form; `site_id` given when editing. Raises ValidationFailed with every wrong field."""
+def parse_site(values: Mapping[str, object], prefecture: str, *, site_id: str | None = None, taken_ids=()) -> Site:
+    """A site from the admin's values; `site_id` given when editing. Raises ValidationFailed with every wrong field.
+
+    Values are text, but `closed` is a bool (only True closes the site); `hours_0` to `hours_6` (see
+    `hours_field`) hold each weekday's opening periods, e.g. "09:00-12:00, 13:30-16:00".
+    """
     def text(name: str) -> str:
-        value = form.get(name)
+        value = values.get(name)
         return value.strip() if isinstance(value, str) else ""
 
     errors: dict[str, str] = {}
@@ -73,7 +77,7 @@ def parse_site(form: Mapping[str, object], prefecture: str, *, site_id: str | No
         postcode=text("postcode"),
         city=text("city"),
         opening_hours=tuple(hours),
-        closed=text("closed") in ("on", "yes", "1", "true"),
+        closed=values.get("closed") is True,
     )
 
 
