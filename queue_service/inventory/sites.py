@@ -59,13 +59,7 @@ def parse_site(values: Mapping[str, object], prefecture: str, *, site_id: str | 
     kind = text("kind") or "sub_prefecture"
     if kind not in SITE_KINDS:
         errors["kind"] = N_("Choose the kind of site.")
-    hours = []
-    for weekday in range(7):
-        periods = _parse_periods(text(hours_field(weekday)))
-        if periods is None:
-            errors[hours_field(weekday)] = N_("Write opening hours like 09:00-12:00, 13:30-16:00, or leave empty.")
-            continue
-        hours += [OpeningHours(weekday, opens, closes) for opens, closes in periods]
+    hours = _opening_hours({weekday: text(hours_field(weekday)) for weekday in range(7)}, errors)
     if errors:
         raise ValidationFailed(errors)
     return Site(
@@ -79,6 +73,18 @@ def parse_site(values: Mapping[str, object], prefecture: str, *, site_id: str | 
         opening_hours=tuple(hours),
         closed=values.get("closed") is True,
     )
+
+
+def _opening_hours(texts: dict[int, str], errors: dict[str, str]) -> list[OpeningHours]:
+    """The opening hours of each weekday's text; a text that is wrong goes to ``errors``."""
+    hours = []
+    for weekday, day_text in texts.items():
+        periods = _parse_periods(day_text)
+        if periods is None:
+            errors[hours_field(weekday)] = N_("Write opening hours like 09:00-12:00, 13:30-16:00, or leave empty.")
+            continue
+        hours += [OpeningHours(weekday, opens, closes) for opens, closes in periods]
+    return hours
 
 
 def _parse_periods(text: str) -> list[tuple[datetime.time, datetime.time]] | None:
