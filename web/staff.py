@@ -143,7 +143,7 @@ def prefecture(code: str):
 def sites(code: str):
     found = known_prefecture(code)
     store = services().store
-    errors, values = {}, {}
+    errors, values = {}, {"kind": site_rules.DEFAULT_KIND}
     if request.method == "POST":
         allow(Action.MANAGE, code)
         values = request.form

@@ -17,6 +17,8 @@ from queue_service.reference import SITE_KINDS, OpeningHours, Site
 SITE_ID_PATTERN = re.compile(r"[a-z][a-z0-9]{1,19}")
 POSTCODE_PATTERN = re.compile(r"\d{5}")
 PERIOD_PATTERN = re.compile(r"(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})")
+#: The kind of a new site when none is chosen: most sites are not the prefecture itself.
+DEFAULT_KIND = "sub_prefecture"
 
 
 def hours_field(weekday: int) -> str:
@@ -56,7 +58,7 @@ def parse_site(values: Mapping[str, object], prefecture: str, *, site_id: str | 
             errors[name] = message
     if not POSTCODE_PATTERN.fullmatch(text("postcode")):
         errors["postcode"] = N_("Enter the 5-digit postcode.")
-    kind = text("kind") or "sub_prefecture"
+    kind = text("kind") or DEFAULT_KIND
     if kind not in SITE_KINDS:
         errors["kind"] = N_("Choose the kind of site.")
     hours = _opening_hours({weekday: text(hours_field(weekday)) for weekday in range(7)}, errors)
