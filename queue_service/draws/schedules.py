@@ -381,9 +381,6 @@ def parse_draw_id(text: str) -> tuple[str, str, datetime.datetime]:
 #: The policy's yes-or-no settings: bools, in the order the admin sees them.
 SWITCHES: tuple[str, ...] = ("constraints_apply", "declined_returns_to_pool", "expired_returns_to_pool")
 
-#: The one message for dates that cannot be read.
-_DATES_FORMAT = N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
-
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -395,7 +392,9 @@ def _is_number(value: object) -> bool:
 
 def _blank(value: object) -> bool:
     """Nothing given: None, blank text or an empty list."""
-    return value is None or (isinstance(value, str) and not value.strip()) or value in ((), [])
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, (list, tuple)) and not value)
 
 
 def _read_int(value: object, low: int, high: int) -> int | None:
@@ -433,8 +432,8 @@ _NUMBERS = (
     ("urgency_share", _read_float, 0.0, 1.0, N_("Enter a share from 0 to 1, such as 0.1 for a tenth of the slots.")),
 )
 
-#: Every field ``parse_schedule`` reads, in the order the admin sees them.
-_FIELDS: tuple[str, ...] = ("cron", "dates", *(number[0] for number in _NUMBERS), *SWITCHES)
+#: What an admin sets besides the draw times, in the order they see it.
+_SETTINGS: tuple[str, ...] = (*(number[0] for number in _NUMBERS), *SWITCHES)
 
 
 def admin_values(schedule: DrawSchedule | None = None) -> dict[str, object]:
@@ -450,7 +449,7 @@ def admin_values(schedule: DrawSchedule | None = None) -> dict[str, object]:
         declared = {item.name: getattr(schedule, item.name) for item in dataclasses.fields(DrawSchedule)}
         policy = schedule.policy
     values = declared | dataclasses.asdict(policy)
-    return {name: values[name] for name in _FIELDS[2:]}
+    return {name: values[name] for name in _SETTINGS}
 
 
 def _cron_error(expression: str, now: datetime.datetime, timezone: str) -> str | None:
@@ -513,7 +512,7 @@ def _local_dates(lines: object, timezone: str) -> set[datetime.datetime] | None:
 def _dates_error(moments: set[datetime.datetime] | None, now: datetime.datetime) -> str | None:
     """Why these dates cannot be a schedule, or None if they can."""
     if not moments:
-        return _DATES_FORMAT
+        return N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
     if len(moments) > MAX_DATES:
         return N_("A schedule holds at most 100 dates.")
     if min(moments) <= now:
@@ -599,7 +598,8 @@ def parse_schedule(
     cron, dates = _read_draw_times(values, now, timezone, errors)
     chosen = _read_numbers(values, errors) | _read_switches(values, errors)
     if errors:
-        raise ValidationFailed({name: errors[name] for name in _FIELDS if name in errors})
+        # In the order of the form, as the admin reads the list of errors.
+        raise ValidationFailed({name: errors[name] for name in ("cron", "dates", *_SETTINGS) if name in errors})
     policy_fields = {item.name for item in dataclasses.fields(DrawPolicy)}
     return DrawSchedule(
         prefecture=prefecture,
