@@ -27,6 +27,7 @@ from queue_service.draws.schedules import (
     slot_horizon,
 )
 from queue_service.errors import ValidationFailed
+from web.forms import schedule_values
 
 UTC = datetime.timezone.utc
 PARIS = "Europe/Paris"
@@ -148,7 +149,7 @@ def test_a_later_wall_time_never_fires_earlier(wall_times, timezone):
 
 def test_explicit_local_dates_are_parsed_sorted_and_read_in_paris_time():
     form = {"dates": "2027-11-02 09:30\r\n\n2027-03-28 02:30\n  2027-10-31 02:30  \n2027-06-01 10:00\n2027-06-01 10:00"}
-    schedule = parse_schedule(form, "01", "renewal", PARIS, NEW_YEAR)
+    schedule = parse_schedule(schedule_values(form), "01", "renewal", PARIS, NEW_YEAR)
     assert schedule.cron is None
     assert schedule.dates == (SPRING_JUMP, at(2027, 6, 1, 8), at(2027, 10, 31, 0, 30), at(2027, 11, 2, 8, 30))
     assert next_draw_times(schedule, at(2027, 6, 1, 8), count=5) == [at(2027, 10, 31, 0, 30), at(2027, 11, 2, 8, 30)]
@@ -159,7 +160,7 @@ def test_explicit_local_dates_are_parsed_sorted_and_read_in_paris_time():
 def test_dates_must_be_in_the_future_well_formed_and_at_most_a_hundred():
     def error(dates):
         with pytest.raises(ValidationFailed) as raised:
-            parse_schedule({"dates": dates}, "01", "renewal", PARIS, at(2027, 6, 1, 8))
+            parse_schedule(schedule_values({"dates": dates}), "01", "renewal", PARIS, at(2027, 6, 1, 8))
         return raised.value.errors
 
     assert error("2027-06-01 10:00\n2027-07-01 10:00") == {"dates": "Every date must be in the future."}
@@ -168,7 +169,7 @@ def test_dates_must_be_in_the_future_well_formed_and_at_most_a_hundred():
         assert error(text) == bad_format, text
     many = "\n".join(f"2028-01-01 {hour:02d}:{minute:02d}" for hour in range(10) for minute in range(0, 60, 6))
     assert len(many.splitlines()) == 100
-    assert len(parse_schedule({"dates": many}, "01", "renewal", PARIS, NEW_YEAR).dates) == 100
+    assert len(parse_schedule(schedule_values({"dates": many}), "01", "renewal", PARIS, NEW_YEAR).dates) == 100
     assert error(many + "\n2028-01-02 10:00") == {"dates": "A schedule holds at most 100 dates."}
 
 
@@ -178,7 +179,7 @@ def test_dates_must_be_in_the_future_well_formed_and_at_most_a_hundred():
 def test_a_form_with_defaults_gives_the_documented_schedule():
     form = {"cron": "  0 10   * * MON ", "constraints_apply": "on", "declined_returns_to_pool": "on",
             "expired_returns_to_pool": "on"}
-    schedule = parse_schedule(form, "01", "renewal", PARIS, NEW_YEAR)
+    schedule = parse_schedule(schedule_values(form), "01", "renewal", PARIS, NEW_YEAR)
     assert schedule == DrawSchedule(
         prefecture="01",
         procedure="renewal",
@@ -219,8 +220,8 @@ def test_form_values_as_a_browser_and_as_json_send_them():
         "urgency_share": 1,
         "constraints_apply": False,
     }
-    browser = parse_schedule(from_browser, "01", "renewal", PARIS, NEW_YEAR)
-    assert browser == parse_schedule(from_json, "01", "renewal", PARIS, NEW_YEAR)
+    browser = parse_schedule(schedule_values(from_browser), "01", "renewal", PARIS, NEW_YEAR)
+    assert browser == parse_schedule(schedule_values(from_json), "01", "renewal", PARIS, NEW_YEAR)
     assert (browser.cutoff_minutes, browser.horizon_from_days, browser.horizon_to_days) == (120, 0, 180)
     assert browser.policy == DrawPolicy(aging=0.5, urgency_window_days=365, urgency_share=1.0, constraints_apply=False,
                                         declined_returns_to_pool=False, expired_returns_to_pool=False)
@@ -232,7 +233,7 @@ def test_form_values_as_a_browser_and_as_json_send_them():
 )
 def test_constraints_apply_reads_a_checkbox(value, expected):
     form = {"cron": "0 10 * * MON"} if value is None else {"cron": "0 10 * * MON", "constraints_apply": value}
-    assert parse_schedule(form, "01", "renewal", PARIS, NEW_YEAR).policy.constraints_apply is expected
+    assert parse_schedule(schedule_values(form), "01", "renewal", PARIS, NEW_YEAR).policy.constraints_apply is expected
 
 
 def test_every_wrong_field_is_reported_at_once():
@@ -542,4 +543,4 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_cleanly(line):
     from queue_service.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        parse_schedule({"dates": line}, "01", "renewal", "Europe/Paris", datetime.datetime.now(datetime.timezone.utc))
+        parse_schedule({"dates": [line]}, "01", "renewal", "Europe/Paris", datetime.datetime.now(datetime.timezone.utc))

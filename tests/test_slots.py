@@ -183,8 +183,10 @@ def test_a_form_may_give_typed_values_and_weekdays_in_several_spellings():
 def test_a_form_reads_the_checked_weekdays_of_a_multidict():
     from werkzeug.datastructures import MultiDict
 
+    from web.forms import template_values
+
     form = MultiDict(list(good_form(weekdays="0").items()) + [("weekdays", "2"), ("weekdays", "4")])
-    assert parse_template(form, SITES, PROCEDURES, TODAY).weekdays == (0, 2, 4)
+    assert parse_template(template_values(form), SITES, PROCEDURES, TODAY).weekdays == (0, 2, 4)
 
 
 def test_every_wrong_field_is_reported_at_once():

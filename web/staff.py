@@ -41,7 +41,7 @@ from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import status_token
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
-from web import charts, services
+from web import charts, forms, services
 from web.applicant import draw_states
 from web.errors import translated
 from web.i18n import safe_next
@@ -143,12 +143,13 @@ def prefecture(code: str):
 def sites(code: str):
     found = known_prefecture(code)
     store = services().store
-    errors, values = {}, {}
+    errors, values = {}, {"kind": site_rules.DEFAULT_KIND}
     if request.method == "POST":
         allow(Action.MANAGE, code)
         values = request.form
         try:
-            site = site_rules.parse_site(request.form, code, taken_ids={s.id for s in store.sites(code)})
+            taken = {s.id for s in store.sites(code)}
+            site = site_rules.parse_site(forms.site_values(request.form), code, taken_ids=taken)
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
@@ -178,7 +179,7 @@ def edit_site(code: str, site_id: str):
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
-            edited = site_rules.parse_site(request.form, code, site_id=site_id)
+            edited = site_rules.parse_site(forms.site_values(request.form), code, site_id=site_id)
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
@@ -335,7 +336,10 @@ def slots(code: str):
                 )
             else:
                 template = slot_rules.parse_template(
-                    request.form, [s.id for s in open_sites], [p.code for p in procedures], now().date()
+                    forms.template_values(request.form),
+                    [s.id for s in open_sites],
+                    [p.code for p in procedures],
+                    now().date(),
                 )
                 candidates = slot_rules.slots_from_template(template, code, found.timezone)
             published = inventory.publish(store, code, candidates)
@@ -400,7 +404,9 @@ def schedule(code: str, procedure_code: str):
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
-            edited = schedule_rules.parse_schedule(request.form, code, procedure.code, found.timezone, now())
+            edited = schedule_rules.parse_schedule(
+                forms.schedule_values(request.form), code, procedure.code, found.timezone, now()
+            )
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
@@ -425,25 +431,19 @@ def schedule(code: str, procedure_code: str):
 
 
 def schedule_form_values(current) -> dict[str, object]:
+    """The schedule form filled in: from the pool's schedule, or with the defaults for a new one."""
+    settings = {
+        name: ("on" if value else "") if isinstance(value, bool) else value
+        for name, value in schedule_rules.admin_values(current).items()
+    }
     if current is None:
-        return {"cron": "0 10 * * MON", "constraints_apply": "on", "declined_returns_to_pool": "on",
-                "expired_returns_to_pool": "on"}
+        return {"cron": "0 10 * * MON", **settings}  # a suggestion: every Monday at 10:00
     zone = ZoneInfo(current.timezone)
-    policy = current.policy
     return {
         "cron": current.cron or "",
         # Past dates are done: the form keeps the ones still to come.
         "dates": "\n".join(f"{m.astimezone(zone):%Y-%m-%d %H:%M}" for m in current.dates if m > now()),
-        "cutoff_minutes": current.cutoff_minutes,
-        "horizon_from_days": current.horizon_from_days,
-        "horizon_to_days": current.horizon_to_days,
-        "confirmation_hours": current.confirmation_hours,
-        "aging": policy.aging,
-        "urgency_window_days": policy.urgency_window_days,
-        "urgency_share": policy.urgency_share,
-        "constraints_apply": "on" if policy.constraints_apply else "",
-        "declined_returns_to_pool": "on" if policy.declined_returns_to_pool else "",
-        "expired_returns_to_pool": "on" if policy.expired_returns_to_pool else "",
+        **settings,
     }
 
 

@@ -6,7 +6,7 @@ Each prefecture admin decides, per pool (prefecture x procedure), when the
 draws run: a cron expression read in the prefecture's local time, or a list of
 explicit local dates. A clock process ticks every few seconds and must enqueue
 every scheduled draw exactly once, including the draws it missed while the
-service was down. This module turns an admin's form into a checked
+service was down. This module turns an admin's choices into a checked
 ``DrawSchedule`` and answers the clock's only question: which draws are due
 between the last time I looked and now? It is plain Python: time comes in as
 an argument, nothing touches Redis.
@@ -40,6 +40,7 @@ provided ``since`` only moves forward past times that were claimed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import re
@@ -54,6 +55,8 @@ from queue_service.errors import N_, ValidationFailed
 __all__ = [
     "DrawPolicy",
     "DrawSchedule",
+    "SWITCHES",
+    "admin_values",
     "parse_schedule",
     "local_to_utc",
     "next_draw_times",
@@ -68,7 +71,7 @@ __all__ = [
 
 UTC = datetime.timezone.utc
 
-#: Bounds of the form fields, inclusive unless said otherwise.
+#: Bounds of the values an admin sets, inclusive unless said otherwise.
 MAX_CUTOFF_MINUTES = 7 * 24 * 60
 MAX_HORIZON_DAYS = 180
 MIN_CONFIRMATION_HOURS = 1
@@ -82,10 +85,6 @@ CRON_RATE_WINDOW = datetime.timedelta(days=30)
 MAX_CRON_DRAWS_IN_WINDOW = 30 * 24
 #: A cron schedule must run at least one draw within this window, or it is a mistake.
 CRON_FIRST_DRAW_WINDOW = datetime.timedelta(days=366)
-
-#: Words a checkbox sends when ticked, and when explicitly not ticked.
-CHECKBOX_ON = frozenset({"on", "yes", "true", "1"})
-CHECKBOX_OFF = frozenset({"", "off", "no", "false", "0"})
 
 #: An explicit date as the admin types it: local time, to the minute.
 _LOCAL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T]+(\d{2}):(\d{2})")
@@ -377,7 +376,10 @@ def parse_draw_id(text: str) -> tuple[str, str, datetime.datetime]:
     return prefecture, procedure, datetime.datetime.strptime(stamp, _DRAW_ID_TIME)
 
 
-# The admin's form --------------------------------------------------------
+# The admin's values -------------------------------------------------------
+
+#: The policy's yes-or-no settings: bools, in the order the admin sees them.
+SWITCHES: tuple[str, ...] = ("constraints_apply", "declined_returns_to_pool", "expired_returns_to_pool")
 
 
 def _is_int(value: object) -> bool:
@@ -389,14 +391,14 @@ def _is_number(value: object) -> bool:
 
 
 def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """Nothing given: None, blank text or an empty list."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, (list, tuple)) and not value)
 
 
-def _read_int(form: Mapping[str, object], name: str, default: int, low: int, high: int) -> int | None:
-    """The field as an int in [low, high], its default if absent or blank, None if wrong."""
-    value = form.get(name)
-    if _blank(value):
-        return default
+def _read_int(value: object, low: int, high: int) -> int | None:
+    """An int, or its text, in [low, high]; None if it is not one."""
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
         value = int(value)
     if _is_int(value) and low <= value <= high:
@@ -404,11 +406,8 @@ def _read_int(form: Mapping[str, object], name: str, default: int, low: int, hig
     return None
 
 
-def _read_float(form: Mapping[str, object], name: str, default: float, low: float, high: float) -> float | None:
-    """The field as a float in [low, high] ("0,5" is read as 0.5), its default if absent or blank, None if wrong."""
-    value = form.get(name)
-    if _blank(value):
-        return default
+def _read_float(value: object, low: float, high: float) -> float | None:
+    """A number, or its text ("0,5" is read as 0.5), in [low, high], as a float; None if it is not one."""
     if isinstance(value, str):
         text = value.strip().replace(",", ".")
         if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
@@ -419,17 +418,38 @@ def _read_float(form: Mapping[str, object], name: str, default: float, low: floa
     return None
 
 
-def _read_checkbox(value: object) -> bool | None:
-    """A ticked checkbox is True, an absent or unticked one False, anything else None."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in CHECKBOX_ON:
-            return True
-        if word in CHECKBOX_OFF:
-            return False
-    return None
+#: The numbers an admin sets: (field, reader, lowest, highest, what to say when it is wrong).
+#: Their defaults are those of DrawSchedule and DrawPolicy (see ``admin_values``).
+_NUMBERS = (
+    ("cutoff_minutes", _read_int, 0, MAX_CUTOFF_MINUTES,
+     N_("Enter a whole number of minutes from 0 to 10080 (one week).")),
+    ("horizon_from_days", _read_int, 0, MAX_HORIZON_DAYS - 1, N_("Enter a whole number of days from 0 to 179.")),
+    ("horizon_to_days", _read_int, 1, MAX_HORIZON_DAYS, N_("Enter a whole number of days from 1 to 180.")),
+    ("confirmation_hours", _read_int, MIN_CONFIRMATION_HOURS, MAX_CONFIRMATION_HOURS,
+     N_("Enter a whole number of hours from 1 to 336 (two weeks).")),
+    ("aging", _read_float, 0.0, MAX_AGING, N_("Enter a number from 0 to 10.")),
+    ("urgency_window_days", _read_int, 0, MAX_URGENCY_WINDOW_DAYS, N_("Enter a whole number of days from 0 to 365.")),
+    ("urgency_share", _read_float, 0.0, 1.0, N_("Enter a share from 0 to 1, such as 0.1 for a tenth of the slots.")),
+)
+
+#: What an admin sets besides the draw times, in the order they see it.
+_SETTINGS: tuple[str, ...] = (*(number[0] for number in _NUMBERS), *SWITCHES)
+
+
+def admin_values(schedule: DrawSchedule | None = None) -> dict[str, object]:
+    """The numbers and switches an admin sets, as ``schedule`` has them.
+
+    Without a schedule, their defaults: those DrawSchedule and DrawPolicy
+    declare, written nowhere else (the parser and the admin's form read them here).
+    """
+    if schedule is None:
+        declared = {item.name: item.default for item in dataclasses.fields(DrawSchedule)}
+        policy = DrawPolicy()
+    else:
+        declared = {item.name: getattr(schedule, item.name) for item in dataclasses.fields(DrawSchedule)}
+        policy = schedule.policy
+    values = declared | dataclasses.asdict(policy)
+    return {name: values[name] for name in _SETTINGS}
 
 
 def _cron_error(expression: str, now: datetime.datetime, timezone: str) -> str | None:
@@ -458,14 +478,22 @@ def _cron_error(expression: str, now: datetime.datetime, timezone: str) -> str |
     return None
 
 
-def _read_dates(value: object, now: datetime.datetime, timezone: str) -> tuple[tuple[datetime.datetime, ...], str | None]:
-    """The dates (aware UTC, sorted, without repeats) and the error message, if any."""
-    if isinstance(value, str):
-        lines = value.splitlines()
-    elif isinstance(value, (list, tuple)) and all(isinstance(line, str) for line in value):
-        lines = list(value)
-    else:
-        return (), N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
+def _read_cron(value: object, now: datetime.datetime, timezone: str, errors: dict[str, str]) -> str | None:
+    """The cron expression with its spacing tidied; its error goes to ``errors``."""
+    if not isinstance(value, str):
+        errors["cron"] = N_("This cron expression is not valid.")
+        return None
+    cron = " ".join(value.split())
+    message = _cron_error(cron, now, timezone)
+    if message:
+        errors["cron"] = message
+    return cron
+
+
+def _local_dates(lines: object, timezone: str) -> set[datetime.datetime] | None:
+    """The instants (UTC) of a list of local "YYYY-MM-DD HH:MM" texts, blank ones skipped; None if one is wrong."""
+    if not isinstance(lines, (list, tuple)) or not all(isinstance(line, str) for line in lines):
+        return None
     moments = set()
     for line in lines:
         if not line.strip():
@@ -473,114 +501,116 @@ def _read_dates(value: object, now: datetime.datetime, timezone: str) -> tuple[t
         match = _LOCAL_DATE.fullmatch(line.strip())
         try:
             if match is None:
-                raise ValueError(line)
+                return None
             local = datetime.datetime(*(int(number) for number in match.groups()))
             moments.add(local_to_utc(local, timezone))
         except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
-            return (), N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
+            return None
+    return moments
+
+
+def _dates_error(moments: set[datetime.datetime] | None, now: datetime.datetime) -> str | None:
+    """Why these dates cannot be a schedule, or None if they can."""
     if not moments:
-        return (), N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
+        return N_("Write one date per line as YYYY-MM-DD HH:MM, in the prefecture's local time.")
     if len(moments) > MAX_DATES:
-        return (), N_("A schedule holds at most 100 dates.")
+        return N_("A schedule holds at most 100 dates.")
     if min(moments) <= now:
-        return (), N_("Every date must be in the future.")
+        return N_("Every date must be in the future.")
     if max(moments) > now + datetime.timedelta(days=731):
-        return (), N_("Every date must be within the next two years.")
-    return tuple(sorted(moments)), None
+        return N_("Every date must be within the next two years.")
+    return None
+
+
+def _read_dates(
+    value: object, now: datetime.datetime, timezone: str, errors: dict[str, str]
+) -> tuple[datetime.datetime, ...]:
+    """The dates (aware UTC, sorted, without repeats); their error goes to ``errors``."""
+    moments = _local_dates(value, timezone)
+    message = _dates_error(moments, now)
+    if message:
+        errors["dates"] = message
+        return ()
+    return tuple(sorted(moments))
+
+
+def _read_draw_times(
+    values: Mapping[str, object], now: datetime.datetime, timezone: str, errors: dict[str, str]
+) -> tuple[str | None, tuple[datetime.datetime, ...]]:
+    """(cron, dates) from exactly one of the two fields; an error under both names if not exactly one."""
+    cron, dates = values.get("cron"), values.get("dates")
+    if _blank(cron) == _blank(dates):
+        errors["cron"] = errors["dates"] = (
+            N_("Give either a cron expression or a list of dates, not both.")
+            if not _blank(cron)
+            else N_("Give a cron expression or a list of dates.")
+        )
+        return None, ()
+    if not _blank(cron):
+        return _read_cron(cron, now, timezone, errors), ()
+    return None, _read_dates(dates, now, timezone, errors)
+
+
+def _read_numbers(values: Mapping[str, object], errors: dict[str, str]) -> dict[str, int | float | None]:
+    """Each number of ``_NUMBERS``, its default if absent or blank; its error goes to ``errors``."""
+    defaults = admin_values()
+    numbers = {}
+    for name, read, low, high, message in _NUMBERS:
+        value = values.get(name)
+        numbers[name] = defaults[name] if _blank(value) else read(value, low, high)
+        if numbers[name] is None:
+            errors[name] = message
+    starts, ends = numbers["horizon_from_days"], numbers["horizon_to_days"]
+    if starts is not None and ends is not None and starts >= ends:
+        errors["horizon_to_days"] = N_("The horizon must end after it starts.")
+    return numbers
+
+
+def _read_switches(values: Mapping[str, object], errors: dict[str, str]) -> dict[str, object]:
+    """Each of ``SWITCHES``, its default if absent; one that is not a bool is an error."""
+    defaults = admin_values()
+    switches = {}
+    for name in SWITCHES:
+        switches[name] = defaults[name] if values.get(name) is None else values[name]
+        if not isinstance(switches[name], bool):
+            errors[name] = N_("Tick the box or leave it empty.")
+    return switches
 
 
 def parse_schedule(
-    form: Mapping[str, object], prefecture: str, procedure: str, timezone: str, now: datetime.datetime
+    values: Mapping[str, object], prefecture: str, procedure: str, timezone: str, now: datetime.datetime
 ) -> DrawSchedule:
-    """Check an admin's schedule form and build the schedule, created at ``now``.
+    """Check the values an admin chose and build the schedule, created at ``now``.
 
-    Fields: ``cron`` or ``dates`` (exactly one), ``cutoff_minutes``,
-    ``horizon_from_days``, ``horizon_to_days``, ``confirmation_hours``,
-    ``aging``, ``urgency_window_days``, ``urgency_share`` (absent or blank:
-    the default) and the checkbox ``constraints_apply`` (absent: unticked).
-    Values may be strings, as a form sends them, or numbers and bools, as
-    JSON does. Raises ValidationFailed naming every wrong field; raises
-    ValueError for a bad prefecture, procedure, time zone or naive ``now``,
-    which come from the service, not the admin.
+    Values are plain, never a form's encodings: ``cron`` (text) or ``dates``
+    (a list of local times, "YYYY-MM-DD HH:MM"), exactly one of them; the
+    numbers of ``admin_values`` as numbers or their text; the ``SWITCHES`` as
+    bools. A number absent or blank, or a switch absent, takes its default.
+    Raises ValidationFailed naming every wrong field; raises ValueError for a
+    bad prefecture, procedure, time zone or naive ``now``, which come from the
+    service, not the admin.
     """
     _check_code(prefecture, "prefecture")
     _check_code(procedure, "procedure")
     _zone(timezone)
     now = _utc(now, "now")
     errors: dict[str, str] = {}
-
-    cron_value, dates_value = form.get("cron"), form.get("dates")
-    cron: str | None = None
-    dates: tuple[datetime.datetime, ...] = ()
-    if _blank(cron_value) == _blank(dates_value):
-        message = (
-            N_("Give either a cron expression or a list of dates, not both.")
-            if not _blank(cron_value)
-            else N_("Give a cron expression or a list of dates.")
-        )
-        errors["cron"] = errors["dates"] = message
-    elif not _blank(cron_value):
-        if not isinstance(cron_value, str):
-            errors["cron"] = N_("This cron expression is not valid.")
-        else:
-            cron = " ".join(cron_value.split())
-            cron_message = _cron_error(cron, now, timezone)
-            if cron_message:
-                errors["cron"] = cron_message
-    else:
-        dates, dates_message = _read_dates(dates_value, now, timezone)
-        if dates_message:
-            errors["dates"] = dates_message
-
-    cutoff = _read_int(form, "cutoff_minutes", 60, 0, MAX_CUTOFF_MINUTES)
-    if cutoff is None:
-        errors["cutoff_minutes"] = N_("Enter a whole number of minutes from 0 to 10080 (one week).")
-    horizon_from = _read_int(form, "horizon_from_days", 7, 0, MAX_HORIZON_DAYS - 1)
-    if horizon_from is None:
-        errors["horizon_from_days"] = N_("Enter a whole number of days from 0 to 179.")
-    horizon_to = _read_int(form, "horizon_to_days", 28, 1, MAX_HORIZON_DAYS)
-    if horizon_to is None:
-        errors["horizon_to_days"] = N_("Enter a whole number of days from 1 to 180.")
-    if horizon_from is not None and horizon_to is not None and horizon_from >= horizon_to:
-        errors["horizon_to_days"] = N_("The horizon must end after it starts.")
-    confirmation = _read_int(form, "confirmation_hours", 48, MIN_CONFIRMATION_HOURS, MAX_CONFIRMATION_HOURS)
-    if confirmation is None:
-        errors["confirmation_hours"] = N_("Enter a whole number of hours from 1 to 336 (two weeks).")
-    aging = _read_float(form, "aging", 0.0, 0.0, MAX_AGING)
-    if aging is None:
-        errors["aging"] = N_("Enter a number from 0 to 10.")
-    urgency_window = _read_int(form, "urgency_window_days", 60, 0, MAX_URGENCY_WINDOW_DAYS)
-    if urgency_window is None:
-        errors["urgency_window_days"] = N_("Enter a whole number of days from 0 to 365.")
-    urgency_share = _read_float(form, "urgency_share", 0.1, 0.0, 1.0)
-    if urgency_share is None:
-        errors["urgency_share"] = N_("Enter a share from 0 to 1, such as 0.1 for a tenth of the slots.")
-    checkboxes = {}
-    for name in ("constraints_apply", "declined_returns_to_pool", "expired_returns_to_pool"):
-        checkboxes[name] = _read_checkbox(form.get(name))
-        if checkboxes[name] is None:
-            errors[name] = N_("Tick the box or leave it empty.")
-
+    cron, dates = _read_draw_times(values, now, timezone, errors)
+    chosen = _read_numbers(values, errors) | _read_switches(values, errors)
     if errors:
-        raise ValidationFailed(errors)
+        # In the order of the form, as the admin reads the list of errors.
+        raise ValidationFailed({name: errors[name] for name in ("cron", "dates", *_SETTINGS) if name in errors})
+    policy_fields = {item.name for item in dataclasses.fields(DrawPolicy)}
     return DrawSchedule(
         prefecture=prefecture,
         procedure=procedure,
         timezone=timezone,
         cron=cron,
         dates=dates,
-        cutoff_minutes=cutoff,
-        horizon_from_days=horizon_from,
-        horizon_to_days=horizon_to,
-        confirmation_hours=confirmation,
-        policy=DrawPolicy(
-            aging=aging,
-            urgency_window_days=urgency_window,
-            urgency_share=urgency_share,
-            **checkboxes,
-        ),
+        policy=DrawPolicy(**{name: value for name, value in chosen.items() if name in policy_fields}),
         active=True,
         created_at=now,
+        **{name: value for name, value in chosen.items() if name not in policy_fields},
     )
 
 
@@ -631,8 +661,8 @@ def schedule_from_dict(data: Mapping[str, object]) -> DrawSchedule:
             urgency_share=float(policy["urgency_share"]),
             constraints_apply=policy["constraints_apply"],
             # Schedules saved before these settings existed keep the default.
-            declined_returns_to_pool=policy.get("declined_returns_to_pool", True),
-            expired_returns_to_pool=policy.get("expired_returns_to_pool", True),
+            declined_returns_to_pool=policy.get("declined_returns_to_pool", DrawPolicy.declined_returns_to_pool),
+            expired_returns_to_pool=policy.get("expired_returns_to_pool", DrawPolicy.expired_returns_to_pool),
         ),
         active=data["active"],
         created_at=datetime.datetime.fromisoformat(data["created_at"]),

@@ -17,6 +17,8 @@ from queue_service.reference import SITE_KINDS, OpeningHours, Site
 SITE_ID_PATTERN = re.compile(r"[a-z][a-z0-9]{1,19}")
 POSTCODE_PATTERN = re.compile(r"\d{5}")
 PERIOD_PATTERN = re.compile(r"(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})")
+#: The kind of a new site when none is chosen: most sites are not the prefecture itself.
+DEFAULT_KIND = "sub_prefecture"
 
 
 def hours_field(weekday: int) -> str:
@@ -30,10 +32,14 @@ def hours_text(site: Site, weekday: int) -> str:
     )
 
 
-def parse_site(form: Mapping[str, object], prefecture: str, *, site_id: str | None = None, taken_ids=()) -> Site:
-    """A site from the admin's form; `site_id` given when editing. Raises ValidationFailed with every wrong field."""
+def parse_site(values: Mapping[str, object], prefecture: str, *, site_id: str | None = None, taken_ids=()) -> Site:
+    """A site from the admin's values; `site_id` given when editing. Raises ValidationFailed with every wrong field.
+
+    Values are text, but `closed` is a bool (only True closes the site); `hours_0` to `hours_6` (see
+    `hours_field`) hold each weekday's opening periods, e.g. "09:00-12:00, 13:30-16:00".
+    """
     def text(name: str) -> str:
-        value = form.get(name)
+        value = values.get(name)
         return value.strip() if isinstance(value, str) else ""
 
     errors: dict[str, str] = {}
@@ -52,16 +58,10 @@ def parse_site(form: Mapping[str, object], prefecture: str, *, site_id: str | No
             errors[name] = message
     if not POSTCODE_PATTERN.fullmatch(text("postcode")):
         errors["postcode"] = N_("Enter the 5-digit postcode.")
-    kind = text("kind") or "sub_prefecture"
+    kind = text("kind") or DEFAULT_KIND
     if kind not in SITE_KINDS:
         errors["kind"] = N_("Choose the kind of site.")
-    hours = []
-    for weekday in range(7):
-        periods = _parse_periods(text(hours_field(weekday)))
-        if periods is None:
-            errors[hours_field(weekday)] = N_("Write opening hours like 09:00-12:00, 13:30-16:00, or leave empty.")
-            continue
-        hours += [OpeningHours(weekday, opens, closes) for opens, closes in periods]
+    hours = _opening_hours({weekday: text(hours_field(weekday)) for weekday in range(7)}, errors)
     if errors:
         raise ValidationFailed(errors)
     return Site(
@@ -73,8 +73,20 @@ def parse_site(form: Mapping[str, object], prefecture: str, *, site_id: str | No
         postcode=text("postcode"),
         city=text("city"),
         opening_hours=tuple(hours),
-        closed=text("closed") in ("on", "yes", "1", "true"),
+        closed=values.get("closed") is True,
     )
+
+
+def _opening_hours(texts: dict[int, str], errors: dict[str, str]) -> list[OpeningHours]:
+    """The opening hours of each weekday's text; a text that is wrong goes to ``errors``."""
+    hours = []
+    for weekday, day_text in texts.items():
+        periods = _parse_periods(day_text)
+        if periods is None:
+            errors[hours_field(weekday)] = N_("Write opening hours like 09:00-12:00, 13:30-16:00, or leave empty.")
+            continue
+        hours += [OpeningHours(weekday, opens, closes) for opens, closes in periods]
+    return hours
 
 
 def _parse_periods(text: str) -> list[tuple[datetime.time, datetime.time]] | None:

@@ -15,6 +15,10 @@ publishes them in one of two ways, and both end here:
   ``parse_slots_csv`` reads, keeping the good rows and saying, line by line,
   what is wrong with the others.
 
+Both take plain values (a date, a time, a number, or their text) and check
+each field with the same functions; only what they say about a wrong field
+differs (a form names the field, a CSV error names the line and column).
+
 ``overlaps`` then finds the slots that would put one counter in two places
 at once, among the new ones and against those already published.
 
@@ -42,7 +46,7 @@ import csv
 import datetime
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from heapq import heappop, heappush
@@ -216,79 +220,34 @@ class OpeningTemplate:
 
 
 def parse_template(
-    form: Mapping[str, object],
+    values: Mapping[str, object],
     site_ids: Iterable[str],
     procedure_codes: Iterable[str],
     today: datetime.date,
 ) -> OpeningTemplate:
-    """Check an opening-template form and return the template.
+    """Check the values of an opening template and return it.
 
-    ``form`` holds the fields of ``OpeningTemplate``, as a web form sends
-    them (strings: dates "YYYY-MM-DD", times "HH:MM") or already typed
-    (``date``, ``time``, ``int``). ``weekdays`` may be a list (of 0..6 or
-    "mon".."sun"), a comma-separated string, or a form whose ``getlist``
-    gives the checked boxes. Raises ``ValidationFailed`` naming every wrong
-    field; a template with too many slots is reported on ``last_day``.
+    ``values`` holds the fields of ``OpeningTemplate`` as plain values:
+    typed (``date``, ``time``, ``int``) or their text (dates "YYYY-MM-DD",
+    times "HH:MM"); ``weekdays`` as a list (of 0..6 or "mon".."sun") or a
+    text of them separated by commas or spaces. Raises ``ValidationFailed``
+    naming every wrong field; a template with too many slots is reported on
+    ``last_day``.
     """
     errors: dict[str, str] = {}
-
-    site = _text(form.get("site"))
-    if not site:
-        errors["site"] = N_("This field is required.")
-    elif site not in set(site_ids):
-        errors["site"] = N_("Choose one of the prefecture's sites.")
-
-    procedure = _text(form.get("procedure"))
-    if not procedure:
-        errors["procedure"] = N_("This field is required.")
-    elif procedure not in set(procedure_codes):
-        errors["procedure"] = N_("Choose one of the procedures.")
-
-    first_day = _form_date(form, "first_day", errors)
-    last_day = _form_date(form, "last_day", errors)
-    if first_day is not None and first_day < today:
-        errors["first_day"] = N_("The first day cannot be in the past.")
-    if first_day is not None and last_day is not None:
-        if last_day < first_day:
-            errors["last_day"] = N_("The last day cannot be before the first day.")
-        elif (last_day - first_day).days > MAX_TEMPLATE_DAYS:
-            errors["last_day"] = N_("The last day can be at most 92 days after the first day.")
-
-    getlist = getattr(form, "getlist", None)
-    weekdays = _parse_weekdays(getlist("weekdays") if callable(getlist) else form.get("weekdays"))
-    if weekdays is None:
-        errors["weekdays"] = N_("Choose days of the week from Monday to Sunday.")
-    elif not weekdays:
-        errors["weekdays"] = N_("Choose at least one day of the week.")
-
-    opens = _form_time(form, "opens", errors)
-    closes = _form_time(form, "closes", errors)
-    if opens is not None and closes is not None and closes <= opens:
-        errors["closes"] = N_("The closing time must be after the opening time.")
-
-    appointment_minutes = _form_int(
-        form, "appointment_minutes", MIN_APPOINTMENT_MINUTES, MAX_APPOINTMENT_MINUTES, errors,
-        N_("Enter a number of minutes from 5 to 240."),
+    site = _form_field(values, "site", _member(site_ids), N_("Choose one of the prefecture's sites."), errors)
+    procedure = _form_field(values, "procedure", _member(procedure_codes), N_("Choose one of the procedures."), errors)
+    first_day, last_day = _form_days(values, today, errors)
+    weekdays = _form_weekdays(values.get("weekdays"), errors)
+    opens, closes = _form_hours(values, errors)
+    appointment_minutes = _form_field(
+        values, "appointment_minutes", _whole(MIN_APPOINTMENT_MINUTES, MAX_APPOINTMENT_MINUTES),
+        N_("Enter a number of minutes from 5 to 240."), errors,
     )
-    counters = _form_int(form, "counters", 1, MAX_COUNTERS, errors, N_("Enter a number of counters from 1 to 50."))
-
-    hours_valid = not {"opens", "closes", "appointment_minutes"} & errors.keys()
-    if hours_valid and _minutes_between(opens, closes) < appointment_minutes:
-        errors["appointment_minutes"] = N_("An appointment this long does not fit between opening and closing.")
-    if not {"first_day", "last_day", "weekdays"} & errors.keys():
-        open_days = sum(1 for _ in _open_days(first_day, last_day, weekdays))
-        if open_days == 0:
-            errors["weekdays"] = N_("None of these days of the week falls between the first and the last day.")
-        elif not {"appointment_minutes", "counters"} & errors.keys() and hours_valid:
-            per_day = _minutes_between(opens, closes) // appointment_minutes
-            if open_days * per_day * counters > MAX_TEMPLATE_SLOTS:
-                errors["last_day"] = N_(
-                    "These dates, hours and counters give more than 5,000 appointments. "
-                    "Publish a shorter period, or fewer counters."
-                )
-    if errors:
-        raise ValidationFailed(errors)
-    return OpeningTemplate(
+    counters = _form_field(
+        values, "counters", _whole(1, MAX_COUNTERS), N_("Enter a number of counters from 1 to 50."), errors
+    )
+    template = OpeningTemplate(
         site=site,
         procedure=procedure,
         first_day=first_day,
@@ -299,6 +258,78 @@ def parse_template(
         appointment_minutes=appointment_minutes,
         counters=counters,
     )
+    _check_template(template, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return template
+
+
+def _form_field(
+    values: Mapping[str, object], field: str, read: Callable[[object], object], message: str, errors: dict[str, str]
+):
+    """The field as ``read`` reads it; if it cannot, None and its error: required, or ``message``."""
+    parsed = read(values.get(field))
+    if parsed is _MISSING:
+        errors[field] = N_("This field is required.")
+        return None
+    if parsed is None:
+        errors[field] = message
+    return parsed
+
+
+def _form_days(
+    values: Mapping[str, object], today: datetime.date, errors: dict[str, str]
+) -> tuple[datetime.date | None, datetime.date | None]:
+    """The first and last day: not in the past, in order, at most ``MAX_TEMPLATE_DAYS`` apart."""
+    first_day = _form_field(values, "first_day", _read_day, N_("Enter a date as YYYY-MM-DD."), errors)
+    last_day = _form_field(values, "last_day", _read_day, N_("Enter a date as YYYY-MM-DD."), errors)
+    if first_day is not None and first_day < today:
+        errors["first_day"] = N_("The first day cannot be in the past.")
+    if first_day is not None and last_day is not None:
+        if last_day < first_day:
+            errors["last_day"] = N_("The last day cannot be before the first day.")
+        elif (last_day - first_day).days > MAX_TEMPLATE_DAYS:
+            errors["last_day"] = N_("The last day can be at most 92 days after the first day.")
+    return first_day, last_day
+
+
+def _form_weekdays(value: object, errors: dict[str, str]) -> tuple[int, ...] | None:
+    weekdays = _parse_weekdays(value)
+    if weekdays is None:
+        errors["weekdays"] = N_("Choose days of the week from Monday to Sunday.")
+    elif not weekdays:
+        errors["weekdays"] = N_("Choose at least one day of the week.")
+    return weekdays
+
+
+def _form_hours(
+    values: Mapping[str, object], errors: dict[str, str]
+) -> tuple[datetime.time | None, datetime.time | None]:
+    """Opening and closing time, closing after opening."""
+    opens = _form_field(values, "opens", _read_time, N_("Enter a time as HH:MM."), errors)
+    closes = _form_field(values, "closes", _read_time, N_("Enter a time as HH:MM."), errors)
+    if opens is not None and closes is not None and closes <= opens:
+        errors["closes"] = N_("The closing time must be after the opening time.")
+    return opens, closes
+
+
+def _check_template(template: OpeningTemplate, errors: dict[str, str]) -> None:
+    """The rules across fields, for the fields read without error (the others are None)."""
+    hours_valid = not {"opens", "closes", "appointment_minutes"} & errors.keys()
+    if hours_valid and _minutes_between(template.opens, template.closes) < template.appointment_minutes:
+        errors["appointment_minutes"] = N_("An appointment this long does not fit between opening and closing.")
+    if {"first_day", "last_day", "weekdays"} & errors.keys():
+        return
+    open_days = sum(1 for _ in _open_days(template.first_day, template.last_day, template.weekdays))
+    if open_days == 0:
+        errors["weekdays"] = N_("None of these days of the week falls between the first and the last day.")
+    elif hours_valid and not {"appointment_minutes", "counters"} & errors.keys():
+        per_day = _minutes_between(template.opens, template.closes) // template.appointment_minutes
+        if open_days * per_day * template.counters > MAX_TEMPLATE_SLOTS:
+            errors["last_day"] = N_(
+                "These dates, hours and counters give more than 5,000 appointments. "
+                "Publish a shorter period, or fewer counters."
+            )
 
 
 def slots_from_template(template: OpeningTemplate, prefecture: str, timezone: str) -> list[Slot]:
@@ -358,6 +389,17 @@ class RowError:
         return f"line {self.line}: {self.message}"
 
 
+@dataclass(frozen=True)
+class _RowChecks:
+    """What a CSV row is checked against."""
+
+    prefecture: str
+    zone: ZoneInfo
+    site_ids: frozenset[str]
+    procedure_codes: frozenset[str]
+    today: datetime.date
+
+
 def parse_slots_csv(
     text: str,
     prefecture: str,
@@ -377,86 +419,119 @@ def parse_slots_csv(
     that is wrong, or more than ``MAX_CSV_ROWS`` rows, gives a single error
     and no slot.
     """
-    zone = ZoneInfo(timezone)
-    known_sites = set(site_ids)
-    known_procedures = set(procedure_codes)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_guess_separator(text))
-
-    rows: list[tuple[int, list[str]]] = []
-    reading_error: RowError | None = None
-    try:
-        for line, cells in _filled_rows(reader):
-            rows.append((line, cells))
-            if len(rows) > MAX_CSV_ROWS + 1:  # the header, then the data rows
-                message = f"more than {MAX_CSV_ROWS:,} rows; split the file"
-                return [], [RowError(line, message)]
-    except csv.Error as error:
-        reading_error = RowError(reader.line_num, f"the file cannot be read from here on ({error})")
-
+    rows, reading_error = _csv_rows(text)
     if not rows:
         return [], [reading_error or RowError(1, "the file is empty; the first line must name the columns")]
+    if len(rows) > MAX_CSV_ROWS + 1:  # the header, then the data rows
+        return [], [RowError(rows[-1][0], f"more than {MAX_CSV_ROWS:,} rows; split the file")]
     header_line, header = rows[0]
     names = [name.lower() for name in header]
     header_problem = _header_problem(names)
     if header_problem:
         return [], [RowError(header_line, header_problem)]
+    checks = _RowChecks(prefecture, ZoneInfo(timezone), frozenset(site_ids), frozenset(procedure_codes), today)
+    slots, errors = _csv_slots(rows[1:], names, checks)
+    if reading_error:
+        errors.append(reading_error)
+    return slots, errors
 
+
+def _csv_rows(text: str) -> tuple[list[tuple[int, list[str]]], RowError | None]:
+    """The filled rows (line, stripped cells), at most one beyond the limit, and the
+    error that stopped the reading early, if any."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_guess_separator(text))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for line, cells in _filled_rows(reader):
+            rows.append((line, cells))
+            if len(rows) > MAX_CSV_ROWS + 1:
+                break
+    except csv.Error as error:
+        return rows, RowError(reader.line_num, f"the file cannot be read from here on ({error})")
+    return rows, None
+
+
+def _csv_slots(
+    rows: list[tuple[int, list[str]]], names: list[str], checks: _RowChecks
+) -> tuple[list[Slot], list[RowError]]:
+    """The slots of the data rows, and the errors of the rows that are not slots."""
     slots: list[Slot] = []
     errors: list[RowError] = []
     first_line_of: dict[tuple[str, int, datetime.datetime], int] = {}
-    for line, cells in rows[1:]:
-        problems: list[str] = []
-        if len(cells) > len(names):
-            problems.append(f"{len(cells)} values for {len(names)} columns")
-        values = dict(zip(names, cells))
-
-        site = _cell(values, "site", problems).lower()
-        if site and site not in known_sites:
-            problems.append("site: unknown site")
-        procedure = _cell(values, "procedure", problems).lower()
-        if procedure and procedure not in known_procedures:
-            problems.append("procedure: unknown procedure")
-        day = _csv_date(_cell(values, "date", problems), today, problems)
-        start_time = _csv_time(_cell(values, "start", problems), problems)
-        duration = _csv_int(
-            _cell(values, "duration_minutes", problems), MIN_APPOINTMENT_MINUTES, MAX_APPOINTMENT_MINUTES,
-            "duration_minutes: not a number of minutes from 5 to 240", problems,
-        )
-        counter = _csv_int(
-            _cell(values, "counter", problems), 1, MAX_COUNTERS,
-            "counter: not a counter number from 1 to 50", problems,
-        )
-        wall = starts_at = None
-        if day is not None and start_time is not None:
-            wall = datetime.datetime.combine(day, start_time)
-            starts_at = _wall_to_utc(wall, zone)
-            if starts_at is None:
-                problems.append("start: this time does not exist on that day (the clocks go forward)")
-        if not problems:
-            key = (site, counter, starts_at)
+    for line, cells in rows:
+        problems = [f"{len(cells)} values for {len(names)} columns"] if len(cells) > len(names) else []
+        slot = _csv_slot(_csv_values(names, cells), checks, problems)
+        if slot is not None:
+            key = (slot.site, slot.counter, slot.starts_at)
             if key in first_line_of:
                 problems.append(f"start: same site, counter and start as line {first_line_of[key]}")
             else:
                 first_line_of[key] = line
         if problems:
             errors.append(RowError(line, "; ".join(problems)))
-            continue
-        slots.append(
-            Slot(
-                id=make_slot_id(site, procedure, wall, counter),
-                prefecture=prefecture,
-                site=site,
-                procedure=procedure,
-                starts_at=starts_at,
-                duration_minutes=duration,
-                counter=counter,
-            )
-        )
-    if reading_error:
-        errors.append(reading_error)
+        else:
+            slots.append(slot)
     return slots, errors
+
+
+def _csv_values(names: list[str], cells: list[str]) -> dict[str, object]:
+    """A row as plain values: codes in lower case, a French date ("DD/MM/YYYY") as a date, the rest as text."""
+    values: dict[str, object] = dict(zip(names, cells))
+    for column in ("site", "procedure"):
+        values[column] = values.get(column, "").lower()
+    values["date"] = _french_date(values.get("date", "")) or values.get("date", "")
+    return values
+
+
+def _csv_slot(values: dict[str, object], checks: _RowChecks, problems: list[str]) -> Slot | None:
+    """The slot of a row's values; None, with the row's problems added, if it has any."""
+    site = _csv_field(values, "site", _member(checks.site_ids), "site: unknown site", problems)
+    procedure = _csv_field(
+        values, "procedure", _member(checks.procedure_codes), "procedure: unknown procedure", problems
+    )
+    day = _csv_field(values, "date", _read_day, "date: not a date (YYYY-MM-DD)", problems)
+    if day is not None and day < checks.today:
+        problems.append("date: in the past")
+        day = None
+    start = _csv_field(values, "start", _read_time, "start: not a time (HH:MM)", problems)
+    duration = _csv_field(
+        values, "duration_minutes", _whole(MIN_APPOINTMENT_MINUTES, MAX_APPOINTMENT_MINUTES),
+        "duration_minutes: not a number of minutes from 5 to 240", problems,
+    )
+    counter = _csv_field(
+        values, "counter", _whole(1, MAX_COUNTERS), "counter: not a counter number from 1 to 50", problems
+    )
+    starts_at = None
+    if day is not None and start is not None:
+        starts_at = _wall_to_utc(datetime.datetime.combine(day, start), checks.zone)
+        if starts_at is None:
+            problems.append("start: this time does not exist on that day (the clocks go forward)")
+    if problems:
+        return None
+    return Slot(
+        id=make_slot_id(site, procedure, datetime.datetime.combine(day, start), counter),
+        prefecture=checks.prefecture,
+        site=site,
+        procedure=procedure,
+        starts_at=starts_at,
+        duration_minutes=duration,
+        counter=counter,
+    )
+
+
+def _csv_field(
+    values: dict[str, object], column: str, read: Callable[[object], object], message: str, problems: list[str]
+):
+    """The column's value as ``read`` reads it; if it cannot, None and its problem: missing, or ``message``."""
+    parsed = read(values.get(column, ""))
+    if parsed is _MISSING:
+        problems.append(f"{column}: missing value")
+        return None
+    if parsed is None:
+        problems.append(message)
+    return parsed
 
 
 # --------------------------------------------------------------------------
@@ -534,11 +609,70 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+# Field checks, shared by templates and CSV rows. Each reads a plain value
+# (typed, or its text) and gives the typed value, or None if it is wrong.
+
+#: What a field check gives when nothing was given: no value of the field's type, and no text.
+_MISSING = object()
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _member(known: Iterable[str]) -> Callable[[object], object]:
+    """A check of a code (site, procedure) among ``known``."""
+    known = set(known)
+
+    def read(value: object) -> object:
+        if not _text(value):
+            return _MISSING
+        return _text(value) if _text(value) in known else None
+
+    return read
+
+
+def _whole(low: int, high: int) -> Callable[[object], object]:
+    """A check of a whole number (an int, or its digits) from ``low`` to ``high``."""
+
+    def read(value: object) -> object:
+        if _is_whole(value):
+            number = value
+        elif not _text(value):
+            return _MISSING
+        else:
+            number = int(_text(value)) if _WHOLE_NUMBER.fullmatch(_text(value)) else None
+        return number if number is not None and low <= number <= high else None
+
+    return read
+
+
+def _read_day(value: object) -> object:
+    """A date, or its text "YYYY-MM-DD"."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    return _parse_iso_date(_text(value)) if _text(value) else _MISSING
+
+
+def _read_time(value: object) -> object:
+    """A naive time on a whole minute, or its text "HH:MM"."""
+    if isinstance(value, datetime.time):
+        return None if value.second or value.microsecond or value.tzinfo is not None else value
+    return _parse_wall_time(_text(value)) if _text(value) else _MISSING
+
+
 def _parse_iso_date(text: str) -> datetime.date | None:
     match = _ISO_DATE.fullmatch(text)
     if not match:
         return None
     return _date_or_none(int(match[1]), int(match[2]), int(match[3]))
+
+
+def _french_date(text: str) -> datetime.date | None:
+    match = _FRENCH_DATE.fullmatch(text)
+    if not match:
+        return None
+    return _date_or_none(int(match[3]), int(match[2]), int(match[1]))
 
 
 def _date_or_none(year: int, month: int, day: int) -> datetime.date | None:
@@ -553,54 +687,6 @@ def _parse_wall_time(text: str) -> datetime.time | None:
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         return None
     return datetime.time(int(match[1]), int(match[2]))
-
-
-def _form_date(form: Mapping[str, object], field: str, errors: dict[str, str]) -> datetime.date | None:
-    value = form.get(field)
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        return value
-    if not _text(value):
-        errors[field] = N_("This field is required.")
-        return None
-    parsed = _parse_iso_date(_text(value))
-    if parsed is None:
-        errors[field] = N_("Enter a date as YYYY-MM-DD.")
-    return parsed
-
-
-def _form_time(form: Mapping[str, object], field: str, errors: dict[str, str]) -> datetime.time | None:
-    value = form.get(field)
-    if isinstance(value, datetime.time):
-        if value.second or value.microsecond or value.tzinfo is not None:
-            errors[field] = N_("Enter a time as HH:MM.")
-            return None
-        return value
-    if not _text(value):
-        errors[field] = N_("This field is required.")
-        return None
-    parsed = _parse_wall_time(_text(value))
-    if parsed is None:
-        errors[field] = N_("Enter a time as HH:MM.")
-    return parsed
-
-
-def _form_int(
-    form: Mapping[str, object], field: str, low: int, high: int, errors: dict[str, str], message: str
-) -> int | None:
-    value = form.get(field)
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif not _text(value):
-        errors[field] = N_("This field is required.")
-        return None
-    elif _WHOLE_NUMBER.fullmatch(_text(value)):
-        number = int(_text(value))
-    else:
-        number = None
-    if number is None or not low <= number <= high:
-        errors[field] = message
-        return None
-    return number
 
 
 def _parse_weekdays(value: object) -> tuple[int, ...] | None:
@@ -663,42 +749,3 @@ def _header_problem(names: list[str]) -> str:
     if problems:
         problems.append("the first line must name the columns " + ", ".join(CSV_COLUMNS))
     return "; ".join(problems)
-
-
-def _cell(values: dict[str, str], column: str, problems: list[str]) -> str:
-    value = values.get(column, "")
-    if not value:
-        problems.append(f"{column}: missing value")
-    return value
-
-
-def _csv_date(text: str, today: datetime.date, problems: list[str]) -> datetime.date | None:
-    if not text:
-        return None
-    day = _parse_iso_date(text)
-    if day is None and (match := _FRENCH_DATE.fullmatch(text)):
-        day = _date_or_none(int(match[3]), int(match[2]), int(match[1]))
-    if day is None:
-        problems.append("date: not a date (YYYY-MM-DD)")
-    elif day < today:
-        problems.append("date: in the past")
-        return None
-    return day
-
-
-def _csv_time(text: str, problems: list[str]) -> datetime.time | None:
-    if not text:
-        return None
-    parsed = _parse_wall_time(text)
-    if parsed is None:
-        problems.append("start: not a time (HH:MM)")
-    return parsed
-
-
-def _csv_int(text: str, low: int, high: int, message: str, problems: list[str]) -> int | None:
-    if not text:
-        return None
-    if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
-        problems.append(message)
-        return None
-    return int(text)
