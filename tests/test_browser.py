@@ -4,18 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SCREENSHOTS, collect_console_errors
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-
-
-def collect_console_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
 
 def test_home_page_in_french_then_english_on_a_phone(live_server, phone_page):
     page = phone_page

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, publish_slots, register_people, schedule
 
 from queue_service import draws
 from queue_service import registration as reg
@@ -17,47 +18,6 @@ from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from worker import clock
-
-UTC = datetime.timezone.utc
-DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # Monday 10:00 in Paris
-CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
-POOL = "01:first_request"
-DRAW_ID = "01-first_request-20270104T1000"
-SECRET = b"test-identity-secret"
-
-
-def schedule(**policy) -> DrawSchedule:
-    return DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * MON",
-                        horizon_from_days=1, horizon_to_days=14, created_at=CREATED, policy=DrawPolicy(**policy))
-
-
-def publish_slots(store, count: int) -> list[Slot]:
-    start = DRAW_AT + datetime.timedelta(days=2)
-    slots = [
-        Slot(id=f"bourg-first_request-s{number:04d}", prefecture="01", site=["bourg", "gex"][number % 2],
-             procedure="first_request", starts_at=start + datetime.timedelta(minutes=30 * (number // 2)),
-             duration_minutes=30, counter=1 + number % 2)
-        for number in range(count)
-    ]
-    store.add_slots(slots)
-    return slots
-
-
-def register_people(store, count: int, joined: datetime.datetime) -> list:
-    rng = random.Random(11)
-    records = UploadedRecords(store, SECRET)
-    people = []
-    for number in range(count):
-        form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}",
-                "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
-                "email": f"p{number}@example.org", "phone": f"+336120{number:05d}", "consent": "yes",
-                "sites": ["bourg", "gex"] if number % 3 else ["gex"]}
-        applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
-        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng, identity_secret=SECRET,
-                               limits=reg.Limits(4, datetime.timedelta(hours=24)), records=records)
-        reg.confirm_email(store, created.key, applicant.email, joined)
-        people.append(created)
-    return people
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from test_draws import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, pool, schedule  # noqa: F401 - pool: fixture
+from helpers import DRAW_AT, DRAW_ID, POOL, schedule
+from test_draws import announce_freeze_and_draw, pool  # noqa: F401 - pool: fixture
 
 from queue_service import draws
 from queue_service.draws import lottery
