@@ -217,6 +217,16 @@ def staff(store, reference_data):
     return created
 
 
+@pytest.fixture
+def ain_staff(store, reference_data):
+    """Ain's admin and agent, admin@ain.example.org and agent@ain.example.org, for the
+    browser (sign in with helpers.staff_sign_in)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for email, role in (("admin@ain.example.org", Role.PREFECTURE_ADMIN), ("agent@ain.example.org", Role.AGENT)):
+        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
+                                password=PASSWORD, now=now)
+
+
 # Live server and browser -----------------------------------------------------
 
 
@@ -288,7 +298,17 @@ def phone_page(open_phone_page):
     return open_phone_page("fr-FR")
 
 
-# A pool after a draw ---------------------------------------------------------------
+# Pools and draws ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(store, reference_data):
+    """Ain's first-request pool (helpers.POOL) before its draw: a weekly schedule,
+    20 slots, 60 people waiting."""
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 20)
+    people = register_people(store, 60, CREATED + datetime.timedelta(days=1))
+    return store, slots, people
 
 
 @pytest.fixture

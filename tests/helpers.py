@@ -15,6 +15,7 @@ from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.inventory.slots import Slot
 from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.tokens import RegistrationKey
 
 # Pages and staff --------------------------------------------------------------------
 
@@ -88,6 +89,29 @@ def run_the_draw(store):
     assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
 
 
+def announce_freeze_and_draw(store) -> int:
+    """The scheduled draw taken up to `drawn` by one run; returns that run's fencing token."""
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, schedule(), due, DRAW_AT)
+    fence = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    return fence
+
+
+def key_of(registration_id: str) -> RegistrationKey:
+    return RegistrationKey("01", "first_request", registration_id)
+
+
+def offered(store) -> dict[str, dict]:
+    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
+
+
+def first_offer(store) -> tuple[RegistrationKey, dict]:
+    registration_id, offer = sorted(offered(store).items())[0]
+    return key_of(registration_id), offer
+
+
 # Mail -------------------------------------------------------------------------------
 
 
@@ -97,6 +121,14 @@ def plain_text(message) -> str:
              if part.get_content_type() == "text/plain"]
     assert parts, "no text part"
     return "".join(parts)
+
+
+def email_link(message, path: str) -> str:
+    """The path and query of the link to `path` in an email (its host is the configured base URL)."""
+    text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
+    found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text.get_payload(decode=True).decode())
+    assert found
+    return found.group(1)
 
 
 # Browser ----------------------------------------------------------------------------
@@ -110,3 +142,12 @@ def collect_console_errors(page) -> list[str]:
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+def staff_sign_in(page, live_server, email):
+    """Sign in on the staff login page (an account of the `ain_staff` fixture)."""
+    page.goto(live_server + "/staff/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/staff/")

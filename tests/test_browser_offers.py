@@ -5,10 +5,9 @@ import datetime
 from pathlib import Path
 
 import pytest
-from helpers import POOL, SCREENSHOTS, collect_console_errors, plain_text
+from helpers import POOL, SCREENSHOTS, collect_console_errors, email_link, plain_text, staff_sign_in
 
 from queue_service import offers
-from test_browser import ain_staff, email_link, staff_sign_in  # noqa: F401 - ain_staff is a fixture
 from worker import jobs
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, publish_slots, register_people, schedule
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service import registration as reg
@@ -18,14 +18,6 @@ from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from worker import clock
-
-
-@pytest.fixture
-def pool(store, reference_data):
-    store.save_schedule(schedule())
-    slots = publish_slots(store, 20)
-    people = register_people(store, 60, CREATED + datetime.timedelta(days=1))
-    return store, slots, people
 
 
 def run_clock_and_jobs(redis, store, run_jobs, moment):
@@ -85,16 +77,6 @@ def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
     after = {p.key.registration_id: store.registration(p.key) for p in people}
     run_jobs()
     assert after == before and store.outbox(POOL) == [] and len(mailbox.messages) == 20
-
-
-def announce_freeze_and_draw(store) -> int:
-    """The scheduled draw taken up to `drawn` by one run; returns that run's fencing token."""
-    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
-    draws.announce(store, schedule(), due, DRAW_AT)
-    fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
-    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
-    return fence
 
 
 def test_a_stale_worker_cannot_commit(redis, pool):

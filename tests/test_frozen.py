@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DRAW_AT, DRAW_ID, POOL, schedule
-from test_draws import announce_freeze_and_draw, pool  # noqa: F401 - pool: fixture
+from helpers import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service.draws import lottery

@@ -12,6 +12,9 @@ from helpers import (
     DRAW_AT,
     DRAW_ID,
     POOL,
+    first_offer,
+    key_of,
+    offered,
     plain_text,
     publish_slots,
     register_people,
@@ -26,7 +29,7 @@ from queue_service import draws, offers
 from queue_service import registration as reg
 from queue_service.draws import lottery
 from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
-from queue_service.registration.tokens import RegistrationKey, status_token
+from queue_service.registration.tokens import status_token
 from worker import jobs
 from worker.queues import NOTIFICATIONS
 
@@ -37,19 +40,6 @@ TIMING = offers.OfferTiming(
     reminder_hours=(48, 24),
 )
 DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
-
-
-def key_of(registration_id: str) -> RegistrationKey:
-    return RegistrationKey("01", "first_request", registration_id)
-
-
-def offered(store) -> dict[str, dict]:
-    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
-
-
-def first_offer(store) -> tuple[RegistrationKey, dict]:
-    registration_id, offer = sorted(offered(store).items())[0]
-    return key_of(registration_id), offer
 
 
 def secret(settings) -> bytes:

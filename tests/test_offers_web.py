@@ -4,8 +4,7 @@ import datetime
 import re
 
 import pytest
-from helpers import ENGLISH, csrf_token, sign_in
-from test_offers import first_offer
+from helpers import ENGLISH, csrf_token, first_offer, sign_in
 
 from queue_service import offers
 from queue_service.registration.tokens import status_token
