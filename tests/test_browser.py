@@ -4,18 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SCREENSHOTS, collect_console_errors, email_link, staff_sign_in
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-
-
-def collect_console_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
 
 def test_home_page_in_french_then_english_on_a_phone(live_server, phone_page):
     page = phone_page
@@ -148,36 +139,6 @@ def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_
     page.get_by_role("button", name=texts["withdraw_button"]).click()
     assert page.locator("#status").inner_text() == texts["withdrawn"]
     assert errors == []
-
-
-def email_link(message, path: str) -> str:
-    """The path and query of the link to `path` in an email (its host is the configured base URL)."""
-    import re
-
-    text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
-    found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text.get_payload(decode=True).decode())
-    assert found
-    return found.group(1)
-
-
-@pytest.fixture
-def ain_staff(store, reference_data):
-    import datetime
-
-    from queue_service.staff import accounts
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    for email, role in (("admin@ain.example.org", accounts.Role.PREFECTURE_ADMIN), ("agent@ain.example.org", accounts.Role.AGENT)):
-        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
-                                password="correct horse battery", now=now)
-
-
-def staff_sign_in(page, live_server, email):
-    page.goto(live_server + "/staff/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server + "/staff/")
 
 
 def test_admin_publishes_a_week_of_slots_and_sets_a_weekly_schedule(live_server, browser, ain_staff, store):

@@ -5,22 +5,13 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import PASSWORD, SCREENSHOTS
+from helpers import collect_console_errors as console_errors
 
 from queue_service.registration.tokens import status_token
 from queue_service.staff import accounts
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-PASSWORD = "correct horse battery"
-
-
-def console_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
 
 @pytest.fixture
 def laptop_page(browser):

@@ -5,11 +5,9 @@ import datetime
 from pathlib import Path
 
 import pytest
+from helpers import POOL, SCREENSHOTS, collect_console_errors, email_link, plain_text, staff_sign_in
 
 from queue_service import offers
-from test_browser import SCREENSHOTS, ain_staff, collect_console_errors, email_link, staff_sign_in  # noqa: F401
-from test_draws import POOL
-from test_offers import drawn, plain_text  # noqa: F401 - drawn is a fixture
 from worker import jobs
 
 pytestmark = pytest.mark.browser

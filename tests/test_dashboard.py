@@ -8,20 +8,12 @@ import io
 import re
 
 import pytest
+from helpers import ENGLISH, PASSWORD, csrf_token
 
 from queue_service.metrics import statistics
 from queue_service.registration.tokens import RegistrationKey, status_token
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Role
-
-PASSWORD = "correct horse battery"
-ENGLISH = {"Accept-Language": "en"}
-
-
-def csrf_token(client, path: str) -> str:
-    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
 
 @pytest.fixture
 def sign_in(app, store, reference_data):

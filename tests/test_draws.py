@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service import registration as reg
@@ -17,55 +18,6 @@ from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from worker import clock
-
-UTC = datetime.timezone.utc
-DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # Monday 10:00 in Paris
-CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
-POOL = "01:first_request"
-DRAW_ID = "01-first_request-20270104T1000"
-SECRET = b"test-identity-secret"
-
-
-def schedule(**policy) -> DrawSchedule:
-    return DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * MON",
-                        horizon_from_days=1, horizon_to_days=14, created_at=CREATED, policy=DrawPolicy(**policy))
-
-
-def publish_slots(store, count: int) -> list[Slot]:
-    start = DRAW_AT + datetime.timedelta(days=2)
-    slots = [
-        Slot(id=f"bourg-first_request-s{number:04d}", prefecture="01", site=["bourg", "gex"][number % 2],
-             procedure="first_request", starts_at=start + datetime.timedelta(minutes=30 * (number // 2)),
-             duration_minutes=30, counter=1 + number % 2)
-        for number in range(count)
-    ]
-    store.add_slots(slots)
-    return slots
-
-
-def register_people(store, count: int, joined: datetime.datetime) -> list:
-    rng = random.Random(11)
-    records = UploadedRecords(store, SECRET)
-    people = []
-    for number in range(count):
-        form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}",
-                "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
-                "email": f"p{number}@example.org", "phone": f"+336120{number:05d}", "consent": "yes",
-                "sites": ["bourg", "gex"] if number % 3 else ["gex"]}
-        applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
-        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng, identity_secret=SECRET,
-                               limits=reg.Limits(4, datetime.timedelta(hours=24)), records=records)
-        reg.confirm_email(store, created.key, applicant.email, joined)
-        people.append(created)
-    return people
-
-
-@pytest.fixture
-def pool(store, reference_data):
-    store.save_schedule(schedule())
-    slots = publish_slots(store, 20)
-    people = register_people(store, 60, CREATED + datetime.timedelta(days=1))
-    return store, slots, people
 
 
 def run_clock_and_jobs(redis, store, run_jobs, moment):
@@ -125,16 +77,6 @@ def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
     after = {p.key.registration_id: store.registration(p.key) for p in people}
     run_jobs()
     assert after == before and store.outbox(POOL) == [] and len(mailbox.messages) == 20
-
-
-def announce_freeze_and_draw(store) -> int:
-    """The scheduled draw taken up to `drawn` by one run; returns that run's fencing token."""
-    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
-    draws.announce(store, schedule(), due, DRAW_AT)
-    fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
-    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
-    return fence
 
 
 def test_a_stale_worker_cannot_commit(redis, pool):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_draws import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, pool, schedule  # noqa: F401 - pool: fixture
+from helpers import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service.draws import lottery

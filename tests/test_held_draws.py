@@ -2,9 +2,18 @@
 
 import datetime
 
-from test_draws import CREATED, DRAW_ID, POOL, publish_slots, register_people, schedule
-from test_offers import run_the_draw
-from test_staff import ENGLISH, csrf_token, sign_in, staff  # noqa: F401 - staff is a fixture
+from helpers import (
+    CREATED,
+    DRAW_ID,
+    ENGLISH,
+    POOL,
+    csrf_token,
+    publish_slots,
+    register_people,
+    run_the_draw,
+    schedule,
+    sign_in,
+)
 
 
 def post(client, path: str, token_page: str):

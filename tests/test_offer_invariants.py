@@ -15,7 +15,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
 
 from queue_service import draws, inventory, offers
 from queue_service.errors import QueueServiceError

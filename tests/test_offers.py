@@ -7,16 +7,29 @@ import os
 from email.header import decode_header, make_header
 
 import pytest
+from helpers import (
+    CREATED,
+    DRAW_AT,
+    DRAW_ID,
+    POOL,
+    first_offer,
+    key_of,
+    offered,
+    plain_text,
+    publish_slots,
+    register_people,
+    run_the_draw,
+    schedule,
+    sign_in,
+)
 from rq import Queue
 from rq.job import Job
-from test_draws import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
-from test_staff import sign_in, staff  # noqa: F401 - staff is a fixture
 
 from queue_service import draws, offers
 from queue_service import registration as reg
 from queue_service.draws import lottery
 from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
-from queue_service.registration.tokens import RegistrationKey, status_token
+from queue_service.registration.tokens import status_token
 from worker import jobs
 from worker.queues import NOTIFICATIONS
 
@@ -27,35 +40,6 @@ TIMING = offers.OfferTiming(
     reminder_hours=(48, 24),
 )
 DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
-
-
-@pytest.fixture
-def drawn(store, reference_data):
-    """A committed draw: 30 people, 10 slots (two days after the draw), 10 offers."""
-    store.save_schedule(schedule())
-    slots = publish_slots(store, 10)
-    people = register_people(store, 30, CREATED + datetime.timedelta(days=1))
-    run_the_draw(store)
-    return store, slots, people
-
-
-def run_the_draw(store):
-    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
-    draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
-
-
-def key_of(registration_id: str) -> RegistrationKey:
-    return RegistrationKey("01", "first_request", registration_id)
-
-
-def offered(store) -> dict[str, dict]:
-    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
-
-
-def first_offer(store) -> tuple[RegistrationKey, dict]:
-    registration_id, offer = sorted(offered(store).items())[0]
-    return key_of(registration_id), offer
 
 
 def secret(settings) -> bytes:
@@ -104,11 +88,6 @@ def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numb
 
 def subject(message) -> str:
     return str(make_header(decode_header(message["Subject"])))
-
-
-def plain_text(message) -> str:
-    return "".join(part.get_payload(decode=True).decode() for part in message.walk()
-                   if part.get_content_type() == "text/plain")
 
 
 def _offer_messages(store) -> list[dict]:

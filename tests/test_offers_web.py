@@ -4,9 +4,7 @@ import datetime
 import re
 
 import pytest
-from test_draws import POOL
-from test_offers import drawn, first_offer, run_the_draw  # noqa: F401 - drawn is a fixture
-from test_staff import ENGLISH, csrf_token, sign_in, staff  # noqa: F401 - staff is a fixture
+from helpers import ENGLISH, csrf_token, first_offer, sign_in
 
 from queue_service import offers
 from queue_service.registration.tokens import status_token

@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import ENGLISH, csrf_token, plain_text
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from worker.queues import NOTIFICATIONS, queue
 
-ENGLISH = {"Accept-Language": "en"}
 PERSON = {
     "family_name": "El Amrani",
     "given_names": "Fatima-Zahra",
@@ -29,11 +29,6 @@ PERSON = {
 IDENTITY_SECRETS = ("El Amrani", "1988-11-02", "0100000001", "Fatima")
 
 
-def csrf_token(client, path: str) -> str:
-    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def submit_registration(client, procedure="renewal", **changes):
     path = f"/p/01/{procedure}/register"
     data = PERSON | {"csrf_token": csrf_token(client, path)} | changes
@@ -45,13 +40,6 @@ def link_in(message, path: str) -> str:
     found = re.search(r"http://\S+" + re.escape(path) + r"\?t=\S+", text)
     assert found, text
     return found.group(0)
-
-
-def plain_text(message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode()
-    raise AssertionError("no text part")
 
 
 def local(url: str) -> str:

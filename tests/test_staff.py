@@ -5,6 +5,7 @@ import datetime
 import re
 
 import pytest
+from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
 
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from queue_service.staff import accounts
@@ -12,41 +13,8 @@ from queue_service.staff.accounts import Principal, Role
 from worker import clock
 from worker.queues import DRAWS, queue
 
-PASSWORD = "correct horse battery"
-ENGLISH = {"Accept-Language": "en"}
 NOW = datetime.datetime.now(datetime.timezone.utc)
 NEXT_MONDAY = (NOW + datetime.timedelta(days=7 - NOW.weekday() + 7)).date()
-
-
-def csrf_token(client, path: str) -> str:
-    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-@pytest.fixture
-def staff(store, reference_data):
-    """One account of each kind: national admin, admins of 01 and 69, an agent of 01."""
-    created = {}
-    for name, role, prefecture in [
-        ("national", Role.NATIONAL_ADMIN, None),
-        ("admin01", Role.PREFECTURE_ADMIN, "01"),
-        ("admin69", Role.PREFECTURE_ADMIN, "69"),
-        ("agent01", Role.AGENT, "01"),
-    ]:
-        created[name] = accounts.create_account(
-            store, None, email=f"{name}@example.gouv.fr", name=name, role=role, prefecture=prefecture,
-            password=PASSWORD, now=NOW,
-        )
-    return created
-
-
-def sign_in(app, who: str):
-    client = app.test_client()
-    token = csrf_token(client, "/staff/login")
-    response = client.post("/staff/login", data={"email": f"{who}@example.gouv.fr", "password": PASSWORD,
-                                                  "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+"""Plain functions and constants that several test files share; the fixtures built
+on them are in conftest.py. Test files import them with `from helpers import ...`
+(pytest puts tests/ on the path), never from another test file."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import re
+from pathlib import Path
+
+from queue_service import draws
+from queue_service import registration as reg
+from queue_service.draws.schedules import DrawPolicy, DrawSchedule
+from queue_service.inventory.slots import Slot
+from queue_service.reference import procedure_by_code
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.tokens import RegistrationKey
+
+# Pages and staff --------------------------------------------------------------------
+
+ENGLISH = {"Accept-Language": "en"}
+# The password of every staff account the tests create.
+PASSWORD = "correct horse battery"
+
+
+def csrf_token(client, path: str) -> str:
+    """The CSRF token of the form on the page at `path`, read as a browser would."""
+    page = client.get(path, headers=ENGLISH).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def sign_in(app, who: str):
+    """A test client signed in as `who`@example.gouv.fr (an account of the `staff` fixture)."""
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    response = client.post("/staff/login", data={"email": f"{who}@example.gouv.fr", "password": PASSWORD,
+                                                  "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+# Ain's first-request pool, drawn on Monday 4 January 2027 -----------------------------
+
+DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=datetime.timezone.utc)  # Monday 10:00 in Paris
+CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
+POOL = "01:first_request"
+DRAW_ID = "01-first_request-20270104T1000"
+SECRET = b"test-identity-secret"
+
+
+def schedule(**policy) -> DrawSchedule:
+    return DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * MON",
+                        horizon_from_days=1, horizon_to_days=14, created_at=CREATED, policy=DrawPolicy(**policy))
+
+
+def publish_slots(store, count: int) -> list[Slot]:
+    start = DRAW_AT + datetime.timedelta(days=2)
+    slots = [
+        Slot(id=f"bourg-first_request-s{number:04d}", prefecture="01", site=["bourg", "gex"][number % 2],
+             procedure="first_request", starts_at=start + datetime.timedelta(minutes=30 * (number // 2)),
+             duration_minutes=30, counter=1 + number % 2)
+        for number in range(count)
+    ]
+    store.add_slots(slots)
+    return slots
+
+
+def register_people(store, count: int, joined: datetime.datetime) -> list:
+    rng = random.Random(11)
+    records = UploadedRecords(store, SECRET)
+    people = []
+    for number in range(count):
+        form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}",
+                "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
+                "email": f"p{number}@example.org", "phone": f"+336120{number:05d}", "consent": "yes",
+                "sites": ["bourg", "gex"] if number % 3 else ["gex"]}
+        applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
+        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng, identity_secret=SECRET,
+                               limits=reg.Limits(4, datetime.timedelta(hours=24)), records=records)
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        people.append(created)
+    return people
+
+
+def run_the_draw(store):
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
+    draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
+
+
+def announce_freeze_and_draw(store) -> int:
+    """The scheduled draw taken up to `drawn` by one run; returns that run's fencing token."""
+    due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, schedule(), due, DRAW_AT)
+    fence = store.take_draw_fence(POOL, DRAW_ID)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
+    return fence
+
+
+def key_of(registration_id: str) -> RegistrationKey:
+    return RegistrationKey("01", "first_request", registration_id)
+
+
+def offered(store) -> dict[str, dict]:
+    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
+
+
+def first_offer(store) -> tuple[RegistrationKey, dict]:
+    registration_id, offer = sorted(offered(store).items())[0]
+    return key_of(registration_id), offer
+
+
+# Mail -------------------------------------------------------------------------------
+
+
+def plain_text(message) -> str:
+    """The text/plain body of an email received by the loopback SMTP server."""
+    parts = [part.get_payload(decode=True).decode() for part in message.walk()
+             if part.get_content_type() == "text/plain"]
+    assert parts, "no text part"
+    return "".join(parts)
+
+
+def email_link(message, path: str) -> str:
+    """The path and query of the link to `path` in an email (its host is the configured base URL)."""
+    text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
+    found = re.search(r"https?://[^\s/]+(" + re.escape(path) + r"\?t=[\w.\-]+)", text.get_payload(decode=True).decode())
+    assert found
+    return found.group(1)
+
+
+# Browser ----------------------------------------------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+
+
+def collect_console_errors(page) -> list[str]:
+    """The errors the page's scripts report, gathered as the page runs."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def staff_sign_in(page, live_server, email):
+    """Sign in on the staff login page (an account of the `ain_staff` fixture)."""
+    page.goto(live_server + "/staff/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/staff/")
