@@ -10,6 +10,7 @@ import pytest
 from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, announce_freeze_and_draw, schedule
 
 from queue_service import draws
+from queue_service import offers as offer_rules
 from queue_service import registration as reg
 from queue_service.draws import schedules
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
@@ -188,13 +189,11 @@ def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settin
 
 
 def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis, pool):
-    from queue_service import inventory
-
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)
     drawn = draws.drawn_winners(store, POOL, DRAW_ID)
     first, second = ({"ref": drawn["refs"][i], "slot": drawn["slots"][i]} for i in range(2))
-    inventory.cancel(store, POOL, first["slot"], DRAW_AT)  # staff cancel a slot after the freeze
+    offer_rules.cancel_slot(store, POOL, first["slot"], DRAW_AT)  # staff cancel a slot after the freeze
     gone = store.registration_key_by_ref(POOL, second["ref"])
     reg.withdraw(store, gone, DRAW_AT)  # a winner withdraws after the freeze
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
 
-from queue_service import draws, inventory, offers
+from queue_service import draws, offers
 from queue_service.errors import QueueServiceError
 from worker import jobs
 
@@ -105,7 +105,7 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
         @rule(slot=st.integers(0, SLOTS - 1))
         def prefecture_cancels_a_slot(self, slot):
             try:
-                inventory.cancel(self.store, POOL, self.slots[slot], self.now)
+                offers.cancel_slot(self.store, POOL, self.slots[slot], self.now)
             except QueueServiceError:
                 pass
 

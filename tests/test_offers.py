@@ -282,10 +282,8 @@ def test_checking_in_marks_attended_once_and_a_wrong_code_names_no_one(booking, 
 
 
 def test_a_slot_cancelled_by_the_prefecture_tells_its_holder_and_returns_them_with_their_weight(booking):
-    from queue_service import inventory
-
     store, key, slot = booking
-    assert inventory.cancel(store, POOL, slot.id, DRAW_AT + datetime.timedelta(hours=2)) == "booked"
+    assert offers.cancel_slot(store, POOL, slot.id, DRAW_AT + datetime.timedelta(hours=2)) == "booked"
     back = store.registration(key)
     assert back.status.value == "waiting" and back.draws_entered == 1 and back.draws_lost == 0
     assert store.slot(POOL, slot.id).status.value == "cancelled" and store.slot_holder(POOL, slot.id) is None

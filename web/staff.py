@@ -384,7 +384,7 @@ def slots(code: str):
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
     pool = PoolId.of(code, procedure_code)
-    if inventory.cancel(services().store, pool, slot_id, now()) in ("offered", "booked"):
+    if offer_rules.cancel_slot(services().store, pool, slot_id, now()) in ("offered", "booked"):
         enqueue_dispatch(services().redis, pool)  # its holder is told at once
     filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
     return redirect(url_for("staff.slots", code=code, **filters))

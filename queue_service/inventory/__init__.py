@@ -1,15 +1,16 @@
-"""Publishing and cancelling slots: the prefecture's appointment inventory.
+"""The prefecture's appointment inventory: its sites, its slots, and publishing them.
 
 A counter holds one appointment at a time, whatever the procedure: new slots
 are checked against each other and against every published slot of the
-prefecture, and refused all together if any overlaps.
+prefecture, and refused all together if any overlaps. Cancelling a slot is an
+offers matter (queue_service.offers.cancel_slot): its holder is told and goes
+back to the waiting list.
 """
 
 from __future__ import annotations
 
 import datetime
 
-from queue_service import offers
 from queue_service.errors import N_, ValidationFailed
 from queue_service.inventory import slots as slot_rules
 from queue_service.inventory.slots import Slot
@@ -37,8 +38,3 @@ def publish(store, prefecture: str, candidates: list[Slot]) -> int:
         raise SlotsOverlap(conflicts)
     return store.add_slots(candidates)
 
-
-def cancel(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
-    """Withdraw a slot. Its holder, if it was offered or booked, is told and goes back to the
-    waiting list with their weight (queue_service.offers.cancel_slot). Returns its former state."""
-    return offers.cancel_slot(store, pool, slot_id, now)
