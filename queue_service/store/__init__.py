@@ -1,9 +1,7 @@
-"""The Redis store: the only code that knows Redis key names.
+"""The Redis store: the only code that reads and writes the service's state in Redis.
 
-Every key is a named constant below with what it holds and its type. Keys of
-one prefecture carry its code as a hash tag (`{01}`), keys of one pool will
-carry `{01:renewal}`, so that each group lives on one Redis Cluster slot and
-multi-key scripts stay legal there.
+The key names, with what each holds and its type, are in keys.py: no other
+module builds one.
 """
 
 from __future__ import annotations
@@ -50,160 +48,28 @@ from queue_service.scripts import (
     STANDBY_SCRIPT,
 )
 from queue_service.staff.accounts import ApiToken, Role, StaffAccount, digest
+from queue_service.store.keys import (
+    CLOCK_TICK_KEY,
+    JOB_DURATIONS_KEY,
+    POOLS_KEY,
+    PREFECTURES_KEY,
+    PROCEDURES_KEY,
+    RATE_LIMIT_PREFIX,
+    SCHEDULED_POOLS_KEY,
+    STAFF_ACCOUNTS_KEY,
+    STAFF_EMAILS_KEY,
+    WORKER_HEARTBEAT_KEY,
+    PoolKeys,
+    PrefectureKeys,
+    account_tokens_key,
+    api_token_key,
+    login_failures_key,
+    periodic_run_key,
+    staff_account_key,
+    staff_session_key,
+)
 
-# Hash: prefecture code -> JSON {code, name, timezone}. Written by `qs load-reference`.
-PREFECTURES_KEY = "qs:ref:prefectures"
-# Hash: procedure code -> JSON {code, labels, descriptions, required_fields}.
-PROCEDURES_KEY = "qs:ref:procedures"
-# Hash per prefecture: site id -> JSON of the site (address, opening hours).
-SITES_KEY = "qs:{{{prefecture}}}:sites"
-# String: ISO-8601 UTC time of the clock process's last tick.
-CLOCK_TICK_KEY = "qs:health:clock"
-# String: ISO-8601 UTC time the worker last ran the heartbeat job.
-WORKER_HEARTBEAT_KEY = "qs:health:worker"
-# String, with a TTL: set once when the clock enqueues periodic job `name` for
-# time bucket `bucket`, so that several clocks enqueue it only once.
-PERIODIC_RUN_KEY = "qs:clock:periodic:{name}:{bucket}"
-# Prefix of the counters Flask-Limiter keeps (strings with a TTL, its own format).
-RATE_LIMIT_PREFIX = "qs:ratelimit"
-# Set of pool names ("01:renewal") that have had registrations: what purges walk.
-POOLS_KEY = "qs:pools"
-# Set per prefecture: keyed hashes (HMAC) of the AGDREF numbers its records know.
-AGDREF_KEY = "qs:{{{prefecture}}}:agdref"
-
-# Staff. Hash per account: its fields (email, name, role, prefecture, argon2 hash...).
-STAFF_ACCOUNT_KEY = "qs:staff:account:{id}"
-# Hash: SHA-256 of a staff email -> account id (unique emails, no address in key names).
-STAFF_EMAILS_KEY = "qs:staff:emails"
-# Set of all staff account ids.
-STAFF_ACCOUNTS_KEY = "qs:staff:accounts"
-# String with a TTL: failed sign-ins for one email (SHA-256) in the current window.
-LOGIN_FAILURES_KEY = "qs:staff:login-failures:{email_digest}"
-# Hash with a TTL (the idle timeout): one staff session by the SHA-256 of its id.
-STAFF_SESSION_KEY = "qs:staff:session:{digest}"
-# Hash: one API token by the SHA-256 of its text (account, role, scope, label).
-API_TOKEN_KEY = "qs:staff:token:{digest}"
-# Set per account: digests of its API tokens (to list and revoke them).
-ACCOUNT_TOKENS_KEY = "qs:staff:account:{id}:tokens"
-
-# Set of pools ("01:renewal") that have a draw schedule: what the clock walks.
-SCHEDULED_POOLS_KEY = "qs:schedules"
-
-# Keys of one pool share the hash tag {<prefecture>:<procedure>}.
-# Hash: one registration's fields (personal data included; never in key names).
-REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
-# List of JSON events {at, kind, detail}: the registration's history, for its proof.
-HISTORY_KEY = "qs:{{{pool}}}:reg:{id}:history"
-# String: registration id holding the place of one person (keyed hash of identity).
-IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Set of registration ids active with one email or phone (keyed hash of it).
-CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
-# Hash: public reference -> registration id.
-REFS_KEY = "qs:{{{pool}}}:refs"
-# Sorted set: registrations waiting for a draw, scored by the time they joined.
-WAITING_KEY = "qs:{{{pool}}}:waiting"
-# Sorted set: registrations awaiting email confirmation, scored by their deadline.
-UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
-# Sorted set: closed registrations (withdrawn...), scored by when they closed.
-CLOSED_KEY = "qs:{{{pool}}}:closed"
-# Hash: slot id -> JSON of the slot (site, start, length, counter).
-SLOTS_KEY = "qs:{{{pool}}}:slots"
-# Hash: slot id -> its status (open, offered, booked, cancelled).
-SLOT_STATES_KEY = "qs:{{{pool}}}:slot-states"
-# Sorted set: the pool's committed draws, scored by their entry cutoff. A
-# waiting registration has lost every draw committed since it joined.
-COMMITTED_DRAWS_KEY = "qs:{{{pool}}}:committed-draws"
-# Sorted set: slot ids scored by their start time (epoch seconds).
-SLOT_TIMES_KEY = "qs:{{{pool}}}:slot-times"
-# String: JSON of the pool's draw schedule and policy.
-SCHEDULE_KEY = "qs:{{{pool}}}:schedule"
-# String: epoch seconds up to which the clock has enqueued the pool's draws.
-RECONCILED_KEY = "qs:{{{pool}}}:reconciled-until"
-# Hash: one draw's record (scheduled time, state, trigger, counts).
-DRAW_KEY = "qs:{{{pool}}}:draw:{draw_id}"
-# Sorted set: the pool's draw ids scored by their scheduled time.
-DRAWS_KEY = "qs:{{{pool}}}:draws"
-# String: the draw's fencing counter; each run takes the next value, and only
-# the latest may change the draw.
-DRAW_FENCE_KEY = "qs:{{{pool}}}:draw:{draw_id}:fence"
-# Hash: the frozen entrants, slots and phases as columns (and, privately, which
-# registration each reference is): the fields are described in frozen.py.
-# (String: one JSON document, for draws frozen before that format.)
-DRAW_FROZEN_KEY = "qs:{{{pool}}}:draw:{draw_id}:frozen"
-# String: JSON of the winners in selection order, as columns {"refs": [...],
-# "slots": [...], "registrations": [...], "entrants": [...], "by_wait": [...]}
-# (entrants: each winner's position among the frozen entrants; by_wait: the
-# winners' positions in the order they joined the waiting list). Results saved
-# before that format are a list of {ref, slot, registration}.
-DRAW_RESULT_KEY = "qs:{{{pool}}}:draw:{draw_id}:result"
-# Hash: registration id -> JSON of its offer (draw, slot, deadline, status).
-OFFERS_KEY = "qs:{{{pool}}}:offers"
-# List: JSON messages to send {id, kind, registration_id, draw_id, slot}, written
-# in the same script as the change they tell of; the dispatch job hands them to
-# send jobs (worker/jobs.py).
-OUTBOX_KEY = "qs:{{{pool}}}:outbox"
-# String: a token while one dispatcher hands the outbox to send jobs.
-OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"
-# Sorted set: registration id -> deadline (epoch) of its pending standby offer.
-# (The offers a draw makes share one deadline: the draw record's field
-# "offers_deadline", indexed in DRAW_DEADLINES_KEY. Offers committed before
-# that have their own entry here.)
-OFFER_DEADLINES_KEY = "qs:{{{pool}}}:offer-deadlines"
-# Sorted set: draw id -> the deadline (epoch) of the offers it made, until the
-# expiry round has expired those still pending after it.
-DRAW_DEADLINES_KEY = "qs:{{{pool}}}:draw-deadlines"
-# Hash: slot id -> registration id holding it (offered or booked).
-SLOT_HOLDERS_KEY = "qs:{{{pool}}}:slot-holders"
-# Sorted set: registration id -> start (epoch) of its booked slot, until attended or marked no-show.
-BOOKINGS_KEY = "qs:{{{pool}}}:bookings"
-# Hash: booking code -> registration id.
-BOOKING_CODES_KEY = "qs:{{{pool}}}:booking-codes"
-# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order.
-STANDBY_KEY = "qs:{{{pool}}}:standby"
-# Set: references the draw's standby must skip: those it offered a freed slot, and
-# its winners once back in the pool (after declining, or letting the deadline pass,
-# or their slot cancelled). Winners still holding their offer are not waiting, so
-# they need no entry: the commit does not write a hundred thousand.
-DRAW_OFFERED_KEY = "qs:{{{pool}}}:draw:{draw_id}:offered"
-# Hash: "<registration id>:<slot id>:<hours>" -> when that reminder was queued (epoch).
-REMINDERS_KEY = "qs:{{{pool}}}:reminders"
-# Hash: "<message id>|<channel>" -> JSON of its delivery {status, attempts, at, error, provider_id}.
-DELIVERIES_KEY = "qs:{{{pool}}}:deliveries"
-# Sorted set: "<message id>|<channel>" -> when its delivery last failed (epoch), while it fails.
-DELIVERY_FAILURES_KEY = "qs:{{{pool}}}:delivery-failures"
-
-# Counters -------------------------------------------------------------------
-# The contract every script that changes a pool follows (the offers' scripts included):
-#
-#   qs:{pool}:stats                   hash: event -> count since the pool began
-#   qs:{pool}:stats:day:{YYYY-MM-DD}  hash: event -> count on that day, in the
-#                                     prefecture's time zone
-#   qs:{pool}:stats:draw:{draw_id}    hash: event -> count, for what became of
-#                                     one draw's offers (slots_offered,
-#                                     offer_confirmed, offer_declined...)
-#   qs:{pool}:stats:waits             hash: whole days from joining the pool to
-#                                     the appointment's start -> how many
-#                                     bookings (filled at confirmation)
-#
-# Fields are the event names of queue_service/metrics/__init__.py (EVENTS), nothing
-# else. Counters change only inside the Lua script that makes the change they
-# count, through the helper STATS_LUA of queue_service/scripts.py:
-# `count_event(event, amount, KEYS[i], KEYS[j] [, KEYS[k]])` and
-# `count_wait(KEYS[w], days)`. The keys are passed in KEYS (built by
-# `Store.stats_keys(pool, now, draw_id=None)` and `Store.waits_key(pool)`),
-# so scripts stay on the pool's cluster slot. Events that no script makes
-# (a rate limit hit) go through `Store.count_event`. Gauges ("waiting now",
-# "pending email") are not counters: they are the ZCARD of the sets above.
-# Counters are kept forever (a few hundred small hashes per pool and year):
-# the public statistics go back to the pool's start.
-STATS_KEY = "qs:{{{pool}}}:stats"
-STATS_DAY_KEY = "qs:{{{pool}}}:stats:day:{day}"
-STATS_DRAW_KEY = "qs:{{{pool}}}:stats:draw:{draw_id}"
-STATS_WAITS_KEY = "qs:{{{pool}}}:stats:waits"
-# Hash: job function name -> count, and "<name>:sum" -> total seconds, and
-# "<name>:le:<bound>" -> count of runs at most `bound` seconds: the RQ jobs'
-# durations, written by the worker (any host), read by /metrics.
-JOB_DURATIONS_KEY = "qs:stats:jobs"
+__all__ = ["Store", "RATE_LIMIT_PREFIX"]  # RATE_LIMIT_PREFIX: for web/extensions.py
 
 
 class Store:
@@ -268,22 +134,22 @@ class Store:
         """Add the sites not stored yet, keeping stored ones as they are; returns how many were added."""
         added = 0
         for site in sites:
-            added += self.redis.hsetnx(SITES_KEY.format(prefecture=site.prefecture), site.id, _site_json(site))
+            added += self.redis.hsetnx(PrefectureKeys(site.prefecture).sites, site.id, _site_json(site))
         return added
 
     def save_site(self, site: Site) -> None:
         """Create or replace a site."""
-        self.redis.hset(SITES_KEY.format(prefecture=site.prefecture), site.id, _site_json(site))
+        self.redis.hset(PrefectureKeys(site.prefecture).sites, site.id, _site_json(site))
 
     def delete_site(self, prefecture_code: str, site_id: str) -> None:
-        self.redis.hdel(SITES_KEY.format(prefecture=prefecture_code), site_id)
+        self.redis.hdel(PrefectureKeys(prefecture_code).sites, site_id)
 
     def site(self, prefecture_code: str, site_id: str) -> Site | None:
-        raw = self.redis.hget(SITES_KEY.format(prefecture=prefecture_code), site_id)
+        raw = self.redis.hget(PrefectureKeys(prefecture_code).sites, site_id)
         return _site_from(raw) if raw else None
 
     def sites(self, prefecture_code: str) -> list[Site]:
-        values = self.redis.hvals(SITES_KEY.format(prefecture=prefecture_code))
+        values = self.redis.hvals(PrefectureKeys(prefecture_code).sites)
         return sorted((_site_from(value) for value in values), key=lambda site: (site.kind, site.name))
 
     # Health --------------------------------------------------------------
@@ -302,7 +168,7 @@ class Store:
 
     def claim_periodic_run(self, name: str, bucket: int, ttl_seconds: int) -> bool:
         """True for the first caller to claim this run of a periodic job, False for any other."""
-        key = PERIODIC_RUN_KEY.format(name=name, bucket=bucket)
+        key = periodic_run_key(name, bucket)
         return bool(self.redis.set(key, "1", nx=True, ex=ttl_seconds))
 
     # Registrations -----------------------------------------------------
@@ -314,20 +180,21 @@ class Store:
         longer holds the place: it is purged first.
         """
         key = registration.key
-        holder = self.redis.get(IDENTITY_KEY.format(pool=key.pool, fingerprint=prints.identity))
+        pool_keys = PoolKeys(key.pool)
+        holder = self.redis.get(pool_keys.identity(prints.identity))
         if holder is not None:
             self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
         fields = _registration_fields(registration, prints)
         event = _event_json(now, "registered", {"channel": registration.channel.value})
         keys = [
-            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
-            HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
-            IDENTITY_KEY.format(pool=key.pool, fingerprint=prints.identity),
-            CONTACT_KEY.format(pool=key.pool, fingerprint=prints.email or "none"),
-            CONTACT_KEY.format(pool=key.pool, fingerprint=prints.phone),
-            REFS_KEY.format(pool=key.pool),
-            UNCONFIRMED_KEY.format(pool=key.pool),
-            WAITING_KEY.format(pool=key.pool),
+            pool_keys.registration(key.registration_id),
+            pool_keys.history(key.registration_id),
+            pool_keys.identity(prints.identity),
+            pool_keys.contact(prints.email or "none"),
+            pool_keys.contact(prints.phone),
+            pool_keys.refs,
+            pool_keys.unconfirmed,
+            pool_keys.waiting,
             *self.stats_keys(key.pool, now),
         ]
         arguments = [
@@ -358,11 +225,12 @@ class Store:
         with self.redis.pipeline(transaction=False) as pipe:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
                 key = registration.key
+                pool_keys = PoolKeys(key.pool)
                 fields = _registration_fields(registration, fingerprints) | {"waiting_since": str(joined.timestamp())}
-                pipe.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), mapping=fields)
-                pipe.set(IDENTITY_KEY.format(pool=key.pool, fingerprint=fingerprints.identity), key.registration_id)
-                pipe.hset(REFS_KEY.format(pool=key.pool), registration.ref, key.registration_id)
-                pipe.zadd(WAITING_KEY.format(pool=key.pool), {key.registration_id: joined.timestamp()})
+                pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
+                pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
+                pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
+                pipe.zadd(pool_keys.waiting, {key.registration_id: joined.timestamp()})
                 if number % 10_000 == 0:
                     pipe.execute()
             pipe.execute()
@@ -371,9 +239,10 @@ class Store:
             self.redis.sadd(POOLS_KEY, *pools)
 
     def registration(self, key):
+        pool_keys = PoolKeys(key.pool)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id))
-            pipe.zscore(WAITING_KEY.format(pool=key.pool), key.registration_id)
+            pipe.hgetall(pool_keys.registration(key.registration_id))
+            pipe.zscore(pool_keys.waiting, key.registration_id)
             raw, joined = pipe.execute()
         if not raw:
             return None
@@ -402,36 +271,38 @@ class Store:
         return self.committed_draws_between(registration.key.pool, joined, end)
 
     def _offered_by(self, key) -> str | None:
-        offer = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        offer = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
         return json.loads(offer)["draw_id"] if offer else None
 
     def _won_draw_cutoff(self, key) -> float | None:
         """The cutoff of the draw that offered the registration a slot: its wait ended there."""
-        offer = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        pool_keys = PoolKeys(key.pool)
+        offer = self.redis.hget(pool_keys.offers, key.registration_id)
         if offer is None:
             return None
-        return self.redis.zscore(COMMITTED_DRAWS_KEY.format(pool=key.pool), json.loads(offer)["draw_id"])
+        return self.redis.zscore(pool_keys.committed_draws, json.loads(offer)["draw_id"])
 
     def registration_key_by_ref(self, pool: str, ref: str):
-        registration_id = self.redis.hget(REFS_KEY.format(pool=pool), ref)
+        registration_id = self.redis.hget(PoolKeys(pool).refs, ref)
         if registration_id is None:
             return None
         prefecture, procedure = PoolId(pool).parts
         return RegistrationKey(prefecture, procedure, registration_id.decode())
 
     def history(self, key) -> list[dict]:
-        raw = self.redis.lrange(HISTORY_KEY.format(pool=key.pool, id=key.registration_id), 0, -1)
+        raw = self.redis.lrange(PoolKeys(key.pool).history(key.registration_id), 0, -1)
         return [json.loads(item) for item in raw]
 
     def waiting_count(self, pool: str) -> int:
-        return self.redis.zcard(WAITING_KEY.format(pool=pool))
+        return self.redis.zcard(PoolKeys(pool).waiting)
 
     def confirm_email(self, key, now: datetime.datetime) -> bool:
+        pool_keys = PoolKeys(key.pool)
         keys = [
-            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
-            HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
-            UNCONFIRMED_KEY.format(pool=key.pool),
-            WAITING_KEY.format(pool=key.pool),
+            pool_keys.registration(key.registration_id),
+            pool_keys.history(key.registration_id),
+            pool_keys.unconfirmed,
+            pool_keys.waiting,
             *self.stats_keys(key.pool, now),
         ]
         arguments = [key.registration_id, _utc_text(now), now.timestamp(), _event_json(now, "email_confirmed")]
@@ -470,19 +341,20 @@ class Store:
         return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed")
 
     def set_pending_email(self, key, email: str, now: datetime.datetime) -> None:
-        self.redis.hset(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "pending_email", email)
+        self.redis.hset(PoolKeys(key.pool).registration(key.registration_id), "pending_email", email)
 
     def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind) -> str:
+        pool_keys = PoolKeys(key.pool)
         for _ in range(3):
             prints = self._fingerprints(key)
             if prints is None:
                 return "missing"
             old_print = prints[f"{kind}_fp"]
             keys = [
-                REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id),
-                HISTORY_KEY.format(pool=key.pool, id=key.registration_id),
-                CONTACT_KEY.format(pool=key.pool, fingerprint=old_print or "none"),
-                CONTACT_KEY.format(pool=key.pool, fingerprint=new_print),
+                pool_keys.registration(key.registration_id),
+                pool_keys.history(key.registration_id),
+                pool_keys.contact(old_print or "none"),
+                pool_keys.contact(new_print),
             ]
             arguments = [
                 key.registration_id,
@@ -500,7 +372,7 @@ class Store:
 
     def _fingerprints(self, key) -> dict[str, str] | None:
         values = self.redis.hmget(
-            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "identity_fp", "email_fp", "phone_fp", "ref"
+            PoolKeys(key.pool).registration(key.registration_id), "identity_fp", "email_fp", "phone_fp", "ref"
         )
         if values[0] is None:
             return None
@@ -508,16 +380,17 @@ class Store:
         return {name: (value or b"").decode() for name, value in zip(names, values)}
 
     def _lifecycle_keys(self, pool: str, registration_id: str, prints: dict[str, str]) -> list[str]:
+        pool_keys = PoolKeys(pool)
         return [
-            REGISTRATION_KEY.format(pool=pool, id=registration_id),
-            HISTORY_KEY.format(pool=pool, id=registration_id),
-            IDENTITY_KEY.format(pool=pool, fingerprint=prints["identity_fp"]),
-            CONTACT_KEY.format(pool=pool, fingerprint=prints["email_fp"] or "none"),
-            CONTACT_KEY.format(pool=pool, fingerprint=prints["phone_fp"]),
-            REFS_KEY.format(pool=pool),
-            UNCONFIRMED_KEY.format(pool=pool),
-            WAITING_KEY.format(pool=pool),
-            CLOSED_KEY.format(pool=pool),
+            pool_keys.registration(registration_id),
+            pool_keys.history(registration_id),
+            pool_keys.identity(prints["identity_fp"]),
+            pool_keys.contact(prints["email_fp"] or "none"),
+            pool_keys.contact(prints["phone_fp"]),
+            pool_keys.refs,
+            pool_keys.unconfirmed,
+            pool_keys.waiting,
+            pool_keys.closed,
         ]
 
     # Purges ----------------------------------------------------------------
@@ -527,7 +400,7 @@ class Store:
 
     def purge_unconfirmed(self, pool: str, now: datetime.datetime) -> int:
         """Delete registrations whose email was not confirmed by their deadline."""
-        due = self.redis.zrangebyscore(UNCONFIRMED_KEY.format(pool=pool), "-inf", now.timestamp())
+        due = self.redis.zrangebyscore(PoolKeys(pool).unconfirmed, "-inf", now.timestamp())
         return sum(self._purge_one(pool, registration_id.decode(), "unconfirmed", now) for registration_id in due)
 
     def purge_closed(self, pool: str, closed_before: datetime.datetime) -> int:
@@ -535,7 +408,7 @@ class Store:
 
         Not counted: the closing was (withdrawn...), and the counters keep no personal data to purge.
         """
-        due = self.redis.zrangebyscore(CLOSED_KEY.format(pool=pool), "-inf", closed_before.timestamp())
+        due = self.redis.zrangebyscore(PoolKeys(pool).closed, "-inf", closed_before.timestamp())
         return sum(self._purge_one(pool, registration_id.decode(), "closed", closed_before) for registration_id in due)
 
     def _purge_one(self, pool: str, registration_id: str, which: str, deadline: datetime.datetime) -> int:
@@ -546,13 +419,14 @@ class Store:
         """
         prefecture, procedure = PoolId(pool).parts
         prints = self._fingerprints(RegistrationKey(prefecture, procedure, registration_id))
+        pool_keys = PoolKeys(pool)
         if prints is None:
             # Already gone: drop it from the indexes that still name it.
-            for index in (UNCONFIRMED_KEY, CLOSED_KEY):
-                self.redis.zrem(index.format(pool=pool), registration_id)
+            for index in (pool_keys.unconfirmed, pool_keys.closed):
+                self.redis.zrem(index, registration_id)
             return 0
         keys = [*self._lifecycle_keys(pool, registration_id, prints), *self.stats_keys(pool, deadline),
-                OFFERS_KEY.format(pool=pool)]
+                pool_keys.offers]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
         return int(self._purge(keys=keys, args=arguments))
 
@@ -560,8 +434,8 @@ class Store:
 
     def replace_agdref_records(self, prefecture: str, fingerprints: list[str]) -> None:
         """Replace the prefecture's known AGDREF numbers (as keyed hashes), all at once."""
-        key = AGDREF_KEY.format(prefecture=prefecture)
-        staging = key + ":staging"
+        prefecture_keys = PrefectureKeys(prefecture)
+        key, staging = prefecture_keys.agdref, prefecture_keys.agdref_staging
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(staging)
             for start in range(0, len(fingerprints), 10_000):
@@ -573,10 +447,10 @@ class Store:
             pipe.execute()
 
     def agdref_known(self, prefecture: str, fingerprint: str) -> bool:
-        return bool(self.redis.sismember(AGDREF_KEY.format(prefecture=prefecture), fingerprint))
+        return bool(self.redis.sismember(PrefectureKeys(prefecture).agdref, fingerprint))
 
     def agdref_count(self, prefecture: str) -> int:
-        return self.redis.scard(AGDREF_KEY.format(prefecture=prefecture))
+        return self.redis.scard(PrefectureKeys(prefecture).agdref)
 
     # Slots -------------------------------------------------------------------
 
@@ -584,21 +458,22 @@ class Store:
         """Store new slots (all at once); returns how many."""
         with self.redis.pipeline(transaction=True) as pipe:
             for slot in slots:
-                pool = PoolId.of(slot.prefecture, slot.procedure)
-                pipe.hset(SLOTS_KEY.format(pool=pool), slot.id, _slot_json(slot))
-                pipe.hset(SLOT_STATES_KEY.format(pool=pool), slot.id, slot.status.value)
-                pipe.zadd(SLOT_TIMES_KEY.format(pool=pool), {slot.id: slot.starts_at.timestamp()})
+                pool_keys = PoolKeys(PoolId.of(slot.prefecture, slot.procedure))
+                pipe.hset(pool_keys.slots, slot.id, _slot_json(slot))
+                pipe.hset(pool_keys.slot_states, slot.id, slot.status.value)
+                pipe.zadd(pool_keys.slot_times, {slot.id: slot.starts_at.timestamp()})
             pipe.execute()
         return len(slots)
 
     def slots(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> list[Slot]:
         """The pool's slots starting in [start, end), by start time."""
-        ids = self.redis.zrangebyscore(SLOT_TIMES_KEY.format(pool=pool), start.timestamp(), f"({end.timestamp()}")
+        pool_keys = PoolKeys(pool)
+        ids = self.redis.zrangebyscore(pool_keys.slot_times, start.timestamp(), f"({end.timestamp()}")
         if not ids:
             return []
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(SLOTS_KEY.format(pool=pool), ids)
-            pipe.hmget(SLOT_STATES_KEY.format(pool=pool), ids)
+            pipe.hmget(pool_keys.slots, ids)
+            pipe.hmget(pool_keys.slot_states, ids)
             raws, states = pipe.execute()
         return [_slot_from(raw, state) for raw, state in zip(raws, states) if raw is not None]
 
@@ -623,7 +498,8 @@ class Store:
 
     def cancel_slot(self, pool: str, slot_id: str) -> bool:
         """Cancel an open slot, or one waiting for standby; False otherwise (a held slot has its own path)."""
-        key = SLOT_STATES_KEY.format(pool=pool)
+        pool_keys = PoolKeys(pool)
+        key = pool_keys.slot_states
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
@@ -631,7 +507,7 @@ class Store:
                     return False
                 pipe.multi()
                 pipe.hset(key, slot_id, SlotStatus.CANCELLED.value)
-                pipe.hdel(STANDBY_KEY.format(pool=pool), slot_id)
+                pipe.hdel(pool_keys.standby, slot_id)
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -641,28 +517,29 @@ class Store:
 
     def save_schedule(self, schedule: DrawSchedule) -> None:
         pool = PoolId.of(schedule.prefecture, schedule.procedure)
-        self.redis.set(SCHEDULE_KEY.format(pool=pool), json.dumps(schedule_to_dict(schedule)))
+        self.redis.set(PoolKeys(pool).schedule, json.dumps(schedule_to_dict(schedule)))
         self.redis.sadd(SCHEDULED_POOLS_KEY, pool)
 
     def schedule(self, pool: str) -> DrawSchedule | None:
-        raw = self.redis.get(SCHEDULE_KEY.format(pool=pool))
+        raw = self.redis.get(PoolKeys(pool).schedule)
         return schedule_from_dict(json.loads(raw)) if raw else None
 
     def scheduled_pools(self) -> list[PoolId]:
         return sorted(PoolId(pool.decode()) for pool in self.redis.smembers(SCHEDULED_POOLS_KEY))
 
     def reconciled_until(self, pool: str) -> datetime.datetime | None:
-        raw = self.redis.get(RECONCILED_KEY.format(pool=pool))
+        raw = self.redis.get(PoolKeys(pool).reconciled)
         return datetime.datetime.fromtimestamp(float(raw), datetime.timezone.utc) if raw else None
 
     def advance_reconciled(self, pool: str, moment: datetime.datetime) -> None:
         """Move the pool's reconciled-until mark forward (never back: clocks may race)."""
-        self._advance(keys=[RECONCILED_KEY.format(pool=pool)], args=[moment.timestamp()])
+        self._advance(keys=[PoolKeys(pool).reconciled], args=[moment.timestamp()])
 
     def create_draw(self, pool: str, draw_id: str, fields: dict[str, str]) -> bool:
         """Create a draw's record unless it exists; True if created."""
+        pool_keys = PoolKeys(pool)
         scheduled = datetime.datetime.fromisoformat(fields["scheduled_at"]).timestamp()
-        keys = [DRAW_KEY.format(pool=pool, draw_id=draw_id), DRAWS_KEY.format(pool=pool)]
+        keys = [pool_keys.draw(draw_id), pool_keys.draws]
         arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
         return bool(self._create_draw(keys=keys, args=arguments))
 
@@ -672,7 +549,7 @@ class Store:
         """Mark a step of the draw (`marker`: its run, or its freeze) as claimed and, in the same
         transaction, run `also(pipeline)` (the caller queues the job there): both or neither;
         False if already claimed."""
-        key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
+        key = PoolKeys(pool).draw(draw_id)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
@@ -688,19 +565,17 @@ class Store:
                 return False
 
     def draw(self, pool: str, draw_id: str) -> dict[str, str] | None:
-        raw = self.redis.hgetall(DRAW_KEY.format(pool=pool, draw_id=draw_id))
+        raw = self.redis.hgetall(PoolKeys(pool).draw(draw_id))
         return {name.decode(): value.decode() for name, value in raw.items()} or None
 
     def take_draw_fence(self, pool: str, draw_id: str) -> int:
         """A new fencing token for a run of the draw; older runs can no longer change it."""
-        return int(self.redis.incr(DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)))
+        return int(self.redis.incr(PoolKeys(pool).draw_fence(draw_id)))
 
     def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
         """Registrations waiting since before `cutoff`, with what a draw needs of them."""
-        rows = self._candidates(
-            keys=[WAITING_KEY.format(pool=pool)],
-            args=[cutoff.timestamp(), REGISTRATION_KEY.format(pool=pool, id="")],
-        )
+        pool_keys = PoolKeys(pool)
+        rows = self._candidates(keys=[pool_keys.waiting], args=[cutoff.timestamp(), pool_keys.registration_prefix])
         committed = self.committed_draw_cutoffs(pool)
         sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
 
@@ -729,16 +604,17 @@ class Store:
         return candidates
 
     def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (DRAW_FROZEN_KEY, frozen_fields))
+        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
 
     def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "frozen", changes, (DRAW_RESULT_KEY, result_json))
+        self._fenced_step(pool, draw_id, fence, "frozen", changes, (PoolKeys(pool).draw_result(draw_id), result_json))
 
     def _fenced_step(self, pool, draw_id, fence, expected_state, changes, blob) -> None:
         """Store a step's data and change the record, both at once, if the fence is still ours."""
-        key = DRAW_KEY.format(pool=pool, draw_id=draw_id)
-        fence_key = DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)
-        blob_template, blob_value = blob
+        pool_keys = PoolKeys(pool)
+        key = pool_keys.draw(draw_id)
+        fence_key = pool_keys.draw_fence(draw_id)
+        blob_key, blob_value = blob
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key, fence_key)
@@ -747,7 +623,6 @@ class Store:
                 if (pipe.hget(key, "state") or b"").decode() != expected_state:
                     return  # another run did this step already
                 pipe.multi()
-                blob_key = blob_template.format(pool=pool, draw_id=draw_id)
                 if isinstance(blob_value, dict):
                     pipe.delete(blob_key)
                     pipe.hset(blob_key, mapping=blob_value)
@@ -761,34 +636,35 @@ class Store:
     def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
         """The frozen inputs' fields (queue_service/draws/frozen.py); a draw frozen by an earlier
         version kept one JSON string, returned as the field "document"."""
-        key = DRAW_FROZEN_KEY.format(pool=pool, draw_id=draw_id)
+        key = PoolKeys(pool).draw_frozen(draw_id)
         if self.redis.type(key) == b"string":
             return {"document": self.redis.get(key)}
         fields = self.redis.hgetall(key)
         return {name.decode(): value for name, value in fields.items()} or None
 
     def draw_result(self, pool: str, draw_id: str) -> str | None:
-        raw = self.redis.get(DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id))
+        raw = self.redis.get(PoolKeys(pool).draw_result(draw_id))
         return raw.decode() if raw else None
 
     def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
         """Apply the draw's saved result (see COMMIT_SCRIPT), or raise StaleDrawWorker."""
+        pool_keys = PoolKeys(pool)
         keys = [
-            DRAW_KEY.format(pool=pool, draw_id=draw_id),
-            DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id),
-            OFFERS_KEY.format(pool=pool),
-            OUTBOX_KEY.format(pool=pool),
-            WAITING_KEY.format(pool=pool),
-            SLOT_STATES_KEY.format(pool=pool),
-            COMMITTED_DRAWS_KEY.format(pool=pool),
+            pool_keys.draw(draw_id),
+            pool_keys.draw_fence(draw_id),
+            pool_keys.offers,
+            pool_keys.outbox,
+            pool_keys.waiting,
+            pool_keys.slot_states,
+            pool_keys.committed_draws,
             *self.stats_keys(pool, now, draw_id=draw_id),
-            SLOT_HOLDERS_KEY.format(pool=pool),
-            DRAW_DEADLINES_KEY.format(pool=pool),
-            DRAW_RESULT_KEY.format(pool=pool, draw_id=draw_id),
+            pool_keys.slot_holders,
+            pool_keys.draw_deadlines,
+            pool_keys.draw_result(draw_id),
         ]
         arguments = [
             fence,
-            REGISTRATION_KEY.format(pool=pool, id=""),
+            pool_keys.registration_prefix,
             _utc_text(now),
             _utc_text(deadline),
             draw_id,
@@ -800,7 +676,8 @@ class Store:
 
     def update_draw_state(self, pool, draw_id, fence, expected_state, changes) -> bool:
         """Change a draw's record if it is in `expected_state` (and `fence` is the latest, unless None)."""
-        keys = [DRAW_KEY.format(pool=pool, draw_id=draw_id), DRAW_FENCE_KEY.format(pool=pool, draw_id=draw_id)]
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.draw(draw_id), pool_keys.draw_fence(draw_id)]
         arguments = ["" if fence is None else fence, expected_state, *[item for pair in changes.items() for item in pair]]
         outcome = self._draw_step(keys=keys, args=arguments).decode()
         if outcome == "stale":
@@ -809,17 +686,18 @@ class Store:
 
     def committed_draw_cutoffs(self, pool: str) -> list[float]:
         """The entry cutoffs (epoch) of the pool's committed draws, in order."""
-        return [score for _, score in self.redis.zrange(COMMITTED_DRAWS_KEY.format(pool=pool), 0, -1, withscores=True)]
+        return [score for _, score in self.redis.zrange(PoolKeys(pool).committed_draws, 0, -1, withscores=True)]
 
     def committed_draws_between(self, pool: str, after: float, until: float) -> list[str]:
         """Ids of the committed draws whose cutoff is in (after, until]."""
-        found = self.redis.zrangebyscore(COMMITTED_DRAWS_KEY.format(pool=pool), f"({after}", until)
+        found = self.redis.zrangebyscore(PoolKeys(pool).committed_draws, f"({after}", until)
         return [draw_id.decode() for draw_id in found]
 
     def draws_entered(self, registration) -> list[dict[str, str]]:
         """The draws a registration took part in during its wait, oldest first, with their outcome."""
-        joined = self.redis.zscore(WAITING_KEY.format(pool=registration.key.pool), registration.key.registration_id)
-        offer = self.redis.hget(OFFERS_KEY.format(pool=registration.key.pool), registration.key.registration_id)
+        pool_keys, registration_id = PoolKeys(registration.key.pool), registration.key.registration_id
+        joined = self.redis.zscore(pool_keys.waiting, registration_id)
+        offer = self.redis.hget(pool_keys.offers, registration_id)
         won = json.loads(offer) if offer else {}
         return [
             {"draw_id": draw_id, "outcome": "offered", "slot": won["slot"]}
@@ -829,22 +707,23 @@ class Store:
         ]
 
     def _status_changed_at(self, key) -> float:
-        raw = self.redis.hget(REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "status_changed_at")
+        raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
         return datetime.datetime.fromisoformat(raw.decode()).timestamp()
 
     def offers(self, pool: str) -> dict[str, dict]:
         """Pending and past offers of the pool, by registration id."""
-        return {key.decode(): json.loads(value) for key, value in self.redis.hgetall(OFFERS_KEY.format(pool=pool)).items()}
+        return {key.decode(): json.loads(value) for key, value in self.redis.hgetall(PoolKeys(pool).offers).items()}
 
     def outbox(self, pool: str) -> list[dict]:
-        return [json.loads(item) for item in self.redis.lrange(OUTBOX_KEY.format(pool=pool), 0, -1)]
+        return [json.loads(item) for item in self.redis.lrange(PoolKeys(pool).outbox, 0, -1)]
 
     def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
         """The pool's latest draws, newest first (one round trip for the records)."""
-        ids = self.redis.zrevrange(DRAWS_KEY.format(pool=pool), 0, limit - 1)
+        pool_keys = PoolKeys(pool)
+        ids = self.redis.zrevrange(pool_keys.draws, 0, limit - 1)
         with self.redis.pipeline(transaction=False) as pipe:
             for draw_id in ids:
-                pipe.hgetall(DRAW_KEY.format(pool=pool, draw_id=draw_id.decode()))
+                pipe.hgetall(pool_keys.draw(draw_id.decode()))
             found = pipe.execute() if ids else []
         return [{name.decode(): value.decode() for name, value in raw.items()} for raw in found if raw]
 
@@ -852,7 +731,7 @@ class Store:
 
     def offer(self, key) -> dict | None:
         """The registration's latest offer (draw_id, ref, slot, deadline, status, code...), or None."""
-        raw = self.redis.hget(OFFERS_KEY.format(pool=key.pool), key.registration_id)
+        raw = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
         return json.loads(raw) if raw else None
 
     def move_offer(self, key, action: str, now: datetime.datetime, *extra, wait_days: int = 0,
@@ -868,37 +747,16 @@ class Store:
             return "missing"
         if offer is None:
             return "no_offer"
-        pool, registration_id = key.pool, key.registration_id
-        keys = [
-            REGISTRATION_KEY.format(pool=pool, id=registration_id),
-            HISTORY_KEY.format(pool=pool, id=registration_id),
-            OFFERS_KEY.format(pool=pool),
-            OFFER_DEADLINES_KEY.format(pool=pool),
-            SLOT_STATES_KEY.format(pool=pool),
-            SLOT_HOLDERS_KEY.format(pool=pool),
-            BOOKINGS_KEY.format(pool=pool),
-            BOOKING_CODES_KEY.format(pool=pool),
-            OUTBOX_KEY.format(pool=pool),
-            WAITING_KEY.format(pool=pool),
-            COMMITTED_DRAWS_KEY.format(pool=pool),
-            IDENTITY_KEY.format(pool=pool, fingerprint=prints["identity_fp"]),
-            CONTACT_KEY.format(pool=pool, fingerprint=prints["email_fp"] or "none"),
-            CONTACT_KEY.format(pool=pool, fingerprint=prints["phone_fp"]),
-            CLOSED_KEY.format(pool=pool),
-            STANDBY_KEY.format(pool=pool),
-            *self.stats_keys(pool, now, draw_id=offer["draw_id"]),
-            self.waits_key(pool),
-            DRAW_OFFERED_KEY.format(pool=pool, draw_id=offer["draw_id"]),
-            DRAW_KEY.format(pool=pool, draw_id=offer["draw_id"]),
-        ]
-        arguments = [action, registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
-                     offer["draw_id"], wait_days, "1" if expires_first else "0", *extra]
+        draw_id = offer["draw_id"]
+        keys = move_offer_keys(key, prints, draw_id, self.stats_keys(key.pool, now, draw_id=draw_id))
+        arguments = [action, key.registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
+                     draw_id, wait_days, "1" if expires_first else "0", *extra]
         return self._offer(keys=keys, args=arguments).decode()
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
         since, confirmed = self.redis.hmget(
-            REGISTRATION_KEY.format(pool=key.pool, id=key.registration_id), "waiting_since", "email_confirmed_at"
+            PoolKeys(key.pool).registration(key.registration_id), "waiting_since", "email_confirmed_at"
         )
         if since:
             return since.decode()
@@ -907,23 +765,23 @@ class Store:
     def expired_offers(self, pool: str, now: datetime.datetime) -> list[str]:
         """Registration ids whose pending standby offer's deadline has passed (and offers
         committed before draws kept one deadline for all their offers)."""
-        found = self.redis.zrangebyscore(OFFER_DEADLINES_KEY.format(pool=pool), "-inf", f"({now.timestamp()}")
+        found = self.redis.zrangebyscore(PoolKeys(pool).offer_deadlines, "-inf", f"({now.timestamp()}")
         return [registration_id.decode() for registration_id in found]
 
     def draws_past_deadline(self, pool: str, now: datetime.datetime) -> list[str]:
         """Draws whose offers' deadline has passed and whose late offers are not all expired yet."""
-        found = self.redis.zrangebyscore(DRAW_DEADLINES_KEY.format(pool=pool), "-inf", f"({now.timestamp()}")
+        found = self.redis.zrangebyscore(PoolKeys(pool).draw_deadlines, "-inf", f"({now.timestamp()}")
         return [draw_id.decode() for draw_id in found]
 
     def draw_deadline_passed(self, pool: str, draw_id: str) -> None:
         """Every offer of the draw still pending after its deadline has been expired."""
-        self.redis.zrem(DRAW_DEADLINES_KEY.format(pool=pool), draw_id)
+        self.redis.zrem(PoolKeys(pool).draw_deadlines, draw_id)
 
     def pending_offers_of(self, pool: str, draw_id: str, registration_ids: list[str]) -> list[str]:
         """Those of the registrations whose offer is still the draw's, and pending."""
         if not registration_ids:
             return []
-        raw = self.redis.hmget(OFFERS_KEY.format(pool=pool), registration_ids)
+        raw = self.redis.hmget(PoolKeys(pool).offers, registration_ids)
         pending = []
         for registration_id, text in zip(registration_ids, raw):
             offer = json.loads(text) if text else {}
@@ -933,37 +791,37 @@ class Store:
 
     def standby_slots(self, pool: str) -> dict[str, str]:
         """Freed slots awaiting a standby offer: slot id -> the draw whose order they follow."""
-        raw = self.redis.hgetall(STANDBY_KEY.format(pool=pool))
+        raw = self.redis.hgetall(PoolKeys(pool).standby)
         return {slot.decode(): draw_id.decode() for slot, draw_id in raw.items()}
 
     def offered_refs(self, pool: str, draw_id: str, refs: list[str]) -> list[bool]:
         """For each reference, whether the draw already offered it a slot."""
         if not refs:
             return []
-        return [bool(found) for found in self.redis.smismember(DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id), refs)]
+        return [bool(found) for found in self.redis.smismember(PoolKeys(pool).draw_offered(draw_id), refs)]
 
     def registration_statuses(self, pool: str, registration_ids: list[str]) -> list[str | None]:
         with self.redis.pipeline(transaction=False) as pipe:
             for registration_id in registration_ids:
-                pipe.hget(REGISTRATION_KEY.format(pool=pool, id=registration_id), "status")
+                pipe.hget(PoolKeys(pool).registration(registration_id), "status")
             return [value.decode() if value else None for value in pipe.execute()]
 
     def offer_standby(self, key, ref: str, slot_id: str, draw_id: str, deadline: datetime.datetime,
                       now: datetime.datetime) -> str:
         """Offer a freed slot to this entrant of the draw's order: "ok", "slot" or "person" (see the script)."""
-        pool = key.pool
+        pool_keys = PoolKeys(key.pool)
         keys = [
-            REGISTRATION_KEY.format(pool=pool, id=key.registration_id),
-            HISTORY_KEY.format(pool=pool, id=key.registration_id),
-            OFFERS_KEY.format(pool=pool),
-            OFFER_DEADLINES_KEY.format(pool=pool),
-            SLOT_STATES_KEY.format(pool=pool),
-            SLOT_HOLDERS_KEY.format(pool=pool),
-            OUTBOX_KEY.format(pool=pool),
-            WAITING_KEY.format(pool=pool),
-            STANDBY_KEY.format(pool=pool),
-            DRAW_OFFERED_KEY.format(pool=pool, draw_id=draw_id),
-            *self.stats_keys(pool, now, draw_id=draw_id),
+            pool_keys.registration(key.registration_id),
+            pool_keys.history(key.registration_id),
+            pool_keys.offers,
+            pool_keys.offer_deadlines,
+            pool_keys.slot_states,
+            pool_keys.slot_holders,
+            pool_keys.outbox,
+            pool_keys.waiting,
+            pool_keys.standby,
+            pool_keys.draw_offered(draw_id),
+            *self.stats_keys(key.pool, now, draw_id=draw_id),
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, _utc_text(now), _utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
@@ -971,85 +829,89 @@ class Store:
 
     def release_standby_slot(self, pool: str, slot_id: str, draw_id: str, now: datetime.datetime) -> bool:
         """No one left in the draw's order for this slot: it is open for the next draw."""
-        keys = [SLOT_STATES_KEY.format(pool=pool), STANDBY_KEY.format(pool=pool),
-                *self.stats_keys(pool, now, draw_id=draw_id)]
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.slot_states, pool_keys.standby, *self.stats_keys(pool, now, draw_id=draw_id)]
         return bool(self._release_slot(keys=keys, args=[slot_id, draw_id]))
 
     def slot(self, pool: str, slot_id: str) -> Slot | None:
+        pool_keys = PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(SLOTS_KEY.format(pool=pool), slot_id)
-            pipe.hget(SLOT_STATES_KEY.format(pool=pool), slot_id)
+            pipe.hget(pool_keys.slots, slot_id)
+            pipe.hget(pool_keys.slot_states, slot_id)
             raw, state = pipe.execute()
         return _slot_from(raw, state) if raw else None
 
     def slot_holder(self, pool: str, slot_id: str) -> str | None:
-        holder = self.redis.hget(SLOT_HOLDERS_KEY.format(pool=pool), slot_id)
+        holder = self.redis.hget(PoolKeys(pool).slot_holders, slot_id)
         return holder.decode() if holder else None
 
     def slot_holders(self, pool: str) -> dict[str, str]:
-        raw = self.redis.hgetall(SLOT_HOLDERS_KEY.format(pool=pool))
+        raw = self.redis.hgetall(PoolKeys(pool).slot_holders)
         return {slot.decode(): holder.decode() for slot, holder in raw.items()}
 
     def bookings_starting(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> list[tuple[str, float]]:
         """Bookings not yet attended or marked, whose slot starts in [start, end]: (registration id, start epoch)."""
-        found = self.redis.zrangebyscore(BOOKINGS_KEY.format(pool=pool), start.timestamp(), end.timestamp(),
+        found = self.redis.zrangebyscore(PoolKeys(pool).bookings, start.timestamp(), end.timestamp(),
                                          withscores=True)
         return [(registration_id.decode(), score) for registration_id, score in found]
 
     def booking_holder(self, pool: str, code: str) -> str | None:
-        holder = self.redis.hget(BOOKING_CODES_KEY.format(pool=pool), code)
+        holder = self.redis.hget(PoolKeys(pool).booking_codes, code)
         return holder.decode() if holder else None
 
     def queue_reminder(self, pool: str, registration_id: str, hours: list[int], now: datetime.datetime) -> bool:
         """Queue one reminder of the registration's booking for the lead times in `hours` not yet
         reminded; True if queued (False too when it holds no booking any more)."""
-        keys = [OFFERS_KEY.format(pool=pool), REMINDERS_KEY.format(pool=pool), OUTBOX_KEY.format(pool=pool)]
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.offers, pool_keys.reminders, pool_keys.outbox]
         arguments = [registration_id, now.timestamp(), *sorted(hours, reverse=True)]
         return bool(self._reminder(keys=keys, args=arguments))
 
     # The outbox and deliveries -------------------------------------------------------
 
     def outbox_head(self, pool: str, count: int) -> list[str]:
-        return [item.decode() for item in self.redis.lrange(OUTBOX_KEY.format(pool=pool), 0, count - 1)]
+        return [item.decode() for item in self.redis.lrange(PoolKeys(pool).outbox, 0, count - 1)]
 
     def drop_outbox_head(self, pool: str, count: int) -> None:
         """Remove the first `count` messages (once they are handed to send jobs)."""
-        self.redis.ltrim(OUTBOX_KEY.format(pool=pool), count, -1)
+        self.redis.ltrim(PoolKeys(pool).outbox, count, -1)
 
     def lock_outbox(self, pool: str, seconds: int = 120) -> str | None:
         """Take the pool's dispatch lock; a token to release it, or None if another dispatcher holds it."""
         token = uuid.uuid4().hex
-        return token if self.redis.set(OUTBOX_LOCK_KEY.format(pool=pool), token, nx=True, ex=seconds) else None
+        return token if self.redis.set(PoolKeys(pool).outbox_lock, token, nx=True, ex=seconds) else None
 
     def unlock_outbox(self, pool: str, token: str) -> None:
-        key = OUTBOX_LOCK_KEY.format(pool=pool)
+        key = PoolKeys(pool).outbox_lock
         if self.redis.get(key) == token.encode():
             self.redis.delete(key)
 
     def outbox_length(self, pool: str) -> int:
-        return self.redis.llen(OUTBOX_KEY.format(pool=pool))
+        return self.redis.llen(PoolKeys(pool).outbox)
 
     def delivery(self, pool: str, message_id: str, channel: str) -> dict | None:
-        raw = self.redis.hget(DELIVERIES_KEY.format(pool=pool), f"{message_id}|{channel}")
+        raw = self.redis.hget(PoolKeys(pool).deliveries, f"{message_id}|{channel}")
         return json.loads(raw) if raw else None
 
     def record_delivery(self, pool: str, message_id: str, channel: str, record: dict, now: datetime.datetime) -> None:
         """Record a delivery attempt's outcome; a failing one is listed for staff until it succeeds."""
+        pool_keys = PoolKeys(pool)
         field = f"{message_id}|{channel}"
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(DELIVERIES_KEY.format(pool=pool), field, json.dumps(record))
+            pipe.hset(pool_keys.deliveries, field, json.dumps(record))
             if record["status"] == "sent":
-                pipe.zrem(DELIVERY_FAILURES_KEY.format(pool=pool), field)
+                pipe.zrem(pool_keys.delivery_failures, field)
             else:
-                pipe.zadd(DELIVERY_FAILURES_KEY.format(pool=pool), {field: now.timestamp()})
+                pipe.zadd(pool_keys.delivery_failures, {field: now.timestamp()})
             pipe.execute()
 
     def delivery_failures(self, pool: str, limit: int = 200) -> list[dict]:
         """Deliveries that failed (newest first): message id, channel and the last attempt's record."""
-        fields = self.redis.zrevrange(DELIVERY_FAILURES_KEY.format(pool=pool), 0, limit - 1)
+        pool_keys = PoolKeys(pool)
+        fields = self.redis.zrevrange(pool_keys.delivery_failures, 0, limit - 1)
         if not fields:
             return []
-        records = self.redis.hmget(DELIVERIES_KEY.format(pool=pool), fields)
+        records = self.redis.hmget(pool_keys.deliveries, fields)
         failures = []
         for field, raw in zip(fields, records):
             message_id, _, channel = field.decode().rpartition("|")
@@ -1063,13 +925,13 @@ class Store:
         if not self.redis.hsetnx(STAFF_EMAILS_KEY, digest(account.email), account.id):
             return False
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(STAFF_ACCOUNT_KEY.format(id=account.id), mapping=_account_fields(account))
+            pipe.hset(staff_account_key(account.id), mapping=_account_fields(account))
             pipe.sadd(STAFF_ACCOUNTS_KEY, account.id)
             pipe.execute()
         return True
 
     def staff_account(self, account_id: str) -> StaffAccount | None:
-        fields = self.redis.hgetall(STAFF_ACCOUNT_KEY.format(id=account_id))
+        fields = self.redis.hgetall(staff_account_key(account_id))
         return _account_from(fields) if fields else None
 
     def staff_account_by_email(self, email: str) -> StaffAccount | None:
@@ -1085,13 +947,13 @@ class Store:
         return sorted(accounts, key=lambda account: (account.role.value, account.name))
 
     def set_staff_account_active(self, account_id: str, active: bool) -> None:
-        self.redis.hset(STAFF_ACCOUNT_KEY.format(id=account_id), "active", "1" if active else "0")
+        self.redis.hset(staff_account_key(account_id), "active", "1" if active else "0")
 
     def login_failures(self, email: str) -> int:
-        return int(self.redis.get(LOGIN_FAILURES_KEY.format(email_digest=digest(email))) or 0)
+        return int(self.redis.get(login_failures_key(digest(email))) or 0)
 
     def record_login_failure(self, email: str, now: datetime.datetime, window: datetime.timedelta) -> None:
-        key = LOGIN_FAILURES_KEY.format(email_digest=digest(email))
+        key = login_failures_key(digest(email))
         with self.redis.pipeline(transaction=True) as pipe:
             # The window starts at the first failure; INCR keeps the TTL. (Not
             # EXPIRE NX: the embedded Redis is 6.2.)
@@ -1100,26 +962,26 @@ class Store:
             pipe.execute()
 
     def clear_login_failures(self, email: str) -> None:
-        self.redis.delete(LOGIN_FAILURES_KEY.format(email_digest=digest(email)))
+        self.redis.delete(login_failures_key(digest(email)))
 
     def save_staff_session(self, session_digest, account_id, now, idle: datetime.timedelta) -> None:
-        key = STAFF_SESSION_KEY.format(digest=session_digest)
+        key = staff_session_key(session_digest)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"account_id": account_id, "started_at": _utc_text(now)})
             pipe.expire(key, int(idle.total_seconds()))
             pipe.execute()
 
     def staff_session(self, session_digest: str) -> tuple[str, datetime.datetime] | None:
-        values = self.redis.hmget(STAFF_SESSION_KEY.format(digest=session_digest), "account_id", "started_at")
+        values = self.redis.hmget(staff_session_key(session_digest), "account_id", "started_at")
         if values[0] is None:
             return None
         return values[0].decode(), _utc_from(values[1])
 
     def touch_staff_session(self, session_digest: str, idle: datetime.timedelta) -> None:
-        self.redis.expire(STAFF_SESSION_KEY.format(digest=session_digest), int(idle.total_seconds()))
+        self.redis.expire(staff_session_key(session_digest), int(idle.total_seconds()))
 
     def end_staff_session(self, session_digest: str) -> None:
-        self.redis.delete(STAFF_SESSION_KEY.format(digest=session_digest))
+        self.redis.delete(staff_session_key(session_digest))
 
     def save_api_token(self, token_digest: str, token: ApiToken) -> None:
         fields = {
@@ -1131,12 +993,12 @@ class Store:
             "created_at": _utc_text(token.created_at),
         }
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(API_TOKEN_KEY.format(digest=token_digest), mapping=fields)
-            pipe.sadd(ACCOUNT_TOKENS_KEY.format(id=token.account_id), token_digest)
+            pipe.hset(api_token_key(token_digest), mapping=fields)
+            pipe.sadd(account_tokens_key(token.account_id), token_digest)
             pipe.execute()
 
     def api_token(self, token_digest: str) -> ApiToken | None:
-        fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(API_TOKEN_KEY.format(digest=token_digest)).items()}
+        fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(api_token_key(token_digest)).items()}
         if not fields:
             return None
         return ApiToken(
@@ -1149,7 +1011,7 @@ class Store:
         )
 
     def api_tokens(self, account_id: str) -> list[tuple[str, ApiToken]]:
-        digests = sorted(member.decode() for member in self.redis.smembers(ACCOUNT_TOKENS_KEY.format(id=account_id)))
+        digests = sorted(member.decode() for member in self.redis.smembers(account_tokens_key(account_id)))
         found = [(token_digest, self.api_token(token_digest)) for token_digest in digests]
         return [(token_digest, token) for token_digest, token in found if token is not None]
 
@@ -1157,8 +1019,8 @@ class Store:
         for token_digest, token in self.api_tokens(account_id):
             if token.id == token_id:
                 with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(API_TOKEN_KEY.format(digest=token_digest))
-                    pipe.srem(ACCOUNT_TOKENS_KEY.format(id=account_id), token_digest)
+                    pipe.delete(api_token_key(token_digest))
+                    pipe.srem(account_tokens_key(account_id), token_digest)
                     pipe.execute()
                 return True
         return False
@@ -1166,7 +1028,7 @@ class Store:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
-    # Counters (the contract is at the top of this module) -----------------------------
+    # Counters (the contract is in keys.py, above STATS_KEY) -----------------------------
 
     def _timezone(self, prefecture: str) -> str:
         """The prefecture's time zone, read once per store (it does not change)."""
@@ -1181,15 +1043,16 @@ class Store:
 
         Append them to a script's KEYS and pass them to `count_event`.
         """
+        pool_keys = PoolKeys(pool)
         day = metrics.stats_day(now, self._timezone(PoolId(pool).prefecture))
-        keys = [STATS_KEY.format(pool=pool), STATS_DAY_KEY.format(pool=pool, day=day)]
+        keys = [pool_keys.stats, pool_keys.stats_day(day)]
         if draw_id is not None:
-            keys.append(STATS_DRAW_KEY.format(pool=pool, draw_id=draw_id))
+            keys.append(pool_keys.stats_draw(draw_id))
         return keys
 
     def waits_key(self, pool: str) -> str:
         """The pool's wait histogram, for `count_wait` in the script that books an offer."""
-        return STATS_WAITS_KEY.format(pool=pool)
+        return PoolKeys(pool).stats_waits
 
     def count_event(self, pool: str, event: str, now: datetime.datetime, amount: int = 1, draw_id: str | None = None) -> None:
         """Count an event that no script makes (a rate limit hit): the same hashes, in one transaction."""
@@ -1204,37 +1067,38 @@ class Store:
         """Each pool's totals, every event present (0 if never counted), in one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
             for pool in pools:
-                pipe.hgetall(STATS_KEY.format(pool=pool))
+                pipe.hgetall(PoolKeys(pool).stats)
             found = pipe.execute()
         return {pool: metrics.counts(raw) for pool, raw in zip(pools, found)}
 
     def stats_days(self, pool: str, first: datetime.date, last: datetime.date) -> dict[datetime.date, dict[str, int]]:
         """The pool's counts for each day from `first` to `last` (days without events are zeros)."""
-        days = metrics.days_between(first, last)
+        days, pool_keys = metrics.days_between(first, last), PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
             for day in days:
-                pipe.hgetall(STATS_DAY_KEY.format(pool=pool, day=day.isoformat()))
+                pipe.hgetall(pool_keys.stats_day(day.isoformat()))
             found = pipe.execute()
         return {day: metrics.counts(raw) for day, raw in zip(days, found)}
 
     def stats_draws(self, pool: str, draw_ids: list[str]) -> dict[str, dict[str, int]]:
         """What became of each draw's offers."""
+        pool_keys = PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
             for draw_id in draw_ids:
-                pipe.hgetall(STATS_DRAW_KEY.format(pool=pool, draw_id=draw_id))
+                pipe.hgetall(pool_keys.stats_draw(draw_id))
             found = pipe.execute()
         return {draw_id: metrics.counts(raw) for draw_id, raw in zip(draw_ids, found)}
 
     def wait_histogram(self, pool: str) -> dict[int, int]:
         """Whole days from joining to the appointment -> how many bookings."""
-        return metrics.histogram(self.redis.hgetall(STATS_WAITS_KEY.format(pool=pool)))
+        return metrics.histogram(self.redis.hgetall(PoolKeys(pool).stats_waits))
 
     def pool_gauges(self, pools: list[str]) -> dict[str, dict[str, int]]:
         """How many wait for a draw and for their email's confirmation, per pool (ZCARD: O(1))."""
         with self.redis.pipeline(transaction=False) as pipe:
-            for pool in pools:
-                pipe.zcard(WAITING_KEY.format(pool=pool))
-                pipe.zcard(UNCONFIRMED_KEY.format(pool=pool))
+            for pool_keys in map(PoolKeys, pools):
+                pipe.zcard(pool_keys.waiting)
+                pipe.zcard(pool_keys.unconfirmed)
             found = pipe.execute()
         return {
             pool: {"waiting": found[2 * index], "pending_email": found[2 * index + 1]}
@@ -1253,10 +1117,11 @@ class Store:
         """
         cutoffs = self.committed_draw_cutoffs(pool)
         bounds = ["-inf", *cutoffs, "+inf"]
+        waiting = PoolKeys(pool).waiting
         with self.redis.pipeline(transaction=False) as pipe:
             for low, high in zip(bounds, bounds[1:]):
                 # Joined in [low, high): cutoffs > joined are those from `high` on.
-                pipe.zcount(WAITING_KEY.format(pool=pool), low, f"({high}" if high != "+inf" else high)
+                pipe.zcount(waiting, low, f"({high}" if high != "+inf" else high)
             found = pipe.execute()
         lost = len(cutoffs)
         histogram = {}
@@ -1268,19 +1133,20 @@ class Store:
 
     def last_slot_start(self, pool: str) -> datetime.datetime | None:
         """When the pool's last published slot starts: how far the inventory reaches."""
-        last = self.redis.zrange(SLOT_TIMES_KEY.format(pool=pool), -1, -1, withscores=True)
+        last = self.redis.zrange(PoolKeys(pool).slot_times, -1, -1, withscores=True)
         return datetime.datetime.fromtimestamp(last[0][1], datetime.timezone.utc) if last else None
 
     def joined_at(self, key) -> float | None:
         """When a waiting registration joined the waiting set (epoch), or None if it is not waiting."""
-        return self.redis.zscore(WAITING_KEY.format(pool=key.pool), key.registration_id)
+        return self.redis.zscore(PoolKeys(key.pool).waiting, key.registration_id)
 
     def open_slot_counts(self, pool: str, ranges: list[tuple[datetime.datetime, datetime.datetime]]) -> list[int]:
         """How many of the pool's slots are open in each [start, end), counted inside Redis."""
         if not ranges:
             return []
+        pool_keys = PoolKeys(pool)
         arguments = [value for start, end in ranges for value in (start.timestamp(), end.timestamp())]
-        keys = [SLOT_TIMES_KEY.format(pool=pool), SLOT_STATES_KEY.format(pool=pool)]
+        keys = [pool_keys.slot_times, pool_keys.slot_states]
         return [int(count) for count in self._open_slots(keys=keys, args=arguments)]
 
     def record_job_duration(self, name: str, seconds: float, bounds: tuple[float, ...]) -> None:
@@ -1295,6 +1161,39 @@ class Store:
 
     def job_durations(self) -> dict[str, str]:
         return {name.decode(): value.decode() for name, value in self.redis.hgetall(JOB_DURATIONS_KEY).items()}
+
+
+def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[str]) -> list[str]:
+    """KEYS of OFFER_SCRIPT for the offer of registration `key` made by draw `draw_id`, in the
+    script's order (the numbers below are its KEYS[i]).
+
+    `prints` are the registration's fingerprints as stored (`Store._fingerprints`): a
+    closing offer releases the person and contacts. `stats_keys` are the counters an
+    event goes to now, the draw's included (`Store.stats_keys(pool, now, draw_id)`).
+    """
+    pool_keys, registration_id = PoolKeys(key.pool), key.registration_id
+    return [
+        pool_keys.registration(registration_id),  # 1
+        pool_keys.history(registration_id),  # 2
+        pool_keys.offers,  # 3
+        pool_keys.offer_deadlines,  # 4: a standby offer's own deadline
+        pool_keys.slot_states,  # 5
+        pool_keys.slot_holders,  # 6
+        pool_keys.bookings,  # 7
+        pool_keys.booking_codes,  # 8
+        pool_keys.outbox,  # 9
+        pool_keys.waiting,  # 10: back to the pool
+        pool_keys.committed_draws,  # 11: the draws lost before the one won, settled on going back
+        pool_keys.identity(prints["identity_fp"]),  # 12: released on closing
+        pool_keys.contact(prints["email_fp"] or "none"),  # 13: released on closing
+        pool_keys.contact(prints["phone_fp"]),  # 14: released on closing
+        pool_keys.closed,  # 15
+        pool_keys.standby,  # 16: a freed slot awaits the draw's next entrant
+        *stats_keys,  # 17, 18, 19: totals, day, the draw's
+        pool_keys.stats_waits,  # 20: the waits histogram
+        pool_keys.draw_offered(draw_id),  # 21: references the draw's standby skips
+        pool_keys.draw(draw_id),  # 22: the draw's record (its offers_deadline)
+    ]
 
 
 # Serialisation: reference dataclasses <-> JSON text -------------------------
