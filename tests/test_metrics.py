@@ -236,10 +236,10 @@ def test_count_event_refuses_unknown_names_and_counts_known_ones(store, referenc
 
 
 def test_the_lua_helper_counts_in_every_key_it_is_given(store, redis, reference_data):
-    """What the offers' scripts do: prepend STATS_LUA, pass the keys, call the helpers."""
-    from queue_service.scripts import STATS_LUA
+    """What the offers' scripts do: prepend the counting prelude, pass the keys, call the helpers."""
+    from queue_service.store import lua
 
-    script = redis.register_script(STATS_LUA + """
+    script = redis.register_script(lua.source(lua.PRELUDE) + """
 count_event('offer_confirmed', 1, KEYS[1], KEYS[2], KEYS[3])
 count_event('no_show', 0, KEYS[1], KEYS[2], KEYS[3])
 count_wait(KEYS[4], ARGV[1])

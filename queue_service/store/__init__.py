@@ -30,24 +30,8 @@ from queue_service.registration import (
     RegistrationStatus,
 )
 from queue_service.registration.tokens import RegistrationKey
-from queue_service.scripts import (
-    ADVANCE_SCRIPT,
-    CANDIDATES_SCRIPT,
-    CLOSE_SCRIPT,
-    COMMIT_SCRIPT,
-    CONFIRM_SCRIPT,
-    CREATE_DRAW_SCRIPT,
-    CREATE_SCRIPT,
-    DRAW_STEP_SCRIPT,
-    MOVE_CONTACT_SCRIPT,
-    OFFER_SCRIPT,
-    OPEN_SLOTS_SCRIPT,
-    PURGE_SCRIPT,
-    RELEASE_SLOT_SCRIPT,
-    REMINDER_SCRIPT,
-    STANDBY_SCRIPT,
-)
 from queue_service.staff.accounts import ApiToken, Role, StaffAccount, digest
+from queue_service.store.lua import Scripts
 from queue_service.store.keys import (
     CLOCK_TICK_KEY,
     JOB_DURATIONS_KEY,
@@ -78,21 +62,7 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         # The client returns bytes (RQ requires it); the store decodes what it reads.
         self.redis = client
-        self._create = client.register_script(CREATE_SCRIPT)
-        self._confirm = client.register_script(CONFIRM_SCRIPT)
-        self._close = client.register_script(CLOSE_SCRIPT)
-        self._move_contact = client.register_script(MOVE_CONTACT_SCRIPT)
-        self._purge = client.register_script(PURGE_SCRIPT)
-        self._advance = client.register_script(ADVANCE_SCRIPT)
-        self._commit = client.register_script(COMMIT_SCRIPT)
-        self._draw_step = client.register_script(DRAW_STEP_SCRIPT)
-        self._create_draw = client.register_script(CREATE_DRAW_SCRIPT)
-        self._candidates = client.register_script(CANDIDATES_SCRIPT)
-        self._offer = client.register_script(OFFER_SCRIPT)
-        self._standby = client.register_script(STANDBY_SCRIPT)
-        self._release_slot = client.register_script(RELEASE_SLOT_SCRIPT)
-        self._reminder = client.register_script(REMINDER_SCRIPT)
-        self._open_slots = client.register_script(OPEN_SLOTS_SCRIPT)
+        self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}
 
     # Reference data ------------------------------------------------------
@@ -209,7 +179,7 @@ class Store:
             registration.channel.value,
             *[item for pair in fields.items() for item in pair],
         ]
-        outcome = self._create(keys=keys, args=arguments).decode()
+        outcome = self.scripts.create_registration(keys=keys, args=arguments).decode()
         if outcome == "ok":
             self.redis.sadd(POOLS_KEY, key.pool)
         return outcome
@@ -306,7 +276,7 @@ class Store:
             *self.stats_keys(key.pool, now),
         ]
         arguments = [key.registration_id, _utc_text(now), now.timestamp(), _event_json(now, "email_confirmed")]
-        return bool(self._confirm(keys=keys, args=arguments))
+        return bool(self.scripts.confirm_email(keys=keys, args=arguments))
 
     def close_registration(self, key, status, allowed_from, now: datetime.datetime) -> bool:
         """Move the registration to a closed `status` if it is in one of `allowed_from`;
@@ -327,7 +297,7 @@ class Store:
                 CLOSING_EVENTS.get(status.value, ""),
                 *[allowed.value for allowed in allowed_from],
             ]
-            outcome = self._close(keys=keys, args=arguments)
+            outcome = self.scripts.close_registration(keys=keys, args=arguments)
             if outcome != -1:  # -1: contacts changed meanwhile; read them again
                 return bool(outcome)
         return False
@@ -365,7 +335,7 @@ class Store:
                 _event_json(now, event_kind),
                 *[item for pair in changes.items() for item in pair],
             ]
-            outcome = self._move_contact(keys=keys, args=arguments).decode()
+            outcome = self.scripts.move_contact(keys=keys, args=arguments).decode()
             if outcome != "retry":
                 return outcome
         return "retry"
@@ -428,7 +398,7 @@ class Store:
         keys = [*self._lifecycle_keys(pool, registration_id, prints), *self.stats_keys(pool, deadline),
                 pool_keys.offers]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
-        return int(self._purge(keys=keys, args=arguments))
+        return int(self.scripts.purge_registration(keys=keys, args=arguments))
 
     # AGDREF records ------------------------------------------------------------
 
@@ -533,7 +503,7 @@ class Store:
 
     def advance_reconciled(self, pool: str, moment: datetime.datetime) -> None:
         """Move the pool's reconciled-until mark forward (never back: clocks may race)."""
-        self._advance(keys=[PoolKeys(pool).reconciled], args=[moment.timestamp()])
+        self.scripts.advance_reconciled(keys=[PoolKeys(pool).reconciled], args=[moment.timestamp()])
 
     def create_draw(self, pool: str, draw_id: str, fields: dict[str, str]) -> bool:
         """Create a draw's record unless it exists; True if created."""
@@ -541,7 +511,7 @@ class Store:
         scheduled = datetime.datetime.fromisoformat(fields["scheduled_at"]).timestamp()
         keys = [pool_keys.draw(draw_id), pool_keys.draws]
         arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
-        return bool(self._create_draw(keys=keys, args=arguments))
+        return bool(self.scripts.create_draw(keys=keys, args=arguments))
 
     def claim_draw_run(
         self, pool: str, draw_id: str, now: datetime.datetime, also=None, marker: str = "run_claimed_at"
@@ -575,7 +545,7 @@ class Store:
     def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
         """Registrations waiting since before `cutoff`, with what a draw needs of them."""
         pool_keys = PoolKeys(pool)
-        rows = self._candidates(keys=[pool_keys.waiting], args=[cutoff.timestamp(), pool_keys.registration_prefix])
+        rows = self.scripts.draw_candidates(keys=[pool_keys.waiting], args=[cutoff.timestamp(), pool_keys.registration_prefix])
         committed = self.committed_draw_cutoffs(pool)
         sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
 
@@ -647,7 +617,7 @@ class Store:
         return raw.decode() if raw else None
 
     def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
-        """Apply the draw's saved result (see COMMIT_SCRIPT), or raise StaleDrawWorker."""
+        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker."""
         pool_keys = PoolKeys(pool)
         keys = [
             pool_keys.draw(draw_id),
@@ -671,7 +641,7 @@ class Store:
             cutoff.timestamp(),
             deadline.timestamp(),
         ]
-        if self._commit(keys=keys, args=arguments).decode() == "stale":
+        if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
             raise StaleDrawWorker()
 
     def update_draw_state(self, pool, draw_id, fence, expected_state, changes) -> bool:
@@ -679,7 +649,7 @@ class Store:
         pool_keys = PoolKeys(pool)
         keys = [pool_keys.draw(draw_id), pool_keys.draw_fence(draw_id)]
         arguments = ["" if fence is None else fence, expected_state, *[item for pair in changes.items() for item in pair]]
-        outcome = self._draw_step(keys=keys, args=arguments).decode()
+        outcome = self.scripts.update_draw_state(keys=keys, args=arguments).decode()
         if outcome == "stale":
             raise StaleDrawWorker()
         return outcome == "ok"
@@ -736,7 +706,7 @@ class Store:
 
     def move_offer(self, key, action: str, now: datetime.datetime, *extra, wait_days: int = 0,
                    expires_first: bool = False) -> str:
-        """Apply one offer transition (scripts.OFFER_SCRIPT); returns "ok" or why not.
+        """Apply one offer transition (scripts/move_offer.lua); returns "ok" or why not.
 
         `wait_days` and `expires_first` are counted when the offer is confirmed (the waits
         histogram, renewals whose permit expires before the appointment).
@@ -751,7 +721,7 @@ class Store:
         keys = move_offer_keys(key, prints, draw_id, self.stats_keys(key.pool, now, draw_id=draw_id))
         arguments = [action, key.registration_id, _utc_text(now), now.timestamp(), self._waiting_since(key),
                      draw_id, wait_days, "1" if expires_first else "0", *extra]
-        return self._offer(keys=keys, args=arguments).decode()
+        return self.scripts.move_offer(keys=keys, args=arguments).decode()
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
@@ -825,13 +795,13 @@ class Store:
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, _utc_text(now), _utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
-        return self._standby(keys=keys, args=arguments).decode()
+        return self.scripts.offer_standby(keys=keys, args=arguments).decode()
 
     def release_standby_slot(self, pool: str, slot_id: str, draw_id: str, now: datetime.datetime) -> bool:
         """No one left in the draw's order for this slot: it is open for the next draw."""
         pool_keys = PoolKeys(pool)
         keys = [pool_keys.slot_states, pool_keys.standby, *self.stats_keys(pool, now, draw_id=draw_id)]
-        return bool(self._release_slot(keys=keys, args=[slot_id, draw_id]))
+        return bool(self.scripts.release_standby_slot(keys=keys, args=[slot_id, draw_id]))
 
     def slot(self, pool: str, slot_id: str) -> Slot | None:
         pool_keys = PoolKeys(pool)
@@ -865,7 +835,7 @@ class Store:
         pool_keys = PoolKeys(pool)
         keys = [pool_keys.offers, pool_keys.reminders, pool_keys.outbox]
         arguments = [registration_id, now.timestamp(), *sorted(hours, reverse=True)]
-        return bool(self._reminder(keys=keys, args=arguments))
+        return bool(self.scripts.queue_reminder(keys=keys, args=arguments))
 
     # The outbox and deliveries -------------------------------------------------------
 
@@ -1147,7 +1117,7 @@ class Store:
         pool_keys = PoolKeys(pool)
         arguments = [value for start, end in ranges for value in (start.timestamp(), end.timestamp())]
         keys = [pool_keys.slot_times, pool_keys.slot_states]
-        return [int(count) for count in self._open_slots(keys=keys, args=arguments)]
+        return [int(count) for count in self.scripts.open_slot_counts(keys=keys, args=arguments)]
 
     def record_job_duration(self, name: str, seconds: float, bounds: tuple[float, ...]) -> None:
         """One more run of job `name` taking `seconds`, as a cumulative histogram over `bounds`."""
@@ -1164,7 +1134,7 @@ class Store:
 
 
 def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[str]) -> list[str]:
-    """KEYS of OFFER_SCRIPT for the offer of registration `key` made by draw `draw_id`, in the
+    """KEYS of scripts/move_offer.lua for the offer of registration `key` made by draw `draw_id`, in the
     script's order (the numbers below are its KEYS[i]).
 
     `prints` are the registration's fingerprints as stored (`Store._fingerprints`): a
