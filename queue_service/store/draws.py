@@ -20,6 +20,19 @@ from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
 
 
+def draws_lost_since(cutoffs: list[float], joined: float) -> int:
+    """How many committed draws a registration waiting since `joined` (epoch) has lost so far.
+
+    The rule, written here only: it has lost every draw committed since it
+    joined, that is every draw whose entry cutoff (`cutoffs`: the pool's
+    committed draws, in order) is after `joined`. Losses settled before this
+    wait (the registration's `draws_lost` field) are the caller's to add.
+    (move_offer.lua settles a wait that ends on going back to the pool the same
+    way, in Lua: the draws committed after it joined, before the one it won.)
+    """
+    return len(cutoffs) - bisect.bisect_right(cutoffs, joined)
+
+
 class DrawStore:
     """A pool's draws, from creation to commit, and the draws of a registration's wait (one part of Store)."""
 
@@ -108,7 +121,7 @@ class DrawStore:
                     "id": registration_id.decode(),
                     "ref": ref.decode(),
                     # Losses settled before this wait, plus the draws committed since it joined.
-                    "draws_lost": int(draws_lost) + len(committed) - bisect.bisect_right(committed, joined),
+                    "draws_lost": int(draws_lost) + draws_lost_since(committed, joined),
                     "permit_expiry": expiry.decode() or None,
                     "sites": parsed(sites),
                     "half_days": parsed(half_days),

@@ -19,6 +19,7 @@ from queue_service.metrics import CLOSING_EVENTS
 from queue_service.pools import PoolId
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
@@ -110,13 +111,15 @@ class RegistrationStore:
         if not raw:
             return None
         found = _registration_from({name.decode(): value.decode() for name, value in raw.items()})
-        during = self._draws_during_wait(found, joined)
-        entered = len(during)
-        # The draw that ended the wait with an offer is entered, not lost.
-        won = 1 if joined is None and self._offered_by(found.key) in during else 0
-        return dataclasses.replace(
-            found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + entered - won
-        )
+        if joined is not None:
+            # Waiting: every draw committed since it joined is entered, and lost.
+            entered = lost = draws_lost_since(self.committed_draw_cutoffs(key.pool), joined)
+        else:
+            # Its last wait is over: the draw that ended it with an offer is entered, not lost.
+            during = self._draws_during_wait(found, None)
+            entered = len(during)
+            lost = entered - (1 if self._offered_by(found.key) in during else 0)
+        return dataclasses.replace(found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + lost)
 
     def registration_key_by_ref(self, pool: str, ref: str):
         registration_id = self.redis.hget(PoolKeys(pool).refs, ref)

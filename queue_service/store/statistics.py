@@ -13,6 +13,7 @@ import redis
 
 from queue_service import metrics
 from queue_service.pools import PoolId
+from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import PoolKeys
 
 
@@ -100,7 +101,7 @@ class StatisticsStore:
         """How many wait, by the draws they lost in their current wait: O(draws), not O(people).
 
         A waiting registration has lost every draw committed after it joined
-        (see `draw_candidates`), so those who lost j draws are those who joined
+        (`draws_lost_since`), so those who lost j draws are those who joined
         between the (j+1)-th and the j-th last committed cutoffs: one ZCOUNT
         per committed draw on the waiting set. Losses carried over from an
         earlier wait (the `draws_lost` field, 0 when a wait starts) are not
@@ -114,10 +115,8 @@ class StatisticsStore:
                 # Joined in [low, high): cutoffs > joined are those from `high` on.
                 pipe.zcount(waiting, low, f"({high}" if high != "+inf" else high)
             found = pipe.execute()
-        lost = len(cutoffs)
         histogram = {}
-        for count in found:
-            if count:
-                histogram[lost] = count
-            lost -= 1
+        for low, count in zip([float("-inf"), *cutoffs], found):
+            if count:  # all joined at `low` or after, before the next cutoff: they lost the same draws
+                histogram[draws_lost_since(cutoffs, low)] = count
         return histogram
