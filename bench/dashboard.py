@@ -33,6 +33,7 @@ from queue_service import draws, metrics, reference  # noqa: E402
 from queue_service.registration.tokens import RegistrationKey, status_token  # noqa: E402
 from queue_service.staff import accounts  # noqa: E402
 from queue_service.store import Store  # noqa: E402
+from queue_service.store.keys import PoolKeys  # noqa: E402
 
 TARGET_SECONDS = 0.2
 UTC = datetime.timezone.utc
@@ -69,7 +70,7 @@ def main() -> int:
     app, session_cookie = signed_in_app(store, url, data_dir, now)
     client = app.test_client()
     client.set_cookie("session", session_cookie)
-    waiting_id = connection.zrange("qs:{01:renewal}:waiting", 0, 0)[0].decode()
+    waiting_id = connection.zrange(PoolKeys("01:renewal").waiting, 0, 0)[0].decode()
     token = status_token(app.config["SECRET_KEY"], RegistrationKey("01", "renewal", waiting_id))
     pages = [
         ("staff dashboard, Ain (all pools)", "/staff/p/01/dashboard"),

@@ -14,6 +14,7 @@ from queue_service.errors import (
 )
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Principal, Role
+from queue_service.store.keys import ALL_PATTERN, staff_session_key
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
@@ -95,7 +96,7 @@ def test_sessions_end_on_logout_idle_and_age(store):
     account = make(store, None, Role.NATIONAL_ADMIN, None)
     session_id = accounts.open_session(store, account, NOW)
     assert accounts.session_principal(store, session_id, NOW).account_id == account.id
-    assert 0 < store.redis.ttl(next(store.redis.scan_iter("qs:staff:session:*"))) <= 30 * 60
+    assert 0 < store.redis.ttl(next(store.redis.scan_iter(staff_session_key("*")))) <= 30 * 60
     with pytest.raises(NotSignedIn):
         accounts.session_principal(store, session_id, NOW + datetime.timedelta(hours=13))
     other = accounts.open_session(store, account, NOW)
@@ -122,7 +123,7 @@ def test_api_tokens_are_shown_once_stored_hashed_scoped_and_revocable(store):
     admin = make(store, NATIONAL, Role.PREFECTURE_ADMIN, "01")
     text, token = accounts.new_api_token(store, admin, "slots import", NOW)
     assert text.startswith("qst_")
-    assert all(text.encode() not in store.redis.dump(key) for key in store.redis.scan_iter("qs:*"))
+    assert all(text.encode() not in store.redis.dump(key) for key in store.redis.scan_iter(ALL_PATTERN))
     principal = accounts.token_principal(store, text)
     assert principal == Principal(admin.id, Role.PREFECTURE_ADMIN, "01")
     assert store.revoke_api_token(admin.id, token.id)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Spelt in two parts so that this file does not match its own rule.
@@ -82,14 +81,6 @@ def test_the_key_scan_reads_f_strings_and_bytes_and_skips_only_the_store(tmp_pat
     ]
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="tests and bench still spell keys: tests/test_accounts.py, test_frozen.py, test_mail_and_cli.py, "
-    "test_metrics.py, test_metrics_endpoint.py, test_offer_invariants.py, test_offers.py, test_pools.py, "
-    "test_registration.py, test_registration_web.py, test_staff.py and bench/dashboard.py (moving to the store's "
-    "key helpers; remove this mark then)",
-)
 def test_only_the_store_spells_redis_keys():
     found = [line for path in outside_the_store(ROOT) for line in key_literals(ROOT, path)]
     assert found == [], "Redis keys spelt outside queue_service/store (use its key templates):\n" + "\n".join(found)

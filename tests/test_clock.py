@@ -127,7 +127,8 @@ def weekly_schedule(store, prefecture="01", cron="0 10 * * MON,THU"):
 )
 def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(redis_server, steps):
     from queue_service.draws import schedules
-    from queue_service.store import RECONCILED_KEY, Store
+    from queue_service.store import Store
+    from queue_service.store.keys import PoolKeys
     from worker.queues import DRAWS
 
     redis_server.flushall()
@@ -139,7 +140,7 @@ def test_clocks_ticking_restarting_and_racing_enqueue_each_draw_exactly_once(red
         moment += datetime.timedelta(seconds=seconds)
         if action == "restart":
             # A crash that lost the reconciliation mark: the clock starts over from the schedule's creation.
-            redis_server.delete(RECONCILED_KEY.format(pool="01:renewal"))
+            redis_server.delete(PoolKeys("01:renewal").reconciled)
             continue
         enqueued += clock.reconcile_draws(redis_server, store, moment)
         last_tick = moment

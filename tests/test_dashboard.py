@@ -11,7 +11,7 @@ import pytest
 from helpers import ENGLISH, PASSWORD, csrf_token
 
 from queue_service.metrics import statistics
-from queue_service.registration.tokens import RegistrationKey, status_token
+from queue_service.registration.tokens import status_token
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Role
 

@@ -12,7 +12,6 @@ from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, announce_freeze_and
 from queue_service import draws
 from queue_service import offers as offer_rules
 from queue_service import registration as reg
-from queue_service.draws import schedules
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.errors import StaleDrawWorker
 from queue_service.inventory.slots import Slot

@@ -9,9 +9,10 @@ from helpers import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, schedule
 from queue_service import draws
 from queue_service.draws import lottery
 from queue_service.draws.frozen import FrozenDraw
+from queue_service.store.keys import PoolKeys
 
-FROZEN_KEY = f"qs:{{{POOL}}}:draw:{DRAW_ID}:frozen"
-RESULT_KEY = f"qs:{{{POOL}}}:draw:{DRAW_ID}:result"
+FROZEN_KEY = PoolKeys(POOL).draw_frozen(DRAW_ID)
+RESULT_KEY = PoolKeys(POOL).draw_result(DRAW_ID)
 
 
 def test_the_columns_read_back_as_they_were_written(redis, pool):

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from queue_service import reference
 from queue_service.notifications import mail
 from queue_service.registration.proof import generate_signing_key
+from queue_service.store.keys import PrefectureKeys
 from worker.cli import main
 
 
@@ -146,7 +147,7 @@ def test_import_agdref_replaces_the_known_numbers(cli_environment, store, tmp_pa
     assert result.exit_code == 0 and "2 AGDREF number(s)" in result.output
     records = UploadedRecords(store, cli_environment["QS_IDENTITY_KEY"].encode())
     assert records.is_known("01", "0123456780") and not records.is_known("01", "0100000001")
-    stored = [member for key in store.redis.scan_iter("qs:{01}:agdref*") for member in store.redis.smembers(key)]
+    stored = [member for key in store.redis.scan_iter(PrefectureKeys("01").agdref + "*") for member in store.redis.smembers(key)]
     assert len(stored) == 2 and not any(b"0123456789" in member for member in stored)
 
 

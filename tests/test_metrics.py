@@ -28,7 +28,8 @@ from queue_service.metrics import Event
 from queue_service.reference import procedure_by_code
 from queue_service.registration import Channel
 from queue_service.registration.agdref import UploadedRecords
-from queue_service.store import STATS_DAY_KEY, STATS_KEY, Store
+from queue_service.store import Store
+from queue_service.store.keys import PoolKeys
 
 UTC = datetime.timezone.utc
 START = datetime.datetime(2027, 3, 27, 20, 0, tzinfo=UTC)  # the spring change of time is near
@@ -160,7 +161,7 @@ class CountersMachine(RuleBasedStateMachine):
 
     def stored_registrations(self) -> list[dict]:
         found = []
-        for key in self.redis.scan_iter(match=f"qs:{{{POOL}}}:reg:*", count=1000):
+        for key in self.redis.scan_iter(match=PoolKeys(POOL).registration("*"), count=1000):
             if not key.endswith(b":history"):
                 found.append({name.decode(): value.decode() for name, value in self.redis.hgetall(key).items()})
         return found
@@ -187,10 +188,10 @@ class CountersMachine(RuleBasedStateMachine):
         assert gauges == {"waiting": statuses["waiting"], "pending_email": statuses["pending_email"]}
 
         # The days add up to the totals.
-        day_keys = list(self.redis.scan_iter(match=STATS_DAY_KEY.format(pool=POOL, day="*"), count=1000))
+        day_keys = list(self.redis.scan_iter(match=PoolKeys(POOL).stats_day("*"), count=1000))
         summed = metrics.add_counts(metrics.counts(self.redis.hgetall(key)) for key in day_keys)
         assert summed == totals
-        assert self.redis.exists(STATS_KEY.format(pool=POOL)) == (sum(totals.values()) > 0)
+        assert self.redis.exists(PoolKeys(POOL).stats) == (sum(totals.values()) > 0)
 
         # Each draw's offers, counted in its own hash, match its record.
         for record in self.store.draws(POOL):
@@ -218,10 +219,10 @@ def test_counters_equal_a_recount_after_any_sequence_of_events(redis_server):
 def test_the_day_is_the_prefectures_own(store, reference_data):
     # 23:30 UTC on 31 December is already 1 January in Paris, still 31 December in Guadeloupe.
     moment = datetime.datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
-    assert store.stats_keys("01:renewal", moment)[1] == "qs:{01:renewal}:stats:day:2027-01-01"
-    assert store.stats_keys("971:renewal", moment)[1] == "qs:{971:renewal}:stats:day:2026-12-31"
+    assert store.stats_keys("01:renewal", moment)[1] == PoolKeys("01:renewal").stats_day("2027-01-01")
+    assert store.stats_keys("971:renewal", moment)[1] == PoolKeys("971:renewal").stats_day("2026-12-31")
     assert store.stats_keys("01:renewal", moment, draw_id="01-renewal-20270104T1000")[2] == (
-        "qs:{01:renewal}:stats:draw:01-renewal-20270104T1000"
+        PoolKeys("01:renewal").stats_draw("01-renewal-20270104T1000")
     )
 
 
@@ -235,10 +236,10 @@ def test_count_event_refuses_unknown_names_and_counts_known_ones(store, referenc
 
 
 def test_the_lua_helper_counts_in_every_key_it_is_given(store, redis, reference_data):
-    """What the offers' scripts do: prepend STATS_LUA, pass the keys, call the helpers."""
-    from queue_service.scripts import STATS_LUA
+    """What the offers' scripts do: prepend the counting prelude, pass the keys, call the helpers."""
+    from queue_service.store import lua
 
-    script = redis.register_script(STATS_LUA + """
+    script = redis.register_script(lua.source(lua.PRELUDE) + """
 count_event('offer_confirmed', 1, KEYS[1], KEYS[2], KEYS[3])
 count_event('no_show', 0, KEYS[1], KEYS[2], KEYS[3])
 count_wait(KEYS[4], ARGV[1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_service import metrics as events
+from queue_service.store.keys import PoolKeys
 from worker.queues import QUEUE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def test_no_label_carries_personal_data(client, store, run_jobs):
         "le": None,
     }
     personal = [value.lower() for value in PERSON.values()] + ["mbeki", "0100000007", "+33611223344"]
-    refs = {row.decode() for row in store.redis.hkeys("qs:{01:renewal}:refs")}
+    refs = {row.decode() for row in store.redis.hkeys(PoolKeys("01:renewal").refs)}
     assert refs
     for family in families.values():
         for sample in family.samples:

@@ -19,6 +19,7 @@ from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_peo
 
 from queue_service import draws, offers
 from queue_service.errors import QueueServiceError
+from queue_service.store.keys import PoolKeys
 from worker import jobs
 
 TIMING = offers.OfferTiming(
@@ -130,7 +131,7 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
             jobs.dispatch_pool(redis, self.store, POOL)
             if redispatch and head:
                 # A dispatcher that crashed after queueing, before trimming: the same messages again.
-                redis.rpush(f"qs:{{{POOL}}}:outbox", *head)
+                redis.rpush(PoolKeys(POOL).outbox, *head)
                 jobs.dispatch_pool(redis, self.store, POOL)
             run_jobs()
 

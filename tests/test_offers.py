@@ -30,6 +30,7 @@ from queue_service import registration as reg
 from queue_service.draws import lottery
 from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
 from queue_service.registration.tokens import status_token
+from queue_service.store.keys import PoolKeys
 from worker import jobs
 from worker.queues import NOTIFICATIONS
 
@@ -63,7 +64,7 @@ def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numb
                                                                                     settings):
     store, _, people = drawn
     english = next(p for p in people if store.registration(p.key).status.value == "offered")
-    store.redis.hset(f"qs:{{{POOL}}}:reg:{english.key.registration_id}", "language", "en")
+    store.redis.hset(PoolKeys(POOL).registration(english.key.registration_id), "language", "en")
     assert jobs.dispatch_pool(redis, store, POOL) == 10 and store.outbox_length(POOL) == 0
     run_jobs()
     assert len(mailbox.messages) == 10
@@ -80,7 +81,7 @@ def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numb
     assert len(texts) == 10 and sum("drawn for an appointment" in path.read_text() for path in texts) == 1
     # Sent once: dispatching or running the jobs again sends nothing more.
     for _ in range(2):
-        store.redis.rpush(f"qs:{{{POOL}}}:outbox", *[json.dumps(m) for m in _offer_messages(store)][:3])
+        store.redis.rpush(PoolKeys(POOL).outbox, *[json.dumps(m) for m in _offer_messages(store)][:3])
         jobs.dispatch_pool(redis, store, POOL)
         run_jobs()
     assert len(mailbox.messages) == 10 and len(list((settings.data_dir / "sms").glob("*.txt"))) == 10
@@ -206,9 +207,9 @@ def test_offers_committed_with_a_deadline_each_still_keep_it(drawn, settings):
     """Before draws kept one deadline for all their offers, each offer had its own entry: those still count."""
     store, _, _ = drawn
     later = DEADLINE + datetime.timedelta(hours=5)
-    store.redis.hdel(f"qs:{{{POOL}}}:draw:{DRAW_ID}", "offers_deadline")
-    store.redis.zrem(f"qs:{{{POOL}}}:draw-deadlines", DRAW_ID)
-    store.redis.zadd(f"qs:{{{POOL}}}:offer-deadlines", {registration_id: later.timestamp() for registration_id in offered(store)})
+    store.redis.hdel(PoolKeys(POOL).draw(DRAW_ID), "offers_deadline")
+    store.redis.zrem(PoolKeys(POOL).draw_deadlines, DRAW_ID)
+    store.redis.zadd(PoolKeys(POOL).offer_deadlines, {registration_id: later.timestamp() for registration_id in offered(store)})
     (first, _), (second, _) = sorted(offered(store).items())[:2]
     offers.confirm(store, key_of(first), secret(settings), later - datetime.timedelta(seconds=1))
     with pytest.raises(OfferDeadlinePassed):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from queue_service.pools import PoolId
+from queue_service.store.keys import PoolKeys
 
 
 def test_a_pool_id_is_its_text_and_knows_its_parts():
@@ -14,7 +15,7 @@ def test_a_pool_id_is_its_text_and_knows_its_parts():
     prefecture, procedure = PoolId("2A:first_request").parts
     assert (prefecture, procedure) == ("2A", "first_request")
     assert json.dumps({"pool": pool}) == '{"pool": "01:renewal"}'
-    assert "qs:{{{pool}}}:waiting".format(pool=pool) == "qs:{01:renewal}:waiting"
+    assert PoolKeys(pool).waiting == PoolKeys("01:renewal").waiting
 
 
 @pytest.mark.parametrize("text", ["", "01", "01:", ":renewal", "01:renewal:extra"])

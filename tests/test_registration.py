@@ -18,6 +18,7 @@ from queue_service.errors import (
 from queue_service.reference import HALF_DAYS, procedure_by_code
 from queue_service.registration import Channel, RegistrationStatus
 from queue_service.registration.agdref import UploadedRecords
+from queue_service.store.keys import ALL_PATTERN, PoolKeys, pool_pattern
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2027, 1, 4, 9, 30, tzinfo=UTC)
@@ -194,10 +195,11 @@ def test_purged_registrations_leave_no_personal_data(store, sign_up):
     created = sign_up()
     reg.withdraw(store, created.key, NOW)
     reg.purge(store, NOW + datetime.timedelta(days=91), datetime.timedelta(days=90))
-    leftover = {key.decode(): store.redis.type(key).decode() for key in store.redis.scan_iter("qs:{01:renewal}:*")}
+    leftover = {key.decode(): store.redis.type(key).decode() for key in store.redis.scan_iter(pool_pattern("01:renewal"))}
     assert all(store.redis.zcard(key) == 0 for key, kind in leftover.items() if kind == "zset")
-    assert not any(kind in ("hash", "list", "string") and ":reg:" in key for key, kind in leftover.items())
-    dump = b"".join(store.redis.dump(key) or b"" for key in store.redis.scan_iter("qs:*"))
+    registrations = PoolKeys("01:renewal").registration_prefix  # the registrations' hashes and histories
+    assert not any(kind in ("hash", "list", "string") and key.startswith(registrations) for key, kind in leftover.items())
+    dump = b"".join(store.redis.dump(key) or b"" for key in store.redis.scan_iter(ALL_PATTERN))
     assert b"Nguy" not in dump and b"an.nguyen" not in dump and KNOWN_AGDREF.encode() not in dump
 
 
@@ -266,7 +268,7 @@ def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(sto
     with ThreadPoolExecutor(max_workers=32) as pool:
         outcomes = list(pool.map(attempt, range(200)))
     assert outcomes.count("created") == 1 and outcomes.count("duplicate") == 199
-    assert store.redis.zcard("qs:{01:renewal}:unconfirmed") == 1
+    assert store.redis.zcard(PoolKeys("01:renewal").unconfirmed) == 1
 
 
 def test_a_hundred_concurrent_registrations_sharing_an_email_stop_at_the_cap(store, records):

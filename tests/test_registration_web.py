@@ -12,6 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from queue_service.reference import DEMO_AGDREF_NUMBERS
+from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 from worker.queues import NOTIFICATIONS, queue
 
 PERSON = {
@@ -225,7 +226,7 @@ def api_person(**changes):
 
 
 def all_keys(store) -> set[bytes]:
-    return {key for key in store.redis.scan_iter("qs:*") if b"ratelimit" not in key}
+    return {key for key in store.redis.scan_iter(ALL_PATTERN) if RATE_LIMIT_PREFIX.encode() not in key}
 
 
 def test_api_registration_flow(client, mailbox, run_jobs, store):

@@ -10,6 +10,7 @@ from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Principal, Role
+from queue_service.store.keys import staff_session_key
 from worker import clock
 from worker.queues import DRAWS, queue
 
@@ -120,14 +121,14 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it(app, staff, store):
     client.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD, "csrf_token": token})
     cookie = client.get_cookie("session")
     assert cookie.http_only and cookie.same_site == "Lax"
-    sessions_before = set(store.redis.scan_iter("qs:staff:session:*"))
+    sessions_before = set(store.redis.scan_iter(staff_session_key("*")))
     token = csrf_token(client, "/staff/")
     client.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD, "csrf_token": token})
-    sessions_after = set(store.redis.scan_iter("qs:staff:session:*"))
+    sessions_after = set(store.redis.scan_iter(staff_session_key("*")))
     assert len(sessions_after) == 1 and sessions_after != sessions_before  # the old one ended
     stolen = client.get_cookie("session").value
     client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
-    assert list(store.redis.scan_iter("qs:staff:session:*")) == []
+    assert list(store.redis.scan_iter(staff_session_key("*"))) == []
     replay = app.test_client()
     replay.set_cookie("session", stolen)
     assert replay.get("/staff/").status_code == 302  # the copied cookie is worth nothing after sign-out

@@ -7,7 +7,7 @@ import pytest
 
 from queue_service import reference
 from queue_service.errors import UnknownPrefecture, UnknownProcedure
-from queue_service.store import PERIODIC_RUN_KEY
+from queue_service.store.keys import periodic_run_key
 
 UTC = datetime.timezone.utc
 
@@ -68,4 +68,4 @@ def test_a_periodic_run_is_claimed_once(store):
     assert store.claim_periodic_run("heartbeat", 42, ttl_seconds=60) is True
     assert store.claim_periodic_run("heartbeat", 42, ttl_seconds=60) is False
     assert store.claim_periodic_run("heartbeat", 43, ttl_seconds=60) is True
-    assert 0 < store.redis.ttl(PERIODIC_RUN_KEY.format(name="heartbeat", bucket=42)) <= 60
+    assert 0 < store.redis.ttl(periodic_run_key("heartbeat", 42)) <= 60

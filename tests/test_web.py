@@ -4,7 +4,6 @@ import datetime
 
 import pytest
 
-from queue_service.health import readiness
 from worker import clock
 
 FRENCH_TITLE = "Un rendez-vous en préfecture, sans course contre la montre"

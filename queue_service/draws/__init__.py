@@ -281,7 +281,7 @@ def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> 
     result = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, frozen.entrants, frozen.slots, frozen.phases)
     registrations = [frozen.registrations[index] for index in result.winner_indices]
     # The registration behind each winner is kept with the result (private; the record shows ref and slot),
-    # and the order in which they joined the waiting list, for the commit (see COMMIT_SCRIPT).
+    # and the order in which they joined the waiting list, for the commit (see store/scripts/commit_draw.lua).
     joined = frozen.joined_at[np.array(result.winner_indices, dtype=np.int64)]
     by_wait = np.lexsort((np.array(registrations, dtype=str), joined)).tolist() if registrations else []
     winners = {

@@ -10,7 +10,7 @@ change, so a counter can never disagree with what happened, even when a job
 crashes or is retried (the script runs all or nothing, and a second run that
 changes nothing counts nothing).
 
-The counters live in Redis (queue_service/store.py, "Counters"): per pool a
+The counters live in Redis (queue_service/store/keys.py, "Counters"): per pool a
 totals hash, a hash per day (in the prefecture's time zone) and a histogram of
 waits. This module names the events, once, and turns the hashes into the
 figures people read (medians, fill rate, weekly sums). It is pure Python.

@@ -1,7 +1,7 @@
 """Offers and bookings: from a draw's winners to the person at the counter.
 
 A draw's commit gives each winner an offer: one slot, to confirm before a
-deadline. Then, each step one Lua script (scripts.OFFER_SCRIPT), applied once:
+deadline. Then, each step one Lua script (store/scripts/move_offer.lua), applied once:
 
     pending    --confirm-->  confirmed (a booking, with its code)  --check-in-->  attended
                --decline-->  declined                                --no one came-->  no_show

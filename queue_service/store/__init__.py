@@ -1,0 +1,54 @@
+"""The Redis store: the only code that reads and writes the service's state in Redis.
+
+One class per concern, each in its module: reference data (reference.py), the
+processes' health (health.py), registrations and their purges
+(registrations.py), slots and schedules (slots.py), draws (draws.py), offers
+(offers.py), the outbox (outbox.py), staff accounts (accounts.py) and
+statistics (statistics.py). `Store` puts them together on one client, so
+callers hold one object: `Store(client)`. The key names, with what each holds
+and its type, are in keys.py (no other module builds one); the Lua scripts are
+in scripts/, loaded by lua.py.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from queue_service.store.accounts import AccountStore
+from queue_service.store.draws import DrawStore
+from queue_service.store.health import HealthStore
+from queue_service.store.keys import RATE_LIMIT_PREFIX
+from queue_service.store.lua import Scripts
+from queue_service.store.offers import OfferStore
+from queue_service.store.outbox import OutboxStore
+from queue_service.store.reference import ReferenceStore
+from queue_service.store.registrations import RegistrationStore
+from queue_service.store.slots import SlotStore
+from queue_service.store.statistics import StatisticsStore
+
+__all__ = ["RATE_LIMIT_PREFIX", "Store"]  # RATE_LIMIT_PREFIX: for web/extensions.py
+
+
+class Store(
+    ReferenceStore,
+    HealthStore,
+    RegistrationStore,
+    SlotStore,
+    DrawStore,
+    OfferStore,
+    OutboxStore,
+    AccountStore,
+    StatisticsStore,
+):
+    """Reads and writes the service's state in one Redis database.
+
+    The concerns call one another through `self` (an offer reads the
+    registration's fingerprints, every script's counters come from `stats_keys`):
+    they are parts of one store, not separate services.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        # The client returns bytes (RQ requires it); the store decodes what it reads.
+        self.redis = client
+        self.scripts = Scripts(client)
+        self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store

@@ -1,0 +1,258 @@
+"""Draws in Redis: the record and its fence, the frozen inputs, the result, the commit.
+
+Each step of a draw (queue_service/draws) reads and writes here under the
+draw's fencing token, so that only the latest run changes it. The committed
+draws, scored by their entry cutoff, are what every registration's draws
+entered and lost are counted from.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import json
+
+import redis
+
+from queue_service.errors import StaleDrawWorker
+from queue_service.store.keys import PoolKeys
+from queue_service.store.lua import Scripts
+from queue_service.store.times import utc_text
+
+
+def draws_lost_since(cutoffs: list[float], joined: float) -> int:
+    """How many committed draws a registration waiting since `joined` (epoch) has lost so far.
+
+    The rule, written here only: it has lost every draw committed since it
+    joined, that is every draw whose entry cutoff (`cutoffs`: the pool's
+    committed draws, in order) is after `joined`. Losses settled before this
+    wait (the registration's `draws_lost` field) are the caller's to add.
+    (move_offer.lua settles a wait that ends on going back to the pool the same
+    way, in Lua: the draws committed after it joined, before the one it won.)
+    """
+    return len(cutoffs) - bisect.bisect_right(cutoffs, joined)
+
+
+class DrawStore:
+    """A pool's draws, from creation to commit, and the draws of a registration's wait (one part of Store)."""
+
+    redis: redis.Redis  # both set by Store.__init__ (store/__init__.py)
+    scripts: Scripts
+
+    # The record ---------------------------------------------------------------
+
+    def create_draw(self, pool: str, draw_id: str, fields: dict[str, str]) -> bool:
+        """Create a draw's record unless it exists; True if created."""
+        pool_keys = PoolKeys(pool)
+        scheduled = datetime.datetime.fromisoformat(fields["scheduled_at"]).timestamp()
+        keys = [pool_keys.draw(draw_id), pool_keys.draws]
+        arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
+        return bool(self.scripts.create_draw(keys=keys, args=arguments))
+
+    def claim_draw_run(
+        self, pool: str, draw_id: str, now: datetime.datetime, also=None, marker: str = "run_claimed_at"
+    ) -> bool:
+        """Mark a step of the draw (`marker`: its run, or its freeze) as claimed and, in the same
+        transaction, run `also(pipeline)` (the caller queues the job there): both or neither;
+        False if already claimed."""
+        key = PoolKeys(pool).draw(draw_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if not pipe.exists(key) or pipe.hexists(key, marker):
+                    return False
+                pipe.multi()
+                pipe.hset(key, marker, utc_text(now))
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    def draw(self, pool: str, draw_id: str) -> dict[str, str] | None:
+        raw = self.redis.hgetall(PoolKeys(pool).draw(draw_id))
+        return {name.decode(): value.decode() for name, value in raw.items()} or None
+
+    def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
+        """The pool's latest draws, newest first (one round trip for the records)."""
+        pool_keys = PoolKeys(pool)
+        ids = self.redis.zrevrange(pool_keys.draws, 0, limit - 1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for draw_id in ids:
+                pipe.hgetall(pool_keys.draw(draw_id.decode()))
+            found = pipe.execute() if ids else []
+        return [{name.decode(): value.decode() for name, value in raw.items()} for raw in found if raw]
+
+    def take_draw_fence(self, pool: str, draw_id: str) -> int:
+        """A new fencing token for a run of the draw; older runs can no longer change it."""
+        return int(self.redis.incr(PoolKeys(pool).draw_fence(draw_id)))
+
+    def update_draw_state(self, pool, draw_id, fence, expected_state, changes) -> bool:
+        """Change a draw's record if it is in `expected_state` (and `fence` is the latest, unless None)."""
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.draw(draw_id), pool_keys.draw_fence(draw_id)]
+        arguments = ["" if fence is None else fence, expected_state, *[item for pair in changes.items() for item in pair]]
+        outcome = self.scripts.update_draw_state(keys=keys, args=arguments).decode()
+        if outcome == "stale":
+            raise StaleDrawWorker()
+        return outcome == "ok"
+
+    # The steps ----------------------------------------------------------------
+
+    def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
+        """Registrations waiting since before `cutoff`, with what a draw needs of them."""
+        pool_keys = PoolKeys(pool)
+        rows = self.scripts.draw_candidates(keys=[pool_keys.waiting], args=[cutoff.timestamp(), pool_keys.registration_prefix])
+        committed = self.committed_draw_cutoffs(pool)
+        sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
+
+        def parsed(raw: bytes) -> list:
+            if raw not in sites_cache:
+                sites_cache[raw] = json.loads(raw)
+            return sites_cache[raw]
+
+        candidates = []
+        for start in range(0, len(rows), 8):
+            registration_id, joined, ref, draws_lost, expiry, sites, half_days, channel = rows[start : start + 8]
+            joined = float(joined)
+            candidates.append(
+                {
+                    "id": registration_id.decode(),
+                    "ref": ref.decode(),
+                    # Losses settled before this wait, plus the draws committed since it joined.
+                    "draws_lost": int(draws_lost) + draws_lost_since(committed, joined),
+                    "permit_expiry": expiry.decode() or None,
+                    "sites": parsed(sites),
+                    "half_days": parsed(half_days),
+                    "channel": channel.decode(),
+                    "joined_at": joined,
+                }
+            )
+        return candidates
+
+    def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
+        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
+
+    def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
+        self._fenced_step(pool, draw_id, fence, "frozen", changes, (PoolKeys(pool).draw_result(draw_id), result_json))
+
+    def _fenced_step(self, pool, draw_id, fence, expected_state, changes, blob) -> None:
+        """Store a step's data and change the record, both at once, if the fence is still ours."""
+        pool_keys = PoolKeys(pool)
+        key = pool_keys.draw(draw_id)
+        fence_key = pool_keys.draw_fence(draw_id)
+        blob_key, blob_value = blob
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key, fence_key)
+                if int(pipe.get(fence_key) or 0) != fence:
+                    raise StaleDrawWorker()
+                if (pipe.hget(key, "state") or b"").decode() != expected_state:
+                    return  # another run did this step already
+                pipe.multi()
+                if isinstance(blob_value, dict):
+                    pipe.delete(blob_key)
+                    pipe.hset(blob_key, mapping=blob_value)
+                else:
+                    pipe.set(blob_key, blob_value)
+                pipe.hset(key, mapping=changes)
+                pipe.execute()
+            except redis.WatchError:
+                raise StaleDrawWorker() from None
+
+    def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
+        """The frozen inputs' fields (queue_service/draws/frozen.py); a draw frozen by an earlier
+        version kept one JSON string, returned as the field "document"."""
+        key = PoolKeys(pool).draw_frozen(draw_id)
+        if self.redis.type(key) == b"string":
+            return {"document": self.redis.get(key)}
+        fields = self.redis.hgetall(key)
+        return {name.decode(): value for name, value in fields.items()} or None
+
+    def draw_result(self, pool: str, draw_id: str) -> str | None:
+        raw = self.redis.get(PoolKeys(pool).draw_result(draw_id))
+        return raw.decode() if raw else None
+
+    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
+        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker."""
+        pool_keys = PoolKeys(pool)
+        keys = [
+            pool_keys.draw(draw_id),
+            pool_keys.draw_fence(draw_id),
+            pool_keys.offers,
+            pool_keys.outbox,
+            pool_keys.waiting,
+            pool_keys.slot_states,
+            pool_keys.committed_draws,
+            *self.stats_keys(pool, now, draw_id=draw_id),
+            pool_keys.slot_holders,
+            pool_keys.draw_deadlines,
+            pool_keys.draw_result(draw_id),
+        ]
+        arguments = [
+            fence,
+            pool_keys.registration_prefix,
+            utc_text(now),
+            utc_text(deadline),
+            draw_id,
+            cutoff.timestamp(),
+            deadline.timestamp(),
+        ]
+        if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
+            raise StaleDrawWorker()
+
+    # Committed draws and a registration's wait --------------------------------
+
+    def committed_draw_cutoffs(self, pool: str) -> list[float]:
+        """The entry cutoffs (epoch) of the pool's committed draws, in order."""
+        return [score for _, score in self.redis.zrange(PoolKeys(pool).committed_draws, 0, -1, withscores=True)]
+
+    def committed_draws_between(self, pool: str, after: float, until: float) -> list[str]:
+        """Ids of the committed draws whose cutoff is in (after, until]."""
+        found = self.redis.zrangebyscore(PoolKeys(pool).committed_draws, f"({after}", until)
+        return [draw_id.decode() for draw_id in found]
+
+    def draws_entered(self, registration) -> list[dict[str, str]]:
+        """The draws a registration took part in during its wait, oldest first, with their outcome."""
+        pool_keys, registration_id = PoolKeys(registration.key.pool), registration.key.registration_id
+        joined = self.redis.zscore(pool_keys.waiting, registration_id)
+        offer = self.redis.hget(pool_keys.offers, registration_id)
+        won = json.loads(offer) if offer else {}
+        return [
+            {"draw_id": draw_id, "outcome": "offered", "slot": won["slot"]}
+            if won.get("draw_id") == draw_id
+            else {"draw_id": draw_id, "outcome": "not_drawn"}
+            for draw_id in self._draws_during_wait(registration, joined)
+        ]
+
+    def _draws_during_wait(self, registration, joined: float | None) -> list[str]:
+        """Ids of the draws committed during the registration's current (or last) wait.
+
+        The wait runs from when it joined the waiting set (or its email
+        confirmation) to its last change of status, or on while it waits.
+        """
+        if joined is None:
+            if registration.email_confirmed_at is None or registration.status.value == "pending_email":
+                return []
+            joined = registration.email_confirmed_at.timestamp()
+            end = self._won_draw_cutoff(registration.key) or self._status_changed_at(registration.key)
+        else:
+            end = "+inf"
+        return self.committed_draws_between(registration.key.pool, joined, end)
+
+    def _offered_by(self, key) -> str | None:
+        offer = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
+        return json.loads(offer)["draw_id"] if offer else None
+
+    def _won_draw_cutoff(self, key) -> float | None:
+        """The cutoff of the draw that offered the registration a slot: its wait ended there."""
+        pool_keys = PoolKeys(key.pool)
+        offer = self.redis.hget(pool_keys.offers, key.registration_id)
+        if offer is None:
+            return None
+        return self.redis.zscore(pool_keys.committed_draws, json.loads(offer)["draw_id"])
+
+    def _status_changed_at(self, key) -> float:
+        raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
+        return datetime.datetime.fromisoformat(raw.decode()).timestamp()

@@ -1,0 +1,68 @@
+"""The store's Lua scripts: read from store/scripts/*.lua, registered once per Store.
+
+Each change that spans keys runs as one script, all or nothing. Scripts receive
+every key they touch in KEYS (all under one pool's hash tag, so they run on
+Redis Cluster too) and never build key names themselves, except the pool's
+registrations from the prefix given in ARGV (same hash tag, same slot). Each
+file begins with a comment block documenting its KEYS and ARGV and naming the
+Store method that calls it. The counting prelude (stats.lua) goes in front of
+every script that counts, so a counter changes in the same atomic step as the
+state it counts.
+
+Files are read when the first Store is made, not at import.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+PRELUDE = "stats"
+
+
+def _read(name: str) -> str:
+    return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@functools.cache
+def source(name: str) -> str:
+    """The text of script `name` as sent to Redis: its file, behind the prelude if it counts.
+
+    `source(PRELUDE)` is the prelude alone, to put in front of a script of one's own.
+    """
+    text = _read(name)
+    if name != PRELUDE and ("count_event(" in text or "count_wait(" in text):
+        return _read(PRELUDE) + text
+    return text
+
+
+class Scripts:
+    """Every script of the store, registered on one client (redis-py sends EVALSHA, and
+    the text only when Redis has not seen it yet); named after the Store method that calls it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        def load(name: str) -> Script:
+            return client.register_script(source(name))
+
+        # Registrations (store/registrations.py).
+        self.create_registration = load("create_registration")
+        self.confirm_email = load("confirm_email")
+        self.close_registration = load("close_registration")
+        self.move_contact = load("move_contact")
+        self.purge_registration = load("purge_registration")
+        # Slots and schedules (store/slots.py).
+        self.open_slot_counts = load("open_slot_counts")
+        self.advance_reconciled = load("advance_reconciled")
+        # Draws (store/draws.py).
+        self.create_draw = load("create_draw")
+        self.draw_candidates = load("draw_candidates")
+        self.update_draw_state = load("update_draw_state")
+        self.commit_draw = load("commit_draw")
+        # Offers (store/offers.py).
+        self.move_offer = load("move_offer")
+        self.offer_standby = load("offer_standby")
+        self.release_standby_slot = load("release_standby_slot")
+        self.queue_reminder = load("queue_reminder")

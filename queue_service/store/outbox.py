@@ -1,0 +1,78 @@
+"""The outbox and deliveries: messages written by the scripts, handed to send jobs, tracked.
+
+Scripts append to a pool's outbox in the same step as the change a message
+tells of; the dispatcher takes its head under a lock, and each delivery's
+outcome is recorded so staff see the failures.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+
+import redis
+
+from queue_service.store.keys import PoolKeys
+
+
+class OutboxStore:
+    """A pool's outbox, its dispatch lock and the deliveries (one part of Store)."""
+
+    redis: redis.Redis  # set by Store.__init__ (store/__init__.py)
+
+    # The outbox ---------------------------------------------------------------
+
+    def outbox(self, pool: str) -> list[dict]:
+        return [json.loads(item) for item in self.redis.lrange(PoolKeys(pool).outbox, 0, -1)]
+
+    def outbox_head(self, pool: str, count: int) -> list[str]:
+        return [item.decode() for item in self.redis.lrange(PoolKeys(pool).outbox, 0, count - 1)]
+
+    def drop_outbox_head(self, pool: str, count: int) -> None:
+        """Remove the first `count` messages (once they are handed to send jobs)."""
+        self.redis.ltrim(PoolKeys(pool).outbox, count, -1)
+
+    def lock_outbox(self, pool: str, seconds: int = 120) -> str | None:
+        """Take the pool's dispatch lock; a token to release it, or None if another dispatcher holds it."""
+        token = uuid.uuid4().hex
+        return token if self.redis.set(PoolKeys(pool).outbox_lock, token, nx=True, ex=seconds) else None
+
+    def unlock_outbox(self, pool: str, token: str) -> None:
+        key = PoolKeys(pool).outbox_lock
+        if self.redis.get(key) == token.encode():
+            self.redis.delete(key)
+
+    def outbox_length(self, pool: str) -> int:
+        return self.redis.llen(PoolKeys(pool).outbox)
+
+    # Deliveries ---------------------------------------------------------------
+
+    def delivery(self, pool: str, message_id: str, channel: str) -> dict | None:
+        raw = self.redis.hget(PoolKeys(pool).deliveries, f"{message_id}|{channel}")
+        return json.loads(raw) if raw else None
+
+    def record_delivery(self, pool: str, message_id: str, channel: str, record: dict, now: datetime.datetime) -> None:
+        """Record a delivery attempt's outcome; a failing one is listed for staff until it succeeds."""
+        pool_keys = PoolKeys(pool)
+        field = f"{message_id}|{channel}"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(pool_keys.deliveries, field, json.dumps(record))
+            if record["status"] == "sent":
+                pipe.zrem(pool_keys.delivery_failures, field)
+            else:
+                pipe.zadd(pool_keys.delivery_failures, {field: now.timestamp()})
+            pipe.execute()
+
+    def delivery_failures(self, pool: str, limit: int = 200) -> list[dict]:
+        """Deliveries that failed (newest first): message id, channel and the last attempt's record."""
+        pool_keys = PoolKeys(pool)
+        fields = self.redis.zrevrange(pool_keys.delivery_failures, 0, limit - 1)
+        if not fields:
+            return []
+        records = self.redis.hmget(pool_keys.deliveries, fields)
+        failures = []
+        for field, raw in zip(fields, records):
+            message_id, _, channel = field.decode().rpartition("|")
+            failures.append({"message_id": message_id, "channel": channel, **(json.loads(raw) if raw else {})})
+        return failures

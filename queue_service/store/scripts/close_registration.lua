@@ -1,0 +1,28 @@
+-- Store.close_registration: a registration closes (withdrawn...), releasing its person and contacts.
+--
+-- KEYS: registration, history, identity, email contacts, phone contacts, refs,
+--       unconfirmed, waiting, closed, stats totals, stats day
+-- ARGV: id, new status, now (ISO), now (epoch), history event, expected email
+--       fingerprint, expected phone fingerprint, event to count ("" for none),
+--       then the statuses allowed before
+-- Returns 1 when closed, 0 when not allowed, -1 when the contacts changed meanwhile.
+
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local allowed = false
+for i = 9, #ARGV do
+  if ARGV[i] == status then allowed = true end
+end
+if not allowed then return 0 end
+local prints = redis.call('HMGET', KEYS[1], 'email_fp', 'phone_fp')
+if (prints[1] or '') ~= ARGV[6] or (prints[2] or '') ~= ARGV[7] then return -1 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_changed_at', ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[5])
+if ARGV[8] ~= '' then count_event(ARGV[8], 1, KEYS[10], KEYS[11]) end
+return 1

@@ -1,0 +1,96 @@
+-- Store.commit_draw: the drawn result becomes offers, held slots, one outbox entry and counters.
+--
+-- KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws,
+--       stats totals, stats day, the draw's stats, slot holders, draw deadlines,
+--       the draw's result
+-- ARGV: fence, registration key prefix (PoolKeys.registration_prefix), now (ISO), offer deadline (ISO),
+--       draw id, the draw's cutoff (epoch), offer deadline (epoch)
+-- Applies the drawn result (read here from the result key: columns "registrations",
+-- "refs", "slots", "by_wait"; a result saved before results were columns is a list of
+-- {registration, ref, slot}) at once: winners still waiting whose slot is still
+-- open get their offer (the slot offered and held by them); the others are
+-- listed in the record's "not_applied" (their slot stays open). What is the
+-- same for every offer is written once, not a hundred thousand times: their
+-- deadline (the record's "offers_deadline", and the draw in the draw deadlines
+-- for the expiry round), and one outbox message ({"kind": "draw_offers"}) that
+-- the dispatcher turns into one per offer (draws.offer_messages). Losers are
+-- not written one by one either: the draw joins the pool's committed draws,
+-- from which every registration's draws entered and lost are counted (those
+-- committed during its wait).
+-- Registration keys are built here from the prefix: they share the pool's
+-- hash tag, hence its cluster slot.
+-- Counts draw_committed and slots_offered (the latter in the draw's stats too),
+-- once: a second run finds the draw committed.
+-- Returns "ok", "stale" (a newer worker holds the draw) or "state" (not drawn).
+-- A million entrants and a hundred thousand winners take about a second here:
+-- tables are filled with explicit counters (Lua 5.1's # is a search) and written
+-- in batches of 6,000 arguments.
+
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
+if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
+local prefix, now, deadline, draw_id, deadline_score = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local result = cjson.decode(redis.call('GET', KEYS[13]))
+local ids, refs, slot_ids = result.registrations, result.refs, result.slots
+if ids == nil then
+  ids, refs, slot_ids = {}, {}, {}
+  for index, row in ipairs(result) do
+    ids[index], refs[index], slot_ids[index] = row.registration, row.ref, row.slot
+  end
+end
+local function flush(command, key, items, count)
+  for first = 1, count, 6000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 5999, count)))
+  end
+end
+-- Who is still waiting, and which slots are still open, read in batches: being
+-- in the waiting set is being `waiting` (every script keeps the two together).
+local still_waiting, still_open = {}, {}
+for first = 1, #ids, 6000 do
+  local last = math.min(first + 5999, #ids)
+  local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids, first, last))
+  local slot_states = redis.call('HMGET', KEYS[6], unpack(slot_ids, first, last))
+  for index = first, last do
+    still_waiting[index] = scores[index - first + 1]
+    still_open[index] = slot_states[index - first + 1] == 'open'
+  end
+end
+local offers, states, holders, leaving, skipped = {}, {}, {}, {}, {}
+local applied, pairs_written, skipped_count = 0, 0, 0
+-- Winners in the order they joined the waiting list, as the result lists them ("by_wait",
+-- positions from 0): neighbours in the waiting set's skip list, and registrations written
+-- about the same time, so that removing and changing them touches memory in order
+-- (twice as fast at a million entrants as in the draw's order).
+local by_wait = result.by_wait
+for position = 1, #ids do
+  local index = by_wait and by_wait[position] + 1 or position
+  local id, ref, slot_id = ids[index], refs[index], slot_ids[index]
+  if not still_waiting[index] or not still_open[index] then
+    -- Left the waiting list since the freeze, or the slot was cancelled or taken by another draw.
+    skipped_count = skipped_count + 1
+    skipped[skipped_count] = ref
+  else
+    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now)
+    applied = applied + 1
+    leaving[applied] = id
+    local first, second = pairs_written + 1, pairs_written + 2
+    pairs_written = second
+    offers[first], offers[second] = id, '{"draw_id":"' .. draw_id .. '","ref":"' .. ref .. '","slot":"' .. slot_id ..
+      '","deadline":"' .. deadline .. '","offered_at":"' .. now .. '","status":"pending"}'
+    states[first], states[second] = slot_id, 'offered'
+    holders[first], holders[second] = slot_id, id
+  end
+end
+flush('ZREM', KEYS[5], leaving, applied)
+flush('HSET', KEYS[3], offers, pairs_written)
+flush('HSET', KEYS[6], states, pairs_written)
+flush('HSET', KEYS[11], holders, pairs_written)
+if applied > 0 then
+  redis.call('ZADD', KEYS[12], deadline_score, draw_id)
+  redis.call('RPUSH', KEYS[4], cjson.encode({id = 'offers:' .. draw_id, kind = 'draw_offers', draw_id = draw_id}))
+end
+redis.call('ZADD', KEYS[7], ARGV[6], draw_id)
+redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', applied, 'offers_deadline', deadline_score,
+  'not_applied', skipped_count == 0 and '[]' or cjson.encode(skipped))
+count_event('draw_committed', 1, KEYS[8], KEYS[9])
+count_event('slots_offered', applied, KEYS[8], KEYS[9], KEYS[10])
+return 'ok'
