@@ -245,7 +245,7 @@ def clock() -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    clock_module.run(_connect(settings), settings.clock_interval_seconds)
+    clock_module.run(_connect(settings), settings.clock_interval_seconds, settings.dispatch_interval_seconds)
 
 
 @main.command()
