@@ -129,7 +129,7 @@ def test_rate_limits_hit_are_counted_in_the_pool(make_app, store, reference_data
 def test_job_durations_come_from_every_worker(store, reference_data):
     """Recorded in Redis by whichever worker ran the job, read at the scrape."""
     from web.metrics import QueueCollector
-    from worker.jobs import JOB_DURATION_BUCKETS
+    from worker.queues import JOB_DURATION_BUCKETS
 
     store.record_job_duration("run_draw", 0.7, JOB_DURATION_BUCKETS)
     store.record_job_duration("run_draw", 42.0, JOB_DURATION_BUCKETS)

@@ -25,7 +25,7 @@ from queue_service.pools import PoolId
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
-from worker.queues import DRAWS, NOTIFICATIONS, queue
+from worker.queues import DRAWS, JOB_DURATION_BUCKETS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ EMAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-# Upper bounds (seconds) of the job-duration histogram /metrics serves: from a
-# heartbeat (milliseconds) to a draw of a million entrants (about a minute).
-JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 def timed(job_function):
