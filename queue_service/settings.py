@@ -67,6 +67,7 @@ class Settings:
     no_show_grace_minutes: int
     standby_min_notice_hours: int
     clock_interval_seconds: float
+    dispatch_interval_seconds: int
     heartbeat_max_age_seconds: int
     log_level: str
     mail_backend: str
@@ -240,6 +241,11 @@ def _checked(values: dict[str, Any]) -> Settings:
             f"(or nothing for no reminder), got {values['reminder_hours']!r}"
         ) from None
     at_least("clock_interval_seconds", 0.1)
+    if not 1 <= values["dispatch_interval_seconds"] <= 60:
+        raise SettingsError(
+            "QS_DISPATCH_INTERVAL_SECONDS: expected whole seconds from 1 to 60 (applicants wait for their "
+            f"confirmation email meanwhile), got {values['dispatch_interval_seconds']}"
+        )
     at_least("heartbeat_max_age_seconds", 1)
     at_least("smtp_timeout_seconds", 0.1)
     at_least("sms_timeout_seconds", 0.1)

@@ -67,6 +67,11 @@ def publish_slots(store, count: int) -> list[Slot]:
 
 
 def register_people(store, count: int, joined: datetime.datetime) -> list:
+    """`count` people of Ain's first-request pool, registered and confirmed at `joined`.
+
+    Their confirmation and status links were sent then: the pool's outbox is
+    emptied (call it before a test writes anything there).
+    """
     rng = random.Random(11)
     records = UploadedRecords(store, SECRET)
     people = []
@@ -80,6 +85,7 @@ def register_people(store, count: int, joined: datetime.datetime) -> list:
                                limits=reg.Limits(4, datetime.timedelta(hours=24)), records=records)
         reg.confirm_email(store, created.key, applicant.email, joined)
         people.append(created)
+    store.discard_outbox(POOL)
     return people
 
 

@@ -46,6 +46,35 @@ def test_the_domain_imports_no_flask_extension_at_all():
     assert found == []
 
 
+# What the web app may take from worker.jobs (the import-linter contract lets web.staff
+# import it): the admin's "run a draw now". Messages are the outbox's business.
+WEB_MAY_TAKE_FROM_JOBS = {"claim_and_enqueue"}
+
+
+def names_imported_from(module: str, folder: Path) -> list[str]:
+    """`file:line: name` for each name that the sources under `folder` import from `module`
+    ("*" where they import the module itself, which gives every name)."""
+    package, _, last = module.rpartition(".")
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == module:
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == package:
+                names = ["*" for alias in node.names if alias.name == last]
+            elif isinstance(node, ast.Import):
+                names = ["*" for alias in node.names if alias.name == module]
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names]
+    return found
+
+
+def test_the_web_app_takes_no_enqueue_helper_from_the_jobs():
+    """What the contract's exception for web.staff cannot say: which names it imports."""
+    taken = names_imported_from("worker.jobs", ROOT / "web")
+    assert taken and [line for line in taken if line.rpartition(": ")[2] not in WEB_MAY_TAKE_FROM_JOBS] == []
+
+
 def outside_the_store(root: Path) -> list[Path]:
     """The Python sources of the scanned folders, less the store (a module or a package)."""
     store = root / "queue_service" / "store"

@@ -110,7 +110,8 @@ def fill_registration(page, texts):
     ],
     ids=["french", "english"],
 )
-def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_page, mailbox, run_jobs, texts):
+def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_page, mailbox, deliver_messages,
+                                                         texts):
     page = open_phone_page(texts["locale"])
     errors = collect_console_errors(page)
     page.goto(live_server + "/p/01/renewal/register")
@@ -119,7 +120,7 @@ def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_
     reference = page.locator(".qs-ref").inner_text()
     assert reference.startswith("01R-")
 
-    run_jobs()
+    deliver_messages()
     (message,) = mailbox.messages
     assert reference in message["Subject"]
     page.goto(live_server + email_link(message, "/confirm"))

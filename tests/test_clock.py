@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from queue_service.health import readiness
 from worker import clock
-from worker.queues import DEFAULT, queue
+from queue_service.store.keys import POOLS_KEY
+from worker.queues import DEFAULT, NOTIFICATIONS, queue
 
 UTC = datetime.timezone.utc
 START = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
@@ -66,14 +67,16 @@ def test_readiness_reports_stale_processes(store):
     assert report["checks"]["clock"]["age_seconds"] >= 600
 
 
-def test_clock_process_ticks_then_stops_cleanly_on_sigterm(redis, redis_url, store, tmp_path):
-    environment = dict(os.environ, QS_REDIS_URL=redis_url, QS_DATA_DIR=str(tmp_path), QS_CLOCK_INTERVAL_SECONDS="0.2")
+def test_clock_process_ticks_then_stops_cleanly_on_sigterm(redis, redis_url, store, tmp_path, reference_data):
+    register(store)  # a confirmation link waits in the outbox
+    environment = dict(os.environ, QS_REDIS_URL=redis_url, QS_DATA_DIR=str(tmp_path), QS_CLOCK_INTERVAL_SECONDS="0.2",
+                       QS_DISPATCH_INTERVAL_SECONDS="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "clock"], env=environment, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 20
-        while store.last_clock_tick() is None and time.monotonic() < deadline:
+        while (store.last_clock_tick() is None or not len(queue(NOTIFICATIONS, redis))) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert store.last_clock_tick() is not None
     finally:
@@ -83,6 +86,51 @@ def test_clock_process_ticks_then_stops_cleanly_on_sigterm(redis, redis_url, sto
     assert "clock: stopped" in errors
     names = {job_id.rsplit("-", 1)[0] for job_id in queue(DEFAULT, redis).job_ids}
     assert names == {f"periodic-{periodic.name}" for periodic in clock.PERIODIC_JOBS}
+    dispatches = {job_id.rsplit("-", 1)[0] for job_id in queue(NOTIFICATIONS, redis).job_ids}
+    assert dispatches == {"periodic-dispatch-notifications"}
+
+
+# Messages: the outboxes read every few seconds, dispatched only when one waits ----------------
+
+
+def register(store):
+    """One online registration in Ain's first-request pool (the reference_data fixture): its
+    confirmation link waits in the outbox."""
+    import random
+
+    from queue_service import registration as reg
+    from queue_service.reference import procedure_by_code
+    from queue_service.registration.agdref import UploadedRecords
+
+    secret = b"clock-test-secret"
+    form = {"family_name": "Tran", "given_names": "Minh", "birth_date": "1987-07-07", "nationality": "VN",
+            "email": "minh@example.org", "phone": "06 70 80 90 10", "consent": "yes"}
+    now = datetime.datetime.now(UTC)
+    applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg"], now.date())
+    return reg.register(store, "01", "first_request", applicant, now=now, rng=random.Random(2), identity_secret=secret,
+                        limits=reg.Limits(4, datetime.timedelta(hours=24)), records=UploadedRecords(store, secret))
+
+
+def test_the_clock_dispatches_only_while_a_message_waits_once_per_period(redis, store, reference_data, run_jobs,
+                                                                        mailbox):
+    for pool in ("01:renewal", "69:renewal", "75:student"):
+        store.redis.sadd(POOLS_KEY, pool)  # pools with empty outboxes
+    redis.config_resetstat()
+    assert clock.dispatch_waiting(redis, START, every_seconds=3) is None
+    used = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in redis.info("commandstats").items()}
+    # Nothing to send costs one read of the pools and one pipelined read of their outboxes' lengths.
+    assert {name: calls for name, calls in used.items() if name not in ("config", "config|resetstat", "info")} == {
+        "smembers": 1, "llen": 3}
+    assert len(queue(NOTIFICATIONS, redis)) == 0
+
+    register(store)
+    first = clock.dispatch_waiting(redis, START, every_seconds=3)
+    assert first == clock.dispatch_job(3).job_id(clock.dispatch_job(3).bucket(START))
+    assert clock.dispatch_waiting(redis, START + datetime.timedelta(seconds=1), every_seconds=3) is None  # another clock
+    assert queue(NOTIFICATIONS, redis).job_ids == [first]
+    run_jobs()
+    assert len(mailbox.messages) == 1 and store.outbox_lengths()["01:first_request"] == 0
+    assert clock.dispatch_waiting(redis, START + datetime.timedelta(seconds=3), every_seconds=3) is None
 
 
 def test_worker_process_runs_queued_jobs_in_burst_mode(redis, redis_url, store, tmp_path):

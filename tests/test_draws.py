@@ -199,8 +199,9 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     offers = store.offers(POOL)
     assert first["slot"] not in {offer["slot"] for offer in offers.values()} and len(offers) == 18
-    # The draw's one outbox entry stands for a message to each of the 18, not to the two left out.
-    assert [m["kind"] for m in store.outbox(POOL)] == ["draw_offers"]
+    # The withdrawal's notice, then the draw's one outbox entry: it stands for a message to each
+    # of the 18, not to the two left out.
+    assert [m["kind"] for m in store.outbox(POOL)] == ["withdrawn", "draw_offers"]
     assert sorted(m["registration_id"] for m in draws.offer_messages(store, POOL, DRAW_ID)) == sorted(offers)
     record = draws.public_record(store, POOL, DRAW_ID)
     assert sorted(record["not_applied"]) == sorted([first["ref"], second["ref"]])

@@ -45,11 +45,11 @@ def samples(family, **labels) -> list:
     return [sample for sample in family.samples if all(sample.labels.get(k) == v for k, v in labels.items())]
 
 
-def test_metrics_parse_and_agree_with_the_counters(client, store, run_jobs):
+def test_metrics_parse_and_agree_with_the_counters(client, store, deliver_messages):
     assert register(client).status_code == 201
     assert register(client).status_code == 409  # the same person again: refused and counted
     client.get("/p/01")
-    run_jobs()  # the confirmation email: a timed job
+    deliver_messages()  # the confirmation email: a dispatch job, then a send job, both timed
     families = scrape(client)
 
     (waiting,) = samples(families["qs_pool_pending_email"], prefecture="01", procedure="renewal")
@@ -63,18 +63,18 @@ def test_metrics_parse_and_agree_with_the_counters(client, store, run_jobs):
     latency = families["qs_http_request_duration_seconds"]
     assert samples(latency, endpoint="applicant.prefecture", method="GET", status="200")
     assert samples(latency, endpoint="api.create_registration", status="409")
-    (jobs,) = [s for s in samples(families["qs_job_duration_seconds"], job="send_registration_email")
-               if s.name.endswith("_count")]
-    assert jobs.value == 1
+    for job in ("dispatch_notifications", "send_notification"):
+        (runs,) = [s for s in samples(families["qs_job_duration_seconds"], job=job) if s.name.endswith("_count")]
+        assert runs.value == 1
     states = {(s.labels["queue"], s.labels["state"]) for s in families["qs_rq_jobs"].samples}
     assert {(name, "queued") for name in QUEUE_NAMES} <= states
 
 
-def test_no_label_carries_personal_data(client, store, run_jobs):
+def test_no_label_carries_personal_data(client, store, deliver_messages):
     register(client)
     register(client, family_name="Mbeki", email="mbeki@example.org", phone="06 55 44 33 22", agdref="0100000007")
     client.get("/status?t=not-a-token")
-    run_jobs()
+    deliver_messages()
     families = scrape(client)
     allowed = {
         "prefecture": {"01"},
@@ -85,7 +85,8 @@ def test_no_label_carries_personal_data(client, store, run_jobs):
         "method": {"GET", "POST", "PATCH", "DELETE", "HEAD"},
         "status": None,  # three digits, checked below
         "endpoint": None,  # a Flask endpoint name, checked below
-        "job": {"send_registration_email", "heartbeat", "purge_registrations", "run_draw", "freeze_draw"},
+        "job": {"send_notification", "dispatch_notifications", "heartbeat", "purge_registrations", "run_draw",
+                "freeze_draw"},
         "le": None,
     }
     personal = [value.lower() for value in PERSON.values()] + ["mbeki", "0100000007", "+33611223344"]
@@ -128,7 +129,7 @@ def test_rate_limits_hit_are_counted_in_the_pool(make_app, store, reference_data
 def test_job_durations_come_from_every_worker(store, reference_data):
     """Recorded in Redis by whichever worker ran the job, read at the scrape."""
     from web.metrics import QueueCollector
-    from worker.jobs import JOB_DURATION_BUCKETS
+    from worker.queues import JOB_DURATION_BUCKETS
 
     store.record_job_duration("run_draw", 0.7, JOB_DURATION_BUCKETS)
     store.record_job_duration("run_draw", 42.0, JOB_DURATION_BUCKETS)

@@ -92,8 +92,8 @@ def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app,
     assert agent.get(f"/staff/p/69/check-in?code={typed}", headers=ENGLISH).status_code == 403
 
 
-def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, app, staff, settings, run_jobs,  # noqa: F811
-                                                                     mailbox):
+def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, app, staff, settings,  # noqa: F811
+                                                                     deliver_messages, mailbox):
     store, _, _ = drawn
     key, offer = first_offer(store)
     offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
@@ -104,7 +104,7 @@ def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, ap
     answer = admin.post(f"/staff/p/01/slots/first_request/{offer['slot']}/cancel", data={"csrf_token": token})
     assert answer.status_code == 302
     assert store.registration(key).status.value == "waiting"
-    run_jobs()
+    deliver_messages()
     assert any(store.registration(key).applicant.email in r for r in mailbox.recipients)
 
 

@@ -225,7 +225,7 @@ def test_preferences_change_and_the_phone_cap_holds(store, sign_up):
 
 def test_email_change_needs_the_new_address_confirmed(store, sign_up):
     created = sign_up()
-    pending, email = reg.request_email_change(store, created.key, "An.New@Example.org", NOW)
+    pending, email = reg.request_email_change(store, created.key, "An.New@Example.org", NOW, identity_secret=SECRET)
     assert pending.applicant.email == "an.nguyen@example.org" and pending.pending_email == email
     changed = reg.confirm_email_change(store, created.key, email, identity_secret=SECRET, limits=LIMITS, now=NOW)
     assert changed.applicant.email == email and changed.pending_email is None

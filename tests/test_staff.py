@@ -407,12 +407,12 @@ def test_create_admin_command(settings, store):
     assert short.exit_code == 1 and "12 characters" in short.output
 
 
-def test_the_status_page_shows_the_next_draw(as_staff, client, store, mailbox, run_jobs):
+def test_the_status_page_shows_the_next_draw(as_staff, client, store, mailbox, deliver_messages):
     from test_registration_web import api_person, plain_text, token_link
 
     store.save_schedule(schedule_for("01"))
     client.post("/api/v1/registrations", json=api_person())
-    run_jobs()
+    deliver_messages()
     token = token_link(plain_text(mailbox.messages[0]), "/confirm").split("t=")[1]
     status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
     page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)

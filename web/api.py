@@ -28,7 +28,6 @@ from web.registration import (
     signed_proof,
     trusted_public_keys,
 )
-from worker.jobs import enqueue_dispatch, enqueue_registration_email
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 # The API authenticates with tokens, never with cookies: no CSRF token to send.
@@ -167,10 +166,7 @@ def confirm_registration():
     """Confirm the email with the token of the emailed link; returns the private status token."""
     token = json_body().get("token")
     key, email = confirmation_from_link(token if isinstance(token, str) else "")
-    before = registrations.load(services().store, key)
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    if before.status is registrations.RegistrationStatus.PENDING_EMAIL:
-        enqueue_registration_email(services().redis, key, "registered")
     return jsonify(_registration(confirmed) | {"status_token": status_token(services().settings.secret_key, key)})
 
 
@@ -200,8 +196,6 @@ def answer_offer():
         offer_rules.cancel_booking(store, found.key, timing(), now())
     else:
         raise ValidationFailed({"answer": "give \"confirm\", \"decline\" or \"cancel\""})
-    if answer != "decline":
-        enqueue_dispatch(services().redis, found.key.pool)
     return jsonify(_registration(registrations.load(store, found.key)))
 
 
@@ -213,8 +207,6 @@ def my_registration():
         found = update_my_registration(found, json_body())
     elif request.method == "DELETE":
         found = registrations.withdraw(store, found.key, now())
-        if found.applicant.email:
-            enqueue_registration_email(services().redis, found.key, "withdrawn")
     return jsonify(_registration(found))
 
 
@@ -237,10 +229,7 @@ def update_my_registration(found: Registration, body: dict) -> Registration:
             store, found.key, preferences, site_ids, identity_secret=identity_secret(), limits=limits(), now=now()
         )
     if "email" in body:
-        found, email = registrations.request_email_change(store, found.key, email, now())
-        enqueue_registration_email(
-            services().redis, found.key, "email_change", registrations.email_print(identity_secret(), found.key.pool, email)
-        )
+        found, _ = registrations.request_email_change(store, found.key, email, now(), identity_secret=identity_secret())
     return found
 
 

@@ -48,8 +48,7 @@ class QueueCollector:
         self.redis = redis_connection
 
     def collect(self):
-        from worker.jobs import JOB_DURATION_BUCKETS
-        from worker.queues import queue_sizes
+        from worker.queues import JOB_DURATION_BUCKETS, queue_sizes
 
         pools = sorted(set(self.store.pools()) | set(self.store.scheduled_pools()))
         gauges = self.store.pool_gauges(pools)

@@ -19,7 +19,6 @@ from queue_service import offers as offer_rules
 from queue_service.errors import InvalidTransition, QueueServiceError
 from web import services
 from web.registration import identity_secret, now, registration_from_link, status_url
-from worker.jobs import enqueue_dispatch
 
 blueprint = Blueprint("offers", __name__)
 
@@ -68,7 +67,6 @@ def confirm_offer():
         offer_rules.confirm(services().store, found.key, identity_secret(), now())
     except QueueServiceError as refused:
         return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
-    enqueue_dispatch(services().redis, found.key.pool)
     return redirect(url_for("offers.offer_page", t=token, done="booked"))
 
 
@@ -94,7 +92,6 @@ def cancel_booking():
         offer_rules.cancel_booking(services().store, found.key, timing(), now())
     except QueueServiceError as refused:
         return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
-    enqueue_dispatch(services().redis, found.key.pool)
     return redirect(status_url(found.key))
 
 

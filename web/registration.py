@@ -30,7 +30,6 @@ from queue_service.registration.tokens import (
 )
 from web import services
 from web.errors import translated
-from worker.jobs import enqueue_registration_email
 
 blueprint = Blueprint("registration", __name__)
 
@@ -111,10 +110,6 @@ def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: 
         channel=channel,
         agent=agent,
     )
-    if created.status is registrations.RegistrationStatus.PENDING_EMAIL:
-        enqueue_registration_email(services().redis, created.key, "confirm")
-    elif applicant.email:
-        enqueue_registration_email(services().redis, created.key, "registered")
     return created
 
 
@@ -198,8 +193,6 @@ def confirm():
     if request.method == "GET":
         return render_template("confirm.html", token=token, registration=found)
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    if found.status is registrations.RegistrationStatus.PENDING_EMAIL:
-        enqueue_registration_email(services().redis, key, "registered")
     return redirect(status_url(confirmed.key))
 
 
@@ -295,14 +288,11 @@ def update_preferences():
 def change_email():
     token, found = registration_from_link()
     try:
-        updated, email = registrations.request_email_change(
-            services().store, found.key, request.form.get("email", ""), now()
+        updated, _ = registrations.request_email_change(
+            services().store, found.key, request.form.get("email", ""), now(), identity_secret=identity_secret()
         )
     except ValidationFailed as failure:
         return render_status(token, found, errors=translated(failure.errors))
-    enqueue_registration_email(
-        services().redis, found.key, "email_change", registrations.email_print(identity_secret(), found.key.pool, email)
-    )
     notice = gettext("We sent a link to your new address. Your email changes when you open it.")
     return render_status(token, updated, notice=notice)
 
@@ -326,8 +316,6 @@ def withdraw():
     if request.method == "GET":
         return render_template("withdraw.html", token=token, registration=found)
     withdrawn = registrations.withdraw(services().store, found.key, now())
-    if withdrawn.applicant.email:
-        enqueue_registration_email(services().redis, found.key, "withdrawn")
     return render_status(token, withdrawn, notice=gettext("You have left the waiting list."))
 
 

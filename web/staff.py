@@ -46,7 +46,7 @@ from web.applicant import draw_states
 from web.errors import translated
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
-from worker.jobs import claim_and_enqueue, enqueue_dispatch
+from worker.jobs import claim_and_enqueue
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
 SESSION_KEY = "staff_session"
@@ -384,8 +384,7 @@ def slots(code: str):
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
     pool = PoolId.of(code, procedure_code)
-    if offer_rules.cancel_slot(services().store, pool, slot_id, now()) in ("offered", "booked"):
-        enqueue_dispatch(services().redis, pool)  # its holder is told at once
+    offer_rules.cancel_slot(services().store, pool, slot_id, now())  # a holder is told through the outbox
     filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
     return redirect(url_for("staff.slots", code=code, **filters))
 

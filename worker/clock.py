@@ -3,6 +3,8 @@
 Periodic jobs come from one list. Each run of a job has a deterministic id
 (its name and time bucket) and is claimed in Redis before it is enqueued, so
 two clocks running at once, or a clock restarted mid-bucket, enqueue it once.
+More often (settings.dispatch_interval_seconds), it reads the outboxes'
+lengths and queues their dispatch when a message waits, claimed the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +23,7 @@ from queue_service import draws
 from queue_service.draws import schedules
 from queue_service.store import Store
 from worker import jobs
-from worker.queues import DEFAULT, queue
+from worker.queues import DEFAULT, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,13 @@ PERIODIC_JOBS = (
     PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30),
     PeriodicJob("purge-registrations", jobs.purge_registrations, every_seconds=600),
     PeriodicJob("offer-rounds", jobs.offer_rounds, every_seconds=60),
-    PeriodicJob("dispatch-notifications", jobs.dispatch_notifications, every_seconds=30),
 )
+
+
+def dispatch_job(every_seconds: int) -> PeriodicJob:
+    """The dispatch of the outboxes: at most once every `every_seconds`, on the notifications
+    queue (served before housekeeping), and only while a message waits (dispatch_waiting)."""
+    return PeriodicJob("dispatch-notifications", jobs.dispatch_notifications, every_seconds, NOTIFICATIONS)
 
 
 def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC_JOBS) -> list[str]:
@@ -56,15 +64,36 @@ def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC
     store.record_clock_tick(now)
     enqueued = reconcile_draws(connection, store, now)
     for periodic in periodic_jobs:
-        bucket = periodic.bucket(now)
-        # The claim outlives the bucket, so a late duplicate clock cannot re-enqueue it.
-        if store.claim_periodic_run(periodic.name, bucket, ttl_seconds=periodic.every_seconds * 4):
-            job_id = periodic.job_id(bucket)
-            queue(periodic.queue_name, connection).enqueue(
-                periodic.function, job_id=job_id, result_ttl=periodic.every_seconds * 4
-            )
+        job_id = enqueue_once(connection, store, periodic, now)
+        if job_id is not None:
             enqueued.append(job_id)
     return enqueued
+
+
+def dispatch_waiting(connection: redis.Redis, now: datetime.datetime, every_seconds: int) -> str | None:
+    """Queue one dispatch of the outboxes if any holds a message, once per `every_seconds`;
+    returns its job id, or None.
+
+    Called every few seconds: with nothing to send, it costs one read of the
+    pools and one pipelined read of their outboxes' lengths, and queues nothing.
+    """
+    store = Store(connection)
+    if not any(store.outbox_lengths().values()):
+        return None
+    return enqueue_once(connection, store, dispatch_job(every_seconds), now)
+
+
+def enqueue_once(connection: redis.Redis, store: Store, periodic: PeriodicJob, now: datetime.datetime) -> str | None:
+    """Enqueue `periodic`'s run for the bucket `now` falls in, unless it was claimed already; its id, or None."""
+    bucket = periodic.bucket(now)
+    # The claim outlives the bucket, so a late duplicate clock cannot re-enqueue it.
+    if not store.claim_periodic_run(periodic.name, bucket, ttl_seconds=periodic.every_seconds * 4):
+        return None
+    job_id = periodic.job_id(bucket)
+    queue(periodic.queue_name, connection).enqueue(
+        periodic.function, job_id=job_id, result_ttl=periodic.every_seconds * 4
+    )
+    return job_id
 
 
 def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetime) -> list[str]:
@@ -92,8 +121,9 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
     return enqueued
 
 
-def run(connection: redis.Redis, interval_seconds: float) -> None:
-    """Tick every `interval_seconds` until SIGTERM or SIGINT."""
+def run(connection: redis.Redis, interval_seconds: float, dispatch_every_seconds: int) -> None:
+    """Tick every `interval_seconds`, and look for messages to dispatch every
+    `dispatch_every_seconds`, until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def request_stop(signum, frame):
@@ -102,13 +132,21 @@ def run(connection: redis.Redis, interval_seconds: float) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log.info("clock: ticking every %s s", interval_seconds)
+    log.info("clock: ticking every %s s, dispatching messages every %s s", interval_seconds, dispatch_every_seconds)
+    next_tick = next_dispatch = time.monotonic()
     while not stop.is_set():
+        now = datetime.datetime.now(datetime.timezone.utc)
         try:
-            for job_id in tick(connection, datetime.datetime.now(datetime.timezone.utc)):
-                log.info("clock: enqueued %s", job_id)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + interval_seconds
+                for job_id in tick(connection, now):
+                    log.info("clock: enqueued %s", job_id)
+            if time.monotonic() >= next_dispatch:
+                next_dispatch = time.monotonic() + dispatch_every_seconds
+                if (job_id := dispatch_waiting(connection, now, dispatch_every_seconds)) is not None:
+                    log.debug("clock: enqueued %s", job_id)  # every few seconds while messages flow
         except redis.RedisError as error:
             # Redis may restart; the clock keeps trying rather than dying.
             log.error("clock: Redis unavailable (%s); retrying", error)
-        stop.wait(interval_seconds)
+        stop.wait(max(0.0, min(next_tick, next_dispatch) - time.monotonic()))
     log.info("clock: stopped")

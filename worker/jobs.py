@@ -25,7 +25,7 @@ from queue_service.pools import PoolId
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
-from worker.queues import DRAWS, NOTIFICATIONS, queue
+from worker.queues import DRAWS, JOB_DURATION_BUCKETS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ EMAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-# Upper bounds (seconds) of the job-duration histogram /metrics serves: from a
-# heartbeat (milliseconds) to a draw of a million entrants (about a minute).
-JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 def timed(job_function):
@@ -80,45 +75,22 @@ def heartbeat() -> str:
 def send_registration_email(
     prefecture: str, procedure: str, registration_id: str, kind: str, address_print: str = ""
 ) -> str:
-    """Send the message of `kind` about one registration (see queue_service.notifications.messages).
+    """Compatibility only: a job queued by an older version, whose pages queued the emails
+    about a registration themselves. Pages now write them to the outbox (send_notification).
 
-    An email-change message names the requested address by its keyed hash: if
-    the applicant asked for another one since, or already confirmed it, the
-    message is no longer due.
+    Sent as the outbox message it stands for (its id named after this job's, so
+    that a retry finds it delivered), with the same rules. Remove it once no web
+    process of an older version runs and RQ holds no such job.
     """
-    from queue_service.notifications import messages
-
     job = get_current_job()
-    store = Store(job.connection)
-    found = store.registration(RegistrationKey(prefecture, procedure, registration_id))
-    if found is None:
-        log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
-        return "gone"
-    settings = load_settings()
-    if kind == "email_change":
-        pending = found.pending_email
-        if not pending or registration.email_print(settings.identity_key.encode(), found.key.pool, pending) != address_print:
-            log.info("job %s: email change for %s superseded; message not sent", job.id, found.ref)
-            return "superseded"
-    try:
-        mail.send(settings, messages.compose(settings, store, found, kind, _now()))
-    except (OSError, smtplib.SMTPException) as error:
-        # The SMTP error may quote the address: keep it out of logs and of RQ's failed jobs.
-        code = getattr(error, "smtp_code", None) or type(error).__name__
-        raise MailNotSent(f"{kind} message for {found.ref} not sent ({code})") from None
-    log.info("job %s: %s message sent for %s", job.id, kind, found.ref)
-    return "sent"
+    message = {"id": f"{kind}:{registration_id}:job-{job.id}", "kind": kind, "registration_id": registration_id}
+    if address_print:
+        message["address_print"] = address_print
+    return _deliver(job, Store(job.connection), PoolId.of(prefecture, procedure), message)
 
 
 class MailNotSent(Exception):
     """A message could not be handed to the SMTP server (RQ retries the job)."""
-
-
-def enqueue_registration_email(connection: redis.Redis, key: RegistrationKey, kind: str, address_print: str = "") -> None:
-    queue(NOTIFICATIONS, connection).enqueue(
-        send_registration_email, key.prefecture, key.procedure, key.registration_id, kind, address_print,
-        retry=EMAIL_RETRY,
-    )
 
 
 @timed
@@ -193,7 +165,7 @@ def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now
     )
 
 
-# Offers and their messages ------------------------------------------------------
+# Messages: the outboxes, handed to send jobs ----------------------------------------
 
 # Messages are handed from a pool's outbox to send jobs in batches of this many.
 DISPATCH_BATCH = 500
@@ -201,40 +173,45 @@ DISPATCH_BATCH = 500
 
 @timed
 def send_notification(prefecture: str, procedure: str, message_text: str) -> str:
-    """Send one outbox message about an offer or a booking, by email and by SMS.
+    """Send one outbox message: about a registration by email, about an offer or a booking
+    by email and by SMS (queue_service.notifications.messages.outgoing).
 
     Each channel's delivery is recorded; a channel already sent (or refused
     for good by the SMS provider) is never sent again, so a retried or
     duplicated job sends only what is still due. A failure is recorded for
     staff and raised, so that RQ tries again (EMAIL_RETRY).
     """
+    job = get_current_job()
+    return _deliver(job, Store(job.connection), PoolId.of(prefecture, procedure), json.loads(message_text))
+
+
+def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
+    """"sent" once every channel is; "gone" if the registration was purged, "superseded"
+    if the message is no longer due (registration.message_due)."""
     from queue_service.notifications import messages
 
-    job = get_current_job()
-    store = Store(job.connection)
-    message = json.loads(message_text)
-    pool, kind = PoolId.of(prefecture, procedure), message["kind"]
-    found = store.registration(RegistrationKey(prefecture, procedure, message["registration_id"]))
+    kind = message["kind"]
+    found = store.registration(RegistrationKey(*pool.parts, message["registration_id"]))
     if found is None:
         log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
         return "gone"
     settings = load_settings()
-    context = messages.offer_context(settings, store, found, message["slot"], _now())
-    senders = {}
-    if found.applicant.email:
-        email = messages.compose_offer_email(settings, context, found, kind, message["id"])
-        senders["email"] = lambda: mail.send(settings, email) or ""
-    if found.applicant.phone and settings.sms_backend != "none":
-        senders["sms"] = lambda: sms.send(settings, found.applicant.phone, messages.compose_offer_sms(context, found, kind))
+    if not registration.message_due(found, message, settings.identity_key.encode()):
+        log.info("job %s: %s message for %s superseded; not sent", job.id, kind, found.ref)
+        return "superseded"
     failures = []
-    for channel, send in senders.items():
+    for channel, content in messages.outgoing(settings, store, found, message, _now()).items():
         previous = store.delivery(pool, message["id"], channel) or {}
         if previous.get("status") in ("sent", "refused"):
             continue
         record = {"kind": kind, "ref": found.ref, "attempts": previous.get("attempts", 0) + 1,
                   "at": _now().isoformat(), "final": not job.retries_left}
         try:
-            record |= {"status": "sent", "provider_id": send()}
+            if channel == messages.EMAIL:
+                mail.send(settings, content)
+                record |= {"status": "sent", "provider_id": ""}
+            else:
+                record |= {"status": "sent", "provider_id": sms.send(settings, found.applicant.phone, content)}
         except (OSError, smtplib.SMTPException) as error:
             # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
             record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
@@ -294,23 +271,24 @@ def _notification_job_id(message_id: str) -> str:
 
 @timed
 def dispatch_notifications() -> int:
-    """Hand every pool's outbox to send jobs (the clock's backstop; draws and pages dispatch at once)."""
+    """Hand the outbox of every pool that holds messages to send jobs.
+
+    The clock queues it every few seconds while any outbox holds messages
+    (worker/clock.py); the draw job and the offer rounds also dispatch at once.
+    """
     job = get_current_job()
     store = Store(job.connection)
-    handed = sum(dispatch_pool(job.connection, store, pool) for pool in store.pools())
+    waiting = [pool for pool, length in store.outbox_lengths().items() if length]
+    handed = sum(dispatch_pool(job.connection, store, pool) for pool in waiting)
     if handed:
         log.info("job %s: %d message(s) handed to send jobs", job.id, handed)
     return handed
 
 
-def enqueue_dispatch(connection: redis.Redis, pool: str) -> None:
-    """After a page changed an offer: send its message soon, not at the clock's next round."""
-    prefecture, procedure = PoolId(pool).parts
-    queue(NOTIFICATIONS, connection).enqueue(dispatch_pool_job, prefecture, procedure)
-
-
 @timed
 def dispatch_pool_job(prefecture: str, procedure: str) -> int:
+    """Compatibility only: a job queued by an older version's pages after an offer changed
+    (the clock dispatches now). Remove it once RQ holds no such job."""
     job = get_current_job()
     return dispatch_pool(job.connection, Store(job.connection), PoolId.of(prefecture, procedure))
 

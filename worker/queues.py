@@ -1,4 +1,6 @@
-"""The RQ queues, in the order a worker serves them."""
+"""The RQ queues, in the order a worker serves them, and what the web app reads about them
+(their sizes, the buckets of the jobs' durations): the only module of the worker it imports.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ DRAWS = "draws"
 NOTIFICATIONS = "notifications"
 DEFAULT = "default"
 QUEUE_NAMES = (DRAWS, NOTIFICATIONS, DEFAULT)
+
+# Upper bounds (seconds) of the job-duration histogram /metrics serves: from a
+# heartbeat (milliseconds) to a draw of a million entrants (about a minute).
+JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 def queue(name: str, connection: redis.Redis) -> Queue:

@@ -21,16 +21,19 @@ from babel.support import Translations
 
 from queue_service import offers, translations
 from queue_service.notifications import links, mail
-from queue_service.registration import Registration, email_print
+from queue_service.registration import Registration, RegistrationMessage, email_print
 from queue_service.registration.tokens import confirmation_token, status_token
 from queue_service.settings import Settings
 from queue_service.store import Store
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
 SMS_TEMPLATES = Path(__file__).resolve().parent / "templates" / "sms"
-KINDS = ("confirm", "registered", "email_change", "withdrawn")
-# Messages about an offer or a booking (written to the outbox by the scripts that change them).
+# Messages about a registration (by email only), and about an offer or a booking (by email
+# and SMS): every one is written to the pool's outbox by the script that makes the change.
+KINDS = tuple(kind.value for kind in RegistrationMessage)
 OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "slot_cancelled")
+# The channels a message may go by, as deliveries are recorded.
+EMAIL, SMS = "email", "sms"
 
 
 @functools.cache
@@ -46,10 +49,34 @@ def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
     return environment
 
 
+def outgoing(settings: Settings, store: Store, registration: Registration, message: dict,
+             now: datetime.datetime) -> dict[str, EmailMessage | str]:
+    """What the outbox `message` sends about `registration`, by channel: an EmailMessage for
+    EMAIL, a text for SMS; only the channels the applicant can be reached by.
+
+    A message about the registration goes by email (to the new address for an
+    email change); one about an offer or a booking by email and, unless SMS
+    are off, by SMS.
+    """
+    kind = message["kind"]
+    if kind in KINDS:
+        recipient = registration.pending_email if kind == RegistrationMessage.EMAIL_CHANGE else registration.applicant.email
+        return {EMAIL: compose(settings, store, registration, kind, now, message["id"])} if recipient else {}
+    context = offer_context(settings, store, registration, message["slot"], now)
+    channels: dict[str, EmailMessage | str] = {}
+    if registration.applicant.email:
+        channels[EMAIL] = compose_offer_email(settings, context, registration, kind, message["id"])
+    if registration.applicant.phone and settings.sms_backend != "none":
+        channels[SMS] = compose_offer_sms(context, registration, kind)
+    return channels
+
+
 def compose(
-    settings: Settings, store: Store, registration: Registration, kind: str, now: datetime.datetime
+    settings: Settings, store: Store, registration: Registration, kind: str, now: datetime.datetime,
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """The message of `kind` for `registration`, to its email address (or its new one)."""
+    """The message of `kind` (KINDS) for `registration`, to its email address (or its new one);
+    `message_id` (the outbox message's) goes in a header, as for the offers' messages."""
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
     key = registration.key
@@ -74,7 +101,10 @@ def compose(
     subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
     text = environment.get_template(f"{kind}.txt").render(context)
     html = environment.get_template(f"{kind}.html").render(context)
-    return mail.new_message(settings, recipient, subject, text, html)
+    composed = mail.new_message(settings, recipient, subject, text, html)
+    if message_id is not None:
+        composed["X-QS-Message"] = message_id
+    return composed
 
 
 def offer_context(settings: Settings, store: Store, registration: Registration, slot_id: str,

@@ -59,6 +59,19 @@ class Channel(str, Enum):
     ASSISTED = "assisted"
 
 
+class RegistrationMessage(str, Enum):
+    """The messages about a registration itself (queue_service.notifications.messages composes them).
+
+    Each is written to the pool's outbox by the store in the same atomic step as
+    the change it announces; the functions below decide which one is due.
+    """
+
+    CONFIRM = "confirm"  # the link that confirms the email (online registrations)
+    REGISTERED = "registered"  # the private status link, once in the pool
+    EMAIL_CHANGE = "email_change"  # the link that confirms a new address, sent to it
+    WITHDRAWN = "withdrawn"  # the notice that the applicant left the pool
+
+
 # Public references: the prefecture's code, a letter for the procedure, and
 # six characters of Crockford's alphabet (no I, L, O, U: easy to read aloud).
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -255,7 +268,8 @@ def register(
 
     An AGDREF number must be known to the prefecture's records. Online
     registrations wait for their email to be confirmed; one made by an agent
-    (who has seen the person) enters the pool at once.
+    (who has seen the person) enters the pool at once. Its first message
+    (welcome_message) is written with it, or not at all.
     """
     if applicant.agdref is not None and not records.is_known(prefecture, applicant.agdref):
         raise ValidationFailed({"agdref": UNKNOWN_AGDREF})
@@ -273,8 +287,9 @@ def register(
         email_confirmed_at=None if needs_email else now,
     )
     prints = fingerprints(identity_secret, key.pool, applicant)
+    message = welcome_message(registration)
     for _ in range(5):  # a reference already taken in this pool: draw another
-        outcome = store.create_registration(registration, prints, limits.contacts_per_pool, now)
+        outcome = store.create_registration(registration, prints, limits.contacts_per_pool, now, message)
         if outcome == "ok":
             return registration
         if outcome == "duplicate":
@@ -283,6 +298,28 @@ def register(
             raise ContactCapReached()
         registration = replace(registration, ref=new_reference(prefecture, procedure, rng))
     raise RuntimeError("could not find a free public reference")
+
+
+def welcome_message(registration: Registration) -> RegistrationMessage | None:
+    """The message a new registration sends: its confirmation link while the email is
+    unconfirmed, else its status link, if the applicant gave an email (an agent's
+    registration may have none)."""
+    if registration.status is RegistrationStatus.PENDING_EMAIL:
+        return RegistrationMessage.CONFIRM
+    return RegistrationMessage.REGISTERED if registration.applicant.email else None
+
+
+def message_due(registration: Registration, message: Mapping[str, str], secret: bytes) -> bool:
+    """Whether an outbox message about `registration` is still to be sent when its turn comes.
+
+    An email change's link is due only while the address it names (by its keyed
+    hash) is still the pending one: a later request supersedes it, and a
+    confirmed change needs no link. Every other message stays due.
+    """
+    if message["kind"] != RegistrationMessage.EMAIL_CHANGE.value:
+        return True
+    pending = registration.pending_email
+    return bool(pending) and email_print(secret, registration.key.pool, pending) == message.get("address_print")
 
 
 def load(store, key: RegistrationKey) -> Registration:
@@ -312,21 +349,25 @@ def confirm_email(store, key: RegistrationKey, email: str, now: datetime.datetim
     """The applicant opened the link sent to `email`: the registration enters the pool.
 
     Opening the link again changes nothing. A link for an address that is no
-    longer the registration's (it was changed since) is refused.
+    longer the registration's (it was changed since) is refused. The status
+    link is sent once, with the confirmation.
     """
     registration = load(store, key)
     if registration.applicant.email != email:
         raise InvalidTransition()
     if registration.status is RegistrationStatus.PENDING_EMAIL:
-        store.confirm_email(key, now)
+        store.confirm_email(key, now, RegistrationMessage.REGISTERED)
         registration = load(store, key)
     return registration
 
 
 def withdraw(store, key: RegistrationKey, now: datetime.datetime) -> Registration:
-    """The applicant leaves the pool; the person may register again later."""
-    if not store.close_registration(key, RegistrationStatus.WITHDRAWN, WITHDRAWABLE, now):
-        load(store, key)  # RegistrationNotFound if it is gone
+    """The applicant leaves the pool; the person may register again later. They are
+    told by email if they gave one."""
+    registration = load(store, key)
+    message = RegistrationMessage.WITHDRAWN if registration.applicant.email else None
+    if not store.close_registration(key, RegistrationStatus.WITHDRAWN, WITHDRAWABLE, now, message):
+        load(store, key)  # RegistrationNotFound if it is gone since
         raise InvalidTransition()
     return load(store, key)
 
@@ -366,8 +407,14 @@ def update_preferences(
     return load(store, key)
 
 
-def request_email_change(store, key: RegistrationKey, new_email: str, now: datetime.datetime) -> tuple[Registration, str]:
-    """Record the new address, unconfirmed; the caller sends it a confirmation link."""
+def request_email_change(
+    store, key: RegistrationKey, new_email: str, now: datetime.datetime, *, identity_secret: bytes
+) -> tuple[Registration, str]:
+    """Record the new address, unconfirmed, with the message that sends it a confirmation link.
+
+    The message names the address by its keyed hash: a later request supersedes
+    it (see message_due).
+    """
     registration = load(store, key)
     if registration.status not in EDITABLE:
         raise InvalidTransition()
@@ -375,7 +422,10 @@ def request_email_change(store, key: RegistrationKey, new_email: str, now: datet
         email = identity.clean_email(new_email)
     except identity.InvalidField as error:
         raise ValidationFailed({error.field: error.message}) from None
-    store.set_pending_email(key, email, now)
+    address_print = email_print(identity_secret, key.pool, email)
+    if not store.request_email_change(key, email, address_print, EDITABLE, now, RegistrationMessage.EMAIL_CHANGE):
+        load(store, key)  # RegistrationNotFound if it is gone since
+        raise InvalidTransition()  # its status changed meanwhile
     return load(store, key), email
 
 

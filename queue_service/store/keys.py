@@ -102,9 +102,10 @@ DRAW_FROZEN_KEY = "qs:{{{pool}}}:draw:{draw_id}:frozen"
 DRAW_RESULT_KEY = "qs:{{{pool}}}:draw:{draw_id}:result"
 # Hash: registration id -> JSON of its offer (draw, slot, deadline, status).
 OFFERS_KEY = "qs:{{{pool}}}:offers"
-# List: JSON messages to send {id, kind, registration_id, draw_id, slot}, written
-# in the same script as the change they tell of; the dispatch job hands them to
-# send jobs (worker/jobs.py).
+# List: JSON messages to send, every message to applicants: {id, kind,
+# registration_id} and, about an offer, draw_id and slot, about an email change,
+# address_print. Written in the same script as the change they tell of; the
+# dispatch job hands them to send jobs (worker/jobs.py).
 OUTBOX_KEY = "qs:{{{pool}}}:outbox"
 # String: a token while one dispatcher hands the outbox to send jobs.
 OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"

@@ -51,6 +51,7 @@ class Scripts:
         self.create_registration = load("create_registration")
         self.confirm_email = load("confirm_email")
         self.close_registration = load("close_registration")
+        self.request_email_change = load("request_email_change")
         self.move_contact = load("move_contact")
         self.purge_registration = load("purge_registration")
         # Slots and schedules (store/slots.py).

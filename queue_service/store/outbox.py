@@ -1,8 +1,13 @@
 """The outbox and deliveries: messages written by the scripts, handed to send jobs, tracked.
 
 Scripts append to a pool's outbox in the same step as the change a message
-tells of; the dispatcher takes its head under a lock, and each delivery's
+tells of (every message: the registration links and notices as well as the
+offers'); the dispatcher takes its head under a lock, and each delivery's
 outcome is recorded so staff see the failures.
+
+A message is JSON: {"id": unique per message, "kind", "registration_id", ...}.
+The offers' scripts build theirs (with "draw_id" and "slot"); the
+registrations' are built by `registration_message` and pushed by their script.
 """
 
 from __future__ import annotations
@@ -14,6 +19,23 @@ import uuid
 import redis
 
 from queue_service.store.keys import PoolKeys
+
+
+def registration_message(kind: str, registration_id: str, now: datetime.datetime,
+                         address_print: str | None = None) -> str:
+    """The outbox message of `kind` about a registration, as its script pushes it.
+
+    Its id is unique per message (kind, registration, time), like the offers'.
+    An email change's message carries "address_print", the keyed hash of the
+    address it asks to confirm; its id names it too, as two requests in the
+    same instant are two messages.
+    """
+    parts = [kind, registration_id, str(now.timestamp())]
+    message = {"kind": kind, "registration_id": registration_id}
+    if address_print is not None:
+        parts.append(address_print[:16])
+        message["address_print"] = address_print
+    return json.dumps({"id": ":".join(parts), **message})
 
 
 class OutboxStore:
@@ -45,6 +67,26 @@ class OutboxStore:
 
     def outbox_length(self, pool: str) -> int:
         return self.redis.llen(PoolKeys(pool).outbox)
+
+    def outbox_lengths(self) -> dict[str, int]:
+        """How many messages wait in each pool's outbox, in one pipelined read (the clock asks every few seconds)."""
+        pools = self.pools()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.llen(PoolKeys(pool).outbox)
+            return dict(zip(pools, pipe.execute()))
+
+    def discard_outbox(self, pool: str) -> int:
+        """Drop every message waiting in the pool's outbox, unsent; returns how many.
+
+        Only for people made up as if they had registered earlier, and been
+        told then (`qs load-demo`'s applicants, the tests' waiting pools):
+        never for messages anyone waits for.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.llen(PoolKeys(pool).outbox)
+            pipe.delete(PoolKeys(pool).outbox)
+            return pipe.execute()[0]
 
     # Deliveries ---------------------------------------------------------------
 

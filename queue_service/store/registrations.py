@@ -3,8 +3,10 @@
 A registration spans several keys of its pool (its hash and history, the
 person's identity key, its contact sets, the reference, the waiting and
 unconfirmed sets), changed together by the scripts create_registration,
-confirm_email, move_contact, close_registration and purge_registration. The
-field codec of the Registration dataclass and the history's event JSON live here.
+confirm_email, request_email_change, move_contact, close_registration and
+purge_registration. A change the applicant is told of pushes its message to
+the pool's outbox in the same script (the caller says which message is due).
+The field codec of the Registration dataclass and the history's event JSON live here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
 from queue_service.store.lua import Scripts
+from queue_service.store.outbox import registration_message
 from queue_service.store.times import utc_text
 
 
@@ -37,8 +40,10 @@ class RegistrationStore:
 
     # Registrations ------------------------------------------------------------
 
-    def create_registration(self, registration, prints, contacts_cap: int, now: datetime.datetime) -> str:
-        """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing.
+    def create_registration(self, registration, prints, contacts_cap: int, now: datetime.datetime,
+                            message=None) -> str:
+        """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing: the registration
+        and its `message` (a RegistrationMessage, or None) in the outbox.
 
         An unconfirmed registration of the same person past its deadline no
         longer holds the place: it is purged first.
@@ -48,6 +53,8 @@ class RegistrationStore:
         holder = self.redis.get(pool_keys.identity(prints.identity))
         if holder is not None:
             self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
+        # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
+        self.redis.sadd(POOLS_KEY, key.pool)
         fields = _registration_fields(registration, prints)
         event = _event_json(now, "registered", {"channel": registration.channel.value})
         keys = [
@@ -60,6 +67,7 @@ class RegistrationStore:
             pool_keys.unconfirmed,
             pool_keys.waiting,
             *self.stats_keys(key.pool, now),
+            pool_keys.outbox,
         ]
         arguments = [
             key.registration_id,
@@ -71,12 +79,10 @@ class RegistrationStore:
             event,
             "1" if prints.email else "0",
             registration.channel.value,
+            _message_json(message, key.registration_id, now),
             *[item for pair in fields.items() for item in pair],
         ]
-        outcome = self.scripts.create_registration(keys=keys, args=arguments).decode()
-        if outcome == "ok":
-            self.redis.sadd(POOLS_KEY, key.pool)
-        return outcome
+        return self.scripts.create_registration(keys=keys, args=arguments).decode()
 
     def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
         """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
@@ -145,7 +151,9 @@ class RegistrationStore:
                 pipe.hget(PoolKeys(pool).registration(registration_id), "status")
             return [value.decode() if value else None for value in pipe.execute()]
 
-    def confirm_email(self, key, now: datetime.datetime) -> bool:
+    def confirm_email(self, key, now: datetime.datetime, message=None) -> bool:
+        """A pending registration joins the waiting set, with its `message` in the outbox;
+        False (and nothing written) if it was not pending."""
         pool_keys = PoolKeys(key.pool)
         keys = [
             pool_keys.registration(key.registration_id),
@@ -153,18 +161,26 @@ class RegistrationStore:
             pool_keys.unconfirmed,
             pool_keys.waiting,
             *self.stats_keys(key.pool, now),
+            pool_keys.outbox,
         ]
-        arguments = [key.registration_id, utc_text(now), now.timestamp(), _event_json(now, "email_confirmed")]
+        arguments = [
+            key.registration_id,
+            utc_text(now),
+            now.timestamp(),
+            _event_json(now, "email_confirmed"),
+            _message_json(message, key.registration_id, now),
+        ]
         return bool(self.scripts.confirm_email(keys=keys, args=arguments))
 
-    def close_registration(self, key, status, allowed_from, now: datetime.datetime) -> bool:
-        """Move the registration to a closed `status` if it is in one of `allowed_from`;
-        its person and contacts are released so they may register again."""
+    def close_registration(self, key, status, allowed_from, now: datetime.datetime, message=None) -> bool:
+        """Move the registration to a closed `status` if it is in one of `allowed_from`, with
+        its `message` in the outbox; its person and contacts are released so they may register again."""
         for _ in range(3):
             prints = self._fingerprints(key)
             if prints is None:
                 return False
-            keys = self._lifecycle_keys(key.pool, key.registration_id, prints) + self.stats_keys(key.pool, now)
+            keys = [*self._lifecycle_keys(key.pool, key.registration_id, prints), *self.stats_keys(key.pool, now),
+                    PoolKeys(key.pool).outbox]
             arguments = [
                 key.registration_id,
                 status.value,
@@ -174,6 +190,7 @@ class RegistrationStore:
                 prints["email_fp"],
                 prints["phone_fp"],
                 CLOSING_EVENTS.get(status.value, ""),
+                _message_json(message, key.registration_id, now),
                 *[allowed.value for allowed in allowed_from],
             ]
             outcome = self.scripts.close_registration(keys=keys, args=arguments)
@@ -191,8 +208,19 @@ class RegistrationStore:
         changes = {"email": email, "pending_email": ""}
         return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed")
 
-    def set_pending_email(self, key, email: str, now: datetime.datetime) -> None:
-        self.redis.hset(PoolKeys(key.pool).registration(key.registration_id), "pending_email", email)
+    def request_email_change(self, key, email: str, email_print: str, allowed_from, now: datetime.datetime,
+                             message) -> bool:
+        """Record `email` as the address waiting for confirmation if the registration is in one
+        of `allowed_from`, with `message` (naming the address by `email_print`) in the outbox;
+        False (and nothing written) otherwise."""
+        pool_keys = PoolKeys(key.pool)
+        keys = [pool_keys.registration(key.registration_id), pool_keys.outbox]
+        arguments = [
+            email,
+            _message_json(message, key.registration_id, now, address_print=email_print),
+            *[allowed.value for allowed in allowed_from],
+        ]
+        return bool(self.scripts.request_email_change(keys=keys, args=arguments))
 
     def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind) -> str:
         pool_keys = PoolKeys(key.pool)
@@ -355,6 +383,11 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
     )
+
+
+def _message_json(message, registration_id: str, now: datetime.datetime, address_print: str | None = None) -> str:
+    """The outbox message a script pushes, or "" (the script pushes none) when `message` is None."""
+    return registration_message(message.value, registration_id, now, address_print) if message else ""
 
 
 def _event_json(moment: datetime.datetime, kind: str, detail: dict | None = None) -> str:

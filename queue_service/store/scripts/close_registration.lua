@@ -1,16 +1,17 @@
 -- Store.close_registration: a registration closes (withdrawn...), releasing its person and contacts.
 --
 -- KEYS: registration, history, identity, email contacts, phone contacts, refs,
---       unconfirmed, waiting, closed, stats totals, stats day
+--       unconfirmed, waiting, closed, stats totals, stats day, outbox
 -- ARGV: id, new status, now (ISO), now (epoch), history event, expected email
 --       fingerprint, expected phone fingerprint, event to count ("" for none),
---       then the statuses allowed before
--- Returns 1 when closed, 0 when not allowed, -1 when the contacts changed meanwhile.
+--       the outbox message (JSON; "" for none), then the statuses allowed before
+-- Returns 1 when closed (and the message, e.g. the withdrawal notice, pushed), 0 when
+-- not allowed, -1 when the contacts changed meanwhile (nothing written then).
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 local allowed = false
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   if ARGV[i] == status then allowed = true end
 end
 if not allowed then return 0 end
@@ -25,4 +26,5 @@ redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[5])
 if ARGV[8] ~= '' then count_event(ARGV[8], 1, KEYS[10], KEYS[11]) end
+if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[12], ARGV[9]) end
 return 1

@@ -1,8 +1,9 @@
 -- Store.confirm_email: a pending registration's email is confirmed; it joins the waiting set.
 --
--- KEYS: registration, history, unconfirmed, waiting, stats totals, stats day
--- ARGV: id, now (ISO), now (epoch), history event
--- Counts email_confirmed (once: a second opening of the link changes nothing).
+-- KEYS: registration, history, unconfirmed, waiting, stats totals, stats day, outbox
+-- ARGV: id, now (ISO), now (epoch), history event, the outbox message (JSON; "" for none)
+-- Counts email_confirmed and pushes the message (the status link) once: a second
+-- opening of the link changes nothing.
 
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending_email' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2],
@@ -10,5 +11,6 @@ redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[4])
+if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[7], ARGV[5]) end
 count_event('email_confirmed', 1, KEYS[5], KEYS[6])
 return 1

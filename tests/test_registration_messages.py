@@ -1,0 +1,165 @@
+"""Every message about a registration goes through its pool's outbox: written by the same
+script as the change it announces (or not at all), sent by the one dispatcher, once per
+channel, unless it is superseded or its registration is gone."""
+
+import datetime
+import random
+from email.header import decode_header, make_header
+
+import pytest
+from rq.job import Job
+
+from queue_service import registration as reg
+from queue_service.errors import ContactCapReached, DuplicateRegistration, InvalidTransition
+from queue_service.reference import procedure_by_code
+from queue_service.registration import Channel
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.store.keys import PoolKeys
+from worker import jobs
+from worker.queues import NOTIFICATIONS, queue
+
+POOL = "01:first_request"
+UTC = datetime.timezone.utc
+
+
+def person(**changes) -> dict:
+    return {"family_name": "Haddad", "given_names": "Rania", "birth_date": "1993-04-12", "nationality": "LB",
+            "email": "rania@example.org", "phone": "06 44 55 66 77", "consent": "yes", "language": "en"} | changes
+
+
+@pytest.fixture
+def sign_up(store, reference_data, settings):
+    """Register a person in Ain's first-request pool, now, with the service's identity key."""
+    rng = random.Random(5)
+
+    def submit(channel=Channel.ONLINE, contacts_per_pool=4, **changes):
+        now = datetime.datetime.now(UTC)
+        applicant = reg.parse_applicant(person(**changes), procedure_by_code("first_request"), ["bourg", "gex"],
+                                        now.date(), email_required=channel is Channel.ONLINE)
+        return reg.register(store, "01", "first_request", applicant, now=now, rng=rng,
+                            identity_secret=settings.identity_key.encode(),
+                            limits=reg.Limits(contacts_per_pool, datetime.timedelta(hours=24)),
+                            records=UploadedRecords(store, settings.identity_key.encode()), channel=channel)
+
+    return submit
+
+
+def message_id_of(email) -> str:
+    """The outbox message an email was sent for (its X-QS-Message header, which a long id folds)."""
+    return str(make_header(decode_header(email["X-QS-Message"])))
+
+
+def kinds(store) -> list[tuple[str, str]]:
+    return [(message["kind"], message["registration_id"]) for message in store.outbox(POOL)]
+
+
+# Written with the change, or not at all ---------------------------------------------------
+
+
+def test_a_registration_and_its_confirmation_link_are_written_together(store, sign_up):
+    created = sign_up()
+    (message,) = store.outbox(POOL)
+    assert message == {"id": message["id"], "kind": "confirm", "registration_id": created.key.registration_id}
+
+    with pytest.raises(DuplicateRegistration):  # the create script refuses: no message either
+        sign_up(email="rania.other@example.org")
+    with pytest.raises(ContactCapReached):
+        sign_up(contacts_per_pool=1, family_name="Haddad-Other")
+    assert store.outbox(POOL) == [message]
+
+
+def test_each_change_writes_its_message_once_and_a_refused_one_writes_none(store, sign_up, settings):
+    created = sign_up()
+    key, registration_id = created.key, created.key.registration_id
+    now = datetime.datetime.now(UTC)
+    reg.confirm_email(store, key, "rania@example.org", now)
+    reg.confirm_email(store, key, "rania@example.org", now)  # the link opened twice: one status link
+    _, email = reg.request_email_change(store, key, "Rania.New@Example.org", now,
+                                        identity_secret=settings.identity_key.encode())
+    reg.withdraw(store, key, now)
+    with pytest.raises(InvalidTransition):
+        reg.withdraw(store, key, now)
+    with pytest.raises(InvalidTransition):
+        reg.request_email_change(store, key, "late@example.org", now, identity_secret=settings.identity_key.encode())
+    assert kinds(store) == [("confirm", registration_id), ("registered", registration_id),
+                            ("email_change", registration_id), ("withdrawn", registration_id)]
+    change = store.outbox(POOL)[2]
+    assert change["address_print"] == reg.email_print(settings.identity_key.encode(), POOL, email)
+    assert email not in str(store.outbox(POOL))  # the address only by its keyed hash
+    assert len({message["id"] for message in store.outbox(POOL)}) == 4
+
+
+def test_an_agents_registration_sends_the_status_link_if_it_has_an_email(store, sign_up):
+    with_email = sign_up(channel=Channel.ASSISTED)
+    without = sign_up(channel=Channel.ASSISTED, family_name="Nassar", email="", phone="06 44 55 66 78")
+    assert kinds(store) == [("registered", with_email.key.registration_id)]
+    reg.withdraw(store, without.key, datetime.datetime.now(UTC))  # no address: no notice
+    assert len(store.outbox(POOL)) == 1
+
+
+# Sent once by the one dispatcher --------------------------------------------------------------
+
+
+def test_the_email_reaches_the_smtp_server_once_whatever_runs_twice(store, sign_up, redis, run_jobs, mailbox):
+    created = sign_up()
+    head = store.outbox_head(POOL, 10)
+    (message_id,) = [message["id"] for message in store.outbox(POOL)]
+    assert jobs.dispatch_pool(redis, store, POOL) == 1
+    redis.rpush(PoolKeys(POOL).outbox, *head)  # a dispatcher that crashed after queueing, before trimming
+    assert jobs.dispatch_pool(redis, store, POOL) == 1
+    run_jobs()
+    send_job = Job.fetch(jobs._notification_job_id(message_id), connection=redis)
+    queue(NOTIFICATIONS, redis).enqueue_job(send_job)  # the send job run once more (a retry, a duplicate)
+    run_jobs()
+
+    assert [message_id_of(message) for message in mailbox.messages] == [message_id]
+    assert mailbox.recipients == [["rania@example.org"]] and created.ref in mailbox.messages[0]["Subject"]
+    delivery = store.delivery(POOL, message_id, "email")
+    assert delivery["status"] == "sent" and delivery["attempts"] == 1 and delivery["kind"] == "confirm"
+    assert store.outbox(POOL) == []
+
+
+def test_a_superseded_email_change_is_not_sent(store, sign_up, settings, deliver_messages, mailbox):
+    secret = settings.identity_key.encode()
+    created = sign_up()
+    now = datetime.datetime.now(UTC)
+    reg.confirm_email(store, created.key, "rania@example.org", now)
+    reg.request_email_change(store, created.key, "first.try@example.org", now, identity_secret=secret)
+    reg.request_email_change(store, created.key, "second.try@example.org", now, identity_secret=secret)
+    superseded, latest = [m["id"] for m in store.outbox(POOL) if m["kind"] == "email_change"]
+    deliver_messages()
+    assert mailbox.recipients == [["rania@example.org"], ["rania@example.org"], ["second.try@example.org"]]
+    assert message_id_of(mailbox.messages[-1]) == latest
+    assert store.delivery(POOL, superseded, "email") is None and store.delivery_failures(POOL) == []
+
+
+def test_a_change_confirmed_before_its_link_went_out_needs_no_link(store, sign_up, settings, deliver_messages,
+                                                                   mailbox):
+    secret = settings.identity_key.encode()
+    created = sign_up(channel=Channel.ASSISTED, email="")
+    now = datetime.datetime.now(UTC)
+    _, email = reg.request_email_change(store, created.key, "rania@example.org", now, identity_secret=secret)
+    reg.confirm_email_change(store, created.key, email, identity_secret=secret,
+                             limits=reg.Limits(4, datetime.timedelta(hours=24)), now=now)
+    deliver_messages()
+    assert mailbox.messages == [] and store.outbox(POOL) == []
+
+
+def test_a_message_about_a_purged_registration_is_not_sent(store, sign_up, deliver_messages, mailbox):
+    sign_up()
+    assert reg.purge(store, datetime.datetime.now(UTC) + datetime.timedelta(hours=25), datetime.timedelta(days=90)) == 1
+    deliver_messages()
+    assert mailbox.messages == [] and store.outbox(POOL) == []
+
+
+def test_a_job_queued_by_an_older_version_sends_once(store, sign_up, redis, run_jobs, mailbox):
+    """send_registration_email is kept for the jobs older pages queued (a rolling deploy)."""
+    created = sign_up()
+    store.discard_outbox(POOL)  # as an older version wrote it: no outbox message
+    older = queue(NOTIFICATIONS, redis).enqueue(jobs.send_registration_email, "01", "first_request",
+                                                created.key.registration_id, "confirm")
+    run_jobs()
+    queue(NOTIFICATIONS, redis).enqueue_job(Job.fetch(older.id, connection=redis))  # run again
+    run_jobs()
+    assert mailbox.recipients == [["rania@example.org"]]
+    assert "Confirm" in mailbox.messages[0]["Subject"]
