@@ -21,6 +21,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from queue_service import draws as draw_rules
 from queue_service import health, inventory, metrics
 from queue_service import offers as offer_rules
+from queue_service.draws import DrawState
 from queue_service.draws import schedules as schedule_rules
 from queue_service.errors import (
     N_,
@@ -34,6 +35,7 @@ from queue_service.errors import (
 )
 from queue_service.inventory import sites as site_rules
 from queue_service.inventory import slots as slot_rules
+from queue_service.inventory.slots import SlotStatus
 from queue_service.metrics import statistics
 from queue_service.pools import PoolId
 from queue_service.registration import Channel
@@ -131,7 +133,7 @@ def prefecture(code: str):
     store = services().store
     pools = [(procedure, store.waiting_count(PoolId.of(code, procedure.code))) for procedure in store.procedures()]
     held = [(procedure, draw["draw_id"]) for procedure, _ in pools
-            for draw in store.draws(PoolId.of(code, procedure.code), limit=20) if draw["state"] == "held"]
+            for draw in store.draws(PoolId.of(code, procedure.code), limit=20) if draw["state"] == DrawState.HELD]
     return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools,
                            held=held)
 
@@ -384,7 +386,7 @@ def slots(code: str):
 def cancel_slot(code: str, procedure_code: str, slot_id: str):
     allow(Action.MANAGE, code)
     pool = PoolId.of(code, procedure_code)
-    if offer_rules.cancel_slot(services().store, pool, slot_id, now()) in ("offered", "booked"):
+    if offer_rules.cancel_slot(services().store, pool, slot_id, now()) in (SlotStatus.OFFERED, SlotStatus.BOOKED):
         enqueue_dispatch(services().redis, pool)  # its holder is told at once
     filters = {name: request.args[name] for name in ("from", "to", "site", "procedure") if name in request.args}
     return redirect(url_for("staff.slots", code=code, **filters))

@@ -33,6 +33,7 @@ from queue_service.draws import fairness, lottery, schedules
 from queue_service.draws.frozen import FrozenDraw
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import N_, InvalidTransition, UnknownDraw
+from queue_service.inventory.slots import SlotStatus
 from queue_service.pools import PoolId
 from queue_service.reference import slot_class
 
@@ -183,7 +184,7 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
     scheduled_at = datetime.datetime.fromisoformat(record["scheduled_at"])
     cutoff = datetime.datetime.fromisoformat(record["cutoff_at"])
     start, end = schedules.slot_horizon(schedule, scheduled_at)
-    slots = [slot for slot in store.slots(pool, start, end) if slot.status.value == "open"]
+    slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN]
     frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
     frozen = frozen_draw(store.draw_candidates(pool, cutoff), schedule, scheduled_at, frozen_slots)
     urgent = len(frozen.entrants.members(URGENT_GROUP))

@@ -34,6 +34,7 @@ from queue_service.draws import chances, schedules
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.metrics import Event
 from queue_service.pools import PoolId
+from queue_service.registration import RegistrationStatus
 
 #: Upcoming draws projected: a year of weekly draws.
 PROJECTED_DRAWS = 52
@@ -105,8 +106,8 @@ def typical_slots_per_draw(store, pool: str) -> int:
     recent = [
         int(record.get("slots") or 0)
         for record in store.draws(pool, limit=RECENT_DRAWS * 2)
-        if record.get("state") in (draw_rules.DrawState.PUBLISHED.value, draw_rules.DrawState.COMMITTED.value,
-                                    draw_rules.DrawState.HELD.value)
+        if record.get("state") in (draw_rules.DrawState.PUBLISHED, draw_rules.DrawState.COMMITTED,
+                                    draw_rules.DrawState.HELD)
     ][:RECENT_DRAWS]
     return round(sum(recent) / len(recent)) if recent else 0
 
@@ -121,7 +122,7 @@ def pool_weights(store, pool: str, schedule: DrawSchedule) -> tuple[np.ndarray, 
 
 def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: datetime.datetime) -> Outlook | None:
     """What the status page says about a waiting registration's chances (None if it is not waiting)."""
-    if registration.status.value != "waiting" or schedule is None or not schedule.active:
+    if registration.status is not RegistrationStatus.WAITING or schedule is None or not schedule.active:
         return None
     pool = registration.key.pool
     joined = store.joined_at(registration.key)

@@ -38,8 +38,9 @@ from queue_service.errors import (
     RegistrationNotFound,
     UnknownBooking,
 )
-from queue_service.inventory.slots import Slot
+from queue_service.inventory.slots import Slot, SlotStatus
 from queue_service.pools import PoolId
+from queue_service.registration import RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -269,20 +270,20 @@ def queue_reminders(store, pool: str, timing: OfferTiming, now: datetime.datetim
     return queued
 
 
-def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
+def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> SlotStatus:
     """The prefecture withdraws a slot: an open one is simply cancelled; an offered or booked
     one's holder is told and goes back to the pool with their weight. Returns the slot's former state."""
     slot = store.slot(pool, slot_id)
     if slot is None:
         raise InvalidTransition(N_("There is no such slot."))
-    if slot.status.value in ("open", "standby"):
+    if slot.status in (SlotStatus.OPEN, SlotStatus.STANDBY):
         if store.cancel_slot(pool, slot_id):
-            return slot.status.value
+            return slot.status
     holder = store.slot_holder(pool, slot_id)
     if holder is not None:
         prefecture, procedure = PoolId(pool).parts
         if store.move_offer(RegistrationKey(prefecture, procedure, holder), "slot_cancelled", now, slot_id) == "ok":
-            return slot.status.value
+            return slot.status
     raise InvalidTransition(N_("This slot is already cancelled or its appointment is over."))
 
 
@@ -361,7 +362,7 @@ class _StandbyOrder:
             ids = [self.frozen.registrations[i] for i in candidates]
             statuses = store.registration_statuses(self.pool, ids)
             for ref, registration_id, was_offered, status in zip(refs, ids, already, statuses):
-                if was_offered or status != "waiting":
+                if was_offered or status != RegistrationStatus.WAITING:
                     continue
                 key = RegistrationKey(prefecture, procedure, registration_id)
                 outcome = store.offer_standby(key, ref, slot.id, draw_id, deadline, now)

@@ -14,7 +14,9 @@ import json
 
 import redis
 
+from queue_service.draws import DrawState
 from queue_service.errors import StaleDrawWorker
+from queue_service.registration import RegistrationStatus
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
@@ -132,12 +134,12 @@ class DrawStore:
         return candidates
 
     def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
+        self._fenced_step(pool, draw_id, fence, DrawState.SCHEDULED, changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
 
     def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "frozen", changes, (PoolKeys(pool).draw_result(draw_id), result_json))
+        self._fenced_step(pool, draw_id, fence, DrawState.FROZEN, changes, (PoolKeys(pool).draw_result(draw_id), result_json))
 
-    def _fenced_step(self, pool, draw_id, fence, expected_state, changes, blob) -> None:
+    def _fenced_step(self, pool, draw_id, fence, expected_state: DrawState, changes, blob) -> None:
         """Store a step's data and change the record, both at once, if the fence is still ours."""
         pool_keys = PoolKeys(pool)
         key = pool_keys.draw(draw_id)
@@ -148,7 +150,7 @@ class DrawStore:
                 pipe.watch(key, fence_key)
                 if int(pipe.get(fence_key) or 0) != fence:
                     raise StaleDrawWorker()
-                if (pipe.hget(key, "state") or b"").decode() != expected_state:
+                if (pipe.hget(key, "state") or b"").decode() != expected_state.value:
                     return  # another run did this step already
                 pipe.multi()
                 if isinstance(blob_value, dict):
@@ -233,7 +235,7 @@ class DrawStore:
         confirmation) to its last change of status, or on while it waits.
         """
         if joined is None:
-            if registration.email_confirmed_at is None or registration.status.value == "pending_email":
+            if registration.email_confirmed_at is None or registration.status is RegistrationStatus.PENDING_EMAIL:
                 return []
             joined = registration.email_confirmed_at.timestamp()
             end = self._won_draw_cutoff(registration.key) or self._status_changed_at(registration.key)
