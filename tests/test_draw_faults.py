@@ -101,14 +101,14 @@ def check_applied_once(store, draw_id: str, waiting_before: int) -> set[str]:
     assert [(w["ref"], w["slot"]) for w in winners] == list(zip(expected.winner_refs, expected.slot_ids))
 
     # Applied exactly once.
-    offers = {rid: offer for rid, offer in store.offers(POOL).items() if offer["draw_id"] == draw_id}
+    offers = {rid: offer for rid, offer in store.offers(POOL).items() if offer.draw_id == draw_id}
     assert len(offers) == len(winners) == int(record["offered"])
-    assert len({offer["slot"] for offer in offers.values()}) == len(offers)  # no slot offered twice
+    assert len({offer.slot_id for offer in offers.values()}) == len(offers)  # no slot offered twice
     entries = [m for m in store.outbox(POOL) if m["draw_id"] == draw_id]
     assert [m["kind"] for m in entries] == ["draw_offers"]  # one outbox entry for the draw's offers...
     messages = draws.offer_messages(store, POOL, draw_id)
     assert sorted(m["registration_id"] for m in messages) == sorted(offers)  # ...standing for one per offer
-    assert all(m["slot"] == offers[m["registration_id"]]["slot"] for m in messages)
+    assert all(m["slot"] == offers[m["registration_id"]].slot_id for m in messages)
     assert store.waiting_count(POOL) == waiting_before - len(winners)
     assert store.committed_draw_cutoffs(POOL).count(
         datetime.datetime.fromisoformat(record["cutoff_at"]).timestamp()
@@ -116,5 +116,5 @@ def check_applied_once(store, draw_id: str, waiting_before: int) -> set[str]:
     offered_slots = [slot for slot in store.slots(POOL, datetime.datetime.fromisoformat(record["horizon_start"]),
                                                   datetime.datetime.fromisoformat(record["horizon_end"]))
                      if slot.status is SlotStatus.OFFERED]
-    assert sorted(slot.id for slot in offered_slots) == sorted(offer["slot"] for offer in offers.values())
+    assert sorted(slot.id for slot in offered_slots) == sorted(offer.slot_id for offer in offers.values())
     return set(offers)

@@ -44,7 +44,7 @@ def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(redis
     assert record["statistics"] == {"entrants": 60, "slots": 20, "winners": 20}, store.draw(POOL, DRAW_ID)
 
     offers = store.offers(POOL)
-    assert len(offers) == 20 and len({offer["slot"] for offer in offers.values()}) == 20
+    assert len(offers) == 20 and len({offer.slot_id for offer in offers.values()}) == 20
     # The draw job handed its 20 messages to send jobs, which sent them.
     assert store.outbox(POOL) == [] and len(mailbox.messages) == 20
     statuses = [store.registration(person.key).status.value for person in people]
@@ -66,7 +66,7 @@ def test_constraints_are_respected(redis, pool, run_jobs):
     for registration_id, offer in store.offers(POOL).items():
         person = next(p for p in people if p.key.registration_id == registration_id)
         accepted_sites = person.applicant.sites
-        assert classes[offer["slot"]].split("-")[0] in accepted_sites
+        assert classes[offer.slot_id].split("-")[0] in accepted_sites
 
 
 def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
@@ -198,7 +198,7 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     offers = store.offers(POOL)
-    assert first["slot"] not in {offer["slot"] for offer in offers.values()} and len(offers) == 18
+    assert first["slot"] not in {offer.slot_id for offer in offers.values()} and len(offers) == 18
     # The draw's one outbox entry stands for a message to each of the 18, not to the two left out.
     assert [m["kind"] for m in store.outbox(POOL)] == ["draw_offers"]
     assert sorted(m["registration_id"] for m in draws.offer_messages(store, POOL, DRAW_ID)) == sorted(offers)
@@ -218,7 +218,7 @@ def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
     draws.freeze(store, POOL, store.draw(POOL, scheduled.draw_id), schedule(), fence, DRAW_AT)  # then its worker dies
     draws.run(store, POOL, now_draw.draw_id, DRAW_AT)  # an admin's draw takes the same slots
     draws.run(store, POOL, scheduled.draw_id, DRAW_AT)  # the first one resumes
-    slots = [offer["slot"] for offer in store.offers(POOL).values()]
+    slots = [offer.slot_id for offer in store.offers(POOL).values()]
     assert len(slots) == len(set(slots)) == 20
 
 
@@ -248,6 +248,6 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and len(record["entrants"]) == 60
-    offered = {offer["ref"] for offer in store.offers(POOL).values()}
+    offered = {offer.ref for offer in store.offers(POOL).values()}
     assert leaving.ref not in offered
     assert len(offered) + len(record["not_applied"]) == 20

@@ -219,11 +219,10 @@ class DrawStore:
         """The draws a registration took part in during its wait, oldest first, with their outcome."""
         pool_keys, registration_id = PoolKeys(registration.key.pool), registration.key.registration_id
         joined = self.redis.zscore(pool_keys.waiting, registration_id)
-        offer = self.redis.hget(pool_keys.offers, registration_id)
-        won = json.loads(offer) if offer else {}
+        won = self.offer(registration.key)  # OfferStore
         return [
-            {"draw_id": draw_id, "outcome": "offered", "slot": won["slot"]}
-            if won.get("draw_id") == draw_id
+            {"draw_id": draw_id, "outcome": "offered", "slot": won.slot_id}
+            if won is not None and won.draw_id == draw_id
             else {"draw_id": draw_id, "outcome": "not_drawn"}
             for draw_id in self._draws_during_wait(registration, joined)
         ]
@@ -244,16 +243,15 @@ class DrawStore:
         return self.committed_draws_between(registration.key.pool, joined, end)
 
     def _offered_by(self, key) -> str | None:
-        offer = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
-        return json.loads(offer)["draw_id"] if offer else None
+        offer = self.offer(key)  # OfferStore
+        return offer.draw_id if offer else None
 
     def _won_draw_cutoff(self, key) -> float | None:
         """The cutoff of the draw that offered the registration a slot: its wait ended there."""
-        pool_keys = PoolKeys(key.pool)
-        offer = self.redis.hget(pool_keys.offers, key.registration_id)
-        if offer is None:
+        draw_id = self._offered_by(key)
+        if draw_id is None:
             return None
-        return self.redis.zscore(pool_keys.committed_draws, json.loads(offer)["draw_id"])
+        return self.redis.zscore(PoolKeys(key.pool).committed_draws, draw_id)
 
     def _status_changed_at(self, key) -> float:
         raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
