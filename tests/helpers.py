@@ -87,7 +87,7 @@ def register_people(store, count: int, joined: datetime.datetime) -> list:
 def run_the_draw(store):
     due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
     draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED
 
 
 def announce_freeze_and_draw(store) -> int:

@@ -53,7 +53,7 @@ def standby_order(store, slot_class: str) -> list[str]:
     """The draw's order of the references accepting `slot_class`, recomputed from the frozen inputs and seed."""
     record = draws.public_record(store, POOL, DRAW_ID)  # the published rows, as anyone can read them
     entrants = lottery.entrants_from_rows(record["entrants"])
-    seed = bytes.fromhex(store.draw(POOL, DRAW_ID)["seed"])
+    seed = bytes.fromhex(store.draw(POOL, DRAW_ID).seed)
     order = [ref for ref, _ in lottery.order_prefix(seed, DRAW_ID, entrants, len(entrants))]
     accepts = {e.ref: e.accepts for e in entrants}
     return [ref for ref in order if accepts[ref] is None or slot_class in accepts[ref]]

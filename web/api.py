@@ -354,7 +354,7 @@ def public_statistics_json(summary: dict) -> dict:
         return {
             "draw_id": row["draw_id"],
             "scheduled_at": row["scheduled_at"].isoformat(),
-            "state": row["state"],
+            "state": row["state"].value,
             "commitment": row["commitment"],
             "entrants": row["entrants"],
             "slots": row["slots"],

@@ -73,12 +73,12 @@ def draw_states() -> dict[DrawState, str]:
 
 
 def latest_and_next_draw(code: str, procedure_code: str) -> dict:
-    """The pool's last published draw and its next announced one (ids), for links to their public pages."""
+    """The pool's last published draw and its next announced one, for links to their public pages."""
     store = services().store
     pool = PoolId.of(code, procedure_code)
     recent = store.draws(pool, limit=10)
-    published = next((draw for draw in recent if draw["state"] == DrawState.PUBLISHED), None)
-    announced = next((draw for draw in reversed(recent) if draw["state"] == DrawState.SCHEDULED), None)
+    published = next((draw for draw in recent if draw.state is DrawState.PUBLISHED), None)
+    announced = next((draw for draw in reversed(recent) if draw.state is DrawState.SCHEDULED), None)
     return {"published": published, "announced": announced}
 
 

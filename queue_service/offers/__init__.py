@@ -390,7 +390,7 @@ class _StandbyOrder:
         if record is None or fields is None:
             return cls(pool)
         frozen = FrozenDraw.from_fields(fields)
-        seed = lottery.effective_seed(bytes.fromhex(record["seed"]))
+        seed = lottery.effective_seed(bytes.fromhex(record.seed))
         return cls(pool, frozen, lottery.compute_keys(seed, draw_id, frozen.entrants))
 
     def _in_order(self, batch: int):

@@ -83,7 +83,8 @@ class OfferStore:
         if not registration_ids:
             return []
         raw = self.redis.hmget(PoolKeys(pool).offers, registration_ids)
-        offers = [offer_from_json(registration_id, text) for registration_id, text in zip(registration_ids, raw) if text]
+        offers = [offer_from_json(registration_id, text)
+                  for registration_id, text in zip(registration_ids, raw) if text]
         return [offer.registration_id for offer in offers
                 if offer.draw_id == draw_id and offer.status is OfferStatus.PENDING]
 
