@@ -120,7 +120,7 @@ def test_the_development_outbox_exists_only_with_the_file_backend(make_app, refe
 
 def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
     store, _, _ = drawn
-    key, offer = first_offer(store)
+    key, _ = first_offer(store)
     bearer = {"Authorization": f"Bearer {link(settings, key)}"}
     shown = client.get("/api/v1/registration", headers=bearer).get_json()
     assert shown["status"] == "offered" and shown["offer"]["status"] == "pending"
