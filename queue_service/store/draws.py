@@ -316,6 +316,7 @@ def draw_fields(record: Draw) -> dict[str, str]:
         "announced_at": record.announced_at.isoformat(),
         "late": "1" if record.announced_late else "0",
     }
+
     def text(value) -> str | None:
         return value.isoformat() if isinstance(value, datetime.datetime) else None if value is None else str(value)
 
