@@ -109,7 +109,7 @@ def fill(store: Store, connection, arguments, now: datetime.datetime) -> None:
         draws.announce(store, schedule, due, draw_at)
         state = draws.run(store, due.pool, due.draw_id, draw_at)
         record = store.draw(due.pool, due.draw_id)
-        print(f"draw {due.draw_id}: {state}, {record['entrants']} entrants, {record['offered']} offered")
+        print(f"draw {due.draw_id}: {state.value}, {record.entrants} entrants, {record.offered} offered")
 
 
 def year_of_counters(store: Store, connection, now: datetime.datetime, registrations: int) -> None:

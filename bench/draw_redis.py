@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import random
 import sys
 import tempfile
@@ -80,8 +79,8 @@ def main() -> int:
         print(f"{step:>22}: {seconds:6.2f} s")
     target = figures["draw"] + figures["commit"]
     print(f"frozen entrants in Redis -> committed (draw + commit): {target:.2f} s (target 3 s: ratio {target / 3:.2f})")
-    print(f"state {record['state']}, winners {record['winners']}, offered {record['offered']}, "
-          f"bias check {json.loads(record['bias_check'])}")
+    print(f"state {record.state.value}, winners {record.winners}, offered {record.offered}, "
+          f"bias check {list(record.bias_check or ())}")
     return 0
 
 

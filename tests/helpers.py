@@ -13,6 +13,7 @@ from queue_service import draws
 from queue_service import registration as reg
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.inventory.slots import Slot
+from queue_service.offers import Offer, OfferStatus
 from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
@@ -92,7 +93,7 @@ def register_people(store, count: int, joined: datetime.datetime) -> list:
 def run_the_draw(store):
     due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
     draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED
 
 
 def announce_freeze_and_draw(store) -> int:
@@ -109,11 +110,11 @@ def key_of(registration_id: str) -> RegistrationKey:
     return RegistrationKey("01", "first_request", registration_id)
 
 
-def offered(store) -> dict[str, dict]:
-    return {rid: offer for rid, offer in store.offers(POOL).items() if offer["status"] == "pending"}
+def offered(store) -> dict[str, Offer]:
+    return {rid: offer for rid, offer in store.offers(POOL).items() if offer.status is OfferStatus.PENDING}
 
 
-def first_offer(store) -> tuple[RegistrationKey, dict]:
+def first_offer(store) -> tuple[RegistrationKey, Offer]:
     registration_id, offer = sorted(offered(store).items())[0]
     return key_of(registration_id), offer
 

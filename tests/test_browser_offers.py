@@ -34,7 +34,7 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     page.get_by_role("button", name="Confirmer ce rendez-vous").click()
     page.wait_for_url("**/offer?*done=booked*")
     code = page.locator("#booking-code").inner_text()
-    assert code == offers.display_code(store.offer(first.key)["code"])
+    assert code == offers.display_code(store.offer(first.key).booking_code)
     assert page.locator("#booking-qr").evaluate("image => image.complete && image.naturalWidth > 0")
     with page.expect_download() as download:
         page.get_by_role("link", name="Ajouter à mon agenda (fichier .ics)").click()
@@ -59,7 +59,7 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     context.close()
 
     # The second winner declines; the next entrant of the draw's order who can take the slot is offered it.
-    slot_id = store.offer(second.key)["slot"]
+    slot_id = store.offer(second.key).slot_id
     page = open_phone_page("en-US")
     (offer_mail,) = inbox_of(mailbox, second.applicant.email)
     page.goto(live_server + email_link(offer_mail, "/offer"))
@@ -75,7 +75,7 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     jobs.dispatch_pool(redis, store, POOL)
     run_jobs()
     next_one = store.registration(store.registration_key_by_ref(POOL, store.offers(POOL)[store.slot_holder(POOL, slot_id)]
-                                                                ["ref"]))
+                                                                .ref))
     assert next_one.key != second.key and next_one.status.value == "offered"
     (standby_mail,) = inbox_of(mailbox, next_one.applicant.email)
     assert "/offer?t=" in plain_text(standby_mail)

@@ -206,6 +206,7 @@ def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url
     """Two `qs clock` and two `qs worker` processes on the test Redis, for a few seconds."""
     from rq.registry import FinishedJobRegistry
 
+    from queue_service.draws import DrawState
     from queue_service.draws.schedules import DrawSchedule
     from worker.queues import DRAWS
 
@@ -224,8 +225,8 @@ def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            states = [draw["state"] for draw in store.draws("01:renewal")]
-            if len(states) == len(dates) and set(states) == {"published"}:
+            states = [draw.state for draw in store.draws("01:renewal")]
+            if len(states) == len(dates) and set(states) == {DrawState.PUBLISHED}:
                 break
             time.sleep(0.2)
         time.sleep(1)  # let any duplicate show up
@@ -235,7 +236,7 @@ def test_two_clocks_and_two_workers_for_real_run_each_draw_once(redis, redis_url
         for process in processes:
             process.wait(timeout=30)
     draws = store.draws("01:renewal")
-    assert len(draws) == len(dates) and {draw["state"] for draw in draws} == {"published"}
+    assert len(draws) == len(dates) and {draw.state for draw in draws} == {DrawState.PUBLISHED}
     finished = FinishedJobRegistry(DRAWS, connection=redis).get_job_ids()
-    assert sorted(finished) == sorted(f"draw-{draw['draw_id']}" for draw in draws)
+    assert sorted(finished) == sorted(f"draw-{draw.draw_id}" for draw in draws)
     assert len(queue(DRAWS, redis)) == 0

@@ -78,8 +78,8 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
         waiting_before = store.waiting_count(POOL)
 
         kill_at_a_random_point(redis_url, draw.draw_id, draw_at, rng)
-        states_seen.append(store.draw(POOL, draw.draw_id)["state"])
-        assert draws.run(store, POOL, draw.draw_id, draw_at) in ("published", "held")
+        states_seen.append(store.draw(POOL, draw.draw_id).state)
+        assert draws.run(store, POOL, draw.draw_id, draw_at) in (draws.DrawState.PUBLISHED, draws.DrawState.HELD)
 
         offered = check_applied_once(store, draw.draw_id, waiting_before)
         assert not offered & offered_before  # no registration holds two offers
@@ -97,24 +97,23 @@ def check_applied_once(store, draw_id: str, waiting_before: int) -> set[str]:
     winners = [{"ref": ref, "slot": slot_id} for ref, slot_id in zip(drawn["refs"], drawn["slots"])]
 
     # The same winners as an uninterrupted run on the same frozen inputs and seed.
-    expected = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, frozen.entrants, frozen.slots, frozen.phases)
+    expected = lottery.run_draw(bytes.fromhex(record.seed), draw_id, frozen.entrants, frozen.slots, frozen.phases)
     assert [(w["ref"], w["slot"]) for w in winners] == list(zip(expected.winner_refs, expected.slot_ids))
 
     # Applied exactly once.
-    offers = {rid: offer for rid, offer in store.offers(POOL).items() if offer["draw_id"] == draw_id}
-    assert len(offers) == len(winners) == int(record["offered"])
-    assert len({offer["slot"] for offer in offers.values()}) == len(offers)  # no slot offered twice
+    offers = {rid: offer for rid, offer in store.offers(POOL).items() if offer.draw_id == draw_id}
+    assert len(offers) == len(winners) == record.offered
+    assert len({offer.slot_id for offer in offers.values()}) == len(offers)  # no slot offered twice
     entries = [m for m in store.outbox(POOL) if m["draw_id"] == draw_id]
     assert [m["kind"] for m in entries] == ["draw_offers"]  # one outbox entry for the draw's offers...
     messages = draws.offer_messages(store, POOL, draw_id)
     assert sorted(m["registration_id"] for m in messages) == sorted(offers)  # ...standing for one per offer
-    assert all(m["slot"] == offers[m["registration_id"]]["slot"] for m in messages)
+    assert all(m["slot"] == offers[m["registration_id"]].slot_id for m in messages)
     assert store.waiting_count(POOL) == waiting_before - len(winners)
     assert store.committed_draw_cutoffs(POOL).count(
-        datetime.datetime.fromisoformat(record["cutoff_at"]).timestamp()
+        record.cutoff_at.timestamp()
     ) == 1
-    offered_slots = [slot for slot in store.slots(POOL, datetime.datetime.fromisoformat(record["horizon_start"]),
-                                                  datetime.datetime.fromisoformat(record["horizon_end"]))
+    offered_slots = [slot for slot in store.slots(POOL, record.horizon_start, record.horizon_end)
                      if slot.status is SlotStatus.OFFERED]
-    assert sorted(slot.id for slot in offered_slots) == sorted(offer["slot"] for offer in offers.values())
+    assert sorted(slot.id for slot in offered_slots) == sorted(offer.slot_id for offer in offers.values())
     return set(offers)

@@ -37,14 +37,14 @@ def test_a_draw_is_announced_before_its_cutoff_with_its_commitment_only(redis, p
 def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(redis, pool, run_jobs, tmp_path, mailbox):
     store, slots, people = pool
     clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))
-    commitment = store.draw(POOL, DRAW_ID)["commitment"]
+    commitment = store.draw(POOL, DRAW_ID).commitment
     assert run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5)) == [DRAW_ID]
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and record["commitment"] == commitment
     assert record["statistics"] == {"entrants": 60, "slots": 20, "winners": 20}, store.draw(POOL, DRAW_ID)
 
     offers = store.offers(POOL)
-    assert len(offers) == 20 and len({offer["slot"] for offer in offers.values()}) == 20
+    assert len(offers) == 20 and len({offer.slot_id for offer in offers.values()}) == 20
     # The draw job handed its 20 messages to send jobs, which sent them.
     assert store.outbox(POOL) == [] and len(mailbox.messages) == 20
     statuses = [store.registration(person.key).status.value for person in people]
@@ -66,14 +66,14 @@ def test_constraints_are_respected(redis, pool, run_jobs):
     for registration_id, offer in store.offers(POOL).items():
         person = next(p for p in people if p.key.registration_id == registration_id)
         accepted_sites = person.applicant.sites
-        assert classes[offer["slot"]].split("-")[0] in accepted_sites
+        assert classes[offer.slot_id].split("-")[0] in accepted_sites
 
 
 def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
     store, _, people = pool
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     before = {p.key.registration_id: store.registration(p.key) for p in people}
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1)) == "published"
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1)) is draws.DrawState.PUBLISHED
     after = {p.key.registration_id: store.registration(p.key) for p in people}
     run_jobs()
     assert after == before and store.outbox(POOL) == [] and len(mailbox.messages) == 20
@@ -85,8 +85,8 @@ def test_a_stale_worker_cannot_commit(redis, pool):
     store.take_draw_fence(POOL, DRAW_ID)  # a newer run took over
     with pytest.raises(StaleDrawWorker):
         draws.commit(store, POOL, DRAW_ID, stale, schedule(), DRAW_AT)
-    assert store.draw(POOL, DRAW_ID)["state"] == "drawn" and store.offers(POOL) == {}
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) == "published"  # the newer run finishes the job
+    assert store.draw(POOL, DRAW_ID).state is draws.DrawState.DRAWN and store.offers(POOL) == {}
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED  # the newer run finishes the job
     assert len(store.offers(POOL)) == 20
 
 
@@ -138,7 +138,7 @@ def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
             urgent_refs.add(created.ref)
     due = draws.due_draws(renewal, None, DRAW_AT + datetime.timedelta(seconds=5))[0]
     draws.announce(store, renewal, due, DRAW_AT)
-    assert draws.run(store, "01:renewal", due.draw_id, DRAW_AT) == "published"
+    assert draws.run(store, "01:renewal", due.draw_id, DRAW_AT) is draws.DrawState.PUBLISHED
     record = draws.public_record(store, "01:renewal", due.draw_id)
     assert record["phases"] == [{"group": "urgent", "max_winners": 2}]
     assert urgent_refs <= {winner["ref"] for winner in record["winners"]}
@@ -149,7 +149,7 @@ def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
     fence = announce_freeze_and_draw(store)
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
     # As the bias check does when it fails:
-    store.update_draw_state(POOL, DRAW_ID, fence, "committed", {"state": "held"})
+    store.update_draw_state(POOL, DRAW_ID, fence, draws.DrawState.COMMITTED, {"state": "held"})
     assert draws.public_record(store, POOL, DRAW_ID)["seed"] is None
     draws.release_held(store, POOL, DRAW_ID, DRAW_AT)
     assert draws.public_record(store, POOL, DRAW_ID)["seed"] is not None
@@ -198,7 +198,7 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     offers = store.offers(POOL)
-    assert first["slot"] not in {offer["slot"] for offer in offers.values()} and len(offers) == 18
+    assert first["slot"] not in {offer.slot_id for offer in offers.values()} and len(offers) == 18
     # The withdrawal's notice, then the draw's one outbox entry: it stands for a message to each
     # of the 18, not to the two left out.
     assert [m["kind"] for m in store.outbox(POOL)] == ["withdrawn", "draw_offers"]
@@ -219,7 +219,7 @@ def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
     draws.freeze(store, POOL, store.draw(POOL, scheduled.draw_id), schedule(), fence, DRAW_AT)  # then its worker dies
     draws.run(store, POOL, now_draw.draw_id, DRAW_AT)  # an admin's draw takes the same slots
     draws.run(store, POOL, scheduled.draw_id, DRAW_AT)  # the first one resumes
-    slots = [offer["slot"] for offer in store.offers(POOL).values()]
+    slots = [offer.slot_id for offer in store.offers(POOL).values()]
     assert len(slots) == len(set(slots)) == 20
 
 
@@ -235,7 +235,7 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     store, _, people = pool
     after_cutoff = DRAW_AT - datetime.timedelta(minutes=30)  # the cutoff is 60 minutes before the draw
     clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(hours=2))
-    assert store.draw(POOL, DRAW_ID)["state"] == "scheduled"
+    assert store.draw(POOL, DRAW_ID).state is draws.DrawState.SCHEDULED
     clock.reconcile_draws(redis, store, after_cutoff)
     clock.reconcile_draws(redis, store, after_cutoff + datetime.timedelta(seconds=5))  # a second tick: no second freeze
     run_jobs()
@@ -249,6 +249,6 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and len(record["entrants"]) == 60
-    offered = {offer["ref"] for offer in store.offers(POOL).values()}
+    offered = {offer.ref for offer in store.offers(POOL).values()}
     assert leaving.ref not in offered
     assert len(offered) + len(record["not_applied"]) == 20

@@ -83,9 +83,9 @@ def test_a_draw_frozen_and_drawn_by_an_earlier_version_commits_and_publishes_the
     assert [(w["ref"], w["slot"]) for w in record["winners"]] == list(zip(expected["refs"], expected["slots"]))
     offers = store.offers(POOL)
     assert sorted(offers) == sorted(expected["registrations"])
-    assert {offer["ref"]: offer["slot"] for offer in offers.values()} == dict(zip(expected["refs"], expected["slots"]))
+    assert {offer.ref: offer.slot_id for offer in offers.values()} == dict(zip(expected["refs"], expected["slots"]))
     # And the same draw replayed from the earlier document gives the same winners.
     replayed = FrozenDraw.from_fields(store.draw_frozen(POOL, DRAW_ID))
-    seed = bytes.fromhex(store.draw(POOL, DRAW_ID)["seed"])
+    seed = bytes.fromhex(store.draw(POOL, DRAW_ID).seed)
     result = lottery.run_draw(seed, DRAW_ID, replayed.entrants, replayed.slots, replayed.phases)
     assert list(result.winner_refs) == expected["refs"]

@@ -15,6 +15,8 @@ from helpers import (
     sign_in,
 )
 
+from queue_service.draws import DrawState
+
 
 def post(client, path: str, token_page: str):
     return client.post(path, data={"csrf_token": csrf_token(client, token_page)}, headers=ENGLISH)
@@ -25,7 +27,7 @@ def test_an_admin_sees_a_held_draw_and_publishes_it_after_review(store, referenc
     publish_slots(store, 4)
     register_people(store, 6, CREATED + datetime.timedelta(days=1))
     run_the_draw(store)
-    store.update_draw_state(POOL, DRAW_ID, None, "published", {"state": "held"})  # as a failed bias check leaves it
+    store.update_draw_state(POOL, DRAW_ID, None, DrawState.PUBLISHED, {"state": "held"})  # as a failed bias check leaves it
     assert client_seed(app, DRAW_ID) is None
 
     agent = sign_in(app, "agent01")
@@ -33,14 +35,14 @@ def test_an_admin_sees_a_held_draw_and_publishes_it_after_review(store, referenc
     page = agent.get("/staff/p/01/schedules/first_request", headers=ENGLISH).get_data(as_text=True)
     assert "is held" in page and "publish this draw" not in page  # agents see it, admins decide
     refused = post(agent, f"/staff/p/01/schedules/first_request/draws/{DRAW_ID}/release", "/staff/p/01/sites")
-    assert refused.status_code == 403 and store.draw(POOL, DRAW_ID)["state"] == "held"
+    assert refused.status_code == 403 and store.draw(POOL, DRAW_ID).state is DrawState.HELD
 
     admin = sign_in(app, "admin01")
     page = "/staff/p/01/schedules/first_request"
     assert "publish this draw" in admin.get(page, headers=ENGLISH).get_data(as_text=True)
     answer = post(admin, f"{page}/draws/{DRAW_ID}/release", page)
-    assert answer.status_code == 302 and store.draw(POOL, DRAW_ID)["state"] == "published"
-    assert store.draw(POOL, DRAW_ID)["released_by"] == staff["admin01"].id
+    assert answer.status_code == 302 and store.draw(POOL, DRAW_ID).state is DrawState.PUBLISHED
+    assert store.draw(POOL, DRAW_ID).released_by == staff["admin01"].id
     assert client_seed(app, DRAW_ID) is not None
     again = post(admin, f"{page}/draws/{DRAW_ID}/release", page)
     assert again.status_code == 409

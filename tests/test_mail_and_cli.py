@@ -52,7 +52,7 @@ def test_the_demo_pool_draws_and_its_offers_reach_the_development_outbox(cli_env
     assert jobs.claim_and_enqueue(redis, schedule, due, now)
     run_jobs()  # the draw, then its messages
     run_jobs()
-    assert store.draw("01:first_request", due.draw_id)["state"] == "published"
+    assert store.draw("01:first_request", due.draw_id).state is draws.DrawState.PUBLISHED
     offered = len(store.offers("01:first_request"))
     assert offered == 40 or offered == len(store.slots("01:first_request", now, now + datetime.timedelta(days=60)))
     page = make_app(mail_backend="file").test_client().get("/dev/outbox", headers={"Accept-Language": "en"})

@@ -195,8 +195,8 @@ class CountersMachine(RuleBasedStateMachine):
 
         # Each draw's offers, counted in its own hash, match its record.
         for record in self.store.draws(POOL):
-            per_draw = self.store.stats_draws(POOL, [record["draw_id"]])[record["draw_id"]]
-            assert per_draw["slots_offered"] == int(record.get("offered", 0))
+            per_draw = self.store.stats_draws(POOL, [record.draw_id])[record.draw_id]
+            assert per_draw["slots_offered"] == (record.offered or 0)
 
     @invariant()
     def weights_histogram_equals_a_recount(self):

@@ -1,5 +1,6 @@
 """What is shown of an offer, on the pages and in the messages alike (offers.display)."""
 
+import dataclasses
 import datetime
 
 from queue_service import offers
@@ -17,8 +18,12 @@ SLOT = Slot(id="s1", prefecture="974", site="saint-denis", procedure="renewal",
 CODE = "ABCDE12345"
 
 
-def booking(**changes) -> dict:
-    return {"slot": "s1", "status": "confirmed", "deadline": "2027-01-06T10:00:00+00:00", "code": CODE} | changes
+def booking(**changes) -> offers.Offer:
+    return dataclasses.replace(offers.Offer(
+        registration_id="r1", draw_id="974-renewal-20270104T1000", ref="974R-7K3Q9X", slot_id="s1",
+        status=offers.OfferStatus.CONFIRMED, deadline=datetime.datetime(2027, 1, 6, 10, tzinfo=UTC),
+        offered_at=datetime.datetime(2027, 1, 4, 10, tzinfo=UTC), booking_code=CODE,
+    ), **changes)
 
 
 def test_times_are_on_the_prefectures_clock():
@@ -33,12 +38,12 @@ def test_a_booking_can_be_cancelled_until_its_notice_and_shows_its_code():
     assert offers.display(booking(), SLOT, TIMING, "Europe/Paris", cancel_by).can_cancel
     late = offers.display(booking(), SLOT, TIMING, "Europe/Paris", cancel_by + datetime.timedelta(seconds=1))
     assert not late.can_cancel and late.code == "ABCDE-12345"
-    pending = offers.display(booking(status="pending", code=None), SLOT, TIMING, "Europe/Paris", cancel_by)
+    pending = offers.display(booking(status=offers.OfferStatus.PENDING, booking_code=None), SLOT, TIMING, "Europe/Paris", cancel_by)
     assert not pending.can_cancel and pending.code is None
 
 
 def test_a_message_about_an_earlier_slot_shows_no_code_and_a_gone_offer_no_deadline():
-    moved = offers.display(booking(slot="s2"), SLOT, TIMING, "Europe/Paris", SLOT.starts_at)
+    moved = offers.display(booking(slot_id="s2"), SLOT, TIMING, "Europe/Paris", SLOT.starts_at)
     assert moved.code is None and moved.deadline is not None
     gone = offers.display(None, SLOT, TIMING, "Europe/Paris", SLOT.starts_at)
     assert gone.code is None and gone.deadline is None and not gone.can_cancel

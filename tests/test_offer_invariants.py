@@ -19,6 +19,7 @@ from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_peo
 
 from queue_service import draws, offers
 from queue_service.errors import QueueServiceError
+from queue_service.offers import OfferStatus
 from queue_service.store.keys import PoolKeys
 from worker import jobs
 
@@ -29,7 +30,7 @@ TIMING = offers.OfferTiming(
     reminder_hours=(48, 24),
 )
 PEOPLE, SLOTS = 12, 5
-LIVE = {"pending", "confirmed"}
+LIVE = {OfferStatus.PENDING, OfferStatus.CONFIRMED}
 # Counter (queue_service/metrics/__init__.py) -> the history event that tells of it on the registration.
 COUNTED = {
     "offer_confirmed": "offer_confirmed", "offer_declined": "offer_declined", "offer_expired": "offer_expired",
@@ -67,7 +68,7 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
         def draw(self):
             due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
             draws.announce(self.store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-            assert draws.run(self.store, POOL, DRAW_ID, DRAW_AT) == "published"
+            assert draws.run(self.store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED
             self.drawn = True
             self._note_offers()
 
@@ -80,7 +81,7 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
             except QueueServiceError:
                 return
             # Accepted: it must have been before the deadline, by the server's clock.
-            assert self.now <= datetime.datetime.fromisoformat(offer["deadline"])
+            assert self.now <= offer.deadline
 
         @rule(person=st.integers(0, PEOPLE - 1), returns=st.booleans())
         def decline(self, person, returns):
@@ -138,16 +139,16 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
         # Invariants ------------------------------------------------------------------
 
         def _note_offers(self):
-            self.ever_offered |= {offer["slot"] for offer in self.store.offers(POOL).values()}
+            self.ever_offered |= {offer.slot_id for offer in self.store.offers(POOL).values()}
 
         @invariant()
         def a_slot_has_at_most_one_holder(self):
-            live = [o for o in self.store.offers(POOL).values() if o["status"] in LIVE]
-            assert len({o["slot"] for o in live}) == len(live)
+            live = [o for o in self.store.offers(POOL).values() if o.status in LIVE]
+            assert len({o.slot_id for o in live}) == len(live)
             holders = self.store.slot_holders(POOL)
             for registration_id, offer in self.store.offers(POOL).items():
-                if offer["status"] in LIVE:
-                    assert holders.get(offer["slot"]) == registration_id
+                if offer.status in LIVE:
+                    assert holders.get(offer.slot_id) == registration_id
             states = {slot: self.store.slot(POOL, slot).status.value for slot in self.slots}
             assert all(states[slot] in ("offered", "booked") for slot in holders)
 
@@ -155,9 +156,10 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
         def one_live_offer_or_booking_per_applicant_and_statuses_agree(self):
             for key in self.people:
                 status = self.store.registration(key).status.value
-                offer = self.store.offer(key) or {}
-                assert (status == "offered") == (offer.get("status") == "pending")
-                assert (status == "confirmed") == (offer.get("status") == "confirmed")
+                offer = self.store.offer(key)
+                offer_status = offer.status if offer else None
+                assert (status == "offered") == (offer_status is OfferStatus.PENDING)
+                assert (status == "confirmed") == (offer_status is OfferStatus.CONFIRMED)
 
         @invariant()
         def counters_equal_a_recount_from_the_registrations_histories(self):
@@ -178,14 +180,14 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
             for _ in range(3):
                 self.offer_rounds(1)
             offers_now = self.store.offers(POOL)
-            assert not [o for o in offers_now.values() if o["status"] in LIVE]
+            assert not [o for o in offers_now.values() if o.status in LIVE]
             assert self.store.standby_slots(POOL) == {}
             for slot in self.ever_offered:
                 state = self.store.slot(POOL, slot).status.value
                 holder = self.store.slot_holder(POOL, slot)
-                final = offers_now[holder]["status"] if holder else None
-                assert (state, final) in {("open", None), ("cancelled", None), ("booked", "attended"),
-                                          ("booked", "no_show")}, (slot, state, final)
+                final = offers_now[holder].status if holder else None
+                assert (state, final) in {("open", None), ("cancelled", None), ("booked", OfferStatus.ATTENDED),
+                                          ("booked", OfferStatus.NO_SHOW)}, (slot, state, final)
 
     run_state_machine_as_test(Offers, settings=hypothesis_settings(
         max_examples=25, stateful_step_count=30, deadline=None,

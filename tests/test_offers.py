@@ -29,6 +29,8 @@ from queue_service import draws, offers
 from queue_service import registration as reg
 from queue_service.draws import lottery
 from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
+from queue_service.inventory.slots import SlotStatus
+from queue_service.offers import OfferStatus
 from queue_service.registration.tokens import status_token
 from queue_service.store.keys import PoolKeys
 from worker import jobs
@@ -51,7 +53,7 @@ def standby_order(store, slot_class: str) -> list[str]:
     """The draw's order of the references accepting `slot_class`, recomputed from the frozen inputs and seed."""
     record = draws.public_record(store, POOL, DRAW_ID)  # the published rows, as anyone can read them
     entrants = lottery.entrants_from_rows(record["entrants"])
-    seed = bytes.fromhex(store.draw(POOL, DRAW_ID)["seed"])
+    seed = bytes.fromhex(store.draw(POOL, DRAW_ID).seed)
     order = [ref for ref, _ in lottery.order_prefix(seed, DRAW_ID, entrants, len(entrants))]
     accepts = {e.ref: e.accepts for e in entrants}
     return [ref for ref in order if accepts[ref] is None or slot_class in accepts[ref]]
@@ -93,7 +95,7 @@ def subject(message) -> str:
 
 def _offer_messages(store) -> list[dict]:
     return [{"id": f"offer:{DRAW_ID}:{rid}", "kind": "offer", "registration_id": rid, "draw_id": DRAW_ID,
-             "slot": offer["slot"]} for rid, offer in sorted(store.offers(POOL).items())]
+             "slot": offer.slot_id} for rid, offer in sorted(store.offers(POOL).items())]
 
 
 def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_message(
@@ -129,10 +131,11 @@ def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settin
     store, _, _ = drawn
     key, offer = first_offer(store)
     booked = offers.confirm(store, key, secret(settings), DEADLINE - datetime.timedelta(seconds=1))
-    assert booked["status"] == "confirmed" and booked["code"] == offers.booking_code(secret(settings), key, offer["slot"])
+    assert booked.status is OfferStatus.CONFIRMED
+    assert booked.booking_code == offers.booking_code(secret(settings), key, offer.slot_id)
     assert store.registration(key).status.value == "confirmed"
-    assert store.slot(POOL, offer["slot"]).status.value == "booked"
-    assert offers.find_booking(store, "01", offers.display_code(booked["code"]).lower(), secret(settings))[0] == key
+    assert store.slot(POOL, offer.slot_id).status.value == "booked"
+    assert offers.find_booking(store, "01", offers.display_code(booked.booking_code).lower(), secret(settings))[0] == key
     with pytest.raises(InvalidTransition):
         offers.confirm(store, key, secret(settings), DEADLINE - datetime.timedelta(seconds=1))
     assert [m["kind"] for m in store.outbox(POOL)][-1] == "booked"
@@ -141,10 +144,10 @@ def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settin
 def test_no_confirmation_is_accepted_after_the_deadline_and_nothing_changes(drawn, settings):
     store, _, _ = drawn
     key, offer = first_offer(store)
-    before = (store.registration(key), store.offer(key), store.slot(POOL, offer["slot"]), len(store.outbox(POOL)))
+    before = (store.registration(key), store.offer(key), store.slot(POOL, offer.slot_id), len(store.outbox(POOL)))
     with pytest.raises(OfferDeadlinePassed):
         offers.confirm(store, key, secret(settings), DEADLINE + datetime.timedelta(seconds=1))
-    after = (store.registration(key), store.offer(key), store.slot(POOL, offer["slot"]), len(store.outbox(POOL)))
+    after = (store.registration(key), store.offer(key), store.slot(POOL, offer.slot_id), len(store.outbox(POOL)))
     assert before == after
 
 
@@ -155,25 +158,25 @@ def test_declining_keeps_the_weight_and_the_next_in_the_draws_order_gets_the_slo
     offers.decline(store, key, schedule(), DRAW_AT + datetime.timedelta(hours=1))
     back = store.registration(key)
     assert back.status.value == "waiting" and back.draws_lost == before_lost == 0 and back.draws_entered == 1
-    slot = store.slot(POOL, offer["slot"])
+    slot = store.slot(POOL, offer.slot_id)
     assert slot.status.value == "standby"
 
     now = DRAW_AT + datetime.timedelta(hours=1, minutes=1)
-    winners = {o["ref"] for o in store.offers(POOL).values()}
+    winners = {o.ref for o in store.offers(POOL).values()}
     assert offers.fill_standby(store, POOL, schedule(), TIMING, now) == 1
     expected = next(ref for ref in standby_order(store, slot.slot_class("Europe/Paris")) if ref not in winners)
-    holder = store.slot_holder(POOL, offer["slot"])
+    holder = store.slot_holder(POOL, offer.slot_id)
     promoted = store.registration(key_of(holder))
     assert promoted.ref == expected and promoted.status.value == "offered"
-    assert store.offer(promoted.key)["standby"] is True
+    assert store.offer(promoted.key).standby is True
     # A standby winner has the usual time to answer, but must answer before the slot's cancellation notice.
     deadline = min(now + datetime.timedelta(hours=48), slot.starts_at - TIMING.cancel_notice)
-    assert store.offer(promoted.key)["deadline"] == deadline.isoformat()
+    assert store.offer(promoted.key).deadline == deadline
     assert store.outbox(POOL)[-1]["kind"] == "offer" and store.outbox(POOL)[-1]["registration_id"] == holder
     # The decliner is never offered again by the same draw.
     offers.decline(store, promoted.key, schedule(), now)
     offers.fill_standby(store, POOL, schedule(), TIMING, now)
-    assert store.slot_holder(POOL, offer["slot"]) not in (key.registration_id, promoted.key.registration_id)
+    assert store.slot_holder(POOL, offer.slot_id) not in (key.registration_id, promoted.key.registration_id)
 
 
 def test_when_the_order_is_used_up_the_slot_returns_to_the_next_draw_never_first_come(store, reference_data):
@@ -196,8 +199,8 @@ def test_an_unanswered_offer_expires_by_the_servers_clock_and_its_slot_goes_to_s
     assert store.draws_past_deadline(POOL, DEADLINE + datetime.timedelta(seconds=1)) == [DRAW_ID]
     assert offers.expire_offers(store, POOL, schedule(), DEADLINE + datetime.timedelta(seconds=1)) == 10
     assert store.draws_past_deadline(POOL, DEADLINE + datetime.timedelta(days=1)) == []  # the draw is done
-    statuses = {o["status"] for o in store.offers(POOL).values()}
-    assert statuses == {"expired"}
+    statuses = {o.status for o in store.offers(POOL).values()}
+    assert statuses == {OfferStatus.EXPIRED}
     assert len(store.standby_slots(POOL)) == 10
     assert sum(m["kind"] == "expired" for m in store.outbox(POOL)) == 10
     assert store.waiting_count(POOL) == 30  # the policy returns them to the pool
@@ -234,7 +237,7 @@ def booking(drawn, settings):
     store, _, _ = drawn
     key, offer = first_offer(store)
     offers.confirm(store, key, secret(settings), DRAW_AT + datetime.timedelta(hours=1))
-    return store, key, store.slot(POOL, offer["slot"])
+    return store, key, store.slot(POOL, offer.slot_id)
 
 
 def test_a_booking_can_be_cancelled_until_the_notice_and_the_slot_goes_to_standby(booking):
@@ -264,7 +267,7 @@ def test_a_booking_not_checked_in_is_marked_no_show_after_the_slot_and_the_grace
     store, key, slot = booking
     assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(minutes=29)) == 0
     assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(minutes=31)) == 1
-    assert store.registration(key).status.value == "no_show" and store.offer(key)["status"] == "no_show"
+    assert store.registration(key).status.value == "no_show" and store.offer(key).status is OfferStatus.NO_SHOW
     with pytest.raises(InvalidTransition):
         offers.check_in(store, key, slot.ends_at + datetime.timedelta(hours=1))
 
@@ -274,7 +277,7 @@ def test_checking_in_marks_attended_once_and_a_wrong_code_names_no_one(booking, 
     with pytest.raises(UnknownBooking):
         offers.find_booking(store, "01", "ABCDE-FGHJK", secret(settings))
     with pytest.raises(UnknownBooking):
-        offers.find_booking(store, "69", offers.display_code(store.offer(key)["code"]), secret(settings))
+        offers.find_booking(store, "69", offers.display_code(store.offer(key).booking_code), secret(settings))
     offers.check_in(store, key, slot.starts_at)
     assert store.registration(key).status.value == "attended"
     assert offers.mark_no_shows(store, POOL, TIMING, slot.ends_at + datetime.timedelta(hours=2)) == 0
@@ -284,13 +287,13 @@ def test_checking_in_marks_attended_once_and_a_wrong_code_names_no_one(booking, 
 
 def test_a_slot_cancelled_by_the_prefecture_tells_its_holder_and_returns_them_with_their_weight(booking):
     store, key, slot = booking
-    assert offers.cancel_slot(store, POOL, slot.id, DRAW_AT + datetime.timedelta(hours=2)) == "booked"
+    assert offers.cancel_slot(store, POOL, slot.id, DRAW_AT + datetime.timedelta(hours=2)) is SlotStatus.BOOKED
     back = store.registration(key)
     assert back.status.value == "waiting" and back.draws_entered == 1 and back.draws_lost == 0
     assert store.slot(POOL, slot.id).status.value == "cancelled" and store.slot_holder(POOL, slot.id) is None
     assert store.outbox(POOL)[-1]["kind"] == "slot_cancelled"
     with pytest.raises(UnknownBooking):
-        offers.find_booking(store, "01", store.offer(key)["code"], os.urandom(8))
+        offers.find_booking(store, "01", store.offer(key).booking_code, os.urandom(8))
 
 
 def test_the_proof_of_registration_lists_offers_and_bookings(booking):

@@ -1,13 +1,15 @@
 """The offer and booking pages, and the counter check-in, through the web app."""
 
 import datetime
+import json
 import re
 
 import pytest
-from helpers import ENGLISH, csrf_token, first_offer, sign_in
+from helpers import ENGLISH, POOL, csrf_token, first_offer, sign_in
 
 from queue_service import offers
 from queue_service.registration.tokens import status_token
+from queue_service.store.keys import PoolKeys
 
 # The pages run on the real clock; the test draw is in 2027, so its offers are still open today.
 
@@ -32,7 +34,7 @@ def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_q
     answer = post(client, f"/offer/confirm?t={t}", f"/offer?t={t}")
     assert answer.status_code == 302 and "done=booked" in answer.location
     page = client.get(answer.location, headers=ENGLISH).get_data(as_text=True)
-    code = offers.display_code(store.offer(key)["code"])
+    code = offers.display_code(store.offer(key).booking_code)
     assert code in page and "booking-qr" in page and ".ics" in page
 
     qr = client.get(f"/booking/qr.svg?t={t}")
@@ -77,7 +79,7 @@ def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app,
     booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
     person = store.registration(key)
     agent = sign_in(app, "agent01")
-    typed = offers.display_code(booked["code"]).lower().replace("-", " ")
+    typed = offers.display_code(booked.booking_code).lower().replace("-", " ")
     page = agent.get(f"/staff/p/01/check-in?code={typed}", headers=ENGLISH).get_data(as_text=True)
     assert person.applicant.family_name in page and "01/01/1990" in page and "mark-attended" in page
     answer = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
@@ -99,9 +101,9 @@ def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, ap
     offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
     admin = sign_in(app, "admin01")
     page = admin.get("/staff/p/01/slots?from=2027-01-01&to=2027-02-01", headers=ENGLISH).get_data(as_text=True)
-    assert offer["slot"] in page
+    assert offer.slot_id in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    answer = admin.post(f"/staff/p/01/slots/first_request/{offer['slot']}/cancel", data={"csrf_token": token})
+    answer = admin.post(f"/staff/p/01/slots/first_request/{offer.slot_id}/cancel", data={"csrf_token": token})
     assert answer.status_code == 302
     assert store.registration(key).status.value == "waiting"
     deliver_messages()
@@ -118,11 +120,12 @@ def test_the_development_outbox_exists_only_with_the_file_backend(make_app, refe
 
 def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
     store, _, _ = drawn
-    key, offer = first_offer(store)
+    key, _ = first_offer(store)
     bearer = {"Authorization": f"Bearer {link(settings, key)}"}
     shown = client.get("/api/v1/registration", headers=bearer).get_json()
     assert shown["status"] == "offered" and shown["offer"]["status"] == "pending"
-    assert shown["offer"]["deadline"] == offer["deadline"] and shown["offer"]["booking_code"] is None
+    stored = json.loads(store.redis.hget(PoolKeys(POOL).offers, key.registration_id))  # the text the script wrote
+    assert shown["offer"]["deadline"] == stored["deadline"] and shown["offer"]["booking_code"] is None
 
     bad = client.post("/api/v1/registration/offer", json={"answer": "maybe"}, headers=bearer)
     assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
@@ -130,7 +133,7 @@ def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
 
     booked = client.post("/api/v1/registration/offer", json={"answer": "confirm"}, headers=bearer).get_json()
     assert booked["status"] == "confirmed" and booked["offer"]["booking_code"] == offers.display_code(
-        store.offer(key)["code"])
+        store.offer(key).booking_code)
     again = client.post("/api/v1/registration/offer", json={"answer": "decline"}, headers=bearer)
     assert again.status_code == 409 and again.get_json()["detail"]
     assert client.post("/api/v1/registration/offer", json={"answer": "confirm"}).status_code == 404

@@ -7,6 +7,7 @@ import re
 import pytest
 from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
 
+from queue_service.draws import DrawState, Trigger
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Principal, Role
@@ -286,7 +287,7 @@ def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_job
     assert "already exists" in second.get_data(as_text=True) or "is queued" in second.get_data(as_text=True)
     run_jobs()
     draws = store.draws("01:renewal")
-    assert draws and all(draw["state"] == "published" and draw["trigger"] == "admin" for draw in draws)
+    assert draws and all(draw.state is DrawState.PUBLISHED and draw.trigger is Trigger.ADMIN for draw in draws)
 
 
 def test_without_a_schedule_a_draw_cannot_be_run(as_staff):
@@ -309,10 +310,10 @@ def test_the_clock_enqueues_scheduled_draws_once_even_twice_ticked(redis, store,
     assert len(queue(DRAWS, redis)) == 4
     run_jobs()
     run_jobs()
-    ran = [draw for draw in store.draws("01:renewal") if "run_claimed_at" in draw]
-    assert [draw["state"] for draw in ran] == ["published"] * 4
-    announced = [draw for draw in store.draws("01:renewal") if "run_claimed_at" not in draw]
-    assert [draw["draw_id"] for draw in announced] == ["01-renewal-20270201T1000"]  # the next one, committed ahead
+    ran = [draw for draw in store.draws("01:renewal") if draw.run_claimed_at is not None]
+    assert [draw.state for draw in ran] == [DrawState.PUBLISHED] * 4
+    announced = [draw for draw in store.draws("01:renewal") if draw.run_claimed_at is None]
+    assert [draw.draw_id for draw in announced] == ["01-renewal-20270201T1000"]  # the next one, committed ahead
 
 
 # Accounts and tokens ------------------------------------------------------------------------

@@ -14,6 +14,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_service import translations
 from queue_service.connection import connect
+from queue_service.draws import DrawState
+from queue_service.inventory.slots import SlotStatus
+from queue_service.offers import OfferStatus
+from queue_service.registration import RegistrationStatus
 from queue_service.settings import Settings, load_settings
 from queue_service.store import Store
 
@@ -57,6 +61,9 @@ def create_app(config: Settings | None = None) -> Flask:
     from web import api, applicant, development, errors, health, i18n, metrics, offers, registration, security, staff
     from web.extensions import csrf, init_limiter
 
+    # Templates compare states with the enums, never with their spelling.
+    app.jinja_env.globals.update(DrawState=DrawState, OfferStatus=OfferStatus, RegistrationStatus=RegistrationStatus,
+                                 SlotStatus=SlotStatus)
     i18n.init_app(app)
     csrf.init_app(app)
     limiter = init_limiter(app, settings, connection)

@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
 from queue_service.errors import InvalidLink, ValidationFailed
+from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
 from queue_service.registration import Channel, Registration, identity
@@ -132,14 +133,15 @@ def _offer(found: Registration) -> dict | None:
     shown = appointment(found)
     if shown is None:
         return None
+    offer = shown["offer"]
     return {
-        "status": shown["offer"]["status"],
+        "status": offer.status.value,
         "starts_at": shown["slot"].starts_at.isoformat(),
         "ends_at": shown["slot"].ends_at.isoformat(),
         "site": shown["slot"].site,
-        "deadline": shown["offer"]["deadline"],
+        "deadline": offer.deadline.isoformat(),
         "booking_code": shown["code"],
-        "cancel_by": shown["cancel_by"].isoformat() if shown["offer"]["status"] == "confirmed" else None,
+        "cancel_by": shown["cancel_by"].isoformat() if offer.status is OfferStatus.CONFIRMED else None,
     }
 
 
@@ -341,7 +343,7 @@ def public_statistics_json(summary: dict) -> dict:
         return {
             "draw_id": row["draw_id"],
             "scheduled_at": row["scheduled_at"].isoformat(),
-            "state": row["state"],
+            "state": row["state"].value,
             "commitment": row["commitment"],
             "entrants": row["entrants"],
             "slots": row["slots"],

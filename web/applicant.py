@@ -8,6 +8,7 @@ from babel.dates import get_day_names
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import format_date, format_time, get_locale, gettext
 
+from queue_service.draws import DrawState
 from queue_service.errors import UnknownPrefecture
 from queue_service.pools import PoolId
 from queue_service.reference import Site
@@ -60,26 +61,24 @@ def statistics(code: str):
     return render_template("statistics.html", summary=summary, prefecture=summary["prefecture"], draw_states=draw_states())
 
 
-def draw_states() -> dict[str, str]:
+def draw_states() -> dict[DrawState, str]:
     return {
-        "scheduled": gettext("Announced"),
-        "frozen": gettext("Entrants frozen"),
-        "drawn": gettext("Drawn"),
-        "committed": gettext("Applied"),
-        "published": gettext("Published"),
-        "held": gettext("Held for review"),
+        DrawState.SCHEDULED: gettext("Announced"),
+        DrawState.FROZEN: gettext("Entrants frozen"),
+        DrawState.DRAWN: gettext("Drawn"),
+        DrawState.COMMITTED: gettext("Applied"),
+        DrawState.PUBLISHED: gettext("Published"),
+        DrawState.HELD: gettext("Held for review"),
     }
 
 
 def latest_and_next_draw(code: str, procedure_code: str) -> dict:
-    """The pool's last published draw and its next announced one (ids), for links to their public pages."""
-    from queue_service import draws
-
+    """The pool's last published draw and its next announced one, for links to their public pages."""
     store = services().store
     pool = PoolId.of(code, procedure_code)
     recent = store.draws(pool, limit=10)
-    published = next((draw for draw in recent if draw["state"] == draws.DrawState.PUBLISHED.value), None)
-    announced = next((draw for draw in reversed(recent) if draw["state"] == draws.DrawState.SCHEDULED.value), None)
+    published = next((draw for draw in recent if draw.state is DrawState.PUBLISHED), None)
+    announced = next((draw for draw in reversed(recent) if draw.state is DrawState.SCHEDULED), None)
     return {"published": published, "announced": announced}
 
 

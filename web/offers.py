@@ -33,7 +33,7 @@ def appointment(found) -> dict | None:
     offer = store.offer(found.key)
     if offer is None:
         return None
-    slot = store.slot(found.key.pool, offer["slot"])
+    slot = store.slot(found.key.pool, offer.slot_id)
     if slot is None:
         return None
     prefecture = store.prefecture(found.key.prefecture)
@@ -98,7 +98,7 @@ def cancel_booking():
 def booked_appointment():
     token, found = registration_from_link()
     shown = appointment(found)
-    if shown is None or shown["offer"]["status"] != "confirmed":
+    if shown is None or shown["offer"].status is not offer_rules.OfferStatus.CONFIRMED:
         raise InvalidTransition(gettext("This registration has no booked appointment."))
     return found, shown
 
@@ -108,7 +108,7 @@ def booking_qr():
     """The booking code as a QR code, for the agent's scanner (it types the code into the check-in form)."""
     _, shown = booked_appointment()
     svg = io.BytesIO()
-    segno.make(shown["offer"]["code"], error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False)
+    segno.make(shown["offer"].booking_code, error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False)
     return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
@@ -21,6 +20,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from queue_service import draws as draw_rules
 from queue_service import health, inventory, metrics
 from queue_service import offers as offer_rules
+from queue_service.draws import DrawState
 from queue_service.draws import schedules as schedule_rules
 from queue_service.errors import (
     N_,
@@ -130,8 +130,8 @@ def prefecture(code: str):
     found = known_prefecture(code)
     store = services().store
     pools = [(procedure, store.waiting_count(PoolId.of(code, procedure.code))) for procedure in store.procedures()]
-    held = [(procedure, draw["draw_id"]) for procedure, _ in pools
-            for draw in store.draws(PoolId.of(code, procedure.code), limit=20) if draw["state"] == "held"]
+    held = [(procedure, draw.draw_id) for procedure, _ in pools
+            for draw in store.draws(PoolId.of(code, procedure.code), limit=20) if draw.state is DrawState.HELD]
     return render_template("staff/prefecture.html", prefecture=found, sites=store.sites(code), pools=pools,
                            held=held)
 
@@ -420,8 +420,7 @@ def schedule(code: str, procedure_code: str):
             values=request.form if request.method == "POST" else schedule_form_values(current),
             errors=errors,
             upcoming=draw_rules.upcoming(store, current, now()) if current else [],
-            draws=[draw | {"bias_tests": json.loads(draw.get("bias_check") or "[]")}
-                   for draw in store.draws(pool, limit=20)],
+            draws=store.draws(pool, limit=20),
             zone=ZoneInfo(found.timezone),
             can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
         ),

@@ -110,11 +110,11 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     job = get_current_job()
     store = Store(job.connection)
     state = draws.run(store, PoolId.of(prefecture, procedure), draw_id, _now())
-    log.info("job %s: draw %s is %s", job.id, draw_id, state)
+    log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
     dispatch_pool(job.connection, store, PoolId.of(prefecture, procedure))  # the winners hear of it now
-    if state == draws.DrawState.HELD.value:
+    if state is draws.DrawState.HELD:
         log.error("job %s: draw %s is HELD by the bias check: staff must review it before publication", job.id, draw_id)
-    return state
+    return state.value
 
 
 @timed
@@ -122,8 +122,8 @@ def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
     job = get_current_job()
     state = draws.freeze_at_cutoff(Store(job.connection), PoolId.of(prefecture, procedure), draw_id, _now())
-    log.info("job %s: draw %s is %s", job.id, draw_id, state)
-    return state
+    log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
+    return state.value
 
 
 # A draw of a million entrants takes seconds; give it room. A failed step is

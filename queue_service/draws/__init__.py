@@ -33,6 +33,7 @@ from queue_service.draws import fairness, lottery, schedules
 from queue_service.draws.frozen import FrozenDraw
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import N_, InvalidTransition, UnknownDraw
+from queue_service.inventory.slots import SlotStatus
 from queue_service.pools import PoolId
 from queue_service.reference import slot_class
 
@@ -54,6 +55,51 @@ class Trigger(str, Enum):
 
 
 @dataclass(frozen=True)
+class Draw:
+    """A draw's record, as the store keeps it (store/draws.py reads and writes it).
+
+    Each step adds its fields: those of the steps not yet taken are None.
+    """
+
+    # Announced (DueDraw.announcement).
+    draw_id: str
+    prefecture: str
+    procedure: str
+    state: DrawState
+    trigger: Trigger
+    scheduled_at: datetime.datetime
+    cutoff_at: datetime.datetime  # entries close
+    seed: str  # hex; secret until the draw is published
+    commitment: str  # hex SHA-256 of the seed, public from the announcement
+    announced_at: datetime.datetime
+    announced_late: bool = False  # after its cutoff: the commitment came too late to bind the entries
+    # Claimed by the clock, once each (worker/jobs.py).
+    freeze_claimed_at: datetime.datetime | None = None
+    run_claimed_at: datetime.datetime | None = None
+    # Frozen.
+    frozen_at: datetime.datetime | None = None
+    entrants: int | None = None
+    urgent_entrants: int | None = None
+    slots: int | None = None
+    entrants_digest: str | None = None
+    horizon_start: datetime.datetime | None = None
+    horizon_end: datetime.datetime | None = None
+    # Drawn.
+    drawn_at: datetime.datetime | None = None
+    winners: int | None = None
+    # Committed (store/scripts/commit_draw.lua).
+    committed_at: datetime.datetime | None = None
+    offered: int | None = None
+    offers_deadline: datetime.datetime | None = None  # the one deadline of all its offers
+    not_applied: tuple[str, ...] | None = None  # winners' refs left out: no longer waiting, or their slot gone
+    # Published, or held by the bias check (then published when staff release it).
+    published_at: datetime.datetime | None = None
+    held_at: datetime.datetime | None = None
+    bias_check: tuple[dict, ...] | None = None  # one report per test: test, p_value, chi_square, suspicious
+    released_by: str | None = None  # the staff account that released it after review
+
+
+@dataclass(frozen=True)
 class DueDraw:
     """A draw the clock (or an admin) announces or runs."""
 
@@ -67,24 +113,24 @@ class DueDraw:
     def pool(self) -> str:
         return PoolId.of(self.prefecture, self.procedure)
 
-    def announcement(self, schedule: DrawSchedule, now: datetime.datetime, seed: bytes) -> dict[str, str]:
+    def announcement(self, schedule: DrawSchedule, now: datetime.datetime, seed: bytes) -> Draw:
         """The record of a newly announced draw: its secret seed and public commitment."""
         cutoff = schedules.entry_cutoff(schedule, self.scheduled_at)
-        return {
-            "draw_id": self.draw_id,
-            "prefecture": self.prefecture,
-            "procedure": self.procedure,
-            "scheduled_at": self.scheduled_at.isoformat(),
-            "cutoff_at": cutoff.isoformat(),
-            "trigger": self.trigger.value,
-            "state": DrawState.SCHEDULED.value,
-            "seed": seed.hex(),
-            "commitment": lottery.commitment(seed),
-            "announced_at": now.isoformat(),
+        return Draw(
+            draw_id=self.draw_id,
+            prefecture=self.prefecture,
+            procedure=self.procedure,
+            state=DrawState.SCHEDULED,
+            trigger=self.trigger,
+            scheduled_at=self.scheduled_at,
+            cutoff_at=cutoff,
+            seed=seed.hex(),
+            commitment=lottery.commitment(seed),
+            announced_at=now,
             # Announced after its cutoff (caught up after downtime, or run now):
             # the commitment could not be published before the entries froze.
-            "late": "1" if now >= cutoff else "0",
-        }
+            announced_late=now >= cutoff,
+        )
 
 
 # Scheduling ------------------------------------------------------------------------
@@ -134,7 +180,7 @@ def draw_now(schedule: DrawSchedule | None, prefecture: str, procedure: str, tim
 
 def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime) -> bool:
     """Create the draw's record with a fresh secret seed, unless it exists; True if created."""
-    return store.create_draw(due.pool, due.draw_id, due.announcement(schedule, now, secrets.token_bytes(32)))
+    return store.create_draw(due.pool, due.announcement(schedule, now, secrets.token_bytes(32)))
 
 
 def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int = 5) -> list[tuple[datetime.datetime, int]]:
@@ -150,40 +196,39 @@ def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int =
 # The draw job's steps --------------------------------------------------------------------
 
 
-def freeze_at_cutoff(store, pool: str, draw_id: str, now: datetime.datetime) -> str:
+def freeze_at_cutoff(store, pool: str, draw_id: str, now: datetime.datetime) -> DrawState:
     """The freeze job's body: fix the entrants once the cutoff has passed (safe to run twice)."""
     record = store.draw(pool, draw_id)
     if record is None:
         raise UnknownDraw()
-    if record["state"] == DrawState.SCHEDULED.value:
+    if record.state is DrawState.SCHEDULED:
         freeze(store, pool, record, store.schedule(pool), store.take_draw_fence(pool, draw_id), now)
-    return store.draw(pool, draw_id)["state"]
+    return store.draw(pool, draw_id).state
 
 
-def run(store, pool: str, draw_id: str, now: datetime.datetime) -> str:
+def run(store, pool: str, draw_id: str, now: datetime.datetime) -> DrawState:
     """Take the draw as far as it goes: freeze, draw, commit, publish (or hold). Returns the final state."""
     record = store.draw(pool, draw_id)
     if record is None:
         raise UnknownDraw()
     fence = store.take_draw_fence(pool, draw_id)
     schedule = store.schedule(pool)
-    if record["state"] == DrawState.SCHEDULED.value:
+    if record.state is DrawState.SCHEDULED:
         freeze(store, pool, record, schedule, fence, now)
-    if store.draw(pool, draw_id)["state"] == DrawState.FROZEN.value:
+    if store.draw(pool, draw_id).state is DrawState.FROZEN:
         draw(store, pool, draw_id, fence, now)
-    if store.draw(pool, draw_id)["state"] == DrawState.DRAWN.value:
+    if store.draw(pool, draw_id).state is DrawState.DRAWN:
         commit(store, pool, draw_id, fence, schedule, now)
-    if store.draw(pool, draw_id)["state"] == DrawState.COMMITTED.value:
+    if store.draw(pool, draw_id).state is DrawState.COMMITTED:
         publish_or_hold(store, pool, draw_id, fence, now)
-    return store.draw(pool, draw_id)["state"]
+    return store.draw(pool, draw_id).state
 
 
-def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, now: datetime.datetime) -> None:
+def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, now: datetime.datetime) -> None:
     """Fix the entrants (waiting since before the cutoff) and the open slots of the horizon."""
-    scheduled_at = datetime.datetime.fromisoformat(record["scheduled_at"])
-    cutoff = datetime.datetime.fromisoformat(record["cutoff_at"])
+    scheduled_at, cutoff = record.scheduled_at, record.cutoff_at
     start, end = schedules.slot_horizon(schedule, scheduled_at)
-    slots = [slot for slot in store.slots(pool, start, end) if slot.status.value == "open"]
+    slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN]
     frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
     frozen = frozen_draw(store.draw_candidates(pool, cutoff), schedule, scheduled_at, frozen_slots)
     urgent = len(frozen.entrants.members(URGENT_GROUP))
@@ -197,7 +242,7 @@ def freeze(store, pool: str, record: dict, schedule: DrawSchedule, fence: int, n
         "horizon_start": start.isoformat(),
         "horizon_end": end.isoformat(),
     }
-    store.freeze_draw(pool, record["draw_id"], fence, frozen.to_fields(), changes)
+    store.freeze_draw(pool, record.draw_id, fence, frozen.to_fields(), changes)
 
 
 def frozen_draw(
@@ -278,7 +323,7 @@ def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> 
     """Run the lottery on the frozen inputs; a pure function of them and the seed."""
     record = store.draw(pool, draw_id)
     frozen = FrozenDraw.from_fields(store.draw_frozen(pool, draw_id))
-    result = lottery.run_draw(bytes.fromhex(record["seed"]), draw_id, frozen.entrants, frozen.slots, frozen.phases)
+    result = lottery.run_draw(bytes.fromhex(record.seed), draw_id, frozen.entrants, frozen.slots, frozen.phases)
     registrations = [frozen.registrations[index] for index in result.winner_indices]
     # The registration behind each winner is kept with the result (private; the record shows ref and slot),
     # and the order in which they joined the waiting list, for the commit (see store/scripts/commit_draw.lua).
@@ -297,12 +342,11 @@ def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> 
 
 def commit(store, pool: str, draw_id: str, fence: int, schedule: DrawSchedule, now: datetime.datetime) -> None:
     """Apply the result in one atomic step: offers, slots, counters, outbox."""
-    cutoff = datetime.datetime.fromisoformat(store.draw(pool, draw_id)["cutoff_at"])
     store.commit_draw(
         pool,
         draw_id,
         fence,
-        cutoff=cutoff,
+        cutoff=store.draw(pool, draw_id).cutoff_at,
         deadline=now + datetime.timedelta(hours=schedule.confirmation_hours),
         now=now,
     )
@@ -312,11 +356,10 @@ def applied_offers(store, pool: str, draw_id: str) -> list[tuple[str, str]]:
     """The (registration id, slot id) of each offer a committed draw made: its winners but those
     in "not_applied". The commit writes what they share once; this is the list behind it."""
     record = store.draw(pool, draw_id)
-    if record is None or record.get("state") not in (DrawState.COMMITTED.value, DrawState.PUBLISHED.value,
-                                                       DrawState.HELD.value):
+    if record is None or record.state not in (DrawState.COMMITTED, DrawState.PUBLISHED, DrawState.HELD):
         return []
     drawn = drawn_winners(store, pool, draw_id)
-    not_applied = set(json.loads(record.get("not_applied") or "[]"))
+    not_applied = set(record.not_applied or ())
     return [
         (registration, slot_id)
         for ref, slot_id, registration in zip(drawn["refs"], drawn["slots"], drawn["registrations"])
@@ -348,8 +391,8 @@ def publish_or_hold(store, pool: str, draw_id: str, fence: int, now: datetime.da
     held = fairness.is_suspicious(reports)
     state = DrawState.HELD if held else DrawState.PUBLISHED
     store.update_draw_state(
-        pool, draw_id, fence, DrawState.COMMITTED.value, {"state": state.value, f"{state.value}_at": now.isoformat(),
-                                                          "bias_check": summary}
+        pool, draw_id, fence, DrawState.COMMITTED, {"state": state.value, f"{state.value}_at": now.isoformat(),
+                                                    "bias_check": summary}
     )
 
 
@@ -380,7 +423,7 @@ def bias_reports(frozen: FrozenDraw, winners: dict[str, list]) -> list:
 def release_held(store, pool: str, draw_id: str, now: datetime.datetime, by: str = "") -> None:
     """Staff reviewed a held draw and found it sound: publish it (`by`: the account that decided)."""
     changes = {"state": DrawState.PUBLISHED.value, "published_at": now.isoformat(), "released_by": by}
-    if not store.update_draw_state(pool, draw_id, None, DrawState.HELD.value, changes):
+    if not store.update_draw_state(pool, draw_id, None, DrawState.HELD, changes):
         raise InvalidTransition(N_("Only a held draw can be released."))
 
 
@@ -392,10 +435,9 @@ def public_record(store, pool: str, draw_id: str) -> dict:
     record = store.draw(pool, draw_id)
     if record is None:
         raise UnknownDraw()
-    state = DrawState(record["state"])
     fields = store.draw_frozen(pool, draw_id)
     frozen = FrozenDraw.from_fields(fields) if fields else None
-    published = state is DrawState.PUBLISHED
+    published = record.state is DrawState.PUBLISHED
     if published:
         drawn = drawn_winners(store, pool, draw_id)
         winners = [{"ref": ref, "slot": slot_id} for ref, slot_id in zip(drawn["refs"], drawn["slots"])]
@@ -404,27 +446,27 @@ def public_record(store, pool: str, draw_id: str) -> dict:
     return {
         "spec": lottery.SPEC,
         "draw_id": draw_id,
-        "commitment": record["commitment"],
-        "seed": record["seed"] if published else None,
+        "commitment": record.commitment,
+        "seed": record.seed if published else None,
         "beacon": None,
-        "entrants_digest": record.get("entrants_digest"),
+        "entrants_digest": record.entrants_digest,
         "entrants": sorted(frozen.entrants.rows(), key=lambda row: row["ref"]) if frozen else None,
         "slots": frozen.slots.rows() if frozen else None,
         "phases": [{"group": p.group, "max_winners": p.max_winners} for p in frozen.phases] if frozen else None,
         "winners": winners,
         # Winners who had left the waiting list, or whose slot was cancelled, since the freeze.
-        "not_applied": list(json.loads(record.get("not_applied") or "[]")) if published else None,
-        "state": state.value,
-        "prefecture": record["prefecture"],
-        "procedure": record["procedure"],
-        "scheduled_at": record["scheduled_at"],
-        "cutoff_at": record["cutoff_at"],
-        "announced_at": record["announced_at"],
-        "announced_late": record.get("late") == "1",
+        "not_applied": list(record.not_applied or ()) if published else None,
+        "state": record.state.value,
+        "prefecture": record.prefecture,
+        "procedure": record.procedure,
+        "scheduled_at": record.scheduled_at.isoformat(),
+        "cutoff_at": record.cutoff_at.isoformat(),
+        "announced_at": record.announced_at.isoformat(),
+        "announced_late": record.announced_late,
         "statistics": {
-            "entrants": int(record.get("entrants", 0) or 0),
-            "slots": int(record.get("slots", 0) or 0),
-            "winners": int(record.get("winners", 0) or 0),
+            "entrants": record.entrants or 0,
+            "slots": record.slots or 0,
+            "winners": record.winners or 0,
         },
     }
 

@@ -30,10 +30,11 @@ import numpy as np
 
 from queue_service import draws as draw_rules
 from queue_service import metrics
-from queue_service.draws import chances, schedules
+from queue_service.draws import Draw, DrawState, chances, schedules
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.metrics import Event
 from queue_service.pools import PoolId
+from queue_service.registration import RegistrationStatus
 
 #: Upcoming draws projected: a year of weekly draws.
 PROJECTED_DRAWS = 52
@@ -103,10 +104,9 @@ def planned_draws(store, schedule: DrawSchedule, now: datetime.datetime, count: 
 def typical_slots_per_draw(store, pool: str) -> int:
     """The average number of slots of the pool's recent committed draws (0 without history)."""
     recent = [
-        int(record.get("slots") or 0)
+        record.slots or 0
         for record in store.draws(pool, limit=RECENT_DRAWS * 2)
-        if record.get("state") in (draw_rules.DrawState.PUBLISHED.value, draw_rules.DrawState.COMMITTED.value,
-                                    draw_rules.DrawState.HELD.value)
+        if record.state in (DrawState.PUBLISHED, DrawState.COMMITTED, DrawState.HELD)
     ][:RECENT_DRAWS]
     return round(sum(recent) / len(recent)) if recent else 0
 
@@ -121,7 +121,7 @@ def pool_weights(store, pool: str, schedule: DrawSchedule) -> tuple[np.ndarray, 
 
 def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: datetime.datetime) -> Outlook | None:
     """What the status page says about a waiting registration's chances (None if it is not waiting)."""
-    if registration.status.value != "waiting" or schedule is None or not schedule.active:
+    if registration.status is not RegistrationStatus.WAITING or schedule is None or not schedule.active:
         return None
     pool = registration.key.pool
     joined = store.joined_at(registration.key)
@@ -189,8 +189,8 @@ def urgent_phase(store, pool: str, schedule: DrawSchedule, applicant_urgent_from
     policy = schedule.policy
     if not (policy.urgency_window_days and policy.urgency_share):
         return None
-    last = next((record for record in store.draws(pool, limit=RECENT_DRAWS) if record.get("entrants")), None)
-    fraction = int(last.get("urgent_entrants") or 0) / int(last["entrants"]) if last and int(last["entrants"]) else 0.0
+    last = next((record for record in store.draws(pool, limit=RECENT_DRAWS) if record.entrants is not None), None)
+    fraction = (last.urgent_entrants or 0) / last.entrants if last and last.entrants else 0.0
     if fraction == 0 and applicant_urgent_from is None:
         return None
     return chances.UrgentPhase(policy.urgency_share, fraction, applicant_urgent_from)
@@ -227,7 +227,7 @@ def pool_summary(store, pool: str, timezone: str, now: datetime.datetime, days: 
     gauges = store.pool_gauges([pool])[pool]
     waits = store.wait_histogram(pool)
     recent = store.draws(pool, limit=draws_listed)
-    outcomes = store.stats_draws(pool, [record["draw_id"] for record in recent])
+    outcomes = store.stats_draws(pool, [record.draw_id for record in recent])
     schedule = store.schedule(pool)
     last_week = [values for day, values in daily.items() if day > today - datetime.timedelta(days=7)]
     return {
@@ -238,7 +238,7 @@ def pool_summary(store, pool: str, timezone: str, now: datetime.datetime, days: 
         "daily": daily,
         "weekly_offered": metrics.weekly(daily, Event.SLOTS_OFFERED.value),
         "weekly_registered": metrics.weekly(daily, Event.REGISTERED.value),
-        "draws": [draw_row(record, outcomes[record["draw_id"]]) for record in recent],
+        "draws": [draw_row(record, outcomes[record.draw_id]) for record in recent],
         "pool_size_by_week": pool_size_by_week(recent, gauges["waiting"], today, timezone),
         "waits": waits,
         "wait_bins": metrics.wait_bins(waits),
@@ -253,29 +253,29 @@ def pool_summary(store, pool: str, timezone: str, now: datetime.datetime, days: 
     }
 
 
-def draw_row(record: dict, outcomes: dict[str, int]) -> dict:
+def draw_row(record: Draw, outcomes: dict[str, int]) -> dict:
     """One draw as the dashboard and the public page list it."""
     return {
-        "draw_id": record["draw_id"],
-        "scheduled_at": datetime.datetime.fromisoformat(record["scheduled_at"]),
-        "state": record["state"],
-        "commitment": record.get("commitment"),
-        "entrants": int(record.get("entrants") or 0),
-        "slots": int(record.get("slots") or 0),
-        "offered": int(record.get("offered") or 0),
+        "draw_id": record.draw_id,
+        "scheduled_at": record.scheduled_at,
+        "state": record.state,
+        "commitment": record.commitment,
+        "entrants": record.entrants or 0,
+        "slots": record.slots or 0,
+        "offered": record.offered or 0,
         "outcomes": {event.value: outcomes.get(event.value, 0) for event in metrics.OUTCOME_EVENTS},
     }
 
 
-def pool_size_by_week(recent: list[dict], waiting_now: int, today: datetime.date, timezone: str) -> list[tuple]:
+def pool_size_by_week(recent: list[Draw], waiting_now: int, today: datetime.date, timezone: str) -> list[tuple]:
     """The pool's size at each draw (its entrants), one point per week, and today's."""
     zone = ZoneInfo(timezone)
     by_week: dict[datetime.date, int] = {}
     for record in recent:
-        if record.get("entrants"):
-            day = datetime.datetime.fromisoformat(record["scheduled_at"]).astimezone(zone).date()
+        if record.entrants is not None:
+            day = record.scheduled_at.astimezone(zone).date()
             monday = day - datetime.timedelta(days=day.weekday())
-            by_week.setdefault(monday, int(record["entrants"]))  # newest first: the week's last draw
+            by_week.setdefault(monday, record.entrants)  # newest first: the week's last draw
     monday = today - datetime.timedelta(days=today.weekday())
     by_week[monday] = waiting_now
     return sorted(by_week.items())
@@ -292,7 +292,7 @@ def public_summary(store, prefecture, now: datetime.datetime, weeks: int = 12) -
         daily = store.stats_days(pool, first, today)
         waits = store.wait_histogram(pool)
         recent = store.draws(pool, limit=20)
-        outcomes = store.stats_draws(pool, [record["draw_id"] for record in recent])
+        outcomes = store.stats_draws(pool, [record.draw_id for record in recent])
         pools.append(
             {
                 "procedure": procedure,
@@ -304,7 +304,7 @@ def public_summary(store, prefecture, now: datetime.datetime, weeks: int = 12) -
                 "renewals_served_before_expiry": (
                     metrics.renewals_served_in_time(totals) if procedure.code == "renewal" else None
                 ),
-                "draws": [draw_row(record, outcomes[record["draw_id"]]) for record in recent],
+                "draws": [draw_row(record, outcomes[record.draw_id]) for record in recent],
             }
         )
     return {"prefecture": prefecture, "pools": pools, "generated_at": now}

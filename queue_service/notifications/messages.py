@@ -21,7 +21,7 @@ from babel.support import Translations
 
 from queue_service import offers, translations
 from queue_service.notifications import links, mail
-from queue_service.registration import Registration, RegistrationMessage, email_print
+from queue_service.registration import Registration, RegistrationMessage, RegistrationStatus, email_print
 from queue_service.registration.tokens import confirmation_token, status_token
 from queue_service.settings import Settings
 from queue_service.store import Store
@@ -132,7 +132,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "cancel_by": local(shown.cancel_by),
         "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
-        "back_in_pool": registration.status.value == "waiting",
+        "back_in_pool": registration.status is RegistrationStatus.WAITING,
     }
 
 

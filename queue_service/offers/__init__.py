@@ -25,6 +25,7 @@ import datetime
 import hashlib
 import hmac
 from dataclasses import dataclass
+from enum import Enum
 from zoneinfo import ZoneInfo
 
 from queue_service import draws
@@ -38,8 +39,9 @@ from queue_service.errors import (
     RegistrationNotFound,
     UnknownBooking,
 )
-from queue_service.inventory.slots import Slot
+from queue_service.inventory.slots import Slot, SlotStatus
 from queue_service.pools import PoolId
+from queue_service.registration import RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -48,6 +50,66 @@ EXPIRY_BATCH = 1000
 CODE_LENGTH = 10
 # What people type instead: lower case, and letters mistaken for digits.
 _CODE_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+class OfferStatus(str, Enum):
+    """Where an offer stands (the diagram above); the offer scripts write these values."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # a booking
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # by the applicant
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    SLOT_CANCELLED = "slot_cancelled"  # by the prefecture
+
+
+class OfferAction(str, Enum):
+    """A transition of an offer, as Store.move_offer (store/scripts/move_offer.lua) applies it."""
+
+    CONFIRM = "confirm"
+    DECLINE = "decline"
+    EXPIRE = "expire"
+    CANCEL = "cancel"
+    MARK_ATTENDED = "attended"
+    MARK_NO_SHOW = "no_show"
+    CANCEL_SLOT = "slot_cancelled"
+
+
+class OfferOutcome(str, Enum):
+    """What Store.move_offer answers: the transition was applied, or why not."""
+
+    APPLIED = "ok"
+    NO_REGISTRATION = "missing"
+    NO_OFFER = "no_offer"
+    WRONG_STATE = "state"  # not pending or not booked as the action needs, or another draw's offer
+    TOO_LATE = "late"
+    TOO_EARLY = "early"
+
+
+class StandbyOutcome(str, Enum):
+    """What Store.offer_standby answers."""
+
+    OFFERED = "ok"
+    SLOT_GONE = "slot"  # the slot no longer waits for standby
+    PERSON_UNAVAILABLE = "person"  # no longer waiting, or already offered a slot by this draw
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A registration's latest offer, as the store keeps it (store/offers.py reads it)."""
+
+    registration_id: str
+    draw_id: str  # the draw whose order gave it
+    ref: str  # the registration's public reference
+    slot_id: str
+    status: OfferStatus
+    deadline: datetime.datetime  # to answer a pending offer (aware)
+    offered_at: datetime.datetime
+    booking_code: str | None = None  # once confirmed
+    standby: bool = False  # given after the draw, to the next entrant of its order
+    changed_at: datetime.datetime | None = None  # its last transition
 
 
 @dataclass(frozen=True)
@@ -89,7 +151,7 @@ def normalise_code(text: str) -> str:
     return "".join(ch for ch in str(text).upper() if ch.isalnum()).translate(_CODE_LOOKALIKES)[:40]
 
 
-def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[RegistrationKey, dict]:
+def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[RegistrationKey, Offer]:
     """The registration and offer a code names, in one of the prefecture's pools; UnknownBooking otherwise."""
     code = normalise_code(text)
     if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
@@ -101,7 +163,7 @@ def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[Regi
             continue
         key = RegistrationKey(prefecture, procedure.code, holder)
         offer = store.offer(key)
-        if offer and offer.get("code") == code and hmac.compare_digest(booking_code(secret, key, offer["slot"]), code):
+        if offer and offer.booking_code == code and hmac.compare_digest(booking_code(secret, key, offer.slot_id), code):
             return key, offer
     raise UnknownBooking()
 
@@ -109,32 +171,32 @@ def find_booking(store, prefecture: str, text: str, secret: bytes) -> tuple[Regi
 # Applicant actions -------------------------------------------------------------
 
 
-def _current_offer(store, key: RegistrationKey) -> dict:
+def _current_offer(store, key: RegistrationKey) -> Offer:
     offer = store.offer(key)
     if offer is None:
         raise InvalidTransition(N_("You have no offer of an appointment."))
     return offer
 
 
-def _raise_for(outcome: str) -> None:
-    if outcome == "ok":
+def _raise_for(outcome: OfferOutcome) -> None:
+    if outcome is OfferOutcome.APPLIED:
         return
-    if outcome == "missing":
+    if outcome is OfferOutcome.NO_REGISTRATION:
         raise RegistrationNotFound()
-    if outcome == "late":
+    if outcome is OfferOutcome.TOO_LATE:
         raise OfferDeadlinePassed()
     raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
 
 
-def confirm(store, key: RegistrationKey, secret: bytes, now: datetime.datetime) -> dict:
+def confirm(store, key: RegistrationKey, secret: bytes, now: datetime.datetime) -> Offer:
     """Confirm the pending offer before its deadline: it becomes a booking with its code."""
     offer = _current_offer(store, key)
-    slot = store.slot(key.pool, offer["slot"])
+    slot = store.slot(key.pool, offer.slot_id)
     if slot is None:
         raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
     code = booking_code(secret, key, slot.id)
     wait_days, expires_first = booking_figures(store.registration(key), slot)
-    _raise_for(store.move_offer(key, "confirm", now, code, slot.starts_at.timestamp(), wait_days=wait_days,
+    _raise_for(store.move_offer(key, OfferAction.CONFIRM, now, code, slot.starts_at.timestamp(), wait_days=wait_days,
                                 expires_first=expires_first))
     return store.offer(key)
 
@@ -148,11 +210,11 @@ def booking_figures(registration, slot: Slot) -> tuple[int, bool]:
     return days, expiry is not None and expiry < slot.starts_at.date()
 
 
-def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> dict:
+def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> Offer:
     """Decline the pending offer; the applicant stays in the pool with their weight unless the policy says not."""
     _current_offer(store, key)
     returns = schedule is None or schedule.policy.declined_returns_to_pool
-    _raise_for(store.move_offer(key, "decline", now, "1" if returns else "0"))
+    _raise_for(store.move_offer(key, OfferAction.DECLINE, now, "1" if returns else "0"))
     return store.offer(key)
 
 
@@ -176,35 +238,34 @@ class OfferDisplay:
     code: str | None  # the booking code as printed, if the offer is a booking of this slot
 
 
-def display(offer: dict | None, slot: Slot, timing: OfferTiming, timezone: str, now: datetime.datetime) -> OfferDisplay:
+def display(offer: Offer | None, slot: Slot, timing: OfferTiming, timezone: str, now: datetime.datetime) -> OfferDisplay:
     """What is shown of `offer` (the registration's latest, or None) about `slot`, seen at `now`.
 
     A message may be about an earlier offer's slot: its code is shown only if
     the offer is still about that slot.
     """
-    offer = offer or {}
     zone = ZoneInfo(timezone)
     cancel_by = cancellation_deadline(slot, timing)
-    deadline = datetime.datetime.fromisoformat(offer["deadline"]).astimezone(zone) if offer.get("deadline") else None
-    code = offer.get("code") if offer.get("slot") == slot.id else None
+    deadline = offer.deadline.astimezone(zone) if offer else None
+    code = offer.booking_code if offer and offer.slot_id == slot.id else None
     return OfferDisplay(
         starts_at=slot.starts_at.astimezone(zone),
         ends_at=slot.ends_at.astimezone(zone),
         deadline=deadline,
         cancel_by=cancel_by.astimezone(zone),
-        can_cancel=offer.get("status") == "confirmed" and now <= cancel_by,
+        can_cancel=offer is not None and offer.status is OfferStatus.CONFIRMED and now <= cancel_by,
         code=display_code(code) if code else None,
     )
 
 
-def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: datetime.datetime) -> dict:
+def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: datetime.datetime) -> Offer:
     """Cancel a booking until `cancel_notice` before it; the slot goes to standby."""
     offer = _current_offer(store, key)
-    slot = store.slot(key.pool, offer["slot"])
+    slot = store.slot(key.pool, offer.slot_id)
     if slot is None:
         raise InvalidTransition(N_("This offer has already been answered, or is no longer valid."))
-    outcome = store.move_offer(key, "cancel", now, cancellation_deadline(slot, timing).timestamp())
-    if outcome == "late":
+    outcome = store.move_offer(key, OfferAction.CANCEL, now, cancellation_deadline(slot, timing).timestamp())
+    if outcome is OfferOutcome.TOO_LATE:
         raise CancellationTooLate()
     _raise_for(outcome)
     return store.offer(key)
@@ -212,8 +273,8 @@ def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: dateti
 
 def check_in(store, key: RegistrationKey, now: datetime.datetime) -> None:
     """The agent saw the person and their identity document: the booking is attended."""
-    outcome = store.move_offer(key, "attended", now)
-    if outcome == "state":
+    outcome = store.move_offer(key, OfferAction.MARK_ATTENDED, now)
+    if outcome is OfferOutcome.WRONG_STATE:
         raise InvalidTransition(N_("This appointment is not waiting for check-in (already checked in, cancelled "
                                    "or marked as a no-show)."))
     _raise_for(outcome)
@@ -228,7 +289,8 @@ def expire_offers(store, pool: str, schedule, now: datetime.datetime) -> int:
     prefecture, procedure = PoolId(pool).parts
 
     def expire(registration_id: str) -> bool:
-        return store.move_offer(RegistrationKey(prefecture, procedure, registration_id), "expire", now, returns) == "ok"
+        key = RegistrationKey(prefecture, procedure, registration_id)
+        return store.move_offer(key, OfferAction.EXPIRE, now, returns) is OfferOutcome.APPLIED
 
     expired = sum(map(expire, store.expired_offers(pool, now)))
     # A draw's offers share one deadline: once it passes, those still pending expire, then the draw is done.
@@ -248,10 +310,11 @@ def mark_no_shows(store, pool: str, timing: OfferTiming, now: datetime.datetime)
                                                       now - timing.no_show_grace):
         key = RegistrationKey(prefecture, procedure, registration_id)
         offer = store.offer(key)
-        slot = store.slot(pool, offer["slot"]) if offer else None
+        slot = store.slot(pool, offer.slot_id) if offer else None
         if slot is None:
             continue
-        marked += store.move_offer(key, "no_show", now, (slot.ends_at + timing.no_show_grace).timestamp()) == "ok"
+        earliest = (slot.ends_at + timing.no_show_grace).timestamp()
+        marked += store.move_offer(key, OfferAction.MARK_NO_SHOW, now, earliest) is OfferOutcome.APPLIED
     return marked
 
 
@@ -269,20 +332,20 @@ def queue_reminders(store, pool: str, timing: OfferTiming, now: datetime.datetim
     return queued
 
 
-def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> str:
+def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> SlotStatus:
     """The prefecture withdraws a slot: an open one is simply cancelled; an offered or booked
     one's holder is told and goes back to the pool with their weight. Returns the slot's former state."""
     slot = store.slot(pool, slot_id)
     if slot is None:
         raise InvalidTransition(N_("There is no such slot."))
-    if slot.status.value in ("open", "standby"):
+    if slot.status in (SlotStatus.OPEN, SlotStatus.STANDBY):
         if store.cancel_slot(pool, slot_id):
-            return slot.status.value
+            return slot.status
     holder = store.slot_holder(pool, slot_id)
     if holder is not None:
-        prefecture, procedure = PoolId(pool).parts
-        if store.move_offer(RegistrationKey(prefecture, procedure, holder), "slot_cancelled", now, slot_id) == "ok":
-            return slot.status.value
+        key = RegistrationKey(*PoolId(pool).parts, holder)
+        if store.move_offer(key, OfferAction.CANCEL_SLOT, now, slot_id) is OfferOutcome.APPLIED:
+            return slot.status
     raise InvalidTransition(N_("This slot is already cancelled or its appointment is over."))
 
 
@@ -327,7 +390,7 @@ class _StandbyOrder:
         if record is None or fields is None:
             return cls(pool)
         frozen = FrozenDraw.from_fields(fields)
-        seed = lottery.effective_seed(bytes.fromhex(record["seed"]))
+        seed = lottery.effective_seed(bytes.fromhex(record.seed))
         return cls(pool, frozen, lottery.compute_keys(seed, draw_id, frozen.entrants))
 
     def _in_order(self, batch: int):
@@ -361,13 +424,13 @@ class _StandbyOrder:
             ids = [self.frozen.registrations[i] for i in candidates]
             statuses = store.registration_statuses(self.pool, ids)
             for ref, registration_id, was_offered, status in zip(refs, ids, already, statuses):
-                if was_offered or status != "waiting":
+                if was_offered or status != RegistrationStatus.WAITING:
                     continue
                 key = RegistrationKey(prefecture, procedure, registration_id)
                 outcome = store.offer_standby(key, ref, slot.id, draw_id, deadline, now)
-                if outcome == "ok":
+                if outcome is StandbyOutcome.OFFERED:
                     return True
-                if outcome == "slot":
+                if outcome is StandbyOutcome.SLOT_GONE:
                     return False
         return False
 

@@ -4,6 +4,9 @@ Each step of a draw (queue_service/draws) reads and writes here under the
 draw's fencing token, so that only the latest run changes it. The committed
 draws, scored by their entry cutoff, are what every registration's draws
 entered and lost are counted from.
+
+A draw's record is a hash of text fields, read and written here as a `Draw`
+(`draw_from_fields`, `draw_fields`); each step adds its fields to it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import json
 
 import redis
 
+from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
+from queue_service.registration import RegistrationStatus
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
@@ -41,12 +46,13 @@ class DrawStore:
 
     # The record ---------------------------------------------------------------
 
-    def create_draw(self, pool: str, draw_id: str, fields: dict[str, str]) -> bool:
+    def create_draw(self, pool: str, record: Draw) -> bool:
         """Create a draw's record unless it exists; True if created."""
         pool_keys = PoolKeys(pool)
-        scheduled = datetime.datetime.fromisoformat(fields["scheduled_at"]).timestamp()
-        keys = [pool_keys.draw(draw_id), pool_keys.draws]
-        arguments = [scheduled, draw_id, *[item for pair in fields.items() for item in pair]]
+        keys = [pool_keys.draw(record.draw_id), pool_keys.draws]
+        fields = draw_fields(record)
+        pairs = [item for pair in fields.items() for item in pair]
+        arguments = [record.scheduled_at.timestamp(), record.draw_id, *pairs]
         return bool(self.scripts.create_draw(keys=keys, args=arguments))
 
     def claim_draw_run(
@@ -70,11 +76,11 @@ class DrawStore:
             except redis.WatchError:
                 return False
 
-    def draw(self, pool: str, draw_id: str) -> dict[str, str] | None:
+    def draw(self, pool: str, draw_id: str) -> Draw | None:
         raw = self.redis.hgetall(PoolKeys(pool).draw(draw_id))
-        return {name.decode(): value.decode() for name, value in raw.items()} or None
+        return draw_from_fields({name.decode(): value.decode() for name, value in raw.items()}) if raw else None
 
-    def draws(self, pool: str, limit: int = 50) -> list[dict[str, str]]:
+    def draws(self, pool: str, limit: int = 50) -> list[Draw]:
         """The pool's latest draws, newest first (one round trip for the records)."""
         pool_keys = PoolKeys(pool)
         ids = self.redis.zrevrange(pool_keys.draws, 0, limit - 1)
@@ -82,17 +88,18 @@ class DrawStore:
             for draw_id in ids:
                 pipe.hgetall(pool_keys.draw(draw_id.decode()))
             found = pipe.execute() if ids else []
-        return [{name.decode(): value.decode() for name, value in raw.items()} for raw in found if raw]
+        return [draw_from_fields({name.decode(): value.decode() for name, value in raw.items()})
+                for raw in found if raw]
 
     def take_draw_fence(self, pool: str, draw_id: str) -> int:
         """A new fencing token for a run of the draw; older runs can no longer change it."""
         return int(self.redis.incr(PoolKeys(pool).draw_fence(draw_id)))
 
-    def update_draw_state(self, pool, draw_id, fence, expected_state, changes) -> bool:
+    def update_draw_state(self, pool, draw_id, fence, expected_state: DrawState, changes) -> bool:
         """Change a draw's record if it is in `expected_state` (and `fence` is the latest, unless None)."""
         pool_keys = PoolKeys(pool)
         keys = [pool_keys.draw(draw_id), pool_keys.draw_fence(draw_id)]
-        arguments = ["" if fence is None else fence, expected_state, *[item for pair in changes.items() for item in pair]]
+        arguments = ["" if fence is None else fence, expected_state.value, *[item for pair in changes.items() for item in pair]]
         outcome = self.scripts.update_draw_state(keys=keys, args=arguments).decode()
         if outcome == "stale":
             raise StaleDrawWorker()
@@ -132,12 +139,12 @@ class DrawStore:
         return candidates
 
     def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "scheduled", changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
+        self._fenced_step(pool, draw_id, fence, DrawState.SCHEDULED, changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
 
     def save_draw_result(self, pool: str, draw_id: str, fence: int, result_json: str, changes: dict[str, str]) -> None:
-        self._fenced_step(pool, draw_id, fence, "frozen", changes, (PoolKeys(pool).draw_result(draw_id), result_json))
+        self._fenced_step(pool, draw_id, fence, DrawState.FROZEN, changes, (PoolKeys(pool).draw_result(draw_id), result_json))
 
-    def _fenced_step(self, pool, draw_id, fence, expected_state, changes, blob) -> None:
+    def _fenced_step(self, pool, draw_id, fence, expected_state: DrawState, changes, blob) -> None:
         """Store a step's data and change the record, both at once, if the fence is still ours."""
         pool_keys = PoolKeys(pool)
         key = pool_keys.draw(draw_id)
@@ -148,7 +155,7 @@ class DrawStore:
                 pipe.watch(key, fence_key)
                 if int(pipe.get(fence_key) or 0) != fence:
                     raise StaleDrawWorker()
-                if (pipe.hget(key, "state") or b"").decode() != expected_state:
+                if (pipe.hget(key, "state") or b"").decode() != expected_state.value:
                     return  # another run did this step already
                 pipe.multi()
                 if isinstance(blob_value, dict):
@@ -217,11 +224,10 @@ class DrawStore:
         """The draws a registration took part in during its wait, oldest first, with their outcome."""
         pool_keys, registration_id = PoolKeys(registration.key.pool), registration.key.registration_id
         joined = self.redis.zscore(pool_keys.waiting, registration_id)
-        offer = self.redis.hget(pool_keys.offers, registration_id)
-        won = json.loads(offer) if offer else {}
+        won = self.offer(registration.key)  # OfferStore
         return [
-            {"draw_id": draw_id, "outcome": "offered", "slot": won["slot"]}
-            if won.get("draw_id") == draw_id
+            {"draw_id": draw_id, "outcome": "offered", "slot": won.slot_id}
+            if won is not None and won.draw_id == draw_id
             else {"draw_id": draw_id, "outcome": "not_drawn"}
             for draw_id in self._draws_during_wait(registration, joined)
         ]
@@ -233,7 +239,7 @@ class DrawStore:
         confirmation) to its last change of status, or on while it waits.
         """
         if joined is None:
-            if registration.email_confirmed_at is None or registration.status.value == "pending_email":
+            if registration.email_confirmed_at is None or registration.status is RegistrationStatus.PENDING_EMAIL:
                 return []
             joined = registration.email_confirmed_at.timestamp()
             end = self._won_draw_cutoff(registration.key) or self._status_changed_at(registration.key)
@@ -242,17 +248,86 @@ class DrawStore:
         return self.committed_draws_between(registration.key.pool, joined, end)
 
     def _offered_by(self, key) -> str | None:
-        offer = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
-        return json.loads(offer)["draw_id"] if offer else None
+        offer = self.offer(key)  # OfferStore
+        return offer.draw_id if offer else None
 
     def _won_draw_cutoff(self, key) -> float | None:
         """The cutoff of the draw that offered the registration a slot: its wait ended there."""
-        pool_keys = PoolKeys(key.pool)
-        offer = self.redis.hget(pool_keys.offers, key.registration_id)
-        if offer is None:
+        draw_id = self._offered_by(key)
+        if draw_id is None:
             return None
-        return self.redis.zscore(pool_keys.committed_draws, json.loads(offer)["draw_id"])
+        return self.redis.zscore(PoolKeys(key.pool).committed_draws, draw_id)
 
     def _status_changed_at(self, key) -> float:
         raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
         return datetime.datetime.fromisoformat(raw.decode()).timestamp()
+
+
+# The record's codec ---------------------------------------------------------------
+
+# The record's fields of each kind, as they are named in Redis.
+_DRAW_TIMES = ("freeze_claimed_at", "run_claimed_at", "frozen_at", "horizon_start", "horizon_end", "drawn_at",
+               "committed_at", "published_at", "held_at")
+_DRAW_COUNTS = ("entrants", "urgent_entrants", "slots", "winners", "offered")
+
+
+def draw_from_fields(fields: dict[str, str]) -> Draw:
+    """A draw's record read from its hash; fields it does not know (written by another version) are ignored."""
+
+    def optional(name: str, parse):
+        return parse(fields[name]) if fields.get(name) else None
+
+    deadline = fields.get("offers_deadline")
+    return Draw(
+        draw_id=fields["draw_id"],
+        prefecture=fields["prefecture"],
+        procedure=fields["procedure"],
+        state=DrawState(fields["state"]),
+        trigger=Trigger(fields["trigger"]),
+        scheduled_at=datetime.datetime.fromisoformat(fields["scheduled_at"]),
+        cutoff_at=datetime.datetime.fromisoformat(fields["cutoff_at"]),
+        seed=fields["seed"],
+        commitment=fields["commitment"],
+        announced_at=datetime.datetime.fromisoformat(fields["announced_at"]),
+        announced_late=fields.get("late") == "1",
+        **{name: optional(name, datetime.datetime.fromisoformat) for name in _DRAW_TIMES},
+        **{name: optional(name, int) for name in _DRAW_COUNTS},
+        entrants_digest=fields.get("entrants_digest") or None,
+        # An epoch (the draw deadlines' score), read by move_offer.lua as a number.
+        offers_deadline=datetime.datetime.fromtimestamp(float(deadline), datetime.timezone.utc) if deadline else None,
+        not_applied=optional("not_applied", lambda text: tuple(json.loads(text))),
+        bias_check=optional("bias_check", lambda text: tuple(json.loads(text))),
+        released_by=fields.get("released_by"),
+    )
+
+
+def draw_fields(record: Draw) -> dict[str, str]:
+    """The hash of a draw's record (the inverse of `draw_from_fields`): the fields of steps not taken are left out."""
+    fields = {
+        "draw_id": record.draw_id,
+        "prefecture": record.prefecture,
+        "procedure": record.procedure,
+        "scheduled_at": record.scheduled_at.isoformat(),
+        "cutoff_at": record.cutoff_at.isoformat(),
+        "trigger": record.trigger.value,
+        "state": record.state.value,
+        "seed": record.seed,
+        "commitment": record.commitment,
+        "announced_at": record.announced_at.isoformat(),
+        "late": "1" if record.announced_late else "0",
+    }
+
+    def text(value) -> str | None:
+        return value.isoformat() if isinstance(value, datetime.datetime) else None if value is None else str(value)
+
+    later = {
+        **{name: text(getattr(record, name)) for name in (*_DRAW_TIMES, *_DRAW_COUNTS)},
+        "entrants_digest": record.entrants_digest,
+        "offers_deadline": record.offers_deadline and repr(record.offers_deadline.timestamp()),
+        # As commit_draw.lua writes it (cjson: no spaces).
+        "not_applied": None if record.not_applied is None else json.dumps(list(record.not_applied),
+                                                                           separators=(",", ":")),
+        "bias_check": None if record.bias_check is None else json.dumps(list(record.bias_check)),
+        "released_by": record.released_by,
+    }
+    return fields | {name: value for name, value in later.items() if value is not None}

@@ -4,6 +4,9 @@ Every change of an offer is one script (move_offer, offer_standby,
 release_standby_slot, queue_reminder) that moves the offer, its registration,
 its slot, the outbox and the counters together. move_offer takes 22 KEYS: they
 are built by `move_offer_keys` only, in the script's order.
+
+An offer is one JSON object in the pool's offers hash, by registration id,
+written by the scripts and read here as an `Offer` (`offer_from_json`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,13 @@ import json
 
 import redis
 
+from queue_service.offers import (
+    Offer,
+    OfferAction,
+    OfferOutcome,
+    OfferStatus,
+    StandbyOutcome,
+)
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
@@ -30,18 +40,19 @@ class OfferStore:
 
     # Offers -------------------------------------------------------------------
 
-    def offers(self, pool: str) -> dict[str, dict]:
+    def offers(self, pool: str) -> dict[str, Offer]:
         """Pending and past offers of the pool, by registration id."""
-        return {key.decode(): json.loads(value) for key, value in self.redis.hgetall(PoolKeys(pool).offers).items()}
+        found = self.redis.hgetall(PoolKeys(pool).offers)
+        return {key.decode(): offer_from_json(key.decode(), value) for key, value in found.items()}
 
-    def offer(self, key) -> dict | None:
-        """The registration's latest offer (draw_id, ref, slot, deadline, status, code...), or None."""
+    def offer(self, key) -> Offer | None:
+        """The registration's latest offer, or None."""
         raw = self.redis.hget(PoolKeys(key.pool).offers, key.registration_id)
-        return json.loads(raw) if raw else None
+        return offer_from_json(key.registration_id, raw) if raw else None
 
-    def move_offer(self, key, action: str, now: datetime.datetime, *extra, wait_days: int = 0,
-                   expires_first: bool = False) -> str:
-        """Apply one offer transition (scripts/move_offer.lua); returns "ok" or why not.
+    def move_offer(self, key, action: OfferAction, now: datetime.datetime, *extra, wait_days: int = 0,
+                   expires_first: bool = False) -> OfferOutcome:
+        """Apply one offer transition (scripts/move_offer.lua); returns APPLIED or why not.
 
         `wait_days` and `expires_first` are counted when the offer is confirmed (the waits
         histogram, renewals whose permit expires before the appointment).
@@ -49,14 +60,14 @@ class OfferStore:
         prints = self._fingerprints(key)
         offer = self.offer(key)
         if prints is None:
-            return "missing"
+            return OfferOutcome.NO_REGISTRATION
         if offer is None:
-            return "no_offer"
-        draw_id = offer["draw_id"]
+            return OfferOutcome.NO_OFFER
+        draw_id = offer.draw_id
         keys = move_offer_keys(key, prints, draw_id, self.stats_keys(key.pool, now, draw_id=draw_id))
-        arguments = [action, key.registration_id, utc_text(now), now.timestamp(), self._waiting_since(key),
+        arguments = [action.value, key.registration_id, utc_text(now), now.timestamp(), self._waiting_since(key),
                      draw_id, wait_days, "1" if expires_first else "0", *extra]
-        return self.scripts.move_offer(keys=keys, args=arguments).decode()
+        return OfferOutcome(self.scripts.move_offer(keys=keys, args=arguments).decode())
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
@@ -72,12 +83,10 @@ class OfferStore:
         if not registration_ids:
             return []
         raw = self.redis.hmget(PoolKeys(pool).offers, registration_ids)
-        pending = []
-        for registration_id, text in zip(registration_ids, raw):
-            offer = json.loads(text) if text else {}
-            if offer.get("draw_id") == draw_id and offer.get("status") == "pending":
-                pending.append(registration_id)
-        return pending
+        offers = [offer_from_json(registration_id, text)
+                  for registration_id, text in zip(registration_ids, raw) if text]
+        return [offer.registration_id for offer in offers
+                if offer.draw_id == draw_id and offer.status is OfferStatus.PENDING]
 
     # Deadlines ----------------------------------------------------------------
 
@@ -110,8 +119,8 @@ class OfferStore:
         return [bool(found) for found in self.redis.smismember(PoolKeys(pool).draw_offered(draw_id), refs)]
 
     def offer_standby(self, key, ref: str, slot_id: str, draw_id: str, deadline: datetime.datetime,
-                      now: datetime.datetime) -> str:
-        """Offer a freed slot to this entrant of the draw's order: "ok", "slot" or "person" (see the script)."""
+                      now: datetime.datetime) -> StandbyOutcome:
+        """Offer a freed slot to this entrant of the draw's order (see the script)."""
         pool_keys = PoolKeys(key.pool)
         keys = [
             pool_keys.registration(key.registration_id),
@@ -128,7 +137,7 @@ class OfferStore:
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, utc_text(now), utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
-        return self.scripts.offer_standby(keys=keys, args=arguments).decode()
+        return StandbyOutcome(self.scripts.offer_standby(keys=keys, args=arguments).decode())
 
     def release_standby_slot(self, pool: str, slot_id: str, draw_id: str, now: datetime.datetime) -> bool:
         """No one left in the draw's order for this slot: it is open for the next draw."""
@@ -155,6 +164,45 @@ class OfferStore:
         keys = [pool_keys.offers, pool_keys.reminders, pool_keys.outbox]
         arguments = [registration_id, now.timestamp(), *sorted(hours, reverse=True)]
         return bool(self.scripts.queue_reminder(keys=keys, args=arguments))
+
+
+def offer_from_json(registration_id: str, raw: bytes | str) -> Offer:
+    """An offer as the scripts write it (commit_draw, offer_standby, move_offer), read;
+    fields it does not know (written by another version) are ignored."""
+    fields = json.loads(raw)
+    changed_at = fields.get("changed_at")
+    return Offer(
+        registration_id=registration_id,
+        draw_id=fields["draw_id"],
+        ref=fields["ref"],
+        slot_id=fields["slot"],
+        status=OfferStatus(fields["status"]),
+        deadline=datetime.datetime.fromisoformat(fields["deadline"]),
+        offered_at=datetime.datetime.fromisoformat(fields["offered_at"]),
+        booking_code=fields.get("code"),
+        standby=bool(fields.get("standby", False)),
+        changed_at=datetime.datetime.fromisoformat(changed_at) if changed_at else None,
+    )
+
+
+def offer_to_json(offer: Offer) -> str:
+    """The JSON object the scripts write for `offer` (the inverse of `offer_from_json`); fields
+    the scripts leave out until they apply (code, standby, changed_at) are left out when empty."""
+    fields = {
+        "draw_id": offer.draw_id,
+        "ref": offer.ref,
+        "slot": offer.slot_id,
+        "deadline": utc_text(offer.deadline),
+        "offered_at": utc_text(offer.offered_at),
+        "status": offer.status.value,
+    }
+    if offer.booking_code is not None:
+        fields["code"] = offer.booking_code
+    if offer.standby:
+        fields["standby"] = True
+    if offer.changed_at is not None:
+        fields["changed_at"] = utc_text(offer.changed_at)
+    return json.dumps(fields)
 
 
 def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[str]) -> list[str]:
