@@ -44,22 +44,37 @@ import redis
 from queue_service import draws
 from queue_service.store import Store
 store = Store(redis.Redis.from_url(sys.argv[1]))
+print("ready", flush=True)
 draws.run(store, sys.argv[2], sys.argv[3], datetime.datetime.fromisoformat(sys.argv[4]))
 """
 
+# The steps a draw passes through, in order; a worker is killed while the draw is at one of them.
+STEPS = [draws.DrawState.SCHEDULED, draws.DrawState.FROZEN, draws.DrawState.DRAWN, draws.DrawState.COMMITTED]
 
-def kill_at_a_random_point(redis_url: str, draw_id: str, now: datetime.datetime, rng: random.Random) -> float:
+
+def kill_during(store, redis_url: str, draw_id: str, now: datetime.datetime, step, rng: random.Random) -> None:
+    """Start a draw worker and SIGKILL it a few milliseconds after the draw reaches `step`.
+
+    The kill follows the draw's own progress, not the clock: on a loaded machine
+    the worker's start-up and each step take longer, and a fixed delay would
+    land in the same step every time.
+    """
     process = subprocess.Popen(
         [sys.executable, "-c", RUN_ONE_DRAW, redis_url, POOL, draw_id, now.isoformat()],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    delay = rng.uniform(0.5, 6.0)
-    time.sleep(delay)
+    process.stdout.readline()  # the worker has imported what it needs and is about to run the draw
+    if step is draws.DrawState.SCHEDULED:
+        time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the freeze, the longest step
+    else:
+        while STEPS.index(store.draw(POOL, draw_id).state) < STEPS.index(step) and process.poll() is None:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.05))
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    return delay
+    process.stdout.close()
 
 
 def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, reference_data):
@@ -77,7 +92,7 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
         draws.announce(store, schedule, draw, draw_at - datetime.timedelta(days=2))
         waiting_before = store.waiting_count(POOL)
 
-        kill_at_a_random_point(redis_url, draw.draw_id, draw_at, rng)
+        kill_during(store, redis_url, draw.draw_id, draw_at, rng.choice(STEPS), rng)
         states_seen.append(store.draw(POOL, draw.draw_id).state)
         assert draws.run(store, POOL, draw.draw_id, draw_at) in (draws.DrawState.PUBLISHED, draws.DrawState.HELD)
 
