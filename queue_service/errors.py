@@ -20,6 +20,10 @@ class QueueServiceError(Exception):
 
     http_status = 400
     message = N_("The request could not be processed.")
+    # What the message's %(name)s placeholders stand for, if it has any.
+    message_values: dict[str, object] = {}
+    # Seconds after which the same request may succeed (sent as Retry-After), when known.
+    retry_after: int | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -129,8 +133,15 @@ class LoginFailed(QueueServiceError):
 
 
 class LoginThrottled(QueueServiceError):
+    """This client failed too often for this account: it (and only it) must wait."""
+
     http_status = 429
-    message = N_("Too many failed attempts. Wait 15 minutes, then try again.")
+    message = N_("Too many failed attempts from your connection. Wait %(seconds)s s, then try again.")
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.message_values = {"seconds": retry_after}
 
 
 class NotSignedIn(QueueServiceError):
