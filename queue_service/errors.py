@@ -84,6 +84,22 @@ class ValidationFailed(QueueServiceError):
         self.errors = errors
 
 
+class InvalidText(QueueServiceError):
+    """The request holds text that is not valid Unicode: a lone surrogate (no UTF-8
+    can encode it), a non-character (U+FFFF, U+FDD0...), or bytes that are not UTF-8.
+    `errors` names the field (as ValidationFailed does), for the API's problem."""
+
+    http_status = 400
+    message = N_("The request holds text that is not valid Unicode.")
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            N_("Some characters could not be read (such as a lone surrogate or U+FFFF). "
+               "Remove them or type the text again, then send it again.")
+        )
+        self.errors = {field: N_("This field holds characters that are not valid Unicode.")}
+
+
 class DuplicateRegistration(QueueServiceError):
     # Says nothing about the other registration: not whose, not when.
     http_status = 409

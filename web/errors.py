@@ -19,7 +19,7 @@ import redis
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
-from queue_service.errors import QueueServiceError, StoreUnavailable, ValidationFailed
+from queue_service.errors import InvalidText, QueueServiceError, StoreUnavailable, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 API_PREFIX = "/api/"
@@ -79,9 +79,10 @@ def message_of(error: QueueServiceError) -> str:
 
 def handle_domain_error(error: QueueServiceError):
     code = _kebab(type(error).__name__)
-    if isinstance(error, ValidationFailed) and wants_problem_json():
+    if isinstance(error, (ValidationFailed, InvalidText)) and wants_problem_json():
         fields = [{"field": field, "message": gettext(message)} for field, message in error.errors.items()]
-        response = problem(error.http_status, message_of(error), None, code=code, errors=fields)
+        detail = gettext(error.detail) if error.detail else None
+        response = problem(error.http_status, message_of(error), detail, code=code, errors=fields)
     else:
         response = _respond(error.http_status, message_of(error), gettext(error.detail) if error.detail else None, code)
     if error.retry_after is not None:

@@ -166,7 +166,10 @@ def note_rate_limited() -> None:
     if "code" in arguments and "procedure_code" in arguments:
         pool = (arguments["code"], arguments["procedure_code"])
     elif request.endpoint == "api.create_registration":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except QueueServiceError:  # text that is not valid Unicode (web/decoding.py): no pool to count
+            body = None
         if isinstance(body, dict) and isinstance(body.get("prefecture"), str) and isinstance(body.get("procedure"), str):
             pool = (body["prefecture"], body["procedure"])
     elif request.values.get("t"):
