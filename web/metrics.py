@@ -149,7 +149,7 @@ def metrics():
         body = generate_latest(registry)
     else:
         body = generate_latest(registry) + generate_latest(current_app.extensions["queue_service_metrics"])
-    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], headers={"Cache-Control": "no-store"})
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 def note_rate_limited() -> None:

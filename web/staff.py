@@ -70,12 +70,6 @@ def load_principal():
     return None
 
 
-@blueprint.after_request
-def never_cache(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def allow(action: Action, prefecture: str | None) -> None:
     accounts.require(g.principal, action, prefecture)
 
