@@ -66,9 +66,10 @@ def handle_http_error(error: HTTPException):
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
-    breached = current_app.extensions["queue_service_limiter"].current_limit
-    if isinstance(error, RateLimitExceeded) and breached is not None:
-        response.headers["Retry-After"] = str(max(1, math.ceil(breached.reset_at - time.time())))
+    if isinstance(error, RateLimitExceeded):  # Flask-Limiter's own headers are off (extensions.py)
+        breached = current_app.extensions["queue_service_limiter"].current_limit
+        if breached is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(breached.reset_at - time.time())))
     return response
 
 
