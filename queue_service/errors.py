@@ -20,6 +20,10 @@ class QueueServiceError(Exception):
 
     http_status = 400
     message = N_("The request could not be processed.")
+    # What the message's %(name)s placeholders stand for, if it has any.
+    message_values: dict[str, object] = {}
+    # Seconds after which the same request may succeed (sent as Retry-After), when known.
+    retry_after: int | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -80,6 +84,22 @@ class ValidationFailed(QueueServiceError):
         self.errors = errors
 
 
+class InvalidText(QueueServiceError):
+    """The request holds text that is not valid Unicode: a lone surrogate (no UTF-8
+    can encode it), a non-character (U+FFFF, U+FDD0...), or bytes that are not UTF-8.
+    `errors` names the field (as ValidationFailed does), for the API's problem."""
+
+    http_status = 400
+    message = N_("The request holds text that is not valid Unicode.")
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            N_("Some characters could not be read (such as a lone surrogate or U+FFFF). "
+               "Remove them or type the text again, then send it again.")
+        )
+        self.errors = {field: N_("This field holds characters that are not valid Unicode.")}
+
+
 class DuplicateRegistration(QueueServiceError):
     # Says nothing about the other registration: not whose, not when.
     http_status = 409
@@ -129,8 +149,15 @@ class LoginFailed(QueueServiceError):
 
 
 class LoginThrottled(QueueServiceError):
+    """This client failed too often for this account: it (and only it) must wait."""
+
     http_status = 429
-    message = N_("Too many failed attempts. Wait 15 minutes, then try again.")
+    message = N_("Too many failed attempts from your connection. Wait %(seconds)s s, then try again.")
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.message_values = {"seconds": retry_after}
 
 
 class NotSignedIn(QueueServiceError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from queue_service.errors import SettingsError
+from queue_service.files import private_folder
 from queue_service.reference import LOCALES
 from queue_service.registration.proof import generate_signing_key, load_signing_key
 
@@ -324,7 +325,7 @@ def _with_secrets(settings: Settings) -> Settings:
     missing = [name for name in REQUIRED_SECRETS if not getattr(settings, name)]
     if not missing:
         return settings
-    path = settings.data_dir / SECRETS_FILE_NAME
+    path = private_folder(settings.data_dir) / SECRETS_FILE_NAME
     if not path.exists():
         _create_secrets_file(path)
     stored = _read_toml(path, "the generated secrets file")
@@ -342,7 +343,6 @@ def _new_secret(name: str) -> str:
 
 def _create_secrets_file(path: Path) -> None:
     """Write new secrets to `path` unless another process just did (first one wins)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Generated once for development; production sets its own secrets.\n"]
     lines += [f'{name} = "{_new_secret(name)}"\n' for name in REQUIRED_SECRETS]
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -82,14 +82,52 @@ def test_passwords_are_stored_as_argon2_hashes(store):
 
 def test_sign_in_and_throttling(store):
     make(store, None, Role.NATIONAL_ADMIN, None)
-    assert accounts.sign_in(store, "X@prefecture.gouv.fr", PASSWORD, NOW).role is Role.NATIONAL_ADMIN
-    for _ in range(accounts.MAX_LOGIN_FAILURES):
+    here, elsewhere = "203.0.113.9", "198.51.100.4"
+    assert accounts.sign_in(store, "X@prefecture.gouv.fr", PASSWORD, here, NOW).role is Role.NATIONAL_ADMIN
+    for _ in range(accounts.FREE_LOGIN_FAILURES + 1):
         with pytest.raises(LoginFailed):
-            accounts.sign_in(store, "x@prefecture.gouv.fr", "wrong password", NOW)
-    with pytest.raises(LoginThrottled):  # even with the right password
-        accounts.sign_in(store, "x@prefecture.gouv.fr", PASSWORD, NOW)
-    with pytest.raises(LoginFailed):  # unknown emails fail the same way
-        accounts.sign_in(store, "nobody@prefecture.gouv.fr", PASSWORD, NOW)
+            accounts.sign_in(store, "x@prefecture.gouv.fr", "wrong password", here, NOW)
+    with pytest.raises(LoginThrottled) as throttled:  # even with the right password
+        accounts.sign_in(store, "x@prefecture.gouv.fr", PASSWORD, here, NOW)
+    assert throttled.value.retry_after == 1
+    # Refused attempts add nothing: the wait is over one second after the last failure.
+    later = NOW + datetime.timedelta(seconds=1)
+    assert accounts.sign_in(store, "x@prefecture.gouv.fr", PASSWORD, here, later).role is Role.NATIONAL_ADMIN
+    # Another client was never slowed; unknown emails fail the same way.
+    assert accounts.sign_in(store, "x@prefecture.gouv.fr", PASSWORD, elsewhere, NOW).role is Role.NATIONAL_ADMIN
+    with pytest.raises(LoginFailed):
+        accounts.sign_in(store, "nobody@prefecture.gouv.fr", PASSWORD, here, NOW)
+
+
+def test_the_wait_doubles_after_each_failure_up_to_the_cap(store):
+    make(store, None, Role.NATIONAL_ADMIN, None)
+    moment, waits = NOW, []
+    for failures in range(1, 20):
+        with pytest.raises(LoginFailed):
+            accounts.sign_in(store, "x@prefecture.gouv.fr", "wrong password", "203.0.113.9", moment)
+        if failures > accounts.FREE_LOGIN_FAILURES:
+            with pytest.raises(LoginThrottled) as throttled:
+                accounts.sign_in(store, "x@prefecture.gouv.fr", PASSWORD, "203.0.113.9", moment)
+            waits.append(throttled.value.retry_after)
+            moment += datetime.timedelta(seconds=throttled.value.retry_after)
+    assert waits == [2 ** n for n in range(10)] + [15 * 60] * 6
+    # The cap holds however long it goes on, and the failures are forgotten an hour after the last.
+    assert accounts.login_waits()[-1] == accounts.MAX_LOGIN_WAIT == datetime.timedelta(minutes=15)
+    assert accounts.login_wait(1000) == accounts.MAX_LOGIN_WAIT
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::99", "2001:db8:1:2::/64"),
+        (None, "unknown"),
+    ],
+)
+def test_a_client_is_an_address_or_an_ipv6_subscriber_network(address, client):
+    assert accounts.login_client(address) == client
 
 
 def test_sessions_end_on_logout_idle_and_age(store):

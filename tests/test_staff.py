@@ -3,6 +3,7 @@ schedules, draws now, accounts, tokens and assisted registration."""
 
 import datetime
 import re
+import time
 
 import pytest
 from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
@@ -135,18 +136,51 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it(app, staff, store):
     assert replay.get("/staff/").status_code == 302  # the copied cookie is worth nothing after sign-out
 
 
-def test_wrong_passwords_are_throttled(app, staff):
+def client_at(app, address: str):
+    """A test client whose requests come from `address` (the socket's address, as REMOTE_ADDR)."""
     client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def try_password(client, password: str, **headers):
     token = csrf_token(client, "/staff/login")
-    codes = [
-        client.post("/staff/login", data={"email": "agent01@example.gouv.fr", "password": "nope", "csrf_token": token},
-                    headers=ENGLISH).status_code
-        for _ in range(accounts.MAX_LOGIN_FAILURES + 1)
-    ]
-    assert codes[:-1] == [401] * accounts.MAX_LOGIN_FAILURES
-    last = client.post("/staff/login", data={"email": "agent01@example.gouv.fr", "password": PASSWORD,
-                                             "csrf_token": token}, headers=ENGLISH)
-    assert last.status_code == 401 and "Too many failed attempts" in last.get_data(as_text=True)
+    return client.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": password,
+                                             "csrf_token": token}, headers=ENGLISH | headers)
+
+
+def test_wrong_passwords_from_one_address_slow_that_address_and_never_lock_staff_out(app, staff):
+    attacker = client_at(app, "203.0.113.9")
+    codes = [try_password(attacker, "not the password").status_code for _ in range(100)]
+    assert codes[:accounts.FREE_LOGIN_FAILURES] == [401] * accounts.FREE_LOGIN_FAILURES
+    assert set(codes[accounts.FREE_LOGIN_FAILURES:]) <= {401, 429} and 429 in codes
+    # The real admin, elsewhere, signs in at once.
+    assert try_password(client_at(app, "198.51.100.4"), PASSWORD).status_code == 302
+    # The address that failed waits, even with the right password, and is told how long.
+    slowed = try_password(attacker, PASSWORD)
+    assert slowed.status_code == 429
+    wait = int(slowed.headers["Retry-After"])
+    assert 1 <= wait <= accounts.MAX_LOGIN_WAIT.total_seconds()
+    assert f"Wait {wait} s, then try again" in slowed.get_data(as_text=True)
+    # X-Forwarded-For is not trusted unless proxies are configured: it changes nothing.
+    assert try_password(attacker, PASSWORD, **{"X-Forwarded-For": "198.51.100.4"}).status_code == 429
+    # The French page says it too.
+    french = attacker.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD,
+                                                 "csrf_token": csrf_token(attacker, "/staff/login")},
+                           headers={"Accept-Language": "fr"})
+    assert "puis réessayez" in french.get_data(as_text=True)
+
+
+def test_a_slowed_address_signs_in_once_its_wait_is_over(app, staff):
+    client = client_at(app, "2001:db8:5:6::1")
+    codes = [try_password(client, "not the password").status_code for _ in range(accounts.FREE_LOGIN_FAILURES + 1)]
+    while codes[-1] != 429 and len(codes) < 10:  # a slow machine may let a wait pass between tries
+        codes.append(try_password(client, "not the password").status_code)
+    assert codes[-1] == 429
+    # Another address of the same /64 network is the same subscriber: slowed too.
+    assert try_password(client_at(app, "2001:db8:5:6::99"), PASSWORD).status_code == 429
+    time.sleep(int(try_password(client, PASSWORD).headers["Retry-After"]))
+    assert try_password(client, PASSWORD).status_code == 302
 
 
 def test_secure_session_cookie_in_production_settings(make_app, reference_data):

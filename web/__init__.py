@@ -38,6 +38,9 @@ def services() -> Services:
 def create_app(config: Settings | None = None) -> Flask:
     settings = config or load_settings()
     app = Flask(__name__)
+    from web import decoding
+
+    decoding.init_app(app)  # only valid Unicode in JSON, forms and query strings
     app.json.sort_keys = False  # keep documents in the order they are written
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -2,21 +2,41 @@
 
 Registered by create_app only outside production and with the file mail
 backend, so a developer running `make run` can follow a demo draw's
-messages in the browser.
+messages in the browser. They hold everyone's private links: the pages
+answer only requests made on this machine, straight to the app, and are a
+404 for anyone else, as if they did not exist.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 from pathlib import Path
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, request
 
 from web import services
 
 blueprint = Blueprint("development", __name__, url_prefix="/dev")
 SHOWN = 100
+# A proxy on this machine makes every visitor look local; it says so with one of these.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def from_this_machine() -> bool:
+    """The request comes from a loopback address (127.0.0.0/8, ::1) and through no proxy."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return address.is_loopback and not any(name in request.headers for name in FORWARDING_HEADERS)
+
+
+@blueprint.before_request
+def only_from_this_machine():
+    if services().settings.is_production or not from_this_machine():
+        abort(404)
 
 
 def _newest(folder: Path, pattern: str) -> list[Path]:

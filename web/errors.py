@@ -8,14 +8,18 @@ was recorded; anything unexpected is logged and answered with a plain 500.
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 import redis
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
-from queue_service.errors import QueueServiceError, StoreUnavailable, ValidationFailed
+from queue_service.errors import InvalidText, QueueServiceError, StoreUnavailable, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 API_PREFIX = "/api/"
@@ -58,19 +62,33 @@ def handle_http_error(error: HTTPException):
     if error.description and error.description != type(error).description:
         detail = error.description  # a handler's own explanation (already in the request's language)
     response = _respond(status, title or error.name, detail)
-    # Keep headers such as Allow (405) and Retry-After (429).
+    # Keep headers such as Allow (405).
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
+    if isinstance(error, RateLimitExceeded):  # Flask-Limiter's own headers are off (extensions.py)
+        breached = current_app.extensions["queue_service_limiter"].current_limit
+        if breached is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(breached.reset_at - time.time())))
     return response
+
+
+def message_of(error: QueueServiceError) -> str:
+    """The error's own message (not its detail) in the request's language."""
+    return gettext(error.message, **error.message_values)
 
 
 def handle_domain_error(error: QueueServiceError):
     code = _kebab(type(error).__name__)
-    if isinstance(error, ValidationFailed) and wants_problem_json():
+    if isinstance(error, (ValidationFailed, InvalidText)) and wants_problem_json():
         fields = [{"field": field, "message": gettext(message)} for field, message in error.errors.items()]
-        return problem(error.http_status, gettext(error.message), None, code=code, errors=fields)
-    return _respond(error.http_status, gettext(error.message), gettext(error.detail) if error.detail else None, code)
+        detail = gettext(error.detail) if error.detail else None
+        response = problem(error.http_status, message_of(error), detail, code=code, errors=fields)
+    else:
+        response = _respond(error.http_status, message_of(error), gettext(error.detail) if error.detail else None, code)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def handle_csrf_error(error: CSRFError):

@@ -23,6 +23,10 @@ def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Lim
     and the request fails with 503 (see errors.py) rather than pass unlimited.
     The client address comes from the socket, or from X-Forwarded-For once
     ProxyFix has applied the configured number of trusted proxies.
+
+    Its headers are off: it would put its own Retry-After on every answer,
+    overriding the one of a refusal that is not its own (a slowed staff
+    sign-in). Its 429s get their Retry-After in errors.py.
     """
     limiter = Limiter(
         key_func=get_remote_address,
@@ -32,7 +36,7 @@ def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Lim
         storage_options={"connection_pool": connection.connection_pool},
         key_prefix=RATE_LIMIT_PREFIX,
         strategy="fixed-window",
-        headers_enabled=True,
+        headers_enabled=False,
         swallow_errors=False,
     )
     app.extensions["queue_service_limiter"] = limiter

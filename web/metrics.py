@@ -148,7 +148,7 @@ def metrics():
         body = generate_latest(registry)
     else:
         body = generate_latest(registry) + generate_latest(current_app.extensions["queue_service_metrics"])
-    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], headers={"Cache-Control": "no-store"})
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 def note_rate_limited() -> None:
@@ -165,7 +165,10 @@ def note_rate_limited() -> None:
     if "code" in arguments and "procedure_code" in arguments:
         pool = (arguments["code"], arguments["procedure_code"])
     elif request.endpoint == "api.create_registration":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except QueueServiceError:  # text that is not valid Unicode (web/decoding.py): no pool to count
+            body = None
         if isinstance(body, dict) and isinstance(body.get("prefecture"), str) and isinstance(body.get("procedure"), str):
             pool = (body["prefecture"], body["procedure"])
     elif request.values.get("t"):

@@ -1,4 +1,4 @@
-"""Security headers on every response."""
+"""Security headers on every response, and which answers a cache may keep."""
 
 from __future__ import annotations
 
@@ -29,12 +29,42 @@ HEADERS = {
 }
 HSTS = "max-age=63072000; includeSubDomains"
 
+# The only answers a browser or a proxy may keep: GETs of these endpoints hold
+# nothing private (public pages, reference data, statistics, draw records,
+# static files). Every other answer is sent with `Cache-Control: no-store`:
+# those with a token or personal data (status, offer, proof, calendar file,
+# confirmation links, the API's registration, staff pages and API), forms
+# that carry a CSRF token, errors, and any route added later until it is
+# listed here.
+CACHEABLE_ENDPOINTS = frozenset(
+    {
+        "static",
+        "applicant.home",
+        "applicant.choose_prefecture",
+        "applicant.prefecture",
+        "applicant.statistics",
+        "applicant.draw_page",
+        "registration.privacy",
+        "api.index",
+        "api.openapi",
+        "api.prefectures",
+        "api.prefecture",
+        "api.procedures",
+        "api.prefecture_statistics",
+        "api.draw_record",
+        "api.proof_public_key",
+    }
+)
+NO_STORE = "no-store"
+
 
 def add_security_headers(response):
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
+    if request.method not in ("GET", "HEAD") or request.endpoint not in CACHEABLE_ENDPOINTS:
+        response.headers["Cache-Control"] = NO_STORE
     return response
 
 

@@ -43,7 +43,7 @@ from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
 from web import charts, forms, services
 from web.applicant import draw_states
-from web.errors import translated
+from web.errors import message_of, translated
 from web.i18n import safe_next
 from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
 from worker.jobs import claim_and_enqueue
@@ -70,12 +70,6 @@ def load_principal():
     return None
 
 
-@blueprint.after_request
-def never_cache(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def allow(action: Action, prefecture: str | None) -> None:
     accounts.require(g.principal, action, prefecture)
 
@@ -91,21 +85,25 @@ def known_prefecture(code: str):
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    refusal = None
     if request.method == "POST":
         try:
             account = accounts.sign_in(
-                services().store, request.form.get("email", ""), request.form.get("password", ""), now()
+                services().store, request.form.get("email", ""), request.form.get("password", ""),
+                request.remote_addr, now(),
             )
-        except (LoginFailed, LoginThrottled) as refusal:
-            error = gettext(refusal.message)
+        except (LoginFailed, LoginThrottled) as refused:
+            refusal = refused
         else:
             accounts.close_session(services().store, session.get(SESSION_KEY))
             session.clear()
             session.permanent = False
             session[SESSION_KEY] = accounts.open_session(services().store, account, now())
             return redirect(safe_next(request.args.get("next")) if request.args.get("next") else url_for("staff.home"))
-    return render_template("staff/login.html", error=error), 401 if error else 200
+    if refusal is None:
+        return render_template("staff/login.html", error=None)
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
+    return render_template("staff/login.html", error=message_of(refusal)), refusal.http_status, headers
 
 
 @blueprint.post("/logout")

@@ -34,6 +34,7 @@ from queue_service import reference
 from queue_service.connection import connect, embedded_url
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
+from queue_service.files import private_folder, write_private
 from queue_service.notifications import mail, sms
 from queue_service.registration.agdref import BadAgdrefLines, UploadedRecords
 from queue_service.registration.identity import InvalidField, clean_phone
@@ -199,9 +200,8 @@ def _demo_accounts(store: Store, settings: Settings) -> list[tuple[str, str, str
             continue  # exists from an earlier data folder: keep it as it is
         created.append((role.value, email, password))
         lines.append(f'[{role.value}]\nemail = "{email}"\npassword = "{password}"\n')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(lines))
-    path.chmod(0o600)
+    private_folder(path.parent)
+    write_private(path, "".join(lines).encode())
     return created
 
 

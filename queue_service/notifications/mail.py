@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
+from queue_service.files import private_folder, write_private
 from queue_service.settings import Settings
 
 
@@ -40,11 +41,9 @@ def send(settings: Settings, message: EmailMessage) -> None:
 
 
 def _write_file(folder: Path, message: EmailMessage) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-    path.write_bytes(message.as_bytes())
-    return path
+    return write_private(folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml", message.as_bytes())
 
 
 def _send_smtp(settings: Settings, message: EmailMessage) -> None:

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from queue_service.errors import SmsNotSent
+from queue_service.files import private_folder, write_private
 from queue_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,11 @@ def mask_number(number: str) -> str:
 
 def _write_file(folder: Path, to: str, text: str) -> str:
     """One .txt file per message, for a developer to read; its name is the message id."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     now = datetime.datetime.now(datetime.timezone.utc)
     message_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     content = f"To: {to}\nDate: {now.isoformat(timespec='seconds')}\nId: {message_id}\n\n{text}\n"
-    (folder / f"{message_id}.txt").write_text(content, encoding="utf-8")
+    write_private(folder / f"{message_id}.txt", content.encode("utf-8"))
     return message_id
 
 

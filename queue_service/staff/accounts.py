@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
+import math
 import secrets
 from dataclasses import dataclass
 from enum import Enum
@@ -54,10 +56,17 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.AGENT: frozenset({Action.VIEW, Action.REGISTER, Action.CHECK_IN}),
 }
 
-# Login throttling: after this many failures for one account within the
-# window, further attempts are refused until the window has passed.
-MAX_LOGIN_FAILURES = 5
-LOGIN_FAILURE_WINDOW = datetime.timedelta(minutes=15)
+# Sign-in throttling. Failures are counted per account *and* client (an address,
+# or an IPv6 /64 network: one subscriber's), so wrong passwords slow only the
+# client that types them: nobody can lock staff out by failing in their name.
+# The first FREE_LOGIN_FAILURES cost nothing; after each further one that client
+# waits before its next try, FIRST_LOGIN_WAIT doubling up to MAX_LOGIN_WAIT.
+# Its failures are forgotten LOGIN_FAILURE_MEMORY after the last one, or at its
+# next sign-in.
+FREE_LOGIN_FAILURES = 3
+FIRST_LOGIN_WAIT = datetime.timedelta(seconds=1)
+MAX_LOGIN_WAIT = datetime.timedelta(minutes=15)
+LOGIN_FAILURE_MEMORY = datetime.timedelta(hours=1)
 # Sessions end after this long without a request, and in any case after the
 # absolute limit.
 SESSION_IDLE_TIMEOUT = datetime.timedelta(minutes=30)
@@ -179,18 +188,51 @@ def create_account(store, creator: Principal | None, **fields) -> StaffAccount:
     return account
 
 
-def sign_in(store, email: str, password: str, now: datetime.datetime) -> StaffAccount:
-    """The account, if the password matches and the account is not throttled."""
+def login_wait(failures: int) -> datetime.timedelta:
+    """How long a client waits before its next sign-in attempt after `failures` failures."""
+    if failures <= FREE_LOGIN_FAILURES:
+        return datetime.timedelta(0)
+    # Enough doublings to pass the cap, and no more (2 ** 1000 seconds overflow a timedelta).
+    doublings = min(failures - FREE_LOGIN_FAILURES - 1, (MAX_LOGIN_WAIT // FIRST_LOGIN_WAIT).bit_length())
+    return min(FIRST_LOGIN_WAIT * 2**doublings, MAX_LOGIN_WAIT)
+
+
+def login_waits() -> list[datetime.timedelta]:
+    """`login_wait(n)` for n = 1, 2, ... up to the first that reaches the cap (which holds beyond)."""
+    waits = [login_wait(1)]
+    while waits[-1] < MAX_LOGIN_WAIT:
+        waits.append(login_wait(len(waits) + 1))
+    return waits
+
+
+def login_client(address: str | None) -> str:
+    """Whose failures an attempt from `address` counts towards: the IPv4 address, or
+    the /64 network of an IPv6 one (a subscriber gets a whole /64 and picks in it)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+def sign_in(store, email: str, password: str, address: str | None, now: datetime.datetime) -> StaffAccount:
+    """The account, if the password matches; LoginThrottled while the client at
+    `address` must wait after its failures for this account, LoginFailed otherwise."""
     email = email.strip().lower()
-    if store.login_failures(email) >= MAX_LOGIN_FAILURES:
-        raise LoginThrottled()
+    client = login_client(address)
+    retry_at = store.take_login_attempt(email, client, now, login_waits(), LOGIN_FAILURE_MEMORY)
+    if retry_at is not None:
+        raise LoginThrottled(retry_after=max(1, math.ceil((retry_at - now).total_seconds())))
     account = store.staff_account_by_email(email)
     if account is None or not account.active or not password_matches(account.password_hash, password):
         if account is None:
             password_matches(_DUMMY_HASH, password)  # same time whether the account exists or not
-        store.record_login_failure(email, now, LOGIN_FAILURE_WINDOW)
-        raise LoginFailed()
-    store.clear_login_failures(email)
+        raise LoginFailed()  # the attempt stays counted as a failure
+    store.clear_login_failures(email, client)
     return account
 
 

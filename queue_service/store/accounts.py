@@ -1,7 +1,8 @@
 """Staff in Redis: accounts, failed sign-ins, sessions and API tokens.
 
-Global keys under qs:staff (no pool): emails, sessions and tokens appear in key
-names only as SHA-256 digests. The field codec of StaffAccount lives here.
+Global keys under qs:staff (no pool): emails, client addresses, sessions and
+tokens appear in key names only as SHA-256 digests. The field codec of
+StaffAccount lives here.
 """
 
 from __future__ import annotations
@@ -61,20 +62,29 @@ class AccountStore:
 
     # Sign-in failures and sessions --------------------------------------------
 
-    def login_failures(self, email: str) -> int:
-        return int(self.redis.get(login_failures_key(digest(email))) or 0)
+    def take_login_attempt(
+        self, email: str, client: str, now: datetime.datetime, waits: list[datetime.timedelta],
+        memory: datetime.timedelta,
+    ) -> datetime.datetime | None:
+        """Count a sign-in attempt of `email` from `client`, unless that client must still
+        wait: then nothing is counted and the time it may try again is returned.
 
-    def record_login_failure(self, email: str, now: datetime.datetime, window: datetime.timedelta) -> None:
-        key = login_failures_key(digest(email))
-        with self.redis.pipeline(transaction=True) as pipe:
-            # The window starts at the first failure; INCR keeps the TTL. (Not
-            # EXPIRE NX: the embedded Redis is 6.2.)
-            pipe.set(key, 0, ex=int(window.total_seconds()), nx=True)
-            pipe.incr(key)
-            pipe.execute()
+        `waits[n - 1]` is the wait after n failures (the last one for any more);
+        the failures are forgotten `memory` after the last one. Atomic, so
+        concurrent attempts cannot slip past the count (take_login_attempt.lua).
+        """
+        key = login_failures_key(digest(email), digest(client))
+        milliseconds = [int(wait.total_seconds() * 1000) for wait in waits]
+        allowed, value = self.scripts.take_login_attempt(
+            keys=[key], args=[_epoch_ms(now), int(memory.total_seconds()), *milliseconds]
+        )
+        if allowed:
+            return None
+        return datetime.datetime.fromtimestamp(value / 1000, datetime.timezone.utc)
 
-    def clear_login_failures(self, email: str) -> None:
-        self.redis.delete(login_failures_key(digest(email)))
+    def clear_login_failures(self, email: str, client: str) -> None:
+        """Forget the failures of `email` from `client` (after it signed in)."""
+        self.redis.delete(login_failures_key(digest(email), digest(client)))
 
     def save_staff_session(self, session_digest, account_id, now, idle: datetime.timedelta) -> None:
         key = staff_session_key(session_digest)
@@ -138,6 +148,10 @@ class AccountStore:
                     pipe.execute()
                 return True
         return False
+
+
+def _epoch_ms(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 # Serialisation: StaffAccount <-> hash fields ----------------------------------

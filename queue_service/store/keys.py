@@ -41,8 +41,12 @@ STAFF_ACCOUNT_KEY = "qs:staff:account:{id}"
 STAFF_EMAILS_KEY = "qs:staff:emails"
 # Set of all staff account ids.
 STAFF_ACCOUNTS_KEY = "qs:staff:accounts"
-# String with a TTL: failed sign-ins for one email (SHA-256) in the current window.
-LOGIN_FAILURES_KEY = "qs:staff:login-failures:{email_digest}"
+# Hash with a TTL (staff.accounts.LOGIN_FAILURE_MEMORY, renewed at each failure):
+# sign-in failures of one account (SHA-256 of its email) from one client (SHA-256
+# of its address, or of its IPv6 /64 network): `failures` (count) and `last_at`
+# (milliseconds since the epoch). A success deletes it. (It replaced the strings
+# qs:staff:login-failures:{email_digest}, which expired 15 minutes after the change.)
+LOGIN_FAILURES_KEY = "qs:staff:login-failures:{email_digest}:{client_digest}"
 # Hash with a TTL (the idle timeout): one staff session by the SHA-256 of its id.
 STAFF_SESSION_KEY = "qs:staff:session:{digest}"
 # Hash: one API token by the SHA-256 of its text (account, role, scope, label).
@@ -391,8 +395,8 @@ def account_tokens_key(account_id: str) -> str:
     return ACCOUNT_TOKENS_KEY.format(id=account_id)
 
 
-def login_failures_key(email_digest: str) -> str:
-    return LOGIN_FAILURES_KEY.format(email_digest=email_digest)
+def login_failures_key(email_digest: str, client_digest: str) -> str:
+    return LOGIN_FAILURES_KEY.format(email_digest=email_digest, client_digest=client_digest)
 
 
 def staff_session_key(session_digest: str) -> str:

@@ -67,3 +67,5 @@ class Scripts:
         self.offer_standby = load("offer_standby")
         self.release_standby_slot = load("release_standby_slot")
         self.queue_reminder = load("queue_reminder")
+        # Staff sign-in (store/accounts.py).
+        self.take_login_attempt = load("take_login_attempt")
