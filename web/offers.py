@@ -109,7 +109,7 @@ def booking_qr():
     _, shown = booked_appointment()
     svg = io.BytesIO()
     segno.make(shown["offer"].booking_code, error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False)
-    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
+    return Response(svg.getvalue(), mimetype="image/svg+xml")  # no-store: web/security.py
 
 
 @blueprint.get("/booking/appointment.ics")
@@ -128,5 +128,4 @@ def booking_calendar():
     )
     return Response(calendar, mimetype="text/calendar", headers={
         "Content-Disposition": f'attachment; filename="appointment-{found.ref}.ics"',
-        "Cache-Control": "private, no-store",
-    })
+    })  # no-store: web/security.py
