@@ -149,11 +149,23 @@ def try_password(client, password: str, **headers):
                                              "csrf_token": token}, headers=ENGLISH | headers)
 
 
+def well_inside_a_wait(client) -> None:
+    """Leave `client` with a few seconds of its wait still to run, so that the requests that
+    follow fall inside it even on a slow machine (a wait about to end would let them through)."""
+    while True:
+        answer = try_password(client, "not the password")
+        if answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 3:
+            return
+        if answer.status_code == 429:
+            time.sleep(int(answer.headers["Retry-After"]))  # the next try is counted: a longer wait
+
+
 def test_wrong_passwords_from_one_address_slow_that_address_and_never_lock_staff_out(app, staff):
     attacker = client_at(app, "203.0.113.9")
     codes = [try_password(attacker, "not the password").status_code for _ in range(100)]
     assert codes[:accounts.FREE_LOGIN_FAILURES] == [401] * accounts.FREE_LOGIN_FAILURES
     assert set(codes[accounts.FREE_LOGIN_FAILURES:]) <= {401, 429} and 429 in codes
+    well_inside_a_wait(attacker)
     # The real admin, elsewhere, signs in at once.
     assert try_password(client_at(app, "198.51.100.4"), PASSWORD).status_code == 302
     # The address that failed waits, even with the right password, and is told how long.
