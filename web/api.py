@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
-from queue_service.errors import InvalidLink, ValidationFailed
+from queue_service.errors import InvalidLink, InvalidStatusToken, ValidationFailed
 from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
@@ -33,6 +33,14 @@ from web.registration import (
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 # The API authenticates with tokens, never with cookies: no CSRF token to send.
 csrf.exempt(blueprint)
+
+
+@blueprint.after_request
+def challenge_bearer(response):
+    """A 401 says which credentials to send (RFC 9110 §11.6.1): every API credential is a bearer token."""
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
 
 
 @blueprint.get("/")
@@ -175,9 +183,12 @@ def confirm_registration():
 def bearer_registration() -> Registration:
     """The registration whose private status token is given as `Authorization: Bearer <token>`."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise InvalidLink()
-    key = read_status_token(services().settings.secret_key, token.strip())
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidStatusToken()
+    try:
+        key = read_status_token(services().settings.secret_key, token.strip())
+    except InvalidLink:
+        raise InvalidStatusToken() from None
     return registrations.load(services().store, key)
 
 
@@ -242,7 +253,7 @@ def my_proof():
 
 @blueprint.post("/proofs/verify")
 def verify():
-    result = verify_proof(request.get_json(silent=True), trusted_public_keys())
+    result = verify_proof(json_body(), trusted_public_keys())
     return jsonify(valid=result.valid, reason=result.reason, statement=result.statement)
 
 
