@@ -342,7 +342,7 @@ def test_the_registration_schema_refuses_what_the_service_refuses(make_app, refe
     jsonschema.validate(api_person(), schema)
     for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": ""}, {"consent": False},
                     {"consent": None}, {"half_days": ["sunday_am"]}, {"half_days": []}, {"language": "de"},
-                    {"procedure": "visa"}, {"birth_date": "yesterday"}]:
+                    {"procedure": "visa"}, {"birth_date": "yesterday"}, {"half_days": ""}, {"sites": None}]:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(api_person(**refused), schema)
         assert client.post("/api/v1/registrations", json=api_person(**refused)).status_code in (404, 422), refused

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
-from queue_service.errors import InvalidLink, InvalidStatusToken, ValidationFailed
+from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ValidationFailed
 from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
@@ -113,6 +113,21 @@ def json_body() -> dict:
     return body
 
 
+# The page's form sends one choice as text and none as ""; JSON sends lists, and only lists.
+CHOICE_LISTS = {
+    "sites": N_("Choose at least one place you can go to."),
+    "half_days": N_("Choose at least one half-day when you are free."),
+}
+
+
+def choice_lists_given_as_lists(body: dict) -> dict:
+    """The body, if its `sites` and `half_days` (when present) are JSON arrays; else a 422."""
+    wrong = {name: message for name, message in CHOICE_LISTS.items() if name in body and not isinstance(body[name], list)}
+    if wrong:
+        raise ValidationFailed(wrong)
+    return body
+
+
 def _registration(found: Registration) -> dict:
     applicant = found.applicant
     return {
@@ -155,7 +170,7 @@ def _offer(found: Registration) -> dict | None:
 
 @blueprint.post("/registrations")
 def create_registration():
-    body = json_body()
+    body = choice_lists_given_as_lists(json_body())
     prefecture, procedure = body.get("prefecture"), body.get("procedure")
     if not isinstance(prefecture, str) or not isinstance(procedure, str):
         raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
@@ -217,7 +232,7 @@ def my_registration():
     found = bearer_registration()
     store = services().store
     if request.method == "PATCH":
-        found = update_my_registration(found, json_body())
+        found = update_my_registration(found, choice_lists_given_as_lists(json_body()))
     elif request.method == "DELETE":
         found = registrations.withdraw(store, found.key, now())
     return jsonify(_registration(found))
