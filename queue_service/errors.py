@@ -127,6 +127,17 @@ class InvalidLink(QueueServiceError):
     message = N_("This link is not valid. Check that you copied it whole, from the latest email we sent you.")
 
 
+class InvalidStatusToken(QueueServiceError):
+    """The API was called without a status token, or with one that is not ours (answered with
+    `WWW-Authenticate: Bearer`)."""
+
+    http_status = 401
+    message = N_(
+        "Give the private status token of your registration as \"Authorization: Bearer <token>\": "
+        "it is the t= of the status link in the latest email we sent you."
+    )
+
+
 class ExpiredLink(QueueServiceError):
     http_status = 410
     message = N_("This link has expired. If you had not confirmed your registration yet, please register again.")

@@ -111,7 +111,7 @@ def json_operations() -> list[tuple[str, str, list[str], bool]]:
             if "$ref" in schema:
                 schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
             bearer = any("statusToken" in scheme for scheme in operation.get("security", []))
-            found.append((method.upper(), "/api/v1" + path, sorted(schema["properties"]), bearer))
+            found.append((method.upper(), "/api/v1" + path, sorted(schema.get("properties", {})), bearer))
     return found
 
 

@@ -1,5 +1,6 @@
 """Registration through the pages and the JSON API, with mail through the loopback SMTP server."""
 
+import datetime
 import json
 import logging
 import re
@@ -293,9 +294,58 @@ def test_api_patch_with_a_bad_email_changes_nothing(client, mailbox, deliver_mes
     assert client.get("/api/v1/registration", headers=bearer).get_json()["sites"] == ["bourg", "belley", "gex", "nantua"]
 
 
-def test_api_without_a_valid_bearer_token_is_404(client):
-    assert client.get("/api/v1/registration").status_code == 404
-    assert client.get("/api/v1/registration", headers={"Authorization": "Bearer nonsense"}).status_code == 404
+BEARER_ROUTES = [
+    ("GET", "/api/v1/registration"), ("PATCH", "/api/v1/registration"), ("DELETE", "/api/v1/registration"),
+    ("POST", "/api/v1/registration/offer"), ("GET", "/api/v1/registration/proof"),
+    ("GET", "/api/v1/staff/prefectures/01/sites"), ("GET", "/api/v1/staff/prefectures/01/slots"),
+    ("GET", "/api/v1/staff/prefectures/01/schedules"), ("GET", "/api/v1/staff/prefectures/01/registrations"),
+]
+
+
+@pytest.mark.parametrize("method, path", BEARER_ROUTES)
+def test_api_without_a_valid_bearer_token_is_a_401_with_a_bearer_challenge(client, method, path):
+    for authorization in (None, "Bearer", "Bearer nonsense", "Bearer qst_nonsense", "Basic dXNlcjpwYXNz"):
+        headers = {"Authorization": authorization} if authorization else {}
+        response = client.open(path, method=method, headers=headers, json={"answer": "confirm"})
+        assert response.status_code == 401, (authorization, response.get_data(as_text=True))
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.get_json()["status"] == 401
+
+
+def test_every_json_route_refuses_a_body_that_is_not_json(client, store, settings):
+    from helpers import key_of, register_people
+
+    from queue_service.registration.tokens import status_token
+
+    person = register_people(store, 1, datetime.datetime.now(datetime.timezone.utc))[0]
+    bearer = {"Authorization": f"Bearer {status_token(settings.secret_key, key_of(person.key.registration_id))}"}
+    for method, path in [("POST", "/api/v1/registrations"), ("POST", "/api/v1/registrations/confirm"),
+                         ("PATCH", "/api/v1/registration"), ("POST", "/api/v1/registration/offer"),
+                         ("POST", "/api/v1/proofs/verify")]:
+        for body, content_type in [("answer=confirm", "application/x-www-form-urlencoded"), ("{", "application/json"),
+                                   ("{}", "text/plain")]:
+            response = client.open(path, method=method, data=body, content_type=content_type, headers=bearer)
+            assert response.status_code == 400, (method, path, body, response.get_data(as_text=True))
+            assert response.mimetype == "application/problem+json"
+        assert client.open(path, method=method, json=[1], headers=bearer).status_code == 422
+    assert client.get("/api/v1/registration", headers=bearer).get_json()["status"] == "waiting"  # nothing changed
+
+
+def test_the_registration_schema_refuses_what_the_service_refuses(make_app, reference_data):
+    import jsonschema
+
+    client = make_app(rate_limit_registration="1000 per hour", rate_limit_registration_email="1000 per hour").test_client()
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    schema = document["components"]["schemas"]["RegistrationInput"]
+    jsonschema.validate(api_person(), schema)
+    for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": ""}, {"consent": False},
+                    {"consent": None}, {"half_days": ["sunday_am"]}, {"half_days": []}, {"language": "de"},
+                    {"procedure": "visa"}, {"birth_date": "yesterday"}, {"half_days": ""}, {"sites": None}]:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(api_person(**refused), schema)
+        assert client.post("/api/v1/registrations", json=api_person(**refused)).status_code in (404, 422), refused
 
 
 json_values = st.recursive(

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
-from queue_service.errors import InvalidLink, ValidationFailed
+from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ValidationFailed
 from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
@@ -33,6 +33,14 @@ from web.registration import (
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 # The API authenticates with tokens, never with cookies: no CSRF token to send.
 csrf.exempt(blueprint)
+
+
+@blueprint.after_request
+def challenge_bearer(response):
+    """A 401 says which credentials to send (RFC 9110 §11.6.1): every API credential is a bearer token."""
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
 
 
 @blueprint.get("/")
@@ -105,6 +113,21 @@ def json_body() -> dict:
     return body
 
 
+# The page's form sends one choice as text and none as ""; JSON sends lists, and only lists.
+CHOICE_LISTS = {
+    "sites": N_("Choose at least one place you can go to."),
+    "half_days": N_("Choose at least one half-day when you are free."),
+}
+
+
+def choice_lists_given_as_lists(body: dict) -> dict:
+    """The body, if its `sites` and `half_days` (when present) are JSON arrays; else a 422."""
+    wrong = {name: message for name, message in CHOICE_LISTS.items() if name in body and not isinstance(body[name], list)}
+    if wrong:
+        raise ValidationFailed(wrong)
+    return body
+
+
 def _registration(found: Registration) -> dict:
     applicant = found.applicant
     return {
@@ -147,7 +170,7 @@ def _offer(found: Registration) -> dict | None:
 
 @blueprint.post("/registrations")
 def create_registration():
-    body = json_body()
+    body = choice_lists_given_as_lists(json_body())
     prefecture, procedure = body.get("prefecture"), body.get("procedure")
     if not isinstance(prefecture, str) or not isinstance(procedure, str):
         raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
@@ -175,9 +198,12 @@ def confirm_registration():
 def bearer_registration() -> Registration:
     """The registration whose private status token is given as `Authorization: Bearer <token>`."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise InvalidLink()
-    key = read_status_token(services().settings.secret_key, token.strip())
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidStatusToken()
+    try:
+        key = read_status_token(services().settings.secret_key, token.strip())
+    except InvalidLink:
+        raise InvalidStatusToken() from None
     return registrations.load(services().store, key)
 
 
@@ -206,7 +232,7 @@ def my_registration():
     found = bearer_registration()
     store = services().store
     if request.method == "PATCH":
-        found = update_my_registration(found, json_body())
+        found = update_my_registration(found, choice_lists_given_as_lists(json_body()))
     elif request.method == "DELETE":
         found = registrations.withdraw(store, found.key, now())
     return jsonify(_registration(found))
@@ -242,7 +268,7 @@ def my_proof():
 
 @blueprint.post("/proofs/verify")
 def verify():
-    result = verify_proof(request.get_json(silent=True), trusted_public_keys())
+    result = verify_proof(json_body(), trusted_public_keys())
     return jsonify(valid=result.valid, reason=result.reason, statement=result.statement)
 
 

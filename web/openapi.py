@@ -6,13 +6,24 @@ document validates, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from queue_service.reference import HALF_DAYS
+from queue_service.reference import HALF_DAYS, LOCALES
+from queue_service.registration.identity import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
+# Any request can be refused for bad Unicode in its address (400), too many requests (429)
+# or Redis out of reach (503); a body can be too large (413).
+ANY_REQUEST = (400, 429, 503)
+WITH_BODY = (400, 413, 422, 429, 503)
+
+
 def _problems(*statuses: int) -> dict:
-    return {str(status): PROBLEM for status in statuses}
+    return {str(status): PROBLEM for status in sorted({*statuses, *ANY_REQUEST})}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _json(schema_name: str, description: str) -> dict:
@@ -30,6 +41,7 @@ def _object(properties: dict, required: list[str] | None = None) -> dict:
 
 
 TEXT = {"type": "string"}
+GIVEN = {"type": "string", "minLength": 1, "pattern": r"\S"}  # required text: blanks alone are refused
 NULLABLE_TEXT = {"type": ["string", "null"]}
 DATE = {"type": "string", "format": "date"}
 MOMENT = {"type": "string", "format": "date-time"}
@@ -38,20 +50,22 @@ MOMENT = {"type": "string", "format": "date-time"}
 def openapi_document() -> dict:
     registration_input = _object(
         {
-            "prefecture": {**TEXT, "description": "Département code, e.g. 01, 2A, 974"},
+            "prefecture": {**GIVEN, "maxLength": 3, "description": "Département code, e.g. 01, 2A, 974"},
             "procedure": {"type": "string", "enum": ["first_request", "renewal", "permit_pickup", "student"]},
-            "family_name": {**TEXT, "description": "Any script; 1 to 100 characters"},
-            "given_names": TEXT,
-            "birth_date": {**TEXT, "description": "YYYY-MM-DD or DD/MM/YYYY"},
-            "nationality": {**TEXT, "description": "ISO 3166-1 alpha-2 code, or 'stateless'"},
-            "email": {**TEXT, "format": "email"},
-            "phone": {**TEXT, "description": "Mobile number, French or international; stored as E.164"},
-            "agdref": {**TEXT, "description": "10 digits; required for renewal and permit_pickup"},
-            "permit_expiry": {**TEXT, "description": "Required for renewal"},
-            "sites": {"type": "array", "items": TEXT, "description": "Site ids; absent means all"},
-            "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)}},
-            "language": {"type": "string", "enum": ["fr", "en"]},
-            "consent": {"type": "boolean", "description": "The privacy notice (/privacy) is accepted"},
+            "family_name": {**GIVEN, "maxLength": NAME_MAX_LENGTH, "description": "Any script; 1 to 100 characters"},
+            "given_names": {**GIVEN, "maxLength": NAME_MAX_LENGTH},
+            "birth_date": {"type": "string", "pattern": r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})\s*$",
+                           "description": "YYYY-MM-DD or DD/MM/YYYY; at most 120 years ago"},
+            "nationality": {**GIVEN, "maxLength": 40, "description": "ISO 3166-1 alpha-2 code (not FR), or 'stateless'"},
+            "email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH},
+            "phone": {**GIVEN, "maxLength": 40, "description": "Mobile number, French or international; stored as E.164"},
+            "agdref": {**GIVEN, "maxLength": 40, "description": "10 digits; required for renewal and permit_pickup"},
+            "permit_expiry": {**GIVEN, "maxLength": 40, "description": "YYYY-MM-DD or DD/MM/YYYY; required for renewal"},
+            "sites": {"type": "array", "items": TEXT, "minItems": 1, "description": "Site ids; absent means all"},
+            "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)}, "minItems": 1,
+                          "description": "Absent means all"},
+            "language": {"type": "string", "enum": list(LOCALES)},
+            "consent": {"const": True, "description": "The privacy notice (/privacy) is accepted"},
         },
         ["prefecture", "procedure", "family_name", "given_names", "birth_date", "nationality", "email", "phone",
          "consent"],
@@ -102,10 +116,10 @@ def openapi_document() -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "paths": {
-            "/": {"get": {"summary": "Links to the API's collections", "responses": {"200": {"description": "Links"}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/": {"get": {"summary": "Links to the API's collections", "responses": {"200": {"description": "Links"}, **_problems()}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}, **_problems()}}},
             "/prefectures": {
-                "get": {"summary": "Every prefecture", "responses": {"200": _json("PrefectureList", "Prefectures")}}
+                "get": {"summary": "Every prefecture", "responses": {"200": _json("PrefectureList", "Prefectures"), **_problems()}}
             },
             "/prefectures/{code}": {
                 "get": {
@@ -119,35 +133,29 @@ def openapi_document() -> dict:
                     "summary": "Public statistics of a prefecture: pool sizes, slots offered per week, median wait, "
                                "renewals served before their permit expired, every draw with its record (no personal data)",
                     "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
-                    "responses": {"200": _json("PublicStatistics", "The statistics"), **_problems(404, 429)},
+                    "responses": {"200": _json("PublicStatistics", "The statistics"), **_problems(404)},
                 }
             },
             "/procedures": {
-                "get": {"summary": "The procedures", "responses": {"200": {"description": "Procedures"}}}
+                "get": {"summary": "The procedures", "responses": {"200": {"description": "Procedures"}, **_problems()}}
             },
             "/registrations": {
                 "post": {
                     "summary": "Register in a waiting list (then confirm the emailed link)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegistrationInput"}}},
-                    },
+                    "requestBody": _json_body({"$ref": "#/components/schemas/RegistrationInput"}),
                     "responses": {
                         "201": _json("Created", "Registered; waiting for the email confirmation"),
-                        **_problems(400, 404, 409, 413, 422, 429, 503),
+                        **_problems(*WITH_BODY, 404, 409),
                     },
                 }
             },
             "/registrations/confirm": {
                 "post": {
                     "summary": "Confirm the email with the token of the emailed link",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _object({"token": TEXT}, ["token"])}},
-                    },
+                    "requestBody": _json_body(_object({"token": GIVEN}, ["token"])),
                     "responses": {
                         "200": _json("ConfirmedRegistration", "The registration and its private status token"),
-                        **_problems(400, 404, 409, 410, 422, 429),
+                        **_problems(*WITH_BODY, 404, 409, 410),
                     },
                 }
             },
@@ -155,62 +163,57 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "My registration",
                     "security": bearer,
-                    "responses": {"200": _json("Registration", "The registration"), **_problems(404, 429)},
+                    "responses": {"200": _json("Registration", "The registration"), **_problems(401, 404)},
                 },
                 "patch": {
                     "summary": "Change phone, sites, half-days; a new email is confirmed by a link sent to it",
                     "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": _object(
-                                    {
-                                        "phone": TEXT,
-                                        "sites": {"type": "array", "items": TEXT},
-                                        "half_days": {"type": "array", "items": TEXT},
-                                        "email": TEXT,
-                                    }
-                                )
+                    "requestBody": _json_body(
+                        _object(
+                            {
+                                "phone": {**GIVEN, "maxLength": 40},
+                                "sites": {"type": "array", "items": TEXT, "minItems": 1},
+                                "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)},
+                                              "minItems": 1},
+                                "email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH},
                             }
-                        },
-                    },
-                    "responses": {"200": _json("Registration", "Updated"), **_problems(400, 404, 409, 422, 429)},
+                        )
+                    ),
+                    "responses": {"200": _json("Registration", "Updated"), **_problems(*WITH_BODY, 401, 404, 409)},
                 },
                 "delete": {
                     "summary": "Withdraw from the waiting list",
                     "security": bearer,
-                    "responses": {"200": _json("Registration", "Withdrawn"), **_problems(404, 409, 429)},
+                    "responses": {"200": _json("Registration", "Withdrawn"), **_problems(401, 404, 409)},
                 },
             },
             "/registration/offer": {
                 "post": {
                     "summary": "Confirm or decline the offered appointment before its deadline, or cancel the booking",
                     "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _object(
-                            {"answer": {"type": "string", "enum": ["confirm", "decline", "cancel"]}}, ["answer"])}},
-                    },
+                    "requestBody": _json_body(
+                        _object({"answer": {"type": "string", "enum": ["confirm", "decline", "cancel"]}}, ["answer"])
+                    ),
                     "responses": {"200": _json("Registration", "The registration, with its offer"),
-                                  **_problems(400, 404, 409, 422, 429)},
+                                  **_problems(*WITH_BODY, 401, 404, 409)},
                 },
             },
             "/registration/proof": {
                 "get": {
                     "summary": "A signed proof of registration",
                     "security": bearer,
-                    "responses": {"200": _json("SignedProof", "The proof"), **_problems(404, 429)},
+                    "responses": {"200": _json("SignedProof", "The proof"), **_problems(401, 404)},
                 }
             },
             "/proofs/verify": {
                 "post": {
-                    "summary": "Check a signed proof of registration",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignedProof"}}},
-                    },
-                    "responses": {"200": _json("Verification", "The verdict")},
+                    "summary": "Check a signed proof of registration: any JSON object gets a verdict (valid: false "
+                               "with the reason for anything but a proof signed with our key)",
+                    "requestBody": _json_body(
+                        _object({name: {} for name in ("format", "statement", "key_id", "public_key", "signature")})
+                        | {"description": "A SignedProof, or what claims to be one: any value of any field is judged"}
+                    ),
+                    "responses": {"200": _json("Verification", "The verdict"), **_problems(*WITH_BODY)},
                 }
             },
             **{
@@ -219,7 +222,7 @@ def openapi_document() -> dict:
                         "summary": summary,
                         "security": [{"apiToken": []}],
                         "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
-                        "responses": {"200": {"description": summary}, **_problems(401, 403, 404, 429)},
+                        "responses": {"200": {"description": summary}, **_problems(401, 403, 404)},
                     }
                 }
                 for collection, summary in (
@@ -233,11 +236,11 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "The public record of a draw (fairdraw/v1): verify it with python -m queue_service.verify",
                     "parameters": [{"name": "draw_id", "in": "path", "required": True, "schema": TEXT}],
-                    "responses": {"200": {"description": "The record"}, **_problems(404, 429)},
+                    "responses": {"200": {"description": "The record"}, **_problems(404)},
                 }
             },
             "/proofs/public-key": {
-                "get": {"summary": "The key proofs are signed with", "responses": {"200": _json("PublicKey", "Key")}}
+                "get": {"summary": "The key proofs are signed with", "responses": {"200": _json("PublicKey", "Key"), **_problems()}}
             },
         },
         "components": {
