@@ -71,6 +71,8 @@ class StoreUnavailable(QueueServiceError):
 
     http_status = 503
     message = N_("The service is temporarily unavailable. Nothing was recorded; please try again in a few minutes.")
+    # A restarted Redis answers again within seconds; clients may retry after this.
+    retry_after = 10
 
 
 class ValidationFailed(QueueServiceError):

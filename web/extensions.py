@@ -19,8 +19,13 @@ csrf = CSRFProtect()
 def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Limiter:
     """A limiter of this app's own (a shared one would keep the first app's settings).
 
-    Counters live in the service's Redis. If Redis is down the limiter raises,
-    and the request fails with 503 (see errors.py) rather than pass unlimited.
+    Counters live in the service's Redis. If Redis is down the limiter raises
+    redis.ConnectionError, and the request fails with 503 and Retry-After (see
+    errors.py) rather than pass unlimited. Neither of Flask-Limiter's storage
+    options fits: `swallow_errors` would let every request through unlimited
+    (and log a traceback each time), and `in_memory_fallback_enabled` would
+    count per process, forgetting the counts, while every view that reads or
+    writes the store fails anyway; a 503 is the honest answer.
     The client address comes from the socket, or from X-Forwarded-For once
     ProxyFix has applied the configured number of trusted proxies.
 

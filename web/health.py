@@ -6,6 +6,7 @@ import datetime
 
 from flask import Blueprint, jsonify
 
+from queue_service.errors import StoreUnavailable
 from queue_service.health import readiness
 from web import services
 
@@ -24,4 +25,6 @@ def readyz():
     settings = services().settings
     now = datetime.datetime.now(datetime.timezone.utc)
     report = readiness(services().store, now, settings.heartbeat_max_age_seconds)
-    return jsonify(report), 200 if report["ready"] else 503
+    if report["ready"]:
+        return jsonify(report), 200
+    return jsonify(report), 503, {"Retry-After": str(StoreUnavailable.retry_after)}

@@ -225,17 +225,12 @@ def import_agdref(prefecture: str, numbers_file) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
 def worker(burst: bool) -> None:
-    """Run an RQ worker on every queue, with RQ's scheduler for delayed retries."""
-    from rq import Worker
-
-    from worker.queues import all_queues
+    """Run an RQ worker on every queue, with RQ's scheduler for delayed retries; it outlives Redis restarts."""
+    from worker.outage import run_worker
 
     settings = _settings()
     _configure_logging(settings)
-    connection = _connect(settings)
-    Worker(all_queues(connection), connection=connection).work(
-        burst=burst, with_scheduler=True, logging_level=settings.log_level
-    )
+    run_worker(_connect(settings), burst, settings.log_level)
 
 
 @main.command()

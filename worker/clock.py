@@ -23,7 +23,8 @@ from queue_service import draws
 from queue_service.draws import schedules
 from queue_service.store import Store
 from worker import jobs
-from worker.queues import DEFAULT, NOTIFICATIONS, queue
+from worker.outage import UNREACHABLE, Outage, wait_for_redis
+from worker.queues import DEFAULT, DRAWS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class PeriodicJob:
 
 
 PERIODIC_JOBS = (
-    PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30),
+    # On the first queue served, so that no backlog of mail or housekeeping delays it
+    # (readiness would then call a busy worker dead).
+    PeriodicJob("heartbeat", jobs.heartbeat, every_seconds=30, queue_name=DRAWS),
     PeriodicJob("purge-registrations", jobs.purge_registrations, every_seconds=600),
     PeriodicJob("offer-rounds", jobs.offer_rounds, every_seconds=60),
 )
@@ -134,6 +137,7 @@ def run(connection: redis.Redis, interval_seconds: float, dispatch_every_seconds
     signal.signal(signal.SIGINT, request_stop)
     log.info("clock: ticking every %s s, dispatching messages every %s s", interval_seconds, dispatch_every_seconds)
     next_tick = next_dispatch = time.monotonic()
+    outage = Outage("clock", log)
     while not stop.is_set():
         now = datetime.datetime.now(datetime.timezone.utc)
         try:
@@ -145,8 +149,14 @@ def run(connection: redis.Redis, interval_seconds: float, dispatch_every_seconds
                 next_dispatch = time.monotonic() + dispatch_every_seconds
                 if (job_id := dispatch_waiting(connection, now, dispatch_every_seconds)) is not None:
                     log.debug("clock: enqueued %s", job_id)  # every few seconds while messages flow
-        except redis.RedisError as error:
-            # Redis may restart; the clock keeps trying rather than dying.
-            log.error("clock: Redis unavailable (%s); retrying", error)
+        except UNREACHABLE as error:
+            # Redis may restart; the clock waits for it rather than dying, and logs once.
+            outage.failed(error)
+            wait_for_redis(connection, stop, outage)
+            continue
+        except redis.RedisError:
+            log.exception("clock: Redis refused a command; trying again at the next tick")
+        else:
+            outage.recovered()
         stop.wait(max(0.0, min(next_tick, next_dispatch) - time.monotonic()))
     log.info("clock: stopped")

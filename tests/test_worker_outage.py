@@ -1,0 +1,113 @@
+"""The worker and the clock outlive Redis: killed (SIGKILL) and started again, it finds them working.
+
+Each runs as its own process (`qs worker`, `qs clock`) against a redis-server
+of the test's own; the heartbeat is not starved by a backlog of mail.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_py
+from rq import SimpleWorker
+
+from queue_service.store import Store
+from worker import clock, jobs
+from worker.queues import NOTIFICATIONS, all_queues, queue
+
+PROJECT = Path(__file__).resolve().parent.parent
+OUTAGE_SECONDS = 3.5  # as long as each outage of the operator's probe
+
+
+def start(command: str, redis_url: str, tmp_path, **environment) -> subprocess.Popen:
+    env = dict(os.environ, QS_REDIS_URL=redis_url, PYTHONPATH=str(PROJECT), **environment)
+    log = open(tmp_path / f"{command}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "worker.cli", command], cwd=PROJECT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen, tmp_path, command: str) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    return (tmp_path / f"{command}.log").read_text()
+
+
+def eventually(check, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except redis_py.ConnectionError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_the_worker_survives_redis_restarts_and_runs_a_job_enqueued_after(settings, killable_redis, tmp_path):
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    store = Store(connection)
+    worker = start("worker", killable_redis.url, tmp_path)
+    try:
+        queue("default", connection).enqueue(jobs.heartbeat, job_id="before")
+        assert eventually(lambda: store.last_worker_heartbeat() is not None), "the worker never ran a job"
+        for outage in range(2):
+            # Killed while a job runs: RQ's own worker then dies writing the job's end.
+            queue("default", connection).enqueue(time.sleep, 1.5, job_id=f"busy-{outage}")
+            assert eventually(lambda: queue("default", connection).started_job_registry.count == 1, 10)
+            killable_redis.kill()
+            time.sleep(OUTAGE_SECONDS)
+            assert worker.poll() is None, f"the worker exited ({worker.returncode}) during outage {outage + 1}"
+            killable_redis.start()
+            connection = redis_py.Redis.from_url(killable_redis.url)
+            store = Store(connection)
+            seen = store.last_worker_heartbeat()
+            time.sleep(0.1)
+            queue("default", connection).enqueue(jobs.heartbeat, job_id=f"after-{outage}")
+            assert eventually(lambda: store.last_worker_heartbeat() != seen), f"no job ran after restart {outage + 1}"
+        assert worker.poll() is None
+    finally:
+        output = stop(worker, tmp_path, "worker")
+    assert worker.returncode == 0, output
+    ours = [line for line in output.splitlines() if "worker: Redis unavailable" in line]
+    assert len(ours) == 2, output  # once per outage, never once per retry
+
+
+def test_the_clock_ticks_again_after_redis_restarts(settings, killable_redis, tmp_path):
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    process = start("clock", killable_redis.url, tmp_path, QS_CLOCK_INTERVAL_SECONDS="0.3")
+    try:
+        assert eventually(lambda: Store(connection).last_clock_tick() is not None), "the clock never ticked"
+        killable_redis.kill()
+        time.sleep(OUTAGE_SECONDS)
+        assert process.poll() is None, "the clock exited during the outage"
+        killable_redis.start()
+        restarted = datetime.datetime.now(datetime.timezone.utc)
+        connection = redis_py.Redis.from_url(killable_redis.url)
+        assert eventually(lambda: (Store(connection).last_clock_tick() or restarted) > restarted), "no tick after"
+    finally:
+        output = stop(process, tmp_path, "clock")
+    assert process.returncode == 0, output
+    assert output.count("clock: Redis unavailable") == 1, output
+    assert output.count("clock: Redis is back") == 1, output
+
+
+def test_the_heartbeat_is_not_starved_by_a_mail_backlog(redis):
+    for number in range(20):
+        queue(NOTIFICATIONS, redis).enqueue(jobs.heartbeat, job_id=f"mail-{number}")  # stands for a send job
+    assert Store(redis).last_worker_heartbeat() is None
+    clock.tick(redis, datetime.datetime.now(datetime.timezone.utc), periodic_jobs=clock.PERIODIC_JOBS[:1])
+    SimpleWorker(all_queues(redis), connection=redis).work(burst=True, max_jobs=1)
+    assert Store(redis).last_worker_heartbeat() is not None
+    assert queue(NOTIFICATIONS, redis).count == 20, "the heartbeat ran first, ahead of the backlog"
