@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import redis as redis_py
 from rq import SimpleWorker
 
