@@ -13,7 +13,7 @@ from queue_service import draws
 from queue_service import registration as reg
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.inventory.slots import Slot
-from queue_service.offers import Offer, OfferStatus
+from queue_service.offers import Offer, OfferStatus, OfferTiming
 from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
@@ -48,6 +48,15 @@ CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
 POOL = "01:first_request"
 DRAW_ID = "01-first_request-20270104T1000"
 SECRET = b"test-identity-secret"
+# The offers' timing with the defaults of config/defaults.toml, and the answer deadline of
+# the draw at DRAW_AT under the default 48-hour window.
+TIMING = OfferTiming(
+    cancel_notice=datetime.timedelta(hours=24),
+    no_show_grace=datetime.timedelta(minutes=30),
+    standby_min_notice=datetime.timedelta(hours=6),
+    reminder_hours=(48, 24),
+)
+DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
 
 
 def schedule(**policy) -> DrawSchedule:

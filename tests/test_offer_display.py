@@ -3,16 +3,12 @@
 import dataclasses
 import datetime
 
+from helpers import TIMING
+
 from queue_service import offers
 from queue_service.inventory.slots import Slot
 
 UTC = datetime.timezone.utc
-TIMING = offers.OfferTiming(
-    cancel_notice=datetime.timedelta(hours=24),
-    no_show_grace=datetime.timedelta(minutes=30),
-    standby_min_notice=datetime.timedelta(hours=6),
-    reminder_hours=(48, 24),
-)
 SLOT = Slot(id="s1", prefecture="974", site="saint-denis", procedure="renewal",
             starts_at=datetime.datetime(2027, 1, 8, 6, 0, tzinfo=UTC), duration_minutes=30, counter=1)
 CODE = "ABCDE12345"

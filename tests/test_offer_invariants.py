@@ -15,7 +15,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, publish_slots, register_people, schedule
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, TIMING, publish_slots, register_people, schedule
 
 from queue_service import draws, offers
 from queue_service.errors import QueueServiceError
@@ -23,12 +23,6 @@ from queue_service.offers import OfferStatus
 from queue_service.store.keys import PoolKeys
 from worker import jobs
 
-TIMING = offers.OfferTiming(
-    cancel_notice=datetime.timedelta(hours=24),
-    no_show_grace=datetime.timedelta(minutes=30),
-    standby_min_notice=datetime.timedelta(hours=6),
-    reminder_hours=(48, 24),
-)
 PEOPLE, SLOTS = 12, 5
 LIVE = {OfferStatus.PENDING, OfferStatus.CONFIRMED}
 # Counter (queue_service/metrics/__init__.py) -> the history event that tells of it on the registration.

@@ -9,9 +9,11 @@ from email.header import decode_header, make_header
 import pytest
 from helpers import (
     CREATED,
+    DEADLINE,
     DRAW_AT,
     DRAW_ID,
     POOL,
+    TIMING,
     first_offer,
     key_of,
     offered,
@@ -35,14 +37,6 @@ from queue_service.registration.tokens import status_token
 from queue_service.store.keys import PoolKeys
 from worker import jobs
 from worker.queues import NOTIFICATIONS
-
-TIMING = offers.OfferTiming(
-    cancel_notice=datetime.timedelta(hours=24),
-    no_show_grace=datetime.timedelta(minutes=30),
-    standby_min_notice=datetime.timedelta(hours=6),
-    reminder_hours=(48, 24),
-)
-DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
 
 
 def secret(settings) -> bytes:

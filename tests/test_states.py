@@ -14,10 +14,12 @@ import random
 
 from helpers import (
     CREATED,
+    DEADLINE,
     DRAW_AT,
     DRAW_ID,
     POOL,
     SECRET,
+    TIMING,
     announce_freeze_and_draw,
     key_of,
     offered,
@@ -43,14 +45,6 @@ from queue_service.registration.agdref import UploadedRecords
 from queue_service.store.draws import draw_fields, draw_from_fields
 from queue_service.store.keys import PoolKeys
 from queue_service.store.offers import offer_from_json, offer_to_json
-
-TIMING = offers.OfferTiming(
-    cancel_notice=datetime.timedelta(hours=24),
-    no_show_grace=datetime.timedelta(minutes=30),
-    standby_min_notice=datetime.timedelta(hours=6),
-    reminder_hours=(48, 24),
-)
-DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
 
 
 class Seen:
