@@ -17,6 +17,7 @@ from queue_service.offers import Offer, OfferStatus, OfferTiming
 from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 
 # Pages and staff --------------------------------------------------------------------
 
@@ -167,3 +168,26 @@ def staff_sign_in(page, live_server, email):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(live_server + "/staff/")
+
+
+# One applicant, as the registration form takes her (api_person: as the API does).
+PERSON = {
+    "family_name": "El Amrani",
+    "given_names": "Fatima-Zahra",
+    "birth_date": "1988-11-02",
+    "nationality": "MA",
+    "email": "fatima@example.org",
+    "phone": "+212 612-345678",
+    "agdref": "01 0000 0001",
+    "permit_expiry": "2027-02-15",
+    "language": "en",
+    "consent": "yes",
+}
+
+
+def api_person(**changes):
+    return PERSON | {"prefecture": "01", "procedure": "renewal", "consent": True} | changes
+
+
+def all_keys(store) -> set[bytes]:
+    return {key for key in store.redis.scan_iter(ALL_PATTERN) if RATE_LIMIT_PREFIX.encode() not in key}

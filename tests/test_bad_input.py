@@ -9,7 +9,7 @@ import datetime
 import json
 
 import pytest
-from helpers import ENGLISH, csrf_token
+from helpers import ENGLISH, all_keys, api_person, csrf_token
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -18,7 +18,6 @@ from queue_service import registration as reg
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import status_token
-from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 from web.decoding import NOT_TEXT
 from web.openapi import openapi_document
 
@@ -30,30 +29,13 @@ UNLIMITED = {
     "rate_limit_registration_email": "100000 per minute",
     "rate_limit_links": "100000 per minute",
 }
-PERSON = {
-    "prefecture": "01",
-    "procedure": "renewal",
-    "family_name": "El Amrani",
-    "given_names": "Fatima-Zahra",
-    "birth_date": "1988-11-02",
-    "nationality": "MA",
-    "email": "fatima@example.org",
-    "phone": "+212 612-345678",
-    "agdref": "01 0000 0001",
-    "permit_expiry": "2027-02-15",
-    "language": "en",
-    "consent": True,
-}
+PERSON = api_person()  # as the API takes it
 
 
 def post_json(client, path: str, body, method: str = "POST", **headers):
     """Send `body` as JSON in ASCII, surrogates written as \\u escapes, as a client in any language may."""
     return client.open(path, method=method, data=json.dumps(body, ensure_ascii=True),
                        content_type="application/json", headers=ENGLISH | headers)
-
-
-def all_keys(store) -> set[bytes]:
-    return {key for key in store.redis.scan_iter(ALL_PATTERN) if RATE_LIMIT_PREFIX.encode() not in key}
 
 
 @pytest.mark.parametrize("bad", BAD_TEXTS[:-1])

@@ -7,27 +7,14 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import ENGLISH, csrf_token, plain_text
+from helpers import ENGLISH, PERSON, all_keys, api_person, csrf_token, plain_text
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from queue_service.reference import DEMO_AGDREF_NUMBERS
-from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 from worker.queues import NOTIFICATIONS, queue
 
-PERSON = {
-    "family_name": "El Amrani",
-    "given_names": "Fatima-Zahra",
-    "birth_date": "1988-11-02",
-    "nationality": "MA",
-    "email": "fatima@example.org",
-    "phone": "+212 612-345678",
-    "agdref": "01 0000 0001",
-    "permit_expiry": "2027-02-15",
-    "language": "en",
-    "consent": "yes",
-}
 IDENTITY_SECRETS = ("El Amrani", "1988-11-02", "0100000001", "Fatima")
 
 
@@ -220,14 +207,6 @@ def test_forged_or_missing_links_get_a_404_page(client, path):
 
 
 # The JSON API ------------------------------------------------------------------------
-
-
-def api_person(**changes):
-    return PERSON | {"prefecture": "01", "procedure": "renewal", "consent": True} | changes
-
-
-def all_keys(store) -> set[bytes]:
-    return {key for key in store.redis.scan_iter(ALL_PATTERN) if RATE_LIMIT_PREFIX.encode() not in key}
 
 
 def test_api_registration_flow(client, mailbox, deliver_messages, store):
