@@ -239,6 +239,42 @@ def test_assisted_registration_without_email_enters_the_pool_at_once(store, sign
     assert store.waiting_count("01:renewal") == 1
 
 
+# A mobile number is optional online; at the counter an email or a mobile is enough ---------------
+
+
+def test_online_registration_without_a_mobile_takes_no_phone_contact(store, sign_up):
+    def first_request(name: str, **changes):
+        return sign_up(procedure="first_request", agdref="", family_name=name, email=f"{name}@example.org", **changes)
+
+    people = [first_request(name, phone="") for name in ("Ana", "Bela", "Chen", "Dara", "Eve")]  # more than the cap
+    assert all(person.applicant.phone is None for person in people)
+    assert store.registration(people[0].key).applicant.phone is None
+    # Removing the mobile later is allowed too, and frees its place under the mobile's cap.
+    created = first_request("Farid")
+    updated = reg.update_preferences(store, created.key, {"phone": "", "sites": ["gex"]}, SITES,
+                                     identity_secret=SECRET, limits=LIMITS, now=NOW)
+    assert updated.applicant.phone is None and updated.applicant.sites == ("gex",)
+    for name in ("Gus", "Hana", "Ines", "Jon"):
+        first_request(name)  # the same mobile as Farid had: four is the cap
+    # Given back, the mobile counts again.
+    with pytest.raises(ContactCapReached):
+        reg.update_preferences(store, created.key, {"phone": "06 12 34 56 78"}, SITES,
+                               identity_secret=SECRET, limits=LIMITS, now=NOW)
+
+
+def test_a_mobile_given_online_must_still_be_a_mobile(sign_up):
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(phone="04 74 32 30 00")  # a landline: no text messages
+    assert set(refused.value.errors) == {"phone"}
+
+
+def test_at_the_counter_an_email_or_a_mobile_is_needed(sign_up):
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(channel=Channel.ASSISTED, email="", phone="")
+    assert set(refused.value.errors) == {"email", "phone"}
+    assert sign_up(channel=Channel.ASSISTED, phone="").applicant.phone is None
+
+
 def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(store, records):
     spellings = ["Nguyễn", "NGUYEN", "nguyen", "Nguyên", "NGUYỄN"]
     agdrefs = ["0123456789", "01 23 45 67 89", "0123 456 789", "01-2345-6789"]

@@ -80,6 +80,25 @@ def test_register_confirm_and_see_the_status(client, registered, mailbox, delive
     assert "In the waiting list" in status and ref in status
 
 
+def test_the_mobile_is_optional_on_the_form_and_in_the_api(client, store, mailbox, deliver_messages):
+    page = client.get("/p/01/renewal/register", headers=ENGLISH).get_data(as_text=True)
+    assert "Mobile phone (optional)" in page
+    response = submit_registration(client, phone="")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    created = client.post("/api/v1/registrations", json=api_person(
+        family_name="Okafor", given_names="Chidi", agdref=DEMO_AGDREF_NUMBERS[1], email="chidi@example.org") | {
+        "phone": None})
+    assert created.status_code == 201
+    key = store.registration_key_by_ref("01:renewal", created.get_json()["ref"])
+    assert store.registration(key).applicant.phone is None
+    without = {key: value for key, value in api_person(
+        family_name="Haddad", given_names="Rami", agdref=DEMO_AGDREF_NUMBERS[2], email="rami@example.org").items()
+        if key != "phone"}
+    assert client.post("/api/v1/registrations", json=without).status_code == 201
+    deliver_messages()
+    assert len(mailbox.messages) == 3  # each is told by email
+
+
 def test_the_email_is_in_the_applicants_language(client, mailbox, deliver_messages):
     submit_registration(client, language="fr")
     deliver_messages()
@@ -252,7 +271,7 @@ def test_api_errors_are_problems_and_change_nothing(client, store, body, status)
 
 
 def test_api_validation_problem_lists_every_field(client):
-    problem = client.post("/api/v1/registrations", json=api_person(phone="", email="x"), headers=ENGLISH).get_json()
+    problem = client.post("/api/v1/registrations", json=api_person(phone="04 74", email="x"), headers=ENGLISH).get_json()
     assert problem["code"] == "validation-failed"
     assert {error["field"] for error in problem["errors"]} == {"phone", "email"}
 
@@ -319,7 +338,7 @@ def test_the_registration_schema_refuses_what_the_service_refuses(make_app, refe
     document = client.get("/api/v1/openapi.json").get_json()
     schema = document["components"]["schemas"]["RegistrationInput"]
     jsonschema.validate(api_person(), schema)
-    for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": ""}, {"consent": False},
+    for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": "x" * 41}, {"consent": False},
                     {"consent": None}, {"half_days": ["sunday_am"]}, {"half_days": []}, {"language": "de"},
                     {"procedure": "visa"}, {"birth_date": "yesterday"}, {"half_days": ""}, {"sites": None}]:
         with pytest.raises(jsonschema.ValidationError):

@@ -409,6 +409,21 @@ def test_an_agent_registers_an_applicant_without_email(as_staff, store, staff):
     assert "Sur la liste" in client.get(status_link).get_data(as_text=True)
 
 
+def test_at_the_counter_an_email_or_a_mobile_is_asked_for(as_staff, store):
+    client = as_staff("agent01")
+    token = csrf_token(client, "/staff/p/01/register/renewal")
+    form = {"csrf_token": token, "family_name": "Diallo", "given_names": "Aminata", "birth_date": "1979-09-30",
+            "nationality": "SN", "agdref": DEMO_AGDREF_NUMBERS[5], "language": "fr", "consent": "yes",
+            "permit_expiry": (NOW + datetime.timedelta(days=40)).date().isoformat()}
+    response = client.post("/staff/p/01/register/renewal", data=form, headers=ENGLISH)
+    assert response.status_code == 422
+    assert "Give an email address or a mobile phone number" in response.get_data(as_text=True)
+    assert store.waiting_count("01:renewal") == 0
+    response = client.post("/staff/p/01/register/renewal", data=form | {"email": "aminata@example.org"},
+                           headers=ENGLISH)
+    assert response.status_code == 200 and store.waiting_count("01:renewal") == 1
+
+
 def staff_routes(app):
     """Every staff route of one prefecture, with its parameters filled in."""
     values = {"code": "01", "site_id": "bourg", "procedure_code": "renewal", "slot_id": "x", "account_id": "x"}

@@ -91,7 +91,7 @@ class Applicant:
     birth_date: datetime.date
     nationality: str
     email: str | None
-    phone: str
+    phone: str | None  # E.164; None when not given (it is optional)
     agdref: str | None
     permit_expiry: datetime.date | None
     sites: tuple[str, ...]
@@ -130,7 +130,7 @@ class Fingerprints:
 
     identity: str
     email: str | None
-    phone: str
+    phone: str | None
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,15 @@ def parse_applicant(
     email = None
     if email_required or _text(form, "email"):
         email = take("email", identity.clean_email, _text(form, "email"))
-    phone = take("phone", identity.clean_phone, _text(form, "phone"))
+    # The mobile is only for text messages: optional. At the counter, where the
+    # email is optional too, one of them is needed to tell the applicant anything.
+    phone = None
+    if _text(form, "phone"):
+        phone = take("phone", identity.clean_phone, _text(form, "phone"))
+    elif not email_required and not _text(form, "email"):
+        errors["email"] = errors["phone"] = identity.N_(
+            "Give an email address or a mobile phone number: we need one to tell the applicant when they are drawn."
+        )
     agdref = None
     if IdentityField.AGDREF in required:
         agdref = take("agdref", identity.clean_agdref, _text(form, "agdref"))
@@ -246,7 +254,7 @@ def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints
             nationality=applicant.nationality,
         ),
         email=email_print(secret, pool, applicant.email) if applicant.email else None,
-        phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone),
+        phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone) if applicant.phone else None,
     )
 
 
@@ -388,17 +396,18 @@ def update_preferences(
         raise InvalidTransition()
     errors: dict[str, str] = {}
     phone = None
-    try:
-        phone = identity.clean_phone(_text(form, "phone"))
-    except identity.InvalidField as error:
-        errors[error.field] = error.message
+    if _text(form, "phone"):
+        try:
+            phone = identity.clean_phone(_text(form, "phone"))
+        except identity.InvalidField as error:
+            errors[error.field] = error.message
     sites = _choices(form, "sites", site_ids, errors, identity.N_("Choose at least one place you can go to."))
     half_days = _choices(
         form, "half_days", list(HALF_DAYS), errors, identity.N_("Choose at least one half-day when you are free.")
     )
     if errors:
         raise ValidationFailed(errors)
-    phone_print = identity.contact_fingerprint(identity_secret, key.pool, "phone", phone)
+    phone_print = identity.contact_fingerprint(identity_secret, key.pool, "phone", phone) if phone else None
     outcome = store.update_preferences(key, phone, phone_print, sites, half_days, limits.contacts_per_pool, now)
     if outcome == "contact_cap":
         raise ContactCapReached()

@@ -64,7 +64,8 @@ REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 HISTORY_KEY = "qs:{{{pool}}}:reg:{id}:history"
 # String: registration id holding the place of one person (keyed hash of identity).
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Set of registration ids active with one email or phone (keyed hash of it).
+# Set of registration ids active with one email or phone (keyed hash of it). Without
+# that contact, scripts are handed the "none" set, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id.
 REFS_KEY = "qs:{{{pool}}}:refs"
@@ -215,8 +216,8 @@ class PoolKeys:
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
 
-    def contact(self, fingerprint: str) -> str:
-        return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint)
+    def contact(self, fingerprint: str | None) -> str:
+        return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")
 
     @property
     def refs(self) -> str:

@@ -61,7 +61,7 @@ class RegistrationStore:
             pool_keys.registration(key.registration_id),
             pool_keys.history(key.registration_id),
             pool_keys.identity(prints.identity),
-            pool_keys.contact(prints.email or "none"),
+            pool_keys.contact(prints.email),
             pool_keys.contact(prints.phone),
             pool_keys.refs,
             pool_keys.unconfirmed,
@@ -78,6 +78,7 @@ class RegistrationStore:
             registration.confirm_by.timestamp(),
             event,
             "1" if prints.email else "0",
+            "1" if prints.phone else "0",
             registration.channel.value,
             _message_json(message, key.registration_id, now),
             *[item for pair in fields.items() for item in pair],
@@ -201,7 +202,7 @@ class RegistrationStore:
     # Contacts -----------------------------------------------------------------
 
     def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
-        changes = {"phone": phone, "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
+        changes = {"phone": phone or "", "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
         return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
 
     def change_email(self, key, email, email_print, contacts_cap, now) -> str:
@@ -232,14 +233,14 @@ class RegistrationStore:
             keys = [
                 pool_keys.registration(key.registration_id),
                 pool_keys.history(key.registration_id),
-                pool_keys.contact(old_print or "none"),
+                pool_keys.contact(old_print),
                 pool_keys.contact(new_print),
             ]
             arguments = [
                 key.registration_id,
                 f"{kind}_fp",
                 old_print,
-                new_print,
+                new_print or "",
                 contacts_cap,
                 _event_json(now, event_kind),
                 *[item for pair in changes.items() for item in pair],
@@ -264,7 +265,7 @@ class RegistrationStore:
             pool_keys.registration(registration_id),
             pool_keys.history(registration_id),
             pool_keys.identity(prints["identity_fp"]),
-            pool_keys.contact(prints["email_fp"] or "none"),
+            pool_keys.contact(prints["email_fp"]),
             pool_keys.contact(prints["phone_fp"]),
             pool_keys.refs,
             pool_keys.unconfirmed,
@@ -334,7 +335,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "birth_date": applicant.birth_date.isoformat(),
         "nationality": applicant.nationality,
         "email": applicant.email or "",
-        "phone": applicant.phone,
+        "phone": applicant.phone or "",
         "agdref": applicant.agdref or "",
         "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
         "sites": json.dumps(list(applicant.sites)),
@@ -342,7 +343,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "language": applicant.language,
         "identity_fp": prints.identity,
         "email_fp": prints.email or "",
-        "phone_fp": prints.phone,
+        "phone_fp": prints.phone or "",
         "draws_entered": str(registration.draws_entered),
         "draws_lost": str(registration.draws_lost),
         "pending_email": "",
@@ -362,7 +363,7 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         birth_date=day("birth_date"),
         nationality=fields["nationality"],
         email=fields["email"] or None,
-        phone=fields["phone"],
+        phone=fields["phone"] or None,
         agdref=fields["agdref"] or None,
         permit_expiry=day("permit_expiry"),
         sites=tuple(json.loads(fields["sites"])),
