@@ -129,6 +129,16 @@ class InvalidLink(QueueServiceError):
     message = N_("This link is not valid. Check that you copied it whole, from the latest email we sent you.")
 
 
+class ReplacedLink(QueueServiceError):
+    """A status link made before the registration's email address changed."""
+
+    http_status = 410
+    message = N_(
+        "This link no longer works: the email address of this registration was changed, and a new link was sent "
+        "to the new address. Use the link in the latest email we sent you."
+    )
+
+
 class InvalidStatusToken(QueueServiceError):
     """The API was called without a status token, or with one that is not ours (answered with
     `WWW-Authenticate: Bearer`)."""

@@ -142,7 +142,9 @@ def test_a_change_confirmed_before_its_link_went_out_needs_no_link(store, sign_u
     reg.confirm_email_change(store, created.key, email, identity_secret=secret,
                              limits=reg.Limits(4, datetime.timedelta(hours=24)), now=now)
     deliver_messages()
-    assert mailbox.messages == [] and store.outbox(POOL) == []
+    # No confirmation link any more, only the new status link (the printed one died with the change).
+    assert [message["Subject"] for message in mailbox.messages] == [f"Your new private link: {created.ref}"]
+    assert store.outbox(POOL) == []
 
 
 def test_a_message_about_a_purged_registration_is_not_sent(store, sign_up, deliver_messages, mailbox):

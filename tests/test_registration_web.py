@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from queue_service import registration as registrations
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from worker.queues import NOTIFICATIONS, queue
 
@@ -182,9 +183,39 @@ def test_preferences_and_email_change_from_the_status_page(client, registered, s
     assert mailbox.recipients[-1] == ["fz.new@example.org"]
     change_path = token_link(plain_text(change), "/email/confirm")
     token = parse_qs(urlsplit(change_path).query)["t"][0]
-    client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
-    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).get_json()
-    assert me["email"] == "fz.new@example.org" and me["pending_email"] is None
+    changed = client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
+    new_status = changed.headers["Location"]
+    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {new_status.split('t=')[1]}"})
+    assert me.get_json()["email"] == "fz.new@example.org" and me.get_json()["pending_email"] is None
+
+    # The change replaced the private link: the old one dies with a page that says why, the new one
+    # comes to the new address (and is where the confirmation led).
+    old_link = client.get(status_path, headers=ENGLISH)
+    assert old_link.status_code == 410 and "email address of this registration was changed" in old_link.get_data(
+        as_text=True)
+    assert client.get(f"/offer?t={status_token}").status_code == 410
+    old_bearer = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"})
+    assert old_bearer.status_code == 401 and old_bearer.mimetype == "application/problem+json"
+    deliver_messages()
+    assert mailbox.recipients[-1] == ["fz.new@example.org"] and "new private link" in mailbox.messages[-1]["Subject"]
+    emailed = token_link(plain_text(mailbox.messages[-1]), "/status")
+    assert emailed == new_status and emailed != status_path
+    assert client.get(emailed, headers=ENGLISH).status_code == 200
+    # Opening the confirmation again changes nothing more.
+    again = client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
+    assert again.headers["Location"] == new_status
+
+
+def test_the_status_link_dies_with_the_purge(client, registered, store):
+    _, confirmation = registered
+    token = token_link(confirmation, "/confirm").split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    assert client.get(f"/status?t={status_token}").status_code == 200
+    assert client.delete("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).status_code == 200
+    registrations.purge(store, datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400),
+                        datetime.timedelta(days=365))
+    gone = client.get(f"/status?t={status_token}", headers=ENGLISH)
+    assert gone.status_code == 404 and "deleted after the retention period" in gone.get_data(as_text=True)
 
 
 def test_proof_downloads_signed_and_the_verify_page_checks_it(client, registered):

@@ -9,13 +9,13 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
-from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ValidationFailed
+from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ReplacedLink, ValidationFailed
 from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
 from queue_service.registration import Channel, Registration, identity
 from queue_service.registration.proof import verify_proof
-from queue_service.registration.tokens import read_status_token, status_token
+from queue_service.registration.tokens import read_status_token
 from web import services
 from web.extensions import csrf
 from web.openapi import openapi_document
@@ -192,7 +192,8 @@ def confirm_registration():
     token = json_body().get("token")
     key, email = confirmation_from_link(token if isinstance(token, str) else "")
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    return jsonify(_registration(confirmed) | {"status_token": status_token(services().settings.secret_key, key)})
+    token = registrations.status_link_token(services().settings.secret_key, confirmed)
+    return jsonify(_registration(confirmed) | {"status_token": token})
 
 
 def bearer_registration() -> Registration:
@@ -201,10 +202,10 @@ def bearer_registration() -> Registration:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidStatusToken()
     try:
-        key = read_status_token(services().settings.secret_key, token.strip())
-    except InvalidLink:
+        key, link_version = read_status_token(services().settings.secret_key, token.strip())
+        return registrations.load_from_link(services().store, key, link_version)
+    except (InvalidLink, ReplacedLink):  # a token replaced by an email change is no credential either
         raise InvalidStatusToken() from None
-    return registrations.load(services().store, key)
 
 
 @blueprint.post("/registration/offer")

@@ -26,7 +26,6 @@ from queue_service.registration.tokens import (
     RegistrationKey,
     read_confirmation_token,
     read_status_token,
-    status_token,
 )
 from web import services
 from web.errors import translated
@@ -193,7 +192,7 @@ def confirm():
     if request.method == "GET":
         return render_template("confirm.html", token=token, registration=found)
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    return redirect(status_url(confirmed.key))
+    return redirect(status_url(confirmed))
 
 
 def event_label(kind: str) -> str:
@@ -222,14 +221,15 @@ def history_for_display(key: RegistrationKey) -> list[dict]:
     ]
 
 
-def status_url(key: RegistrationKey, endpoint: str = "registration.status") -> str:
-    return url_for(endpoint, t=status_token(services().settings.secret_key, key))
+def status_url(registration: Registration, endpoint: str = "registration.status") -> str:
+    """The registration's current private status link (older ones stop working when the email changes)."""
+    return url_for(endpoint, t=registrations.status_link_token(services().settings.secret_key, registration))
 
 
 def registration_from_link() -> tuple[str, Registration]:
     token = request.values.get("t", "")
-    key = read_status_token(services().settings.secret_key, token)
-    return token, registrations.load(services().store, key)
+    key, link_version = read_status_token(services().settings.secret_key, token)
+    return token, registrations.load_from_link(services().store, key, link_version)
 
 
 @blueprint.get("/status")
@@ -304,10 +304,10 @@ def confirm_email_change():
     found = registrations.load(services().store, key)
     if request.method == "GET":
         return render_template("confirm_email_change.html", token=token, registration=found, email=email)
-    registrations.confirm_email_change(
+    changed = registrations.confirm_email_change(
         services().store, key, email, identity_secret=identity_secret(), limits=limits(), now=now()
     )
-    return redirect(status_url(key))
+    return redirect(status_url(changed))
 
 
 @blueprint.route("/status/withdraw", methods=["GET", "POST"])

@@ -38,14 +38,19 @@ from queue_service.metrics import statistics
 from queue_service.pools import PoolId
 from queue_service.registration import Channel
 from queue_service.registration.agdref import UploadedRecords
-from queue_service.registration.tokens import status_token
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
 from web import charts, forms, services
 from web.applicant import draw_states
 from web.errors import message_of, translated
 from web.i18n import safe_next
-from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
+from web.registration import (
+    attempt_registration,
+    form_values,
+    identity_secret,
+    render_registration_form,
+    status_url,
+)
 from worker.jobs import claim_and_enqueue
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
@@ -298,7 +303,7 @@ def assisted_registration(code: str, procedure_code: str):
             code, procedure, values, channel=Channel.ASSISTED, agent=g.principal.account_id
         )
         if created:
-            link = url_for("registration.status", t=status_token(services().settings.secret_key, created.key))
+            link = status_url(created)
             return render_template("staff/assisted_done.html", registration=created, status_link=link)
     return render_registration_form(code, procedure, values, errors, assisted=True)
 

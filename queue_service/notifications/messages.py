@@ -21,8 +21,14 @@ from babel.support import Translations
 
 from queue_service import offers, translations
 from queue_service.notifications import links, mail
-from queue_service.registration import Registration, RegistrationMessage, RegistrationStatus, email_print
-from queue_service.registration.tokens import confirmation_token, status_token
+from queue_service.registration import (
+    Registration,
+    RegistrationMessage,
+    RegistrationStatus,
+    email_print,
+    status_link_token,
+)
+from queue_service.registration.tokens import confirmation_token
 from queue_service.settings import Settings
 from queue_service.store import Store
 
@@ -88,7 +94,7 @@ def compose(
         "prefecture": store.prefecture(key.prefecture).name,
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "hours": settings.confirmation_link_hours,
-        "status_link": links.status_link(settings.base_url, status_token(settings.secret_key, key)),
+        "status_link": links.status_link(settings.base_url, status_link_token(settings.secret_key, registration)),
     }
     link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":
@@ -131,7 +137,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "deadline": local(shown.deadline) if shown.deadline else "",
         "cancel_by": local(shown.cancel_by),
         "code": shown.code or "",
-        "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
+        "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
         "back_in_pool": registration.status is RegistrationStatus.WAITING,
     }
 

@@ -18,12 +18,13 @@ from queue_service.errors import (
     DuplicateRegistration,
     InvalidTransition,
     RegistrationNotFound,
+    ReplacedLink,
     ValidationFailed,
 )
 from queue_service.reference import HALF_DAYS, LOCALES, IdentityField, Procedure
 from queue_service.registration import identity
 from queue_service.registration.agdref import AgdrefRecords
-from queue_service.registration.tokens import RegistrationKey
+from queue_service.registration.tokens import RegistrationKey, status_token
 
 
 class RegistrationStatus(str, Enum):
@@ -69,6 +70,7 @@ class RegistrationMessage(str, Enum):
     CONFIRM = "confirm"  # the link that confirms the email (online registrations)
     REGISTERED = "registered"  # the private status link, once in the pool
     EMAIL_CHANGE = "email_change"  # the link that confirms a new address, sent to it
+    EMAIL_CHANGED = "email_changed"  # the new status link, to the new address once confirmed
     WITHDRAWN = "withdrawn"  # the notice that the applicant left the pool
 
 
@@ -122,6 +124,7 @@ class Registration:
     draws_lost: int = 0
     email_confirmed_at: datetime.datetime | None = None
     pending_email: str | None = None
+    link_version: int = 0  # of the private status link: grows when the email changes (tokens.status_token)
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,20 @@ def load(store, key: RegistrationKey) -> Registration:
     return registration
 
 
+def status_link_token(secret: str, registration: Registration) -> str:
+    """The token of the registration's current private status link."""
+    return status_token(secret, registration.key, registration.link_version)
+
+
+def load_from_link(store, key: RegistrationKey, link_version: int) -> Registration:
+    """The registration a status link opens: only with its current link (the email
+    change that replaced a link makes it useless), and never once purged."""
+    registration = load(store, key)
+    if link_version != registration.link_version:
+        raise ReplacedLink()
+    return registration
+
+
 def email_print(secret: bytes, pool: str, email: str) -> str:
     """The keyed hash standing for an address in links and contact keys."""
     return identity.contact_fingerprint(secret, pool, "email", email)
@@ -447,7 +464,7 @@ def confirm_email_change(
     if registration.pending_email != email or registration.status not in EDITABLE:
         raise InvalidTransition()
     new_print = email_print(identity_secret, key.pool, email)
-    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now)
+    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now, RegistrationMessage.EMAIL_CHANGED)
     if outcome == "contact_cap":
         raise ContactCapReached()
     if outcome == "state":

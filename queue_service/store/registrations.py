@@ -205,9 +205,12 @@ class RegistrationStore:
         changes = {"phone": phone or "", "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
         return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
 
-    def change_email(self, key, email, email_print, contacts_cap, now) -> str:
+    def change_email(self, key, email, email_print, contacts_cap, now, message=None) -> str:
+        """The confirmed new address replaces the old one; the status link's version grows (older
+        links stop working) and `message` (the new link, to the new address) goes to the outbox."""
         changes = {"email": email, "pending_email": ""}
-        return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed")
+        return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed",
+                                    message=message)
 
     def request_email_change(self, key, email: str, email_print: str, allowed_from, now: datetime.datetime,
                              message) -> bool:
@@ -223,7 +226,7 @@ class RegistrationStore:
         ]
         return bool(self.scripts.request_email_change(keys=keys, args=arguments))
 
-    def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind) -> str:
+    def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind, message=None) -> str:
         pool_keys = PoolKeys(key.pool)
         for _ in range(3):
             prints = self._fingerprints(key)
@@ -235,6 +238,7 @@ class RegistrationStore:
                 pool_keys.history(key.registration_id),
                 pool_keys.contact(old_print),
                 pool_keys.contact(new_print),
+                pool_keys.outbox,
             ]
             arguments = [
                 key.registration_id,
@@ -243,6 +247,8 @@ class RegistrationStore:
                 new_print or "",
                 contacts_cap,
                 _event_json(now, event_kind),
+                "1" if kind == "email" else "0",
+                _message_json(message, key.registration_id, now),
                 *[item for pair in changes.items() for item in pair],
             ]
             outcome = self.scripts.move_contact(keys=keys, args=arguments).decode()
@@ -383,6 +389,7 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         draws_lost=int(fields["draws_lost"]),
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
+        link_version=int(fields.get("link_version") or 0),  # written on the first email change
     )
 
 
