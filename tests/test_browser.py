@@ -193,7 +193,8 @@ def test_an_agent_registers_an_applicant_at_the_counter(live_server, browser, ai
     assert store.waiting_count("01:renewal") == 1
     with context.expect_page() as status_tab:
         page.get_by_role("link", name="Status page (to print)").click()
-    assert status_tab.value.locator("#status").inner_text() == "In the waiting list"
+    # The page to print speaks the applicant's language (French, chosen on the form), not the agent's.
+    assert status_tab.value.locator("#status").inner_text() == "Sur la liste d’attente"
     context.close()
 
 

@@ -60,9 +60,15 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
 
     # The second winner declines; the next entrant of the draw's order who can take the slot is offered it.
     slot_id = store.offer(second.key).slot_id
+    # Their page speaks the language of their registration (French), not the browser's; they switch to
+    # English on it, and the registration remembers.
     page = open_phone_page("en-US")
     (offer_mail,) = inbox_of(mailbox, second.applicant.email)
     page.goto(live_server + email_link(offer_mail, "/offer"))
+    assert "Vous avez été tiré au sort" in page.locator("h1").inner_text()
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url("**/offer?t=*")
+    assert store.registration(second.key).applicant.language == "en"
     page.get_by_role("link", name="I cannot come: decline").click()
     page.get_by_role("button", name="Yes, decline").click()
     page.wait_for_url("**/status?t=*")

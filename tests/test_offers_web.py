@@ -14,8 +14,12 @@ from queue_service.store.keys import PoolKeys
 # The pages run on the real clock; the test draw is in 2027, so its offers are still open today.
 
 
-def link(settings, key) -> str:
-    return status_token(settings.secret_key, key)
+def link(client, settings, key) -> str:
+    """The status link of an applicant of the `drawn` pool (French speakers), who switched their pages
+    to English on one of them, as the language menu does."""
+    token = status_token(settings.secret_key, key)
+    assert client.get(f"/lang/en?next=/status?t={token}").status_code == 302
+    return token
 
 
 def post(client, path: str, token_page: str, data: dict | None = None):
@@ -26,7 +30,7 @@ def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_q
                                                                                                settings):
     store, _, _ = drawn
     key, offer = first_offer(store)
-    t = link(settings, key)
+    t = link(client, settings, key)
     page = client.get(f"/offer?t={t}", headers=ENGLISH).get_data(as_text=True)
     assert "You were drawn" in page and 'id="deadline"' in page and "What to bring" in page
     assert "Bourg" in page or "Gex" in page
@@ -50,7 +54,7 @@ def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_q
 def test_declining_from_the_page_asks_first_then_keeps_the_applicant_waiting(drawn, client, settings):
     store, _, _ = drawn
     key, _ = first_offer(store)
-    t = link(settings, key)
+    t = link(client, settings, key)
     page = client.get(f"/offer/decline?t={t}", headers=ENGLISH).get_data(as_text=True)
     assert "You stay in the waiting list" in page
     answer = post(client, f"/offer/decline?t={t}", f"/offer/decline?t={t}")
@@ -64,7 +68,7 @@ def test_bad_links_and_pages_without_a_booking_answer_clearly(drawn, client, set
     assert client.get("/offer?t=forged", headers=ENGLISH).status_code == 404
     assert client.get("/booking/qr.svg?t=forged").status_code == 404
     waiting = next(p for p in people if store.registration(p.key).status.value == "waiting")
-    t = link(settings, waiting.key)
+    t = link(client, settings, waiting.key)
     page = client.get(f"/offer?t={t}", headers=ENGLISH)
     assert page.status_code == 200 and "no offer of an appointment yet" in page.get_data(as_text=True)
     assert client.get(f"/booking/appointment.ics?t={t}", headers=ENGLISH).status_code == 409
@@ -121,7 +125,7 @@ def test_the_development_outbox_exists_only_with_the_file_backend(make_app, refe
 def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
     store, _, _ = drawn
     key, _ = first_offer(store)
-    bearer = {"Authorization": f"Bearer {link(settings, key)}"}
+    bearer = {"Authorization": f"Bearer {link(client, settings, key)}"}
     shown = client.get("/api/v1/registration", headers=bearer).get_json()
     assert shown["status"] == "offered" and shown["offer"]["status"] == "pending"
     stored = json.loads(store.redis.hget(PoolKeys(POOL).offers, key.registration_id))  # the text the script wrote

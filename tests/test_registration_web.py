@@ -106,6 +106,35 @@ def test_the_email_is_in_the_applicants_language(client, mailbox, deliver_messag
     assert "Confirmez" in mailbox.messages[0]["Subject"]
 
 
+def test_private_pages_speak_the_applicants_language_until_they_switch(client, store, mailbox, deliver_messages):
+    created = client.post("/api/v1/registrations", json=api_person(language="en"))
+    deliver_messages()
+    confirm_path = token_link(plain_text(mailbox.messages[0]), "/confirm")
+    french_browser = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    client.set_cookie("lang", "fr")  # chosen earlier on a public page
+    assert '<html lang="en">' in client.get(confirm_path, headers=french_browser).get_data(as_text=True)
+    token = confirm_path.split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    for path in (f"/status?t={status_token}", f"/offer?t={status_token}", f"/status/proof?t={status_token}",
+                 f"/status/withdraw?t={status_token}"):
+        page = client.get(path, headers=french_browser)
+        assert page.status_code in (200, 404) and '<html lang="en">' in page.get_data(as_text=True), path
+    # The public pages keep the reader's own choice.
+    assert '<html lang="fr">' in client.get("/", headers=french_browser).get_data(as_text=True)
+
+    # Switching on a private page is remembered on the registration: pages and messages follow.
+    switched = client.get(f"/lang/fr?next=/status?t={status_token}")
+    assert switched.status_code == 302 and switched.headers["Location"] == f"/status?t={status_token}"
+    client.delete_cookie("lang")
+    page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)
+    assert '<html lang="fr">' in page and "Sur la liste d’attente" in page
+    key = store.registration_key_by_ref("01:renewal", created.get_json()["ref"])
+    assert store.registration(key).applicant.language == "fr"
+    client.delete("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"})
+    deliver_messages()
+    assert "liste d’attente" in plain_text(mailbox.messages[-1])  # the withdrawal notice, in French now
+
+
 def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_stored(client, store):
     response = submit_registration(client, phone="01 23 45 67 89", agdref="12", consent="")
     assert response.status_code == 422

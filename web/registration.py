@@ -29,6 +29,7 @@ from queue_service.registration.tokens import (
 )
 from web import services
 from web.errors import translated
+from web.i18n import speak_applicants_language
 
 blueprint = Blueprint("registration", __name__)
 
@@ -189,6 +190,7 @@ def confirm():
     token = request.values.get("t", "")
     key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
+    speak_applicants_language(found)
     if request.method == "GET":
         return render_template("confirm.html", token=token, registration=found)
     confirmed = registrations.confirm_email(services().store, key, email, now())
@@ -229,7 +231,9 @@ def status_url(registration: Registration, endpoint: str = "registration.status"
 def registration_from_link() -> tuple[str, Registration]:
     token = request.values.get("t", "")
     key, link_version = read_status_token(services().settings.secret_key, token)
-    return token, registrations.load_from_link(services().store, key, link_version)
+    found = registrations.load_from_link(services().store, key, link_version)
+    speak_applicants_language(found)
+    return token, found
 
 
 @blueprint.get("/status")
@@ -302,6 +306,7 @@ def confirm_email_change():
     token = request.values.get("t", "")
     key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
+    speak_applicants_language(found)
     if request.method == "GET":
         return render_template("confirm_email_change.html", token=token, registration=found, email=email)
     changed = registrations.confirm_email_change(

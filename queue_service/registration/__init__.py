@@ -340,6 +340,12 @@ def load(store, key: RegistrationKey) -> Registration:
     return registration
 
 
+def change_language(store, registration: Registration, language: str) -> None:
+    """The applicant switched language on one of their pages: their pages and messages follow."""
+    if language in LOCALES and language != registration.applicant.language:
+        store.change_language(registration.key, language)
+
+
 def status_link_token(secret: str, registration: Registration) -> str:
     """The token of the registration's current private status link."""
     return status_token(secret, registration.key, registration.link_version)

@@ -53,6 +53,7 @@ class Scripts:
         self.close_registration = load("close_registration")
         self.request_email_change = load("request_email_change")
         self.move_contact = load("move_contact")
+        self.change_language = load("change_language")
         self.purge_registration = load("purge_registration")
         # Slots and schedules (store/slots.py).
         self.open_slot_counts = load("open_slot_counts")

@@ -199,6 +199,11 @@ class RegistrationStore:
                 return bool(outcome)
         return False
 
+    def change_language(self, key, language: str) -> bool:
+        """The language of the registration's pages and messages; False if it no longer exists."""
+        registration_key = PoolKeys(key.pool).registration(key.registration_id)
+        return bool(self.scripts.change_language(keys=[registration_key], args=[language]))
+
     # Contacts -----------------------------------------------------------------
 
     def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
