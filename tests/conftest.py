@@ -140,8 +140,10 @@ class Mailbox:
 
     messages: list[Message] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message as it came, for header checks
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.raw.append(envelope.original_content or envelope.content)
         self.messages.append(message_from_bytes(envelope.content))
         self.recipients.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
@@ -164,6 +166,7 @@ def mailbox(smtp_server) -> Mailbox:
     _, box = smtp_server
     box.messages.clear()
     box.recipients.clear()
+    box.raw.clear()
     return box
 
 

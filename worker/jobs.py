@@ -212,6 +212,8 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
                 record |= {"status": "sent", "provider_id": ""}
             else:
                 record |= {"status": "sent", "provider_id": sms.send(settings, found.applicant.phone, content)}
+        except mail.MailRefused as error:
+            record |= {"status": "refused", "error": f"MailRefused: {error}"}
         except (OSError, smtplib.SMTPException) as error:
             # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
             record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
