@@ -107,7 +107,8 @@ class DuplicateRegistration(QueueServiceError):
     http_status = 409
     message = N_(
         "This person is already registered in this waiting list. Use the link in the email you received "
-        "to see your status; one registration per person is enough, and a second one would not raise your chances."
+        "to see your status; lost it? Ask for it again on the page “Find my registration” (/recover). "
+        "One registration per person is enough: a second one would not raise your chances."
     )
 
 

@@ -59,6 +59,8 @@ class Settings:
     rate_limit_registration: str
     rate_limit_registration_email: str
     rate_limit_links: str
+    rate_limit_recovery: str
+    rate_limit_recovery_email: str
     max_request_bytes: int
     contacts_per_pool: int
     confirmation_link_hours: int

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from queue_service import registration as registrations
 from queue_service.reference import DEMO_AGDREF_NUMBERS
+from queue_service.store.keys import PoolKeys
 from worker.queues import NOTIFICATIONS, queue
 
 IDENTITY_SECRETS = ("El Amrani", "1988-11-02", "0100000001", "Fatima")
@@ -156,6 +157,8 @@ def test_unticking_every_site_is_an_error_not_all_sites(client):
 
 
 def test_a_second_registration_is_refused_without_revealing_anything(client, registered):
+    _, confirmation = registered
+    client.post("/api/v1/registrations/confirm", json={"token": token_link(confirmation, "/confirm").split("t=")[1]})
     again = submit_registration(client, email="someone.else@example.org", family_name="EL AMRANI")
     assert again.status_code == 409
     page = again.get_data(as_text=True)
@@ -336,8 +339,8 @@ def test_api_validation_problem_lists_every_field(client):
     assert {error["field"] for error in problem["errors"]} == {"phone", "email"}
 
 
-def test_api_duplicate_is_a_409_problem(client):
-    assert client.post("/api/v1/registrations", json=api_person()).status_code == 201
+def test_api_duplicate_is_a_409_problem(client, mailbox, deliver_messages):
+    confirmed_by_api(client, mailbox, deliver_messages)
     duplicate = client.post("/api/v1/registrations", json=api_person(family_name="el-amrani", email="b@example.org"))
     assert duplicate.status_code == 409 and duplicate.get_json()["code"] == "duplicate-registration"
 
@@ -523,3 +526,91 @@ def test_only_the_latest_email_change_is_mailed(client, mailbox, deliver_message
     client.patch("/api/v1/registration", json={"email": "second.try@example.org"}, headers=bearer)
     deliver_messages()
     assert mailbox.recipients[before:] == [["second.try@example.org"]]
+
+
+# Lost links: recovery, and registering again before confirming ------------------------------
+
+
+def confirmed_by_api(client, mailbox, deliver_messages, **changes) -> str:
+    """Register through the API and confirm; returns the status token."""
+    assert client.post("/api/v1/registrations", json=api_person(**changes)).status_code == 201
+    deliver_messages()
+    token = token_link(plain_text(mailbox.messages[-1]), "/confirm").split("t=")[1]
+    return client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+
+
+def test_a_lost_status_link_is_sent_again_and_the_answer_reveals_nothing(client, mailbox, deliver_messages):
+    status_token = confirmed_by_api(client, mailbox, deliver_messages)
+    deliver_messages()
+    assert "/recover" in plain_text(mailbox.messages[-1])  # the status-link email says where to ask again
+    sent = len(mailbox.messages)
+
+    page = client.get("/recover", headers=ENGLISH)
+    assert page.status_code == 200 and "Find my registration" in page.get_data(as_text=True)
+    known = client.post("/recover", data={"email": "Fatima@Example.org", "csrf_token": csrf_token(client, "/recover")},
+                        headers=ENGLISH)
+    unknown = client.post("/recover", data={"email": "nobody@example.org",
+                                            "csrf_token": csrf_token(client, "/recover")}, headers=ENGLISH)
+    assert known.status_code == unknown.status_code == 200
+    assert (known.get_data(as_text=True).replace("Fatima@Example.org", "X")
+            == unknown.get_data(as_text=True).replace("nobody@example.org", "X"))
+    deliver_messages()
+    assert len(mailbox.messages) == sent + 1 and mailbox.recipients[-1] == ["fatima@example.org"]
+    message = mailbox.messages[-1]
+    assert "Your private link" in message["Subject"]
+    assert token_link(plain_text(message), "/status") == f"/status?t={status_token}"
+
+    bad = client.post("/recover", data={"email": "not an address", "csrf_token": csrf_token(client, "/recover")},
+                      headers=ENGLISH)
+    assert bad.status_code == 422 and "Enter your email address" in bad.get_data(as_text=True)
+
+
+def test_the_api_recovers_a_lost_confirmation_link_with_the_same_answer_for_anyone(client, mailbox,
+                                                                                    deliver_messages):
+    assert client.post("/api/v1/registrations", json=api_person()).status_code == 201
+    deliver_messages()
+    first = token_link(plain_text(mailbox.messages[0]), "/confirm")
+    known = client.post("/api/v1/registrations/recover", json={"email": "fatima@example.org"})
+    unknown = client.post("/api/v1/registrations/recover", json={"email": "nobody@example.org"})
+    assert known.status_code == unknown.status_code == 202 and known.get_json() == unknown.get_json()
+    deliver_messages()
+    assert len(mailbox.messages) == 2  # the confirmation link again, nothing to the unknown address
+    assert token_link(plain_text(mailbox.messages[1]), "/confirm") == first
+    refused = client.post("/api/v1/registrations/recover", json={"email": "nope"})
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+
+
+def test_recovery_is_limited_per_email_address(make_app, reference_data):
+    client = make_app(rate_limit_recovery_email="2 per hour").test_client()
+    answers = [client.post("/api/v1/registrations/recover", json={"email": "fatima@example.org"}).status_code
+               for _ in range(3)]
+    assert answers == [202, 202, 429]
+    assert client.post("/api/v1/registrations/recover", json={"email": "other@example.org"}).status_code == 202
+
+
+def test_every_page_that_can_turn_an_applicant_away_leads_to_recovery(client):
+    submit_registration(client)
+    reg_again = submit_registration(client)  # still unconfirmed: replaced, not refused
+    assert reg_again.status_code == 302
+    for path in ("/", "/status?t=forged", "/confirm?t=forged", "/offer?t=forged", "/p/99"):
+        page = client.get(path, headers=ENGLISH).get_data(as_text=True)
+        assert 'href="/recover"' in page, path
+
+
+def test_a_confirmed_duplicate_is_refused_with_the_way_to_recovery(client, mailbox, deliver_messages):
+    confirmed_by_api(client, mailbox, deliver_messages)
+    refused = submit_registration(client)
+    assert refused.status_code == 409 and 'href="/recover"' in refused.get_data(as_text=True)
+    problem = client.post("/api/v1/registrations", json=api_person(), headers=ENGLISH).get_json()
+    assert problem["status"] == 409 and "/recover" in problem["title"]
+
+
+def test_registering_again_with_the_right_email_repairs_a_typo(client, store, mailbox, deliver_messages):
+    typo = submit_registration(client, email="fatou.sow@gmial.com")
+    fixed = submit_registration(client, email="fatou.sow@gmail.com")
+    assert typo.status_code == fixed.status_code == 302
+    deliver_messages()
+    assert mailbox.recipients == [["fatou.sow@gmail.com"]]  # the typo's message finds its registration gone
+    landing = client.get(token_link(plain_text(mailbox.messages[0]), "/confirm"), headers=ENGLISH)
+    assert landing.status_code == 200
+    assert store.redis.zcard(PoolKeys("01:renewal").unconfirmed) == 1

@@ -186,6 +186,21 @@ def create_registration():
     return response
 
 
+@blueprint.post("/registrations/recover")
+def recover_links():
+    """Send the links of the registrations using an email address to it again; the same answer
+    whether or not any does."""
+    email = json_body().get("email")
+    try:
+        registrations.recover(services().store, email if isinstance(email, str) else "",
+                              identity_secret=identity_secret(), now=now())
+    except identity.InvalidField as error:
+        raise ValidationFailed({error.field: error.message}) from None
+    response = jsonify(message="If a registration uses this address, its links were sent to it.")
+    response.status_code = 202
+    return response
+
+
 @blueprint.post("/registrations/confirm")
 def confirm_registration():
     """Confirm the email with the token of the emailed link; returns the private status token."""

@@ -150,6 +150,21 @@ def openapi_document() -> dict:
                     },
                 }
             },
+            "/registrations/recover": {
+                "post": {
+                    "summary": "Send the links of the registrations using an email address to it again",
+                    "description": "The confirmation link of a registration not confirmed yet, the private status "
+                                   "link of the others. The answer is the same whether or not any registration "
+                                   "uses the address.",
+                    "requestBody": _json_body(_object(
+                        {"email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH}}, ["email"])),
+                    "responses": {
+                        "202": {"description": "Accepted: any links are on their way",
+                                "content": {"application/json": {"schema": _object({"message": TEXT}, ["message"])}}},
+                        **_problems(*WITH_BODY),
+                    },
+                }
+            },
             "/registrations/confirm": {
                 "post": {
                     "summary": "Confirm the email with the token of the emailed link",

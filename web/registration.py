@@ -288,6 +288,21 @@ def update_preferences():
     return render_status(token, updated, notice=gettext("Your preferences are saved."))
 
 
+@blueprint.route("/recover", methods=["GET", "POST"])
+def recover():
+    """Ask for one's links again by email. The answer is the same whether or not a
+    registration uses the address: it tells nobody who is registered."""
+    email = request.form.get("email", "").strip() if request.method == "POST" else ""
+    if request.method == "GET":
+        return render_template("recover.html", email="", errors={}, sent=False)
+    try:
+        registrations.recover(services().store, email, identity_secret=identity_secret(), now=now())
+    except identity.InvalidField as error:
+        errors = {error.field: gettext(error.message)}
+        return render_template("recover.html", email=email, errors=errors, sent=False), 422
+    return render_template("recover.html", email=email, errors={}, sent=True)
+
+
 @blueprint.post("/status/email")
 def change_email():
     token, found = registration_from_link()

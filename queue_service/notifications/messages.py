@@ -95,6 +95,7 @@ def compose(
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "hours": settings.confirmation_link_hours,
         "status_link": links.status_link(settings.base_url, status_link_token(settings.secret_key, registration)),
+        "recover_link": links.recover_link(settings.base_url),
     }
     link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":

@@ -71,6 +71,7 @@ class RegistrationMessage(str, Enum):
     REGISTERED = "registered"  # the private status link, once in the pool
     EMAIL_CHANGE = "email_change"  # the link that confirms a new address, sent to it
     EMAIL_CHANGED = "email_changed"  # the new status link, to the new address once confirmed
+    STATUS_LINK = "status_link"  # the status link again, asked for by its owner (recover)
     WITHDRAWN = "withdrawn"  # the notice that the applicant left the pool
 
 
@@ -340,6 +341,25 @@ def load(store, key: RegistrationKey) -> Registration:
     return registration
 
 
+def recover(store, email: str, *, identity_secret: bytes, now: datetime.datetime) -> int:
+    """Send the links of the registrations using `email` to it again: the confirmation link of
+    one not confirmed yet, the private status link of the others. Returns how many were sent;
+    the person asking is never told (the answer is the same whether anything matched).
+
+    Each message is written only if the registration still uses that address when
+    it is written (store/scripts/resend_link.lua): a link never goes to an address
+    the registration has left.
+    """
+    address = identity.clean_email(email)
+    prints = {pool: email_print(identity_secret, pool, address) for pool in store.pools()}
+    sent = 0
+    for key, status in store.registrations_with_contact(prints):
+        message = RegistrationMessage.CONFIRM if status is RegistrationStatus.PENDING_EMAIL else (
+            RegistrationMessage.STATUS_LINK)
+        sent += store.resend_link(key, prints[key.pool], message, now)
+    return sent
+
+
 def change_language(store, registration: Registration, language: str) -> None:
     """The applicant switched language on one of their pages: their pages and messages follow."""
     if language in LOCALES and language != registration.applicant.language:
@@ -470,7 +490,8 @@ def confirm_email_change(
     if registration.pending_email != email or registration.status not in EDITABLE:
         raise InvalidTransition()
     new_print = email_print(identity_secret, key.pool, email)
-    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now, RegistrationMessage.EMAIL_CHANGED)
+    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now,
+                                 RegistrationMessage.EMAIL_CHANGED)
     if outcome == "contact_cap":
         raise ContactCapReached()
     if outcome == "state":

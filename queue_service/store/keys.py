@@ -61,7 +61,7 @@ SCHEDULED_POOLS_KEY = "qs:schedules"
 # Hash: one registration's fields (personal data included; never in key names).
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # List of JSON events {at, kind, detail}: the registration's history, for its proof.
-HISTORY_KEY = "qs:{{{pool}}}:reg:{id}:history"
+HISTORY_KEY = REGISTRATION_KEY + ":history"  # scripts build it so from the registration's key
 # String: registration id holding the place of one person (keyed hash of identity).
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
 # Set of registration ids active with one email or phone (keyed hash of it). Without
@@ -215,6 +215,11 @@ class PoolKeys:
 
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
+
+    @property
+    def contact_prefix(self) -> str:
+        """What a script puts before a fingerprint it reads to make `contact(fingerprint)`."""
+        return CONTACT_KEY.format(pool=self.pool, fingerprint="")
 
     def contact(self, fingerprint: str | None) -> str:
         return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")

@@ -54,6 +54,7 @@ class Scripts:
         self.request_email_change = load("request_email_change")
         self.move_contact = load("move_contact")
         self.change_language = load("change_language")
+        self.resend_link = load("resend_link")
         self.purge_registration = load("purge_registration")
         # Slots and schedules (store/slots.py).
         self.open_slot_counts = load("open_slot_counts")

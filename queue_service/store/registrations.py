@@ -45,14 +45,11 @@ class RegistrationStore:
         """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing: the registration
         and its `message` (a RegistrationMessage, or None) in the outbox.
 
-        An unconfirmed registration of the same person past its deadline no
-        longer holds the place: it is purged first.
+        The same person's registration still unconfirmed (`pending_email`) does not
+        hold the place: it is replaced in the same step (create_registration.lua).
         """
         key = registration.key
         pool_keys = PoolKeys(key.pool)
-        holder = self.redis.get(pool_keys.identity(prints.identity))
-        if holder is not None:
-            self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
         # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
         self.redis.sadd(POOLS_KEY, key.pool)
         fields = _registration_fields(registration, prints)
@@ -81,6 +78,8 @@ class RegistrationStore:
             "1" if prints.phone else "0",
             registration.channel.value,
             _message_json(message, key.registration_id, now),
+            pool_keys.registration_prefix,
+            pool_keys.contact_prefix,
             *[item for pair in fields.items() for item in pair],
         ]
         return self.scripts.create_registration(keys=keys, args=arguments).decode()
@@ -198,6 +197,30 @@ class RegistrationStore:
             if outcome != -1:  # -1: contacts changed meanwhile; read them again
                 return bool(outcome)
         return False
+
+    def registrations_with_contact(self, prints: dict[str, str]) -> list[tuple[RegistrationKey, RegistrationStatus]]:
+        """The active registrations using a contact, given its fingerprint in each pool, with their
+        status (in one round trip for the sets, one for the statuses)."""
+        pools = list(prints)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.smembers(PoolKeys(pool).contact(prints[pool]))
+            members = pipe.execute()
+        keys = [RegistrationKey(*PoolId(pool).parts, registration_id.decode())
+                for pool, found in zip(pools, members) for registration_id in sorted(found)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(PoolKeys(key.pool).registration(key.registration_id), "status")
+            statuses = pipe.execute()
+        return [(key, RegistrationStatus(status.decode())) for key, status in zip(keys, statuses) if status]
+
+    def resend_link(self, key, email_print: str, message, now: datetime.datetime) -> bool:
+        """Write `message` (a link) to the outbox if the registration still uses the address
+        `email_print` stands for; False (nothing written) otherwise."""
+        pool_keys = PoolKeys(key.pool)
+        keys = [pool_keys.registration(key.registration_id), pool_keys.outbox]
+        arguments = [email_print, _message_json(message, key.registration_id, now)]
+        return bool(self.scripts.resend_link(keys=keys, args=arguments))
 
     def change_language(self, key, language: str) -> bool:
         """The language of the registration's pages and messages; False if it no longer exists."""
