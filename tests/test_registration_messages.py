@@ -7,7 +7,7 @@ import random
 from email.header import decode_header, make_header
 
 import pytest
-from helpers import csrf_token, email_link
+from helpers import csrf_token, email_link, plain_text
 from rq.job import Job
 
 from queue_service import registration as reg
@@ -196,3 +196,11 @@ def test_fifty_concurrent_registrations_of_one_person_leave_one_place_and_one_li
     confirm_path = email_link(mailbox.messages[0], "/confirm")
     landing = client.post("/confirm", data={"t": confirm_path.split("t=")[1], "csrf_token": csrf_token(client, confirm_path)})
     assert landing.status_code == 302 and store.waiting_count(POOL) == 1
+
+
+def test_french_messages_name_the_prefecture_with_its_article(store, sign_up, deliver_messages, mailbox):
+    """"la préfecture de Ain" was written; French says "de l'Ain" (and "du Rhône", "des Bouches-du-Rhône")."""
+    sign_up(language="fr")
+    deliver_messages()
+    text = plain_text(mailbox.messages[0])
+    assert "(préfecture de l’Ain)" in text and "de Ain" not in text
