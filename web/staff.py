@@ -18,7 +18,7 @@ from flask_babel import format_date, gettext
 from werkzeug.exceptions import BadRequest, NotFound
 
 from queue_service import draws as draw_rules
-from queue_service import health, inventory, metrics
+from queue_service import health, inventory, metrics, notifications
 from queue_service import offers as offer_rules
 from queue_service.draws import DrawState
 from queue_service.draws import schedules as schedule_rules
@@ -545,7 +545,29 @@ def deliveries(code: str):
         for procedure in store.procedures()
         for failure in store.delivery_failures(PoolId.of(code, procedure.code))
     ]
-    return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures)
+    for failure in failures:
+        if failure.get("retried_by"):
+            account = store.staff_account(failure["retried_by"])
+            failure["retried_by_name"] = account.name if account else failure["retried_by"]
+    retried = request.args.get("retried", "")
+    return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures,
+                           may_retry=accounts.allowed(g.principal, Action.MANAGE, code),
+                           notice=gettext("Message %(ref)s sent again.", ref=retried) if retried else None)
+
+
+@blueprint.post("/p/<code>/deliveries/retry")
+def retry_delivery(code: str):
+    """Send a message that could not be delivered once more (then back to the list: a reload
+    of the list sends nothing)."""
+    known_prefecture(code)
+    allow(Action.MANAGE, code)
+    store = services().store
+    procedure = store.procedure(request.form.get("procedure", ""))
+    pool = PoolId.of(code, procedure.code)
+    message_id, channel = request.form.get("message_id", ""), request.form.get("channel", "")
+    record = store.delivery(pool, message_id, channel) or {}
+    notifications.retry_delivery(store, pool, message_id, channel, g.principal.account_id, now())
+    return redirect(url_for("staff.deliveries", code=code, retried=record.get("ref", "")))
 
 
 # Dashboard ---------------------------------------------------------------------------------

@@ -69,5 +69,7 @@ class Scripts:
         self.offer_standby = load("offer_standby")
         self.release_standby_slot = load("release_standby_slot")
         self.queue_reminder = load("queue_reminder")
+        # Deliveries (store/outbox.py).
+        self.retry_delivery = load("retry_delivery")
         # Staff sign-in (store/accounts.py).
         self.take_login_attempt = load("take_login_attempt")
