@@ -176,6 +176,23 @@ def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settin
     assert [m["kind"] for m in store.outbox(POOL)][-1] == "booked"
 
 
+def test_the_booking_email_lists_what_to_bring_as_the_page_does(drawn, settings, redis, run_jobs, mailbox, client):
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    store.discard_outbox(POOL)
+    booked = offers.confirm(store, key, secret(settings), datetime.datetime.now(datetime.timezone.utc))
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    (email,) = mailbox.messages
+    text = plain_text(email)
+    assert offers.display_code(booked.booking_code) in text
+    # The applicants of this pool speak French; a first request: identity, proof of address and photos.
+    assert "À apporter :" in text
+    assert "Votre passeport ou pièce d’identité" in text and "justificatif de domicile" in text
+    page = client.get(f"/offer?t={status_token(settings.secret_key, key)}").get_data(as_text=True)
+    assert "Votre passeport ou pièce d’identité" in page and "justificatif de domicile" in page
+
+
 def test_no_confirmation_is_accepted_after_the_deadline_and_nothing_changes(drawn, settings):
     store, _, _ = drawn
     key, offer = first_offer(store)

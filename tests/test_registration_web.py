@@ -182,8 +182,10 @@ def test_withdraw_with_a_confirmation_step(client, registered, store, deliver_me
     question = client.get(withdraw_path, headers=ENGLISH).get_data(as_text=True)
     assert "Leave the waiting list?" in question
     assert store.waiting_count("01:renewal") == 1
+    assert 'id="next-draw"' in client.get(status_path).get_data(as_text=True)
     done = client.post(withdraw_path, data={"csrf_token": csrf_token(client, withdraw_path)}, headers=ENGLISH)
     assert done.status_code == 200 and "Withdrawn" in done.get_data(as_text=True)
+    assert 'id="next-draw"' not in done.get_data(as_text=True)  # no next draw for someone who left
     assert store.waiting_count("01:renewal") == 0
     deliver_messages()
     assert "left the waiting list" in mailbox.messages[-1]["Subject"]

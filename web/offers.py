@@ -45,6 +45,7 @@ def appointment(found) -> dict | None:
         **dataclasses.asdict(shown),
         "prefecture": prefecture,
         "procedure": store.procedure(found.key.procedure),
+        "documents": offer_rules.documents_to_bring(found.key.procedure),
     }
 
 

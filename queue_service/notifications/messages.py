@@ -151,6 +151,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
         "back_in_pool": registration.status is RegistrationStatus.WAITING,
+        "documents": offers.documents_to_bring(key.procedure),
     }
 
 

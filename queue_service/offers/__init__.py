@@ -218,6 +218,27 @@ def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> Of
     return store.offer(key)
 
 
+# What to bring to an appointment, per procedure: the offer page and the booking email list
+# the same, each in the reader's language.
+_IDENTITY = N_("Your passport or identity document: the name must match this registration (the appointment is "
+               "personal and cannot be given to someone else).")
+_PERMIT = N_("Your current residence permit or receipt (récépissé).")
+_TAX_STAMP = N_("The tax stamp (timbre fiscal) for the permit, if the prefecture asked for one.")
+_ADDRESS_AND_PHOTOS = N_("Proof of address less than three months old, and three recent identity photos.")
+_ENROLMENT = N_("Your certificate of enrolment for this academic year.")
+DOCUMENTS_TO_BRING: dict[str, tuple[str, ...]] = {
+    "first_request": (_IDENTITY, _ADDRESS_AND_PHOTOS),
+    "renewal": (_IDENTITY, _PERMIT, _ADDRESS_AND_PHOTOS),
+    "permit_pickup": (_IDENTITY, _PERMIT, _TAX_STAMP),
+    "student": (_IDENTITY, _ADDRESS_AND_PHOTOS, _ENROLMENT),
+}
+
+
+def documents_to_bring(procedure: str) -> tuple[str, ...]:
+    """The documents to bring to an appointment of `procedure` (msgids, to translate)."""
+    return DOCUMENTS_TO_BRING.get(procedure, (_IDENTITY,))
+
+
 def cancellation_deadline(slot: Slot, timing: OfferTiming) -> datetime.datetime:
     return slot.starts_at - timing.cancel_notice
 
