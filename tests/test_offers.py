@@ -134,13 +134,13 @@ def test_staff_send_a_message_again_once_its_tries_are_over(drawn, redis, run_jo
     form = {"procedure": "first_request", "message_id": chosen["message_id"], "channel": "email"}
 
     agent = sign_in(make_app(), "agent01")
-    assert "Send again" not in agent.get("/staff/p/01/deliveries").get_data(as_text=True)
+    assert "Send again" not in agent.get("/staff/p/01/deliveries", headers=ENGLISH).get_data(as_text=True)
     refused = agent.post("/staff/p/01/deliveries/retry", data=form | {"csrf_token": csrf_token(
         agent, "/staff/p/01/deliveries")})
     assert refused.status_code == 403
 
     admin = sign_in(make_app(), "admin01")
-    page = admin.get("/staff/p/01/deliveries").get_data(as_text=True)
+    page = admin.get("/staff/p/01/deliveries", headers=ENGLISH).get_data(as_text=True)
     assert page.count("Send again") == 10
     done = admin.post("/staff/p/01/deliveries/retry", data=form | {"csrf_token": csrf_token(
         admin, "/staff/p/01/deliveries")})
