@@ -219,3 +219,15 @@ class CancellationTooLate(QueueServiceError):
 class UnknownBooking(QueueServiceError):
     http_status = 404
     message = N_("No appointment has this code in your prefecture. Check the code and type it again.")
+
+
+class CheckInNeedsOverride(QueueServiceError):
+    """A booking checked in at a counter is for another day or another site: the agent must confirm."""
+
+    http_status = 409
+    message = N_("This appointment does not match this counter. Check with the applicant, then confirm the "
+                 "check-in if it is right.")
+
+    def __init__(self, warnings) -> None:
+        super().__init__()
+        self.warnings = list(warnings)

@@ -82,14 +82,25 @@ def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app,
     key, _ = first_offer(store)
     booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
     person = store.registration(key)
+    slot = store.slot(POOL, store.offer(key).slot_id)
     agent = sign_in(app, "agent01")
     typed = offers.display_code(booked.booking_code).lower().replace("-", " ")
-    page = agent.get(f"/staff/p/01/check-in?code={typed}", headers=ENGLISH).get_data(as_text=True)
+    page = agent.get(f"/staff/p/01/check-in?code={typed}&site={slot.site}", headers=ENGLISH).get_data(as_text=True)
     assert person.applicant.family_name in page and "01/01/1990" in page and "mark-attended" in page
+    assert '<dd id="person-nationality">Morocco</dd>' in page  # a word, not "MA"
+    assert "Booked: waiting for check-in" in page
+    # The booking is for January 2027, not today: the page says so before anything is done...
+    assert 'id="counter-warning"' in page and "not for today" in page
+    refused = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
+                   {"code": typed, "site": slot.site, "action": "attended"})
+    assert refused.status_code == 409 and "not for today" in refused.get_data(as_text=True)
+    assert store.registration(key).status.value == "confirmed"  # ...and a click alone changes nothing
     answer = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
-                  {"code": typed, "action": "attended"})
+                  {"code": typed, "site": slot.site, "action": "attended", "override": "yes"})
     assert answer.status_code == 200 and "marked as attended" in answer.get_data(as_text=True)
     assert store.registration(key).status.value == "attended"
+    (event,) = [event for event in store.history(key) if event["kind"] == "attended"]
+    assert event["detail"]["by"] == staff["agent01"].id and event["detail"]["override"] == "not_today"
     again = post(agent, "/staff/p/01/check-in", "/staff/p/01/check-in", {"code": typed, "action": "attended"})
     assert again.status_code == 409 and "not waiting for check-in" in again.get_data(as_text=True)
 

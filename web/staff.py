@@ -13,8 +13,8 @@ import datetime
 import io
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
-from flask_babel import format_date, gettext
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request, session, url_for
+from flask_babel import format_date, get_locale, gettext
 from werkzeug.exceptions import BadRequest, NotFound
 
 from queue_service import draws as draw_rules
@@ -25,6 +25,7 @@ from queue_service.draws import schedules as schedule_rules
 from queue_service.errors import (
     N_,
     AccountExists,
+    CheckInNeedsOverride,
     InvalidTransition,
     LoginFailed,
     LoginThrottled,
@@ -36,7 +37,7 @@ from queue_service.inventory import sites as site_rules
 from queue_service.inventory import slots as slot_rules
 from queue_service.metrics import statistics
 from queue_service.pools import PoolId
-from queue_service.registration import Channel
+from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
@@ -505,34 +506,54 @@ def agdref_records(code: str):
 # The counter ---------------------------------------------------------------------------
 
 
+COUNTER_SITE_COOKIE = "counter_site"
+
+
 @blueprint.route("/p/<code>/check-in", methods=["GET", "POST"])
 def check_in(code: str):
     """An agent types or scans a booking code, compares the identity shown with the person's
-    document (the appointment is personal), then marks it attended."""
+    document (the appointment is personal), then marks it attended. A booking for another day,
+    or another site than the agent's (chosen on the page, remembered on this device), is shown
+    with a warning and needs the agent's explicit override, recorded with their account."""
     from web.offers import appointment
 
     prefecture = known_prefecture(code)
     allow(Action.CHECK_IN, code)
     store = services().store
+    sites = store.sites(code)
+    site = request.values.get("site", request.cookies.get(COUNTER_SITE_COOKIE, ""))
+    site = site if site in {known.id for known in sites} else None
     typed = request.values.get("code", "")
-    found, error, notice = None, None, None
+    found, error, notice, warnings = None, None, None, []
     if typed:
         try:
             key, _ = offer_rules.find_booking(store, code, typed, identity_secret())
             found = store.registration(key)
+            offer = store.offer(key)
+            slot = store.slot(key.pool, offer.slot_id) if offer else None
+            if slot is not None:
+                today = now().astimezone(ZoneInfo(prefecture.timezone)).date()
+                warnings = offer_rules.counter_warnings(slot, site, today, prefecture.timezone)
             if request.method == "POST" and request.form.get("action") == "attended":
-                offer_rules.check_in(store, key, now())
-                found = store.registration(key)
+                offer_rules.check_in(store, key, now(), agent=g.principal.account_id, timezone=prefecture.timezone,
+                                     site=site, override=request.form.get("override") == "yes")
+                found, warnings = store.registration(key), []
                 notice = gettext("Checked in: the appointment is marked as attended.")
-        except (UnknownBooking, InvalidTransition) as refused:
+        except (UnknownBooking, InvalidTransition, CheckInNeedsOverride) as refused:
             error = gettext(refused.detail or refused.message)
     elif request.method == "POST":
         error = gettext("Type or scan the booking code.")
     status = 200 if error is None else 404 if found is None else 409
-    return render_template(
-        "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found,
-        appointment=appointment(found) if found else None, error=error, notice=notice,
-    ), status
+    nationalities = dict(identity.nationality_choices(str(get_locale())))
+    response = make_response(render_template(
+        "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found, sites=sites, site=site,
+        appointment=appointment(found) if found else None, error=error, notice=notice, warnings=warnings,
+        nationality=nationalities.get(found.applicant.nationality, found.applicant.nationality) if found else None,
+    ), status)
+    if site:
+        response.set_cookie(COUNTER_SITE_COOKIE, site, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            path="/staff")
+    return response
 
 
 @blueprint.get("/p/<code>/deliveries")
