@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
+from helpers import ENGLISH, PASSWORD, csrf_token, register_people, sign_in
 
 from queue_service.draws import DrawState, Trigger
 from queue_service.reference import DEMO_AGDREF_NUMBERS
@@ -327,13 +327,49 @@ def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_job
     question = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)
     assert "cannot be undone" in question.get_data(as_text=True)
     token = csrf_token(client, "/staff/p/01/schedules/renewal/run")
-    first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
+                        follow_redirects=True)
     assert "is queued" in first.get_data(as_text=True)
-    second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
+                         follow_redirects=True)
     assert "already exists" in second.get_data(as_text=True) or "is queued" in second.get_data(as_text=True)
     run_jobs()
     draws = store.draws("01:renewal")
     assert draws and all(draw.state is DrawState.PUBLISHED and draw.trigger is Trigger.ADMIN for draw in draws)
+
+
+def test_run_now_names_the_draw_it_creates_says_who_enters_and_never_runs_twice(as_staff, store, run_jobs):
+    """Seen: "among the 47 people waiting" when 40 entered; the button named T1401 and T1402 was
+    created; the result was the POST's own page, and reloading it started a second draw."""
+    from queue_service.draws.schedules import DrawSchedule
+
+    client = as_staff("admin01")
+    store.save_schedule(DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris",
+                                     cron="0 10 * * MON", created_at=NOW))
+    register_people(store, 3, NOW - datetime.timedelta(hours=2))
+    register_people(store, 2, NOW - datetime.timedelta(minutes=5), first=3)  # after the 60-minute cutoff
+    path = "/staff/p/01/schedules/first_request/run"
+    question = client.get(path, headers=ENGLISH).get_data(as_text=True)
+    assert "5 people are waiting: 3 will enter this draw." in question
+    assert "The 2 who joined the waiting list after" in question
+    draw_id = re.search(r"Yes, run draw (\S+)</button>", question).group(1)
+    at = re.search(r'name="at" value="([^"]+)"', question).group(1)  # the draw's minute, fixed by the page
+    form = {"csrf_token": csrf_token(client, path), "at": at}
+
+    first = client.post(path, data=form, headers=ENGLISH)
+    assert first.status_code == 302 and f"draw={draw_id}" in first.location
+    result = client.get(first.location, headers=ENGLISH).get_data(as_text=True)
+    assert f"Draw {draw_id} is queued" in result
+    client.get(first.location, headers=ENGLISH)  # a reload shows the result again, and posts nothing
+    twice = client.post(path, data=form, headers=ENGLISH)  # a double click, or the form sent again
+    assert "already exists" in client.get(twice.location, headers=ENGLISH).get_data(as_text=True)
+    run_jobs()
+    (draw,) = store.draws("01:first_request")
+    assert draw.draw_id == draw_id and draw.entrants == 3
+
+    stale = client.post(path, data=form | {"at": "2020-01-06T09:00:00+00:00"}, headers=ENGLISH)
+    assert stale.status_code == 409 and "open the page again" in stale.get_data(as_text=True)
+    assert len(store.draws("01:first_request")) == 1
 
 
 def test_without_a_schedule_a_draw_cannot_be_run(as_staff):

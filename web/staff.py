@@ -460,19 +460,36 @@ def release_draw(code: str, procedure_code: str, draw_id: str):
 
 @blueprint.route("/p/<code>/schedules/<procedure_code>/run", methods=["GET", "POST"])
 def run_draw_now(code: str, procedure_code: str):
+    """Run a draw now: a confirmation that names the draw and says who enters; the POST then
+    redirects to its result (a reload never posts again), and the draw is named by the minute
+    the confirmation showed, so sending the same confirmation twice runs it once."""
     found = known_prefecture(code)
     allow(Action.MANAGE, code)
     store = services().store
     procedure = store.procedure(procedure_code)
     pool = PoolId.of(code, procedure.code)
     schedule = store.schedule(pool)
-    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now())
+    shown = request.args.get("draw")
+    if request.method == "GET" and shown:
+        record = store.draw(pool, shown)
+        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, record=record,
+                               draw_id=shown, queued=request.args.get("queued") == "1", draw_states=draw_states())
+    moment = None
+    if request.method == "POST" and request.form.get("at"):
+        try:
+            moment = datetime.datetime.fromisoformat(request.form["at"])
+        except ValueError:
+            moment = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)  # refused below, as too old
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now(), at=moment)
     if request.method == "GET":
-        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due,
-                               waiting=store.waiting_count(pool))
-    claimed = claim_and_enqueue(services().redis, schedule, due, now())
-    return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, claimed=claimed,
-                           waiting=store.waiting_count(pool))
+        preview = draw_rules.run_now_preview(store, schedule, due)
+        preview["cutoff"] = preview["cutoff"].astimezone(ZoneInfo(found.timezone))  # read on the prefecture's clock
+        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, preview=preview)
+    queued = claim_and_enqueue(services().redis, schedule, due, now())
+    return redirect(url_for("staff.run_draw_now", code=code, procedure_code=procedure.code, draw=due.draw_id,
+                            queued="1" if queued else "0"))
 
 
 # AGDREF records -------------------------------------------------------------------------
