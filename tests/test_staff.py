@@ -372,6 +372,28 @@ def test_run_now_names_the_draw_it_creates_says_who_enters_and_never_runs_twice(
     assert len(store.draws("01:first_request")) == 1
 
 
+def test_menus_show_only_what_each_person_may_open(as_staff, store):
+    """Seen: an agent's menu linked to "Staff accounts" (403); the schedule page was not in the menu."""
+    store.save_schedule(schedule_for("01"))
+    for who in ("agent01", "admin01"):
+        client = as_staff(who)
+        for page in ("/staff/p/01/", "/staff/p/01/dashboard", "/staff/p/01/check-in"):
+            html = client.get(page, headers=ENGLISH).get_data(as_text=True)
+            links = set(re.findall(r'href="(/staff/p/01[^"#?]*)', html))
+            assert links, page
+            for link in links:
+                assert client.get(link, headers=ENGLISH).status_code == 200, (who, page, link)
+        menu = client.get("/staff/p/01/", headers=ENGLISH).get_data(as_text=True)
+        assert ("/staff/p/01/schedules/renewal" in menu) is (who == "admin01")
+        assert ("/staff/p/01/accounts" in menu) is (who == "admin01")
+
+
+def test_the_counter_form_speaks_to_the_agent(as_staff):
+    page = as_staff("agent01").get("/staff/p/01/register/renewal", headers=ENGLISH).get_data(as_text=True)
+    assert "Register once" not in page
+    assert "the applicant in front of you" in page
+
+
 def test_without_a_schedule_a_draw_cannot_be_run(as_staff):
     client = as_staff("admin01")
     response = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)

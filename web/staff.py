@@ -80,6 +80,17 @@ def allow(action: Action, prefecture: str | None) -> None:
     accounts.require(g.principal, action, prefecture)
 
 
+@blueprint.app_context_processor
+def permissions_in_templates() -> dict:
+    """`may("manage", "01")` in a template: whether the signed-in person may do that there, so
+    that menus and buttons show only what they may open."""
+    def may(action: str, prefecture: str | None = None) -> bool:
+        principal = g.get("principal")
+        return principal is not None and accounts.allowed(principal, Action(action), prefecture)
+
+    return {"may": may}
+
+
 def known_prefecture(code: str):
     """The prefecture (404 if unknown) after checking the principal may view it (403)."""
     allow(Action.VIEW, code)
