@@ -54,6 +54,8 @@ class Settings:
     proof_signing_key: str = dataclasses.field(repr=False)  # never logged
     base_url: str
     default_locale: str
+    legal_publisher: str
+    legal_host: str
     trusted_proxies: int
     rate_limit_default: str
     rate_limit_registration: str
@@ -300,6 +302,12 @@ def _check_production(values: dict[str, Any]) -> None:
         raise SettingsError(
             "QS_PROOF_SIGNING_KEY: production needs a signing key (generate one with: qs generate-signing-key)"
         )
+    for name in ("legal_publisher", "legal_host"):
+        if not values[name].strip():
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}: production needs it for the legal notice (/legal): who publishes "
+                "the service and who hosts it, with their addresses"
+            )
     if values["mail_backend"] != "smtp":
         raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")
     if not values["redis_url"]:

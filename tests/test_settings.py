@@ -119,6 +119,8 @@ def production_environ(tmp_path, **changes):
         "QS_REDIS_URL": "redis://db:6379/0",
         "QS_SMS_BACKEND": "none",
         "QS_BASE_URL": "https://rdv.prefecture.example.gouv.fr",
+        "QS_LEGAL_PUBLISHER": "Préfecture de l'Ain",
+        "QS_LEGAL_HOST": "An host, its address",
     }
     environ.update(changes)
     return {name: value for name, value in environ.items() if value is not None}
@@ -139,6 +141,7 @@ def test_production_sends_sms_through_twilio_or_none(tmp_path):
     ("change", "named"),
     [
         ({"QS_BASE_URL": None}, "QS_BASE_URL"),
+        ({"QS_LEGAL_HOST": " "}, "QS_LEGAL_HOST"),
         ({"QS_SECRET_KEY": None}, "QS_SECRET_KEY"),
         ({"QS_IDENTITY_KEY": "short"}, "QS_IDENTITY_KEY"),
         ({"QS_MAIL_BACKEND": "file"}, "QS_MAIL_BACKEND"),

@@ -399,6 +399,17 @@ def verify():
     )
 
 
+@blueprint.get("/legal")
+def legal_notice():
+    settings = services().settings
+    return render_template("legal.html", publisher=settings.legal_publisher, host=settings.legal_host)
+
+
+@blueprint.get("/accessibility")
+def accessibility():
+    return render_template("accessibility.html")
+
+
 @blueprint.get("/privacy")
 def privacy():
     settings = services().settings
