@@ -295,9 +295,10 @@ def ain_staff(store, reference_data):
     """Ain's admin and agent, admin@ain.example.org and agent@ain.example.org, for the
     browser (sign in with helpers.staff_sign_in)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    for email, role in (("admin@ain.example.org", Role.PREFECTURE_ADMIN), ("agent@ain.example.org", Role.AGENT)):
-        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
-                                password=PASSWORD, now=now)
+    for email, name, role in (("admin@ain.example.org", "Claire Martin", Role.PREFECTURE_ADMIN),
+                              ("agent@ain.example.org", "Karim Benali", Role.AGENT)):
+        accounts.create_account(store, None, email=email, name=name, role=role, prefecture="01", password=PASSWORD,
+                                now=now)
 
 
 # Live server and browser -----------------------------------------------------

@@ -1,5 +1,7 @@
-"""Every kind of page, public and staff, in Chromium: axe-core finds no serious or critical
-violation, and at 320 CSS pixels nothing scrolls sideways (WCAG 1.4.10, reflow).
+"""Every kind of page, public and staff, in French and English, in Chromium: axe-core finds no
+serious or critical violation, at 320 CSS pixels nothing scrolls sideways (WCAG 1.4.10, reflow),
+and no raw value of the code (a state, a role, a procedure or site code, a time zone offset)
+nor any English sentence on a French page is shown to a person.
 
 axe-core comes from npm (package.json, installed by `make`): it is injected into each page
 as a person's browser would load a script, and run there.
@@ -8,6 +10,7 @@ as a person's browser would load a script, and run there.
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import pytest
@@ -72,10 +75,61 @@ STAFF_PAGES = {
 }
 
 
-def problems_on(page, url: str, axe: str) -> list[str]:
-    """What fails on the page at `url`: axe's serious and critical violations, then the reflow."""
+def raw_values() -> re.Pattern:
+    """Values of the code that a person should never read as they are: states, roles,
+    procedure and site codes, triggers (whole words, as the code spells them)."""
+    from queue_service.draws import DrawState, Trigger
+    from queue_service.inventory.slots import SlotStatus
+    from queue_service.offers import OfferStatus
+    from queue_service.reference import DEMO_SITES, PROCEDURES
+    from queue_service.registration import RegistrationStatus
+    from queue_service.staff.accounts import Role
+
+    words = {member.value for enum in (DrawState, Trigger, SlotStatus, OfferStatus, RegistrationStatus, Role)
+             for member in enum}
+    words |= {procedure.code for procedure in PROCEDURES} | {site.id for site in DEMO_SITES}
+    words -= {"agent"}  # also an English word, and the French one
+    return re.compile(r"(?<![\w/.@-])(" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")(?![\w/.@-])"
+                      + r"|[+-]\d{4}\b(?=\s|$)")  # or a time zone offset such as +0100
+
+
+def untranslated(locale: str) -> list[str]:
+    """English sentences of the catalogue whose French differs: on a French page, one is untranslated."""
+    if not locale.startswith("fr"):
+        return []
+    from babel.messages.pofile import read_po
+
+    catalogue = Path(__file__).resolve().parent.parent / "queue_service" / "translations" / "fr" / "LC_MESSAGES"
+    with (catalogue / "messages.po").open("rb") as handle:
+        messages = read_po(handle)
+    return [message.id for message in messages if isinstance(message.id, str) and "%" not in message.id
+            and len(message.id) > 25 and message.string and message.string != message.id]
+
+
+RAW = raw_values()
+SITE_CODES = {"bourg", "belley", "gex", "nantua"}
+ENGLISH_SENTENCES = {"fr-FR": untranslated("fr-FR")}
+
+
+def problems_on(page, url: str, axe: str, locale: str = "en-GB") -> list[str]:
+    """What fails on the page at `url`: axe's serious and critical violations, the reflow, raw
+    values of the code, English left on a French page."""
     response = page.goto(url)
     assert response is not None and response.status < 500, url
+    # What a person reads: the main content without the identifiers it shows as such (<code>).
+    text = page.evaluate("""() => {
+        const shown = [...document.querySelectorAll("main code, main kbd, main samp")];
+        shown.forEach(e => e.style.display = "none");
+        const text = document.querySelector("main").innerText;
+        shown.forEach(e => e.style.display = "");
+        return text; }""")
+    # In English most states are also words ("waiting", "drawn"): there only codes with an
+    # underscore, site codes and offsets are sure to be raw values.
+    raw = [found.group(0) for found in RAW.finditer(text)]
+    if not locale.startswith("fr"):
+        raw = [value for value in raw if "_" in value or value in SITE_CODES or value[0] in "+-"]
+    problems = [f"raw value {value!r}" for value in raw]
+    problems += [f"untranslated {sentence!r}" for sentence in ENGLISH_SENTENCES.get(locale, ()) if sentence in text]
     page.add_script_tag(content=axe)
     found = page.evaluate(
         """async () => {
@@ -84,8 +138,8 @@ def problems_on(page, url: str, axe: str) -> list[str]:
                                                  target: v.nodes[0] && v.nodes[0].target.join(" ")}));
         }"""
     )
-    problems = [f"{v['impact']} {v['id']} ({v['nodes']}x, e.g. {v['target']})" for v in found
-                if v["impact"] in BLOCKING]
+    problems += [f"{v['impact']} {v['id']} ({v['nodes']}x, e.g. {v['target']})" for v in found
+                 if v["impact"] in BLOCKING]
     width = page.evaluate("() => document.documentElement.scrollWidth")
     if width > NARROWEST:
         widest = page.evaluate(
@@ -99,7 +153,7 @@ def problems_on(page, url: str, axe: str) -> list[str]:
 
 
 @pytest.mark.parametrize("locale", ["fr-FR", "en-GB"])
-def test_every_page_kind_passes_axe_and_reflows_at_320_pixels(live_server, browser, drawn, ain_staff, settings,
+def test_every_page_kind_passes_axe_reflows_and_shows_no_raw_value(live_server, browser, drawn, ain_staff, settings,
                                                               axe_source, locale):
     store, _, people = drawn
     booked_key, _ = first_offer(store)
@@ -111,7 +165,7 @@ def test_every_page_kind_passes_axe_and_reflows_at_320_pixels(live_server, brows
     page = context.new_page()
     failures = {}
     for name, path in applicant_pages(store, settings, booked_key, waiting_key).items():
-        if problems := problems_on(page, live_server + path, axe_source):
+        if problems := problems_on(page, live_server + path, axe_source, locale):
             failures[name] = problems
     page.goto(live_server + "/staff/login")
     page.locator("#email").fill("admin@ain.example.org")
@@ -119,7 +173,7 @@ def test_every_page_kind_passes_axe_and_reflows_at_320_pixels(live_server, brows
     page.locator("button[type=submit]").click()
     page.wait_for_url(live_server + "/staff/")
     for name, path in (STAFF_PAGES | {"counter with a booking": f"/staff/p/01/check-in?code={booking}"}).items():
-        if problems := problems_on(page, live_server + path, axe_source):
+        if problems := problems_on(page, live_server + path, axe_source, locale):
             failures[name] = problems
     context.close()
     assert not failures, "\n".join(f"{name}: {'; '.join(problems)}" for name, problems in failures.items())

@@ -13,8 +13,8 @@ changes the registration's language, so pages and messages follow.
 from __future__ import annotations
 
 import datetime
-
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import flask_babel
 from babel import dates as babel_dates
@@ -95,6 +95,12 @@ def init_app(app: Flask) -> None:
     def format_iso_moment(text: str) -> str:
         """An ISO 8601 time from a record, as a reader says it, in the service's time zone."""
         return format_datetime(datetime.datetime.fromisoformat(text), "EEEE d MMMM y HH:mm")
+
+    @app.template_filter("prefecture_time")
+    def format_prefecture_moment(moment: datetime.datetime, timezone: str, pattern: str = "d MMMM y, HH:mm") -> str:
+        """A time on the prefecture's wall clock (`timezone`), in the reader's language, with no
+        offset printed ("28 novembre 2026, 18:20"): the prefecture's time is the one that counts."""
+        return babel_dates.format_datetime(moment, pattern, tzinfo=ZoneInfo(timezone), locale=str(get_locale()))
 
     @app.template_filter("local_time")
     def format_local_moment(moment: datetime.datetime, pattern: str = "EEEE d MMMM y, HH:mm") -> str:

@@ -367,6 +367,7 @@ def proof_page():
         history=history_for_display(found.key),
         issued_at=datetime.datetime.fromisoformat(document["statement"]["issued_at"]),
         procedure=services().store.procedure(found.key.procedure),
+        timezone=services().store.prefecture(found.key.prefecture).timezone,
     )
 
 

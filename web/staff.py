@@ -436,6 +436,7 @@ def schedule(code: str, procedure_code: str):
             errors=errors,
             upcoming=draw_rules.upcoming(store, current, now()) if current else [],
             draws=store.draws(pool, limit=20),
+            draw_states=draw_states(),
             zone=ZoneInfo(found.timezone),
             can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
         ),
