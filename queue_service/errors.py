@@ -107,7 +107,8 @@ class DuplicateRegistration(QueueServiceError):
     http_status = 409
     message = N_(
         "This person is already registered in this waiting list. Use the link in the email you received "
-        "to see your status; one registration per person is enough, and a second one would not raise your chances."
+        "to see your status; lost it? Ask for it again on the page “Find my registration” (/recover). "
+        "One registration per person is enough: a second one would not raise your chances."
     )
 
 
@@ -127,6 +128,16 @@ class RegistrationNotFound(QueueServiceError):
 class InvalidLink(QueueServiceError):
     http_status = 404
     message = N_("This link is not valid. Check that you copied it whole, from the latest email we sent you.")
+
+
+class ReplacedLink(QueueServiceError):
+    """A status link made before the registration's email address changed."""
+
+    http_status = 410
+    message = N_(
+        "This link no longer works: the email address of this registration was changed, and a new link was sent "
+        "to the new address. Use the link in the latest email we sent you."
+    )
 
 
 class InvalidStatusToken(QueueServiceError):
@@ -208,3 +219,15 @@ class CancellationTooLate(QueueServiceError):
 class UnknownBooking(QueueServiceError):
     http_status = 404
     message = N_("No appointment has this code in your prefecture. Check the code and type it again.")
+
+
+class CheckInNeedsOverride(QueueServiceError):
+    """A booking checked in at a counter is for another day or another site: the agent must confirm."""
+
+    http_status = 409
+    message = N_("This appointment does not match this counter. Check with the applicant, then confirm the "
+                 "check-in if it is right.")
+
+    def __init__(self, warnings) -> None:
+        super().__init__()
+        self.warnings = list(warnings)

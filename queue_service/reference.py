@@ -185,6 +185,27 @@ PREFECTURES: tuple[Prefecture, ...] = (
 )
 
 
+#: The article French puts before each département's name ("la préfecture de l'Ain", "du
+#: Rhône", "des Bouches-du-Rhône"); none for Paris, Mayotte and La Réunion (whose "La" is part
+#: of its name). As in INSEE's official geographic code (its "type de nom en clair").
+_ARTICLES = {
+    "le": "14 15 18 25 29 30 32 39 41 45 46 47 49 56 59 62 63 67 68 69 81 82 83 84 90 94 95",
+    "la": "16 17 19 2A 2B 21 23 24 26 31 33 42 43 44 48 50 51 52 53 54 55 57 58 70 71 72 73 74 76 77 80 85 86 "
+          "87 93 971 972 973",
+    "l’": "01 02 03 07 09 10 11 12 27 28 34 35 36 37 38 60 61 89 91",
+    "les": "04 05 06 08 13 22 40 64 65 66 78 79 88 92",
+}
+FRENCH_ARTICLES: dict[str, str] = {code: article for article, codes in _ARTICLES.items() for code in codes.split()}
+
+
+def french_of(prefecture: Prefecture) -> str:
+    """"de" and the département's name with its article, as French says "la préfecture de l'Ain":
+    de l'Ain, du Rhône, des Bouches-du-Rhône, de la Guadeloupe, de Paris, de La Réunion."""
+    article = FRENCH_ARTICLES.get(prefecture.code, "")
+    contracted = {"le": "du ", "les": "des ", "la": "de la ", "l’": "de l’"}
+    return contracted.get(article, "de ") + prefecture.name
+
+
 def prefecture_by_code(code: str) -> Prefecture:
     """Return the prefecture with this département code.
 

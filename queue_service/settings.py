@@ -54,11 +54,15 @@ class Settings:
     proof_signing_key: str = dataclasses.field(repr=False)  # never logged
     base_url: str
     default_locale: str
+    legal_publisher: str
+    legal_host: str
     trusted_proxies: int
     rate_limit_default: str
     rate_limit_registration: str
     rate_limit_registration_email: str
     rate_limit_links: str
+    rate_limit_recovery: str
+    rate_limit_recovery_email: str
     max_request_bytes: int
     contacts_per_pool: int
     confirmation_link_hours: int
@@ -134,8 +138,21 @@ def load_settings(
         values |= _known_only(_read_toml(Path(config_file), "QS_CONFIG_FILE"), config_file)
     values |= _from_environment(environ)
     values |= dict(overrides or {})
+    if not values.get("base_url") and values.get("env") != "production":
+        values["base_url"] = development_base_url(environ.get("QS_BIND", ""))
     settings = _checked(_coerce_all(values))
     return _with_secrets(settings)
+
+
+DEFAULT_BIND = "127.0.0.1:5000"
+
+
+def development_base_url(bind: str) -> str:
+    """The address of the web process bound to `bind` (gunicorn's host:port, QS_BIND), as a
+    browser on the same machine reaches it: a wildcard host is read as the loopback."""
+    host, _, port = (bind or DEFAULT_BIND).rpartition(":")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    return f"http://{host}:{port}"
 
 
 def _field_types() -> dict[str, str]:
@@ -255,6 +272,11 @@ def _checked(values: dict[str, Any]) -> Settings:
     url = values["redis_url"]
     if url and not url.startswith(REDIS_URL_SCHEMES):
         raise SettingsError(f"QS_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    if values["env"] == "production" and not values["base_url"]:
+        raise SettingsError(
+            "QS_BASE_URL: production needs the address applicants reach the service at (the links in every "
+            "email use it), such as https://rdv.prefecture.gouv.fr"
+        )
     if not values["base_url"].startswith(("http://", "https://")):
         raise SettingsError(f"QS_BASE_URL: expected an http:// or https:// URL, got {values['base_url']!r}")
     values["base_url"] = values["base_url"].rstrip("/")
@@ -280,6 +302,12 @@ def _check_production(values: dict[str, Any]) -> None:
         raise SettingsError(
             "QS_PROOF_SIGNING_KEY: production needs a signing key (generate one with: qs generate-signing-key)"
         )
+    for name in ("legal_publisher", "legal_host"):
+        if not values[name].strip():
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}: production needs it for the legal notice (/legal): who publishes "
+                "the service and who hosts it, with their addresses"
+            )
     if values["mail_backend"] != "smtp":
         raise SettingsError("QS_MAIL_BACKEND: production must send mail through \"smtp\"")
     if not values["redis_url"]:

@@ -140,8 +140,10 @@ class Mailbox:
 
     messages: list[Message] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message as it came, for header checks
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.raw.append(envelope.original_content or envelope.content)
         self.messages.append(message_from_bytes(envelope.content))
         self.recipients.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
@@ -164,6 +166,7 @@ def mailbox(smtp_server) -> Mailbox:
     _, box = smtp_server
     box.messages.clear()
     box.recipients.clear()
+    box.raw.clear()
     return box
 
 
@@ -292,9 +295,10 @@ def ain_staff(store, reference_data):
     """Ain's admin and agent, admin@ain.example.org and agent@ain.example.org, for the
     browser (sign in with helpers.staff_sign_in)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    for email, role in (("admin@ain.example.org", Role.PREFECTURE_ADMIN), ("agent@ain.example.org", Role.AGENT)):
-        accounts.create_account(store, None, email=email, name=email.split("@")[0], role=role, prefecture="01",
-                                password=PASSWORD, now=now)
+    for email, name, role in (("admin@ain.example.org", "Claire Martin", Role.PREFECTURE_ADMIN),
+                              ("agent@ain.example.org", "Karim Benali", Role.AGENT)):
+        accounts.create_account(store, None, email=email, name=name, role=role, prefecture="01", password=PASSWORD,
+                                now=now)
 
 
 # Live server and browser -----------------------------------------------------

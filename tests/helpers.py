@@ -21,6 +21,11 @@ from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 
 # Pages and staff --------------------------------------------------------------------
 
+# Rate limits no test of many requests from one address and one email can reach.
+UNLIMITED = {name: "100000 per minute" for name in (
+    "rate_limit_default", "rate_limit_registration", "rate_limit_registration_email", "rate_limit_links",
+    "rate_limit_recovery", "rate_limit_recovery_email")}
+
 ENGLISH = {"Accept-Language": "en"}
 # The password of every staff account the tests create.
 PASSWORD = "correct horse battery"
@@ -77,16 +82,17 @@ def publish_slots(store, count: int) -> list[Slot]:
     return slots
 
 
-def register_people(store, count: int, joined: datetime.datetime) -> list:
-    """`count` people of Ain's first-request pool, registered and confirmed at `joined`.
+def register_people(store, count: int, joined: datetime.datetime, first: int = 0) -> list:
+    """`count` people of Ain's first-request pool, registered and confirmed at `joined`
+    (people number `first` onwards: call again with another `first` for other people).
 
     Their confirmation and status links were sent then: the pool's outbox is
     emptied (call it before a test writes anything there).
     """
-    rng = random.Random(11)
+    rng = random.Random(11 + first)
     records = UploadedRecords(store, SECRET)
     people = []
-    for number in range(count):
+    for number in range(first, first + count):
         form = {"family_name": f"Person {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}",
                 "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
                 "email": f"p{number}@example.org", "phone": f"+336120{number:05d}", "consent": "yes",

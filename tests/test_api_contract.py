@@ -16,7 +16,7 @@ import time
 
 import pytest
 import schemathesis
-from helpers import key_of, register_people
+from helpers import UNLIMITED, key_of, register_people
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
@@ -28,8 +28,6 @@ from queue_service.staff import accounts
 pytestmark = pytest.mark.slow
 
 CASES_PER_OPERATION_AND_MODE = 80
-UNLIMITED = {"rate_limit_default": "100000 per minute", "rate_limit_registration": "100000 per minute",
-             "rate_limit_registration_email": "100000 per minute", "rate_limit_links": "100000 per minute"}
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import datetime
 import json
 
 import pytest
-from helpers import ENGLISH, all_keys, api_person, csrf_token
+from helpers import ENGLISH, UNLIMITED, all_keys, api_person, csrf_token
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -23,12 +23,6 @@ from web.openapi import openapi_document
 
 # Lone surrogates, halves of a pair in the wrong order, non-characters, NUL.
 BAD_TEXTS = ["\ud800", "\udfff", "a\ud83d", "\ude00\ud83d", "\uffff", "\ufffe", "x\ufdd0", "\U0010ffff", "\x00"]
-UNLIMITED = {
-    "rate_limit_default": "100000 per minute",
-    "rate_limit_registration": "100000 per minute",
-    "rate_limit_registration_email": "100000 per minute",
-    "rate_limit_links": "100000 per minute",
-}
 PERSON = api_person()  # as the API takes it
 
 
@@ -104,6 +98,7 @@ def test_the_property_below_covers_every_json_body_route():
     assert {(method, path) for method, path, _, _ in OPERATIONS} == {
         ("POST", "/api/v1/registrations"),
         ("POST", "/api/v1/registrations/confirm"),
+        ("POST", "/api/v1/registrations/recover"),
         ("PATCH", "/api/v1/registration"),
         ("POST", "/api/v1/registration/offer"),
         ("POST", "/api/v1/proofs/verify"),
@@ -131,6 +126,7 @@ def valid_bodies(client, bearer: dict) -> dict[str, dict]:
     return {
         "/api/v1/registrations": PERSON | {"email": "someone@example.org", "agdref": DEMO_AGDREF_NUMBERS[1]},
         "/api/v1/registrations/confirm": {"token": "not-a-token"},
+        "/api/v1/registrations/recover": {"email": "someone@example.org"},
         "/api/v1/registration": {"phone": "+33612345678", "sites": ["gex"], "half_days": ["mon-am"],
                                  "email": "new@example.org"},
         "/api/v1/registration/offer": {"answer": "decline"},

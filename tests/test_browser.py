@@ -49,14 +49,14 @@ def test_a_phone_set_to_english_gets_english_and_can_switch(live_server, open_ph
     page.screenshot(path=str(SCREENSHOTS / "prefecture-fr-phone.png"), full_page=True)
 
 
-def fill_registration(page, texts):
+def fill_registration(page, texts, email="olena@example.org"):
     page.get_by_label(texts["family_name"]).fill("Petrenko")
     page.get_by_label(texts["given_names"]).fill("Олена")
     page.get_by_label(texts["birth_date"]).fill("1994-03-08")
     page.get_by_label(texts["nationality"]).select_option("UA")
     page.get_by_label(texts["agdref"]).fill("0100 0000 02")
     page.get_by_label(texts["permit_expiry"]).fill("2027-02-28")
-    page.get_by_label(texts["email"]).fill("olena@example.org")
+    page.get_by_label(texts["email"]).fill(email)
     page.get_by_label(texts["phone"]).fill("+380 67 123 4567")
     # The DSFR draws the box on the label; tick it where a thumb would, away from the notice's link.
     page.locator("label[for=consent]").click(position={"x": 8, "y": 8})
@@ -64,52 +64,51 @@ def fill_registration(page, texts):
     page.get_by_role("button", name=texts["register"], exact=True).click()
 
 
-@pytest.mark.parametrize(
-    "texts",
-    [
-        {
-            "locale": "fr-FR",
-            "family_name": "Nom de famille",
-            "given_names": "Prénoms",
-            "birth_date": "Date de naissance",
-            "nationality": "Nationalité",
-            "agdref": "Numéro AGDREF",
-            "permit_expiry": "Date d’expiration",
-            "email": "Adresse électronique",
-            "phone": "Téléphone portable",
-            "consent": "J’ai lu",
-            "register": "S’inscrire",
-            "confirm": "Confirmer mon inscription",
-            "waiting": "Sur la liste d’attente",
-            "proof": "Attestation d’inscription",
-            "download": "Télécharger l’attestation signée (JSON)",
-            "withdraw_link": "Retirer mon inscription",
-            "withdraw_button": "Oui, retirer mon inscription",
-            "withdrawn": "Inscription retirée",
-        },
-        {
-            "locale": "en-GB",
-            "family_name": "Family name",
-            "given_names": "Given names",
-            "birth_date": "Date of birth",
-            "nationality": "Nationality",
-            "agdref": "AGDREF number",
-            "permit_expiry": "Expiry date",
-            "email": "Email address",
-            "phone": "Mobile phone",
-            "consent": "I have read",
-            "register": "Register",
-            "confirm": "Confirm my registration",
-            "waiting": "In the waiting list",
-            "proof": "Proof of registration",
-            "download": "Download the signed proof (JSON)",
-            "withdraw_link": "Withdraw my registration",
-            "withdraw_button": "Yes, withdraw my registration",
-            "withdrawn": "Withdrawn",
-        },
-    ],
-    ids=["french", "english"],
-)
+REGISTRATION_TEXTS = [
+    {
+        "locale": "fr-FR",
+        "family_name": "Nom de famille",
+        "given_names": "Prénoms",
+        "birth_date": "Date de naissance",
+        "nationality": "Nationalité",
+        "agdref": "Numéro AGDREF",
+        "permit_expiry": "Date d’expiration",
+        "email": "Adresse électronique",
+        "phone": "Téléphone portable",
+        "consent": "J’ai lu",
+        "register": "S’inscrire",
+        "confirm": "Confirmer mon inscription",
+        "waiting": "Sur la liste d’attente",
+        "proof": "Attestation d’inscription",
+        "download": "Télécharger l’attestation signée (JSON)",
+        "withdraw_link": "Retirer mon inscription",
+        "withdraw_button": "Oui, retirer mon inscription",
+        "withdrawn": "Inscription retirée",
+    },
+    {
+        "locale": "en-GB",
+        "family_name": "Family name",
+        "given_names": "Given names",
+        "birth_date": "Date of birth",
+        "nationality": "Nationality",
+        "agdref": "AGDREF number",
+        "permit_expiry": "Expiry date",
+        "email": "Email address",
+        "phone": "Mobile phone",
+        "consent": "I have read",
+        "register": "Register",
+        "confirm": "Confirm my registration",
+        "waiting": "In the waiting list",
+        "proof": "Proof of registration",
+        "download": "Download the signed proof (JSON)",
+        "withdraw_link": "Withdraw my registration",
+        "withdraw_button": "Yes, withdraw my registration",
+        "withdrawn": "Withdrawn",
+    },
+]
+
+
+@pytest.mark.parametrize("texts", REGISTRATION_TEXTS, ids=["french", "english"])
 def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_page, mailbox, deliver_messages,
                                                          texts):
     page = open_phone_page(texts["locale"])
@@ -139,6 +138,45 @@ def test_register_confirm_prove_and_withdraw_on_a_phone(live_server, open_phone_
     page.get_by_role("link", name=texts["withdraw_link"]).click()
     page.get_by_role("button", name=texts["withdraw_button"]).click()
     assert page.locator("#status").inner_text() == texts["withdrawn"]
+    assert errors == []
+
+
+RECOVERY_TEXTS = {
+    "fr-FR": {"find": "Retrouver mon inscription", "send": "M’envoyer mes liens", "sent": "nous venons d’envoyer"},
+    "en-GB": {"find": "Find my registration", "send": "Send me my links", "sent": "we have just sent its link"},
+}
+
+
+@pytest.mark.parametrize("texts", REGISTRATION_TEXTS, ids=["french", "english"])
+def test_a_typo_is_repaired_by_registering_again_and_a_lost_link_is_found(live_server, browser, open_phone_page,
+                                                                          mailbox, deliver_messages, texts):
+    page = open_phone_page(texts["locale"])
+    errors = collect_console_errors(page)
+    # A typo in the address: no email will ever come. Registering again with the right one is accepted.
+    for email in ("olena@exmaple.org", "olena@example.org"):
+        page.goto(live_server + "/p/01/renewal/register")
+        fill_registration(page, texts, email=email)
+        page.wait_for_url("**/registered?ref=*")
+    deliver_messages()
+    (message,) = mailbox.messages
+    assert mailbox.recipients == [["olena@example.org"]]
+    page.goto(live_server + email_link(message, "/confirm"))
+    page.get_by_role("button", name=texts["confirm"]).click()
+    page.wait_for_url("**/status?t=*")
+    deliver_messages()
+
+    # Later, on another phone, the link is lost: the home page leads to recovery.
+    lost = browser.new_context(locale=texts["locale"], viewport={"width": 390, "height": 844}).new_page()
+    recovery = RECOVERY_TEXTS[texts["locale"]]
+    lost.goto(live_server + "/")
+    lost.get_by_role("link", name=recovery["find"]).click()
+    lost.get_by_label(texts["email"]).fill("olena@example.org")
+    lost.get_by_role("button", name=recovery["send"]).click()
+    assert recovery["sent"] in lost.locator("#recover-sent").inner_text()
+    deliver_messages()
+    lost.goto(live_server + email_link(mailbox.messages[-1], "/status"))
+    assert lost.locator("#status").inner_text() == texts["waiting"]
+    lost.context.close()
     assert errors == []
 
 
@@ -193,7 +231,8 @@ def test_an_agent_registers_an_applicant_at_the_counter(live_server, browser, ai
     assert store.waiting_count("01:renewal") == 1
     with context.expect_page() as status_tab:
         page.get_by_role("link", name="Status page (to print)").click()
-    assert status_tab.value.locator("#status").inner_text() == "In the waiting list"
+    # The page to print speaks the applicant's language (French, chosen on the form), not the agent's.
+    assert status_tab.value.locator("#status").inner_text() == "Sur la liste d’attente"
     context.close()
 
 

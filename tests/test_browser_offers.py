@@ -53,6 +53,12 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     counter.get_by_role("button", name="Look up").click()
     assert counter.locator("#person-family-name").inner_text() == first.applicant.family_name
     assert counter.locator("#person-birth-date").inner_text() == "01/01/1990"
+    # The booking is for a day in 2027: the counter says so, and the agent must confirm it.
+    assert "It is not for today" in counter.locator("#counter-warning").inner_text()
+    counter.get_by_role("button", name="Identity checked: mark as attended").click()
+    assert "does not match this counter" in counter.locator("#check-in-error").inner_text()
+    assert store.registration(first.key).status.value == "confirmed"
+    counter.locator("label[for=override]").click(position={"x": 8, "y": 8})
     counter.get_by_role("button", name="Identity checked: mark as attended").click()
     assert "marked as attended" in counter.locator("#check-in-notice").inner_text()
     assert store.registration(first.key).status.value == "attended"
@@ -60,9 +66,15 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
 
     # The second winner declines; the next entrant of the draw's order who can take the slot is offered it.
     slot_id = store.offer(second.key).slot_id
+    # Their page speaks the language of their registration (French), not the browser's; they switch to
+    # English on it, and the registration remembers.
     page = open_phone_page("en-US")
     (offer_mail,) = inbox_of(mailbox, second.applicant.email)
     page.goto(live_server + email_link(offer_mail, "/offer"))
+    assert "Vous avez été tiré au sort" in page.locator("h1").inner_text()
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url("**/offer?t=*")
+    assert store.registration(second.key).applicant.language == "en"
     page.get_by_role("link", name="I cannot come: decline").click()
     page.get_by_role("button", name="Yes, decline").click()
     page.wait_for_url("**/status?t=*")

@@ -120,14 +120,16 @@ def test_public_statistics_of_an_unknown_prefecture_is_404(client, path):
 def test_status_page_shows_the_chance_dates_and_the_notice(app, client, drawn_pool, store, settings):
     loser = next(p for p in drawn_pool["people"] if store.registration(p.key).status.value == "waiting")
     token = status_token(settings.secret_key, loser.key)
-    html = client.get(f"/status?t={token}", headers=ENGLISH).get_data(as_text=True)
+    # In the applicant's language (French), whatever the browser asks.
+    french = client.get(f"/status?t={token}", headers=ENGLISH).get_data(as_text=True)
+    assert "Vos chances" in french and "L311-3-1" in french
+    client.get(f"/lang/en?next=/status?t={token}")  # the applicant switches to English
+    html = client.get(f"/status?t={token}").get_data(as_text=True)
     chance = re.search(r'<dd id="chance-next">([^<]+)', html).group(1)
     assert re.fullmatch(r"\s*[<>]? ?\d+(\.\d)?%\s*", chance), chance
     assert "L311-3-1" in html
     assert re.search(r'<dd id="own-weight">2</dd>', html)  # aging 1, one draw lost
     assert re.search(r'<dd id="date-50">[^<]*\d{4}</dd>', html)
-    french = client.get(f"/status?t={token}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
-    assert "Vos chances" in french and "L311-3-1" in french
 
 
 def test_outlook_of_a_waiting_applicant(drawn_pool, store):

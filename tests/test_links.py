@@ -33,3 +33,20 @@ def test_each_link_in_messages_is_a_page_of_the_app(make_app, settings, build, t
     assert urllib.parse.parse_qs(parts.query) == {"t": [token]}
     with app.test_request_context():
         assert link == settings.base_url + url_for(endpoint, t=token)
+
+
+def test_a_status_token_names_its_link_version_and_nothing_else_passes():
+    from itsdangerous import URLSafeSerializer
+
+    from queue_service.errors import InvalidLink
+    from queue_service.registration.tokens import STATUS_SALT, read_status_token
+
+    secret = "s" * 32
+    assert read_status_token(secret, status_token(secret, KEY)) == (KEY, 0)
+    assert read_status_token(secret, status_token(secret, KEY, 3)) == (KEY, 3)
+    # Links sent before versions existed carry three parts: they are version 0, unchanged.
+    assert status_token(secret, KEY) == URLSafeSerializer(secret, salt=STATUS_SALT).dumps(["01", "renewal", "r-123"])
+    for payload in (["01", "renewal", "r-123", -1], ["01", "renewal", "r-123", "1"], ["01", "renewal", "r-123", True],
+                    ["01", "renewal", "r-123", 1.0], ["01", "renewal"], ["01", "renewal", "r-123", 1, 2]):
+        with pytest.raises(InvalidLink):
+            read_status_token(secret, URLSafeSerializer(secret, salt=STATUS_SALT).dumps(payload))

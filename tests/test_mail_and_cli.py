@@ -130,6 +130,9 @@ def test_dev_refuses_to_run_in_production(tmp_path):
         QS_MAIL_BACKEND="smtp",
         QS_REDIS_URL="redis://127.0.0.1:1/0",
         QS_SMS_BACKEND="none",
+        QS_BASE_URL="https://rdv.example.fr",
+        QS_LEGAL_PUBLISHER="Préfecture de l'Ain",
+        QS_LEGAL_HOST="An host, its address",
     )
     completed = subprocess.run(
         [sys.executable, "-m", "worker.cli", "dev"], env=environment, capture_output=True, text=True, timeout=60

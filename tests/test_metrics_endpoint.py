@@ -47,7 +47,8 @@ def samples(family, **labels) -> list:
 
 def test_metrics_parse_and_agree_with_the_counters(client, store, deliver_messages):
     assert register(client).status_code == 201
-    assert register(client).status_code == 409  # the same person again: refused and counted
+    # The same person again before confirming: the first registration is replaced, and that is counted.
+    assert register(client).status_code == 201
     client.get("/p/01")
     deliver_messages()  # the confirmation email: a dispatch job, then a send job, both timed
     families = scrape(client)
@@ -55,17 +56,18 @@ def test_metrics_parse_and_agree_with_the_counters(client, store, deliver_messag
     (waiting,) = samples(families["qs_pool_pending_email"], prefecture="01", procedure="renewal")
     assert waiting.value == 1
     totals = store.stats_totals(["01:renewal"])["01:renewal"]
-    for event in ("registered", "duplicate_refused", "slots_offered"):
+    for event in ("registered", "replaced_unconfirmed", "slots_offered"):
         (sample,) = samples(families["qs_events"], prefecture="01", procedure="renewal", event=event)
         assert sample.name == "qs_events_total" and sample.value == totals[event]
-    assert totals["registered"] == 1 and totals["duplicate_refused"] == 1
+    assert totals["registered"] == 2 and totals["replaced_unconfirmed"] == 1
 
     latency = families["qs_http_request_duration_seconds"]
     assert samples(latency, endpoint="applicant.prefecture", method="GET", status="200")
-    assert samples(latency, endpoint="api.create_registration", status="409")
-    for job in ("dispatch_notifications", "send_notification"):
+    assert samples(latency, endpoint="api.create_registration", status="201")
+    # One dispatch; a send job for each message written (the replaced registration's finds it gone).
+    for job, count in (("dispatch_notifications", 1), ("send_notification", 2)):
         (runs,) = [s for s in samples(families["qs_job_duration_seconds"], job=job) if s.name.endswith("_count")]
-        assert runs.value == 1
+        assert runs.value == count
     states = {(s.labels["queue"], s.labels["state"]) for s in families["qs_rq_jobs"].samples}
     assert {(name, "queued") for name in QUEUE_NAMES} <= states
 

@@ -10,10 +10,12 @@ import pytest
 from helpers import (
     CREATED,
     DEADLINE,
+    ENGLISH,
     DRAW_AT,
     DRAW_ID,
     POOL,
     TIMING,
+    csrf_token,
     first_offer,
     key_of,
     offered,
@@ -118,6 +120,45 @@ def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_m
     assert len(sms_files) == 10  # the SMS went out the first time and were not sent again
 
 
+def test_staff_send_a_message_again_once_its_tries_are_over(drawn, redis, run_jobs, mailbox, settings, monkeypatch,
+                                                            make_app, staff):
+    store, _, _ = drawn
+    monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    queue = Queue(NOTIFICATIONS, connection=redis)
+    for job_id in queue.scheduled_job_registry.get_job_ids():  # RQ gives up: the failures are final
+        queue.scheduled_job_registry.remove(job_id)
+    monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))  # the server is back; nobody retries
+    chosen = store.delivery_failures(POOL)[0]
+    form = {"procedure": "first_request", "message_id": chosen["message_id"], "channel": "email"}
+
+    agent = sign_in(make_app(), "agent01")
+    assert "Send again" not in agent.get("/staff/p/01/deliveries", headers=ENGLISH).get_data(as_text=True)
+    refused = agent.post("/staff/p/01/deliveries/retry", data=form | {"csrf_token": csrf_token(
+        agent, "/staff/p/01/deliveries")})
+    assert refused.status_code == 403
+
+    admin = sign_in(make_app(), "admin01")
+    page = admin.get("/staff/p/01/deliveries", headers=ENGLISH).get_data(as_text=True)
+    assert page.count("Send again") == 10
+    done = admin.post("/staff/p/01/deliveries/retry", data=form | {"csrf_token": csrf_token(
+        admin, "/staff/p/01/deliveries")})
+    assert done.status_code == 302  # then the list: reloading it sends nothing more
+    listed = admin.get(done.location, headers=ENGLISH).get_data(as_text=True)
+    assert f"Message {chosen['ref']} sent again." in listed and "Sent again by" in listed
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    assert len(mailbox.messages) == 1 and len(store.delivery_failures(POOL)) == 9
+    assert store.delivery(POOL, chosen["message_id"], "email")["retried_by"] == staff["admin01"].id
+    # Delivered: it cannot be sent again.
+    again = admin.post("/staff/p/01/deliveries/retry", data=form | {"csrf_token": csrf_token(
+        admin, "/staff/p/01/deliveries")}, headers=ENGLISH)
+    assert again.status_code == 409 and len(mailbox.messages) == 1
+
+
 # Confirm, decline, expiry, standby -------------------------------------------------------------------
 
 
@@ -133,6 +174,23 @@ def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settin
     with pytest.raises(InvalidTransition):
         offers.confirm(store, key, secret(settings), DEADLINE - datetime.timedelta(seconds=1))
     assert [m["kind"] for m in store.outbox(POOL)][-1] == "booked"
+
+
+def test_the_booking_email_lists_what_to_bring_as_the_page_does(drawn, settings, redis, run_jobs, mailbox, client):
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    store.discard_outbox(POOL)
+    booked = offers.confirm(store, key, secret(settings), datetime.datetime.now(datetime.timezone.utc))
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    (email,) = mailbox.messages
+    text = plain_text(email)
+    assert offers.display_code(booked.booking_code) in text
+    # The applicants of this pool speak French; a first request: identity, proof of address and photos.
+    assert "À apporter :" in text
+    assert "Votre passeport ou pièce d’identité" in text and "justificatif de domicile" in text
+    page = client.get(f"/offer?t={status_token(settings.secret_key, key)}").get_data(as_text=True)
+    assert "Votre passeport ou pièce d’identité" in page and "justificatif de domicile" in page
 
 
 def test_no_confirmation_is_accepted_after_the_deadline_and_nothing_changes(drawn, settings):

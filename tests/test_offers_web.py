@@ -14,8 +14,12 @@ from queue_service.store.keys import PoolKeys
 # The pages run on the real clock; the test draw is in 2027, so its offers are still open today.
 
 
-def link(settings, key) -> str:
-    return status_token(settings.secret_key, key)
+def link(client, settings, key) -> str:
+    """The status link of an applicant of the `drawn` pool (French speakers), who switched their pages
+    to English on one of them, as the language menu does."""
+    token = status_token(settings.secret_key, key)
+    assert client.get(f"/lang/en?next=/status?t={token}").status_code == 302
+    return token
 
 
 def post(client, path: str, token_page: str, data: dict | None = None):
@@ -26,7 +30,7 @@ def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_q
                                                                                                settings):
     store, _, _ = drawn
     key, offer = first_offer(store)
-    t = link(settings, key)
+    t = link(client, settings, key)
     page = client.get(f"/offer?t={t}", headers=ENGLISH).get_data(as_text=True)
     assert "You were drawn" in page and 'id="deadline"' in page and "What to bring" in page
     assert "Bourg" in page or "Gex" in page
@@ -50,7 +54,7 @@ def test_the_offer_page_shows_the_slot_and_the_deadline_then_books_with_a_code_q
 def test_declining_from_the_page_asks_first_then_keeps_the_applicant_waiting(drawn, client, settings):
     store, _, _ = drawn
     key, _ = first_offer(store)
-    t = link(settings, key)
+    t = link(client, settings, key)
     page = client.get(f"/offer/decline?t={t}", headers=ENGLISH).get_data(as_text=True)
     assert "You stay in the waiting list" in page
     answer = post(client, f"/offer/decline?t={t}", f"/offer/decline?t={t}")
@@ -64,7 +68,7 @@ def test_bad_links_and_pages_without_a_booking_answer_clearly(drawn, client, set
     assert client.get("/offer?t=forged", headers=ENGLISH).status_code == 404
     assert client.get("/booking/qr.svg?t=forged").status_code == 404
     waiting = next(p for p in people if store.registration(p.key).status.value == "waiting")
-    t = link(settings, waiting.key)
+    t = link(client, settings, waiting.key)
     page = client.get(f"/offer?t={t}", headers=ENGLISH)
     assert page.status_code == 200 and "no offer of an appointment yet" in page.get_data(as_text=True)
     assert client.get(f"/booking/appointment.ics?t={t}", headers=ENGLISH).status_code == 409
@@ -78,14 +82,25 @@ def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app,
     key, _ = first_offer(store)
     booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
     person = store.registration(key)
+    slot = store.slot(POOL, store.offer(key).slot_id)
     agent = sign_in(app, "agent01")
     typed = offers.display_code(booked.booking_code).lower().replace("-", " ")
-    page = agent.get(f"/staff/p/01/check-in?code={typed}", headers=ENGLISH).get_data(as_text=True)
+    page = agent.get(f"/staff/p/01/check-in?code={typed}&site={slot.site}", headers=ENGLISH).get_data(as_text=True)
     assert person.applicant.family_name in page and "01/01/1990" in page and "mark-attended" in page
+    assert '<dd id="person-nationality">Morocco</dd>' in page  # a word, not "MA"
+    assert "Booked: waiting for check-in" in page
+    # The booking is for January 2027, not today: the page says so before anything is done...
+    assert 'id="counter-warning"' in page and "not for today" in page
+    refused = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
+                   {"code": typed, "site": slot.site, "action": "attended"})
+    assert refused.status_code == 409 and "not for today" in refused.get_data(as_text=True)
+    assert store.registration(key).status.value == "confirmed"  # ...and a click alone changes nothing
     answer = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
-                  {"code": typed, "action": "attended"})
+                  {"code": typed, "site": slot.site, "action": "attended", "override": "yes"})
     assert answer.status_code == 200 and "marked as attended" in answer.get_data(as_text=True)
     assert store.registration(key).status.value == "attended"
+    (event,) = [event for event in store.history(key) if event["kind"] == "attended"]
+    assert event["detail"]["by"] == staff["agent01"].id and event["detail"]["override"] == "not_today"
     again = post(agent, "/staff/p/01/check-in", "/staff/p/01/check-in", {"code": typed, "action": "attended"})
     assert again.status_code == 409 and "not waiting for check-in" in again.get_data(as_text=True)
 
@@ -121,7 +136,7 @@ def test_the_development_outbox_exists_only_with_the_file_backend(make_app, refe
 def test_the_api_shows_the_offer_and_takes_an_answer(drawn, client, settings):
     store, _, _ = drawn
     key, _ = first_offer(store)
-    bearer = {"Authorization": f"Bearer {link(settings, key)}"}
+    bearer = {"Authorization": f"Bearer {link(client, settings, key)}"}
     shown = client.get("/api/v1/registration", headers=bearer).get_json()
     assert shown["status"] == "offered" and shown["offer"]["status"] == "pending"
     stored = json.loads(store.redis.hget(PoolKeys(POOL).offers, key.registration_id))  # the text the script wrote

@@ -7,6 +7,7 @@ The app runs against a redis-server of the test's own, which the test kills
 from __future__ import annotations
 
 import datetime
+import itertools
 import random
 
 import pytest
@@ -57,13 +58,17 @@ def requests_of_every_kind(app, token: str):
     signed_in = staff.post("/staff/login", data={"email": "admin01@example.gouv.fr", "password": PASSWORD,
                                                   "csrf_token": page})
     assert signed_in.status_code == 302
-    registration_form = {"family_name": "Later", "given_names": "Test", "birth_date": "1990-01-01",
-                         "nationality": "MA", "email": "later@example.org", "consent": "yes", "sites": "bourg"}
+    people = itertools.count()
+
+    def registration_form():  # another person each time: the same one again would be a duplicate (409)
+        return {"family_name": f"Later {next(people)}", "given_names": "Test", "birth_date": "1990-01-01",
+                "nationality": "MA", "email": "later@example.org", "consent": "yes", "sites": "bourg"}
+
     return [
         ("home", lambda: applicant.get("/", headers=ENGLISH)),
         ("pool page", lambda: applicant.get("/p/01", headers=ENGLISH)),
         ("register form", lambda: applicant.get("/p/01/first_request/register", headers=ENGLISH)),
-        ("register POST", lambda: applicant.post("/p/01/first_request/register", data=registration_form,
+        ("register POST", lambda: applicant.post("/p/01/first_request/register", data=registration_form(),
                                                  headers=ENGLISH)),
         ("status page", lambda: applicant.get(f"/status?t={token}", headers=ENGLISH)),
         ("API GET", lambda: applicant.get("/api/v1/prefectures")),

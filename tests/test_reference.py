@@ -227,3 +227,16 @@ def test_import_pulls_no_web_or_store_dependency():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_french_names_each_prefecture_with_its_article():
+    from queue_service.reference import FRENCH_ARTICLES, french_of, prefecture_by_code
+
+    named = {code: french_of(prefecture_by_code(code)) for code in
+             ("01", "69", "13", "2A", "21", "90", "971", "974", "976", "75")}
+    assert named == {"01": "de l’Ain", "69": "du Rhône", "13": "des Bouches-du-Rhône", "2A": "de la Corse-du-Sud",
+                     "21": "de la Côte-d'Or", "90": "du Territoire de Belfort", "971": "de la Guadeloupe",
+                     "974": "de La Réunion", "976": "de Mayotte", "75": "de Paris"}
+    # Every prefecture but the three without an article has one; none is "de" before a vowel.
+    assert {p.code for p in PREFECTURES} - set(FRENCH_ARTICLES) == {"75", "974", "976"}
+    assert not [p.name for p in PREFECTURES if french_of(p) == "de " + p.name and p.name[0] in "AEIOUYÉÈ"]

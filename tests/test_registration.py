@@ -18,6 +18,7 @@ from queue_service.errors import (
 from queue_service.reference import HALF_DAYS, procedure_by_code
 from queue_service.registration import Channel, RegistrationStatus
 from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.keys import ALL_PATTERN, PoolKeys, pool_pattern
 
 UTC = datetime.timezone.utc
@@ -123,16 +124,38 @@ def test_registration_waits_for_its_email_then_enters_the_pool(store, sign_up):
         {"email": "other@example.org", "phone": "+44 7911 123456"},
     ],
 )
-def test_the_same_person_cannot_hold_two_places(sign_up, variant):
-    sign_up()
+def test_the_same_person_cannot_hold_two_places(store, sign_up, variant):
+    first = sign_up()
+    reg.confirm_email(store, first.key, "an.nguyen@example.org", NOW)
     with pytest.raises(DuplicateRegistration) as refused:
         sign_up(**variant)
     assert "already registered" in refused.value.message
     assert "Nguy" not in refused.value.message  # reveals nothing about the other registration
 
 
-def test_without_agdref_the_name_birth_date_and_nationality_identify_the_person(sign_up):
-    sign_up(procedure="first_request", agdref="")
+def test_a_registration_still_unconfirmed_is_replaced_by_the_same_person_again(store, sign_up):
+    # Sow Fatou typed gmial.com: no email ever came. She registers again with the right address.
+    typo = sign_up(email="fatou.sow@gmial.com")
+    again = sign_up(email="fatou.sow@gmail.com", phone="07 98 76 54 32")
+    assert again.key != typo.key and again.ref != typo.ref
+    assert store.registration(typo.key) is None  # its link is dead: the registration is gone
+    with pytest.raises(RegistrationNotFound):
+        reg.confirm_email(store, typo.key, "fatou.sow@gmial.com", NOW)
+    pool_keys = PoolKeys("01:renewal")
+    assert store.redis.zrange(pool_keys.unconfirmed, 0, -1) == [again.key.registration_id.encode()]
+    assert store.redis.hvals(pool_keys.refs) == [again.key.registration_id.encode()]
+    # The typo's contacts are free again (the cap counts the live registration only).
+    assert store.redis.smembers(pool_keys.contact(reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com"))) == set()
+    # Only the new registration's link goes out: the old one's message finds nothing to send.
+    assert [message["registration_id"] for message in store.outbox("01:renewal")] == [
+        typo.key.registration_id, again.key.registration_id]
+    assert reg.confirm_email(store, again.key, "fatou.sow@gmail.com", NOW).status is RegistrationStatus.WAITING
+    assert store.waiting_count("01:renewal") == 1
+
+
+def test_without_agdref_the_name_birth_date_and_nationality_identify_the_person(store, sign_up):
+    first = sign_up(procedure="first_request", agdref="")
+    reg.confirm_email(store, first.key, "an.nguyen@example.org", NOW)
     with pytest.raises(DuplicateRegistration):
         sign_up(procedure="first_request", agdref="", family_name="nguyen", given_names="VAN AN", email="x@example.org")
     other = sign_up(procedure="first_request", agdref="", birth_date="1991-05-17", email="y@example.org")
@@ -239,10 +262,46 @@ def test_assisted_registration_without_email_enters_the_pool_at_once(store, sign
     assert store.waiting_count("01:renewal") == 1
 
 
+# A mobile number is optional online; at the counter an email or a mobile is enough ---------------
+
+
+def test_online_registration_without_a_mobile_takes_no_phone_contact(store, sign_up):
+    def first_request(name: str, **changes):
+        return sign_up(procedure="first_request", agdref="", family_name=name, email=f"{name}@example.org", **changes)
+
+    people = [first_request(name, phone="") for name in ("Ana", "Bela", "Chen", "Dara", "Eve")]  # more than the cap
+    assert all(person.applicant.phone is None for person in people)
+    assert store.registration(people[0].key).applicant.phone is None
+    # Removing the mobile later is allowed too, and frees its place under the mobile's cap.
+    created = first_request("Farid")
+    updated = reg.update_preferences(store, created.key, {"phone": "", "sites": ["gex"]}, SITES,
+                                     identity_secret=SECRET, limits=LIMITS, now=NOW)
+    assert updated.applicant.phone is None and updated.applicant.sites == ("gex",)
+    for name in ("Gus", "Hana", "Ines", "Jon"):
+        first_request(name)  # the same mobile as Farid had: four is the cap
+    # Given back, the mobile counts again.
+    with pytest.raises(ContactCapReached):
+        reg.update_preferences(store, created.key, {"phone": "06 12 34 56 78"}, SITES,
+                               identity_secret=SECRET, limits=LIMITS, now=NOW)
+
+
+def test_a_mobile_given_online_must_still_be_a_mobile(sign_up):
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(phone="04 74 32 30 00")  # a landline: no text messages
+    assert set(refused.value.errors) == {"phone"}
+
+
+def test_at_the_counter_an_email_or_a_mobile_is_needed(sign_up):
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(channel=Channel.ASSISTED, email="", phone="")
+    assert set(refused.value.errors) == {"email", "phone"}
+    assert sign_up(channel=Channel.ASSISTED, phone="").applicant.phone is None
+
+
 def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(store, records):
     spellings = ["Nguyễn", "NGUYEN", "nguyen", "Nguyên", "NGUYỄN"]
     agdrefs = ["0123456789", "01 23 45 67 89", "0123 456 789", "01-2345-6789"]
-    rng_lock_free = [random.Random(seed) for seed in range(200)]
+    rng_lock_free = [random.Random(seed) for seed in range(400)]
 
     def attempt(number: int):
         applicant = reg.parse_applicant(
@@ -267,8 +326,20 @@ def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(sto
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         outcomes = list(pool.map(attempt, range(200)))
-    assert outcomes.count("created") == 1 and outcomes.count("duplicate") == 199
-    assert store.redis.zcard(PoolKeys("01:renewal").unconfirmed) == 1
+    # Each attempt replaced the unconfirmed one before it: one registration is left, and it alone.
+    assert outcomes.count("created") == 200
+    pool_keys = PoolKeys("01:renewal")
+    (left,) = store.redis.zrange(pool_keys.unconfirmed, 0, -1)
+    assert store.redis.hvals(pool_keys.refs) == [left]
+    assert [key for key in store.redis.scan_iter(pool_keys.registration_prefix + "*")
+            if not key.decode().endswith(":history")] == [pool_keys.registration(left.decode()).encode()]
+    # Once confirmed, the place is held: every further attempt is a duplicate.
+    email = store.redis.hget(pool_keys.registration(left.decode()), "email").decode()
+    reg.confirm_email(store, RegistrationKey("01", "renewal", left.decode()), email, NOW)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        outcomes = list(pool.map(attempt, range(200, 400)))
+    assert outcomes.count("duplicate") == 200
+    assert store.waiting_count("01:renewal") == 1
 
 
 def test_a_hundred_concurrent_registrations_sharing_an_email_stop_at_the_cap(store, records):

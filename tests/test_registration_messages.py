@@ -7,6 +7,7 @@ import random
 from email.header import decode_header, make_header
 
 import pytest
+from helpers import csrf_token, email_link, plain_text
 from rq.job import Job
 
 from queue_service import registration as reg
@@ -61,11 +62,14 @@ def test_a_registration_and_its_confirmation_link_are_written_together(store, si
     (message,) = store.outbox(POOL)
     assert message == {"id": message["id"], "kind": "confirm", "registration_id": created.key.registration_id}
 
-    with pytest.raises(DuplicateRegistration):  # the create script refuses: no message either
-        sign_up(email="rania.other@example.org")
-    with pytest.raises(ContactCapReached):
+    with pytest.raises(ContactCapReached):  # the create script refuses: no message either
         sign_up(contacts_per_pool=1, family_name="Haddad-Other")
     assert store.outbox(POOL) == [message]
+    reg.confirm_email(store, created.key, "rania@example.org", datetime.datetime.now(UTC))
+    (_, welcome) = store.outbox(POOL)
+    with pytest.raises(DuplicateRegistration):
+        sign_up(email="rania.other@example.org")
+    assert store.outbox(POOL) == [message, welcome]
 
 
 def test_each_change_writes_its_message_once_and_a_refused_one_writes_none(store, sign_up, settings):
@@ -142,7 +146,9 @@ def test_a_change_confirmed_before_its_link_went_out_needs_no_link(store, sign_u
     reg.confirm_email_change(store, created.key, email, identity_secret=secret,
                              limits=reg.Limits(4, datetime.timedelta(hours=24)), now=now)
     deliver_messages()
-    assert mailbox.messages == [] and store.outbox(POOL) == []
+    # No confirmation link any more, only the new status link (the printed one died with the change).
+    assert [message["Subject"] for message in mailbox.messages] == [f"Your new private link: {created.ref}"]
+    assert store.outbox(POOL) == []
 
 
 def test_a_message_about_a_purged_registration_is_not_sent(store, sign_up, deliver_messages, mailbox):
@@ -163,3 +169,38 @@ def test_a_job_queued_by_an_older_version_sends_once(store, sign_up, redis, run_
     run_jobs()
     assert mailbox.recipients == [["rania@example.org"]]
     assert "Confirm" in mailbox.messages[0]["Subject"]
+
+
+def test_fifty_concurrent_registrations_of_one_person_leave_one_place_and_one_live_link(
+        store, reference_data, settings, deliver_messages, mailbox, client):
+    """The same person, unconfirmed, registering again and again at once with a different address
+    each time (a bot, or a person tapping "register" in a hurry): one place, and one link that works."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    secret = settings.identity_key.encode()
+    now = datetime.datetime.now(UTC)
+
+    def attempt(number: int):
+        applicant = reg.parse_applicant(person(email=f"rania{number}@example.org"), procedure_by_code("first_request"),
+                                        ["bourg", "gex"], now.date())
+        return reg.register(store, "01", "first_request", applicant, now=now, rng=random.Random(number),
+                            identity_secret=secret, limits=reg.Limits(4, datetime.timedelta(hours=24)),
+                            records=UploadedRecords(store, secret))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        created = list(pool.map(attempt, range(50)))
+    alive = [registration for registration in created if store.registration(registration.key) is not None]
+    assert len(alive) == 1 and store.redis.zcard(PoolKeys(POOL).unconfirmed) == 1
+    deliver_messages()
+    assert mailbox.recipients == [[alive[0].applicant.email]]
+    confirm_path = email_link(mailbox.messages[0], "/confirm")
+    landing = client.post("/confirm", data={"t": confirm_path.split("t=")[1], "csrf_token": csrf_token(client, confirm_path)})
+    assert landing.status_code == 302 and store.waiting_count(POOL) == 1
+
+
+def test_french_messages_name_the_prefecture_with_its_article(store, sign_up, deliver_messages, mailbox):
+    """"la préfecture de Ain" was written; French says "de l'Ain" (and "du Rhône", "des Bouches-du-Rhône")."""
+    sign_up(language="fr")
+    deliver_messages()
+    text = plain_text(mailbox.messages[0])
+    assert "(préfecture de l’Ain)" in text and "de Ain" not in text

@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from queue_service import registration as registrations
 from queue_service.reference import DEMO_AGDREF_NUMBERS
+from queue_service.store.keys import PoolKeys
 from worker.queues import NOTIFICATIONS, queue
 
 IDENTITY_SECRETS = ("El Amrani", "1988-11-02", "0100000001", "Fatima")
@@ -80,10 +82,58 @@ def test_register_confirm_and_see_the_status(client, registered, mailbox, delive
     assert "In the waiting list" in status and ref in status
 
 
+def test_the_mobile_is_optional_on_the_form_and_in_the_api(client, store, mailbox, deliver_messages):
+    page = client.get("/p/01/renewal/register", headers=ENGLISH).get_data(as_text=True)
+    assert "Mobile phone (optional)" in page
+    response = submit_registration(client, phone="")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    created = client.post("/api/v1/registrations", json=api_person(
+        family_name="Okafor", given_names="Chidi", agdref=DEMO_AGDREF_NUMBERS[1], email="chidi@example.org") | {
+        "phone": None})
+    assert created.status_code == 201
+    key = store.registration_key_by_ref("01:renewal", created.get_json()["ref"])
+    assert store.registration(key).applicant.phone is None
+    without = {key: value for key, value in api_person(
+        family_name="Haddad", given_names="Rami", agdref=DEMO_AGDREF_NUMBERS[2], email="rami@example.org").items()
+        if key != "phone"}
+    assert client.post("/api/v1/registrations", json=without).status_code == 201
+    deliver_messages()
+    assert len(mailbox.messages) == 3  # each is told by email
+
+
 def test_the_email_is_in_the_applicants_language(client, mailbox, deliver_messages):
     submit_registration(client, language="fr")
     deliver_messages()
     assert "Confirmez" in mailbox.messages[0]["Subject"]
+
+
+def test_private_pages_speak_the_applicants_language_until_they_switch(client, store, mailbox, deliver_messages):
+    created = client.post("/api/v1/registrations", json=api_person(language="en"))
+    deliver_messages()
+    confirm_path = token_link(plain_text(mailbox.messages[0]), "/confirm")
+    french_browser = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    client.set_cookie("lang", "fr")  # chosen earlier on a public page
+    assert '<html lang="en">' in client.get(confirm_path, headers=french_browser).get_data(as_text=True)
+    token = confirm_path.split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    for path in (f"/status?t={status_token}", f"/offer?t={status_token}", f"/status/proof?t={status_token}",
+                 f"/status/withdraw?t={status_token}"):
+        page = client.get(path, headers=french_browser)
+        assert page.status_code in (200, 404) and '<html lang="en">' in page.get_data(as_text=True), path
+    # The public pages keep the reader's own choice.
+    assert '<html lang="fr">' in client.get("/", headers=french_browser).get_data(as_text=True)
+
+    # Switching on a private page is remembered on the registration: pages and messages follow.
+    switched = client.get(f"/lang/fr?next=/status?t={status_token}")
+    assert switched.status_code == 302 and switched.headers["Location"] == f"/status?t={status_token}"
+    client.delete_cookie("lang")
+    page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)
+    assert '<html lang="fr">' in page and "Sur la liste d’attente" in page
+    key = store.registration_key_by_ref("01:renewal", created.get_json()["ref"])
+    assert store.registration(key).applicant.language == "fr"
+    client.delete("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"})
+    deliver_messages()
+    assert "liste d’attente" in plain_text(mailbox.messages[-1])  # the withdrawal notice, in French now
 
 
 def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_stored(client, store):
@@ -107,6 +157,8 @@ def test_unticking_every_site_is_an_error_not_all_sites(client):
 
 
 def test_a_second_registration_is_refused_without_revealing_anything(client, registered):
+    _, confirmation = registered
+    client.post("/api/v1/registrations/confirm", json={"token": token_link(confirmation, "/confirm").split("t=")[1]})
     again = submit_registration(client, email="someone.else@example.org", family_name="EL AMRANI")
     assert again.status_code == 409
     page = again.get_data(as_text=True)
@@ -130,8 +182,10 @@ def test_withdraw_with_a_confirmation_step(client, registered, store, deliver_me
     question = client.get(withdraw_path, headers=ENGLISH).get_data(as_text=True)
     assert "Leave the waiting list?" in question
     assert store.waiting_count("01:renewal") == 1
+    assert 'id="next-draw"' in client.get(status_path).get_data(as_text=True)
     done = client.post(withdraw_path, data={"csrf_token": csrf_token(client, withdraw_path)}, headers=ENGLISH)
     assert done.status_code == 200 and "Withdrawn" in done.get_data(as_text=True)
+    assert 'id="next-draw"' not in done.get_data(as_text=True)  # no next draw for someone who left
     assert store.waiting_count("01:renewal") == 0
     deliver_messages()
     assert "left the waiting list" in mailbox.messages[-1]["Subject"]
@@ -163,9 +217,39 @@ def test_preferences_and_email_change_from_the_status_page(client, registered, s
     assert mailbox.recipients[-1] == ["fz.new@example.org"]
     change_path = token_link(plain_text(change), "/email/confirm")
     token = parse_qs(urlsplit(change_path).query)["t"][0]
-    client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
-    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).get_json()
-    assert me["email"] == "fz.new@example.org" and me["pending_email"] is None
+    changed = client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
+    new_status = changed.headers["Location"]
+    me = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {new_status.split('t=')[1]}"})
+    assert me.get_json()["email"] == "fz.new@example.org" and me.get_json()["pending_email"] is None
+
+    # The change replaced the private link: the old one dies with a page that says why, the new one
+    # comes to the new address (and is where the confirmation led).
+    old_link = client.get(status_path, headers=ENGLISH)
+    assert old_link.status_code == 410 and "email address of this registration was changed" in old_link.get_data(
+        as_text=True)
+    assert client.get(f"/offer?t={status_token}").status_code == 410
+    old_bearer = client.get("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"})
+    assert old_bearer.status_code == 401 and old_bearer.mimetype == "application/problem+json"
+    deliver_messages()
+    assert mailbox.recipients[-1] == ["fz.new@example.org"] and "new private link" in mailbox.messages[-1]["Subject"]
+    emailed = token_link(plain_text(mailbox.messages[-1]), "/status")
+    assert emailed == new_status and emailed != status_path
+    assert client.get(emailed, headers=ENGLISH).status_code == 200
+    # Opening the confirmation again changes nothing more.
+    again = client.post("/email/confirm", data={"t": token, "csrf_token": csrf_token(client, change_path)})
+    assert again.headers["Location"] == new_status
+
+
+def test_the_status_link_dies_with_the_purge(client, registered, store):
+    _, confirmation = registered
+    token = token_link(confirmation, "/confirm").split("t=")[1]
+    status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+    assert client.get(f"/status?t={status_token}").status_code == 200
+    assert client.delete("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"}).status_code == 200
+    registrations.purge(store, datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400),
+                        datetime.timedelta(days=365))
+    gone = client.get(f"/status?t={status_token}", headers=ENGLISH)
+    assert gone.status_code == 404 and "deleted after the retention period" in gone.get_data(as_text=True)
 
 
 def test_proof_downloads_signed_and_the_verify_page_checks_it(client, registered):
@@ -252,13 +336,13 @@ def test_api_errors_are_problems_and_change_nothing(client, store, body, status)
 
 
 def test_api_validation_problem_lists_every_field(client):
-    problem = client.post("/api/v1/registrations", json=api_person(phone="", email="x"), headers=ENGLISH).get_json()
+    problem = client.post("/api/v1/registrations", json=api_person(phone="04 74", email="x"), headers=ENGLISH).get_json()
     assert problem["code"] == "validation-failed"
     assert {error["field"] for error in problem["errors"]} == {"phone", "email"}
 
 
-def test_api_duplicate_is_a_409_problem(client):
-    assert client.post("/api/v1/registrations", json=api_person()).status_code == 201
+def test_api_duplicate_is_a_409_problem(client, mailbox, deliver_messages):
+    confirmed_by_api(client, mailbox, deliver_messages)
     duplicate = client.post("/api/v1/registrations", json=api_person(family_name="el-amrani", email="b@example.org"))
     assert duplicate.status_code == 409 and duplicate.get_json()["code"] == "duplicate-registration"
 
@@ -319,7 +403,7 @@ def test_the_registration_schema_refuses_what_the_service_refuses(make_app, refe
     document = client.get("/api/v1/openapi.json").get_json()
     schema = document["components"]["schemas"]["RegistrationInput"]
     jsonschema.validate(api_person(), schema)
-    for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": ""}, {"consent": False},
+    for refused in [{"family_name": ""}, {"given_names": "  "}, {"email": ""}, {"phone": "x" * 41}, {"consent": False},
                     {"consent": None}, {"half_days": ["sunday_am"]}, {"half_days": []}, {"language": "de"},
                     {"procedure": "visa"}, {"birth_date": "yesterday"}, {"half_days": ""}, {"sites": None}]:
         with pytest.raises(jsonschema.ValidationError):
@@ -444,3 +528,91 @@ def test_only_the_latest_email_change_is_mailed(client, mailbox, deliver_message
     client.patch("/api/v1/registration", json={"email": "second.try@example.org"}, headers=bearer)
     deliver_messages()
     assert mailbox.recipients[before:] == [["second.try@example.org"]]
+
+
+# Lost links: recovery, and registering again before confirming ------------------------------
+
+
+def confirmed_by_api(client, mailbox, deliver_messages, **changes) -> str:
+    """Register through the API and confirm; returns the status token."""
+    assert client.post("/api/v1/registrations", json=api_person(**changes)).status_code == 201
+    deliver_messages()
+    token = token_link(plain_text(mailbox.messages[-1]), "/confirm").split("t=")[1]
+    return client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
+
+
+def test_a_lost_status_link_is_sent_again_and_the_answer_reveals_nothing(client, mailbox, deliver_messages):
+    status_token = confirmed_by_api(client, mailbox, deliver_messages)
+    deliver_messages()
+    assert "/recover" in plain_text(mailbox.messages[-1])  # the status-link email says where to ask again
+    sent = len(mailbox.messages)
+
+    page = client.get("/recover", headers=ENGLISH)
+    assert page.status_code == 200 and "Find my registration" in page.get_data(as_text=True)
+    known = client.post("/recover", data={"email": "Fatima@Example.org", "csrf_token": csrf_token(client, "/recover")},
+                        headers=ENGLISH)
+    unknown = client.post("/recover", data={"email": "nobody@example.org",
+                                            "csrf_token": csrf_token(client, "/recover")}, headers=ENGLISH)
+    assert known.status_code == unknown.status_code == 200
+    assert (known.get_data(as_text=True).replace("Fatima@Example.org", "X")
+            == unknown.get_data(as_text=True).replace("nobody@example.org", "X"))
+    deliver_messages()
+    assert len(mailbox.messages) == sent + 1 and mailbox.recipients[-1] == ["fatima@example.org"]
+    message = mailbox.messages[-1]
+    assert "Your private link" in message["Subject"]
+    assert token_link(plain_text(message), "/status") == f"/status?t={status_token}"
+
+    bad = client.post("/recover", data={"email": "not an address", "csrf_token": csrf_token(client, "/recover")},
+                      headers=ENGLISH)
+    assert bad.status_code == 422 and "Enter your email address" in bad.get_data(as_text=True)
+
+
+def test_the_api_recovers_a_lost_confirmation_link_with_the_same_answer_for_anyone(client, mailbox,
+                                                                                    deliver_messages):
+    assert client.post("/api/v1/registrations", json=api_person()).status_code == 201
+    deliver_messages()
+    first = token_link(plain_text(mailbox.messages[0]), "/confirm")
+    known = client.post("/api/v1/registrations/recover", json={"email": "fatima@example.org"})
+    unknown = client.post("/api/v1/registrations/recover", json={"email": "nobody@example.org"})
+    assert known.status_code == unknown.status_code == 202 and known.get_json() == unknown.get_json()
+    deliver_messages()
+    assert len(mailbox.messages) == 2  # the confirmation link again, nothing to the unknown address
+    assert token_link(plain_text(mailbox.messages[1]), "/confirm") == first
+    refused = client.post("/api/v1/registrations/recover", json={"email": "nope"})
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+
+
+def test_recovery_is_limited_per_email_address(make_app, reference_data):
+    client = make_app(rate_limit_recovery_email="2 per hour").test_client()
+    answers = [client.post("/api/v1/registrations/recover", json={"email": "fatima@example.org"}).status_code
+               for _ in range(3)]
+    assert answers == [202, 202, 429]
+    assert client.post("/api/v1/registrations/recover", json={"email": "other@example.org"}).status_code == 202
+
+
+def test_every_page_that_can_turn_an_applicant_away_leads_to_recovery(client):
+    submit_registration(client)
+    reg_again = submit_registration(client)  # still unconfirmed: replaced, not refused
+    assert reg_again.status_code == 302
+    for path in ("/", "/status?t=forged", "/confirm?t=forged", "/offer?t=forged", "/p/99"):
+        page = client.get(path, headers=ENGLISH).get_data(as_text=True)
+        assert 'href="/recover"' in page, path
+
+
+def test_a_confirmed_duplicate_is_refused_with_the_way_to_recovery(client, mailbox, deliver_messages):
+    confirmed_by_api(client, mailbox, deliver_messages)
+    refused = submit_registration(client)
+    assert refused.status_code == 409 and 'href="/recover"' in refused.get_data(as_text=True)
+    problem = client.post("/api/v1/registrations", json=api_person(), headers=ENGLISH).get_json()
+    assert problem["status"] == 409 and "/recover" in problem["title"]
+
+
+def test_registering_again_with_the_right_email_repairs_a_typo(client, store, mailbox, deliver_messages):
+    typo = submit_registration(client, email="fatou.sow@gmial.com")
+    fixed = submit_registration(client, email="fatou.sow@gmail.com")
+    assert typo.status_code == fixed.status_code == 302
+    deliver_messages()
+    assert mailbox.recipients == [["fatou.sow@gmail.com"]]  # the typo's message finds its registration gone
+    landing = client.get(token_link(plain_text(mailbox.messages[0]), "/confirm"), headers=ENGLISH)
+    assert landing.status_code == 200
+    assert store.redis.zcard(PoolKeys("01:renewal").unconfirmed) == 1

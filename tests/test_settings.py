@@ -27,6 +27,20 @@ def test_defaults_are_development_with_embedded_redis(tmp_path):
     assert settings.default_locale == "fr"
 
 
+@pytest.mark.parametrize(("bind", "expected"), [
+    (None, "http://127.0.0.1:5000"),
+    ("127.0.0.1:8123", "http://127.0.0.1:8123"),
+    ("0.0.0.0:8080", "http://127.0.0.1:8080"),
+    ("[::]:8080", "http://[::1]:8080"),
+    ("[::1]:9000", "http://[::1]:9000"),
+])
+def test_in_development_links_follow_the_address_the_web_is_bound_to(tmp_path, bind, expected):
+    environ = {"QS_DATA_DIR": str(tmp_path)} | ({"QS_BIND": bind} if bind else {})
+    assert load_settings(environ=environ).base_url == expected
+    # Set explicitly, it wins.
+    assert load_settings(environ=environ | {"QS_BASE_URL": "http://rdv.test/"}).base_url == "http://rdv.test"
+
+
 def test_environment_overrides_file_which_overrides_defaults(tmp_path):
     config_file = tmp_path / "site.toml"
     config_file.write_text('log_level = "WARNING"\nsmtp_port = 2525\n')
@@ -104,6 +118,9 @@ def production_environ(tmp_path, **changes):
         "QS_MAIL_BACKEND": "smtp",
         "QS_REDIS_URL": "redis://db:6379/0",
         "QS_SMS_BACKEND": "none",
+        "QS_BASE_URL": "https://rdv.prefecture.example.gouv.fr",
+        "QS_LEGAL_PUBLISHER": "Préfecture de l'Ain",
+        "QS_LEGAL_HOST": "An host, its address",
     }
     environ.update(changes)
     return {name: value for name, value in environ.items() if value is not None}
@@ -123,6 +140,8 @@ def test_production_sends_sms_through_twilio_or_none(tmp_path):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
+        ({"QS_BASE_URL": None}, "QS_BASE_URL"),
+        ({"QS_LEGAL_HOST": " "}, "QS_LEGAL_HOST"),
         ({"QS_SECRET_KEY": None}, "QS_SECRET_KEY"),
         ({"QS_IDENTITY_KEY": "short"}, "QS_IDENTITY_KEY"),
         ({"QS_MAIL_BACKEND": "file"}, "QS_MAIL_BACKEND"),

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from helpers import ENGLISH, PASSWORD, csrf_token, sign_in
+from helpers import ENGLISH, PASSWORD, csrf_token, register_people, sign_in
 
 from queue_service.draws import DrawState, Trigger
 from queue_service.reference import DEMO_AGDREF_NUMBERS
@@ -327,13 +327,71 @@ def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_job
     question = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)
     assert "cannot be undone" in question.get_data(as_text=True)
     token = csrf_token(client, "/staff/p/01/schedules/renewal/run")
-    first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
+                        follow_redirects=True)
     assert "is queued" in first.get_data(as_text=True)
-    second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH)
+    second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
+                         follow_redirects=True)
     assert "already exists" in second.get_data(as_text=True) or "is queued" in second.get_data(as_text=True)
     run_jobs()
     draws = store.draws("01:renewal")
     assert draws and all(draw.state is DrawState.PUBLISHED and draw.trigger is Trigger.ADMIN for draw in draws)
+
+
+def test_run_now_names_the_draw_it_creates_says_who_enters_and_never_runs_twice(as_staff, store, run_jobs):
+    """Seen: "among the 47 people waiting" when 40 entered; the button named T1401 and T1402 was
+    created; the result was the POST's own page, and reloading it started a second draw."""
+    from queue_service.draws.schedules import DrawSchedule
+
+    client = as_staff("admin01")
+    store.save_schedule(DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris",
+                                     cron="0 10 * * MON", created_at=NOW))
+    register_people(store, 3, NOW - datetime.timedelta(hours=2))
+    register_people(store, 2, NOW - datetime.timedelta(minutes=5), first=3)  # after the 60-minute cutoff
+    path = "/staff/p/01/schedules/first_request/run"
+    question = client.get(path, headers=ENGLISH).get_data(as_text=True)
+    assert "5 people are waiting: 3 will enter this draw." in question
+    assert "The 2 who joined the waiting list after" in question
+    draw_id = re.search(r"Yes, run draw (\S+)</button>", question).group(1)
+    at = re.search(r'name="at" value="([^"]+)"', question).group(1)  # the draw's minute, fixed by the page
+    form = {"csrf_token": csrf_token(client, path), "at": at}
+
+    first = client.post(path, data=form, headers=ENGLISH)
+    assert first.status_code == 302 and f"draw={draw_id}" in first.location
+    result = client.get(first.location, headers=ENGLISH).get_data(as_text=True)
+    assert f"Draw {draw_id} is queued" in result
+    client.get(first.location, headers=ENGLISH)  # a reload shows the result again, and posts nothing
+    twice = client.post(path, data=form, headers=ENGLISH)  # a double click, or the form sent again
+    assert "already exists" in client.get(twice.location, headers=ENGLISH).get_data(as_text=True)
+    run_jobs()
+    (draw,) = store.draws("01:first_request")
+    assert draw.draw_id == draw_id and draw.entrants == 3
+
+    stale = client.post(path, data=form | {"at": "2020-01-06T09:00:00+00:00"}, headers=ENGLISH)
+    assert stale.status_code == 409 and "open the page again" in stale.get_data(as_text=True)
+    assert len(store.draws("01:first_request")) == 1
+
+
+def test_menus_show_only_what_each_person_may_open(as_staff, store):
+    """Seen: an agent's menu linked to "Staff accounts" (403); the schedule page was not in the menu."""
+    store.save_schedule(schedule_for("01"))
+    for who in ("agent01", "admin01"):
+        client = as_staff(who)
+        for page in ("/staff/p/01/", "/staff/p/01/dashboard", "/staff/p/01/check-in"):
+            html = client.get(page, headers=ENGLISH).get_data(as_text=True)
+            links = set(re.findall(r'href="(/staff/p/01[^"#?]*)', html))
+            assert links, page
+            for link in links:
+                assert client.get(link, headers=ENGLISH).status_code == 200, (who, page, link)
+        menu = client.get("/staff/p/01/", headers=ENGLISH).get_data(as_text=True)
+        assert ("/staff/p/01/schedules/renewal" in menu) is (who == "admin01")
+        assert ("/staff/p/01/accounts" in menu) is (who == "admin01")
+
+
+def test_the_counter_form_speaks_to_the_agent(as_staff):
+    page = as_staff("agent01").get("/staff/p/01/register/renewal", headers=ENGLISH).get_data(as_text=True)
+    assert "Register once" not in page
+    assert "the applicant in front of you" in page
 
 
 def test_without_a_schedule_a_draw_cannot_be_run(as_staff):
@@ -407,6 +465,21 @@ def test_an_agent_registers_an_applicant_without_email(as_staff, store, staff):
     assert registered.channel.value == "assisted" and registered.agent == staff["agent01"].id
     status_link = re.search(r'href="(/status\?t=[^"]+)"', page).group(1)
     assert "Sur la liste" in client.get(status_link).get_data(as_text=True)
+
+
+def test_at_the_counter_an_email_or_a_mobile_is_asked_for(as_staff, store):
+    client = as_staff("agent01")
+    token = csrf_token(client, "/staff/p/01/register/renewal")
+    form = {"csrf_token": token, "family_name": "Diallo", "given_names": "Aminata", "birth_date": "1979-09-30",
+            "nationality": "SN", "agdref": DEMO_AGDREF_NUMBERS[5], "language": "fr", "consent": "yes",
+            "permit_expiry": (NOW + datetime.timedelta(days=40)).date().isoformat()}
+    response = client.post("/staff/p/01/register/renewal", data=form, headers=ENGLISH)
+    assert response.status_code == 422
+    assert "Give an email address or a mobile phone number" in response.get_data(as_text=True)
+    assert store.waiting_count("01:renewal") == 0
+    response = client.post("/staff/p/01/register/renewal", data=form | {"email": "aminata@example.org"},
+                           headers=ENGLISH)
+    assert response.status_code == 200 and store.waiting_count("01:renewal") == 1
 
 
 def staff_routes(app):

@@ -213,3 +213,33 @@ def test_deeply_nested_json_is_a_bad_request_not_a_crash(client):
     for path in ["/api/v1/registrations", "/api/v1/registrations/confirm", "/api/v1/proofs/verify"]:
         response = client.post(path, data="[" * 5000, content_type="application/json")
         assert response.status_code == 400, path
+
+
+def test_the_footer_leads_to_the_statutory_pages_and_each_answers(client):
+    """Seen: no link to privacy, legal notice, accessibility statement, statistics or /verify."""
+    for page in ("/", "/p/01", "/privacy", "/verify"):
+        html = client.get(page, headers={"Accept-Language": "en"}).get_data(as_text=True)
+        footer = html[html.index('<footer'):]
+        for path in ("/privacy", "/legal", "/accessibility", "/statistics", "/verify"):
+            assert f'href="{path}"' in footer, (page, path)
+    legal = client.get("/legal", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Legal notice" in legal and "Publisher" in legal and "Hosting" in legal
+    statement = client.get("/accessibility", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Déclaration d’accessibilité" in statement and "RGAA" in statement
+    assert "État de conformité" in statement and "Voies de recours" in statement
+    index = client.get("/statistics", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'href="/p/01/statistics"' in index and 'href="/p/974/statistics"' in index
+
+
+def test_production_names_the_publisher_and_host_of_the_legal_notice(tmp_path):
+    from queue_service.errors import SettingsError
+    from queue_service.registration.proof import generate_signing_key
+    from queue_service.settings import load_settings
+
+    environ = {"QS_DATA_DIR": str(tmp_path), "QS_ENV": "production", "QS_SECRET_KEY": "s" * 40,
+               "QS_IDENTITY_KEY": "s" * 40, "QS_PROOF_SIGNING_KEY": generate_signing_key(), "QS_MAIL_BACKEND": "smtp",
+               "QS_REDIS_URL": "redis://db:6379/0", "QS_SMS_BACKEND": "none", "QS_BASE_URL": "https://rdv.example.fr"}
+    with pytest.raises(SettingsError, match="QS_LEGAL_PUBLISHER"):
+        load_settings(environ=environ)
+    named = environ | {"QS_LEGAL_PUBLISHER": "Préfecture de l'Ain", "QS_LEGAL_HOST": "OVH, 2 rue Kellermann, Roubaix"}
+    assert load_settings(environ=named).legal_publisher == "Préfecture de l'Ain"

@@ -106,6 +106,12 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
             limiter.limit(settings.rate_limit_registration, methods=["POST"]),
             limiter.limit(settings.rate_limit_registration_email, methods=["POST"], key_func=email_in_request),
         )
+    for endpoint in ("registration.recover", "api.recover_links"):
+        limit(
+            endpoint,
+            limiter.limit(settings.rate_limit_recovery, methods=["POST"]),
+            limiter.limit(settings.rate_limit_recovery_email, methods=["POST"], key_func=email_in_request),
+        )
     for endpoint in (
         "registration.confirm",
         "registration.status",

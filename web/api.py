@@ -9,13 +9,13 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from queue_service import registration as registrations
-from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ValidationFailed
+from queue_service.errors import N_, InvalidLink, InvalidStatusToken, ReplacedLink, ValidationFailed
 from queue_service.offers import OfferStatus
 from queue_service.pools import PoolId
 from queue_service.reference import Prefecture, Procedure, Site
 from queue_service.registration import Channel, Registration, identity
 from queue_service.registration.proof import verify_proof
-from queue_service.registration.tokens import read_status_token, status_token
+from queue_service.registration.tokens import read_status_token
 from web import services
 from web.extensions import csrf
 from web.openapi import openapi_document
@@ -186,13 +186,29 @@ def create_registration():
     return response
 
 
+@blueprint.post("/registrations/recover")
+def recover_links():
+    """Send the links of the registrations using an email address to it again; the same answer
+    whether or not any does."""
+    email = json_body().get("email")
+    try:
+        registrations.recover(services().store, email if isinstance(email, str) else "",
+                              identity_secret=identity_secret(), now=now())
+    except identity.InvalidField as error:
+        raise ValidationFailed({error.field: error.message}) from None
+    response = jsonify(message="If a registration uses this address, its links were sent to it.")
+    response.status_code = 202
+    return response
+
+
 @blueprint.post("/registrations/confirm")
 def confirm_registration():
     """Confirm the email with the token of the emailed link; returns the private status token."""
     token = json_body().get("token")
     key, email = confirmation_from_link(token if isinstance(token, str) else "")
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    return jsonify(_registration(confirmed) | {"status_token": status_token(services().settings.secret_key, key)})
+    token = registrations.status_link_token(services().settings.secret_key, confirmed)
+    return jsonify(_registration(confirmed) | {"status_token": token})
 
 
 def bearer_registration() -> Registration:
@@ -201,10 +217,10 @@ def bearer_registration() -> Registration:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidStatusToken()
     try:
-        key = read_status_token(services().settings.secret_key, token.strip())
-    except InvalidLink:
+        key, link_version = read_status_token(services().settings.secret_key, token.strip())
+        return registrations.load_from_link(services().store, key, link_version)
+    except (InvalidLink, ReplacedLink):  # a token replaced by an email change is no credential either
         raise InvalidStatusToken() from None
-    return registrations.load(services().store, key)
 
 
 @blueprint.post("/registration/offer")

@@ -45,6 +45,12 @@ def prefecture(code: str):
     )
 
 
+@blueprint.get("/statistics")
+def statistics_index():
+    """Every prefecture's public statistics, from one page (the footer links here)."""
+    return render_template("statistics_index.html", prefectures=services().store.prefectures())
+
+
 @blueprint.get("/p/<code>/statistics")
 def statistics(code: str):
     """Public statistics (no login, no personal data): pool sizes, slots per week, waits, every draw."""

@@ -173,7 +173,7 @@ def note_rate_limited() -> None:
             pool = (body["prefecture"], body["procedure"])
     elif request.values.get("t"):
         try:
-            key = read_status_token(services().settings.secret_key, request.values["t"])
+            key, _ = read_status_token(services().settings.secret_key, request.values["t"])
             pool = (key.prefecture, key.procedure)
         except QueueServiceError:
             pool = None

@@ -45,6 +45,7 @@ def appointment(found) -> dict | None:
         **dataclasses.asdict(shown),
         "prefecture": prefecture,
         "procedure": store.procedure(found.key.procedure),
+        "documents": offer_rules.documents_to_bring(found.key.procedure),
     }
 
 
@@ -80,7 +81,7 @@ def decline_offer():
         offer_rules.decline(services().store, found.key, services().store.schedule(found.key.pool), now())
     except QueueServiceError as refused:
         return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
-    return redirect(status_url(found.key))
+    return redirect(status_url(found))
 
 
 @blueprint.route("/booking/cancel", methods=["GET", "POST"])
@@ -92,7 +93,7 @@ def cancel_booking():
         offer_rules.cancel_booking(services().store, found.key, timing(), now())
     except QueueServiceError as refused:
         return render_offer(token, found, error=gettext(refused.detail or refused.message), status=refused.http_status)
-    return redirect(status_url(found.key))
+    return redirect(status_url(found))
 
 
 def booked_appointment():

@@ -58,7 +58,9 @@ def openapi_document() -> dict:
                            "description": "YYYY-MM-DD or DD/MM/YYYY; at most 120 years ago"},
             "nationality": {**GIVEN, "maxLength": 40, "description": "ISO 3166-1 alpha-2 code (not FR), or 'stateless'"},
             "email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH},
-            "phone": {**GIVEN, "maxLength": 40, "description": "Mobile number, French or international; stored as E.164"},
+            "phone": {"type": ["string", "null"], "maxLength": 40,
+                      "description": "Mobile number, French or international, for text messages; optional (absent, "
+                                     "null or empty for none); stored as E.164"},
             "agdref": {**GIVEN, "maxLength": 40, "description": "10 digits; required for renewal and permit_pickup"},
             "permit_expiry": {**GIVEN, "maxLength": 40, "description": "YYYY-MM-DD or DD/MM/YYYY; required for renewal"},
             "sites": {"type": "array", "items": TEXT, "minItems": 1, "description": "Site ids; absent means all"},
@@ -67,8 +69,7 @@ def openapi_document() -> dict:
             "language": {"type": "string", "enum": list(LOCALES)},
             "consent": {"const": True, "description": "The privacy notice (/privacy) is accepted"},
         },
-        ["prefecture", "procedure", "family_name", "given_names", "birth_date", "nationality", "email", "phone",
-         "consent"],
+        ["prefecture", "procedure", "family_name", "given_names", "birth_date", "nationality", "email", "consent"],
     )
     registration = _object(
         {
@@ -86,7 +87,7 @@ def openapi_document() -> dict:
             "draws_entered": {"type": "integer"},
             "email": NULLABLE_TEXT,
             "pending_email": NULLABLE_TEXT,
-            "phone": TEXT,
+            "phone": NULLABLE_TEXT,
             "sites": {"type": "array", "items": TEXT},
             "half_days": {"type": "array", "items": TEXT},
             "language": TEXT,
@@ -149,6 +150,21 @@ def openapi_document() -> dict:
                     },
                 }
             },
+            "/registrations/recover": {
+                "post": {
+                    "summary": "Send the links of the registrations using an email address to it again",
+                    "description": "The confirmation link of a registration not confirmed yet, the private status "
+                                   "link of the others. The answer is the same whether or not any registration "
+                                   "uses the address.",
+                    "requestBody": _json_body(_object(
+                        {"email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH}}, ["email"])),
+                    "responses": {
+                        "202": {"description": "Accepted: any links are on their way",
+                                "content": {"application/json": {"schema": _object({"message": TEXT}, ["message"])}}},
+                        **_problems(*WITH_BODY),
+                    },
+                }
+            },
             "/registrations/confirm": {
                 "post": {
                     "summary": "Confirm the email with the token of the emailed link",
@@ -171,7 +187,8 @@ def openapi_document() -> dict:
                     "requestBody": _json_body(
                         _object(
                             {
-                                "phone": {**GIVEN, "maxLength": 40},
+                                "phone": {"type": ["string", "null"], "maxLength": 40,
+                                          "description": "Empty or null removes the mobile"},
                                 "sites": {"type": "array", "items": TEXT, "minItems": 1},
                                 "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)},
                                               "minItems": 1},

@@ -26,10 +26,10 @@ from queue_service.registration.tokens import (
     RegistrationKey,
     read_confirmation_token,
     read_status_token,
-    status_token,
 )
 from web import services
 from web.errors import translated
+from web.i18n import speak_applicants_language
 
 blueprint = Blueprint("registration", __name__)
 
@@ -190,10 +190,11 @@ def confirm():
     token = request.values.get("t", "")
     key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
+    speak_applicants_language(found)
     if request.method == "GET":
         return render_template("confirm.html", token=token, registration=found)
     confirmed = registrations.confirm_email(services().store, key, email, now())
-    return redirect(status_url(confirmed.key))
+    return redirect(status_url(confirmed))
 
 
 def event_label(kind: str) -> str:
@@ -222,14 +223,17 @@ def history_for_display(key: RegistrationKey) -> list[dict]:
     ]
 
 
-def status_url(key: RegistrationKey, endpoint: str = "registration.status") -> str:
-    return url_for(endpoint, t=status_token(services().settings.secret_key, key))
+def status_url(registration: Registration, endpoint: str = "registration.status") -> str:
+    """The registration's current private status link (older ones stop working when the email changes)."""
+    return url_for(endpoint, t=registrations.status_link_token(services().settings.secret_key, registration))
 
 
 def registration_from_link() -> tuple[str, Registration]:
     token = request.values.get("t", "")
-    key = read_status_token(services().settings.secret_key, token)
-    return token, registrations.load(services().store, key)
+    key, link_version = read_status_token(services().settings.secret_key, token)
+    found = registrations.load_from_link(services().store, key, link_version)
+    speak_applicants_language(found)
+    return token, found
 
 
 @blueprint.get("/status")
@@ -284,6 +288,21 @@ def update_preferences():
     return render_status(token, updated, notice=gettext("Your preferences are saved."))
 
 
+@blueprint.route("/recover", methods=["GET", "POST"])
+def recover():
+    """Ask for one's links again by email. The answer is the same whether or not a
+    registration uses the address: it tells nobody who is registered."""
+    email = request.form.get("email", "").strip() if request.method == "POST" else ""
+    if request.method == "GET":
+        return render_template("recover.html", email="", errors={}, sent=False)
+    try:
+        registrations.recover(services().store, email, identity_secret=identity_secret(), now=now())
+    except identity.InvalidField as error:
+        errors = {error.field: gettext(error.message)}
+        return render_template("recover.html", email=email, errors=errors, sent=False), 422
+    return render_template("recover.html", email=email, errors={}, sent=True)
+
+
 @blueprint.post("/status/email")
 def change_email():
     token, found = registration_from_link()
@@ -302,12 +321,13 @@ def confirm_email_change():
     token = request.values.get("t", "")
     key, email = confirmation_from_link(token)
     found = registrations.load(services().store, key)
+    speak_applicants_language(found)
     if request.method == "GET":
         return render_template("confirm_email_change.html", token=token, registration=found, email=email)
-    registrations.confirm_email_change(
+    changed = registrations.confirm_email_change(
         services().store, key, email, identity_secret=identity_secret(), limits=limits(), now=now()
     )
-    return redirect(status_url(key))
+    return redirect(status_url(changed))
 
 
 @blueprint.route("/status/withdraw", methods=["GET", "POST"])
@@ -347,6 +367,7 @@ def proof_page():
         history=history_for_display(found.key),
         issued_at=datetime.datetime.fromisoformat(document["statement"]["issued_at"]),
         procedure=services().store.procedure(found.key.procedure),
+        timezone=services().store.prefecture(found.key.prefecture).timezone,
     )
 
 
@@ -377,6 +398,17 @@ def verify():
     return render_template("verify.html", result=result, public_key=trusted_public_keys()[0]), (
         422 if result is not None and not result.valid else 200
     )
+
+
+@blueprint.get("/legal")
+def legal_notice():
+    settings = services().settings
+    return render_template("legal.html", publisher=settings.legal_publisher, host=settings.legal_host)
+
+
+@blueprint.get("/accessibility")
+def accessibility():
+    return render_template("accessibility.html")
 
 
 @blueprint.get("/privacy")

@@ -13,18 +13,19 @@ import datetime
 import io
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
-from flask_babel import format_date, gettext
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request, session, url_for
+from flask_babel import format_date, get_locale, gettext
 from werkzeug.exceptions import BadRequest, NotFound
 
 from queue_service import draws as draw_rules
-from queue_service import health, inventory, metrics
+from queue_service import health, inventory, metrics, notifications
 from queue_service import offers as offer_rules
 from queue_service.draws import DrawState
 from queue_service.draws import schedules as schedule_rules
 from queue_service.errors import (
     N_,
     AccountExists,
+    CheckInNeedsOverride,
     InvalidTransition,
     LoginFailed,
     LoginThrottled,
@@ -36,16 +37,21 @@ from queue_service.inventory import sites as site_rules
 from queue_service.inventory import slots as slot_rules
 from queue_service.metrics import statistics
 from queue_service.pools import PoolId
-from queue_service.registration import Channel
+from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
-from queue_service.registration.tokens import status_token
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
 from web import charts, forms, services
 from web.applicant import draw_states
 from web.errors import message_of, translated
 from web.i18n import safe_next
-from web.registration import attempt_registration, form_values, identity_secret, render_registration_form
+from web.registration import (
+    attempt_registration,
+    form_values,
+    identity_secret,
+    render_registration_form,
+    status_url,
+)
 from worker.jobs import claim_and_enqueue
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
@@ -72,6 +78,17 @@ def load_principal():
 
 def allow(action: Action, prefecture: str | None) -> None:
     accounts.require(g.principal, action, prefecture)
+
+
+@blueprint.app_context_processor
+def permissions_in_templates() -> dict:
+    """`may("manage", "01")` in a template: whether the signed-in person may do that there, so
+    that menus and buttons show only what they may open."""
+    def may(action: str, prefecture: str | None = None) -> bool:
+        principal = g.get("principal")
+        return principal is not None and accounts.allowed(principal, Action(action), prefecture)
+
+    return {"may": may}
 
 
 def known_prefecture(code: str):
@@ -298,7 +315,7 @@ def assisted_registration(code: str, procedure_code: str):
             code, procedure, values, channel=Channel.ASSISTED, agent=g.principal.account_id
         )
         if created:
-            link = url_for("registration.status", t=status_token(services().settings.secret_key, created.key))
+            link = status_url(created)
             return render_template("staff/assisted_done.html", registration=created, status_link=link)
     return render_registration_form(code, procedure, values, errors, assisted=True)
 
@@ -419,6 +436,7 @@ def schedule(code: str, procedure_code: str):
             errors=errors,
             upcoming=draw_rules.upcoming(store, current, now()) if current else [],
             draws=store.draws(pool, limit=20),
+            draw_states=draw_states(),
             zone=ZoneInfo(found.timezone),
             can_manage=accounts.allowed(g.principal, Action.MANAGE, code),
         ),
@@ -454,19 +472,36 @@ def release_draw(code: str, procedure_code: str, draw_id: str):
 
 @blueprint.route("/p/<code>/schedules/<procedure_code>/run", methods=["GET", "POST"])
 def run_draw_now(code: str, procedure_code: str):
+    """Run a draw now: a confirmation that names the draw and says who enters; the POST then
+    redirects to its result (a reload never posts again), and the draw is named by the minute
+    the confirmation showed, so sending the same confirmation twice runs it once."""
     found = known_prefecture(code)
     allow(Action.MANAGE, code)
     store = services().store
     procedure = store.procedure(procedure_code)
     pool = PoolId.of(code, procedure.code)
     schedule = store.schedule(pool)
-    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now())
+    shown = request.args.get("draw")
+    if request.method == "GET" and shown:
+        record = store.draw(pool, shown)
+        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, record=record,
+                               draw_id=shown, queued=request.args.get("queued") == "1", draw_states=draw_states())
+    moment = None
+    if request.method == "POST" and request.form.get("at"):
+        try:
+            moment = datetime.datetime.fromisoformat(request.form["at"])
+        except ValueError:
+            moment = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)  # refused below, as too old
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now(), at=moment)
     if request.method == "GET":
-        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due,
-                               waiting=store.waiting_count(pool))
-    claimed = claim_and_enqueue(services().redis, schedule, due, now())
-    return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, claimed=claimed,
-                           waiting=store.waiting_count(pool))
+        preview = draw_rules.run_now_preview(store, schedule, due)
+        preview["cutoff"] = preview["cutoff"].astimezone(ZoneInfo(found.timezone))  # read on the prefecture's clock
+        return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, preview=preview)
+    queued = claim_and_enqueue(services().redis, schedule, due, now())
+    return redirect(url_for("staff.run_draw_now", code=code, procedure_code=procedure.code, draw=due.draw_id,
+                            queued="1" if queued else "0"))
 
 
 # AGDREF records -------------------------------------------------------------------------
@@ -500,34 +535,54 @@ def agdref_records(code: str):
 # The counter ---------------------------------------------------------------------------
 
 
+COUNTER_SITE_COOKIE = "counter_site"
+
+
 @blueprint.route("/p/<code>/check-in", methods=["GET", "POST"])
 def check_in(code: str):
     """An agent types or scans a booking code, compares the identity shown with the person's
-    document (the appointment is personal), then marks it attended."""
+    document (the appointment is personal), then marks it attended. A booking for another day,
+    or another site than the agent's (chosen on the page, remembered on this device), is shown
+    with a warning and needs the agent's explicit override, recorded with their account."""
     from web.offers import appointment
 
     prefecture = known_prefecture(code)
     allow(Action.CHECK_IN, code)
     store = services().store
+    sites = store.sites(code)
+    site = request.values.get("site", request.cookies.get(COUNTER_SITE_COOKIE, ""))
+    site = site if site in {known.id for known in sites} else None
     typed = request.values.get("code", "")
-    found, error, notice = None, None, None
+    found, error, notice, warnings = None, None, None, []
     if typed:
         try:
             key, _ = offer_rules.find_booking(store, code, typed, identity_secret())
             found = store.registration(key)
+            offer = store.offer(key)
+            slot = store.slot(key.pool, offer.slot_id) if offer else None
+            if slot is not None:
+                today = now().astimezone(ZoneInfo(prefecture.timezone)).date()
+                warnings = offer_rules.counter_warnings(slot, site, today, prefecture.timezone)
             if request.method == "POST" and request.form.get("action") == "attended":
-                offer_rules.check_in(store, key, now())
-                found = store.registration(key)
+                offer_rules.check_in(store, key, now(), agent=g.principal.account_id, timezone=prefecture.timezone,
+                                     site=site, override=request.form.get("override") == "yes")
+                found, warnings = store.registration(key), []
                 notice = gettext("Checked in: the appointment is marked as attended.")
-        except (UnknownBooking, InvalidTransition) as refused:
+        except (UnknownBooking, InvalidTransition, CheckInNeedsOverride) as refused:
             error = gettext(refused.detail or refused.message)
     elif request.method == "POST":
         error = gettext("Type or scan the booking code.")
     status = 200 if error is None else 404 if found is None else 409
-    return render_template(
-        "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found,
-        appointment=appointment(found) if found else None, error=error, notice=notice,
-    ), status
+    nationalities = dict(identity.nationality_choices(str(get_locale())))
+    response = make_response(render_template(
+        "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found, sites=sites, site=site,
+        appointment=appointment(found) if found else None, error=error, notice=notice, warnings=warnings,
+        nationality=nationalities.get(found.applicant.nationality, found.applicant.nationality) if found else None,
+    ), status)
+    if site:
+        response.set_cookie(COUNTER_SITE_COOKIE, site, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            path="/staff")
+    return response
 
 
 @blueprint.get("/p/<code>/deliveries")
@@ -540,7 +595,29 @@ def deliveries(code: str):
         for procedure in store.procedures()
         for failure in store.delivery_failures(PoolId.of(code, procedure.code))
     ]
-    return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures)
+    for failure in failures:
+        if failure.get("retried_by"):
+            account = store.staff_account(failure["retried_by"])
+            failure["retried_by_name"] = account.name if account else failure["retried_by"]
+    retried = request.args.get("retried", "")
+    return render_template("staff/deliveries.html", prefecture=prefecture, failures=failures,
+                           may_retry=accounts.allowed(g.principal, Action.MANAGE, code),
+                           notice=gettext("Message %(ref)s sent again.", ref=retried) if retried else None)
+
+
+@blueprint.post("/p/<code>/deliveries/retry")
+def retry_delivery(code: str):
+    """Send a message that could not be delivered once more (then back to the list: a reload
+    of the list sends nothing)."""
+    known_prefecture(code)
+    allow(Action.MANAGE, code)
+    store = services().store
+    procedure = store.procedure(request.form.get("procedure", ""))
+    pool = PoolId.of(code, procedure.code)
+    message_id, channel = request.form.get("message_id", ""), request.form.get("channel", "")
+    record = store.delivery(pool, message_id, channel) or {}
+    notifications.retry_delivery(store, pool, message_id, channel, g.principal.account_id, now())
+    return redirect(url_for("staff.deliveries", code=code, retried=record.get("ref", "")))
 
 
 # Dashboard ---------------------------------------------------------------------------------

@@ -251,6 +251,8 @@ def dev() -> None:
     the three processes through its socket; it stops, saving its data under
     var/, when they do (Ctrl-C).
     """
+    # The web's address, given to every process: the links in messages and the lines below follow it.
+    os.environ.setdefault("QS_BIND", f"127.0.0.1:{os.environ.get('PORT', '5000')}")
     settings = _settings()
     if settings.is_production:
         raise click.ClickException("`qs dev` is for development; production runs the Procfile's processes")
@@ -260,10 +262,11 @@ def dev() -> None:
     _load_reference(store)
     _load_demo(store, settings)
     for role, email, password in _demo_accounts(store, settings):
-        click.echo(f"Demo {role}: {email} / {password}  (sign in at http://127.0.0.1:5000/staff/login)")
+        click.echo(f"Demo {role}: {email} / {password}  (sign in at {settings.base_url}/staff/login)")
     click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
     click.echo(f"Demo waiting list: Ain, first request ({store.waiting_count(DEMO_POOL)} waiting). Run a draw from "
-               "/staff/p/01/schedules/first_request/run, then read the messages sent at http://127.0.0.1:5000/dev/outbox")
+               "/staff/p/01/schedules/first_request/run, then read the messages sent at "
+               f"{settings.base_url}/dev/outbox")
 
     environment = dict(os.environ)
     if not settings.redis_url:
@@ -271,7 +274,7 @@ def dev() -> None:
         click.echo(f"Embedded Redis: {environment['QS_REDIS_URL']} (data in {settings.embedded_redis_path.parent})")
     bin_dir = Path(sys.executable).parent
     environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
-    click.echo("Starting web (http://127.0.0.1:5000), worker and clock. Ctrl-C stops them all.")
+    click.echo(f"Starting web ({settings.base_url}), worker and clock. Ctrl-C stops them all.")
     honcho = subprocess.Popen(
         [str(bin_dir / "honcho"), "start", "--procfile", str(PROJECT_ROOT / "Procfile"), "--app-root", str(PROJECT_ROOT)],
         env=environment,

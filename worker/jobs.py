@@ -206,17 +206,22 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
             continue
         record = {"kind": kind, "ref": found.ref, "attempts": previous.get("attempts", 0) + 1,
                   "at": _now().isoformat(), "final": not job.retries_left}
+        record |= {name: previous[name] for name in ("retried_by", "retried_at") if name in previous}
         try:
             if channel == messages.EMAIL:
                 mail.send(settings, content)
                 record |= {"status": "sent", "provider_id": ""}
             else:
                 record |= {"status": "sent", "provider_id": sms.send(settings, found.applicant.phone, content)}
+        except mail.MailRefused as error:
+            record |= {"status": "refused", "error": f"MailRefused: {error}"}
         except (OSError, smtplib.SMTPException) as error:
             # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
             record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
         except SmsNotSent as error:
             record |= {"status": "failed" if error.retryable else "refused", "error": str(error)}
+        if record["status"] != "sent":
+            record["message"] = message  # kept so that staff can send it again (Store.retry_delivery)
         store.record_delivery(pool, message["id"], channel, record, _now())
         if record["status"] == "failed":
             failures.append(f"{channel}: {record['error']}")

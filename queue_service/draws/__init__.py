@@ -169,13 +169,33 @@ def reconciled_mark(due: list[DueDraw], now: datetime.datetime) -> datetime.date
     return due[-1].scheduled_at if len(due) >= CATCH_UP_LIMIT else now
 
 
-def draw_now(schedule: DrawSchedule | None, prefecture: str, procedure: str, timezone: str, now: datetime.datetime) -> DueDraw:
-    """A draw an admin runs now, on the same path as scheduled ones (its id is the current minute)."""
+# A "run now" confirmation page names its draw (the minute it was shown) for this long: sent
+# later, it is refused and shown again, rather than running a draw nobody saw.
+RUN_NOW_CONFIRMATION = datetime.timedelta(minutes=15)
+
+
+def draw_now(schedule: DrawSchedule | None, prefecture: str, procedure: str, timezone: str, now: datetime.datetime,
+             at: datetime.datetime | None = None) -> DueDraw:
+    """A draw an admin runs now, on the same path as scheduled ones. Its id is its minute: `at`,
+    the minute the confirmation page showed (so that the draw created is the one it named, and
+    the same confirmation sent twice names the same draw, run once), or the current minute."""
     if schedule is None:
         raise InvalidTransition(N_("Set the pool's draw schedule and policy before running a draw."))
-    moment = now.replace(second=0, microsecond=0)
+    moment = (at or now).replace(second=0, microsecond=0)
+    if not now - RUN_NOW_CONFIRMATION <= moment <= now:
+        raise InvalidTransition(N_("This confirmation is too old or not valid: open the page again to run a draw."))
     draw_id = schedules.draw_id(prefecture, procedure, moment, timezone)
     return DueDraw(prefecture, procedure, draw_id, moment, Trigger.ADMIN)
+
+
+def run_now_preview(store, schedule: DrawSchedule, due: DueDraw) -> dict:
+    """What the confirmation of a draw run now says: how many wait, how many enter (those who
+    joined before the entry cutoff), and the cutoff."""
+    cutoff = schedules.entry_cutoff(schedule, due.scheduled_at)
+    waiting = store.waiting_count(due.pool)
+    entering = store.waiting_count_until(due.pool, cutoff)
+    return {"waiting": waiting, "entering": entering, "left_out": waiting - entering, "cutoff": cutoff,
+            "cutoff_minutes": schedule.cutoff_minutes}
 
 
 def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime) -> bool:

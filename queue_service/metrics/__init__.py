@@ -33,6 +33,8 @@ class Event(str, Enum):
     EMAIL_CONFIRMED = "email_confirmed"  # entered the waiting list by opening the emailed link
     WITHDRAWN = "withdrawn"  # left the pool (pending or waiting) at their own request
     PURGED_UNCONFIRMED = "purged_unconfirmed"  # deleted: email not confirmed in time
+    # Deleted: the same person registered again before confirming (a typo in the email, a lost link).
+    REPLACED_UNCONFIRMED = "replaced_unconfirmed"
     DUPLICATE_REFUSED = "duplicate_refused"  # refused: the same person already holds a place
     CONTACT_CAP_REFUSED = "contact_cap_refused"  # refused: the email or phone already serves the cap
     RATE_LIMITED = "rate_limited"  # a request about the pool refused by a rate limit (429)
@@ -59,7 +61,8 @@ EVENTS: tuple[str, ...] = tuple(event.value for event in Event)
 CLOSING_EVENTS: dict[str, str] = {"withdrawn": Event.WITHDRAWN.value}
 
 #: Events that are signs of abuse or friction, shown together on the dashboard.
-ABUSE_EVENTS = (Event.DUPLICATE_REFUSED, Event.CONTACT_CAP_REFUSED, Event.RATE_LIMITED, Event.PURGED_UNCONFIRMED)
+ABUSE_EVENTS = (Event.DUPLICATE_REFUSED, Event.CONTACT_CAP_REFUSED, Event.RATE_LIMITED, Event.PURGED_UNCONFIRMED,
+                Event.REPLACED_UNCONFIRMED)
 #: What became of the slots a draw offered (per draw, and in total).
 OUTCOME_EVENTS = (
     Event.OFFER_CONFIRMED,

@@ -13,6 +13,7 @@ STATUS_PATH = "/status"  # the private status page (status token)
 CONFIRM_PATH = "/confirm"  # confirms the email given at registration (confirmation token)
 EMAIL_CONFIRM_PATH = "/email/confirm"  # confirms a new email address (confirmation token)
 OFFER_PATH = "/offer"  # the offer, then the booking (status token)
+RECOVER_PATH = "/recover"  # asks for one's links again (no token)
 
 
 def _link(base_url: str, path: str, token: str) -> str:
@@ -37,3 +38,8 @@ def email_change_link(base_url: str, token: str) -> str:
 def offer_link(base_url: str, token: str) -> str:
     """The page of the applicant's offer or booking, from their status token."""
     return _link(base_url, OFFER_PATH, token)
+
+
+def recover_link(base_url: str) -> str:
+    """Where an applicant who lost their link asks for it again, by email."""
+    return f"{base_url}{RECOVER_PATH}"

@@ -21,8 +21,15 @@ from babel.support import Translations
 
 from queue_service import offers, translations
 from queue_service.notifications import links, mail
-from queue_service.registration import Registration, RegistrationMessage, RegistrationStatus, email_print
-from queue_service.registration.tokens import confirmation_token, status_token
+from queue_service.reference import Prefecture, french_of
+from queue_service.registration import (
+    Registration,
+    RegistrationMessage,
+    RegistrationStatus,
+    email_print,
+    status_link_token,
+)
+from queue_service.registration.tokens import confirmation_token
 from queue_service.settings import Settings
 from queue_service.store import Store
 
@@ -47,6 +54,14 @@ def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
     catalog = Translations.load(str(translations.CATALOG_DIRECTORY), [language], domain=translations.DOMAIN)
     environment.install_gettext_translations(catalog, newstyle=True)
     return environment
+
+
+def of_prefecture(prefecture: Prefecture, language: str) -> str:
+    """How a message names the prefecture after "the prefecture": "de l'Ain", "du Rhône" in
+    French (with the département's article), "of Ain" in English."""
+    if language == "fr":
+        return french_of(prefecture)
+    return f"of {prefecture.name}"
 
 
 def outgoing(settings: Settings, store: Store, registration: Registration, message: dict,
@@ -86,9 +101,11 @@ def compose(
     context = {
         "ref": registration.ref,
         "prefecture": store.prefecture(key.prefecture).name,
+        "of_prefecture": of_prefecture(store.prefecture(key.prefecture), language),
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "hours": settings.confirmation_link_hours,
-        "status_link": links.status_link(settings.base_url, status_token(settings.secret_key, key)),
+        "status_link": links.status_link(settings.base_url, status_link_token(settings.secret_key, registration)),
+        "recover_link": links.recover_link(settings.base_url),
     }
     link_print = email_print(settings.identity_key.encode(), key.pool, recipient) if recipient else ""
     if kind == "confirm":
@@ -124,6 +141,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     return {
         "ref": registration.ref,
         "prefecture": prefecture.name,
+        "of_prefecture": of_prefecture(prefecture, language),
         "procedure": procedure.label_en if language == "en" else procedure.label_fr,
         "when": local(shown.starts_at),
         "site": site.name if site else slot.site,
@@ -131,8 +149,9 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "deadline": local(shown.deadline) if shown.deadline else "",
         "cancel_by": local(shown.cancel_by),
         "code": shown.code or "",
-        "offer_link": links.offer_link(settings.base_url, status_token(settings.secret_key, key)),
+        "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
         "back_in_pool": registration.status is RegistrationStatus.WAITING,
+        "documents": offers.documents_to_bring(key.procedure),
     }
 
 

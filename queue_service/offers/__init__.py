@@ -34,6 +34,7 @@ from queue_service.draws.frozen import FrozenDraw
 from queue_service.errors import (
     N_,
     CancellationTooLate,
+    CheckInNeedsOverride,
     InvalidTransition,
     OfferDeadlinePassed,
     RegistrationNotFound,
@@ -218,6 +219,27 @@ def decline(store, key: RegistrationKey, schedule, now: datetime.datetime) -> Of
     return store.offer(key)
 
 
+# What to bring to an appointment, per procedure: the offer page and the booking email list
+# the same, each in the reader's language.
+_IDENTITY = N_("Your passport or identity document: the name must match this registration (the appointment is "
+               "personal and cannot be given to someone else).")
+_PERMIT = N_("Your current residence permit or receipt (récépissé).")
+_TAX_STAMP = N_("The tax stamp (timbre fiscal) for the permit, if the prefecture asked for one.")
+_ADDRESS_AND_PHOTOS = N_("Proof of address less than three months old, and three recent identity photos.")
+_ENROLMENT = N_("Your certificate of enrolment for this academic year.")
+DOCUMENTS_TO_BRING: dict[str, tuple[str, ...]] = {
+    "first_request": (_IDENTITY, _ADDRESS_AND_PHOTOS),
+    "renewal": (_IDENTITY, _PERMIT, _ADDRESS_AND_PHOTOS),
+    "permit_pickup": (_IDENTITY, _PERMIT, _TAX_STAMP),
+    "student": (_IDENTITY, _ADDRESS_AND_PHOTOS, _ENROLMENT),
+}
+
+
+def documents_to_bring(procedure: str) -> tuple[str, ...]:
+    """The documents to bring to an appointment of `procedure` (msgids, to translate)."""
+    return DOCUMENTS_TO_BRING.get(procedure, (_IDENTITY,))
+
+
 def cancellation_deadline(slot: Slot, timing: OfferTiming) -> datetime.datetime:
     return slot.starts_at - timing.cancel_notice
 
@@ -271,9 +293,40 @@ def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: dateti
     return store.offer(key)
 
 
-def check_in(store, key: RegistrationKey, now: datetime.datetime) -> None:
-    """The agent saw the person and their identity document: the booking is attended."""
-    outcome = store.move_offer(key, OfferAction.MARK_ATTENDED, now)
+class CounterWarning(str, Enum):
+    """What does not match when a booking is checked in at a counter."""
+
+    NOT_TODAY = "not_today"  # the appointment is another day (in the prefecture's time zone)
+    OTHER_SITE = "other_site"  # the appointment is at another site than the agent's
+
+
+def counter_warnings(slot: Slot, site: str | None, today: datetime.date, timezone: str = "Europe/Paris"
+                     ) -> list[CounterWarning]:
+    """What an agent must be told before checking in the booking of `slot` at `site` on `today`
+    (the prefecture's calendar day); `site` None when the agent did not say where they are."""
+    warnings = []
+    if slot.starts_at.astimezone(ZoneInfo(timezone)).date() != today:
+        warnings.append(CounterWarning.NOT_TODAY)
+    if site is not None and site != slot.site:
+        warnings.append(CounterWarning.OTHER_SITE)
+    return warnings
+
+
+def check_in(store, key: RegistrationKey, now: datetime.datetime, *, agent: str = "", timezone: str = "Europe/Paris",
+             site: str | None = None, override: bool = False) -> None:
+    """The agent saw the person and their identity document: the booking is attended.
+
+    A booking for another day or another site is refused unless the agent
+    overrides the warning; the override is recorded with the agent, in the
+    registration's history, in the same step.
+    """
+    offer = store.offer(key)
+    booked = offer is not None and offer.status is OfferStatus.CONFIRMED
+    slot = store.slot(key.pool, offer.slot_id) if booked else None
+    warnings = counter_warnings(slot, site, now.astimezone(ZoneInfo(timezone)).date(), timezone) if slot else []
+    if warnings and not override:
+        raise CheckInNeedsOverride(warnings)
+    outcome = store.move_offer(key, OfferAction.MARK_ATTENDED, now, agent, ",".join(w.value for w in warnings))
     if outcome is OfferOutcome.WRONG_STATE:
         raise InvalidTransition(N_("This appointment is not waiting for check-in (already checked in, cancelled "
                                    "or marked as a no-show)."))

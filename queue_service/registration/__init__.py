@@ -18,12 +18,13 @@ from queue_service.errors import (
     DuplicateRegistration,
     InvalidTransition,
     RegistrationNotFound,
+    ReplacedLink,
     ValidationFailed,
 )
 from queue_service.reference import HALF_DAYS, LOCALES, IdentityField, Procedure
 from queue_service.registration import identity
 from queue_service.registration.agdref import AgdrefRecords
-from queue_service.registration.tokens import RegistrationKey
+from queue_service.registration.tokens import RegistrationKey, status_token
 
 
 class RegistrationStatus(str, Enum):
@@ -69,6 +70,8 @@ class RegistrationMessage(str, Enum):
     CONFIRM = "confirm"  # the link that confirms the email (online registrations)
     REGISTERED = "registered"  # the private status link, once in the pool
     EMAIL_CHANGE = "email_change"  # the link that confirms a new address, sent to it
+    EMAIL_CHANGED = "email_changed"  # the new status link, to the new address once confirmed
+    STATUS_LINK = "status_link"  # the status link again, asked for by its owner (recover)
     WITHDRAWN = "withdrawn"  # the notice that the applicant left the pool
 
 
@@ -91,7 +94,7 @@ class Applicant:
     birth_date: datetime.date
     nationality: str
     email: str | None
-    phone: str
+    phone: str | None  # E.164; None when not given (it is optional)
     agdref: str | None
     permit_expiry: datetime.date | None
     sites: tuple[str, ...]
@@ -122,6 +125,7 @@ class Registration:
     draws_lost: int = 0
     email_confirmed_at: datetime.datetime | None = None
     pending_email: str | None = None
+    link_version: int = 0  # of the private status link: grows when the email changes (tokens.status_token)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Fingerprints:
 
     identity: str
     email: str | None
-    phone: str
+    phone: str | None
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,15 @@ def parse_applicant(
     email = None
     if email_required or _text(form, "email"):
         email = take("email", identity.clean_email, _text(form, "email"))
-    phone = take("phone", identity.clean_phone, _text(form, "phone"))
+    # The mobile is only for text messages: optional. At the counter, where the
+    # email is optional too, one of them is needed to tell the applicant anything.
+    phone = None
+    if _text(form, "phone"):
+        phone = take("phone", identity.clean_phone, _text(form, "phone"))
+    elif not email_required and not _text(form, "email"):
+        errors["email"] = errors["phone"] = identity.N_(
+            "Give an email address or a mobile phone number: we need one to tell the applicant when they are drawn."
+        )
     agdref = None
     if IdentityField.AGDREF in required:
         agdref = take("agdref", identity.clean_agdref, _text(form, "agdref"))
@@ -246,7 +258,7 @@ def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints
             nationality=applicant.nationality,
         ),
         email=email_print(secret, pool, applicant.email) if applicant.email else None,
-        phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone),
+        phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone) if applicant.phone else None,
     )
 
 
@@ -329,6 +341,45 @@ def load(store, key: RegistrationKey) -> Registration:
     return registration
 
 
+def recover(store, email: str, *, identity_secret: bytes, now: datetime.datetime) -> int:
+    """Send the links of the registrations using `email` to it again: the confirmation link of
+    one not confirmed yet, the private status link of the others. Returns how many were sent;
+    the person asking is never told (the answer is the same whether anything matched).
+
+    Each message is written only if the registration still uses that address when
+    it is written (store/scripts/resend_link.lua): a link never goes to an address
+    the registration has left.
+    """
+    address = identity.clean_email(email)
+    prints = {pool: email_print(identity_secret, pool, address) for pool in store.pools()}
+    sent = 0
+    for key, status in store.registrations_with_contact(prints):
+        message = RegistrationMessage.CONFIRM if status is RegistrationStatus.PENDING_EMAIL else (
+            RegistrationMessage.STATUS_LINK)
+        sent += store.resend_link(key, prints[key.pool], message, now)
+    return sent
+
+
+def change_language(store, registration: Registration, language: str) -> None:
+    """The applicant switched language on one of their pages: their pages and messages follow."""
+    if language in LOCALES and language != registration.applicant.language:
+        store.change_language(registration.key, language)
+
+
+def status_link_token(secret: str, registration: Registration) -> str:
+    """The token of the registration's current private status link."""
+    return status_token(secret, registration.key, registration.link_version)
+
+
+def load_from_link(store, key: RegistrationKey, link_version: int) -> Registration:
+    """The registration a status link opens: only with its current link (the email
+    change that replaced a link makes it useless), and never once purged."""
+    registration = load(store, key)
+    if link_version != registration.link_version:
+        raise ReplacedLink()
+    return registration
+
+
 def email_print(secret: bytes, pool: str, email: str) -> str:
     """The keyed hash standing for an address in links and contact keys."""
     return identity.contact_fingerprint(secret, pool, "email", email)
@@ -388,17 +439,18 @@ def update_preferences(
         raise InvalidTransition()
     errors: dict[str, str] = {}
     phone = None
-    try:
-        phone = identity.clean_phone(_text(form, "phone"))
-    except identity.InvalidField as error:
-        errors[error.field] = error.message
+    if _text(form, "phone"):
+        try:
+            phone = identity.clean_phone(_text(form, "phone"))
+        except identity.InvalidField as error:
+            errors[error.field] = error.message
     sites = _choices(form, "sites", site_ids, errors, identity.N_("Choose at least one place you can go to."))
     half_days = _choices(
         form, "half_days", list(HALF_DAYS), errors, identity.N_("Choose at least one half-day when you are free.")
     )
     if errors:
         raise ValidationFailed(errors)
-    phone_print = identity.contact_fingerprint(identity_secret, key.pool, "phone", phone)
+    phone_print = identity.contact_fingerprint(identity_secret, key.pool, "phone", phone) if phone else None
     outcome = store.update_preferences(key, phone, phone_print, sites, half_days, limits.contacts_per_pool, now)
     if outcome == "contact_cap":
         raise ContactCapReached()
@@ -438,7 +490,8 @@ def confirm_email_change(
     if registration.pending_email != email or registration.status not in EDITABLE:
         raise InvalidTransition()
     new_print = email_print(identity_secret, key.pool, email)
-    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now)
+    outcome = store.change_email(key, email, new_print, limits.contacts_per_pool, now,
+                                 RegistrationMessage.EMAIL_CHANGED)
     if outcome == "contact_cap":
         raise ContactCapReached()
     if outcome == "state":

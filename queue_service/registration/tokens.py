@@ -33,15 +33,25 @@ class RegistrationKey:
         return PoolId.of(self.prefecture, self.procedure)
 
 
-def status_token(secret: str, key: RegistrationKey) -> str:
-    return URLSafeSerializer(secret, salt=STATUS_SALT).dumps([key.prefecture, key.procedure, key.registration_id])
+def status_token(secret: str, key: RegistrationKey, version: int = 0) -> str:
+    """The private status link's token. `version` is the registration's link version: it
+    grows when the email changes, so that older links stop working (version 0, the
+    first, is left out: links sent before versions existed stay valid)."""
+    payload: list[str | int] = [key.prefecture, key.procedure, key.registration_id]
+    if version:
+        payload.append(version)
+    return URLSafeSerializer(secret, salt=STATUS_SALT).dumps(payload)
 
 
-def read_status_token(secret: str, token: str) -> RegistrationKey:
+def read_status_token(secret: str, token: str) -> tuple[RegistrationKey, int]:
+    """The registration a status token names, and the link version it was made for."""
     payload = _load(secret, STATUS_SALT, token)
-    if not (isinstance(payload, list) and len(payload) == 3 and all(isinstance(part, str) for part in payload)):
+    if not isinstance(payload, list) or len(payload) not in (3, 4):
         raise InvalidLink()
-    return RegistrationKey(*payload)
+    names, version = payload[:3], payload[3] if len(payload) == 4 else 0
+    if not all(isinstance(part, str) for part in names) or type(version) is not int or version < 0:
+        raise InvalidLink()
+    return RegistrationKey(*names), version
 
 
 def confirmation_token(secret: str, key: RegistrationKey, email_print: str, issued_at: datetime.datetime) -> str:

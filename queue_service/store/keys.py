@@ -61,10 +61,11 @@ SCHEDULED_POOLS_KEY = "qs:schedules"
 # Hash: one registration's fields (personal data included; never in key names).
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # List of JSON events {at, kind, detail}: the registration's history, for its proof.
-HISTORY_KEY = "qs:{{{pool}}}:reg:{id}:history"
+HISTORY_KEY = REGISTRATION_KEY + ":history"  # scripts build it so from the registration's key
 # String: registration id holding the place of one person (keyed hash of identity).
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Set of registration ids active with one email or phone (keyed hash of it).
+# Set of registration ids active with one email or phone (keyed hash of it). Without
+# that contact, scripts are handed the "none" set, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id.
 REFS_KEY = "qs:{{{pool}}}:refs"
@@ -215,8 +216,13 @@ class PoolKeys:
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
 
-    def contact(self, fingerprint: str) -> str:
-        return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint)
+    @property
+    def contact_prefix(self) -> str:
+        """What a script puts before a fingerprint it reads to make `contact(fingerprint)`."""
+        return CONTACT_KEY.format(pool=self.pool, fingerprint="")
+
+    def contact(self, fingerprint: str | None) -> str:
+        return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")
 
     @property
     def refs(self) -> str:

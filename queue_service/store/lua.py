@@ -53,6 +53,8 @@ class Scripts:
         self.close_registration = load("close_registration")
         self.request_email_change = load("request_email_change")
         self.move_contact = load("move_contact")
+        self.change_language = load("change_language")
+        self.resend_link = load("resend_link")
         self.purge_registration = load("purge_registration")
         # Slots and schedules (store/slots.py).
         self.open_slot_counts = load("open_slot_counts")
@@ -67,5 +69,7 @@ class Scripts:
         self.offer_standby = load("offer_standby")
         self.release_standby_slot = load("release_standby_slot")
         self.queue_reminder = load("queue_reminder")
+        # Deliveries (store/outbox.py).
+        self.retry_delivery = load("retry_delivery")
         # Staff sign-in (store/accounts.py).
         self.take_login_attempt = load("take_login_attempt")

@@ -227,7 +227,7 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.waiting,  # 10: back to the pool
         pool_keys.committed_draws,  # 11: the draws lost before the one won, settled on going back
         pool_keys.identity(prints["identity_fp"]),  # 12: released on closing
-        pool_keys.contact(prints["email_fp"] or "none"),  # 13: released on closing
+        pool_keys.contact(prints["email_fp"]),  # 13: released on closing
         pool_keys.contact(prints["phone_fp"]),  # 14: released on closing
         pool_keys.closed,  # 15
         pool_keys.standby,  # 16: a freed slot awaits the draw's next entrant

@@ -19,6 +19,7 @@ import uuid
 import redis
 
 from queue_service.store.keys import PoolKeys
+from queue_service.store.times import utc_text
 
 
 def registration_message(kind: str, registration_id: str, now: datetime.datetime,
@@ -105,6 +106,13 @@ class OutboxStore:
             else:
                 pipe.zadd(pool_keys.delivery_failures, {field: now.timestamp()})
             pipe.execute()
+
+    def retry_delivery(self, pool: str, message_id: str, channel: str, by: str, now: datetime.datetime) -> bool:
+        """Put a message that did not go out back in the outbox, its record saying who asked
+        (retry_delivery.lua); False if it went out, or is unknown, or its message was not kept."""
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.deliveries, pool_keys.delivery_failures, pool_keys.outbox]
+        return bool(self.scripts.retry_delivery(keys=keys, args=[f"{message_id}|{channel}", by, utc_text(now)]))
 
     def delivery_failures(self, pool: str, limit: int = 200) -> list[dict]:
         """Deliveries that failed (newest first): message id, channel and the last attempt's record."""

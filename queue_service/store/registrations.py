@@ -45,14 +45,11 @@ class RegistrationStore:
         """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing: the registration
         and its `message` (a RegistrationMessage, or None) in the outbox.
 
-        An unconfirmed registration of the same person past its deadline no
-        longer holds the place: it is purged first.
+        The same person's registration still unconfirmed (`pending_email`) does not
+        hold the place: it is replaced in the same step (create_registration.lua).
         """
         key = registration.key
         pool_keys = PoolKeys(key.pool)
-        holder = self.redis.get(pool_keys.identity(prints.identity))
-        if holder is not None:
-            self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
         # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
         self.redis.sadd(POOLS_KEY, key.pool)
         fields = _registration_fields(registration, prints)
@@ -61,7 +58,7 @@ class RegistrationStore:
             pool_keys.registration(key.registration_id),
             pool_keys.history(key.registration_id),
             pool_keys.identity(prints.identity),
-            pool_keys.contact(prints.email or "none"),
+            pool_keys.contact(prints.email),
             pool_keys.contact(prints.phone),
             pool_keys.refs,
             pool_keys.unconfirmed,
@@ -78,8 +75,11 @@ class RegistrationStore:
             registration.confirm_by.timestamp(),
             event,
             "1" if prints.email else "0",
+            "1" if prints.phone else "0",
             registration.channel.value,
             _message_json(message, key.registration_id, now),
+            pool_keys.registration_prefix,
+            pool_keys.contact_prefix,
             *[item for pair in fields.items() for item in pair],
         ]
         return self.scripts.create_registration(keys=keys, args=arguments).decode()
@@ -141,6 +141,10 @@ class RegistrationStore:
     def waiting_count(self, pool: str) -> int:
         return self.redis.zcard(PoolKeys(pool).waiting)
 
+    def waiting_count_until(self, pool: str, moment: datetime.datetime) -> int:
+        """How many registrations waiting now joined the waiting set at or before `moment`."""
+        return self.redis.zcount(PoolKeys(pool).waiting, "-inf", moment.timestamp())
+
     def joined_at(self, key) -> float | None:
         """When a waiting registration joined the waiting set (epoch), or None if it is not waiting."""
         return self.redis.zscore(PoolKeys(key.pool).waiting, key.registration_id)
@@ -198,15 +202,47 @@ class RegistrationStore:
                 return bool(outcome)
         return False
 
+    def registrations_with_contact(self, prints: dict[str, str]) -> list[tuple[RegistrationKey, RegistrationStatus]]:
+        """The active registrations using a contact, given its fingerprint in each pool, with their
+        status (in one round trip for the sets, one for the statuses)."""
+        pools = list(prints)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.smembers(PoolKeys(pool).contact(prints[pool]))
+            members = pipe.execute()
+        keys = [RegistrationKey(*PoolId(pool).parts, registration_id.decode())
+                for pool, found in zip(pools, members) for registration_id in sorted(found)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(PoolKeys(key.pool).registration(key.registration_id), "status")
+            statuses = pipe.execute()
+        return [(key, RegistrationStatus(status.decode())) for key, status in zip(keys, statuses) if status]
+
+    def resend_link(self, key, email_print: str, message, now: datetime.datetime) -> bool:
+        """Write `message` (a link) to the outbox if the registration still uses the address
+        `email_print` stands for; False (nothing written) otherwise."""
+        pool_keys = PoolKeys(key.pool)
+        keys = [pool_keys.registration(key.registration_id), pool_keys.outbox]
+        arguments = [email_print, _message_json(message, key.registration_id, now)]
+        return bool(self.scripts.resend_link(keys=keys, args=arguments))
+
+    def change_language(self, key, language: str) -> bool:
+        """The language of the registration's pages and messages; False if it no longer exists."""
+        registration_key = PoolKeys(key.pool).registration(key.registration_id)
+        return bool(self.scripts.change_language(keys=[registration_key], args=[language]))
+
     # Contacts -----------------------------------------------------------------
 
     def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
-        changes = {"phone": phone, "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
+        changes = {"phone": phone or "", "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
         return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
 
-    def change_email(self, key, email, email_print, contacts_cap, now) -> str:
+    def change_email(self, key, email, email_print, contacts_cap, now, message=None) -> str:
+        """The confirmed new address replaces the old one; the status link's version grows (older
+        links stop working) and `message` (the new link, to the new address) goes to the outbox."""
         changes = {"email": email, "pending_email": ""}
-        return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed")
+        return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed",
+                                    message=message)
 
     def request_email_change(self, key, email: str, email_print: str, allowed_from, now: datetime.datetime,
                              message) -> bool:
@@ -222,7 +258,7 @@ class RegistrationStore:
         ]
         return bool(self.scripts.request_email_change(keys=keys, args=arguments))
 
-    def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind) -> str:
+    def _change_contact(self, key, kind, new_print, changes, contacts_cap, now, event_kind, message=None) -> str:
         pool_keys = PoolKeys(key.pool)
         for _ in range(3):
             prints = self._fingerprints(key)
@@ -232,16 +268,19 @@ class RegistrationStore:
             keys = [
                 pool_keys.registration(key.registration_id),
                 pool_keys.history(key.registration_id),
-                pool_keys.contact(old_print or "none"),
+                pool_keys.contact(old_print),
                 pool_keys.contact(new_print),
+                pool_keys.outbox,
             ]
             arguments = [
                 key.registration_id,
                 f"{kind}_fp",
                 old_print,
-                new_print,
+                new_print or "",
                 contacts_cap,
                 _event_json(now, event_kind),
+                "1" if kind == "email" else "0",
+                _message_json(message, key.registration_id, now),
                 *[item for pair in changes.items() for item in pair],
             ]
             outcome = self.scripts.move_contact(keys=keys, args=arguments).decode()
@@ -264,7 +303,7 @@ class RegistrationStore:
             pool_keys.registration(registration_id),
             pool_keys.history(registration_id),
             pool_keys.identity(prints["identity_fp"]),
-            pool_keys.contact(prints["email_fp"] or "none"),
+            pool_keys.contact(prints["email_fp"]),
             pool_keys.contact(prints["phone_fp"]),
             pool_keys.refs,
             pool_keys.unconfirmed,
@@ -334,7 +373,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "birth_date": applicant.birth_date.isoformat(),
         "nationality": applicant.nationality,
         "email": applicant.email or "",
-        "phone": applicant.phone,
+        "phone": applicant.phone or "",
         "agdref": applicant.agdref or "",
         "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
         "sites": json.dumps(list(applicant.sites)),
@@ -342,7 +381,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "language": applicant.language,
         "identity_fp": prints.identity,
         "email_fp": prints.email or "",
-        "phone_fp": prints.phone,
+        "phone_fp": prints.phone or "",
         "draws_entered": str(registration.draws_entered),
         "draws_lost": str(registration.draws_lost),
         "pending_email": "",
@@ -362,7 +401,7 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         birth_date=day("birth_date"),
         nationality=fields["nationality"],
         email=fields["email"] or None,
-        phone=fields["phone"],
+        phone=fields["phone"] or None,
         agdref=fields["agdref"] or None,
         permit_expiry=day("permit_expiry"),
         sites=tuple(json.loads(fields["sites"])),
@@ -382,6 +421,7 @@ def _registration_from(fields: dict[str, str]) -> Registration:
         draws_lost=int(fields["draws_lost"]),
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
+        link_version=int(fields.get("link_version") or 0),  # written on the first email change
     )
 
 

@@ -1,8 +1,10 @@
 -- Store.update_preferences, Store.change_email: a registration's phone or email changes contact set.
 --
--- KEYS: registration, history, old contact set, new contact set
--- ARGV: id, fingerprint field, expected old fingerprint, new fingerprint,
---       contacts cap, history event, then field/value pairs to set
+-- KEYS: registration, history, old contact set, new contact set, outbox
+-- ARGV: id, fingerprint field, expected old fingerprint, new fingerprint ("" for
+--       none: the mobile is optional), contacts cap, history event, "1" to
+--       replace the status link (its version grows: older links stop working),
+--       the outbox message (JSON; "" for none), then field/value pairs to set
 -- Only a registration still pending or waiting may change (it may have been
 -- withdrawn since the caller read it).
 -- Returns "ok", "contact_cap", "missing", "state", or "retry" (the contact changed meanwhile).
@@ -13,10 +15,12 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending_email' and status ~= 'waiting' then return 'state' end
 if current ~= ARGV[3] then return 'retry' end
 if ARGV[3] ~= ARGV[4] then
-  if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
-  redis.call('SREM', KEYS[3], ARGV[1])
-  redis.call('SADD', KEYS[4], ARGV[1])
+  if ARGV[4] ~= '' and redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
+  if ARGV[3] ~= '' then redis.call('SREM', KEYS[3], ARGV[1]) end
+  if ARGV[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[1]) end
 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], unpack(ARGV, 9))
+if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'link_version', 1) end
 redis.call('RPUSH', KEYS[2], ARGV[6])
+if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[8]) end
 return 'ok'

@@ -13,7 +13,8 @@
 --       before the slot, then per action: confirm: booking code, slot start (epoch);
 --       decline / expire: "1" to return to the pool, "0" to leave it;
 --       cancel: latest cancellation (epoch); no_show: earliest marking (epoch);
---       slot_cancelled: the slot id.
+--       slot_cancelled: the slot id; attended: the agent's account, and the
+--       warnings the agent overrode ("not_today,other_site"; "" for none).
 -- Moves one offer (and its registration, slot, messages and counters) on, all or nothing.
 -- Returns "ok", or why not: "missing", "no_offer", "state", "late", "early".
 
@@ -33,8 +34,10 @@ local function save(outcome)
   offer.changed_at = now
   redis.call('HSET', KEYS[3], id, cjson.encode(offer))
 end
-local function event(kind)
-  redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = kind, detail = {draw_id = offer.draw_id, slot = offer.slot}}))
+local function event(kind, more)
+  local detail = {draw_id = offer.draw_id, slot = offer.slot}
+  for name, value in pairs(more or {}) do detail[name] = value end
+  redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = kind, detail = detail}))
 end
 local function message(kind)
   redis.call('RPUSH', KEYS[9], cjson.encode({id = kind .. ':' .. offer.draw_id .. ':' .. id .. ':' .. ARGV[4],
@@ -117,10 +120,12 @@ elseif action == 'cancel' then
   counted('booking_cancelled')
 elseif action == 'attended' then
   if not booked then return 'state' end
+  offer.checked_in_by = ARGV[9]
+  if (ARGV[10] or '') ~= '' then offer.override = ARGV[10] end
   save('attended')
   redis.call('ZREM', KEYS[7], id)
   close('attended')
-  event('attended')
+  event('attended', {by = ARGV[9], override = ARGV[10] or ''})
   counted('attended')
 elseif action == 'no_show' then
   if not booked then return 'state' end
