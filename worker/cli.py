@@ -1,6 +1,6 @@
 """`qs`: the one command line that the Procfile, the Makefile and operators call.
 
-    qs dev               web + worker + clock (the Procfile) with demo data
+    qs dev               web + worker + clock (the Procfile), each restarted if it stops, with demo data
     qs worker            an RQ worker (stops cleanly on SIGTERM)
     qs clock             the schedule process
     qs load-reference    prefectures and procedures
@@ -21,8 +21,8 @@ import logging
 import os
 import random
 import secrets
+import signal
 import smtplib
-import subprocess
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ import click
 import redis
 
 from queue_service import reference
-from queue_service.connection import connect, embedded_url
+from queue_service.connection import connect, embedded_url, stop_embedded
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
 from queue_service.files import private_folder, write_private
@@ -248,22 +248,46 @@ def dev() -> None:
     """Start the whole service (the Procfile) on the embedded Redis, with demo data.
 
     Without QS_REDIS_URL the embedded Redis is started here and shared with
-    the three processes through its socket; it stops, saving its data under
-    var/, when they do (Ctrl-C).
+    the three processes through its socket. A process that exits is started
+    again; Ctrl-C or SIGTERM stops them all, then the embedded Redis, saving
+    its data under var/.
     """
     settings = _settings()
     if settings.is_production:
         raise click.ClickException("`qs dev` is for development; production runs the Procfile's processes")
     _configure_logging(settings)
+    # SIGTERM unwinds like Ctrl-C, so that the embedded Redis is stopped below whenever it comes.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     connection = _connect(settings)
+    try:
+        return_code = _run_dev(settings, connection)
+    finally:
+        if not settings.redis_url:
+            click.echo(f"Stopping the embedded Redis (its data stays in {settings.embedded_redis_path.parent}).")
+            stop_embedded(connection)
+    sys.exit(return_code)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run_dev(settings: Settings, connection: redis.Redis) -> int:
+    """Load the reference and demo data, then supervise the Procfile's processes until Ctrl-C or SIGTERM."""
+    from honcho.environ import parse as parse_dotenv
+
+    from worker.supervisor import Supervisor, programs_of
+
     store = Store(connection)
     _load_reference(store)
     _load_demo(store, settings)
+    port = int(os.environ.get("PORT", "5000"))
+    address = os.environ.get("QS_BIND", f"127.0.0.1:{port}")
     for role, email, password in _demo_accounts(store, settings):
-        click.echo(f"Demo {role}: {email} / {password}  (sign in at http://127.0.0.1:5000/staff/login)")
+        click.echo(f"Demo {role}: {email} / {password}  (sign in at http://{address}/staff/login)")
     click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
     click.echo(f"Demo waiting list: Ain, first request ({store.waiting_count(DEMO_POOL)} waiting). Run a draw from "
-               "/staff/p/01/schedules/first_request/run, then read the messages sent at http://127.0.0.1:5000/dev/outbox")
+               f"/staff/p/01/schedules/first_request/run, then read the messages sent at http://{address}/dev/outbox")
 
     environment = dict(os.environ)
     if not settings.redis_url:
@@ -271,20 +295,12 @@ def dev() -> None:
         click.echo(f"Embedded Redis: {environment['QS_REDIS_URL']} (data in {settings.embedded_redis_path.parent})")
     bin_dir = Path(sys.executable).parent
     environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
-    click.echo("Starting web (http://127.0.0.1:5000), worker and clock. Ctrl-C stops them all.")
-    honcho = subprocess.Popen(
-        [str(bin_dir / "honcho"), "start", "--procfile", str(PROJECT_ROOT / "Procfile"), "--app-root", str(PROJECT_ROOT)],
-        env=environment,
-    )
-    while True:
-        try:
-            return_code = honcho.wait()
-            break
-        except KeyboardInterrupt:
-            # Ctrl-C reached honcho too; wait while it stops the processes,
-            # then this process exits and the embedded Redis saves and stops.
-            continue
-    sys.exit(return_code)
+    dotenv = PROJECT_ROOT / ".env"  # read by honcho before: kept for whoever relies on it
+    if dotenv.exists():
+        environment |= parse_dotenv(dotenv.read_text())
+    click.echo(f"Starting web (http://{address}), worker and clock; a process that stops is started again. "
+               "Ctrl-C stops them all.")
+    return Supervisor(programs_of(PROJECT_ROOT / "Procfile", environment, port), cwd=PROJECT_ROOT).run()
 
 
 @main.command("check-config")
