@@ -1,5 +1,6 @@
 """`qs dev` supervises its processes: one that is killed is started again while the others
-run on; Ctrl-C or SIGTERM stops all of them and the embedded Redis, keeping its data.
+run on; Ctrl-C or SIGTERM stops all of them and the embedded Redis, keeping its data; a Redis
+that is not up yet is waited for, by `qs dev`, `qs worker` and `qs clock` alike.
 
 `qs dev` runs as a real subprocess on the embedded Redis, in a temporary data folder, with
 the web on a free port. The processes of a run are told from other work on the machine by
@@ -22,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 import redis as redis_py
-from conftest import free_port
+from conftest import RedisProcess, free_port
 
 from queue_service.settings import load_settings
 from queue_service.store import Store
@@ -209,6 +210,66 @@ def test_ctrl_c_stops_every_process_and_the_embedded_redis_keeping_its_data(tmp_
         assert Store(again).waiting_count(DEMO_POOL) == 40
     finally:
         stop_embedded(again)
+
+
+def test_dev_waits_for_a_redis_that_is_not_up_yet(tmp_path):
+    server = RedisProcess(tmp_path / "redis")
+    server.folder.mkdir()
+    dev = DevRun(tmp_path, QS_REDIS_URL=server.url)
+    try:
+        assert eventually(lambda: "dev: Redis unavailable" in dev.log(), 30), dev.log()
+        time.sleep(1)
+        assert dev.process.poll() is None, dev.log()
+        server.start()
+        assert eventually(dev.ready, 90), dev.log()
+        assert "dev: Redis is back after" in dev.log()
+        assert dev.stop(signal.SIGTERM) == 0, dev.log()
+    finally:
+        dev.kill_leftovers()
+        server.kill()
+    assert dev.leftovers() == []
+
+
+def start_qs(command: str, tmp_path: Path, log_name: str, **environment: str) -> subprocess.Popen:
+    with open(tmp_path / f"{log_name}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "worker.cli", command], cwd=PROJECT,
+                                env=clean_environment(tmp_path / "var", **environment),
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_the_worker_and_the_clock_wait_for_a_redis_that_is_not_up_yet(tmp_path):
+    server = RedisProcess(tmp_path / "redis")
+    server.folder.mkdir()
+    settings = {"QS_REDIS_URL": server.url, "QS_CLOCK_INTERVAL_SECONDS": "0.5"}
+    processes = {name: start_qs(name.split("-")[0], tmp_path, name, **settings)
+                 for name in ("worker", "clock", "clock-stopped-while-waiting")}
+    logs = {name: tmp_path / f"{name}.log" for name in processes}
+    try:
+        for name in processes:
+            process = name.split("-")[0]
+            assert eventually(lambda: f"{process}: Redis unavailable" in logs[name].read_text(), 30), \
+                logs[name].read_text()
+        processes["clock-stopped-while-waiting"].send_signal(signal.SIGTERM)
+        assert processes["clock-stopped-while-waiting"].wait(timeout=20) == 0
+        assert "clock: stopped while waiting for Redis" in logs["clock-stopped-while-waiting"].read_text()
+        assert processes["worker"].poll() is None and processes["clock"].poll() is None
+
+        server.start()
+        store = Store(redis_py.Redis.from_url(server.url))
+        # The clock ticks and queues the heartbeat; the worker runs it.
+        assert eventually(lambda: store.last_worker_heartbeat() is not None, 60), \
+            logs["worker"].read_text() + logs["clock"].read_text()
+        for name in ("worker", "clock"):
+            processes[name].send_signal(signal.SIGTERM)
+            assert processes[name].wait(timeout=30) == 0, logs[name].read_text()
+            assert f"{name}: Redis is back after" in logs[name].read_text()
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        server.kill()
+
 
 SUPERVISE = """
 import sys

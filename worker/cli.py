@@ -1,8 +1,8 @@
 """`qs`: the one command line that the Procfile, the Makefile and operators call.
 
     qs dev               web + worker + clock (the Procfile), each restarted if it stops, with demo data
-    qs worker            an RQ worker (stops cleanly on SIGTERM)
-    qs clock             the schedule process
+    qs worker            an RQ worker (waits for Redis; stops cleanly on SIGTERM)
+    qs clock             the schedule process (waits for Redis)
     qs load-reference    prefectures and procedures
     qs load-demo         demo sites and AGDREF numbers for Ain (01)
     qs import-agdref     a prefecture's known AGDREF numbers, from a file
@@ -24,6 +24,7 @@ import secrets
 import signal
 import smtplib
 import sys
+import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -65,6 +66,32 @@ def _connect(settings: Settings) -> redis.Redis:
         connection.ping()
     except redis.RedisError as error:
         raise click.ClickException(f"cannot reach Redis ({error}); check QS_REDIS_URL") from None
+    return connection
+
+
+def _connect_waiting(settings: Settings, process: str) -> redis.Redis:
+    """A client for Redis, waiting for Redis to answer if it does not yet (started at the same
+    time, or restarting), with one line saying so; SIGTERM or Ctrl-C while waiting exits."""
+    from worker.outage import UNREACHABLE, Outage, wait_for_redis
+
+    connection = connect(settings)
+    try:
+        connection.ping()
+        return connection
+    except UNREACHABLE as error:
+        outage = Outage(process, log)
+        outage.failed(error)
+    except redis.RedisError as error:  # a wrong password, say: waiting would not help
+        raise click.ClickException(f"cannot use Redis ({error}); check QS_REDIS_URL") from None
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not wait_for_redis(connection, stop, outage):
+            log.warning("%s: stopped while waiting for Redis", process)
+            sys.exit(0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return connection
 
 
@@ -230,7 +257,7 @@ def worker(burst: bool) -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    run_worker(_connect(settings), burst, settings.log_level)
+    run_worker(_connect_waiting(settings, "worker"), burst, settings.log_level)
 
 
 @main.command()
@@ -240,7 +267,8 @@ def clock() -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    clock_module.run(_connect(settings), settings.clock_interval_seconds, settings.dispatch_interval_seconds)
+    connection = _connect_waiting(settings, "clock")
+    clock_module.run(connection, settings.clock_interval_seconds, settings.dispatch_interval_seconds)
 
 
 @main.command()
@@ -258,7 +286,7 @@ def dev() -> None:
     _configure_logging(settings)
     # SIGTERM unwinds like Ctrl-C, so that the embedded Redis is stopped below whenever it comes.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    connection = _connect(settings)
+    connection = _connect_waiting(settings, "dev")
     try:
         return_code = _run_dev(settings, connection)
     finally:
