@@ -48,6 +48,22 @@ def test_dashboard_shows_the_pool_after_a_draw(sign_in, drawn_pool, store):
     assert 'style="' not in html and "<script>" not in html  # nothing the security policy would block
 
 
+def test_the_last_draw_is_the_last_one_drawn_not_the_next_announced(sign_in, drawn_pool, store):
+    from queue_service import draws
+
+    schedule, now = drawn_pool["schedule"], drawn_pool["now"]
+    upcoming = draws.next_draw(schedule, now)
+    assert draws.announce(store, schedule, upcoming, now)  # its commitment is published: it is not drawn
+    html = sign_in("admin01").get("/staff/p/01/dashboard", headers=ENGLISH).get_data(as_text=True)
+    last = re.search(r'id="last-draw">(.*?)</li>', html, re.S).group(1)
+    assert "Published" in last and "Announced" not in last
+    # Its public page shows its commitment, not a record the verifier would refuse (no entrants yet).
+    public = sign_in("admin01").get(f"/draws/{upcoming.draw_id}", headers=ENGLISH).get_data(as_text=True)
+    assert 'id="commitment"' in public and 'id="no-record-yet"' in public and 'id="record-link"' not in public
+    published = sign_in("admin01").get(f"/draws/{drawn_pool['draw_id']}", headers=ENGLISH).get_data(as_text=True)
+    assert 'id="record-link"' in published
+
+
 def test_the_national_view_is_for_the_national_admin(sign_in, drawn_pool):
     page = sign_in("national").get("/staff/dashboard", headers=ENGLISH)
     assert page.status_code == 200

@@ -109,6 +109,69 @@ def test_an_agent_checks_a_code_sees_the_identity_and_marks_attended(drawn, app,
     assert agent.get(f"/staff/p/69/check-in?code={typed}", headers=ENGLISH).status_code == 403
 
 
+def test_a_booking_for_another_site_is_flagged_at_the_counter(drawn, app, staff, settings):  # noqa: F811
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
+    slot = store.slot(POOL, store.offer(key).slot_id)
+    other = "gex" if slot.site == "bourg" else "bourg"
+    agent = sign_in(app, "agent01")
+    typed = offers.display_code(booked.booking_code)
+    page = agent.get(f"/staff/p/01/check-in?code={typed}&site={other}", headers=ENGLISH).get_data(as_text=True)
+    assert "not for this site" in page and "not for today" in page
+    answer = post(agent, "/staff/p/01/check-in", f"/staff/p/01/check-in?code={typed}",
+                  {"code": typed, "site": other, "action": "attended", "override": "yes"})
+    assert answer.status_code == 200
+    (event,) = [event for event in store.history(key) if event["kind"] == "attended"]
+    assert event["detail"]["override"] == "not_today,other_site"
+
+
+def test_counter_warnings_name_what_does_not_match():
+    from queue_service.inventory.slots import Slot
+
+    start = datetime.datetime(2027, 1, 6, 8, 0, tzinfo=datetime.timezone.utc)  # 09:00 in Paris
+    slot = Slot(id="s", prefecture="01", site="bourg", procedure="renewal", starts_at=start, duration_minutes=30,
+                counter=1)
+    paris_day = datetime.date(2027, 1, 6)
+    assert offers.counter_warnings(slot, "bourg", paris_day) == []
+    assert offers.counter_warnings(slot, None, paris_day) == []  # no site chosen: the day alone is checked
+    assert offers.counter_warnings(slot, "gex", paris_day) == [offers.CounterWarning.OTHER_SITE]
+    assert offers.counter_warnings(slot, "bourg", paris_day.replace(day=5)) == [offers.CounterWarning.NOT_TODAY]
+
+
+def test_a_scanner_checks_a_booking_in_through_the_api_with_the_counter_rules(drawn, app, staff, settings):  # noqa: F811
+    from queue_service.staff import accounts
+
+    store, _, _ = drawn
+    key, _ = first_offer(store)
+    booked = offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
+    slot = store.slot(POOL, store.offer(key).slot_id)
+    code = offers.display_code(booked.booking_code)
+    client = app.test_client()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    agent_token, _ = accounts.new_api_token(store, staff["agent01"], "scanner", now)
+    bearer = {"Authorization": f"Bearer {agent_token}"}
+    base = "/api/v1/staff/prefectures/01/bookings"
+
+    looked_up = client.get(f"{base}/{code.lower()}?site={slot.site}", headers=bearer)
+    assert looked_up.status_code == 200
+    booking = looked_up.get_json()
+    assert booking["person"]["family_name"] == store.registration(key).applicant.family_name
+    assert booking["status"] == "confirmed" and booking["warnings"] == ["not_today"]
+    refused = client.post(f"{base}/{code}/check-in", json={"site": slot.site}, headers=bearer)
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    assert refused.get_json()["warnings"] == ["not_today"] and store.registration(key).status.value == "confirmed"
+    done = client.post(f"{base}/{code}/check-in", json={"site": slot.site, "override": True}, headers=bearer)
+    assert done.status_code == 200 and done.get_json()["status"] == "attended"
+    (event,) = [event for event in store.history(key) if event["kind"] == "attended"]
+    assert event["detail"]["by"] == staff["agent01"].id and event["detail"]["override"] == "not_today"
+
+    assert client.get(f"{base}/ZZZZZ-ZZZZZ", headers=bearer).status_code == 404
+    assert client.get(f"{base}/{code}").status_code == 401
+    other, _ = accounts.new_api_token(store, staff["admin69"], "other", now)
+    assert client.get(f"{base}/{code}", headers={"Authorization": f"Bearer {other}"}).status_code == 403
+
+
 def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, app, staff, settings,  # noqa: F811
                                                                      deliver_messages, mailbox):
     store, _, _ = drawn

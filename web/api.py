@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
@@ -17,6 +18,7 @@ from queue_service.registration import Channel, Registration, identity
 from queue_service.registration.proof import verify_proof
 from queue_service.registration.tokens import read_status_token
 from web import services
+from web.errors import message_of, problem
 from web.extensions import csrf
 from web.openapi import openapi_document
 from web.registration import (
@@ -299,8 +301,9 @@ def proof_public_key():
 # Staff API (API tokens) ---------------------------------------------------------------
 
 
-def staff_principal(code: str):
-    """The principal of `Authorization: Bearer qst_…`, allowed to view prefecture `code`."""
+def staff_principal(code: str, action=None):
+    """The principal of `Authorization: Bearer qst_…`, allowed to view prefecture `code` (and to
+    do `action` there, when given)."""
     from queue_service.staff import accounts
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -308,8 +311,78 @@ def staff_principal(code: str):
         raise accounts.NotSignedIn()
     principal = accounts.token_principal(services().store, token.strip())
     accounts.require(principal, accounts.Action.VIEW, code)
+    if action is not None:
+        accounts.require(principal, action, code)
     services().store.prefecture(code)  # 404 for an unknown code
     return principal
+
+
+def _counter_booking(code: str, booking_code: str, site: str | None) -> dict:
+    """What a counter reads of a booking: the person to compare with their document, the slot,
+    its state and what does not match this counter (offers.counter_warnings)."""
+    from queue_service import offers as offer_rules
+
+    store = services().store
+    prefecture = store.prefecture(code)
+    key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
+    found, offer = store.registration(key), store.offer(key)
+    slot = store.slot(key.pool, offer.slot_id)
+    today = now().astimezone(ZoneInfo(prefecture.timezone)).date()
+    applicant = found.applicant
+    return {
+        "ref": found.ref,
+        "status": offer.status.value,
+        "person": {"family_name": applicant.family_name, "given_names": applicant.given_names,
+                   "birth_date": applicant.birth_date.isoformat(), "nationality": applicant.nationality,
+                   "agdref": applicant.agdref},
+        "slot": {"site": slot.site, "starts_at": slot.starts_at.isoformat(), "counter": slot.counter},
+        "warnings": [warning.value for warning in offer_rules.counter_warnings(slot, site, today, prefecture.timezone)]
+        if offer.status is OfferStatus.CONFIRMED else [],
+    }
+
+
+def _counter_site(code: str, site: object) -> str | None:
+    if site is None or site == "":
+        return None
+    if not isinstance(site, str) or site not in {known.id for known in services().store.sites(code)}:
+        raise ValidationFailed({"site": N_("Choose one of the prefecture's sites.")})
+    return site
+
+
+@blueprint.get("/staff/prefectures/<code>/bookings/<booking_code>")
+def staff_booking(code: str, booking_code: str):
+    """A booking looked up by its code at a counter (a scanner): the person to compare with
+    their identity document, and what does not match this counter (?site=)."""
+    from queue_service.staff.accounts import Action
+
+    staff_principal(code, Action.CHECK_IN)
+    return jsonify(_counter_booking(code, booking_code, _counter_site(code, request.args.get("site"))))
+
+
+@blueprint.post("/staff/prefectures/<code>/bookings/<booking_code>/check-in")
+def staff_check_in(code: str, booking_code: str):
+    """Mark a booking attended, with the counter's rules: a booking for another day or site
+    needs {"override": true}, recorded with the token's account."""
+    from queue_service import offers as offer_rules
+    from queue_service.errors import CheckInNeedsOverride
+    from queue_service.staff.accounts import Action
+
+    principal = staff_principal(code, Action.CHECK_IN)
+    body = json_body()
+    site = _counter_site(code, body.get("site"))
+    override = body.get("override", False)
+    if not isinstance(override, bool):
+        raise ValidationFailed({"override": N_("Give true or false.")})
+    store = services().store
+    key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
+    try:
+        offer_rules.check_in(store, key, now(), agent=principal.account_id,
+                             timezone=store.prefecture(code).timezone, site=site, override=override)
+    except CheckInNeedsOverride as refusal:
+        response = problem(409, message_of(refusal), code="check-in-needs-override",
+                           warnings=[warning.value for warning in refusal.warnings])
+        return response
+    return jsonify(_counter_booking(code, booking_code, site))
 
 
 @blueprint.get("/staff/prefectures/<code>/sites")

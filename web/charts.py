@@ -57,7 +57,12 @@ def nice_ceiling(value: float) -> int:
 
 
 def _ticks(top: int, plot_top: float, plot_bottom: float) -> list[tuple[float, str]]:
-    return [(plot_bottom - (plot_bottom - plot_top) * part / 4, _short(top * part / 4)) for part in range(5)]
+    """Ticks at whole numbers (an axis counts slots and people: never "12.5"), four or five
+    of them where the top allows, from 0 to `top`."""
+    order = (5, 4, 2, 1) if str(top).startswith("5") else (4, 5, 2, 1)  # 50 by tens, 100 by 25s
+    parts = next(parts for parts in order if top % parts == 0)
+    return [(plot_bottom - (plot_bottom - plot_top) * part / parts, _short(top * part // parts))
+            for part in range(parts + 1)]
 
 
 def _short(value: float) -> str:

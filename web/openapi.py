@@ -249,6 +249,33 @@ def openapi_document() -> dict:
                     ("registrations", "How many wait in each pool (staff; no personal data)"),
                 )
             },
+            "/staff/prefectures/{code}/bookings/{booking_code}": {
+                "get": {
+                    "summary": "A booking looked up by its code at a counter (a scanner; needs check-in rights)",
+                    "description": "The person to compare with their identity document, the slot, the state, and "
+                                   "`warnings`: not_today, other_site (when ?site= names the counter's site).",
+                    "security": [{"apiToken": []}],
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT},
+                                   {"name": "booking_code", "in": "path", "required": True, "schema": TEXT},
+                                   {"name": "site", "in": "query", "required": False, "schema": TEXT}],
+                    "responses": {"200": {"description": "The booking"}, **_problems(401, 403, 404, 422)},
+                }
+            },
+            "/staff/prefectures/{code}/bookings/{booking_code}/check-in": {
+                "post": {
+                    "summary": "Mark a booking attended, with the counter's rules",
+                    "description": "A booking for another day or another site answers 409 (code "
+                                   "check-in-needs-override, with its `warnings`) unless `override` is true; the "
+                                   "override is recorded with the token's account.",
+                    "security": [{"apiToken": []}],
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT},
+                                   {"name": "booking_code", "in": "path", "required": True, "schema": TEXT}],
+                    "requestBody": _json_body(_object({"site": {"type": ["string", "null"]},
+                                                       "override": {"type": "boolean"}})),
+                    "responses": {"200": {"description": "The booking, attended"},
+                                  **_problems(*WITH_BODY, 401, 403, 404, 409)},
+                }
+            },
             "/draws/{draw_id}/record": {
                 "get": {
                     "summary": "The public record of a draw (fairdraw/v1): verify it with python -m queue_service.verify",

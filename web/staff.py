@@ -639,7 +639,7 @@ def dashboard(code: str):
         "staff/dashboard.html",
         prefecture=found,
         pools=pools,
-        service=service_health(moment, [summary["draws"][0] for summary in pools if summary["draws"]]),
+        service=service_health(moment, [draw for summary in pools for draw in summary["draws"]]),
         now=moment,
         outcome_labels=outcome_labels(),
         draw_states=draw_states(),
@@ -683,7 +683,10 @@ def service_health(moment: datetime.datetime, latest_draws: list[dict]) -> dict:
 
     settings = services().settings
     report = health.readiness(services().store, moment, settings.heartbeat_max_age_seconds)
-    latest = max(latest_draws, key=lambda draw: draw["scheduled_at"], default=None)
+    # The last draw that ran: an announced draw (its commitment published, its entrants not even
+    # frozen) is a coming one, not the last.
+    drawn = [draw for draw in latest_draws if draw["state"] not in (DrawState.SCHEDULED, DrawState.FROZEN)]
+    latest = max(drawn, key=lambda draw: draw["scheduled_at"], default=None)
     return {"readiness": report, "queues": queue_sizes(services().redis), "last_draw": latest}
 
 
