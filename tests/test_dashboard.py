@@ -176,3 +176,23 @@ def test_published_slots_count_once_for_overlapping_horizons(store, reference_da
                      for n in range(10)])
     planned = statistics.planned_draws(store, schedule, now, count=4)
     assert [draw.slots for draw in planned] == [10, 0, 0, 0]  # three horizons hold them: the first draw takes them
+
+
+def test_numbers_and_slots_read_as_people_write_them(client, drawn, store, settings, app, staff):
+    """Seen: "clé 3.0485683054094346" and slot "demo-20261215-1000" on the draw page; "Votre poids
+    vaut 1 + 0.0 × …" (an English decimal point, and a growth that does not exist); "Bearer ."."""
+    from helpers import DRAW_ID, POOL, first_offer, sign_in
+
+    key, offer = first_offer(store)
+    ref = store.registration(key).ref
+    french = {"Accept-Language": "fr"}
+    page = client.get(f"/draws/{DRAW_ID}?ref={ref}", headers=french).get_data(as_text=True)
+    own = re.search(r'id="own-key"><p>(.*?)</p>', page, re.S).group(1)
+    assert re.search(r"clé \d+,\d{1,6} ", own) and offer.slot_id not in own and "2027" in own
+    waiting = next(p for p in drawn[2] if store.registration(p.key).status.value == "waiting")
+    status = client.get(f"/status?t={status_token(settings.secret_key, waiting.key)}", headers=french)
+    rule = re.search(r'id="aging-rule">(.*?)</li>', status.get_data(as_text=True), re.S).group(1)
+    assert "0.0" not in rule and "1 + " not in rule  # this pool's policy gives no growth: it says so
+    tokens = sign_in(app, "agent01").get("/staff/tokens", headers=ENGLISH).get_data(as_text=True)
+    assert "Authorization: Bearer &lt;token&gt;" in tokens
+    assert POOL

@@ -164,7 +164,7 @@ def test_public_record_endpoint_and_page(client, redis, pool, run_jobs):
     assert record["commitment"] in page and record["seed"] in page
     winner = record["winners"][0]["ref"]
     mine = client.get(f"/draws/{DRAW_ID}?ref={winner}", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert "Drawn: slot" in mine
+    assert "Drawn: an appointment on" in mine
     assert client.get("/api/v1/draws/nonsense/record").status_code == 404
     assert client.get("/api/v1/draws/01-renewal-20990101T1000/record").status_code == 404
 

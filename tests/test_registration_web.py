@@ -282,6 +282,11 @@ def test_proof_downloads_signed_and_the_verify_page_checks_it(client, registered
     assert forged.status_code == 422 and "could not be verified" in forged.get_data(as_text=True)
     api_verdict = client.post("/api/v1/proofs/verify", json=document).get_json()
     assert api_verdict["valid"] is False
+    # On a French page the reason is French too (it was English).
+    french = client.post(verify_path, data={"csrf_token": csrf_token(client, verify_path),
+                                            "proof": json.dumps(document | {"extra": 1})})
+    reason = re.search(r'id="reason">(.*?)</p>', french.get_data(as_text=True)).group(1)
+    assert "preuve" in reason or "attestation" in reason, reason
 
 
 @pytest.mark.parametrize("path", ["/status?t=forged", "/status", "/confirm?t=x.y.z", "/status/proof.json?t=abc"])

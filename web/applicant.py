@@ -105,7 +105,11 @@ def draw_page(draw_id: str):
     from queue_service import draws
     from web.api import draw_pool
 
-    record = draws.public_record(services().store, draw_pool(draw_id), draw_id)
+    store = services().store
+    pool = draw_pool(draw_id)
+    record = draws.public_record(store, pool, draw_id)
     ref = request.args.get("ref", "").strip().upper()[:20]
     mine = draws.own_key(record, ref) if ref else None
-    return render_template("draw.html", record=record, ref=ref, mine=mine)
+    mine_slot = store.slot(pool, mine["slot"]) if mine and mine["won"] else None  # its time, not its id
+    return render_template("draw.html", record=record, ref=ref, mine=mine, mine_slot=mine_slot,
+                           timezone=store.prefecture(record["prefecture"]).timezone)

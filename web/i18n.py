@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import flask_babel
 from babel import dates as babel_dates
-from babel.numbers import format_percent
+from babel.numbers import format_decimal, format_percent
 from flask import Flask, g, redirect, request
 from flask_babel import format_datetime, get_locale
 
@@ -95,6 +95,11 @@ def init_app(app: Flask) -> None:
     def format_iso_moment(text: str) -> str:
         """An ISO 8601 time from a record, as a reader says it, in the service's time zone."""
         return format_datetime(datetime.datetime.fromisoformat(text), "EEEE d MMMM y HH:mm")
+
+    @app.template_filter("decimal")
+    def decimal(value: float, digits: int = 2) -> str:
+        """A number as the reader writes it ("0,5" in French, "0.5" in English), to `digits` decimals at most."""
+        return format_decimal(round(value, digits), locale=get_locale(), decimal_quantization=False)
 
     @app.template_filter("prefecture_time")
     def format_prefecture_moment(moment: datetime.datetime, timezone: str, pattern: str = "d MMMM y, HH:mm") -> str:

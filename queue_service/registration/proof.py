@@ -70,7 +70,7 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -78,6 +78,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from queue_service.errors import N_
 
 __all__ = [
     "PROOF_FORMAT",
@@ -111,13 +113,16 @@ class VerificationResult:
     """The answer of ``verify_proof``.
 
     ``reason`` is a short English sentence: "valid" when ``valid`` is true,
-    otherwise what is wrong. ``statement`` is the signed statement, parsed
+    otherwise what is wrong (``message`` and ``values`` give it to translate). ``statement`` is the signed statement, parsed
     back from the exact bytes that were signed, when valid; ``None`` if not.
     """
 
     valid: bool
     reason: str
     statement: dict | None = None
+    # The reason as a message to translate (N_) and its values, for a page in the reader's language.
+    message: str = field(default="", compare=False)
+    values: dict | None = field(default=None, compare=False)
 
 
 # Keys ----------------------------------------------------------------------
@@ -213,55 +218,55 @@ def verify_proof(document: object, trusted_public_keys: list[str]) -> Verificati
     not public keys are ignored; they can match no document.
     """
     if not isinstance(document, dict):
-        return _invalid("the proof is not a JSON object")
+        return _invalid(N_("the proof is not a JSON object"))
     missing = [name for name in sorted(DOCUMENT_FIELDS) if name not in document]
     if missing:
-        return _invalid(f"the proof has no {missing[0]!r} field")
+        return _invalid(N_("the proof has no %(field)s field"), field=repr(missing[0]))
     if len(document) != len(DOCUMENT_FIELDS):
-        return _invalid("the proof has fields that are not part of the format")
+        return _invalid(N_("the proof has fields that are not part of the format"))
 
     proof_format = document["format"]
     if not isinstance(proof_format, str) or proof_format != PROOF_FORMAT:
-        return _invalid(f"the proof is not in the {PROOF_FORMAT} format")
+        return _invalid(N_("the proof is not in the %(format)s format"), format=PROOF_FORMAT)
     if not isinstance(document["statement"], dict):
-        return _invalid("the statement is not a JSON object")
+        return _invalid(N_("the statement is not a JSON object"))
 
     claimed_key_id = document["key_id"]
     if not isinstance(claimed_key_id, str):
-        return _invalid("the key_id is not text")
+        return _invalid(N_("the key_id is not text"))
     trusted_raw = _trusted_key_by_id(trusted_public_keys).get(claimed_key_id)
     if trusted_raw is None:
-        return _invalid("the proof was not signed with a trusted key")
+        return _invalid(N_("the proof was not signed with a trusted key"))
     try:
         embedded_raw = _decode_base64url(document["public_key"], PUBLIC_KEY_BYTES, "public key")
     except ValueError:
-        return _invalid("the public_key is not a base64url public key")
+        return _invalid(N_("the public_key is not a base64url public key"))
     if embedded_raw != trusted_raw:
-        return _invalid("the public_key does not match the key_id")
+        return _invalid(N_("the public_key does not match the key_id"))
     try:
         signature = _decode_base64url(document["signature"], SIGNATURE_BYTES, "signature")
     except ValueError:
-        return _invalid("the signature is not a base64url Ed25519 signature")
+        return _invalid(N_("the signature is not a base64url Ed25519 signature"))
 
     try:
         signed_bytes = canonical_json({"format": PROOF_FORMAT, "statement": document["statement"]})
         statement = json.loads(signed_bytes)["statement"]
     except (TypeError, ValueError, RecursionError):
         # UnicodeEncodeError (lone surrogates) is a ValueError.
-        return _invalid("the statement cannot be written as canonical JSON")
+        return _invalid(N_("the statement cannot be written as canonical JSON"))
 
     try:
         Ed25519PublicKey.from_public_bytes(trusted_raw).verify(signature, signed_bytes)
     except (InvalidSignature, ValueError):
-        return _invalid("the signature does not match the statement")
+        return _invalid(N_("the signature does not match the statement"))
     return VerificationResult(valid=True, reason="valid", statement=statement)
 
 
 # Helpers -------------------------------------------------------------------
 
 
-def _invalid(reason: str) -> VerificationResult:
-    return VerificationResult(valid=False, reason=reason, statement=None)
+def _invalid(message: str, **values: str) -> VerificationResult:
+    return VerificationResult(valid=False, reason=message % values, statement=None, message=message, values=values)
 
 
 def _trusted_key_by_id(trusted_public_keys: object) -> dict[str, bytes]:
