@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import redis as redis_py
-from rq import SimpleWorker
+from rq import Retry, SimpleWorker
+from rq.job import Job, JobStatus
 
 from queue_service.store import Store
 from worker import clock, jobs
@@ -81,6 +82,28 @@ def test_the_worker_survives_redis_restarts_and_runs_a_job_enqueued_after(settin
     assert worker.returncode == 0, output
     ours = [line for line in output.splitlines() if "worker: Redis unavailable" in line]
     assert len(ours) == 2, output  # once per outage, never once per retry
+
+
+def test_a_job_the_outage_cut_off_runs_again_as_soon_as_redis_is_back(settings, killable_redis, tmp_path):
+    """RQ's worker dies with Redis while a job runs, and the job is left "started". It must run
+    again once Redis answers, not when RQ's clean-up finds it expired (a minute and a half later,
+    at a clean-up that comes every ten minutes)."""
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    worker = start("worker", killable_redis.url, tmp_path)
+    try:
+        queue("default", connection).enqueue(time.sleep, 1.5, job_id="cut-off", retry=Retry(max=1))
+        assert eventually(lambda: Job.fetch("cut-off", connection).get_status() == JobStatus.STARTED, 10)
+        killable_redis.kill()
+        time.sleep(OUTAGE_SECONDS)  # the job's sleep ends meanwhile: its end cannot be written
+        killable_redis.start()
+        connection = redis_py.Redis.from_url(killable_redis.url)
+        assert Job.fetch("cut-off", connection).get_status() == JobStatus.STARTED
+        assert eventually(lambda: Job.fetch("cut-off", connection).get_status() == JobStatus.FINISHED, 20), \
+            "the job cut off by the outage did not run again"
+        assert Job.fetch("cut-off", connection).retries_left == 0, "it ran again as a retry"
+    finally:
+        output = stop(worker, tmp_path, "worker")
+    assert worker.returncode == 0, output
 
 
 def test_the_clock_ticks_again_after_redis_restarts(settings, killable_redis, tmp_path):

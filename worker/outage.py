@@ -15,6 +15,9 @@ import time
 
 import redis
 from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import JobStatus
+from rq.utils import as_text, parse_composite_key
 
 # Pauses between attempts to reach Redis: from half a second, doubling, to at most this.
 FIRST_WAIT_SECONDS = 0.5
@@ -63,10 +66,11 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
 
     RQ's worker waits for Redis only while it is waiting for a job; an outage
     anywhere else in its loop ends it ("found an unhandled exception,
-    quitting"). A job it was running stays in RQ's started registry and, once
-    its execution expires, RQ's clean-up requeues it if it has retries left
-    (draws and mail have), or marks it failed (the periodic jobs run again at
-    their next bucket anyway).
+    quitting"). A job it was running is left "started"; once Redis answers,
+    it is retried if it has retries left (draws and mail have), or marked
+    failed (the periodic jobs run again at their next bucket anyway), as RQ's
+    clean-up would do only once its execution expired, a minute and a half
+    later at the earliest, and at a clean-up that comes every ten minutes.
     """
     from worker.queues import all_queues
 
@@ -92,8 +96,52 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
                 return
             outage.logger.warning("worker: RQ's worker stopped; starting another")
             stop.wait(FIRST_WAIT_SECONDS)
-        if stop.is_set() or not wait_for_redis(connection, stop, outage):
+        if stop.is_set() or not recover(worker, connection, stop, outage):
             return
+
+
+def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outage: Outage) -> bool:
+    """Once the stopped worker's job process has ended and Redis answers, retry what that
+    worker was running (cut_off_jobs_retried); False if `stop` was set first."""
+    if worker.horse_pid:
+        outage.logger.warning("worker: waiting for the job in progress (process %d) to end", worker.horse_pid)
+        try:
+            os.waitpid(worker.horse_pid, 0)
+        except ChildProcessError:
+            pass  # ended and reaped already
+    while wait_for_redis(connection, stop, outage):
+        try:
+            for job_id in cut_off_jobs_retried(worker):
+                outage.logger.warning("worker: job %s was cut off by the outage; retried or failed as RQ would", job_id)
+            return True
+        except UNREACHABLE as error:
+            outage.failed(error)
+    return False
+
+
+def cut_off_jobs_retried(worker: Worker) -> list[str]:
+    """The jobs `worker` (stopped, its job process ended) was running and left "started", each
+    retried if it has retries left or else failed, by RQ's own clean-up; their ids.
+
+    Their executions are marked expired (they are: the worker that ran them
+    is gone), which is all RQ's clean-up waits for.
+    """
+    connection = worker.connection
+    cut_off = []
+    for composite_key in connection.smembers(worker.executions_key):
+        job_id, _ = parse_composite_key(as_text(composite_key))
+        try:
+            job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
+        except NoSuchJobError:
+            continue
+        if job.get_status() != JobStatus.STARTED:
+            continue  # it ended after all (its process wrote its end once Redis was back)
+        registry = job.started_job_registry
+        connection.zadd(registry.key, {composite_key: 0}, xx=True)
+        registry.cleanup()
+        cut_off.append(job_id)
+    connection.delete(worker.executions_key)
+    return cut_off
 
 
 class StoppableWorker(Worker):
