@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis as redis_py
 from rq import Retry, SimpleWorker
 from rq.job import Job, JobStatus
@@ -101,6 +102,32 @@ def test_a_job_the_outage_cut_off_runs_again_as_soon_as_redis_is_back(settings, 
         assert eventually(lambda: Job.fetch("cut-off", connection).get_status() == JobStatus.FINISHED, 20), \
             "the job cut off by the outage did not run again"
         assert Job.fetch("cut-off", connection).retries_left == 0, "it ran again as a retry"
+    finally:
+        output = stop(worker, tmp_path, "worker")
+    assert worker.returncode == 0, output
+
+
+@pytest.mark.parametrize("when", ["idle", "running a job"])
+def test_jobs_scheduled_for_later_run_after_redis_restarts(settings, killable_redis, tmp_path, when):
+    """RQ's scheduler (a process of the worker's) dies with Redis; a new one must take over once
+    Redis answers, or delayed jobs (the retries of mail and draws) wait for RQ's next
+    maintenance, ten minutes later."""
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    worker = start("worker", killable_redis.url, tmp_path)
+    try:
+        queue("default", connection).enqueue(jobs.heartbeat, job_id="before")
+        assert eventually(lambda: Store(connection).last_worker_heartbeat() is not None), "the worker never ran a job"
+        if when == "running a job":
+            queue("default", connection).enqueue(time.sleep, 1.5, job_id="busy")
+            assert eventually(lambda: Job.fetch("busy", connection).get_status() == JobStatus.STARTED, 10)
+        killable_redis.kill()
+        time.sleep(OUTAGE_SECONDS)
+        killable_redis.start()
+        connection = redis_py.Redis.from_url(killable_redis.url)
+        queue("default", connection).enqueue_in(datetime.timedelta(seconds=1), jobs.heartbeat, job_id="later")
+        assert eventually(lambda: connection.exists(Job.key_for("later")) and
+                          Job.fetch("later", connection).get_status() == JobStatus.FINISHED, 20), \
+            "the job scheduled for a second later never ran"
     finally:
         output = stop(worker, tmp_path, "worker")
     assert worker.returncode == 0, output

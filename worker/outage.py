@@ -102,7 +102,8 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
 
 def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outage: Outage) -> bool:
     """Once the stopped worker's job process has ended and Redis answers, retry what that
-    worker was running (cut_off_jobs_retried); False if `stop` was set first."""
+    worker was running (cut_off_jobs_retried) and free its scheduler's locks for the next
+    worker's; False if `stop` was set first."""
     if worker.horse_pid:
         outage.logger.warning("worker: waiting for the job in progress (process %d) to end", worker.horse_pid)
         try:
@@ -113,6 +114,10 @@ def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outa
         try:
             for job_id in cut_off_jobs_retried(worker):
                 outage.logger.warning("worker: job %s was cut off by the outage; retried or failed as RQ would", job_id)
+            if worker.scheduler is not None:
+                # Its process is gone (the worker's teardown stopped it); its locks, left to expire,
+                # would keep the next worker's scheduler out for a minute.
+                worker.scheduler.release_locks()
             return True
         except UNREACHABLE as error:
             outage.failed(error)
@@ -145,13 +150,30 @@ def cut_off_jobs_retried(worker: Worker) -> list[str]:
 
 
 class StoppableWorker(Worker):
-    """RQ's worker, telling whether it stopped because it was asked to (SIGTERM, Ctrl-C)."""
+    """RQ's worker, telling whether it stopped because it was asked to (SIGTERM, Ctrl-C), and
+    starting a new scheduler process as soon as its own died (Redis went away under it).
+
+    RQ's scheduler process moves jobs whose time has come (the retries of
+    mail and draws) to their queue; RQ starts another only at the worker's
+    maintenance, every ten minutes.
+    """
 
     stop_requested = False
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_requested = True
         super().handle_warm_shutdown_request()
+
+    def scheduler_died(self) -> bool:
+        """Its scheduler process, which held the scheduling locks, has ended."""
+        scheduler = self.scheduler
+        return (scheduler is not None and bool(scheduler.acquired_locks) and scheduler._process is not None
+                and not scheduler._process.is_alive())
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        # RQ's maintenance starts a new scheduler process under the same locks (same name).
+        return self.scheduler_died() or super().should_run_maintenance_tasks
 
 
 class FoldRetries(logging.Filter):
