@@ -14,7 +14,7 @@ import threading
 import time
 
 import redis
-from rq import Worker
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.utils import as_text, parse_composite_key
@@ -100,9 +100,9 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
             return
 
 
-def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outage: Outage) -> bool:
-    """Once the stopped worker's job process has ended and Redis answers, retry what that
-    worker was running (cut_off_jobs_retried) and free its scheduler's locks for the next
+def recover(worker: StoppableWorker, connection: redis.Redis, stop: threading.Event, outage: Outage) -> bool:
+    """Once the stopped worker's job process has ended and Redis answers, put back what that
+    worker had taken (cut_off_jobs_put_back) and free its scheduler's locks for the next
     worker's; False if `stop` was set first."""
     if worker.horse_pid:
         outage.logger.warning("worker: waiting for the job in progress (process %d) to end", worker.horse_pid)
@@ -112,8 +112,8 @@ def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outa
             pass  # ended and reaped already
     while wait_for_redis(connection, stop, outage):
         try:
-            for job_id in cut_off_jobs_retried(worker):
-                outage.logger.warning("worker: job %s was cut off by the outage; retried or failed as RQ would", job_id)
+            for job_id in cut_off_jobs_put_back(worker):
+                outage.logger.warning("worker: job %s was cut off by the outage; put back", job_id)
             if worker.scheduler is not None:
                 # Its process is gone (the worker's teardown stopped it); its locks, left to expire,
                 # would keep the next worker's scheduler out for a minute.
@@ -124,29 +124,41 @@ def recover(worker: Worker, connection: redis.Redis, stop: threading.Event, outa
     return False
 
 
-def cut_off_jobs_retried(worker: Worker) -> list[str]:
-    """The jobs `worker` (stopped, its job process ended) was running and left "started", each
-    retried if it has retries left or else failed, by RQ's own clean-up; their ids.
+def cut_off_jobs_put_back(worker: StoppableWorker) -> list[str]:
+    """The jobs `worker` (stopped, its job process ended) had taken and not finished, put
+    back; their ids.
 
-    Their executions are marked expired (they are: the worker that ran them
-    is gone), which is all RQ's clean-up waits for.
+    A job that started is retried if it has retries left, or else failed, by
+    RQ's own clean-up: its execution is marked expired (it is: the worker that
+    ran it is gone), which is all that clean-up waits for. A job taken from its
+    queue that never started (the outage came in between) goes back to its
+    queue as it was: RQ would drop it, and the message it was to send with it.
     """
     connection = worker.connection
-    cut_off = []
-    for composite_key in connection.smembers(worker.executions_key):
-        job_id, _ = parse_composite_key(as_text(composite_key))
+    taken = {parse_composite_key(as_text(key))[0]: key for key in connection.smembers(worker.executions_key)}
+    if worker.dequeued_job_id is not None:
+        taken.setdefault(worker.dequeued_job_id, None)
+    put_back = []
+    for job_id, execution_key in taken.items():
         try:
             job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
         except NoSuchJobError:
             continue
-        if job.get_status() != JobStatus.STARTED:
-            continue  # it ended after all (its process wrote its end once Redis was back)
         registry = job.started_job_registry
-        connection.zadd(registry.key, {composite_key: 0}, xx=True)
-        registry.cleanup()
-        cut_off.append(job_id)
+        queue = Queue(job.origin, connection=connection, job_class=worker.job_class, serializer=worker.serializer)
+        status = job.get_status()
+        if status == JobStatus.STARTED and execution_key is not None:
+            connection.zadd(registry.key, {execution_key: 0}, xx=True)
+            registry.cleanup()
+        elif status == JobStatus.QUEUED and connection.lpos(queue.key, job_id) is None:
+            queue.enqueue_job(job)
+            if execution_key is not None:
+                connection.zrem(registry.key, execution_key)
+        else:
+            continue  # it ended after all (its process wrote its end once Redis was back), or waits its turn
+        put_back.append(job_id)
     connection.delete(worker.executions_key)
-    return cut_off
+    return put_back
 
 
 class StoppableWorker(Worker):
@@ -159,10 +171,22 @@ class StoppableWorker(Worker):
     """
 
     stop_requested = False
+    # The job taken from a queue and not yet done: if Redis goes away before it
+    # starts, only this worker knows it was taken (cut_off_jobs_put_back).
+    dequeued_job_id: str | None = None
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_requested = True
         super().handle_warm_shutdown_request()
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self.dequeued_job_id = taken[0].id if taken is not None else None
+        return taken
+
+    def execute_job(self, job, queue) -> None:
+        super().execute_job(job, queue)
+        self.dequeued_job_id = None
 
     def scheduler_died(self) -> bool:
         """Its scheduler process, which held the scheduling locks, has ended."""
