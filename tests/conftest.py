@@ -13,7 +13,6 @@ import datetime
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
-from helpers import CREATED, PASSWORD, publish_slots, register_people, run_the_draw, schedule
+from helpers import CREATED, PASSWORD, free_port, publish_slots, register_people, run_the_draw, schedule
 
 from queue_service import reference
 from queue_service.registration.agdref import UploadedRecords
@@ -298,12 +297,6 @@ def ain_staff(store, reference_data):
 
 
 # Live server and browser -----------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

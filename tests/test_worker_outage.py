@@ -7,18 +7,25 @@ of the test's own; the heartbeat is not starved by a backlog of mail.
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis as redis_py
+from helpers import free_port
 from rq import Retry, SimpleWorker
 from rq.job import Job, JobStatus
 
+from queue_service import reference
+from queue_service import registration as registrations
+from queue_service.registration.agdref import UploadedRecords
 from queue_service.store import Store
 from worker import clock, jobs
 from worker.outage import StoppableWorker, cut_off_jobs_put_back
@@ -152,6 +159,68 @@ def test_a_job_taken_but_not_started_when_redis_went_away_goes_back_to_its_queue
     assert cut_off_jobs_put_back(worker) == [], "put back once"
     SimpleWorker(all_queues(redis), connection=redis).work(burst=True)
     assert Store(redis).last_worker_heartbeat() is not None, "the job put back ran"
+
+
+class KillsRedisOnDelivery:
+    """An SMTP server's handler that accepts a message and, as it does, kills Redis and starts
+    it again `down_seconds` later: the moment between a message sent and its delivery recorded."""
+
+    def __init__(self, redis_process, down_seconds: float) -> None:
+        self.redis_process = redis_process
+        self.down_seconds = down_seconds
+        self.received: list[str] = []
+        self.restarts: list[threading.Thread] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope.rcpt_tos[0])
+        if len(self.received) == 1:
+            self.redis_process.kill()
+            restart = threading.Timer(self.down_seconds, self.redis_process.start)
+            restart.start()
+            self.restarts.append(restart)
+        return "250 Message accepted for delivery"
+
+
+def test_a_message_sent_just_before_redis_goes_away_is_not_sent_again(settings, killable_redis, monkeypatch):
+    """The send job records each delivery so that its retry sends nothing twice; Redis going
+    away between the message leaving and its record made the job fail, and its retry sent
+    the message again. The record waits for Redis instead."""
+    from aiosmtpd.controller import Controller
+
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    store = Store(connection)
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+    store.add_missing_sites(reference.DEMO_SITES)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    form = {"family_name": "Outage", "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
+            "email": "outage@example.org", "phone": "+33612000001", "consent": "yes", "sites": ["bourg"]}
+    applicant = registrations.parse_applicant(form, reference.procedure_by_code("first_request"), ["bourg"],
+                                              now.date())
+    registrations.register(store, "01", "first_request", applicant, now=now, rng=random.Random(1),
+                           identity_secret=settings.identity_key.encode(),
+                           limits=registrations.Limits(4, datetime.timedelta(hours=24)),
+                           records=UploadedRecords(store, settings.identity_key.encode()))
+    assert jobs.dispatch_pool(connection, store, "01:first_request") == 1
+    message_text = queue(NOTIFICATIONS, connection).jobs[0].args[2]
+    handler = KillsRedisOnDelivery(killable_redis, down_seconds=OUTAGE_SECONDS)
+    smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    monkeypatch.setenv("QS_SMTP_PORT", str(smtp.port))
+    try:
+        try:
+            SimpleWorker(all_queues(connection), connection=connection).work(burst=True)
+        except redis_py.ConnectionError:
+            pass  # RQ's worker writing the job's end while Redis is away: what matters is the delivery's record
+        for restart in handler.restarts:
+            restart.join()
+        delivery = store.delivery("01:first_request", json.loads(message_text)["id"], "email")
+        assert delivery is not None and delivery["status"] == "sent", delivery
+        # The job's retry, or the same message dispatched again, sends nothing more.
+        queue(NOTIFICATIONS, connection).enqueue(jobs.send_notification, "01", "first_request", message_text)
+        SimpleWorker(all_queues(connection), connection=connection).work(burst=True)
+    finally:
+        smtp.stop()
+    assert handler.received == ["outage@example.org"]
 
 
 def test_the_clock_ticks_again_after_redis_restarts(settings, killable_redis, tmp_path):

@@ -25,6 +25,7 @@ from queue_service.pools import PoolId
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
+from worker.outage import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, UNREACHABLE
 from worker.queues import DRAWS, JOB_DURATION_BUCKETS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
@@ -217,13 +218,35 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
             record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
         except SmsNotSent as error:
             record |= {"status": "failed" if error.retryable else "refused", "error": str(error)}
-        store.record_delivery(pool, message["id"], channel, record, _now())
+        _record_delivery(job, store, pool, message["id"], channel, record)
         if record["status"] == "failed":
             failures.append(f"{channel}: {record['error']}")
     if failures:
         raise MailNotSent(f"{kind} message for {found.ref} not sent ({'; '.join(failures)})")
     log.info("job %s: %s message for %s delivered", job.id, kind, found.ref)
     return "sent"
+
+
+# A message sent but not recorded as sent would be sent again by the job's retry: its record
+# waits this long for Redis to come back (a restart takes seconds; a send job may take 180 s).
+RECORD_WAIT_SECONDS = 60
+
+
+def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
+    """Record a delivery's outcome, waiting for Redis if it went away since the message left."""
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+    pause = FIRST_WAIT_SECONDS
+    while True:
+        try:
+            store.record_delivery(pool, message_id, channel, record, _now())
+            return
+        except UNREACHABLE:
+            if time.monotonic() + pause > deadline:
+                raise
+            if pause == FIRST_WAIT_SECONDS:
+                log.warning("job %s: Redis unavailable; the %s delivery is recorded when it is back", job.id, channel)
+            time.sleep(pause)
+            pause = min(pause * 2, LONGEST_WAIT_SECONDS)
 
 
 def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
