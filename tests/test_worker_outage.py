@@ -29,7 +29,7 @@ from queue_service.registration.agdref import UploadedRecords
 from queue_service.store import Store
 from worker import clock, jobs
 from worker.outage import StoppableWorker, cut_off_jobs_put_back
-from worker.queues import NOTIFICATIONS, all_queues, queue
+from worker.queues import NOTIFICATIONS, QUEUE_NAMES, all_queues, queue
 
 PROJECT = Path(__file__).resolve().parent.parent
 OUTAGE_SECONDS = 3.5  # as long as each outage of the operator's probe
@@ -141,19 +141,22 @@ def test_jobs_scheduled_for_later_run_after_redis_restarts(settings, killable_re
     assert worker.returncode == 0, output
 
 
-@pytest.mark.parametrize("cut", ["after its execution was registered", "right after it was taken"])
+@pytest.mark.parametrize("cut", ["after its execution was registered", "as RQ's worker took it", "as it was popped"])
 def test_a_job_taken_but_not_started_when_redis_went_away_goes_back_to_its_queue(redis, cut):
-    """RQ's worker takes a job from its queue, then registers its execution, then forks the
+    """RQ's worker pops a job from its queue, reads it, registers its execution, then forks the
     job's process, which marks it started. Redis going away in between left the job in no
     queue (RQ's clean-up drops a registered execution whose job is not "started"): the
     confirmation email it was to send was never sent."""
     default = queue("default", redis)
     default.enqueue(jobs.heartbeat, job_id="taken")
-    worker = StoppableWorker(all_queues(redis), connection=redis)
-    job, _ = worker.dequeue_job_and_maintain_ttl(timeout=None)
-    if cut == "after its execution was registered":
-        worker.prepare_execution(job)  # as RQ's worker does before it forks the job's process
-    assert default.count == 0 and job.get_status() == JobStatus.QUEUED
+    worker = StoppableWorker(QUEUE_NAMES, connection=redis)
+    if cut == "as it was popped":  # the outage came before RQ's worker had read the job
+        worker.queue_class.lpop([default.key], None, connection=redis)
+    else:
+        job, _ = worker.dequeue_job_and_maintain_ttl(timeout=None)
+        if cut == "after its execution was registered":
+            worker.prepare_execution(job)  # as RQ's worker does before it forks the job's process
+    assert default.count == 0 and Job.fetch("taken", redis).get_status() == JobStatus.QUEUED
     assert cut_off_jobs_put_back(worker) == ["taken"]
     assert default.job_ids == ["taken"] and default.started_job_registry.get_job_ids() == []
     assert cut_off_jobs_put_back(worker) == [], "put back once"

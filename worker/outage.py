@@ -72,13 +72,13 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
     clean-up would do only once its execution expired, a minute and a half
     later at the earliest, and at a clean-up that comes every ten minutes.
     """
-    from worker.queues import all_queues
+    from worker.queues import QUEUE_NAMES
 
     outage = Outage("worker", logging.getLogger("qs"))
     logging.getLogger("rq.worker").addFilter(FoldRetries(outage))
     stop = threading.Event()
     while True:
-        worker = StoppableWorker(all_queues(connection), connection=connection)
+        worker = StoppableWorker(QUEUE_NAMES, connection=connection)
         try:
             worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
         except UNREACHABLE as error:  # from RQ's teardown, which writes to Redis
@@ -136,8 +136,8 @@ def cut_off_jobs_put_back(worker: StoppableWorker) -> list[str]:
     """
     connection = worker.connection
     taken = {parse_composite_key(as_text(key))[0]: key for key in connection.smembers(worker.executions_key)}
-    if worker.dequeued_job_id is not None:
-        taken.setdefault(worker.dequeued_job_id, None)
+    if TakingQueue.taken_job_id is not None:
+        taken.setdefault(TakingQueue.taken_job_id, None)
     put_back = []
     for job_id, execution_key in taken.items():
         try:
@@ -158,7 +158,27 @@ def cut_off_jobs_put_back(worker: StoppableWorker) -> list[str]:
             continue  # it ended after all (its process wrote its end once Redis was back), or waits its turn
         put_back.append(job_id)
     connection.delete(worker.executions_key)
+    TakingQueue.taken_job_id = None
     return put_back
+
+
+class TakingQueue(Queue):
+    """RQ's queue, remembering the job this process last took from a queue (RQ's worker pops it
+    with `lpop`) until the worker has run it.
+
+    Between taking a job and registering its execution RQ's worker asks Redis
+    a few things; an outage there leaves the job in no queue and no registry,
+    and only this process knows it was taken (cut_off_jobs_put_back).
+    """
+
+    taken_job_id: str | None = None
+
+    @classmethod
+    def lpop(cls, queue_keys, timeout, connection=None):
+        taken = super().lpop(queue_keys, timeout, connection=connection)
+        if taken is not None:
+            TakingQueue.taken_job_id = as_text(taken[1])
+        return taken
 
 
 class StoppableWorker(Worker):
@@ -171,22 +191,15 @@ class StoppableWorker(Worker):
     """
 
     stop_requested = False
-    # The job taken from a queue and not yet done: if Redis goes away before it
-    # starts, only this worker knows it was taken (cut_off_jobs_put_back).
-    dequeued_job_id: str | None = None
+    queue_class = TakingQueue
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_requested = True
         super().handle_warm_shutdown_request()
 
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        self.dequeued_job_id = taken[0].id if taken is not None else None
-        return taken
-
     def execute_job(self, job, queue) -> None:
         super().execute_job(job, queue)
-        self.dequeued_job_id = None
+        TakingQueue.taken_job_id = None  # run (done, failed or retried as RQ says): nothing to put back
 
     def scheduler_died(self) -> bool:
         """Its scheduler process, which held the scheduling locks, has ended."""
