@@ -109,6 +109,7 @@ class RedisProcess:
                 return
             except redis_py.ConnectionError:
                 time.sleep(0.05)
+        self.kill()  # not left running when the test fails here
         raise RuntimeError(f"{self.binary} did not start on port {self.port}")
 
     def kill(self) -> None:
