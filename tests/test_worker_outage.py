@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -164,6 +165,22 @@ def test_a_job_taken_but_not_started_when_redis_went_away_goes_back_to_its_queue
     assert Store(redis).last_worker_heartbeat() is not None, "the job put back ran"
 
 
+def register_one_person(store: Store, settings) -> None:
+    """Ain's reference data and one registration of its first-request pool: its confirmation
+    link waits in the pool's outbox."""
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+    store.add_missing_sites(reference.DEMO_SITES)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    form = {"family_name": "Outage", "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
+            "email": "outage@example.org", "phone": "+33612000001", "consent": "yes", "sites": ["bourg"]}
+    applicant = registrations.parse_applicant(form, reference.procedure_by_code("first_request"), ["bourg"],
+                                              now.date())
+    registrations.register(store, "01", "first_request", applicant, now=now, rng=random.Random(1),
+                           identity_secret=settings.identity_key.encode(),
+                           limits=registrations.Limits(4, datetime.timedelta(hours=24)),
+                           records=UploadedRecords(store, settings.identity_key.encode()))
+
+
 class KillsRedisOnDelivery:
     """An SMTP server's handler that accepts a message and, as it does, kills Redis and starts
     it again `down_seconds` later: the moment between a message sent and its delivery recorded."""
@@ -192,17 +209,7 @@ def test_a_message_sent_just_before_redis_goes_away_is_not_sent_again(settings, 
 
     connection = redis_py.Redis.from_url(killable_redis.url)
     store = Store(connection)
-    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
-    store.add_missing_sites(reference.DEMO_SITES)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    form = {"family_name": "Outage", "given_names": "Test", "birth_date": "1990-01-01", "nationality": "MA",
-            "email": "outage@example.org", "phone": "+33612000001", "consent": "yes", "sites": ["bourg"]}
-    applicant = registrations.parse_applicant(form, reference.procedure_by_code("first_request"), ["bourg"],
-                                              now.date())
-    registrations.register(store, "01", "first_request", applicant, now=now, rng=random.Random(1),
-                           identity_secret=settings.identity_key.encode(),
-                           limits=registrations.Limits(4, datetime.timedelta(hours=24)),
-                           records=UploadedRecords(store, settings.identity_key.encode()))
+    register_one_person(store, settings)
     assert jobs.dispatch_pool(connection, store, "01:first_request") == 1
     message_text = queue(NOTIFICATIONS, connection).jobs[0].args[2]
     handler = KillsRedisOnDelivery(killable_redis, down_seconds=OUTAGE_SECONDS)
@@ -224,6 +231,71 @@ def test_a_message_sent_just_before_redis_goes_away_is_not_sent_again(settings, 
     finally:
         smtp.stop()
     assert handler.received == ["outage@example.org"]
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections and never answers, until `hang_up`:
+    a client that sends it a command is held there, then cut off."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.reached = threading.Event()
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        try:
+            while True:
+                connection, _ = self.listener.accept()
+                self.connections.append(connection)
+                self.reached.set()
+        except OSError:
+            return  # hung up
+
+    def hang_up(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self.thread.join(timeout=5)
+
+
+def test_a_dispatch_cut_off_by_an_outage_leaves_no_lock_behind(settings, killable_redis):
+    """The dispatcher holds the pool's outbox lock (for at most two minutes) while it hands the
+    messages to send jobs. Redis going away then left the lock held: once Redis was back, the
+    pool's messages waited up to two minutes. The dispatcher waits for Redis to release it.
+
+    It is held mid-dispatch by queueing its jobs through a server that does not answer, while
+    the test kills Redis (the lock's) and starts it again."""
+    connection = redis_py.Redis.from_url(killable_redis.url)
+    store = Store(connection)
+    register_one_person(store, settings)
+    silent = SilentServer()
+    held = redis_py.Redis.from_url(f"redis://127.0.0.1:{silent.port}/0", socket_timeout=30)  # as connect() makes them
+    outcome = []
+    dispatcher = threading.Thread(target=lambda: outcome.append(run_caught(
+        lambda: jobs.dispatch_pool(held, store, "01:first_request"))))
+    dispatcher.start()
+    assert silent.reached.wait(10), "the dispatcher never reached its queue"
+    assert store.lock_outbox("01:first_request") is None, "the dispatcher holds the lock"
+    killable_redis.kill()
+    restart = threading.Timer(OUTAGE_SECONDS, killable_redis.start)
+    restart.start()
+    silent.hang_up()  # the dispatch fails (the queueing connection dropped) while Redis is away
+    restart.join()
+    dispatcher.join(timeout=90)
+    assert isinstance(outcome[0], redis_py.ConnectionError), outcome
+    assert jobs.dispatch_pool(connection, store, "01:first_request") == 1, "the lock was left behind"
+
+
+def run_caught(function):
+    """What `function` returns, or the exception it raised."""
+    try:
+        return function()
+    except Exception as error:  # noqa: BLE001 -- handed to the test to check
+        return error
 
 
 def test_the_clock_ticks_again_after_redis_restarts(settings, killable_redis, tmp_path):

@@ -227,34 +227,43 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
     return "sent"
 
 
-# A message sent but not recorded as sent would be sent again by the job's retry: its record
-# waits this long for Redis to come back (a restart takes seconds; a send job may take 180 s).
-RECORD_WAIT_SECONDS = 60
+# Steps that must follow one already taken, once Redis went away in between, wait this long
+# for it to come back (a restart takes seconds; a send job may take 180 s): recording a
+# message sent (else the job's retry sends it again) and releasing the outbox's lock (else
+# the pool's messages wait for it to expire).
+REDIS_WAIT_SECONDS = 60
 
 
-def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
-    """Record a delivery's outcome, waiting for Redis if it went away since the message left."""
-    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+def _when_redis_answers(step, what: str) -> None:
+    """Run `step`, waiting for Redis (up to REDIS_WAIT_SECONDS) if it is away; `what` names it in the log."""
+    deadline = time.monotonic() + REDIS_WAIT_SECONDS
     pause = FIRST_WAIT_SECONDS
     while True:
         try:
-            store.record_delivery(pool, message_id, channel, record, _now())
+            step()
             return
         except UNREACHABLE:
             if time.monotonic() + pause > deadline:
                 raise
             if pause == FIRST_WAIT_SECONDS:
-                log.warning("job %s: Redis unavailable; the %s delivery is recorded when it is back", job.id, channel)
+                log.warning("Redis unavailable; %s when it is back", what)
             time.sleep(pause)
             pause = min(pause * 2, LONGEST_WAIT_SECONDS)
+
+
+def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
+    """Record a delivery's outcome, waiting for Redis if it went away since the message left."""
+    _when_redis_answers(lambda: store.record_delivery(pool, message_id, channel, record, _now()),
+                        f"job {job.id}: the {channel} delivery is recorded")
 
 
 def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
     """Hand the pool's outbox to send jobs; returns how many messages (a draw's entry counts its offers).
 
-    One dispatcher at a time per pool (a short lock). A crash between
-    queueing and trimming queues some messages again: their send jobs find
-    them delivered and send nothing twice.
+    One dispatcher at a time per pool (a short lock, released even when Redis
+    went away meanwhile, once it is back). A crash between queueing and
+    trimming queues some messages again: their send jobs find them delivered
+    and send nothing twice.
     """
     lock = store.lock_outbox(pool)
     if lock is None:
@@ -275,7 +284,7 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
             store.drop_outbox_head(pool, len(messages))
             handed += len(texts)
     finally:
-        store.unlock_outbox(pool, lock)
+        _when_redis_answers(lambda: store.unlock_outbox(pool, lock), f"the outbox lock of {pool} is released")
     return handed
 
 
