@@ -277,6 +277,7 @@ def wait_for_mail(store: Store, mailbox, expected: set[str]) -> bool:
     return False
 
 
+@pytest.mark.timeout(420)  # its own limits come first: ready 60 s, load 35 s, mail 180 s, stopping 30 s
 def test_registrations_survive_five_redis_kills_and_each_email_goes_out_once(
     production_redis, service, mailbox, tmp_path
 ):
