@@ -66,11 +66,10 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
 
     RQ's worker waits for Redis only while it is waiting for a job; an outage
     anywhere else in its loop ends it ("found an unhandled exception,
-    quitting"). A job it was running is left "started"; once Redis answers,
-    it is retried if it has retries left (draws and mail have), or marked
-    failed (the periodic jobs run again at their next bucket anyway), as RQ's
-    clean-up would do only once its execution expired, a minute and a half
-    later at the earliest, and at a clean-up that comes every ten minutes.
+    quitting"). Once Redis answers, the job it had taken is put back
+    (cut_off_jobs_put_back): RQ would retry a job left "started" only once its
+    execution expired, a minute and a half later at the earliest, at a
+    clean-up that comes every ten minutes, and would drop one not started yet.
     """
     from worker.queues import QUEUE_NAMES
 
