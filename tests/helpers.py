@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import random
 import re
+import socket
 from pathlib import Path
 
 from queue_service import draws
@@ -18,6 +19,14 @@ from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server the test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 # Pages and staff --------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import smtplib
-import threading
 import time
 
 import redis
@@ -26,7 +25,7 @@ from queue_service.pools import PoolId
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.settings import load_settings
 from queue_service.store import Store
-from worker.outage import UNREACHABLE, Outage, wait_for_redis
+from worker.outage import FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS, UNREACHABLE
 from worker.queues import DRAWS, JOB_DURATION_BUCKETS, NOTIFICATIONS, queue
 
 log = logging.getLogger(__name__)
@@ -233,26 +232,43 @@ def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
     return "sent"
 
 
-def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
-    """Record what became of one channel, waiting for Redis if it went away meanwhile: the
-    message has left, and a retry that found no record would send it again. The job's
-    timeout bounds the wait."""
-    outage = Outage(f"job {job.id}", log)
+# Steps that must follow one already taken, once Redis went away in between, wait this long
+# for it to come back (a restart takes seconds; a send job may take 180 s): recording a
+# message sent (else the job's retry sends it again) and releasing the outbox's lock (else
+# the pool's messages wait for it to expire).
+REDIS_WAIT_SECONDS = 60
+
+
+def _when_redis_answers(step, what: str) -> None:
+    """Run `step`, waiting for Redis (up to REDIS_WAIT_SECONDS) if it is away; `what` names it in the log."""
+    deadline = time.monotonic() + REDIS_WAIT_SECONDS
+    pause = FIRST_WAIT_SECONDS
     while True:
         try:
-            store.record_delivery(pool, message_id, channel, record, _now())
+            step()
             return
-        except UNREACHABLE as error:
-            outage.failed(error)
-            wait_for_redis(store.redis, threading.Event(), outage)
+        except UNREACHABLE:
+            if time.monotonic() + pause > deadline:
+                raise
+            if pause == FIRST_WAIT_SECONDS:
+                log.warning("Redis unavailable; %s when it is back", what)
+            time.sleep(pause)
+            pause = min(pause * 2, LONGEST_WAIT_SECONDS)
+
+
+def _record_delivery(job, store: Store, pool: PoolId, message_id: str, channel: str, record: dict) -> None:
+    """Record a delivery's outcome, waiting for Redis if it went away since the message left."""
+    _when_redis_answers(lambda: store.record_delivery(pool, message_id, channel, record, _now()),
+                        f"job {job.id}: the {channel} delivery is recorded")
 
 
 def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
     """Hand the pool's outbox to send jobs; returns how many messages (a draw's entry counts its offers).
 
-    One dispatcher at a time per pool (a short lock). A crash between
-    queueing and trimming queues some messages again: their send jobs find
-    them delivered and send nothing twice.
+    One dispatcher at a time per pool (a short lock, released even when Redis
+    went away meanwhile, once it is back). A crash between queueing and
+    trimming queues some messages again: their send jobs find them delivered
+    and send nothing twice.
     """
     lock = store.lock_outbox(pool)
     if lock is None:
@@ -273,7 +289,7 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
             store.drop_outbox_head(pool, len(messages))
             handed += len(texts)
     finally:
-        store.unlock_outbox(pool, lock)
+        _when_redis_answers(lambda: store.unlock_outbox(pool, lock), f"the outbox lock of {pool} is released")
     return handed
 
 

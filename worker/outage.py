@@ -25,7 +25,10 @@ import threading
 import time
 
 import redis
-from rq import Worker
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import JobStatus
+from rq.utils import as_text, parse_composite_key
 
 # Pauses between attempts to reach Redis: from half a second, doubling, to at most this.
 FIRST_WAIT_SECONDS = 0.5
@@ -83,19 +86,21 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
 
     RQ's worker waits for Redis only while it is waiting for a job; an outage
     anywhere else in its loop ends it ("found an unhandled exception,
-    quitting"). A job it was running is let run to its end first. One that
-    failed for want of Redis stays in RQ's started registry and, once
-    abandoned (ABANDONED_AFTER_SECONDS), RQ's clean-up retries it if it has
-    retries left (draws and mail have), or marks it failed (the periodic jobs
-    run again at their next bucket anyway).
+    quitting"). A job it was running is let run to its end first. Once Redis
+    answers, the job it had taken is put back (cut_off_jobs_put_back): RQ
+    would retry a job left "started" only once its execution expired, at a
+    clean-up that comes every ten minutes, and would drop one not started yet.
+    A job whose worker died (SIGKILL) is found abandoned after
+    ABANDONED_AFTER_SECONDS and retried by the next worker's clean-up if it
+    has retries left (draws and mail have).
     """
-    from worker.queues import all_queues
+    from worker.queues import QUEUE_NAMES
 
     outage = Outage("worker", logging.getLogger("qs"))
     logging.getLogger("rq.worker").addFilter(FoldRetries(outage))
     stop = threading.Event()
     while True:
-        worker = StoppableWorker(all_queues(connection), connection=connection)
+        worker = StoppableWorker(QUEUE_NAMES, connection=connection)
         try:
             worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
         except UNREACHABLE as error:  # from RQ's teardown, which writes to Redis
@@ -118,15 +123,103 @@ def run_worker(connection: redis.Redis, burst: bool, logging_level: str) -> None
                 return
             outage.logger.warning("worker: RQ's worker stopped; starting another")
             stop.wait(FIRST_WAIT_SECONDS)
-        if stop.is_set() or not wait_for_redis(connection, stop, outage):
+        if stop.is_set() or not recover(worker, connection, stop, outage):
             return
+
+
+def recover(worker: StoppableWorker, connection: redis.Redis, stop: threading.Event, outage: Outage) -> bool:
+    """Once the stopped worker's job process has ended and Redis answers, put back what that
+    worker had taken (cut_off_jobs_put_back) and free its scheduler's locks for the next
+    worker's; False if `stop` was set first."""
+    if worker.horse_pid:
+        outage.logger.warning("worker: waiting for the job in progress (process %d) to end", worker.horse_pid)
+        try:
+            os.waitpid(worker.horse_pid, 0)
+        except ChildProcessError:
+            pass  # ended and reaped already
+    while wait_for_redis(connection, stop, outage):
+        try:
+            for job_id in cut_off_jobs_put_back(worker):
+                outage.logger.warning("worker: job %s was cut off by the outage; put back", job_id)
+            if worker.scheduler is not None:
+                # Its process is gone (the worker's teardown stopped it); its locks, left to expire,
+                # would keep the next worker's scheduler out for a minute.
+                worker.scheduler.release_locks()
+            return True
+        except UNREACHABLE as error:
+            outage.failed(error)
+    return False
+
+
+def cut_off_jobs_put_back(worker: StoppableWorker) -> list[str]:
+    """The jobs `worker` (stopped, its job process ended) had taken and not finished, put
+    back; their ids.
+
+    A job that started is retried if it has retries left, or else failed, by
+    RQ's own clean-up: its execution is marked expired (it is: the worker that
+    ran it is gone), which is all that clean-up waits for. A job taken from its
+    queue that never started (the outage came in between) goes back to its
+    queue as it was: RQ would drop it, and the message it was to send with it.
+    """
+    connection = worker.connection
+    taken = {parse_composite_key(as_text(key))[0]: key for key in connection.smembers(worker.executions_key)}
+    if TakingQueue.taken_job_id is not None:
+        taken.setdefault(TakingQueue.taken_job_id, None)
+    put_back = []
+    for job_id, execution_key in taken.items():
+        try:
+            job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
+        except NoSuchJobError:
+            continue
+        registry = job.started_job_registry
+        queue = Queue(job.origin, connection=connection, job_class=worker.job_class, serializer=worker.serializer)
+        status = job.get_status()
+        if status == JobStatus.STARTED and execution_key is not None:
+            connection.zadd(registry.key, {execution_key: 0}, xx=True)
+            registry.cleanup()
+        elif status == JobStatus.QUEUED and connection.lpos(queue.key, job_id) is None:
+            queue.enqueue_job(job)
+            if execution_key is not None:
+                connection.zrem(registry.key, execution_key)
+        else:
+            continue  # it ended after all (its process wrote its end once Redis was back), or waits its turn
+        put_back.append(job_id)
+    connection.delete(worker.executions_key)
+    TakingQueue.taken_job_id = None
+    return put_back
+
+
+class TakingQueue(Queue):
+    """RQ's queue, remembering the job this process last took from a queue (RQ's worker pops it
+    with `lpop`) until the worker has run it.
+
+    Between taking a job and registering its execution RQ's worker asks Redis
+    a few things; an outage there leaves the job in no queue and no registry,
+    and only this process knows it was taken (cut_off_jobs_put_back).
+    """
+
+    taken_job_id: str | None = None
+
+    @classmethod
+    def lpop(cls, queue_keys, timeout, connection=None):
+        taken = super().lpop(queue_keys, timeout, connection=connection)
+        if taken is not None:
+            TakingQueue.taken_job_id = as_text(taken[1])
+        return taken
 
 
 class StoppableWorker(Worker):
     """RQ's worker, telling whether it stopped because it was asked to (SIGTERM, Ctrl-C), and
-    whose dead jobs are found and run again within a minute or so (see the module's doc)."""
+    whose dead jobs are found and run again within a minute or so (see the module's doc), and
+    that starts a new scheduler process as soon as its own died (Redis went away under it).
+
+    RQ's scheduler process moves jobs whose time has come (the retries of
+    mail and draws) to their queue; RQ starts another only at the worker's
+    maintenance, every ten minutes.
+    """
 
     stop_requested = False
+    queue_class = TakingQueue
 
     def __init__(self, queues, **options) -> None:
         # RQ waits for a job worker_ttl - 15 seconds at most: MAINTENANCE_SECONDS.
@@ -149,6 +242,22 @@ class StoppableWorker(Worker):
         with nobody renewing its registration, and be run a second time alongside)."""
         die_with_parent(self.pid)
         super().main_work_horse(job, queue)
+
+
+    def execute_job(self, job, queue) -> None:
+        super().execute_job(job, queue)
+        TakingQueue.taken_job_id = None  # run (done, failed or retried as RQ says): nothing to put back
+
+    def scheduler_died(self) -> bool:
+        """Its scheduler process, which held the scheduling locks, has ended."""
+        scheduler = self.scheduler
+        return (scheduler is not None and bool(scheduler.acquired_locks) and scheduler._process is not None
+                and not scheduler._process.is_alive())
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        # RQ's maintenance starts a new scheduler process under the same locks (same name).
+        return self.scheduler_died() or super().should_run_maintenance_tasks
 
 
 # prctl(2): deliver this signal to the calling process when its parent dies.
