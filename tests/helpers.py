@@ -23,8 +23,8 @@ from queue_service.store.keys import ALL_PATTERN, RATE_LIMIT_PREFIX
 
 # Rate limits no test of many requests from one address and one email can reach.
 UNLIMITED = {name: "100000 per minute" for name in (
-    "rate_limit_default", "rate_limit_registration", "rate_limit_registration_email", "rate_limit_links",
-    "rate_limit_recovery", "rate_limit_recovery_email")}
+    "rate_limit_default", "rate_limit_registration", "rate_limit_registration_unproven",
+    "rate_limit_registration_email", "rate_limit_links", "rate_limit_recovery", "rate_limit_recovery_email")}
 
 ENGLISH = {"Accept-Language": "en"}
 # The password of every staff account the tests create.
