@@ -5,7 +5,9 @@ connection are: an association, a counter kiosk, a mobile carrier.
 """
 
 import datetime
+import math
 import random
+import re
 
 import pytest
 from helpers import ENGLISH, api_person, csrf_token, sign_in
@@ -156,3 +158,62 @@ def test_an_agent_registers_at_the_counter_whatever_the_address_has_spent(make_a
         values = form_of(number, client) | {"csrf_token": csrf_token(client, path), "phone": f"06 12 34 56 7{number}"}
         done = client.post(path, data=values, headers=ENGLISH)
         assert done.status_code == 200 and "The applicant is in the waiting list" in done.get_data(as_text=True)
+
+
+# The answer when the budget is spent ---------------------------------------------------------
+
+
+def spent_budget(make_app):
+    client = make_app(rate_limit_registration_unproven="1 per hour").test_client()
+    assert client.post(FORM, data=form_of(0, client)).status_code == 302
+    return client
+
+
+def minutes_said(text: str, pattern: str) -> int:
+    found = re.search(pattern, text)
+    assert found, text
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize(("headers", "said"), [
+    (FRENCH, r"Trop de demandes en peu de temps\. Réessayez dans (\d+) minutes?\."),
+    (ENGLISH, r"Too many requests in a short time\. Try again in (\d+) minutes?\."),
+])
+def test_the_429_page_says_in_its_language_when_to_try_again(make_app, reference_data, headers, said):
+    client = spent_budget(make_app)
+    refused = client.post(FORM, data=form_of(1, client), headers=headers)
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    page = refused.get_data(as_text=True)
+    assert "per 1 hour" not in page and "1 per hour" not in page
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= 3600
+    assert minutes_said(page, said) == math.ceil(wait / 60)
+    assert f'lang="{headers["Accept-Language"]}"' in page
+
+
+@pytest.mark.parametrize(("headers", "said"), [
+    (FRENCH, r"^Trop de demandes en peu de temps\. Réessayez dans (\d+) minutes?\.$"),
+    (ENGLISH, r"^Too many requests in a short time\. Try again in (\d+) minutes?\.$"),
+])
+def test_the_429_problem_says_in_the_requests_language_when_to_try_again(make_app, reference_data, headers, said):
+    client = spent_budget(make_app)
+    refused = client.post("/api/v1/registrations", json=person(1), headers=headers)
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    problem = refused.get_json()
+    assert minutes_said(problem["detail"], said) == math.ceil(int(refused.headers["Retry-After"]) / 60)
+    assert "per" not in problem["title"] and problem["status"] == 429
+
+
+def test_the_wait_is_said_in_seconds_minutes_or_hours_never_shorter_than_retry_after(app):
+    from web.errors import try_again_in
+
+    with app.test_request_context(headers=FRENCH):
+        assert try_again_in(1) == "Réessayez dans 1 seconde."
+        assert try_again_in(59) == "Réessayez dans 59 secondes."
+        assert try_again_in(60) == "Réessayez dans 1 minute."
+        assert try_again_in(61) == "Réessayez dans 2 minutes."
+        assert try_again_in(3600) == "Réessayez dans 60 minutes."
+        assert try_again_in(3 * 3600 + 1) == "Réessayez dans 4 heures."
+    with app.test_request_context(headers=ENGLISH):
+        assert try_again_in(720) == "Try again in 12 minutes."
+        assert try_again_in(7200) == "Try again in 2 hours."
