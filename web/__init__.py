@@ -7,6 +7,7 @@ read at import, so tests, gunicorn workers and the CLI each get their own app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from flask import Flask, current_app
@@ -67,6 +68,8 @@ def create_app(config: Settings | None = None) -> Flask:
     # Templates compare states with the enums, never with their spelling.
     app.jinja_env.globals.update(DrawState=DrawState, OfferStatus=OfferStatus, RegistrationStatus=RegistrationStatus,
                                  SlotStatus=SlotStatus)
+    # The proof-of-work widget, if `make` copied it from npm (forms work without it).
+    app.jinja_env.globals["altcha_installed"] = (Path(app.static_folder) / "altcha" / "altcha.min.js").is_file()
     i18n.init_app(app)
     csrf.init_app(app)
     limiter = init_limiter(app, settings, connection)
