@@ -13,6 +13,11 @@ TEST_STAMP := $(VENV)/.installed-test
 DSFR_STAMP := web/static/dsfr/.installed
 DSFR_DIST := node_modules/@gouvfr/dsfr/dist
 DSFR_FILES := dsfr.min.css dsfr.module.min.js dsfr.nomodule.min.js fonts icons favicon utility
+ALTCHA_STAMP := web/static/altcha/.installed
+ALTCHA_DIST := node_modules/altcha/dist
+# The widget without bundled styles and workers (the pages' CSP allows neither inline
+# styles nor blob: workers), its PBKDF2 worker, and its licence.
+ALTCHA_FILES := $(ALTCHA_DIST)/external/altcha.min.js $(ALTCHA_DIST)/external/altcha.css node_modules/altcha/LICENSE.txt
 TRANSLATIONS := queue_service/translations
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
@@ -24,7 +29,7 @@ run: install
 test: install-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-install: $(APP_STAMP) $(CATALOGS) $(DSFR_STAMP)
+install: $(APP_STAMP) $(CATALOGS) $(DSFR_STAMP) $(ALTCHA_STAMP)
 
 install-test: install $(TEST_STAMP)
 
@@ -54,11 +59,24 @@ $(DSFR_STAMP): package.json package-lock.json
 	  echo "warning: npm not found; pages will use the service's own stylesheet only (install Node.js and npm for the DSFR)"; \
 	fi
 
+# The proof-of-work widget (ALTCHA) of the registration form, from the same npm install,
+# served from our own static files. Without it the form works without a proof (the
+# tighter per-address limit applies).
+$(ALTCHA_STAMP): $(DSFR_STAMP)
+	@if [ -d $(ALTCHA_DIST) ]; then \
+	  rm -rf web/static/altcha && mkdir -p web/static/altcha/workers && \
+	  cp $(ALTCHA_FILES) web/static/altcha/ && \
+	  cp $(ALTCHA_DIST)/workers/pbkdf2.js web/static/altcha/workers/ && \
+	  touch $@; \
+	else \
+	  echo "warning: node_modules/altcha missing; the registration form will have no proof-of-work widget"; \
+	fi
+
 # After changing translatable text: refresh the catalogue and the .po files.
 translations-update: $(APP_STAMP)
 	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o $(TRANSLATIONS)/messages.pot queue_service web worker
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 
 clean:
-	rm -rf $(VENV) node_modules web/static/dsfr
+	rm -rf $(VENV) node_modules web/static/dsfr web/static/altcha
 	find $(TRANSLATIONS) -name '*.mo' -delete

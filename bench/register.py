@@ -4,6 +4,7 @@ Start the service with the registration limits raised (they would otherwise
 stop the benchmark after a few requests from one address), then run this:
 
     QS_RATE_LIMIT_REGISTRATION="1000000 per hour" \\
+    QS_RATE_LIMIT_REGISTRATION_UNPROVEN="1000000 per hour" \\
     QS_RATE_LIMIT_REGISTRATION_EMAIL="1000000 per hour" make run
     .venv/bin/python bench/register.py --url http://127.0.0.1:5000 --seconds 20 --clients 16
 

@@ -59,10 +59,14 @@ class Settings:
     trusted_proxies: int
     rate_limit_default: str
     rate_limit_registration: str
+    rate_limit_registration_unproven: str
     rate_limit_registration_email: str
     rate_limit_links: str
     rate_limit_recovery: str
     rate_limit_recovery_email: str
+    altcha_cost: int
+    altcha_max_number: int
+    altcha_expiry_seconds: int
     max_request_bytes: int
     contacts_per_pool: int
     confirmation_link_hours: int
@@ -245,6 +249,9 @@ def _checked(values: dict[str, Any]) -> Settings:
     choose("sms_backend", SMS_BACKENDS)
     at_least("trusted_proxies", 0)
     at_least("max_request_bytes", 1024)
+    at_least("altcha_cost", 1)
+    at_least("altcha_max_number", 2)
+    at_least("altcha_expiry_seconds", 30)
     at_least("contacts_per_pool", 1)
     at_least("confirmation_link_hours", 1)
     at_least("closed_retention_days", 1)

@@ -7,6 +7,7 @@ read at import, so tests, gunicorn workers and the CLI each get their own app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from flask import Flask, current_app
@@ -67,6 +68,8 @@ def create_app(config: Settings | None = None) -> Flask:
     # Templates compare states with the enums, never with their spelling.
     app.jinja_env.globals.update(DrawState=DrawState, OfferStatus=OfferStatus, RegistrationStatus=RegistrationStatus,
                                  SlotStatus=SlotStatus)
+    # The proof-of-work widget, if `make` copied it from npm (forms work without it).
+    app.jinja_env.globals["altcha_installed"] = (Path(app.static_folder) / "altcha" / "altcha.min.js").is_file()
     i18n.init_app(app)
     csrf.init_app(app)
     limiter = init_limiter(app, settings, connection)
@@ -86,13 +89,30 @@ def create_app(config: Settings | None = None) -> Flask:
     return app
 
 
+# The routes that create a registration or change its email, with the method that does:
+# they share one budget per address and one per email address.
+REGISTRATION_CHANGES = (
+    ("registration.register", "POST"),
+    ("api.create_registration", "POST"),
+    ("registration.change_email", "POST"),
+    ("api.my_registration", "PATCH"),  # with an "email" member; preferences alone are not counted
+)
+
+
 def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
     """Tighter limits where abuse would hurt: registering, and opening private links.
 
-    Flask-Limiter checks a route's own limits in the wrapper its decorator
-    returns, so the wrapped view replaces the registered one.
+    Registering is counted once it is accepted or refused as a duplicate (a
+    form sent back with mistakes is free), in budgets shared by every route
+    that creates a registration or changes its email: per address, generous,
+    and within it a tighter one for requests without a valid proof of work
+    (web/proof_of_work.py); per email address. An agent's registration at the
+    counter (staff) is in none. Flask-Limiter checks a route's own limits in
+    the wrapper its decorator returns, so the wrapped view replaces the
+    registered one.
     """
-    from web.rate_keys import email_in_request
+    from web.proof_of_work import proven
+    from web.rate_keys import accepted_or_duplicate, email_in_request, leaves_registrations_alone
 
     def limit(endpoint: str, *decorators) -> None:
         view = app.view_functions[endpoint]
@@ -100,11 +120,19 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
             view = decorator(view)
         app.view_functions[endpoint] = view
 
-    for endpoint in ("registration.register", "api.create_registration", "registration.change_email"):
+    def outside_unproven_budget() -> bool:
+        return leaves_registrations_alone() or proven()
+
+    for endpoint, method in REGISTRATION_CHANGES:
+        counted = {"methods": [method], "deduct_when": accepted_or_duplicate}
         limit(
             endpoint,
-            limiter.limit(settings.rate_limit_registration, methods=["POST"]),
-            limiter.limit(settings.rate_limit_registration_email, methods=["POST"], key_func=email_in_request),
+            limiter.shared_limit(settings.rate_limit_registration, "registration", **counted,
+                                 exempt_when=leaves_registrations_alone),
+            limiter.shared_limit(settings.rate_limit_registration_unproven, "registration-unproven", **counted,
+                                 exempt_when=outside_unproven_budget),
+            limiter.shared_limit(settings.rate_limit_registration_email, "registration-email", **counted,
+                                 key_func=email_in_request, exempt_when=leaves_registrations_alone),
         )
     for endpoint in ("registration.recover", "api.recover_links"):
         limit(

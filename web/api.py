@@ -51,6 +51,7 @@ def index():
         prefectures=url_for("api.prefectures"),
         procedures=url_for("api.procedures"),
         registrations=url_for("api.create_registration"),
+        challenge=url_for("api.challenge"),
         openapi=url_for("api.openapi"),
     )
 
@@ -168,6 +169,15 @@ def _offer(found: Registration) -> dict | None:
         "booking_code": shown["code"],
         "cancel_by": shown["cancel_by"].isoformat() if offer.status is OfferStatus.CONFIRMED else None,
     }
+
+
+@blueprint.get("/challenge")
+def challenge():
+    """A fresh proof-of-work challenge (ALTCHA): its solution, sent as `altcha` with a registration
+    or an email change, opens the generous per-address limit (web/proof_of_work.py)."""
+    from web.proof_of_work import new_challenge
+
+    return jsonify(new_challenge())
 
 
 @blueprint.post("/registrations")

@@ -12,7 +12,7 @@ import math
 import time
 
 from flask import Flask, current_app, jsonify, make_response, render_template, request
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 import redis
@@ -59,18 +59,39 @@ def handle_http_error(error: HTTPException):
 
         note_rate_limited()
     title, detail = _texts(status)
-    if error.description and error.description != type(error).description:
+    retry_after = None
+    if isinstance(error, RateLimitExceeded):  # its description is the limit ("20 per 1 hour"), for no one
+        retry_after = seconds_until_reset()
+        if retry_after is not None:
+            detail = gettext("Too many requests in a short time.") + " " + try_again_in(retry_after)
+    elif error.description and error.description != type(error).description:
         detail = error.description  # a handler's own explanation (already in the request's language)
     response = _respond(status, title or error.name, detail)
     # Keep headers such as Allow (405).
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
-    if isinstance(error, RateLimitExceeded):  # Flask-Limiter's own headers are off (extensions.py)
-        breached = current_app.extensions["queue_service_limiter"].current_limit
-        if breached is not None:
-            response.headers["Retry-After"] = str(max(1, math.ceil(breached.reset_at - time.time())))
+    if retry_after is not None:  # Flask-Limiter's own headers are off (extensions.py)
+        response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def seconds_until_reset() -> int | None:
+    """Whole seconds until the limit this request broke lets requests through again."""
+    breached = current_app.extensions["queue_service_limiter"].current_limit
+    if breached is None:
+        return None
+    return max(1, math.ceil(breached.window.reset_time - time.time()))  # reset_at adds a second
+
+
+def try_again_in(seconds: int) -> str:
+    """The wait as people say it ("Try again in 12 minutes."), in the request's language, never
+    shorter than `seconds`: minutes and hours are rounded up, so it agrees with Retry-After."""
+    if seconds < 60:
+        return ngettext("Try again in %(num)d second.", "Try again in %(num)d seconds.", seconds)
+    if seconds <= 90 * 60:
+        return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", math.ceil(seconds / 60))
+    return ngettext("Try again in %(num)d hour.", "Try again in %(num)d hours.", math.ceil(seconds / 3600))
 
 
 def message_of(error: QueueServiceError) -> str:

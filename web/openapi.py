@@ -45,6 +45,14 @@ GIVEN = {"type": "string", "minLength": 1, "pattern": r"\S"}  # required text: b
 NULLABLE_TEXT = {"type": ["string", "null"]}
 DATE = {"type": "string", "format": "date"}
 MOMENT = {"type": "string", "format": "date-time"}
+PROOF_OF_WORK = {
+    "type": "string",
+    "maxLength": 4096,
+    "description": "Optional proof of work: the solution of a challenge from GET /challenge, as the ALTCHA "
+                   "widget sends it (base64 of {\"challenge\": …, \"solution\": …}). A valid one, accepted "
+                   "once, opens the generous per-address limit; without one the request is served under the "
+                   "tighter limit for requests without proof.",
+}
 
 
 def openapi_document() -> dict:
@@ -68,6 +76,7 @@ def openapi_document() -> dict:
                           "description": "Absent means all"},
             "language": {"type": "string", "enum": list(LOCALES)},
             "consent": {"const": True, "description": "The privacy notice (/privacy) is accepted"},
+            "altcha": PROOF_OF_WORK,
         },
         ["prefecture", "procedure", "family_name", "given_names", "birth_date", "nationality", "email", "consent"],
     )
@@ -140,6 +149,19 @@ def openapi_document() -> dict:
             "/procedures": {
                 "get": {"summary": "The procedures", "responses": {"200": {"description": "Procedures"}, **_problems()}}
             },
+            "/challenge": {
+                "get": {
+                    "summary": "A proof-of-work challenge (ALTCHA v2, self-hosted) to solve before registering",
+                    "description": "Derive keys with the challenge's algorithm (PBKDF2/SHA-256, `cost` iterations, "
+                                   "salt from `salt`, password = bytes of `nonce` followed by the number as a "
+                                   "big-endian uint32) for the numbers 0, 1, 2… until a key starts with "
+                                   "`keyPrefix`; send base64 of {\"challenge\": <this document>, \"solution\": "
+                                   "{\"counter\": n, \"derivedKey\": <hex>}} as `altcha` before `expiresAt`. "
+                                   "The widget and the `altcha` libraries (altcha.solve_challenge in Python) do "
+                                   "this; each challenge proves one request.",
+                    "responses": {"200": _json("Challenge", "A fresh challenge"), **_problems()},
+                }
+            },
             "/registrations": {
                 "post": {
                     "summary": "Register in a waiting list (then confirm the emailed link)",
@@ -193,6 +215,7 @@ def openapi_document() -> dict:
                                 "half_days": {"type": "array", "items": {"type": "string", "enum": list(HALF_DAYS)},
                                               "minItems": 1},
                                 "email": {**GIVEN, "format": "email", "maxLength": EMAIL_MAX_LENGTH},
+                                "altcha": {**PROOF_OF_WORK, "description": "With an email: as for registering"},
                             }
                         )
                     ),
@@ -363,6 +386,25 @@ def openapi_document() -> dict:
                             ),
                         },
                     }
+                ),
+                "Challenge": _object(
+                    {
+                        "parameters": _object(
+                            {
+                                "algorithm": {"type": "string", "enum": ["PBKDF2/SHA-256"]},
+                                "cost": {"type": "integer", "minimum": 1, "description": "PBKDF2 iterations"},
+                                "keyLength": {"type": "integer"},
+                                "keyPrefix": {**TEXT, "description": "Hex: what the derived key starts with"},
+                                "keySignature": TEXT,
+                                "nonce": TEXT,
+                                "salt": TEXT,
+                                "expiresAt": {"type": "integer", "description": "Unix time"},
+                            },
+                            ["algorithm", "cost", "keyLength", "keyPrefix", "nonce", "salt", "expiresAt"],
+                        ),
+                        "signature": TEXT,
+                    },
+                    ["parameters", "signature"],
                 ),
                 "RegistrationInput": registration_input,
                 "Created": _object({"ref": TEXT, "status": TEXT, "confirm_by": MOMENT, "message": TEXT}),

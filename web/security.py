@@ -12,6 +12,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "font-src 'self'",
         "connect-src 'self'",
+        # The proof-of-work widget computes in workers loaded from our static files (never blob:).
+        "worker-src 'self'",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",

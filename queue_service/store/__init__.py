@@ -3,11 +3,11 @@
 One class per concern, each in its module: reference data (reference.py), the
 processes' health (health.py), registrations and their purges
 (registrations.py), slots and schedules (slots.py), draws (draws.py), offers
-(offers.py), the outbox (outbox.py), staff accounts (accounts.py) and
-statistics (statistics.py). `Store` puts them together on one client, so
-callers hold one object: `Store(client)`. The key names, with what each holds
-and its type, are in keys.py (no other module builds one); the Lua scripts are
-in scripts/, loaded by lua.py.
+(offers.py), the outbox (outbox.py), staff accounts (accounts.py),
+statistics (statistics.py) and spent proofs of work (challenges.py). `Store`
+puts them together on one client, so callers hold one object: `Store(client)`.
+The key names, with what each holds and its type, are in keys.py (no other
+module builds one); the Lua scripts are in scripts/, loaded by lua.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import redis
 
 from queue_service.store.accounts import AccountStore
+from queue_service.store.challenges import ChallengeStore
 from queue_service.store.draws import DrawStore
 from queue_service.store.health import HealthStore
 from queue_service.store.keys import RATE_LIMIT_PREFIX
@@ -39,6 +40,7 @@ class Store(
     OutboxStore,
     AccountStore,
     StatisticsStore,
+    ChallengeStore,
 ):
     """Reads and writes the service's state in one Redis database.
 

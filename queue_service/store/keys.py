@@ -27,6 +27,10 @@ WORKER_HEARTBEAT_KEY = "qs:health:worker"
 PERIODIC_RUN_KEY = "qs:clock:periodic:{name}:{bucket}"
 # Prefix of the counters Flask-Limiter keeps (strings with a TTL, its own format).
 RATE_LIMIT_PREFIX = "qs:ratelimit"
+# String "1" with a TTL (until its challenge expires, plus a minute): a proof of work
+# (queue_service/proof_of_work.py) spent, by its challenge's signature (hex HMAC), so
+# that the same proof cannot earn a second request the generous limit.
+SPENT_CHALLENGE_KEY = "qs:altcha:spent:{signature}"
 # Set of pool names ("01:renewal") that have had registrations: what purges walk.
 POOLS_KEY = "qs:pools"
 # Set per prefecture: keyed hashes (HMAC) of the AGDREF numbers its records know.
@@ -388,6 +392,10 @@ def pool_pattern(pool: str) -> str:
 
 def periodic_run_key(name: str, bucket: int) -> str:
     return PERIODIC_RUN_KEY.format(name=name, bucket=bucket)
+
+
+def spent_challenge_key(signature: str) -> str:
+    return SPENT_CHALLENGE_KEY.format(signature=signature)
 
 
 # Staff keys (no hash tag: staff are not a pool's, and no script spans them).

@@ -1,0 +1,219 @@
+"""Bots pay, people don't: the registration budget of an address, with and without a proof of work.
+
+Every test client here is one address (127.0.0.1), as many people behind one
+connection are: an association, a counter kiosk, a mobile carrier.
+"""
+
+import datetime
+import math
+import random
+import re
+
+import pytest
+from helpers import ENGLISH, api_person, csrf_token, sign_in
+
+from queue_service import proof_of_work
+from queue_service import registration as reg
+from queue_service.reference import procedure_by_code
+from queue_service.registration.agdref import UploadedRecords
+from queue_service.registration.tokens import status_token
+
+# Challenges a test solves in milliseconds.
+EASY = {"altcha_cost": 10, "altcha_max_number": 40}
+FRENCH = {"Accept-Language": "fr"}
+FORM = "/p/01/first_request/register"
+
+
+def person(number: int, **changes) -> dict:
+    """Someone else each time (names, email), registering in Ain's first-request pool by the API."""
+    return api_person(procedure="first_request", family_name=f"Person {chr(65 + number % 26)}{chr(65 + number // 26)}",
+                      email=f"p{number}@example.org", phone=None) | changes
+
+
+def form_of(number: int, client, **changes) -> dict:
+    """The form of `person(number)`, as the page takes it, with its CSRF token."""
+    values = {name: value for name, value in person(number).items()
+              if name not in ("prefecture", "procedure", "consent", "phone", "agdref", "permit_expiry")}
+    return values | {"consent": "yes", "csrf_token": csrf_token(client, FORM)} | changes
+
+
+def proof(client) -> str:
+    """A proof of work, as the widget makes it: fetch a challenge, solve it."""
+    return proof_of_work.solve(client.get("/api/v1/challenge").get_json())
+
+
+def register(client, number: int, **changes) -> int:
+    return client.post("/api/v1/registrations", json=person(number, **changes)).status_code
+
+
+@pytest.fixture
+def waiting(store, settings, reference_data):
+    """A status token of someone waiting in Ain's first-request pool (registered by the domain:
+    no budget spent)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    secret = settings.identity_key.encode()
+    form = {name: value for name, value in person(90).items() if name not in ("prefecture", "procedure")}
+    applicant = reg.parse_applicant(form | {"consent": "yes"}, procedure_by_code("first_request"),
+                                    ["bourg", "belley", "gex", "nantua"], now.date())
+    created = reg.register(store, "01", "first_request", applicant, now=now, rng=random.Random(5),
+                           identity_secret=secret, limits=reg.Limits(4, datetime.timedelta(hours=24)),
+                           records=UploadedRecords(store, secret))
+    reg.confirm_email(store, created.key, applicant.email, now)
+    return status_token(settings.secret_key, created.key)
+
+
+# The challenge ------------------------------------------------------------------------
+
+
+def test_the_api_hands_out_fresh_signed_challenges_that_expire_in_minutes(make_app, reference_data, settings):
+    client = make_app().test_client()
+    first, second = (client.get("/api/v1/challenge") for _ in range(2))
+    assert first.status_code == 200 and first.mimetype == "application/json"
+    assert first.headers["Cache-Control"] == "no-store"  # each one is for one request
+    assert first.get_json() != second.get_json()
+    parameters = first.get_json()["parameters"]
+    assert parameters["algorithm"] == "PBKDF2/SHA-256" and parameters["cost"] == settings.altcha_cost
+    lifetime = parameters["expiresAt"] - datetime.datetime.now(datetime.timezone.utc).timestamp()
+    assert settings.altcha_expiry_seconds - 5 <= lifetime <= settings.altcha_expiry_seconds
+    assert client.get("/api/v1/").get_json()["challenge"] == "/api/v1/challenge"
+
+
+# Proofs and the two budgets -------------------------------------------------------------
+
+
+def test_the_generous_limit_applies_only_with_a_proof_and_each_proof_once(make_app, reference_data, settings):
+    client = make_app(rate_limit_registration="6 per hour", rate_limit_registration_unproven="2 per hour",
+                      **EASY).test_client()
+    assert [register(client, number) for number in range(3)] == [201, 201, 429]  # the budget without proof
+    spent = proof(client)
+    assert register(client, 3, altcha=spent) == 201
+    assert register(client, 4, altcha=spent) == 429  # replayed
+    keys = proof_of_work.challenge_keys(settings.secret_key)
+    old = proof_of_work.new_challenge(keys, proof_of_work.Difficulty(10, 40, datetime.timedelta(minutes=5)),
+                                      datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6),
+                                      random.Random(1))
+    assert register(client, 4, altcha=proof_of_work.solve(old)) == 429  # expired
+    foreign = proof_of_work.new_challenge(proof_of_work.challenge_keys("someone else's secret"),
+                                          proof_of_work.Difficulty(10, 40, datetime.timedelta(minutes=5)),
+                                          datetime.datetime.now(datetime.timezone.utc), random.Random(1))
+    assert register(client, 4, altcha=proof_of_work.solve(foreign)) == 429  # forged
+    assert register(client, 4, altcha="bm90IGEgcHJvb2Y=") == 429  # not a proof at all
+    assert [register(client, number, altcha=proof(client)) for number in (4, 5, 6, 7)] == [201, 201, 201, 429]
+
+
+def test_a_proof_in_the_form_opens_the_generous_limit_too(make_app, reference_data):
+    client = make_app(rate_limit_registration_unproven="1 per hour", **EASY).test_client()
+    assert client.post(FORM, data=form_of(0, client)).status_code == 302
+    assert client.post(FORM, data=form_of(1, client)).status_code == 429
+    assert client.post(FORM, data=form_of(1, client, altcha=proof(client))).status_code == 302
+
+
+def test_forms_with_mistakes_spend_nothing_and_a_refused_duplicate_does(make_app, reference_data, waiting):
+    """The finding: failed form submissions were counted, so a person who made a few mistakes,
+    or a few people at one kiosk, were locked out for an hour."""
+    client = make_app(rate_limit_registration_unproven="3 per hour").test_client()
+    for _ in range(6):
+        assert client.post(FORM, data=form_of(0, client, birth_date="31/02/1990", email="nope")).status_code == 422
+    assert client.post("/api/v1/registrations", json=person(1, consent=False)).status_code == 422
+    assert client.post(FORM, data=form_of(0, client)).status_code == 302
+    assert register(client, 90) == 409  # the person waiting: refused, and counted (bots probe that way)
+    assert register(client, 1) == 201
+    assert register(client, 2) == 429
+
+
+def test_form_api_and_email_changes_share_one_budget(make_app, reference_data, waiting):
+    client = make_app(rate_limit_registration_unproven="3 per hour").test_client()
+    bearer = {"Authorization": f"Bearer {waiting}"}
+    assert client.post(FORM, data=form_of(0, client)).status_code == 302
+    assert register(client, 1) == 201
+    assert client.patch("/api/v1/registration", json={"email": "new@example.org"}, headers=bearer).status_code == 200
+    # The budget is spent, whichever way one asks.
+    assert client.post(FORM, data=form_of(2, client)).status_code == 429
+    assert register(client, 2) == 429
+    assert client.patch("/api/v1/registration", json={"email": "other@example.org"}, headers=bearer).status_code == 429
+    page = f"/status?t={waiting}"
+    changed = client.post(f"/status/email?t={waiting}", data={"email": "third@example.org",
+                                                               "csrf_token": csrf_token(client, page)})
+    assert changed.status_code == 429
+    # Preferences are no registration: not counted, not refused.
+    assert client.patch("/api/v1/registration", json={"half_days": ["mon-am"]}, headers=bearer).status_code == 200
+
+
+def test_the_email_change_on_the_status_page_spends_the_budget(make_app, reference_data, waiting):
+    client = make_app(rate_limit_registration_unproven="1 per hour").test_client()
+    page = f"/status?t={waiting}"
+    changed = client.post(f"/status/email?t={waiting}", data={"email": "new@example.org",
+                                                               "csrf_token": csrf_token(client, page)})
+    assert changed.status_code == 200
+    assert register(client, 1) == 429
+
+
+def test_an_agent_registers_at_the_counter_whatever_the_address_has_spent(make_app, reference_data, staff):
+    app = make_app(rate_limit_registration="1 per hour", rate_limit_registration_unproven="1 per hour")
+    client = sign_in(app, "agent01")
+    assert register(client, 0) == 201
+    assert register(client, 1) == 429
+    path = "/staff/p/01/register/first_request"
+    for number in (1, 2, 3):
+        values = form_of(number, client) | {"csrf_token": csrf_token(client, path), "phone": f"06 12 34 56 7{number}"}
+        done = client.post(path, data=values, headers=ENGLISH)
+        assert done.status_code == 200 and "The applicant is in the waiting list" in done.get_data(as_text=True)
+
+
+# The answer when the budget is spent ---------------------------------------------------------
+
+
+def spent_budget(make_app):
+    client = make_app(rate_limit_registration_unproven="1 per hour").test_client()
+    assert client.post(FORM, data=form_of(0, client)).status_code == 302
+    return client
+
+
+def minutes_said(text: str, pattern: str) -> int:
+    found = re.search(pattern, text)
+    assert found, text
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize(("headers", "said"), [
+    (FRENCH, r"Trop de demandes en peu de temps\. Réessayez dans (\d+) minutes?\."),
+    (ENGLISH, r"Too many requests in a short time\. Try again in (\d+) minutes?\."),
+])
+def test_the_429_page_says_in_its_language_when_to_try_again(make_app, reference_data, headers, said):
+    client = spent_budget(make_app)
+    refused = client.post(FORM, data=form_of(1, client), headers=headers)
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    page = refused.get_data(as_text=True)
+    assert "per 1 hour" not in page and "1 per hour" not in page
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= 3600
+    assert minutes_said(page, said) == math.ceil(wait / 60)
+    assert f'lang="{headers["Accept-Language"]}"' in page
+
+
+@pytest.mark.parametrize(("headers", "said"), [
+    (FRENCH, r"^Trop de demandes en peu de temps\. Réessayez dans (\d+) minutes?\.$"),
+    (ENGLISH, r"^Too many requests in a short time\. Try again in (\d+) minutes?\.$"),
+])
+def test_the_429_problem_says_in_the_requests_language_when_to_try_again(make_app, reference_data, headers, said):
+    client = spent_budget(make_app)
+    refused = client.post("/api/v1/registrations", json=person(1), headers=headers)
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    problem = refused.get_json()
+    assert minutes_said(problem["detail"], said) == math.ceil(int(refused.headers["Retry-After"]) / 60)
+    assert "per" not in problem["title"] and problem["status"] == 429
+
+
+def test_the_wait_is_said_in_seconds_minutes_or_hours_never_shorter_than_retry_after(app):
+    from web.errors import try_again_in
+
+    with app.test_request_context(headers=FRENCH):
+        assert try_again_in(1) == "Réessayez dans 1 seconde."
+        assert try_again_in(59) == "Réessayez dans 59 secondes."
+        assert try_again_in(60) == "Réessayez dans 1 minute."
+        assert try_again_in(61) == "Réessayez dans 2 minutes."
+        assert try_again_in(3600) == "Réessayez dans 60 minutes."
+        assert try_again_in(3 * 3600 + 1) == "Réessayez dans 4 heures."
+    with app.test_request_context(headers=ENGLISH):
+        assert try_again_in(720) == "Try again in 12 minutes."
+        assert try_again_in(7200) == "Try again in 2 hours."
