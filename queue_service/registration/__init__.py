@@ -126,11 +126,17 @@ class Registration:
 
 @dataclass(frozen=True)
 class Fingerprints:
-    """Keyed hashes standing for the person and their contacts in Redis key names."""
+    """Keyed hashes standing for the person and their contacts in Redis key names.
+
+    `identity` is the person's key, held by their registration; a new one is
+    refused if any of `identity_lookups` (its own key and those of every order
+    of its words, identity.identity_lookups) is held.
+    """
 
     identity: str
     email: str | None
     phone: str
+    identity_lookups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,18 +241,22 @@ def new_reference(prefecture: str, procedure: str, rng: random.Random) -> str:
 
 
 def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints:
+    lookups = identity.identity_lookups(secret, pool, **_identity_fields(applicant))
     return Fingerprints(
-        identity=identity.identity_fingerprint(
-            secret,
-            pool,
-            agdref=applicant.agdref,
-            family_name=applicant.family_name,
-            given_names=applicant.given_names,
-            birth_date=applicant.birth_date,
-            nationality=applicant.nationality,
-        ),
+        identity=lookups[0],
         email=email_print(secret, pool, applicant.email) if applicant.email else None,
         phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone),
+        identity_lookups=lookups,
+    )
+
+
+def _identity_fields(applicant: Applicant) -> dict:
+    return dict(
+        agdref=applicant.agdref,
+        family_name=applicant.family_name,
+        given_names=applicant.given_names,
+        birth_date=applicant.birth_date,
+        nationality=applicant.nationality,
     )
 
 

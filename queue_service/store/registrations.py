@@ -45,13 +45,15 @@ class RegistrationStore:
         """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing: the registration
         and its `message` (a RegistrationMessage, or None) in the outbox.
 
-        An unconfirmed registration of the same person past its deadline no
+        Refused as "duplicate" if `prints.identity` or any of `prints.identity_lookups`
+        is held. An unconfirmed registration of the same person past its deadline no
         longer holds the place: it is purged first.
         """
         key = registration.key
         pool_keys = PoolKeys(key.pool)
-        holder = self.redis.get(pool_keys.identity(prints.identity))
-        if holder is not None:
+        lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
+        lookup_keys = [pool_keys.identity(fp) for fp in lookups]
+        for holder in {holder for holder in self.redis.mget(lookup_keys) if holder is not None}:
             self._purge_one(key.pool, holder.decode(), "unconfirmed", now)
         # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
         self.redis.sadd(POOLS_KEY, key.pool)
@@ -68,6 +70,7 @@ class RegistrationStore:
             pool_keys.waiting,
             *self.stats_keys(key.pool, now),
             pool_keys.outbox,
+            *lookup_keys[1:],
         ]
         arguments = [
             key.registration_id,

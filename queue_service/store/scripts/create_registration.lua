@@ -1,7 +1,8 @@
 -- Store.create_registration: a new registration, with its person, contacts and reference, all or nothing.
 --
 -- KEYS: registration, history, identity, email contacts, phone contacts, refs,
---       unconfirmed, waiting, stats totals, stats day, outbox
+--       unconfirmed, waiting, stats totals, stats day, outbox, then the other
+--       identity keys of the person (every order of their names): none may be held
 -- ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
 --       event, has email ("1"/"0"), channel, the outbox message (JSON; "" for none),
 --       then field/value pairs of the registration
@@ -10,7 +11,13 @@
 -- The message (the confirmation link, or the status link) is pushed only with the registration.
 
 local stats = {KEYS[9], KEYS[10]}
-if redis.call('EXISTS', KEYS[3]) == 1 then
+local function held(first, last)
+  for i = first, last do
+    if redis.call('EXISTS', KEYS[i]) == 1 then return true end
+  end
+  return false
+end
+if held(3, 3) or held(12, #KEYS) then
   count_event('duplicate_refused', 1, unpack(stats))
   return 'duplicate'
 end
