@@ -54,6 +54,7 @@ class Scripts:
         self.request_email_change = load("request_email_change")
         self.move_contact = load("move_contact")
         self.purge_registration = load("purge_registration")
+        self.move_identity = load("move_identity")
         # Slots and schedules (store/slots.py).
         self.open_slot_counts = load("open_slot_counts")
         self.advance_reconciled = load("advance_reconciled")
