@@ -336,7 +336,11 @@ def _look_alike_in(char: str, script: str) -> str | None:
     if wanted is None:
         return None
     found = sorted(
-        (member for member in look_alikes(char) if _script(member) == script and unicodedata.category(member) == wanted),
+        (
+            member
+            for member in look_alikes(char)
+            if _script(member) == script and unicodedata.category(member) == wanted
+        ),
         key=lambda member: (not member.isascii(), member),
     )
     return found[0] if found else None
