@@ -162,6 +162,41 @@ def test_without_agdref_the_name_birth_date_and_nationality_identify_the_person(
     assert other.status is RegistrationStatus.PENDING_EMAIL
 
 
+def test_look_alike_letters_give_one_place(sign_up):
+    # Issue 14: family names Martin, Mаrtin (Cyrillic а), Martіn (Cyrillic і), Mаrtіn.
+    families = ["Martin", "M\u0430rtin", "Mart\u0456n", "M\u0430rt\u0456n"]
+    outcomes = []
+    for number, family in enumerate(families):
+        try:
+            sign_up(procedure="first_request", agdref="", family_name=family, given_names="Jean",
+                    email=f"martin{number}@example.org", phone=f"06 12 34 56 {number:02d}")
+            outcomes.append("created")
+        except DuplicateRegistration:
+            outcomes.append("duplicate")
+    assert outcomes == ["created", "duplicate", "duplicate", "duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("family", "given"),
+    [("Thi Lan", "Nguyen"), ("Lan Thi", "Nguyen"), ("Nguyen Thi", "Lan"), ("Nguyen", "Lan-Thi")],
+)
+def test_the_names_in_another_order_give_one_place(sign_up, family, given):
+    sign_up(procedure="first_request", agdref="", family_name="Nguyen", given_names="Thi Lan")
+    with pytest.raises(DuplicateRegistration):
+        sign_up(procedure="first_request", agdref="", family_name=family, given_names=given,
+                email="other@example.org", phone="06 99 99 99 99")
+
+
+def test_an_expired_attempt_found_in_another_order_is_purged_first(store, sign_up):
+    # "Lan Thi / Nguyen" holds another key than "Nguyen / Thi Lan" but finds it among its
+    # lookups: the unconfirmed registration past its deadline holding it is purged.
+    expired = sign_up(procedure="first_request", agdref="", family_name="Nguyen", given_names="Thi Lan")
+    later = sign_up(procedure="first_request", agdref="", family_name="Lan Thi", given_names="Nguyen",
+                    now=NOW + datetime.timedelta(hours=30), email="new@example.org")
+    assert later.status is RegistrationStatus.PENDING_EMAIL
+    assert store.registration(expired.key) is None
+
+
 def test_unknown_agdref_is_refused_with_a_field_message(sign_up, store):
     with pytest.raises(ValidationFailed) as refused:
         sign_up(agdref="5555555555")

@@ -6,6 +6,7 @@
     qs load-reference    prefectures and procedures
     qs load-demo         demo sites and AGDREF numbers for Ain (01)
     qs import-agdref     a prefecture's known AGDREF numbers, from a file
+    qs migrate-identity  every registration's person key recomputed with today's rules
     qs create-admin      the first national admin
     qs check-config      print the settings in force and check Redis
     qs send-test-mail    check the mail settings
@@ -37,6 +38,7 @@ from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
 from queue_service.files import private_folder, write_private
 from queue_service.notifications import mail, sms
+from queue_service.registration import IdentityMigration, migrate_identity_keys
 from queue_service.registration.agdref import BadAgdrefLines, UploadedRecords
 from queue_service.registration.identity import InvalidField, clean_phone
 from queue_service.settings import PROJECT_ROOT, Settings, load_settings
@@ -249,6 +251,27 @@ def import_agdref(prefecture: str, numbers_file) -> None:
     click.echo(f"{count} AGDREF number(s) now known for prefecture {prefecture} (stored as keyed hashes).")
 
 
+@main.command("migrate-identity")
+def migrate_identity_command() -> None:
+    """Recompute every registration's person key with today's rules (after an upgrade; safe to run again)."""
+    settings = _settings()
+    _report_identity_migration(_migrate_identity(Store(_connect(settings)), settings))
+
+
+def _migrate_identity(store: Store, settings: Settings) -> IdentityMigration:
+    return migrate_identity_keys(store, settings.identity_key.encode())
+
+
+def _report_identity_migration(done: IdentityMigration) -> None:
+    click.echo(f"Person keys: {done.moved} moved to today's rules, {done.renamed} of closed registrations renamed, "
+               f"{done.current} already current.")
+    for pool, ref, holder in done.same_person:
+        click.echo(f"{pool}: {ref} is the same person as {holder} under today's rules; both keep their place "
+                   f"(the earlier one holds the key). Review them.")
+    for pool, ref in done.unreadable:
+        click.echo(f"{pool}: the names of {ref} are not accepted any more; its key is left as it was.")
+
+
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
 def worker(burst: bool) -> None:
@@ -310,6 +333,8 @@ def _run_dev(settings: Settings, connection: redis.Redis) -> int:
 
     store = Store(connection)
     _load_reference(store)
+    # Registrations kept in var/ from an earlier version: their person keys first.
+    _report_identity_migration(_migrate_identity(store, settings))
     _load_demo(store, settings)
     port = int(os.environ.get("PORT", "5000"))
     for role, email, password in _demo_accounts(store, settings):

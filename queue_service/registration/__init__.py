@@ -130,11 +130,17 @@ class Registration:
 
 @dataclass(frozen=True)
 class Fingerprints:
-    """Keyed hashes standing for the person and their contacts in Redis key names."""
+    """Keyed hashes standing for the person and their contacts in Redis key names.
+
+    `identity` is the person's key, held by their registration; a new one is
+    refused if any of `identity_lookups` (its own key and those of every order
+    of its words, identity.identity_lookups) is held.
+    """
 
     identity: str
     email: str | None
     phone: str | None
+    identity_lookups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,18 +253,22 @@ def new_reference(prefecture: str, procedure: str, rng: random.Random) -> str:
 
 
 def fingerprints(secret: bytes, pool: str, applicant: Applicant) -> Fingerprints:
+    lookups = identity.identity_lookups(secret, pool, **_identity_fields(applicant))
     return Fingerprints(
-        identity=identity.identity_fingerprint(
-            secret,
-            pool,
-            agdref=applicant.agdref,
-            family_name=applicant.family_name,
-            given_names=applicant.given_names,
-            birth_date=applicant.birth_date,
-            nationality=applicant.nationality,
-        ),
+        identity=lookups[0],
         email=email_print(secret, pool, applicant.email) if applicant.email else None,
         phone=identity.contact_fingerprint(secret, pool, "phone", applicant.phone) if applicant.phone else None,
+        identity_lookups=lookups,
+    )
+
+
+def _identity_fields(applicant: Applicant) -> dict:
+    return dict(
+        agdref=applicant.agdref,
+        family_name=applicant.family_name,
+        given_names=applicant.given_names,
+        birth_date=applicant.birth_date,
+        nationality=applicant.nationality,
     )
 
 
@@ -507,6 +517,53 @@ def purge(store, now: datetime.datetime, closed_retention: datetime.timedelta) -
         deleted += store.purge_unconfirmed(pool, now)
         deleted += store.purge_closed(pool, now - closed_retention)
     return deleted
+
+
+@dataclass
+class IdentityMigration:
+    """What `migrate_identity_keys` did (`qs migrate-identity` prints it)."""
+
+    moved: int = 0  # active registrations whose person key moved to today's fingerprint
+    renamed: int = 0  # closed registrations (holding no key) now naming today's fingerprint
+    current: int = 0  # already under today's fingerprint (AGDREF keys never change)
+    # (pool, ref, holder's ref): active registrations that today's rules find to be
+    # the same person as an earlier one; both keep their place and their key.
+    same_person: list[tuple[str, str, str]] = field(default_factory=list)
+    # (pool, ref): stored names that today's rules refuse; left as they are.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def migrate_identity_keys(store, secret: bytes) -> IdentityMigration:
+    """Recompute every registration's person key with today's rules, the earliest first.
+
+    Run once after an upgrade that changes the key (docs/operations.md): until
+    then, a registration holds the key of the previous rules, which a disguise
+    of that person (or the person again) under today's rules does not find.
+    Running it again changes nothing. A later registration that today's rules
+    take for an earlier one's person keeps its place (staff decide, with the
+    references listed); the earlier one holds the key.
+    """
+    done = IdentityMigration()
+    for pool in store.pools():
+        rows = sorted(store.registration_identities(pool), key=lambda row: (row["created_at"], row["id"]))
+        refs = {row["id"]: row["ref"] for row in rows}
+        for row in rows:
+            try:
+                new_print = identity.identity_fingerprint(
+                    secret, pool, agdref=row["agdref"] or None, family_name=row["family_name"],
+                    given_names=row["given_names"], birth_date=datetime.date.fromisoformat(row["birth_date"]),
+                    nationality=row["nationality"],
+                )
+            except (identity.InvalidField, ValueError):
+                done.unreadable.append((pool, row["ref"]))
+                continue
+            outcome, _, holder = store.move_identity(pool, row["id"], row["identity_fp"], new_print).partition(" ")
+            if outcome == "taken":
+                done.same_person.append((pool, row["ref"], refs.get(holder, holder)))
+            elif outcome in ("moved", "renamed", "current"):
+                setattr(done, outcome, getattr(done, outcome) + 1)
+            # "gone": purged meanwhile; "changed": moved by another run meanwhile.
+    return done
 
 
 def proof_statement(

@@ -12,8 +12,11 @@ the same things, and store the same canonical value.
 The second job of the module is the duplicate key. DESIGN.md ("Redis as the
 store") makes "one active registration per person per pool" atomic with a
 ``SET NX`` on an HMAC of the normalised identity. ``identity_fingerprint`` and
-``contact_fingerprint`` compute those HMACs; ``normalise_name`` and
-``normalise_email`` fold the spelling variants of one identity onto one key.
+``contact_fingerprint`` compute those HMACs; ``name_words`` (through
+``confusables.word_skeleton``) and ``normalise_email`` fold the spelling
+variants of one identity onto one key, and ``identity_lookups`` lists the keys
+a new registration must find free: those of every order of the person's
+words (docs/registration.md, "Identity matching").
 
 Rules of the module
 -------------------
@@ -30,6 +33,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hmac
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,6 +43,8 @@ import email_validator
 import phonenumbers
 import pycountry
 
+from queue_service.registration.confusables import main_script, word_skeleton
+
 __all__ = [
     "N_",
     "InvalidField",
@@ -47,6 +53,8 @@ __all__ = [
     "STATELESS",
     "clean_name",
     "normalise_name",
+    "name_words",
+    "ARRANGED_WORDS_MAX",
     "parse_birth_date",
     "parse_permit_expiry",
     "clean_nationality",
@@ -57,6 +65,7 @@ __all__ = [
     "clean_phone",
     "clean_agdref",
     "identity_fingerprint",
+    "identity_lookups",
     "contact_fingerprint",
 ]
 
@@ -547,6 +556,79 @@ def _hmac_hex(key: bytes, *parts: str) -> str:
     return hmac.digest(key, message, "sha256").hex()
 
 
+# --------------------------------------------------------------------------
+# The person's names, for the duplicate key
+# --------------------------------------------------------------------------
+
+# Where a cleaned name splits into words: its spaces and hyphens.
+_WORD_BREAK = re.compile("[ -]+")
+
+#: A person whose names hold at most this many words (family and given names
+#: together) is checked against every order of them: 5,040 orders, at most
+#: 15,120 keys (about 30 ms). With more words, the shortest two neighbours of
+#: one name are taken as one word until there are this many.
+ARRANGED_WORDS_MAX = 7
+
+# The version of the canonical text of a person's key. The first version
+# ("person", family then given names by normalise_name) is replaced by this
+# one by `qs migrate-identity` (docs/operations.md).
+_PERSON_LABEL = "person/2"
+
+
+def name_words(text: str) -> list[str]:
+    """The keys of the words of a name, in order: split at spaces and hyphens,
+    each folded by :func:`confusables.word_skeleton` (case, accents, look-alike
+    letters of any script, read in the script of most of the name's letters);
+    words that fold to nothing are left out.
+
+    For comparing, never for display: "Mаrtin" (Cyrillic а) gives ["rnartin"].
+    """
+    script = main_script(text)
+    return [key for word in _WORD_BREAK.split(text) if (key := word_skeleton(word, script))]
+
+
+def _name_pair(first: str, second: str) -> tuple[str, str]:
+    # Unordered: family and given names swapped are the same person.
+    return (first, second) if first <= second else (second, first)
+
+
+def _glue_shortest(family: list[str], given: list[str]) -> tuple[list[str], list[str]]:
+    """The two neighbouring words of one name with the fewest letters together, made one
+    ("da", "Silva" -> "daSilva"): the names written without spaces do not change."""
+    candidates = [
+        (len(words[i]) + len(words[i + 1]), side, i)
+        for side, words in enumerate((family, given))
+        for i in range(len(words) - 1)
+    ]
+    _, side, i = min(candidates)
+    words = list((family, given)[side])
+    words[i : i + 2] = [words[i] + words[i + 1]]
+    return (words, given) if side == 0 else (family, words)
+
+
+def _name_pairs(family: list[str], given: list[str]) -> set[tuple[str, str]]:
+    """Every way the words could spell two names, each written without spaces:
+    every order of the words, cut in two at every place (at most
+    ARRANGED_WORDS_MAX words: neighbours glued beyond)."""
+    pairs = {_name_pair("".join(family), "".join(given))}
+    while len(family) + len(given) > ARRANGED_WORDS_MAX:
+        family, given = _glue_shortest(family, given)
+    for order in set(itertools.permutations(family + given)):
+        for cut in range(1, len(order)):
+            pairs.add(_name_pair("".join(order[:cut]), "".join(order[cut:])))
+    return pairs
+
+
+def _person_fields(
+    family_name: str, given_names: str, birth_date: datetime.date, nationality: str
+) -> tuple[list[str], list[str], str, str]:
+    family = name_words(clean_name("family_name", family_name))
+    given = name_words(clean_name("given_names", given_names))
+    # Formatted by hand: isoformat() of a datetime would add the time.
+    birth = f"{birth_date.year:04d}-{birth_date.month:02d}-{birth_date.day:02d}"
+    return family, given, birth, clean_nationality(nationality)
+
+
 def identity_fingerprint(
     key: bytes,
     pool: str,
@@ -557,13 +639,16 @@ def identity_fingerprint(
     birth_date: datetime.date,
     nationality: str,
 ) -> str:
-    """The duplicate key of one person in one pool (hex HMAC-SHA256).
+    """The duplicate key of one person in one pool (hex HMAC-SHA256): the key a
+    registration holds.
 
     With an AGDREF number the key is that number alone: the prefecture gives
     one number per foreigner for life, so it names the person whatever the
     spelling or script of their name on this form, and two people with the
     same name and birth date are never merged. Without one (first request),
-    the key is the normalised names, the birth date and the nationality.
+    the key is the two names, each folded word by word (:func:`name_words`)
+    and written without spaces, in either order, with the birth date and the
+    nationality: "Nguyen / Thi Lan" and "THI-LAN / Nguyễn" hold one key.
 
     An empty or blank ``agdref`` counts as none. Each value is cleaned here
     again (raising :class:`InvalidField`), so raw form values give the same
@@ -575,17 +660,38 @@ def identity_fingerprint(
     """
     if agdref is not None and agdref.strip():
         return _hmac_hex(key, "agdref", pool, clean_agdref(agdref))
-    # Formatted by hand: isoformat() of a datetime would add the time.
-    birth = f"{birth_date.year:04d}-{birth_date.month:02d}-{birth_date.day:02d}"
-    return _hmac_hex(
-        key,
-        "person",
-        pool,
-        normalise_name(clean_name("family_name", family_name)),
-        normalise_name(clean_name("given_names", given_names)),
-        birth,
-        clean_nationality(nationality),
-    )
+    family, given, birth, nationality = _person_fields(family_name, given_names, birth_date, nationality)
+    first, second = _name_pair("".join(family), "".join(given))
+    return _hmac_hex(key, _PERSON_LABEL, pool, first, second, birth, nationality)
+
+
+def identity_lookups(
+    key: bytes,
+    pool: str,
+    *,
+    agdref: str | None,
+    family_name: str,
+    given_names: str,
+    birth_date: datetime.date,
+    nationality: str,
+) -> tuple[str, ...]:
+    """The duplicate keys a new registration must find free, its own first.
+
+    A registration holds one key (:func:`identity_fingerprint`); it is refused
+    if any of these is held. Without an AGDREF number they are the keys of
+    every way its words could spell two names (words moved between the family
+    and given names, or put in another order: "Lan Thi / Nguyen" finds
+    "Nguyen / Thi Lan"). With one, the number's key alone.
+    """
+    if agdref is not None and agdref.strip():
+        return (_hmac_hex(key, "agdref", pool, clean_agdref(agdref)),)
+    family, given, birth, nationality = _person_fields(family_name, given_names, birth_date, nationality)
+    held = _hmac_hex(key, _PERSON_LABEL, pool, *_name_pair("".join(family), "".join(given)), birth, nationality)
+    others = {
+        _hmac_hex(key, _PERSON_LABEL, pool, first, second, birth, nationality)
+        for first, second in _name_pairs(family, given)
+    }
+    return (held, *sorted(others - {held}))
 
 
 _CONTACT_NORMALISERS = {"email": normalise_email, "phone": clean_phone}

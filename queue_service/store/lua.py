@@ -56,6 +56,7 @@ class Scripts:
         self.change_language = load("change_language")
         self.resend_link = load("resend_link")
         self.purge_registration = load("purge_registration")
+        self.move_identity = load("move_identity")
         # Slots and schedules (store/slots.py).
         self.open_slot_counts = load("open_slot_counts")
         self.advance_reconciled = load("advance_reconciled")

@@ -45,11 +45,15 @@ class RegistrationStore:
         """"ok", "duplicate", "contact_cap" or "ref_taken", all or nothing: the registration
         and its `message` (a RegistrationMessage, or None) in the outbox.
 
-        The same person's registration still unconfirmed (`pending_email`) does not
-        hold the place: it is replaced in the same step (create_registration.lua).
+        The same person is looked up under `prints.identity` and every key of
+        `prints.identity_lookups` (their names in another order). Their registration
+        still unconfirmed (`pending_email`) does not hold the place: it is replaced in
+        the same step (create_registration.lua); any other is a "duplicate".
         """
         key = registration.key
         pool_keys = PoolKeys(key.pool)
+        lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
+        lookup_keys = [pool_keys.identity(fp) for fp in lookups]
         # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
         self.redis.sadd(POOLS_KEY, key.pool)
         fields = _registration_fields(registration, prints)
@@ -65,6 +69,7 @@ class RegistrationStore:
             pool_keys.waiting,
             *self.stats_keys(key.pool, now),
             pool_keys.outbox,
+            *lookup_keys[1:],
         ]
         arguments = [
             key.registration_id,
@@ -288,6 +293,32 @@ class RegistrationStore:
                 return outcome
         return "retry"
 
+    # Person keys (`qs migrate-identity`) -----------------------------------------
+
+    def registration_identities(self, pool: str) -> list[dict[str, str]]:
+        """Every registration of the pool (all hold a public reference until purged), with
+        what its person key is made of: id, ref, created_at, identity_fp and the identity
+        fields (family_name, given_names, birth_date, nationality, agdref)."""
+        ids = sorted({registration_id.decode() for _, registration_id in self.redis.hscan_iter(PoolKeys(pool).refs)})
+        pool_keys = PoolKeys(pool)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for registration_id in ids:
+                pipe.hmget(pool_keys.registration(registration_id), *_IDENTITY_FIELDS)
+            rows = pipe.execute()
+        return [
+            {"id": registration_id, **{name: (value or b"").decode() for name, value in zip(_IDENTITY_FIELDS, row)}}
+            for registration_id, row in zip(ids, rows)
+            if row[0] is not None
+        ]
+
+    def move_identity(self, pool: str, registration_id: str, read_print: str, new_print: str) -> str:
+        """Put the registration's person key under `new_print` (scripts/move_identity.lua says
+        what each answer means): "current", "gone", "changed", "taken <holder's id>", "moved"
+        or "renamed"."""
+        pool_keys = PoolKeys(pool)
+        keys = [pool_keys.registration(registration_id), pool_keys.identity(read_print), pool_keys.identity(new_print)]
+        return self.scripts.move_identity(keys=keys, args=[registration_id, read_print, new_print]).decode()
+
     def _fingerprints(self, key) -> dict[str, str] | None:
         values = self.redis.hmget(
             PoolKeys(key.pool).registration(key.registration_id), "identity_fp", "email_fp", "phone_fp", "ref"
@@ -350,6 +381,11 @@ class RegistrationStore:
 
 
 # Serialisation: Registration <-> hash fields ----------------------------------
+
+# What registration_identities reads of each registration (identity_fp first: None
+# when the hash is gone).
+_IDENTITY_FIELDS = ("identity_fp", "ref", "created_at", "family_name", "given_names", "birth_date", "nationality",
+                    "agdref")
 
 
 def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str]:

@@ -1,41 +1,58 @@
 -- Store.create_registration: a new registration, with its person, contacts and reference, all or nothing.
 --
 -- KEYS: registration, history, identity, email contacts, phone contacts, refs,
---       unconfirmed, waiting, stats totals, stats day, outbox
+--       unconfirmed, waiting, stats totals, stats day, outbox, then the person's
+--       other identity keys (their names in every other order)
 -- ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
 --       event, has email ("1"/"0"), has mobile ("1"/"0"), channel, the outbox
 --       message (JSON; "" for none), registration key prefix
 --       (PoolKeys.registration_prefix), contact key prefix (PoolKeys.contact_prefix),
 --       then field/value pairs of the registration
--- The same person's registration still waiting for its email to be confirmed
--- does not hold the place: it is replaced, here, in the same step (deleted with
--- its indexes; its link then leads nowhere, and its message finds nothing to
--- send). Its keys are built here from the prefixes and what it holds, as
--- commit_draw.lua does: they share the pool's hash tag, hence its cluster slot,
--- and no caller can have seen a holder that a concurrent attempt replaced.
--- A confirmed registration (or one made at the counter) holds the place: 'duplicate'.
+-- The person is looked up under each of their identity keys. A registration of
+-- theirs still waiting for its email to be confirmed does not hold the place: it
+-- is replaced, here, in the same step (deleted with its indexes and the keys it
+-- held; its link then leads nowhere, and its message finds nothing to send). Its
+-- keys are built here from the prefixes and what it holds, as commit_draw.lua
+-- does: they share the pool's hash tag, hence its cluster slot, and no caller can
+-- have seen a holder that a concurrent attempt replaced. A confirmed registration
+-- (or one made at the counter) holds the place: 'duplicate'.
 -- Returns 'ok', 'duplicate', 'contact_cap' or 'ref_taken' (the caller draws another reference).
--- Counts registered (and registered_assisted, and replaced_unconfirmed for a registration
+-- Counts registered (and registered_assisted, and replaced_unconfirmed for each registration
 -- replaced), or the refusal: duplicate_refused, contact_cap_refused. A reference already
 -- taken is retried by the caller: not counted.
 -- The message (the confirmation link, or the status link) is pushed only with the registration.
 
 local stats = {KEYS[9], KEYS[10]}
-local holder = redis.call('GET', KEYS[3])
-local held = {}
-if holder then
+-- The registrations holding the person's place, in the order their keys are found.
+local holders, keys_of = {}, {}
+local function look(index)
+  local holder = redis.call('GET', KEYS[index])
+  if not holder then return end
+  if not keys_of[holder] then
+    keys_of[holder] = {}
+    holders[#holders + 1] = holder
+  end
+  local held = keys_of[holder]
+  held[#held + 1] = KEYS[index]
+end
+look(3)
+for index = 12, #KEYS do look(index) end
+local replaced = {}
+for _, holder in ipairs(holders) do
   local fields = redis.call('HMGET', ARGV[12] .. holder, 'status', 'email_fp', 'phone_fp', 'ref')
   if fields[1] ~= 'pending_email' then
     count_event('duplicate_refused', 1, unpack(stats))
     return 'duplicate'
   end
-  held = {email = fields[2] or '', phone = fields[3] or '', ref = fields[4] or ''}
+  replaced[#replaced + 1] = {id = holder, email = fields[2] or '', phone = fields[3] or '', ref = fields[4] or ''}
 end
 local cap = tonumber(ARGV[3])
 local function over_cap(has, contacts)
   if has ~= '1' then return false end
   local count = redis.call('SCARD', contacts)
-  if holder and redis.call('SISMEMBER', contacts, holder) == 1 then count = count - 1 end  -- leaving
+  for _, old in ipairs(replaced) do  -- leaving
+    if redis.call('SISMEMBER', contacts, old.id) == 1 then count = count - 1 end
+  end
   return count >= cap
 end
 if over_cap(ARGV[8], KEYS[4]) or over_cap(ARGV[9], KEYS[5]) then
@@ -43,13 +60,14 @@ if over_cap(ARGV[8], KEYS[4]) or over_cap(ARGV[9], KEYS[5]) then
   return 'contact_cap'
 end
 if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 then return 'ref_taken' end
-if holder then
-  redis.call('DEL', ARGV[12] .. holder, ARGV[12] .. holder .. ':history')
-  for _, fingerprint in ipairs({held.email, held.phone}) do
-    if fingerprint ~= '' then redis.call('SREM', ARGV[13] .. fingerprint, holder) end
+for _, old in ipairs(replaced) do
+  redis.call('DEL', ARGV[12] .. old.id, ARGV[12] .. old.id .. ':history')
+  for _, fingerprint in ipairs({old.email, old.phone}) do
+    if fingerprint ~= '' then redis.call('SREM', ARGV[13] .. fingerprint, old.id) end
   end
-  if redis.call('HGET', KEYS[6], held.ref) == holder then redis.call('HDEL', KEYS[6], held.ref) end
-  redis.call('ZREM', KEYS[7], holder)
+  if redis.call('HGET', KEYS[6], old.ref) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
+  redis.call('ZREM', KEYS[7], old.id)
+  for _, key in ipairs(keys_of[old.id]) do redis.call('DEL', key) end  -- each was found holding it
   count_event('replaced_unconfirmed', 1, unpack(stats))
 end
 redis.call('HSET', KEYS[6], ARGV[2], ARGV[1])
