@@ -352,18 +352,28 @@ def test_api_duplicate_is_a_409_problem(client, mailbox, deliver_messages):
     assert duplicate.status_code == 409 and duplicate.get_json()["code"] == "duplicate-registration"
 
 
-def test_api_refuses_look_alike_letters_and_names_swapped(client):
+def test_api_refuses_look_alike_letters_and_names_swapped(client, store, mailbox, deliver_messages):
     """Issue 14: one person entered four times with look-alike letters, or with the family
-    and given names swapped, through the JSON API."""
+    and given names swapped, through the JSON API. Unconfirmed, each attempt replaces the one
+    before (one place, one live link); confirmed, the place is held."""
     def register(number, family, given):
         body = api_person(procedure="first_request", agdref="", family_name=family, given_names=given,
                           email=f"bot{number}@example.org", phone=f"+336120000{number:02d}")
         return client.post("/api/v1/registrations", json=body).status_code
 
     families = ["Martin", "M\u0430rtin", "Mart\u0456n", "M\u0430rt\u0456n"]
-    assert [register(number, family, "Jean") for number, family in enumerate(families)] == [201, 409, 409, 409]
+    assert [register(number, family, "Jean") for number, family in enumerate(families)] == [201] * 4
+    assert store.redis.zcard(PoolKeys("01:first_request").unconfirmed) == 1
+    deliver_messages()
+    (link,) = [token_link(plain_text(message), "/confirm") for message in mailbox.messages]
+    client.post("/api/v1/registrations/confirm", json={"token": link.split("t=")[1]})
+    assert [register(20 + number, family, "Jean") for number, family in enumerate(families)] == [409] * 4
     assert register(10, "Nguyen", "Thi Lan") == 201
+    deliver_messages()
+    link = token_link(plain_text(mailbox.messages[-1]), "/confirm")
+    client.post("/api/v1/registrations/confirm", json={"token": link.split("t=")[1]})
     assert register(11, "Thi Lan", "Nguyen") == 409
+    assert store.waiting_count("01:first_request") == 2
 
 
 def test_api_patch_with_a_bad_email_changes_nothing(client, mailbox, deliver_messages):
