@@ -56,6 +56,7 @@ TIMING = OfferTiming(
     no_show_grace=datetime.timedelta(minutes=30),
     standby_min_notice=datetime.timedelta(hours=6),
     reminder_hours=(48, 24),
+    draw_min_answer=datetime.timedelta(hours=12),
 )
 DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
 
