@@ -181,8 +181,12 @@ class DrawStore:
         raw = self.redis.get(PoolKeys(pool).draw_result(draw_id))
         return raw.decode() if raw else None
 
-    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
-        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker."""
+    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, own_deadlines, now) -> None:
+        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker.
+
+        `deadline` is the one its offers share; `own_deadlines` maps the slots whose offer
+        must be answered earlier to that deadline, or to None when they are not to be offered.
+        """
         pool_keys = PoolKeys(pool)
         keys = [
             pool_keys.draw(draw_id),
@@ -196,6 +200,8 @@ class DrawStore:
             pool_keys.slot_holders,
             pool_keys.draw_deadlines,
             pool_keys.draw_result(draw_id),
+            pool_keys.offer_deadlines,
+            pool_keys.standby,
         ]
         arguments = [
             fence,
@@ -205,6 +211,9 @@ class DrawStore:
             draw_id,
             cutoff.timestamp(),
             deadline.timestamp(),
+            now.timestamp(),
+            *[item for slot_id, own in own_deadlines.items()
+              for item in (slot_id, utc_text(own) if own else "", own.timestamp() if own else "")],
         ]
         if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
             raise StaleDrawWorker()

@@ -115,8 +115,9 @@ OUTBOX_KEY = "qs:{{{pool}}}:outbox"
 OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"
 # Sorted set: registration id -> deadline (epoch) of its pending standby offer.
 # (The offers a draw makes share one deadline: the draw record's field
-# "offers_deadline", indexed in DRAW_DEADLINES_KEY. Offers committed before
-# that have their own entry here.)
+# "offers_deadline", indexed in DRAW_DEADLINES_KEY; those whose slot starts too
+# soon for it, and offers committed before draws shared one, have their own
+# entry here.)
 OFFER_DEADLINES_KEY = "qs:{{{pool}}}:offer-deadlines"
 # Sorted set: draw id -> the deadline (epoch) of the offers it made, until the
 # expiry round has expired those still pending after it.
@@ -127,7 +128,8 @@ SLOT_HOLDERS_KEY = "qs:{{{pool}}}:slot-holders"
 BOOKINGS_KEY = "qs:{{{pool}}}:bookings"
 # Hash: booking code -> registration id.
 BOOKING_CODES_KEY = "qs:{{{pool}}}:booking-codes"
-# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order.
+# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order
+# (given back by its holder, or not applied at the draw's commit).
 STANDBY_KEY = "qs:{{{pool}}}:standby"
 # Set: references the draw's standby must skip: those it offered a freed slot, and
 # its winners once back in the pool (after declining, or letting the deadline pass,

@@ -91,8 +91,9 @@ class OfferStore:
     # Deadlines ----------------------------------------------------------------
 
     def expired_offers(self, pool: str, now: datetime.datetime) -> list[str]:
-        """Registration ids whose pending standby offer's deadline has passed (and offers
-        committed before draws kept one deadline for all their offers)."""
+        """Registration ids whose pending offer's own deadline has passed: standby offers, a draw's
+        offers whose slot starts too soon for the shared deadline, and offers committed before
+        draws kept one deadline for all their offers."""
         found = self.redis.zrangebyscore(PoolKeys(pool).offer_deadlines, "-inf", f"({now.timestamp()}")
         return [registration_id.decode() for registration_id in found]
 
@@ -218,7 +219,7 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.registration(registration_id),  # 1
         pool_keys.history(registration_id),  # 2
         pool_keys.offers,  # 3
-        pool_keys.offer_deadlines,  # 4: a standby offer's own deadline
+        pool_keys.offer_deadlines,  # 4: an offer's own deadline (standby, or its slot starts soon)
         pool_keys.slot_states,  # 5
         pool_keys.slot_holders,  # 6
         pool_keys.bookings,  # 7

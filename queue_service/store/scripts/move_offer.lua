@@ -71,7 +71,7 @@ local function close(final)
   redis.call('ZADD', KEYS[15], now_epoch, id)
 end
 local function deadline()
-  -- A standby offer's own deadline, else the one all the draw's offers share.
+  -- The offer's own deadline (standby, or a draw's offer of a slot starting soon), else the draw's.
   return tonumber(redis.call('ZSCORE', KEYS[4], id) or redis.call('HGET', KEYS[22], 'offers_deadline'))
 end
 
