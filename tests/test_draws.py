@@ -12,11 +12,13 @@ from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, TIMING, announce_fr
 from queue_service import draws
 from queue_service import offers as offer_rules
 from queue_service import registration as reg
+from queue_service.draws import lottery
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.errors import StaleDrawWorker
 from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
+from queue_service.store.keys import PoolKeys
 from worker import clock
 
 
@@ -257,6 +259,95 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     offered = {offer.ref for offer in store.offers(POOL).values()}
     assert leaving.ref not in offered
     assert len(offered) + len(record["not_applied"]) == 20
+
+
+# Who enters: those waiting at the cutoff instant -------------------------------------------------
+
+
+def expected_digest(people, weights: dict[str, str], policy) -> str:
+    """The entrants digest of `weights` (ref -> weight), the others' rows as the freeze writes them."""
+    return lottery.entrants_digest([
+        lottery.Entrant(person.ref, weights[person.ref], None,
+                        draws.entrant_accepts(policy, person.applicant.sites, person.applicant.half_days))
+        for person in people if person.ref in weights
+    ])
+
+
+def test_entrants_are_those_waiting_at_the_cutoff_whenever_the_freeze_runs(drawn):
+    """Issue 13: applicants whose offer was given back after the cutoff entered a draw they were not
+    waiting for at the cutoff; and those who left after it were missing."""
+    store, _, people = drawn
+    aging = schedule(aging=1.0)
+    store.save_schedule(aging)
+    admin_draw = draws.draw_now(aging, "01", "first_request", "Europe/Paris", DRAW_AT + datetime.timedelta(hours=10))
+    draws.announce(store, aging, admin_draw, DRAW_AT + datetime.timedelta(hours=10))
+    cutoff = store.draw(POOL, admin_draw.draw_id).cutoff_at
+    by_ref = {person.ref: person for person in people}
+    winners = sorted(offer.ref for offer in store.offers(POOL).values())
+    back_before, back_after = by_ref[winners[0]], by_ref[winners[1]]
+
+    offer_rules.decline(store, back_before.key, aging, cutoff - datetime.timedelta(hours=1))
+    offer_rules.decline(store, back_after.key, aging, cutoff + datetime.timedelta(minutes=1))
+    # Their two slots go to two waiting losers; one declines it at once, the other keeps it.
+    assert offer_rules.fill_standby(store, POOL, aging, TIMING, cutoff + datetime.timedelta(minutes=2)) == 2
+    standby_takers = [by_ref[offer.ref] for offer in store.offers(POOL).values() if offer.standby]
+    offer_rules.decline(store, standby_takers[0].key, aging, cutoff + datetime.timedelta(minutes=3))
+    withdrawn = next(p for p in people if store.registration(p.key).status.value == "waiting"
+                     and p.ref not in winners and p not in standby_takers)
+    reg.withdraw(store, withdrawn.key, cutoff + datetime.timedelta(minutes=4))
+
+    draws.freeze_at_cutoff(store, POOL, admin_draw.draw_id, cutoff + datetime.timedelta(minutes=5), TIMING)
+    record = draws.public_record(store, POOL, admin_draw.draw_id)
+    entered = {row["ref"] for row in record["entrants"]}
+    assert back_after.ref not in entered  # back in the list a minute after the cutoff
+    assert {back_before.ref, withdrawn.ref, *(p.ref for p in standby_takers)} <= entered
+    # At the cutoff: the 20 who lost the first draw (one lost draw: weight 2 with aging 1), and the
+    # winner who declined before it (the draw they won is not lost: weight 1).
+    losers = {person.ref for person in people if person.ref not in winners}
+    expected = {ref: "2" for ref in losers} | {back_before.ref: "1"}
+    assert entered == set(expected)
+    assert record["entrants_digest"] == expected_digest(people, expected, aging.policy)
+
+
+def test_winners_of_a_draw_committed_after_the_cutoff_are_entrants_and_it_is_not_yet_lost(pool):
+    """A draw committed between another's cutoff and its freeze (run by an admin, or caught up):
+    its winners were waiting at that cutoff, and its losers had not lost it yet."""
+    store, _, people = pool
+    aging = schedule(aging=1.0)
+    store.save_schedule(aging)
+    scheduled = draws.due_draws(aging, None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, aging, scheduled, DRAW_AT - datetime.timedelta(days=2))
+    cutoff = store.draw(POOL, DRAW_ID).cutoff_at
+    now_draw = draws.draw_now(aging, "01", "first_request", "Europe/Paris", cutoff + datetime.timedelta(minutes=30))
+    draws.announce(store, aging, now_draw, cutoff + datetime.timedelta(minutes=30))
+    draws.run(store, POOL, now_draw.draw_id, cutoff + datetime.timedelta(minutes=30), TIMING)  # after the cutoff
+    assert store.draw(POOL, now_draw.draw_id).offered == 20
+    declined = next(offer for offer in store.offers(POOL).values())
+    offer_rules.decline(store, store.registration_key_by_ref(POOL, declined.ref), aging,
+                        cutoff + datetime.timedelta(minutes=40))
+
+    draws.freeze_at_cutoff(store, POOL, DRAW_ID, cutoff + datetime.timedelta(minutes=50), TIMING)
+    record = draws.public_record(store, POOL, DRAW_ID)
+    expected = {person.ref: "1" for person in people}  # all 60 waited at the cutoff, none had lost a draw
+    assert {row["ref"]: row["weight"] for row in record["entrants"]} == expected
+    assert record["entrants_digest"] == expected_digest(people, expected, aging.policy)
+
+
+def test_a_wait_covers_the_instants_from_its_beginning_to_its_end():
+    assert draws.waiting_at(10.0, 10.0, None) and draws.waiting_at(10.0, 5.0, 10.5)
+    assert not draws.waiting_at(10.0, 10.5, None) and not draws.waiting_at(10.0, 5.0, 10.0)
+
+
+def test_ended_waits_are_kept_as_long_as_closed_registrations(drawn):
+    store, _, people = drawn
+    waiting = next(p for p in people if store.registration(p.key).status.value == "waiting")
+    reg.withdraw(store, waiting.key, DRAW_AT)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 1
+    retention = datetime.timedelta(days=90)
+    reg.purge(store, DRAW_AT + retention, retention)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 1
+    reg.purge(store, DRAW_AT + retention + datetime.timedelta(seconds=1), retention)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 0
 
 
 # A draw's deadline near the appointment ------------------------------------------------------------

@@ -3,7 +3,7 @@
 A draw is a state machine stored in Redis:
 
     scheduled  the seed is drawn and its commitment published (announced ahead of the cutoff)
-    frozen     the entrants (waiting before the cutoff) and the slots of the horizon are fixed
+    frozen     the entrants (waiting at the cutoff) and the slots of the horizon are fixed
     drawn      the lottery (queue_service/draws/lottery.py) has chosen the winners
     committed  one Lua script: offers, slot and registration states, draws counted, outbox
     published  the seed is revealed and the public record served
@@ -249,15 +249,15 @@ def offer_deadline(offered_at: datetime.datetime, slot_start: datetime.datetime,
 
 def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, now: datetime.datetime,
            timing) -> None:
-    """Fix the entrants (waiting since before the cutoff) and the open slots of the horizon that
-    leave time to answer an offer made at the draw's time (`offer_deadline`)."""
+    """Fix the entrants (those waiting at the cutoff) and the open slots of the horizon that leave
+    time to answer an offer made at the draw's time (`offer_deadline`)."""
     scheduled_at, cutoff = record.scheduled_at, record.cutoff_at
     start, end = schedules.slot_horizon(schedule, scheduled_at)
     confirmation = datetime.timedelta(hours=schedule.confirmation_hours)
     slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN
              and offer_deadline(scheduled_at, slot.starts_at, confirmation, timing) is not None]
     frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
-    frozen = frozen_draw(store.draw_candidates(pool, cutoff), schedule, scheduled_at, frozen_slots)
+    frozen = frozen_draw(waiting_at_cutoff(store, pool, cutoff), schedule, scheduled_at, frozen_slots)
     urgent = len(frozen.entrants.members(URGENT_GROUP))
     changes = {
         "state": DrawState.FROZEN.value,
@@ -270,6 +270,45 @@ def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, n
         "horizon_end": end.isoformat(),
     }
     store.freeze_draw(pool, record.draw_id, fence, frozen.to_fields(), changes)
+
+
+# How many times the freeze reads the candidates again when a draw was committed meanwhile.
+CANDIDATE_READS = 5
+
+
+def waiting_at_cutoff(store, pool: str, cutoff: datetime.datetime) -> list[dict]:
+    """The registrations that were waiting at the instant `cutoff`, whenever the freeze runs.
+
+    Each wait in the waiting list is known by when it began and ended
+    (store.draw_candidates: those going on, those recorded as ended, and
+    those a draw committed after the cutoff ended). The entrants are those
+    whose wait covers the cutoff (`waiting_at`): not someone who came back
+    to the list after it, and someone who left after it still is (if they
+    win, the commit finds them gone: `not_applied`).
+    """
+    for _ in range(CANDIDATE_READS):
+        committed = store.committed_draw_times(pool)
+        left_by_commit = {
+            registration: committed_at
+            for draw_id, committed_at in committed.items() if committed_at > cutoff
+            for registration, _ in applied_offers(store, pool, draw_id)
+        }
+        waits = store.draw_candidates(pool, cutoff, left_by_commit, len(committed))
+        if waits is not None:
+            break
+    else:
+        raise RuntimeError(f"pool {pool}: draws kept being committed while the freeze read its entrants")
+    entrants: dict[str, dict] = {}
+    for wait in waits:
+        if waiting_at(cutoff.timestamp(), wait["entered_at"], wait["left_at"]):
+            entrants.setdefault(wait["id"], wait)  # one wait covers the cutoff: a second would be the same one
+    return list(entrants.values())
+
+
+def waiting_at(instant: float, entered: float, left: float | None) -> bool:
+    """Whether a wait that began at `entered` and ended at `left` (None: it goes on) covers `instant`
+    (epochs). A registration that joins at the very cutoff is in; one that leaves at it is out."""
+    return entered <= instant and (left is None or left > instant)
 
 
 def frozen_draw(

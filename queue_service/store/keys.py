@@ -68,8 +68,19 @@ IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id.
 REFS_KEY = "qs:{{{pool}}}:refs"
-# Sorted set: registrations waiting for a draw, scored by the time they joined.
+# Sorted set: registrations waiting for a draw, scored by the time they joined (for
+# one who went back to the pool, the cutoff of the draw that offered them a slot:
+# draws lost are counted from there). When the wait really began, and when the last
+# one ended, are the registration's fields `waiting_entered_at` and `waiting_left_at`.
 WAITING_KEY = "qs:{{{pool}}}:waiting"
+# Sorted set: the waits that ended, "<registration id>|<entered>|<joined>|<draws lost>"
+# (epochs, and the losses settled before that wait), scored by when each ended. Written
+# when a registration leaves the waiting set for a standby offer or by closing, and,
+# for a wait a draw's commit ended (the commit writes none), when the registration
+# waits again. A draw's freeze reads those that ended after its cutoff: who was
+# waiting at the cutoff (draws.waiting_at_cutoff). Kept as long as closed
+# registrations (the purge job drops older ones).
+WAITS_ENDED_KEY = "qs:{{{pool}}}:waits-ended"
 # Sorted set: registrations awaiting email confirmation, scored by their deadline.
 UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
 # Sorted set: closed registrations (withdrawn...), scored by when they closed.
@@ -227,6 +238,10 @@ class PoolKeys:
     @property
     def waiting(self) -> str:
         return WAITING_KEY.format(pool=self.pool)
+
+    @property
+    def waits_ended(self) -> str:
+        return WAITS_ENDED_KEY.format(pool=self.pool)
 
     @property
     def unconfirmed(self) -> str:

@@ -2,7 +2,7 @@
 
 Every change of an offer is one script (move_offer, offer_standby,
 release_standby_slot, queue_reminder) that moves the offer, its registration,
-its slot, the outbox and the counters together. move_offer takes 22 KEYS: they
+its slot, the outbox and the counters together. move_offer takes 23 KEYS: they
 are built by `move_offer_keys` only, in the script's order.
 
 An offer is one JSON object in the pool's offers hash, by registration id,
@@ -135,6 +135,7 @@ class OfferStore:
             pool_keys.standby,
             pool_keys.draw_offered(draw_id),
             *self.stats_keys(key.pool, now, draw_id=draw_id),
+            pool_keys.waits_ended,
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, utc_text(now), utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
@@ -236,4 +237,5 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.stats_waits,  # 20: the waits histogram
         pool_keys.draw_offered(draw_id),  # 21: references the draw's standby skips
         pool_keys.draw(draw_id),  # 22: the draw's record (its offers_deadline)
+        pool_keys.waits_ended,  # 23: the wait the offer ended, recorded on going back to the pool
     ]

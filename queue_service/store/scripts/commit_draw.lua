@@ -22,7 +22,9 @@
 -- whose slot starts too soon has its own deadline, in its JSON and in the offer
 -- deadlines (as standby offers have). Losers are not written one by one either:
 -- the draw joins the pool's committed draws, from which every registration's
--- draws entered and lost are counted (those committed during its wait).
+-- draws entered and lost are counted (those committed during its wait). A
+-- winner's registration records when its wait ended (`waiting_left_at`); the
+-- wait itself is written to the ended waits only if it waits again (move_offer).
 -- Registration keys are built here from the prefix: they share the pool's
 -- hash tag, hence its cluster slot.
 -- Counts draw_committed and slots_offered (the latter in the draw's stats too),
@@ -34,7 +36,7 @@
 
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
-local prefix, now, deadline, draw_id, deadline_score = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local prefix, now, deadline, draw_id, deadline_score, now_epoch = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], ARGV[8]
 local own_deadline = {}  -- slot id -> {ISO, epoch}, both "" for a slot not to be offered
 for index = 9, #ARGV, 3 do own_deadline[ARGV[index]] = {ARGV[index + 1], ARGV[index + 2]} end
 local result = cjson.decode(redis.call('GET', KEYS[13]))
@@ -86,7 +88,7 @@ for position = 1, #ids do
       freed_draws[first], freed_draws[second] = slot_id, draw_id
     end
   else
-    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now)
+    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now, 'waiting_left_at', now_epoch)
     applied = applied + 1
     leaving[applied] = id
     local first, second = pairs_written + 1, pairs_written + 2
