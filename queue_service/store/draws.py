@@ -141,7 +141,7 @@ class DrawStore:
         for start in range(0, len(rows), 10):
             registration_id, joined, entered, left, draws_lost, ref, expiry, sites, half_days, channel = \
                 rows[start : start + 10]
-            if not joined or not entered:
+            if not joined:
                 continue  # not a wait (a registration that never waited)
             joined = float(joined)
             candidates.append(
@@ -155,7 +155,7 @@ class DrawStore:
                     "half_days": parsed(half_days),
                     "channel": channel.decode(),
                     "joined_at": joined,
-                    "entered_at": float(entered),
+                    "entered_at": float(entered) if entered else joined,
                     "left_at": float(left) if left else None,
                 }
             )
@@ -377,6 +377,8 @@ def draw_fields(record: Draw) -> dict[str, str]:
         **{name: text(getattr(record, name)) for name in (*_DRAW_TIMES, *_DRAW_COUNTS)},
         "entrants_digest": record.entrants_digest,
         "offers_deadline": record.offers_deadline and repr(record.offers_deadline.timestamp()),
+        # committed_at as an epoch, for move_offer.lua (the end of its winners' waits); not read back.
+        "committed_epoch": record.committed_at and repr(record.committed_at.timestamp()),
         # As commit_draw.lua writes it (cjson: no spaces).
         "not_applied": None if record.not_applied is None else json.dumps(list(record.not_applied),
                                                                            separators=(",", ":")),

@@ -70,14 +70,14 @@ CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 REFS_KEY = "qs:{{{pool}}}:refs"
 # Sorted set: registrations waiting for a draw, scored by the time they joined (for
 # one who went back to the pool, the cutoff of the draw that offered them a slot:
-# draws lost are counted from there). When the wait really began, and when the last
-# one ended, are the registration's fields `waiting_entered_at` and `waiting_left_at`.
+# draws lost are counted from there). When the wait really began is the registration's
+# field `waiting_entered_at`.
 WAITING_KEY = "qs:{{{pool}}}:waiting"
 # Sorted set: the waits that ended, "<registration id>|<entered>|<joined>|<draws lost>"
 # (epochs, and the losses settled before that wait), scored by when each ended. Written
 # when a registration leaves the waiting set for a standby offer or by closing, and,
-# for a wait a draw's commit ended (the commit writes none), when the registration
-# waits again. A draw's freeze reads those that ended after its cutoff: who was
+# for a wait a draw's commit ended (the commit writes none; the draw's record keeps
+# when: "committed_epoch"), when the registration waits again (store/scripts/waits.lua). A draw's freeze reads those that ended after its cutoff: who was
 # waiting at the cutoff (draws.waiting_at_cutoff). Kept as long as closed
 # registrations (the purge job drops older ones).
 WAITS_ENDED_KEY = "qs:{{{pool}}}:waits-ended"

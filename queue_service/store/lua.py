@@ -8,7 +8,7 @@ file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the
 state it counts; the waits prelude (waits.lua), in front of every script that
-ends or begins a registration's wait in the waiting set.
+records a registration's wait in the waiting set as ended.
 
 Files are read when the first Store is made, not at import.
 """
@@ -24,7 +24,7 @@ from redis.commands.core import Script
 PRELUDE = "stats"
 # Each prelude (a file of scripts/) and the functions it defines: it goes in front of
 # every script that calls one of them.
-PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(", "begin_wait(")}
+PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",)}
 
 
 def _read(name: str) -> str:

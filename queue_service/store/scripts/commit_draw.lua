@@ -22,9 +22,10 @@
 -- whose slot starts too soon has its own deadline, in its JSON and in the offer
 -- deadlines (as standby offers have). Losers are not written one by one either:
 -- the draw joins the pool's committed draws, from which every registration's
--- draws entered and lost are counted (those committed during its wait). A
--- winner's registration records when its wait ended (`waiting_left_at`); the
--- wait itself is written to the ended waits only if it waits again (move_offer).
+-- draws entered and lost are counted (those committed during its wait). Nor
+-- are the winners' waits recorded as ended: the record keeps when the commit
+-- ended them ("committed_epoch"), and move_offer records such a wait if its
+-- winner waits again (store/scripts/waits.lua).
 -- Registration keys are built here from the prefix: they share the pool's
 -- hash tag, hence its cluster slot.
 -- Counts draw_committed and slots_offered (the latter in the draw's stats too),
@@ -88,7 +89,7 @@ for position = 1, #ids do
       freed_draws[first], freed_draws[second] = slot_id, draw_id
     end
   else
-    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now, 'waiting_left_at', now_epoch)
+    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now)
     applied = applied + 1
     leaving[applied] = id
     local first, second = pairs_written + 1, pairs_written + 2
@@ -115,7 +116,8 @@ if applied > 0 then
   redis.call('RPUSH', KEYS[4], cjson.encode({id = 'offers:' .. draw_id, kind = 'draw_offers', draw_id = draw_id}))
 end
 redis.call('ZADD', KEYS[7], ARGV[6], draw_id)
-redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'offered', applied, 'offers_deadline', deadline_score,
+redis.call('HSET', KEYS[1], 'state', 'committed', 'committed_at', now, 'committed_epoch', now_epoch, 'offered', applied,
+  'offers_deadline', deadline_score,
   'not_applied', skipped_count == 0 and '[]' or cjson.encode(skipped))
 count_event('draw_committed', 1, KEYS[8], KEYS[9])
 count_event('slots_offered', applied, KEYS[8], KEYS[9], KEYS[10])

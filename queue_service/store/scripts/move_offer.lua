@@ -6,7 +6,7 @@
 --       email contacts, phone contacts, closed, standby slots, stats totals,
 --       stats day, the offer's draw's stats, waits histogram, the offer's draw's
 --       set of references not to offer again (joined on going back to the pool),
---       the offer's draw's record (its field offers_deadline), ended waits
+--       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits
 -- ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
 --       the offer's draw id (as the caller read it: the stats keys are that draw's),
 --       days from registration to the slot, "1" if a renewal's permit expires
@@ -49,8 +49,9 @@ local function free_slot()
   end
 end
 local function back_to_pool()
-  -- A new wait begins now (its previous one, ended by the offer, is recorded first).
-  begin_wait(KEYS[1], KEYS[23], id, ARGV[4])
+  -- The wait a draw's offer ended is recorded now (a standby offer recorded its own), then a new one begins.
+  if not offer.standby then end_wait(KEYS[1], KEYS[23], id, redis.call('HGET', KEYS[22], 'committed_epoch')) end
+  redis.call('HSET', KEYS[1], 'waiting_entered_at', ARGV[4])
   -- Never offered a slot by this draw again (its standby skips the references in that set).
   redis.call('SADD', KEYS[21], offer.ref)
   -- Settle the wait the won draw ended (draws lost before it), then wait again from its cutoff.
