@@ -107,7 +107,7 @@ def fill(store: Store, connection, arguments, now: datetime.datetime) -> None:
     if not arguments.no_draw:
         due = draws.draw_now(schedule, "01", "renewal", "Europe/Paris", draw_at)
         draws.announce(store, schedule, due, draw_at)
-        state = draws.run(store, due.pool, due.draw_id, draw_at)
+        state = draws.run(store, due.pool, due.draw_id, draw_at, pool.offer_timing())
         record = store.draw(due.pool, due.draw_id)
         print(f"draw {due.draw_id}: {state.value}, {record.entrants} entrants, {record.offered} offered")
 

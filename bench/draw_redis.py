@@ -61,11 +61,13 @@ def main() -> int:
     due = draws.due_draws(schedule, None, DRAW_AT + datetime.timedelta(seconds=1))[0]
     draws.announce(store, schedule, due, DRAW_AT - datetime.timedelta(days=2))
     fence = store.take_draw_fence(due.pool, due.draw_id)
+    timing = pool.offer_timing()
     figures = {}
     for step, action in (
-        ("freeze", lambda: draws.freeze(store, due.pool, store.draw(due.pool, due.draw_id), schedule, fence, DRAW_AT)),
+        ("freeze", lambda: draws.freeze(store, due.pool, store.draw(due.pool, due.draw_id), schedule, fence, DRAW_AT,
+                                        timing)),
         ("draw", lambda: draws.draw(store, due.pool, due.draw_id, fence, DRAW_AT)),
-        ("commit", lambda: draws.commit(store, due.pool, due.draw_id, fence, schedule, DRAW_AT)),
+        ("commit", lambda: draws.commit(store, due.pool, due.draw_id, fence, schedule, DRAW_AT, timing)),
         ("bias check + publish", lambda: draws.publish_or_hold(store, due.pool, due.draw_id, fence, DRAW_AT)),
     ):
         started = time.perf_counter()

@@ -11,9 +11,11 @@ import atexit
 import datetime
 import os
 import random
+import tempfile
 
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.inventory.slots import Slot
+from queue_service.offers import OfferTiming
 from queue_service.reference import HALF_DAYS
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
@@ -44,6 +46,13 @@ def schedule(prefecture: str, procedure: str, created_at: datetime.datetime, con
         horizon_from_days=1, horizon_to_days=8, created_at=created_at,
         policy=DrawPolicy(aging=1.0, urgency_window_days=30, urgency_share=0.1, constraints_apply=constrained),
     )
+
+
+def offer_timing() -> OfferTiming:
+    """The offers' timing of config/defaults.toml (a draw's answer deadlines depend on it)."""
+    from queue_service.settings import load_settings
+
+    return OfferTiming.from_settings(load_settings(environ={"QS_DATA_DIR": tempfile.mkdtemp()}))
 
 
 def waiting_list(store, prefecture, procedure, count, *, draw_at, rng: random.Random, constrained: bool) -> None:

@@ -75,6 +75,7 @@ class Settings:
     reminder_hours: str
     no_show_grace_minutes: int
     standby_min_notice_hours: int
+    draw_min_answer_hours: int
     clock_interval_seconds: float
     dispatch_interval_seconds: int
     heartbeat_max_age_seconds: int
@@ -258,6 +259,7 @@ def _checked(values: dict[str, Any]) -> Settings:
     at_least("booking_cancel_notice_hours", 0)
     at_least("no_show_grace_minutes", 0)
     at_least("standby_min_notice_hours", 0)
+    at_least("draw_min_answer_hours", 1)
     try:
         _lead_hours(values["reminder_hours"])
     except ValueError:

@@ -20,7 +20,7 @@ from email.message import Message
 
 import psutil
 import pytest
-from helpers import CREATED, PASSWORD, free_port, publish_slots, register_people, run_the_draw, schedule
+from helpers import CREATED, PASSWORD, TIMING, free_port, publish_slots, register_people, run_the_draw, schedule
 
 from queue_service import reference
 from queue_service.registration.agdref import UploadedRecords
@@ -405,7 +405,7 @@ def pool(store, reference_data):
 @pytest.fixture
 def drawn(store, reference_data):
     """A committed draw of Ain's first-request pool (helpers.POOL, helpers.DRAW_ID):
-    30 people, 10 slots (two days after the draw), 10 offers."""
+    30 people, 10 slots (three days after the draw), 10 offers."""
     store.save_schedule(schedule())
     slots = publish_slots(store, 10)
     people = register_people(store, 30, CREATED + datetime.timedelta(days=1))
@@ -455,5 +455,5 @@ def drawn_pool(store, reference_data, settings):
     store.discard_outbox("01:renewal")  # they registered two days ago: told then
     due = draws.draw_now(schedule, "01", "renewal", "Europe/Paris", now)
     draws.announce(store, schedule, due, now)
-    draws.run(store, "01:renewal", due.draw_id, now)
+    draws.run(store, "01:renewal", due.draw_id, now, TIMING)
     return {"schedule": schedule, "slots": slots, "people": people, "draw_id": due.draw_id, "now": now}

@@ -70,6 +70,7 @@ TIMING = OfferTiming(
     no_show_grace=datetime.timedelta(minutes=30),
     standby_min_notice=datetime.timedelta(hours=6),
     reminder_hours=(48, 24),
+    draw_min_answer=datetime.timedelta(hours=12),
 )
 DEADLINE = DRAW_AT + datetime.timedelta(hours=48)
 
@@ -80,7 +81,9 @@ def schedule(**policy) -> DrawSchedule:
 
 
 def publish_slots(store, count: int) -> list[Slot]:
-    start = DRAW_AT + datetime.timedelta(days=2)
+    """`count` slots of Ain's first-request pool, from three days after the draw: far enough for
+    its offers to keep the 48-hour window (DEADLINE) before the 24-hour cancellation notice."""
+    start = DRAW_AT + datetime.timedelta(days=3)
     slots = [
         Slot(id=f"bourg-first_request-s{number:04d}", prefecture="01", site=["bourg", "gex"][number % 2],
              procedure="first_request", starts_at=start + datetime.timedelta(minutes=30 * (number // 2)),
@@ -118,7 +121,7 @@ def register_people(store, count: int, joined: datetime.datetime, first: int = 0
 def run_the_draw(store):
     due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
     draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT, TIMING) is draws.DrawState.PUBLISHED
 
 
 def announce_freeze_and_draw(store) -> int:
@@ -126,7 +129,7 @@ def announce_freeze_and_draw(store) -> int:
     due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
     draws.announce(store, schedule(), due, DRAW_AT)
     fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT, TIMING)
     draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
     return fence
 

@@ -5,7 +5,7 @@ import datetime
 from pathlib import Path
 
 import pytest
-from helpers import POOL, SCREENSHOTS, collect_console_errors, email_link, plain_text, staff_sign_in
+from helpers import POOL, SCREENSHOTS, TIMING, collect_console_errors, email_link, plain_text, staff_sign_in
 
 from queue_service import offers
 from worker import jobs
@@ -81,9 +81,7 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     assert page.locator("#status").inner_text() == "In the waiting list"
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    timing = offers.OfferTiming(datetime.timedelta(hours=24), datetime.timedelta(minutes=30),
-                                datetime.timedelta(hours=6), (48, 24))
-    assert offers.fill_standby(store, POOL, store.schedule(POOL), timing, now) == 1
+    assert offers.fill_standby(store, POOL, store.schedule(POOL), TIMING, now) == 1
     jobs.dispatch_pool(redis, store, POOL)
     run_jobs()
     next_one = store.registration(store.registration_key_by_ref(POOL, store.offers(POOL)[store.slot_holder(POOL, slot_id)]

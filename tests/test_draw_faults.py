@@ -41,11 +41,13 @@ POOL = "01:renewal"
 RUN_ONE_DRAW = """
 import datetime, sys
 import redis
+from bench import pool
 from queue_service import draws
 from queue_service.store import Store
 store = Store(redis.Redis.from_url(sys.argv[1]))
+timing = pool.offer_timing()
 print("ready", flush=True)
-draws.run(store, sys.argv[2], sys.argv[3], datetime.datetime.fromisoformat(sys.argv[4]))
+draws.run(store, sys.argv[2], sys.argv[3], datetime.datetime.fromisoformat(sys.argv[4]), timing)
 """
 
 # The steps a draw passes through, in order; a worker is killed while the draw is at one of them.
@@ -83,6 +85,7 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
     store.save_schedule(schedule)
     pool.waiting_list(store, "01", "renewal", ENTRANTS, draw_at=FIRST_DRAW, rng=rng, constrained=True)
     states_seen, offered_before = [], set()
+    timing = pool.offer_timing()
     # Mondays at 10:00 in Paris: 09:00 UTC in winter, 08:00 UTC from the end of March.
     draw_times = schedules.next_draw_times(schedule, FIRST_DRAW - datetime.timedelta(minutes=1), DRAWS)
     for draw_at in draw_times:
@@ -94,7 +97,8 @@ def test_killed_draw_workers_never_half_apply_a_draw(redis, redis_url, store, re
 
         kill_during(store, redis_url, draw.draw_id, draw_at, rng.choice(STEPS), rng)
         states_seen.append(store.draw(POOL, draw.draw_id).state)
-        assert draws.run(store, POOL, draw.draw_id, draw_at) in (draws.DrawState.PUBLISHED, draws.DrawState.HELD)
+        assert draws.run(store, POOL, draw.draw_id, draw_at, timing) in (draws.DrawState.PUBLISHED,
+                                                                         draws.DrawState.HELD)
 
         offered = check_applied_once(store, draw.draw_id, waiting_before)
         assert not offered & offered_before  # no registration holds two offers

@@ -7,16 +7,18 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, announce_freeze_and_draw, schedule
+from helpers import CREATED, DRAW_AT, DRAW_ID, POOL, SECRET, TIMING, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service import offers as offer_rules
 from queue_service import registration as reg
+from queue_service.draws import lottery
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
 from queue_service.errors import StaleDrawWorker
 from queue_service.inventory.slots import Slot
 from queue_service.reference import DEMO_AGDREF_NUMBERS, procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
+from queue_service.store.keys import PoolKeys
 from worker import clock
 
 
@@ -73,7 +75,8 @@ def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
     store, _, people = pool
     run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     before = {p.key.registration_id: store.registration(p.key) for p in people}
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1)) is draws.DrawState.PUBLISHED
+    rerun = draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1), TIMING)
+    assert rerun is draws.DrawState.PUBLISHED
     after = {p.key.registration_id: store.registration(p.key) for p in people}
     run_jobs()
     assert after == before and store.outbox(POOL) == [] and len(mailbox.messages) == 20
@@ -84,9 +87,10 @@ def test_a_stale_worker_cannot_commit(redis, pool):
     stale = announce_freeze_and_draw(store)
     store.take_draw_fence(POOL, DRAW_ID)  # a newer run took over
     with pytest.raises(StaleDrawWorker):
-        draws.commit(store, POOL, DRAW_ID, stale, schedule(), DRAW_AT)
+        draws.commit(store, POOL, DRAW_ID, stale, schedule(), DRAW_AT, TIMING)
     assert store.draw(POOL, DRAW_ID).state is draws.DrawState.DRAWN and store.offers(POOL) == {}
-    assert draws.run(store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED  # the newer run finishes the job
+    # The newer run finishes the job.
+    assert draws.run(store, POOL, DRAW_ID, DRAW_AT, TIMING) is draws.DrawState.PUBLISHED
     assert len(store.offers(POOL)) == 20
 
 
@@ -138,7 +142,7 @@ def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
             urgent_refs.add(created.ref)
     due = draws.due_draws(renewal, None, DRAW_AT + datetime.timedelta(seconds=5))[0]
     draws.announce(store, renewal, due, DRAW_AT)
-    assert draws.run(store, "01:renewal", due.draw_id, DRAW_AT) is draws.DrawState.PUBLISHED
+    assert draws.run(store, "01:renewal", due.draw_id, DRAW_AT, TIMING) is draws.DrawState.PUBLISHED
     record = draws.public_record(store, "01:renewal", due.draw_id)
     assert record["phases"] == [{"group": "urgent", "max_winners": 2}]
     assert urgent_refs <= {winner["ref"] for winner in record["winners"]}
@@ -147,7 +151,7 @@ def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
 def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)
-    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
     # As the bias check does when it fails:
     store.update_draw_state(POOL, DRAW_ID, fence, draws.DrawState.COMMITTED, {"state": "held"})
     assert draws.public_record(store, POOL, DRAW_ID)["seed"] is None
@@ -195,7 +199,7 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     offer_rules.cancel_slot(store, POOL, first["slot"], DRAW_AT)  # staff cancel a slot after the freeze
     gone = store.registration_key_by_ref(POOL, second["ref"])
     reg.withdraw(store, gone, DRAW_AT)  # a winner withdraws after the freeze
-    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     offers = store.offers(POOL)
     assert first["slot"] not in {offer.slot_id for offer in offers.values()} and len(offers) == 18
@@ -206,7 +210,9 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     record = draws.public_record(store, POOL, DRAW_ID)
     assert sorted(record["not_applied"]) == sorted([first["ref"], second["ref"]])
     slot_states = {slot.id: slot.status.value for slot in store.slots(POOL, DRAW_AT, DRAW_AT + datetime.timedelta(days=30))}
-    assert slot_states[first["slot"]] == "cancelled" and slot_states[second["slot"]] == "open"
+    # The withdrawn winner's slot waits for the next entrant of the draw's order; the cancelled one stays so.
+    assert slot_states[first["slot"]] == "cancelled" and slot_states[second["slot"]] == "standby"
+    assert store.standby_slots(POOL) == {second["slot"]: DRAW_ID}
 
 
 def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
@@ -216,9 +222,10 @@ def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
     for due in (scheduled, now_draw):
         draws.announce(store, schedule(), due, DRAW_AT - datetime.timedelta(days=1))
     fence = store.take_draw_fence(POOL, scheduled.draw_id)
-    draws.freeze(store, POOL, store.draw(POOL, scheduled.draw_id), schedule(), fence, DRAW_AT)  # then its worker dies
-    draws.run(store, POOL, now_draw.draw_id, DRAW_AT)  # an admin's draw takes the same slots
-    draws.run(store, POOL, scheduled.draw_id, DRAW_AT)  # the first one resumes
+    # Frozen, then its worker dies.
+    draws.freeze(store, POOL, store.draw(POOL, scheduled.draw_id), schedule(), fence, DRAW_AT, TIMING)
+    draws.run(store, POOL, now_draw.draw_id, DRAW_AT, TIMING)  # an admin's draw takes the same slots
+    draws.run(store, POOL, scheduled.draw_id, DRAW_AT, TIMING)  # the first one resumes
     slots = [offer.slot_id for offer in store.offers(POOL).values()]
     assert len(slots) == len(set(slots)) == 20
 
@@ -252,3 +259,131 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     offered = {offer.ref for offer in store.offers(POOL).values()}
     assert leaving.ref not in offered
     assert len(offered) + len(record["not_applied"]) == 20
+
+
+# Who enters: those waiting at the cutoff instant -------------------------------------------------
+
+
+def expected_digest(people, weights: dict[str, str], policy) -> str:
+    """The entrants digest of `weights` (ref -> weight), the others' rows as the freeze writes them."""
+    return lottery.entrants_digest([
+        lottery.Entrant(person.ref, weights[person.ref], None,
+                        draws.entrant_accepts(policy, person.applicant.sites, person.applicant.half_days))
+        for person in people if person.ref in weights
+    ])
+
+
+def test_entrants_are_those_waiting_at_the_cutoff_whenever_the_freeze_runs(drawn):
+    """Issue 13: applicants whose offer was given back after the cutoff entered a draw they were not
+    waiting for at the cutoff; and those who left after it were missing."""
+    store, _, people = drawn
+    aging = schedule(aging=1.0)
+    store.save_schedule(aging)
+    admin_draw = draws.draw_now(aging, "01", "first_request", "Europe/Paris", DRAW_AT + datetime.timedelta(hours=10))
+    draws.announce(store, aging, admin_draw, DRAW_AT + datetime.timedelta(hours=10))
+    cutoff = store.draw(POOL, admin_draw.draw_id).cutoff_at
+    by_ref = {person.ref: person for person in people}
+    winners = sorted(offer.ref for offer in store.offers(POOL).values())
+    back_before, back_after = by_ref[winners[0]], by_ref[winners[1]]
+
+    offer_rules.decline(store, back_before.key, aging, cutoff - datetime.timedelta(hours=1))
+    offer_rules.decline(store, back_after.key, aging, cutoff + datetime.timedelta(minutes=1))
+    # Their two slots go to two waiting losers; one declines it at once, the other keeps it.
+    assert offer_rules.fill_standby(store, POOL, aging, TIMING, cutoff + datetime.timedelta(minutes=2)) == 2
+    standby_takers = [by_ref[offer.ref] for offer in store.offers(POOL).values() if offer.standby]
+    offer_rules.decline(store, standby_takers[0].key, aging, cutoff + datetime.timedelta(minutes=3))
+    withdrawn = next(p for p in people if store.registration(p.key).status.value == "waiting"
+                     and p.ref not in winners and p not in standby_takers)
+    reg.withdraw(store, withdrawn.key, cutoff + datetime.timedelta(minutes=4))
+
+    draws.freeze_at_cutoff(store, POOL, admin_draw.draw_id, cutoff + datetime.timedelta(minutes=5), TIMING)
+    record = draws.public_record(store, POOL, admin_draw.draw_id)
+    entered = {row["ref"] for row in record["entrants"]}
+    assert back_after.ref not in entered  # back in the list a minute after the cutoff
+    assert {back_before.ref, withdrawn.ref, *(p.ref for p in standby_takers)} <= entered
+    # At the cutoff: the 20 who lost the first draw (one lost draw: weight 2 with aging 1), and the
+    # winner who declined before it (the draw they won is not lost: weight 1).
+    losers = {person.ref for person in people if person.ref not in winners}
+    expected = {ref: "2" for ref in losers} | {back_before.ref: "1"}
+    assert entered == set(expected)
+    assert record["entrants_digest"] == expected_digest(people, expected, aging.policy)
+
+
+def test_winners_of_a_draw_committed_after_the_cutoff_are_entrants_and_it_is_not_yet_lost(pool):
+    """A draw committed between another's cutoff and its freeze (run by an admin, or caught up):
+    its winners were waiting at that cutoff, and its losers had not lost it yet."""
+    store, _, people = pool
+    aging = schedule(aging=1.0)
+    store.save_schedule(aging)
+    scheduled = draws.due_draws(aging, None, DRAW_AT + datetime.timedelta(seconds=5))[0]
+    draws.announce(store, aging, scheduled, DRAW_AT - datetime.timedelta(days=2))
+    cutoff = store.draw(POOL, DRAW_ID).cutoff_at
+    now_draw = draws.draw_now(aging, "01", "first_request", "Europe/Paris", cutoff + datetime.timedelta(minutes=30))
+    draws.announce(store, aging, now_draw, cutoff + datetime.timedelta(minutes=30))
+    draws.run(store, POOL, now_draw.draw_id, cutoff + datetime.timedelta(minutes=30), TIMING)  # after the cutoff
+    assert store.draw(POOL, now_draw.draw_id).offered == 20
+    declined = next(offer for offer in store.offers(POOL).values())
+    offer_rules.decline(store, store.registration_key_by_ref(POOL, declined.ref), aging,
+                        cutoff + datetime.timedelta(minutes=40))
+
+    draws.freeze_at_cutoff(store, POOL, DRAW_ID, cutoff + datetime.timedelta(minutes=50), TIMING)
+    record = draws.public_record(store, POOL, DRAW_ID)
+    expected = {person.ref: "1" for person in people}  # all 60 waited at the cutoff, none had lost a draw
+    assert {row["ref"]: row["weight"] for row in record["entrants"]} == expected
+    assert record["entrants_digest"] == expected_digest(people, expected, aging.policy)
+
+
+def test_a_wait_covers_the_instants_from_its_beginning_to_its_end():
+    assert draws.waiting_at(10.0, 10.0, None) and draws.waiting_at(10.0, 5.0, 10.5)
+    assert not draws.waiting_at(10.0, 10.5, None) and not draws.waiting_at(10.0, 5.0, 10.0)
+
+
+def test_ended_waits_are_kept_as_long_as_closed_registrations(drawn):
+    store, _, people = drawn
+    waiting = next(p for p in people if store.registration(p.key).status.value == "waiting")
+    reg.withdraw(store, waiting.key, DRAW_AT)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 1
+    retention = datetime.timedelta(days=90)
+    reg.purge(store, DRAW_AT + retention, retention)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 1
+    reg.purge(store, DRAW_AT + retention + datetime.timedelta(seconds=1), retention)
+    assert store.redis.zcard(PoolKeys(POOL).waits_ended) == 0
+
+
+# A draw's deadline near the appointment ------------------------------------------------------------
+
+
+def test_a_draws_offer_deadline_is_capped_by_the_cancellation_notice_and_leaves_time_to_answer():
+    at, window, hours = DRAW_AT, datetime.timedelta(hours=48), lambda n: datetime.timedelta(hours=n)
+    assert draws.offer_deadline(at, at + hours(96), window, TIMING) == at + window
+    assert draws.offer_deadline(at, at + hours(48), window, TIMING) == at + hours(24)  # the notice comes first
+    assert draws.offer_deadline(at, at + hours(36), window, TIMING) == at + hours(12)  # the minimum, just
+    assert draws.offer_deadline(at, at + hours(36) - datetime.timedelta(seconds=1), window, TIMING) is None
+    # A pool whose window is shorter than the minimum keeps its window.
+    assert draws.offer_deadline(at, at + hours(96), hours(6), TIMING) == at + hours(6)
+    assert draws.offer_deadline(at, at + hours(30) - datetime.timedelta(seconds=1), hours(6), TIMING) is None
+
+
+def test_a_draw_committed_too_late_for_a_slots_notice_hands_that_slot_to_standby(pool):
+    """A draw caught up after downtime: an offer whose slot's notice comes less than 12 hours after the
+    commit is not made; its slot waits for the next entrant of the draw's order (standby)."""
+    store, slots, _ = pool
+    fence = announce_freeze_and_draw(store)  # frozen at the draw's time: every slot leaves 48 hours to answer
+    late = DRAW_AT + datetime.timedelta(hours=40)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), late, TIMING)
+    drawn = draws.drawn_winners(store, POOL, DRAW_ID)
+    starts = {slot.id: slot.starts_at for slot in slots}
+    too_soon = {slot_id for slot_id in drawn["slots"]
+                if starts[slot_id] - TIMING.cancel_notice - late < TIMING.draw_min_answer}
+    assert 0 < len(too_soon) < len(drawn["slots"])
+    record = store.draw(POOL, DRAW_ID)
+    assert set(record.not_applied) == {ref for ref, slot_id in zip(drawn["refs"], drawn["slots"])
+                                       if slot_id in too_soon}
+    assert store.standby_slots(POOL) == {slot_id: DRAW_ID for slot_id in too_soon}
+    made = store.offers(POOL).values()
+    assert len(made) == len(drawn["slots"]) - len(too_soon)
+    # The others answer by their slot's notice, all earlier than the shared deadline of the late commit.
+    assert all(offer.deadline == starts[offer.slot_id] - TIMING.cancel_notice < record.offers_deadline
+               for offer in made)
+    for ref in record.not_applied:
+        assert store.registration(store.registration_key_by_ref(POOL, ref)).status.value == "waiting"

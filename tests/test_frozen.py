@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DRAW_AT, DRAW_ID, POOL, announce_freeze_and_draw, schedule
+from helpers import DRAW_AT, DRAW_ID, POOL, TIMING, announce_freeze_and_draw, schedule
 
 from queue_service import draws
 from queue_service.draws import lottery
@@ -76,7 +76,7 @@ def test_a_draw_frozen_and_drawn_by_an_earlier_version_commits_and_publishes_the
     ]))
     assert draws.public_record(store, POOL, DRAW_ID) == record_before
 
-    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and record["not_applied"] == []

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from helpers import TIMING
 
 from queue_service import draws, metrics, reference
 from queue_service import registration as reg
@@ -148,14 +149,15 @@ class CountersMachine(RuleBasedStateMachine):
         if crash == "stale":
             # A first worker freezes and draws, then stalls; a second one takes over and finishes.
             stale_fence = self.store.take_draw_fence(POOL, due.draw_id)
-            draws.freeze(self.store, POOL, self.store.draw(POOL, due.draw_id), schedule, stale_fence, self.now)
+            draws.freeze(self.store, POOL, self.store.draw(POOL, due.draw_id), schedule, stale_fence, self.now,
+                         TIMING)
             draws.draw(self.store, POOL, due.draw_id, stale_fence, self.now)
-        draws.run(self.store, POOL, due.draw_id, self.now)
+        draws.run(self.store, POOL, due.draw_id, self.now, TIMING)
         if crash == "stale":
             with pytest.raises(StaleDrawWorker):
-                draws.commit(self.store, POOL, due.draw_id, stale_fence, schedule, self.now)
+                draws.commit(self.store, POOL, due.draw_id, stale_fence, schedule, self.now, TIMING)
         if crash == "retry":
-            draws.run(self.store, POOL, due.draw_id, self.now)
+            draws.run(self.store, POOL, due.draw_id, self.now, TIMING)
 
     # Invariants ------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ def test_offers_keep_their_invariants(redis, settings, mailbox, run_jobs):
         def draw(self):
             due = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0]
             draws.announce(self.store, schedule(), due, DRAW_AT - datetime.timedelta(days=2))
-            assert draws.run(self.store, POOL, DRAW_ID, DRAW_AT) is draws.DrawState.PUBLISHED
+            assert draws.run(self.store, POOL, DRAW_ID, DRAW_AT, TIMING) is draws.DrawState.PUBLISHED
             self.drawn = True
             self._note_offers()
 

@@ -15,6 +15,7 @@ from helpers import (
     DRAW_ID,
     POOL,
     TIMING,
+    announce_freeze_and_draw,
     csrf_token,
     first_offer,
     key_of,
@@ -33,7 +34,7 @@ from queue_service import draws, offers
 from queue_service import registration as reg
 from queue_service.draws import lottery
 from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDeadlinePassed, UnknownBooking
-from queue_service.inventory.slots import SlotStatus
+from queue_service.inventory.slots import Slot, SlotStatus
 from queue_service.offers import OfferStatus
 from queue_service.registration.tokens import status_token
 from queue_service.store.keys import PoolKeys
@@ -279,6 +280,72 @@ def test_a_policy_may_end_the_registration_of_who_lets_the_deadline_pass(drawn):
     key, _ = first_offer(store)
     offers.expire_offers(store, POOL, strict, DEADLINE + datetime.timedelta(seconds=1))
     assert store.registration(key).status.value == "expired" and store.waiting_count(POOL) == 20
+
+
+def test_the_slot_of_a_winner_gone_before_the_commit_goes_to_the_next_in_the_draws_order(pool):
+    """Issue 13: the slots of winners not applied stayed open, never offered to the next in the draw's order."""
+    store, _, _ = pool
+    fence = announce_freeze_and_draw(store)
+    drawn = draws.drawn_winners(store, POOL, DRAW_ID)
+    gone_ref, freed = drawn["refs"][3], drawn["slots"][3]
+    reg.withdraw(store, store.registration_key_by_ref(POOL, gone_ref), DRAW_AT)  # between the freeze and the commit
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
+    draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
+    assert draws.public_record(store, POOL, DRAW_ID)["not_applied"] == [gone_ref]
+
+    assert offers.fill_standby(store, POOL, schedule(), TIMING, DRAW_AT + datetime.timedelta(hours=1)) == 1
+    slot = store.slot(POOL, freed)
+    # The first of the order anyone can recompute from the record who accepts the slot and had no offer.
+    expected = next(ref for ref in standby_order(store, slot.slot_class("Europe/Paris")) if ref not in drawn["refs"])
+    given = store.offer(key_of(store.slot_holder(POOL, freed)))
+    assert (given.ref, given.draw_id, given.standby, given.status) == (expected, DRAW_ID, True, OfferStatus.PENDING)
+
+
+# A draw's deadline near the appointment ------------------------------------------------------------
+
+
+def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_made(store, reference_data, redis,
+                                                                                     run_jobs, mailbox, settings):
+    """Issue 13: "appointment Monday 09:30, answer before Monday 13:52". With a 48-hour window, a
+    24-hour cancellation notice and 12 hours at least to answer (TIMING), a slot starting soon gets an
+    earlier deadline of its own; one that would leave less than 12 hours is left out of the draw."""
+    store.save_schedule(schedule())
+    starts = {
+        "gex-s1": DRAW_AT + datetime.timedelta(hours=24 + 11, minutes=59),  # 11 h 59 to answer: not drawn
+        "gex-s2": DRAW_AT + datetime.timedelta(hours=24 + 12),  # 12 hours to answer, just enough
+        "gex-s3": DRAW_AT + datetime.timedelta(days=2),  # 24 hours instead of 48
+        "gex-s4": DRAW_AT + datetime.timedelta(days=4),  # the draw's 48 hours
+    }
+    store.add_slots([Slot(id=slot_id, prefecture="01", site="gex", procedure="first_request", starts_at=start,
+                          duration_minutes=30, counter=1) for slot_id, start in starts.items()])
+    register_people(store, 10, CREATED + datetime.timedelta(days=1))
+    run_the_draw(store)
+    record = draws.public_record(store, POOL, DRAW_ID)
+    assert [slot["id"] for slot in record["slots"]] == ["gex-s2", "gex-s3", "gex-s4"]  # what the lottery used
+    expected = {"gex-s2": DRAW_AT + datetime.timedelta(hours=12), "gex-s3": DRAW_AT + datetime.timedelta(hours=24),
+                "gex-s4": DEADLINE}
+    holders = {offer.slot_id: (registration_id, offer) for registration_id, offer in offered(store).items()}
+    assert {slot_id: offer.deadline for slot_id, (_, offer) in holders.items()} == expected
+    assert store.draw(POOL, DRAW_ID).offers_deadline == DEADLINE  # the one the others share
+
+    # The applicant is told the real deadline, by email and SMS (here, 10:00 in Paris on Tuesday).
+    soon, _ = holders["gex-s3"]
+    store.redis.hset(PoolKeys(POOL).registration(soon), "language", "en")
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    (email,) = [m for r, m in zip(mailbox.recipients, mailbox.messages) if r[0] == store.registration(key_of(soon))
+                .applicant.email]
+    assert "Confirm or decline before Tuesday 5 January 2027, 10:00." in plain_text(email)
+    assert any("Answer before Tuesday 5 January 2027, 10:00" in path.read_text()
+               for path in (settings.data_dir / "sms").glob("*.txt"))
+
+    # The server keeps it: no confirmation after it, and the expiry round expires those offers then.
+    late = DRAW_AT + datetime.timedelta(hours=24, seconds=1)
+    with pytest.raises(OfferDeadlinePassed):
+        offers.confirm(store, key_of(soon), secret(settings), late)
+    assert offers.expire_offers(store, POOL, schedule(), late) == 2
+    assert {slot_id for slot_id, _ in store.standby_slots(POOL).items()} == {"gex-s2", "gex-s3"}
+    assert store.offer(key_of(holders["gex-s4"][0])).status is OfferStatus.PENDING
 
 
 # Bookings: cancellation, reminders, check-in, no-shows -----------------------------------------------

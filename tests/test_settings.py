@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from queue_service.errors import SettingsError
+from queue_service.offers import OfferTiming
 from queue_service.registration.proof import generate_signing_key
 from queue_service.settings import load_settings
 
@@ -41,6 +42,12 @@ def test_in_development_links_follow_the_address_the_web_is_bound_to(tmp_path, b
     assert load_settings(environ=environ | {"QS_BASE_URL": "http://rdv.test/"}).base_url == "http://rdv.test"
 
 
+def test_a_draws_minimum_answer_window_is_a_setting_the_offers_timing_carries(tmp_path):
+    assert load_settings(environ={"QS_DATA_DIR": str(tmp_path)}).draw_min_answer_hours == 12
+    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_DRAW_MIN_ANSWER_HOURS": "6"})
+    assert OfferTiming.from_settings(settings).draw_min_answer.total_seconds() == 6 * 3600
+
+
 def test_environment_overrides_file_which_overrides_defaults(tmp_path):
     config_file = tmp_path / "site.toml"
     config_file.write_text('log_level = "WARNING"\nsmtp_port = 2525\n')
@@ -72,6 +79,8 @@ def test_conventional_redis_url_is_read_when_ours_is_unset(tmp_path):
         ("QS_DISPATCH_INTERVAL_SECONDS", "2.5", "QS_DISPATCH_INTERVAL_SECONDS"),
         ("QS_TRUSTED_PROXIES", "-1", "QS_TRUSTED_PROXIES"),
         ("QS_BASE_URL", "rdv.example.fr", "QS_BASE_URL"),
+        ("QS_DRAW_MIN_ANSWER_HOURS", "0", "QS_DRAW_MIN_ANSWER_HOURS"),
+        ("QS_DRAW_MIN_ANSWER_HOURS", "half a day", "QS_DRAW_MIN_ANSWER_HOURS"),
     ],
 )
 def test_a_bad_value_stops_loading_and_names_the_setting(tmp_path, variable, value, named):

@@ -76,7 +76,7 @@ def every_offer_step(store) -> Seen:
     seen = Seen(store, register_people(store, 30, CREATED + datetime.timedelta(days=1)))
     draws.announce(store, schedule(), draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=1))[0],
                    DRAW_AT - datetime.timedelta(days=2))
-    draws.run(store, POOL, DRAW_ID, DRAW_AT)
+    draws.run(store, POOL, DRAW_ID, DRAW_AT, TIMING)
     seen.look()
     now = DRAW_AT + datetime.timedelta(hours=1)
     attended, no_show, cancelled, declined, slot_cancelled, *_ = [key_of(rid) for rid in sorted(offered(store))]
@@ -169,11 +169,11 @@ def test_every_draw_state_and_trigger_the_scripts_write_is_one_the_enums_know(st
     draws.announce(store, schedule(), due, DRAW_AT)
     look()
     fence = store.take_draw_fence(POOL, DRAW_ID)
-    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT)
+    draws.freeze(store, POOL, store.draw(POOL, DRAW_ID), schedule(), fence, DRAW_AT, TIMING)
     look()
     draws.draw(store, POOL, DRAW_ID, fence, DRAW_AT)
     look()
-    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
     look()
     # As the bias check does when it fails, then staff release it.
     store.update_draw_state(POOL, DRAW_ID, fence, DrawState.COMMITTED, {"state": DrawState.HELD.value})
@@ -245,7 +245,7 @@ def test_a_draw_reads_back_as_it_was_written_at_every_step(store, reference_data
     fence = announce_freeze_and_draw(store)
     # A winner's slot cancelled since the freeze: the record lists the winner as not applied.
     offers.cancel_slot(store, POOL, draws.drawn_winners(store, POOL, DRAW_ID)["slots"][0], DRAW_AT)
-    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT)
+    draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
     draws.publish_or_hold(store, POOL, DRAW_ID, fence, DRAW_AT)
     fields = raw_draw(store)
     record = draw_from_fields(fields)

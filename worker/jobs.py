@@ -110,7 +110,8 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
     store = Store(job.connection)
-    state = draws.run(store, PoolId.of(prefecture, procedure), draw_id, _now())
+    timing = offers.OfferTiming.from_settings(load_settings())
+    state = draws.run(store, PoolId.of(prefecture, procedure), draw_id, _now(), timing)
     log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
     dispatch_pool(job.connection, store, PoolId.of(prefecture, procedure))  # the winners hear of it now
     if state is draws.DrawState.HELD:
@@ -122,7 +123,8 @@ def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
 def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
     job = get_current_job()
-    state = draws.freeze_at_cutoff(Store(job.connection), PoolId.of(prefecture, procedure), draw_id, _now())
+    timing = offers.OfferTiming.from_settings(load_settings())
+    state = draws.freeze_at_cutoff(Store(job.connection), PoolId.of(prefecture, procedure), draw_id, _now(), timing)
     log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
     return state.value
 

@@ -3,7 +3,7 @@
 A draw is a state machine stored in Redis:
 
     scheduled  the seed is drawn and its commitment published (announced ahead of the cutoff)
-    frozen     the entrants (waiting before the cutoff) and the slots of the horizon are fixed
+    frozen     the entrants (waiting at the cutoff) and the slots of the horizon are fixed
     drawn      the lottery (queue_service/draws/lottery.py) has chosen the winners
     committed  one Lua script: offers, slot and registration states, draws counted, outbox
     published  the seed is revealed and the public record served
@@ -90,8 +90,9 @@ class Draw:
     # Committed (store/scripts/commit_draw.lua).
     committed_at: datetime.datetime | None = None
     offered: int | None = None
-    offers_deadline: datetime.datetime | None = None  # the one deadline of all its offers
-    not_applied: tuple[str, ...] | None = None  # winners' refs left out: no longer waiting, or their slot gone
+    offers_deadline: datetime.datetime | None = None  # the deadline its offers share (a slot starting sooner: its own)
+    # Winners' refs left out: no longer waiting, their slot gone, or (a late commit) too soon to answer.
+    not_applied: tuple[str, ...] | None = None
     # Published, or held by the bias check (then published when staff release it).
     published_at: datetime.datetime | None = None
     held_at: datetime.datetime | None = None
@@ -216,41 +217,67 @@ def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int =
 # The draw job's steps --------------------------------------------------------------------
 
 
-def freeze_at_cutoff(store, pool: str, draw_id: str, now: datetime.datetime) -> DrawState:
-    """The freeze job's body: fix the entrants once the cutoff has passed (safe to run twice)."""
+def freeze_at_cutoff(store, pool: str, draw_id: str, now: datetime.datetime, timing) -> DrawState:
+    """The freeze job's body: fix the entrants once the cutoff has passed (safe to run twice).
+
+    `timing` is the offers' timing (offers.OfferTiming), for `offer_deadline`."""
     record = store.draw(pool, draw_id)
     if record is None:
         raise UnknownDraw()
     if record.state is DrawState.SCHEDULED:
-        freeze(store, pool, record, store.schedule(pool), store.take_draw_fence(pool, draw_id), now)
+        freeze(store, pool, record, store.schedule(pool), store.take_draw_fence(pool, draw_id), now, timing)
     return store.draw(pool, draw_id).state
 
 
-def run(store, pool: str, draw_id: str, now: datetime.datetime) -> DrawState:
-    """Take the draw as far as it goes: freeze, draw, commit, publish (or hold). Returns the final state."""
+def run(store, pool: str, draw_id: str, now: datetime.datetime, timing) -> DrawState:
+    """Take the draw as far as it goes: freeze, draw, commit, publish (or hold). Returns the final state.
+
+    `timing` is the offers' timing (offers.OfferTiming), for `offer_deadline`."""
     record = store.draw(pool, draw_id)
     if record is None:
         raise UnknownDraw()
     fence = store.take_draw_fence(pool, draw_id)
     schedule = store.schedule(pool)
     if record.state is DrawState.SCHEDULED:
-        freeze(store, pool, record, schedule, fence, now)
+        freeze(store, pool, record, schedule, fence, now, timing)
     if store.draw(pool, draw_id).state is DrawState.FROZEN:
         draw(store, pool, draw_id, fence, now)
     if store.draw(pool, draw_id).state is DrawState.DRAWN:
-        commit(store, pool, draw_id, fence, schedule, now)
+        commit(store, pool, draw_id, fence, schedule, now, timing)
     if store.draw(pool, draw_id).state is DrawState.COMMITTED:
         publish_or_hold(store, pool, draw_id, fence, now)
     return store.draw(pool, draw_id).state
 
 
-def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, now: datetime.datetime) -> None:
-    """Fix the entrants (waiting since before the cutoff) and the open slots of the horizon."""
+def offer_deadline(offered_at: datetime.datetime, slot_start: datetime.datetime, confirmation: datetime.timedelta,
+                   timing) -> datetime.datetime | None:
+    """When a draw's offer of a slot starting at `slot_start`, made at `offered_at`, must be answered;
+    None when the slot cannot be offered.
+
+    The pool's confirmation window, but never later than the booking's
+    cancellation notice before the slot (`timing.cancel_notice`): a winner
+    must not hold a slot past the moment a booking of it could still be given
+    back (the same rule as standby, offers.fill_standby). When that leaves
+    less than `timing.draw_min_answer` to answer (or less than the pool's
+    window, if that is shorter), the draw does not offer the slot.
+    """
+    deadline = min(offered_at + confirmation, slot_start - timing.cancel_notice)
+    if deadline - offered_at < min(timing.draw_min_answer, confirmation):
+        return None
+    return deadline
+
+
+def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, now: datetime.datetime,
+           timing) -> None:
+    """Fix the entrants (those waiting at the cutoff) and the open slots of the horizon that leave
+    time to answer an offer made at the draw's time (`offer_deadline`)."""
     scheduled_at, cutoff = record.scheduled_at, record.cutoff_at
     start, end = schedules.slot_horizon(schedule, scheduled_at)
-    slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN]
+    confirmation = datetime.timedelta(hours=schedule.confirmation_hours)
+    slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN
+             and offer_deadline(scheduled_at, slot.starts_at, confirmation, timing) is not None]
     frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
-    frozen = frozen_draw(store.draw_candidates(pool, cutoff), schedule, scheduled_at, frozen_slots)
+    frozen = frozen_draw(waiting_at_cutoff(store, pool, cutoff), schedule, scheduled_at, frozen_slots)
     urgent = len(frozen.entrants.members(URGENT_GROUP))
     changes = {
         "state": DrawState.FROZEN.value,
@@ -263,6 +290,45 @@ def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, n
         "horizon_end": end.isoformat(),
     }
     store.freeze_draw(pool, record.draw_id, fence, frozen.to_fields(), changes)
+
+
+# How many times the freeze reads the candidates again when a draw was committed meanwhile.
+CANDIDATE_READS = 5
+
+
+def waiting_at_cutoff(store, pool: str, cutoff: datetime.datetime) -> list[dict]:
+    """The registrations that were waiting at the instant `cutoff`, whenever the freeze runs.
+
+    Each wait in the waiting list is known by when it began and ended
+    (store.draw_candidates: those going on, those recorded as ended, and
+    those a draw committed after the cutoff ended). The entrants are those
+    whose wait covers the cutoff (`waiting_at`): not someone who came back
+    to the list after it, and someone who left after it still is (if they
+    win, the commit finds them gone: `not_applied`).
+    """
+    for _ in range(CANDIDATE_READS):
+        committed = store.committed_draw_times(pool)
+        left_by_commit = {
+            registration: committed_at
+            for draw_id, committed_at in committed.items() if committed_at > cutoff
+            for registration, _ in applied_offers(store, pool, draw_id)
+        }
+        waits = store.draw_candidates(pool, cutoff, left_by_commit, len(committed))
+        if waits is not None:
+            break
+    else:
+        raise RuntimeError(f"pool {pool}: draws kept being committed while the freeze read its entrants")
+    entrants: dict[str, dict] = {}
+    for wait in waits:
+        if waiting_at(cutoff.timestamp(), wait["entered_at"], wait["left_at"]):
+            entrants.setdefault(wait["id"], wait)  # one wait covers the cutoff: a second would be the same one
+    return list(entrants.values())
+
+
+def waiting_at(instant: float, entered: float, left: float | None) -> bool:
+    """Whether a wait that began at `entered` and ended at `left` (None: it goes on) covers `instant`
+    (epochs). A registration that joins at the very cutoff is in; one that leaves at it is out."""
+    return entered <= instant and (left is None or left > instant)
 
 
 def frozen_draw(
@@ -360,16 +426,23 @@ def draw(store, pool: str, draw_id: str, fence: int, now: datetime.datetime) -> 
     store.save_draw_result(pool, draw_id, fence, json.dumps(winners), changes)
 
 
-def commit(store, pool: str, draw_id: str, fence: int, schedule: DrawSchedule, now: datetime.datetime) -> None:
-    """Apply the result in one atomic step: offers, slots, counters, outbox."""
-    store.commit_draw(
-        pool,
-        draw_id,
-        fence,
-        cutoff=store.draw(pool, draw_id).cutoff_at,
-        deadline=now + datetime.timedelta(hours=schedule.confirmation_hours),
-        now=now,
-    )
+def commit(store, pool: str, draw_id: str, fence: int, schedule: DrawSchedule, now: datetime.datetime,
+           timing) -> None:
+    """Apply the result in one atomic step: offers, slots, counters, outbox.
+
+    The offers share one deadline (the confirmation window from now), except
+    those whose slot starts too soon for it (`offer_deadline`): each of these
+    gets an earlier deadline of its own, or, when a late commit leaves less
+    than the minimum time to answer, is not made (its slot goes to standby).
+    """
+    record = store.draw(pool, draw_id)
+    confirmation = datetime.timedelta(hours=schedule.confirmation_hours)
+    deadline = now + confirmation
+    # Only slots starting before the shared deadline plus the notice answer earlier: a horizon's first days.
+    soon = store.slots(pool, record.horizon_start or now, deadline + timing.cancel_notice)
+    own_deadlines = {slot.id: offer_deadline(now, slot.starts_at, confirmation, timing) for slot in soon}
+    store.commit_draw(pool, draw_id, fence, cutoff=record.cutoff_at, deadline=deadline, own_deadlines=own_deadlines,
+                      now=now)
 
 
 def applied_offers(store, pool: str, draw_id: str) -> list[tuple[str, str]]:
@@ -474,7 +547,8 @@ def public_record(store, pool: str, draw_id: str) -> dict:
         "slots": frozen.slots.rows() if frozen else None,
         "phases": [{"group": p.group, "max_winners": p.max_winners} for p in frozen.phases] if frozen else None,
         "winners": winners,
-        # Winners who had left the waiting list, or whose slot was cancelled, since the freeze.
+        # Winners who had left the waiting list, or whose slot was cancelled, since the freeze (or,
+        # committed late, whose slot started too soon to answer).
         "not_applied": list(record.not_applied or ()) if published else None,
         "state": record.state.value,
         "prefecture": record.prefecture,

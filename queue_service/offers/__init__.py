@@ -115,12 +115,18 @@ class Offer:
 
 @dataclass(frozen=True)
 class OfferTiming:
-    """The service-wide times around an appointment (settings, config/defaults.toml)."""
+    """The service-wide times around an appointment (settings, config/defaults.toml).
+
+    The draws take it too (draws.offer_deadline): a draw's offer is answered
+    no later than `cancel_notice` before its slot, and a slot that leaves
+    less than `draw_min_answer` to answer is not offered by the draw.
+    """
 
     cancel_notice: datetime.timedelta
     no_show_grace: datetime.timedelta
     standby_min_notice: datetime.timedelta
     reminder_hours: tuple[int, ...]
+    draw_min_answer: datetime.timedelta
 
     @classmethod
     def from_settings(cls, settings) -> OfferTiming:
@@ -129,6 +135,7 @@ class OfferTiming:
             no_show_grace=datetime.timedelta(minutes=settings.no_show_grace_minutes),
             standby_min_notice=datetime.timedelta(hours=settings.standby_min_notice_hours),
             reminder_hours=settings.reminder_lead_hours,
+            draw_min_answer=datetime.timedelta(hours=settings.draw_min_answer_hours),
         )
 
 

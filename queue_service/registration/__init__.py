@@ -516,6 +516,8 @@ def purge(store, now: datetime.datetime, closed_retention: datetime.timedelta) -
     for pool in store.pools():
         deleted += store.purge_unconfirmed(pool, now)
         deleted += store.purge_closed(pool, now - closed_retention)
+        # The waits that ended as long ago are too old for any draw's cutoff, and name registrations.
+        store.drop_ended_waits(pool, now - closed_retention)
     return deleted
 
 

@@ -24,6 +24,9 @@ from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
 
+# Before every moment the service knows.
+_LONG_AGO = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
 
 def draws_lost_since(cutoffs: list[float], joined: float) -> int:
     """How many committed draws a registration waiting since `joined` (epoch) has lost so far.
@@ -107,11 +110,26 @@ class DrawStore:
 
     # The steps ----------------------------------------------------------------
 
-    def draw_candidates(self, pool: str, cutoff: datetime.datetime) -> list[dict]:
-        """Registrations waiting since before `cutoff`, with what a draw needs of them."""
+    def draw_candidates(self, pool: str, cutoff: datetime.datetime, left_by_commit: dict[str, datetime.datetime],
+                        committed_count: int) -> list[dict] | None:
+        """The waits that may cover `cutoff` (see scripts/draw_candidates.lua), each with what a draw needs;
+        None if a draw was committed since the caller counted `committed_count` of them.
+
+        `left_by_commit`: the registrations that draws committed after the cutoff took
+        out of the waiting set, and when. Each wait says when it began and ended
+        ("entered_at", "left_at": epochs, None while it goes on); draws.waiting_at_cutoff
+        keeps those covering the cutoff. Draws lost are those of the wait up to the
+        cutoff: the draws committed by then (whenever the freeze runs).
+        """
         pool_keys = PoolKeys(pool)
-        rows = self.scripts.draw_candidates(keys=[pool_keys.waiting], args=[cutoff.timestamp(), pool_keys.registration_prefix])
-        committed = self.committed_draw_cutoffs(pool)
+        pairs = [item for registration, moment in left_by_commit.items() for item in (registration, moment.timestamp())]
+        rows = self.scripts.draw_candidates(keys=[pool_keys.waiting, pool_keys.waits_ended, pool_keys.committed_draws],
+                                            args=[cutoff.timestamp(), pool_keys.registration_prefix, committed_count,
+                                                  *pairs])
+        if rows == b"retry":
+            return None
+        lost_by_cutoff = [draw_cutoff for _, draw_cutoff, committed_at in self._committed_draws(pool)
+                          if committed_at <= cutoff]
         sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
 
         def parsed(raw: bytes) -> list:
@@ -120,23 +138,32 @@ class DrawStore:
             return sites_cache[raw]
 
         candidates = []
-        for start in range(0, len(rows), 8):
-            registration_id, joined, ref, draws_lost, expiry, sites, half_days, channel = rows[start : start + 8]
+        for start in range(0, len(rows), 10):
+            registration_id, joined, entered, left, draws_lost, ref, expiry, sites, half_days, channel = \
+                rows[start : start + 10]
+            if not joined:
+                continue  # not a wait (a registration that never waited)
             joined = float(joined)
             candidates.append(
                 {
                     "id": registration_id.decode(),
                     "ref": ref.decode(),
-                    # Losses settled before this wait, plus the draws committed since it joined.
-                    "draws_lost": int(draws_lost) + draws_lost_since(committed, joined),
+                    # Losses settled before this wait, plus the draws committed during it by the cutoff.
+                    "draws_lost": int(draws_lost or 0) + draws_lost_since(lost_by_cutoff, joined),
                     "permit_expiry": expiry.decode() or None,
                     "sites": parsed(sites),
                     "half_days": parsed(half_days),
                     "channel": channel.decode(),
                     "joined_at": joined,
+                    "entered_at": float(entered) if entered else joined,
+                    "left_at": float(left) if left else None,
                 }
             )
         return candidates
+
+    def drop_ended_waits(self, pool: str, ended_before: datetime.datetime) -> int:
+        """Forget the ended waits (keys.WAITS_ENDED_KEY) that ended before `ended_before`; returns how many."""
+        return int(self.redis.zremrangebyscore(PoolKeys(pool).waits_ended, "-inf", f"({ended_before.timestamp()}"))
 
     def freeze_draw(self, pool: str, draw_id: str, fence: int, frozen_fields: dict, changes: dict[str, str]) -> None:
         self._fenced_step(pool, draw_id, fence, DrawState.SCHEDULED, changes, (PoolKeys(pool).draw_frozen(draw_id), frozen_fields))
@@ -181,8 +208,12 @@ class DrawStore:
         raw = self.redis.get(PoolKeys(pool).draw_result(draw_id))
         return raw.decode() if raw else None
 
-    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, now) -> None:
-        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker."""
+    def commit_draw(self, pool, draw_id, fence, *, cutoff, deadline, own_deadlines, now) -> None:
+        """Apply the draw's saved result (see scripts/commit_draw.lua), or raise StaleDrawWorker.
+
+        `deadline` is the one its offers share; `own_deadlines` maps the slots whose offer
+        must be answered earlier to that deadline, or to None when they are not to be offered.
+        """
         pool_keys = PoolKeys(pool)
         keys = [
             pool_keys.draw(draw_id),
@@ -196,6 +227,8 @@ class DrawStore:
             pool_keys.slot_holders,
             pool_keys.draw_deadlines,
             pool_keys.draw_result(draw_id),
+            pool_keys.offer_deadlines,
+            pool_keys.standby,
         ]
         arguments = [
             fence,
@@ -205,6 +238,9 @@ class DrawStore:
             draw_id,
             cutoff.timestamp(),
             deadline.timestamp(),
+            now.timestamp(),
+            *[item for slot_id, own in own_deadlines.items()
+              for item in (slot_id, utc_text(own) if own else "", own.timestamp() if own else "")],
         ]
         if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
             raise StaleDrawWorker()
@@ -214,6 +250,23 @@ class DrawStore:
     def committed_draw_cutoffs(self, pool: str) -> list[float]:
         """The entry cutoffs (epoch) of the pool's committed draws, in order."""
         return [score for _, score in self.redis.zrange(PoolKeys(pool).committed_draws, 0, -1, withscores=True)]
+
+    def committed_draw_times(self, pool: str) -> dict[str, datetime.datetime]:
+        """The pool's committed draws (in the order of their cutoffs) and when each was committed."""
+        return {draw_id: committed_at for draw_id, _, committed_at in self._committed_draws(pool)}
+
+    def _committed_draws(self, pool: str) -> list[tuple[str, float, datetime.datetime]]:
+        """(draw id, cutoff epoch, committed at) of each committed draw, in the order of their cutoffs."""
+        pool_keys = PoolKeys(pool)
+        found = self.redis.zrange(pool_keys.committed_draws, 0, -1, withscores=True)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for draw_id, _ in found:
+                pipe.hget(pool_keys.draw(draw_id.decode()), "committed_at")
+            times = pipe.execute() if found else []
+        # (A record without its time, were there one, counts as committed before any cutoff.)
+        return [(draw_id.decode(), cutoff,
+                 datetime.datetime.fromisoformat(committed_at.decode()) if committed_at else _LONG_AGO)
+                for (draw_id, cutoff), committed_at in zip(found, times)]
 
     def committed_draws_between(self, pool: str, after: float, until: float) -> list[str]:
         """Ids of the committed draws whose cutoff is in (after, until]."""
@@ -324,6 +377,8 @@ def draw_fields(record: Draw) -> dict[str, str]:
         **{name: text(getattr(record, name)) for name in (*_DRAW_TIMES, *_DRAW_COUNTS)},
         "entrants_digest": record.entrants_digest,
         "offers_deadline": record.offers_deadline and repr(record.offers_deadline.timestamp()),
+        # committed_at as an epoch, for move_offer.lua (the end of its winners' waits); not read back.
+        "committed_epoch": record.committed_at and repr(record.committed_at.timestamp()),
         # As commit_draw.lua writes it (cjson: no spaces).
         "not_applied": None if record.not_applied is None else json.dumps(list(record.not_applied),
                                                                            separators=(",", ":")),

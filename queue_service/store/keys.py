@@ -73,8 +73,19 @@ IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id.
 REFS_KEY = "qs:{{{pool}}}:refs"
-# Sorted set: registrations waiting for a draw, scored by the time they joined.
+# Sorted set: registrations waiting for a draw, scored by the time they joined (for
+# one who went back to the pool, the cutoff of the draw that offered them a slot:
+# draws lost are counted from there). When the wait really began is the registration's
+# field `waiting_entered_at`.
 WAITING_KEY = "qs:{{{pool}}}:waiting"
+# Sorted set: the waits that ended, "<registration id>|<entered>|<joined>|<draws lost>"
+# (epochs, and the losses settled before that wait), scored by when each ended. Written
+# when a registration leaves the waiting set for a standby offer or by closing, and,
+# for a wait a draw's commit ended (the commit writes none; the draw's record keeps
+# when: "committed_epoch"), when the registration waits again (store/scripts/waits.lua). A draw's freeze reads those that ended after its cutoff: who was
+# waiting at the cutoff (draws.waiting_at_cutoff). Kept as long as closed
+# registrations (the purge job drops older ones).
+WAITS_ENDED_KEY = "qs:{{{pool}}}:waits-ended"
 # Sorted set: registrations awaiting email confirmation, scored by their deadline.
 UNCONFIRMED_KEY = "qs:{{{pool}}}:unconfirmed"
 # Sorted set: closed registrations (withdrawn...), scored by when they closed.
@@ -120,8 +131,9 @@ OUTBOX_KEY = "qs:{{{pool}}}:outbox"
 OUTBOX_LOCK_KEY = "qs:{{{pool}}}:outbox:lock"
 # Sorted set: registration id -> deadline (epoch) of its pending standby offer.
 # (The offers a draw makes share one deadline: the draw record's field
-# "offers_deadline", indexed in DRAW_DEADLINES_KEY. Offers committed before
-# that have their own entry here.)
+# "offers_deadline", indexed in DRAW_DEADLINES_KEY; those whose slot starts too
+# soon for it, and offers committed before draws shared one, have their own
+# entry here.)
 OFFER_DEADLINES_KEY = "qs:{{{pool}}}:offer-deadlines"
 # Sorted set: draw id -> the deadline (epoch) of the offers it made, until the
 # expiry round has expired those still pending after it.
@@ -132,7 +144,8 @@ SLOT_HOLDERS_KEY = "qs:{{{pool}}}:slot-holders"
 BOOKINGS_KEY = "qs:{{{pool}}}:bookings"
 # Hash: booking code -> registration id.
 BOOKING_CODES_KEY = "qs:{{{pool}}}:booking-codes"
-# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order.
+# Hash: slot id -> draw id, for a freed slot awaiting the next entrant of that draw's order
+# (given back by its holder, or not applied at the draw's commit).
 STANDBY_KEY = "qs:{{{pool}}}:standby"
 # Set: references the draw's standby must skip: those it offered a freed slot, and
 # its winners once back in the pool (after declining, or letting the deadline pass,
@@ -235,6 +248,10 @@ class PoolKeys:
     @property
     def waiting(self) -> str:
         return WAITING_KEY.format(pool=self.pool)
+
+    @property
+    def waits_ended(self) -> str:
+        return WAITS_ENDED_KEY.format(pool=self.pool)
 
     @property
     def unconfirmed(self) -> str:

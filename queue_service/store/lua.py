@@ -7,7 +7,8 @@ registrations from the prefix given in ARGV (same hash tag, same slot). Each
 file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the
-state it counts.
+state it counts; the waits prelude (waits.lua), in front of every script that
+records a registration's wait in the waiting set as ended.
 
 Files are read when the first Store is made, not at import.
 """
@@ -21,6 +22,9 @@ import redis
 from redis.commands.core import Script
 
 PRELUDE = "stats"
+# Each prelude (a file of scripts/) and the functions it defines: it goes in front of
+# every script that calls one of them.
+PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",)}
 
 
 def _read(name: str) -> str:
@@ -29,14 +33,15 @@ def _read(name: str) -> str:
 
 @functools.cache
 def source(name: str) -> str:
-    """The text of script `name` as sent to Redis: its file, behind the prelude if it counts.
+    """The text of script `name` as sent to Redis: its file, behind the preludes it calls.
 
-    `source(PRELUDE)` is the prelude alone, to put in front of a script of one's own.
+    `source(PRELUDE)` is the counting prelude alone, to put in front of a script of one's own.
     """
     text = _read(name)
-    if name != PRELUDE and ("count_event(" in text or "count_wait(" in text):
-        return _read(PRELUDE) + text
-    return text
+    if name in PRELUDES:
+        return text
+    used = [prelude for prelude, calls in PRELUDES.items() if any(call in text for call in calls)]
+    return "".join(_read(prelude) for prelude in used) + text
 
 
 class Scripts:

@@ -2,7 +2,7 @@
 
 Every change of an offer is one script (move_offer, offer_standby,
 release_standby_slot, queue_reminder) that moves the offer, its registration,
-its slot, the outbox and the counters together. move_offer takes 22 KEYS: they
+its slot, the outbox and the counters together. move_offer takes 23 KEYS: they
 are built by `move_offer_keys` only, in the script's order.
 
 An offer is one JSON object in the pool's offers hash, by registration id,
@@ -91,8 +91,9 @@ class OfferStore:
     # Deadlines ----------------------------------------------------------------
 
     def expired_offers(self, pool: str, now: datetime.datetime) -> list[str]:
-        """Registration ids whose pending standby offer's deadline has passed (and offers
-        committed before draws kept one deadline for all their offers)."""
+        """Registration ids whose pending offer's own deadline has passed: standby offers, a draw's
+        offers whose slot starts too soon for the shared deadline, and offers committed before
+        draws kept one deadline for all their offers."""
         found = self.redis.zrangebyscore(PoolKeys(pool).offer_deadlines, "-inf", f"({now.timestamp()}")
         return [registration_id.decode() for registration_id in found]
 
@@ -134,6 +135,7 @@ class OfferStore:
             pool_keys.standby,
             pool_keys.draw_offered(draw_id),
             *self.stats_keys(key.pool, now, draw_id=draw_id),
+            pool_keys.waits_ended,
         ]
         arguments = [key.registration_id, ref, slot_id, draw_id, utc_text(now), utc_text(deadline),
                      deadline.timestamp(), now.timestamp()]
@@ -218,7 +220,7 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.registration(registration_id),  # 1
         pool_keys.history(registration_id),  # 2
         pool_keys.offers,  # 3
-        pool_keys.offer_deadlines,  # 4: a standby offer's own deadline
+        pool_keys.offer_deadlines,  # 4: an offer's own deadline (standby, or its slot starts soon)
         pool_keys.slot_states,  # 5
         pool_keys.slot_holders,  # 6
         pool_keys.bookings,  # 7
@@ -235,4 +237,5 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.stats_waits,  # 20: the waits histogram
         pool_keys.draw_offered(draw_id),  # 21: references the draw's standby skips
         pool_keys.draw(draw_id),  # 22: the draw's record (its offers_deadline)
+        pool_keys.waits_ended,  # 23: the wait the offer ended, recorded on going back to the pool
     ]

@@ -101,7 +101,9 @@ class RegistrationStore:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
                 key = registration.key
                 pool_keys = PoolKeys(key.pool)
-                fields = _registration_fields(registration, fingerprints) | {"waiting_since": str(joined.timestamp())}
+                since = str(joined.timestamp())
+                fields = _registration_fields(registration, fingerprints) | {"waiting_since": since,
+                                                                              "waiting_entered_at": since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
                 pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
                 pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
@@ -189,7 +191,7 @@ class RegistrationStore:
             if prints is None:
                 return False
             keys = [*self._lifecycle_keys(key.pool, key.registration_id, prints), *self.stats_keys(key.pool, now),
-                    PoolKeys(key.pool).outbox]
+                    PoolKeys(key.pool).outbox, PoolKeys(key.pool).waits_ended]
             arguments = [
                 key.registration_id,
                 status.value,
@@ -390,6 +392,7 @@ _IDENTITY_FIELDS = ("identity_fp", "ref", "created_at", "family_name", "given_na
 
 def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str]:
     applicant = registration.applicant
+    waiting_since = str(registration.created_at.timestamp()) if registration.status.value == "waiting" else ""
     return {
         "id": registration.key.registration_id,
         "ref": registration.ref,
@@ -402,8 +405,10 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "confirm_by": utc_text(registration.confirm_by),
         "email_confirmed_at": utc_text(registration.email_confirmed_at) if registration.email_confirmed_at else "",
         "status_changed_at": utc_text(registration.created_at),
-        # When the current wait began (epoch): draws lost are counted from there.
-        "waiting_since": str(registration.created_at.timestamp()) if registration.status.value == "waiting" else "",
+        # When the current wait began (epoch): draws lost are counted from there. And when it
+        # really began: the same, for a first wait (see store/scripts/waits.lua).
+        "waiting_since": waiting_since,
+        "waiting_entered_at": waiting_since,
         "family_name": applicant.family_name,
         "given_names": applicant.given_names,
         "birth_date": applicant.birth_date.isoformat(),

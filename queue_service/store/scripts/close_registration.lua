@@ -1,12 +1,13 @@
 -- Store.close_registration: a registration closes (withdrawn...), releasing its person and contacts.
 --
 -- KEYS: registration, history, identity, email contacts, phone contacts, refs,
---       unconfirmed, waiting, closed, stats totals, stats day, outbox
+--       unconfirmed, waiting, closed, stats totals, stats day, outbox, ended waits
 -- ARGV: id, new status, now (ISO), now (epoch), history event, expected email
 --       fingerprint, expected phone fingerprint, event to count ("" for none),
 --       the outbox message (JSON; "" for none), then the statuses allowed before
 -- Returns 1 when closed (and the message, e.g. the withdrawal notice, pushed), 0 when
 -- not allowed, -1 when the contacts changed meanwhile (nothing written then).
+-- Closing a waiting registration ends its wait, recorded in the ended waits.
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
@@ -17,6 +18,7 @@ end
 if not allowed then return 0 end
 local prints = redis.call('HMGET', KEYS[1], 'email_fp', 'phone_fp')
 if (prints[1] or '') ~= ARGV[6] or (prints[2] or '') ~= ARGV[7] then return -1 end
+if status == 'waiting' then end_wait(KEYS[1], KEYS[13], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_changed_at', ARGV[3])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('SREM', KEYS[4], ARGV[1])

@@ -7,7 +7,7 @@
 
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending_email' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'waiting', 'email_confirmed_at', ARGV[2], 'status_changed_at', ARGV[2],
-  'waiting_since', ARGV[3])
+  'waiting_since', ARGV[3], 'waiting_entered_at', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[4])

@@ -1,12 +1,12 @@
 -- Store.move_offer: one transition of an offer (confirm, decline, expire, cancel, attended,
--- no_show, slot_cancelled). Its 22 KEYS are built by move_offer_keys (store/offers.py) only.
+-- no_show, slot_cancelled). Its 23 KEYS are built by move_offer_keys (store/offers.py) only.
 --
 -- KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
 --       bookings, booking codes, outbox, waiting, committed draws, identity,
 --       email contacts, phone contacts, closed, standby slots, stats totals,
 --       stats day, the offer's draw's stats, waits histogram, the offer's draw's
 --       set of references not to offer again (joined on going back to the pool),
---       the offer's draw's record (its field offers_deadline)
+--       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits
 -- ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
 --       the offer's draw id (as the caller read it: the stats keys are that draw's),
 --       days from registration to the slot, "1" if a renewal's permit expires
@@ -52,6 +52,9 @@ local function free_slot()
   end
 end
 local function back_to_pool()
+  -- The wait a draw's offer ended is recorded now (a standby offer recorded its own), then a new one begins.
+  if not offer.standby then end_wait(KEYS[1], KEYS[23], id, redis.call('HGET', KEYS[22], 'committed_epoch')) end
+  redis.call('HSET', KEYS[1], 'waiting_entered_at', ARGV[4])
   -- Never offered a slot by this draw again (its standby skips the references in that set).
   redis.call('SADD', KEYS[21], offer.ref)
   -- Settle the wait the won draw ended (draws lost before it), then wait again from its cutoff.
@@ -74,7 +77,7 @@ local function close(final)
   redis.call('ZADD', KEYS[15], now_epoch, id)
 end
 local function deadline()
-  -- A standby offer's own deadline, else the one all the draw's offers share.
+  -- The offer's own deadline (standby, or a draw's offer of a slot starting soon), else the draw's.
   return tonumber(redis.call('ZSCORE', KEYS[4], id) or redis.call('HGET', KEYS[22], 'offers_deadline'))
 end
 

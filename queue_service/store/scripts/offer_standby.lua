@@ -2,11 +2,13 @@
 --
 -- KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
 --       outbox, waiting, standby slots, the draw's offered refs, stats totals,
---       stats day, the draw's stats
+--       stats day, the draw's stats, ended waits
 -- ARGV: id, ref, slot id, draw id, now (ISO), deadline (ISO), deadline (epoch), now (epoch)
 -- Offers a freed slot to the next entrant of the same draw's order, if the slot
 -- still waits for standby and the entrant still waits and had no offer from
 -- this draw. Returns "ok", "slot" (the slot no longer waits) or "person".
+-- The wait this ends is recorded in the ended waits (a later draw's freeze may
+-- need to know it went on until now).
 -- The entrant's wait is then counted as ended at that draw's cutoff: draws
 -- committed between that cutoff and the standby offer are not added to their
 -- losses if they later go back to the pool (rare: standby follows within days).
@@ -17,6 +19,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' or redis.call('SISMEMBER',
   return 'person'
 end
 redis.call('ZREM', KEYS[8], id)
+end_wait(KEYS[1], KEYS[14], id, ARGV[8])
 redis.call('HSET', KEYS[1], 'status', 'offered', 'status_changed_at', now)
 redis.call('HSET', KEYS[3], id, cjson.encode({draw_id = draw_id, ref = ref, slot = slot, deadline = ARGV[6],
   offered_at = now, status = 'pending', standby = true}))
