@@ -118,6 +118,7 @@ def service_environment(tmp_path, redis_url: str, smtp_port: int, web_port: int)
         "QS_RATE_LIMIT_DEFAULT": "1000000 per minute",
         "QS_RATE_LIMIT_REGISTRATION": "1000000 per hour",
         "QS_RATE_LIMIT_REGISTRATION_EMAIL": "1000000 per hour",
+        "QS_RATE_LIMIT_REGISTRATION_UNPROVEN": "1000000 per hour",
     }
 
 
