@@ -36,6 +36,10 @@ def test_a_winner_books_an_agent_checks_in_and_a_declined_slot_goes_to_the_next_
     code = page.locator("#booking-code").inner_text()
     assert code == offers.display_code(store.offer(first.key).booking_code)
     assert page.locator("#booking-qr").evaluate("image => image.complete && image.naturalWidth > 0")
+    # The DSFR's icons load (they were blue squares: their stylesheet was not on the page).
+    icon = page.locator("#calendar").evaluate(
+        "link => { const style = getComputedStyle(link, '::before'); return style.maskImage || style.webkitMaskImage; }")
+    assert "calendar-line.svg" in icon, icon
     with page.expect_download() as download:
         page.get_by_role("link", name="Ajouter à mon agenda (fichier .ics)").click()
     calendar = Path(download.value.path()).read_text()

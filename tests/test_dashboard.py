@@ -196,3 +196,34 @@ def test_numbers_and_slots_read_as_people_write_them(client, drawn, store, setti
     tokens = sign_in(app, "agent01").get("/staff/tokens", headers=ENGLISH).get_data(as_text=True)
     assert "Authorization: Bearer &lt;token&gt;" in tokens
     assert POOL
+
+
+def test_a_coming_draw_has_one_slot_count_everywhere_the_one_its_freeze_takes(store, reference_data):
+    """Seen: the same draw showed 44 slots in one place and 64 in another (overlapping horizons
+    counted twice, slots too close to answer counted although the freeze leaves them out)."""
+    from helpers import DRAW_AT, TIMING, register_people
+
+    from queue_service import draws
+    from queue_service.draws.schedules import DrawSchedule
+    from queue_service.inventory.slots import Slot
+
+    daily = DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * *",
+                         horizon_from_days=1, horizon_to_days=14, created_at=DRAW_AT - datetime.timedelta(days=1))
+    store.save_schedule(daily)
+    register_people(store, 12, DRAW_AT - datetime.timedelta(days=1))
+    day = datetime.timedelta(days=1)
+    starts = ([DRAW_AT + day + datetime.timedelta(hours=hour) for hour in (0, 2, 5)]  # within 36 h: too close
+              + [DRAW_AT + 5 * day + datetime.timedelta(minutes=30 * n) for n in range(5)]
+              + [DRAW_AT + 13 * day + datetime.timedelta(minutes=30 * n) for n in range(2)])
+    store.add_slots([Slot(id=f"s{n}", prefecture="01", site="bourg", procedure="first_request", starts_at=start,
+                          duration_minutes=30, counter=1) for n, start in enumerate(starts)])
+    before = DRAW_AT - datetime.timedelta(hours=2)
+    (first, first_count), (second, second_count) = draws.upcoming(store, daily, before, count=2, timing=TIMING)
+    assert first == DRAW_AT and (first_count, second_count) == (7, 0)  # no slot counted twice, none too close
+    planned = statistics.planned_draws(store, daily, before, count=2, timing=TIMING)
+    assert [draw.slots for draw in planned] == [7, 0]
+    due = draws.due_draws(daily, None, DRAW_AT + datetime.timedelta(seconds=1))[-1]
+    draws.announce(store, daily, due, before)
+    draws.freeze(store, "01:first_request", store.draw("01:first_request", due.draw_id), daily,
+                 store.take_draw_fence("01:first_request", due.draw_id), DRAW_AT, TIMING)
+    assert store.draw("01:first_request", due.draw_id).slots == first_count

@@ -18,6 +18,7 @@ from queue_service import draws as draw_rules
 from queue_service import registration as registrations
 from queue_service.errors import ContactCapReached, DuplicateRegistration, UnknownProcedure, ValidationFailed
 from queue_service.metrics import statistics
+from queue_service.offers import OfferTiming
 from queue_service.reference import HALF_DAYS, Procedure
 from queue_service.registration import Channel, Registration, identity
 from queue_service.registration.agdref import UploadedRecords
@@ -246,8 +247,10 @@ def render_status(token: str, found: Registration, errors: dict[str, str] | None
     store = services().store
     key = found.key
     schedule = store.schedule(key.pool)
-    next_draw = draw_rules.upcoming(store, schedule, now(), count=1) if schedule and schedule.active else []
-    outlook = statistics.applicant_outlook(store, found, schedule, now())
+    timing = OfferTiming.from_settings(services().settings)  # the draws' slots as their freezes count them
+    active = schedule is not None and schedule.active
+    next_draw = draw_rules.upcoming(store, schedule, now(), count=1, timing=timing) if active else []
+    outlook = statistics.applicant_outlook(store, found, schedule, now(), timing)
     return (
         render_template(
             "status.html",

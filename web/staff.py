@@ -36,6 +36,7 @@ from queue_service.errors import (
 from queue_service.inventory import sites as site_rules
 from queue_service.inventory import slots as slot_rules
 from queue_service.metrics import statistics
+from queue_service.offers import OfferTiming
 from queue_service.pools import PoolId
 from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
@@ -434,7 +435,8 @@ def schedule(code: str, procedure_code: str):
             schedule=current,
             values=request.form if request.method == "POST" else schedule_form_values(current),
             errors=errors,
-            upcoming=draw_rules.upcoming(store, current, now()) if current else [],
+            upcoming=draw_rules.upcoming(store, current, now(), timing=OfferTiming.from_settings(services().settings))
+            if current else [],
             draws=store.draws(pool, limit=20),
             draw_states=draw_states(),
             zone=ZoneInfo(found.timezone),

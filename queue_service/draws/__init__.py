@@ -204,14 +204,33 @@ def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime
     return store.create_draw(due.pool, due.announcement(schedule, now, secrets.token_bytes(32)))
 
 
-def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int = 5) -> list[tuple[datetime.datetime, int]]:
-    """The next draws and how many open slots each would offer, as published today."""
+def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int = 5,
+             timing=None) -> list[tuple[datetime.datetime, int]]:
+    """The next draws and how many open slots each would offer, as published today, counted as
+    their freezes will count them (coming_slot_ranges)."""
     pool = PoolId.of(schedule.prefecture, schedule.procedure)
-    planned = []
-    for moment in schedules.next_draw_times(schedule, now, count):
+    times = schedules.next_draw_times(schedule, now, count)
+    return list(zip(times, store.open_slot_counts(pool, coming_slot_ranges(schedule, times, timing))))
+
+
+def coming_slot_ranges(schedule: DrawSchedule, times: list[datetime.datetime], timing=None
+                       ) -> list[tuple[datetime.datetime, datetime.datetime]]:
+    """The start times of the slots each coming draw (at `times`, in order) will offer: its
+    horizon, less what an earlier of these draws offers first (a slot in two horizons goes to
+    the earlier draw), less, given the offers' `timing`, the slots too close to answer an offer
+    made at the draw (offer_deadline), as its freeze leaves them out. Every page that counts a
+    coming draw's slots counts them so, and the draw then offers that many if nothing changes."""
+    confirmation = datetime.timedelta(hours=schedule.confirmation_hours)
+    ranges, covered_until = [], None
+    for moment in times:
         start, end = schedules.slot_horizon(schedule, moment)
-        planned.append((moment, store.open_slot_count(pool, start, end)))
-    return planned
+        if covered_until is not None:
+            start = max(start, covered_until)
+        if timing is not None:
+            start = max(start, moment + timing.cancel_notice + min(timing.draw_min_answer, confirmation))
+        ranges.append((start, max(start, end)))
+        covered_until = end if covered_until is None else max(end, covered_until)
+    return ranges
 
 
 # The draw job's steps --------------------------------------------------------------------

@@ -75,19 +75,16 @@ class Outlook:
     uses_estimates: bool
 
 
-def planned_draws(store, schedule: DrawSchedule, now: datetime.datetime, count: int = PROJECTED_DRAWS) -> list[PlannedDraw]:
-    """The pool's next draws and the slots each should give away, as published today."""
+def planned_draws(store, schedule: DrawSchedule, now: datetime.datetime, count: int = PROJECTED_DRAWS,
+                  timing=None) -> list[PlannedDraw]:
+    """The pool's next draws and the slots each should give away, as published today (counted as
+    their freezes will, draws.coming_slot_ranges; `timing`, the offers', leaves out the slots too
+    close to answer)."""
     pool = PoolId.of(schedule.prefecture, schedule.procedure)
     times = schedules.next_draw_times(schedule, now, count)
     if not times:
         return []
-    ranges, covered_until = [], None
-    for moment in times:
-        start, end = schedules.slot_horizon(schedule, moment)
-        # A slot in two horizons goes to the earlier draw (if it has entrants enough).
-        start = max(start, covered_until) if covered_until else start
-        ranges.append((start, max(start, end)))
-        covered_until = max(end, covered_until) if covered_until else end
+    ranges = draw_rules.coming_slot_ranges(schedule, times, timing)
     counts = store.open_slot_counts(pool, ranges)
     published_until = store.last_slot_start(pool)
     typical = typical_slots_per_draw(store, pool)
@@ -119,13 +116,15 @@ def pool_weights(store, pool: str, schedule: DrawSchedule) -> tuple[np.ndarray, 
     return weights, np.array([by_lost[value] for value in lost], dtype=np.float64), lost
 
 
-def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: datetime.datetime) -> Outlook | None:
+def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: datetime.datetime,
+                      timing=None) -> Outlook | None:
     """What the status page says about a waiting registration's chances (None if it is not waiting)."""
     if registration.status is not RegistrationStatus.WAITING or schedule is None or not schedule.active:
         return None
     pool = registration.key.pool
     joined = store.joined_at(registration.key)
-    planned = [draw for draw in planned_draws(store, schedule, now) if joined is None or draw.cutoff.timestamp() >= joined]
+    planned = [draw for draw in planned_draws(store, schedule, now, timing=timing)
+               if joined is None or draw.cutoff.timestamp() >= joined]
     weights, counts, lost_values = pool_weights(store, pool, schedule)
     # The others: the pool less the applicant, who is counted in the bin of the draws lost since joining.
     own_bin = _draws_lost_since(store, pool, joined)
