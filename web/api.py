@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
@@ -329,7 +328,7 @@ def staff_principal(code: str, action=None):
 
 def _counter_booking(code: str, booking_code: str, site: str | None) -> dict:
     """What a counter reads of a booking: the person to compare with their document, the slot,
-    its state and what does not match this counter (offers.counter_warnings)."""
+    its state and what does not match this counter (offers.booking_warnings)."""
     from queue_service import offers as offer_rules
 
     store = services().store
@@ -337,7 +336,7 @@ def _counter_booking(code: str, booking_code: str, site: str | None) -> dict:
     key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
     found, offer = store.registration(key), store.offer(key)
     slot = store.slot(key.pool, offer.slot_id)
-    today = now().astimezone(ZoneInfo(prefecture.timezone)).date()
+    warnings = offer_rules.booking_warnings(store, key, site, now(), prefecture.timezone)
     applicant = found.applicant
     return {
         "ref": found.ref,
@@ -346,8 +345,7 @@ def _counter_booking(code: str, booking_code: str, site: str | None) -> dict:
                    "birth_date": applicant.birth_date.isoformat(), "nationality": applicant.nationality,
                    "agdref": applicant.agdref},
         "slot": {"site": slot.site, "starts_at": slot.starts_at.isoformat(), "counter": slot.counter},
-        "warnings": [warning.value for warning in offer_rules.counter_warnings(slot, site, today, prefecture.timezone)]
-        if offer.status is OfferStatus.CONFIRMED else [],
+        "warnings": [warning.value for warning in warnings],
     }
 
 

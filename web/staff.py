@@ -560,11 +560,7 @@ def check_in(code: str):
         try:
             key, _ = offer_rules.find_booking(store, code, typed, identity_secret())
             found = store.registration(key)
-            offer = store.offer(key)
-            slot = store.slot(key.pool, offer.slot_id) if offer else None
-            if slot is not None:
-                today = now().astimezone(ZoneInfo(prefecture.timezone)).date()
-                warnings = offer_rules.counter_warnings(slot, site, today, prefecture.timezone)
+            warnings = offer_rules.booking_warnings(store, key, site, now(), prefecture.timezone)
             if request.method == "POST" and request.form.get("action") == "attended":
                 offer_rules.check_in(store, key, now(), agent=g.principal.account_id, timezone=prefecture.timezone,
                                      site=site, override=request.form.get("override") == "yes")

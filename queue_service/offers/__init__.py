@@ -319,6 +319,19 @@ def counter_warnings(slot: Slot, site: str | None, today: datetime.date, timezon
     return warnings
 
 
+def booking_warnings(store, key: RegistrationKey, site: str | None, now: datetime.datetime,
+                     timezone: str = "Europe/Paris") -> list[CounterWarning]:
+    """counter_warnings for the registration's booking at `site`, `now` (the day read on the
+    prefecture's clock, `timezone`); none unless a booking waits for check-in."""
+    offer = store.offer(key)
+    if offer is None or offer.status is not OfferStatus.CONFIRMED:
+        return []
+    slot = store.slot(key.pool, offer.slot_id)
+    if slot is None:
+        return []
+    return counter_warnings(slot, site, now.astimezone(ZoneInfo(timezone)).date(), timezone)
+
+
 def check_in(store, key: RegistrationKey, now: datetime.datetime, *, agent: str = "", timezone: str = "Europe/Paris",
              site: str | None = None, override: bool = False) -> None:
     """The agent saw the person and their identity document: the booking is attended.
@@ -327,10 +340,7 @@ def check_in(store, key: RegistrationKey, now: datetime.datetime, *, agent: str 
     overrides the warning; the override is recorded with the agent, in the
     registration's history, in the same step.
     """
-    offer = store.offer(key)
-    booked = offer is not None and offer.status is OfferStatus.CONFIRMED
-    slot = store.slot(key.pool, offer.slot_id) if booked else None
-    warnings = counter_warnings(slot, site, now.astimezone(ZoneInfo(timezone)).date(), timezone) if slot else []
+    warnings = booking_warnings(store, key, site, now, timezone)
     if warnings and not override:
         raise CheckInNeedsOverride(warnings)
     outcome = store.move_offer(key, OfferAction.MARK_ATTENDED, now, agent, ",".join(w.value for w in warnings))
