@@ -9,6 +9,7 @@ can hold its answer to a message (DATA) until the test has killed what it means 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import os
 import random
@@ -232,12 +233,18 @@ def test_a_draw_cut_off_by_a_killed_worker_is_resumed_and_completes_once(
         redis, store, reference_data, settings, workers):
     now = datetime.datetime.now(UTC)
     pool = "01:renewal"
-    schedule = bench_pool.schedule("01", "renewal", now - datetime.timedelta(days=30), constrained=False)
+    # Slots from three days ahead, in a two-week horizon: every one of them leaves the winners
+    # time to answer (booking_cancel_notice_hours, draw_min_answer_hours), whatever the hour
+    # and the weekday the test runs on (two days ahead, at 8:00, lost the first day's slots
+    # when run after 20:00, and a Friday when run on a Thursday).
+    schedule = dataclasses.replace(
+        bench_pool.schedule("01", "renewal", now - datetime.timedelta(days=30), constrained=False),
+        horizon_to_days=14)
     store.save_schedule(schedule)
     # Enough entrants for the draw's first step (the freeze) to last about a second.
     bench_pool.waiting_list(store, "01", "renewal", 50_000, draw_at=now, rng=random.Random(7), constrained=False)
     bench_pool.week_of_slots(store, "01", "renewal", 20,
-                             first_day=(now + datetime.timedelta(days=2)).replace(hour=8, minute=0))
+                             first_day=(now + datetime.timedelta(days=3)).replace(hour=8, minute=0))
     waiting_before = store.waiting_count(pool)
     due = draws.draw_now(schedule, "01", "renewal", "Europe/Paris", now)
     assert jobs.claim_and_enqueue(redis, schedule, due, now)
