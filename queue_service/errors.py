@@ -24,6 +24,8 @@ class QueueServiceError(Exception):
     message_values: dict[str, object] = {}
     # Seconds after which the same request may succeed (sent as Retry-After), when known.
     retry_after: int | None = None
+    # Members added to the API's problem document (RFC 9457 extension members).
+    problem_members: dict[str, object] = {}
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -164,6 +166,16 @@ class InvalidTransition(QueueServiceError):
 class NotAllowed(QueueServiceError):
     http_status = 403
     message = N_("Your account does not allow this.")
+
+
+class MissingScope(NotAllowed):
+    """An API token without the scope a route needs (the account itself might be allowed)."""
+
+    message = N_("This API token does not have the scope this request needs.")
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(N_("Create a token with this scope to send this request."))
+        self.problem_members = {"required_scope": scope}
 
 
 class LoginFailed(QueueServiceError):

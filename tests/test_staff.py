@@ -11,7 +11,7 @@ from helpers import ENGLISH, PASSWORD, csrf_token, register_people, sign_in
 from queue_service.draws import DrawState, Trigger
 from queue_service.reference import DEMO_AGDREF_NUMBERS
 from queue_service.staff import accounts
-from queue_service.staff.accounts import Principal, Role
+from queue_service.staff.accounts import Role
 from queue_service.store.keys import staff_session_key
 from worker import clock
 from worker.queues import DRAWS, queue
@@ -440,7 +440,9 @@ def test_tokens_are_shown_once_and_revocable(as_staff, store, staff):
     page = client.post("/staff/tokens", data={"csrf_token": token, "label": "counter tablet"}).get_data(as_text=True)
     shown = re.search(r'<code id="new-token">(qst_[\w-]+)</code>', page).group(1)
     assert shown not in client.get("/staff/tokens").get_data(as_text=True)
-    assert accounts.token_principal(store, shown) == Principal(staff["agent01"].id, Role.AGENT, "01")
+    principal = accounts.token_principal(store, shown)
+    assert (principal.account_id, principal.role, principal.prefecture) == (staff["agent01"].id, Role.AGENT, "01")
+    assert principal.scopes == accounts.role_scopes(Role.AGENT)  # a token of the page: all its account may do
     (_, listed), = store.api_tokens(staff["agent01"].id)
     client.post(f"/staff/tokens/{listed.id}/revoke", data={"csrf_token": token})
     assert store.api_tokens(staff["agent01"].id) == []

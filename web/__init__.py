@@ -63,6 +63,7 @@ def create_app(config: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from web import api, applicant, development, errors, health, i18n, metrics, offers, registration, security, staff
+    from web import staff_api
     from web.extensions import csrf, init_limiter
 
     # Templates compare states with the enums, never with their spelling.
@@ -79,6 +80,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(applicant.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(staff_api.blueprint)
     app.register_blueprint(registration.blueprint)
     app.register_blueprint(staff.blueprint)
     app.register_blueprint(offers.blueprint)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import re
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
@@ -17,7 +15,6 @@ from queue_service.registration import Channel, Registration, identity
 from queue_service.registration.proof import verify_proof
 from queue_service.registration.tokens import read_status_token
 from web import services
-from web.errors import message_of, problem
 from web.extensions import csrf
 from web.openapi import openapi_document
 from web.registration import (
@@ -68,7 +65,7 @@ def prefectures():
 @blueprint.get("/prefectures/<code>")
 def prefecture(code: str):
     store = services().store
-    return jsonify(_prefecture(store.prefecture(code)) | {"sites": [_site(s) for s in store.sites(code)]})
+    return jsonify(_prefecture(store.prefecture(code)) | {"sites": [site_json(s) for s in store.sites(code)]})
 
 
 @blueprint.get("/procedures")
@@ -89,7 +86,7 @@ def _procedure(procedure: Procedure) -> dict:
     }
 
 
-def _site(site: Site) -> dict:
+def site_json(site: Site) -> dict:
     return {
         "id": site.id,
         "name": site.name,
@@ -305,144 +302,6 @@ def proof_public_key():
 
     public_key = trusted_public_keys()[0]
     return jsonify(algorithm="Ed25519", encoding="base64url", public_key=public_key, key_id=key_id(public_key))
-
-
-# Staff API (API tokens) ---------------------------------------------------------------
-
-
-def staff_principal(code: str, action=None):
-    """The principal of `Authorization: Bearer qst_…`, allowed to view prefecture `code` (and to
-    do `action` there, when given)."""
-    from queue_service.staff import accounts
-
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        raise accounts.NotSignedIn()
-    principal = accounts.token_principal(services().store, token.strip())
-    accounts.require(principal, accounts.Action.VIEW, code)
-    if action is not None:
-        accounts.require(principal, action, code)
-    services().store.prefecture(code)  # 404 for an unknown code
-    return principal
-
-
-def _counter_booking(code: str, booking_code: str, site: str | None) -> dict:
-    """What a counter reads of a booking: the person to compare with their document, the slot,
-    its state and what does not match this counter (offers.booking_warnings)."""
-    from queue_service import offers as offer_rules
-
-    store = services().store
-    prefecture = store.prefecture(code)
-    key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
-    found, offer = store.registration(key), store.offer(key)
-    slot = store.slot(key.pool, offer.slot_id)
-    warnings = offer_rules.booking_warnings(store, key, site, now(), prefecture.timezone)
-    applicant = found.applicant
-    return {
-        "ref": found.ref,
-        "status": offer.status.value,
-        "person": {"family_name": applicant.family_name, "given_names": applicant.given_names,
-                   "birth_date": applicant.birth_date.isoformat(), "nationality": applicant.nationality,
-                   "agdref": applicant.agdref},
-        "slot": {"site": slot.site, "starts_at": slot.starts_at.isoformat(), "counter": slot.counter},
-        "warnings": [warning.value for warning in warnings],
-    }
-
-
-def _counter_site(code: str, site: object) -> str | None:
-    if site is None or site == "":
-        return None
-    if not isinstance(site, str) or site not in {known.id for known in services().store.sites(code)}:
-        raise ValidationFailed({"site": N_("Choose one of the prefecture's sites.")})
-    return site
-
-
-@blueprint.get("/staff/prefectures/<code>/bookings/<booking_code>")
-def staff_booking(code: str, booking_code: str):
-    """A booking looked up by its code at a counter (a scanner): the person to compare with
-    their identity document, and what does not match this counter (?site=)."""
-    from queue_service.staff.accounts import Action
-
-    staff_principal(code, Action.CHECK_IN)
-    return jsonify(_counter_booking(code, booking_code, _counter_site(code, request.args.get("site"))))
-
-
-@blueprint.post("/staff/prefectures/<code>/bookings/<booking_code>/check-in")
-def staff_check_in(code: str, booking_code: str):
-    """Mark a booking attended, with the counter's rules: a booking for another day or site
-    needs {"override": true}, recorded with the token's account."""
-    from queue_service import offers as offer_rules
-    from queue_service.errors import CheckInNeedsOverride
-    from queue_service.staff.accounts import Action
-
-    principal = staff_principal(code, Action.CHECK_IN)
-    body = json_body()
-    site = _counter_site(code, body.get("site"))
-    override = body.get("override", False)
-    if not isinstance(override, bool):
-        raise ValidationFailed({"override": N_("Give true or false.")})
-    store = services().store
-    key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
-    try:
-        offer_rules.check_in(store, key, now(), agent=principal.account_id,
-                             timezone=store.prefecture(code).timezone, site=site, override=override)
-    except CheckInNeedsOverride as refusal:
-        response = problem(409, message_of(refusal), code="check-in-needs-override",
-                           warnings=[warning.value for warning in refusal.warnings])
-        return response
-    return jsonify(_counter_booking(code, booking_code, site))
-
-
-@blueprint.get("/staff/prefectures/<code>/sites")
-def staff_sites(code: str):
-    staff_principal(code)
-    return jsonify(items=[_site(site) | {"closed": site.closed} for site in services().store.sites(code)])
-
-
-@blueprint.get("/staff/prefectures/<code>/slots")
-def staff_slots(code: str):
-    staff_principal(code)
-    start = now()
-    days = request.args.get("days", "30")
-    end = start + datetime.timedelta(days=min(int(days), 366) if re.fullmatch(r"[0-9]{1,4}", days) else 30)
-    slots = services().store.prefecture_slots(code, start, end)
-    return jsonify(
-        items=[
-            {
-                "id": slot.id,
-                "site": slot.site,
-                "procedure": slot.procedure,
-                "starts_at": slot.starts_at.isoformat(),
-                "duration_minutes": slot.duration_minutes,
-                "counter": slot.counter,
-                "status": slot.status.value,
-            }
-            for slot in slots
-        ]
-    )
-
-
-@blueprint.get("/staff/prefectures/<code>/schedules")
-def staff_schedules(code: str):
-    from queue_service.draws.schedules import schedule_to_dict
-
-    staff_principal(code)
-    store = services().store
-    found = {}
-    for procedure in store.procedures():
-        schedule = store.schedule(PoolId.of(code, procedure.code))
-        found[procedure.code] = schedule_to_dict(schedule) if schedule else None
-    return jsonify(found)
-
-
-@blueprint.get("/staff/prefectures/<code>/registrations")
-def staff_registrations(code: str):
-    """Counts per pool; no personal data."""
-    staff_principal(code)
-    store = services().store
-    return jsonify(
-        {procedure.code: {"waiting": store.waiting_count(PoolId.of(code, procedure.code))} for procedure in store.procedures()}
-    )
 
 
 # Public statistics --------------------------------------------------------------------------

@@ -41,9 +41,9 @@ def problem(status: int, title: str, detail: str | None = None, **members):
     return response
 
 
-def _respond(status: int, title: str, detail: str | None, code: str | None = None):
+def _respond(status: int, title: str, detail: str | None, code: str | None = None, **members):
     if wants_problem_json():
-        return problem(status, title, detail, **({"code": code} if code else {}))
+        return problem(status, title, detail, **({"code": code} if code else {}), **members)
     return make_response(render_template("error.html", status=status, title=title, detail=detail), status)
 
 
@@ -106,7 +106,8 @@ def handle_domain_error(error: QueueServiceError):
         detail = gettext(error.detail) if error.detail else None
         response = problem(error.http_status, message_of(error), detail, code=code, errors=fields)
     else:
-        response = _respond(error.http_status, message_of(error), gettext(error.detail) if error.detail else None, code)
+        response = _respond(error.http_status, message_of(error), gettext(error.detail) if error.detail else None, code,
+                            **error.problem_members)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response

@@ -55,6 +55,21 @@ PROOF_OF_WORK = {
 }
 
 
+def staff_paths() -> dict:
+    """The staff API's operations, as its routes declare them (web/staff_api), with their problems."""
+    from web.staff_api import OPERATIONS
+
+    paths = {}
+    for path, methods in OPERATIONS.items():
+        paths[path] = {}
+        for method, declared in methods.items():
+            operation = {name: value for name, value in declared.items() if name != "x-problems"}
+            statuses = declared["x-problems"] + (list(WITH_BODY) if "requestBody" in declared else [])
+            operation["responses"] = declared["responses"] | _problems(*statuses)
+            paths[path][method] = operation
+    return paths
+
+
 def openapi_document() -> dict:
     registration_input = _object(
         {
@@ -256,49 +271,7 @@ def openapi_document() -> dict:
                     "responses": {"200": _json("Verification", "The verdict"), **_problems(*WITH_BODY)},
                 }
             },
-            **{
-                f"/staff/prefectures/{{code}}/{collection}": {
-                    "get": {
-                        "summary": summary,
-                        "security": [{"apiToken": []}],
-                        "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT}],
-                        "responses": {"200": {"description": summary}, **_problems(401, 403, 404)},
-                    }
-                }
-                for collection, summary in (
-                    ("sites", "The prefecture's sites (staff)"),
-                    ("slots", "Its slots of the next days (staff; ?days=30)"),
-                    ("schedules", "Its draw schedules and policies (staff)"),
-                    ("registrations", "How many wait in each pool (staff; no personal data)"),
-                )
-            },
-            "/staff/prefectures/{code}/bookings/{booking_code}": {
-                "get": {
-                    "summary": "A booking looked up by its code at a counter (a scanner; needs check-in rights)",
-                    "description": "The person to compare with their identity document, the slot, the state, and "
-                                   "`warnings`: not_today, other_site (when ?site= names the counter's site).",
-                    "security": [{"apiToken": []}],
-                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT},
-                                   {"name": "booking_code", "in": "path", "required": True, "schema": TEXT},
-                                   {"name": "site", "in": "query", "required": False, "schema": TEXT}],
-                    "responses": {"200": {"description": "The booking"}, **_problems(401, 403, 404, 422)},
-                }
-            },
-            "/staff/prefectures/{code}/bookings/{booking_code}/check-in": {
-                "post": {
-                    "summary": "Mark a booking attended, with the counter's rules",
-                    "description": "A booking for another day or another site answers 409 (code "
-                                   "check-in-needs-override, with its `warnings`) unless `override` is true; the "
-                                   "override is recorded with the token's account.",
-                    "security": [{"apiToken": []}],
-                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": TEXT},
-                                   {"name": "booking_code", "in": "path", "required": True, "schema": TEXT}],
-                    "requestBody": _json_body(_object({"site": {"type": ["string", "null"]},
-                                                       "override": {"type": "boolean"}})),
-                    "responses": {"200": {"description": "The booking, attended"},
-                                  **_problems(*WITH_BODY, 401, 403, 404, 409)},
-                }
-            },
+            **staff_paths(),
             "/draws/{draw_id}/record": {
                 "get": {
                     "summary": "The public record of a draw (fairdraw/v1): verify it with python -m queue_service.verify",
@@ -315,7 +288,10 @@ def openapi_document() -> dict:
                 "apiToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A staff API token (qst_…), created on /staff/tokens, scoped to a role and prefecture",
+                    "description": "A staff API token (qst_…), created on /staff/tokens or with POST "
+                                   "/staff/tokens: it acts for one prefecture (or, a national admin's, for all) with "
+                                   "the scopes it was given, never more than its account may do. Each route names "
+                                   "the scope it needs.",
                 },
                 "statusToken": {
                     "type": "http",

@@ -27,6 +27,7 @@ from queue_service.errors import (  # noqa: F401 - NotSignedIn is part of this m
     AccountExists,
     LoginFailed,
     LoginThrottled,
+    MissingScope,
     NotAllowed,
     NotSignedIn,
     ValidationFailed,
@@ -48,6 +49,21 @@ class Action(str, Enum):
     MANAGE_ADMINS = "manage_admins"
 
 
+class Scope(str, Enum):
+    """What an API token may do: each scope opens the routes that state it in the OpenAPI
+    document, and only where the token's account may do the scope's action (SCOPE_ACTIONS)."""
+
+    READ = "read"  # sites, slots, schedules, draws, counts, undelivered messages
+    SITES_WRITE = "sites:write"
+    SLOTS_WRITE = "slots:write"  # publish, import, cancel
+    SCHEDULES_WRITE = "schedules:write"  # schedule and policy, one explicit draw
+    DRAWS_RUN = "draws:run"  # run a draw now, release a held draw
+    COUNTER_CHECK_IN = "counter:check-in"  # look up a booking code, check in, mark a no-show
+    MESSAGES_RETRY = "messages:retry"
+    REGISTRATIONS_WRITE = "registrations:write"  # assisted registration at the counter
+    TOKENS_WRITE = "tokens:write"  # create and revoke tokens, never wider than one's own
+
+
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.NATIONAL_ADMIN: frozenset(Action),
     Role.PREFECTURE_ADMIN: frozenset(
@@ -55,6 +71,25 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     ),
     Role.AGENT: frozenset({Action.VIEW, Action.REGISTER, Action.CHECK_IN}),
 }
+
+# The action of the account's role a scope needs: a token never does more than its account.
+SCOPE_ACTIONS: dict[Scope, Action] = {
+    Scope.READ: Action.VIEW,
+    Scope.SITES_WRITE: Action.MANAGE,
+    Scope.SLOTS_WRITE: Action.MANAGE,
+    Scope.SCHEDULES_WRITE: Action.MANAGE,
+    Scope.DRAWS_RUN: Action.MANAGE,
+    Scope.COUNTER_CHECK_IN: Action.CHECK_IN,
+    Scope.MESSAGES_RETRY: Action.MANAGE,
+    Scope.REGISTRATIONS_WRITE: Action.REGISTER,
+    Scope.TOKENS_WRITE: Action.MANAGE,
+}
+
+
+def role_scopes(role: Role) -> frozenset[Scope]:
+    """The scopes an account of `role` may give its tokens."""
+    return frozenset(scope for scope, action in SCOPE_ACTIONS.items() if action in PERMISSIONS[role])
+
 
 # Sign-in throttling. Failures are counted per account *and* client (an address,
 # or an IPv6 /64 network: one subscriber's), so wrong passwords slow only the
@@ -97,6 +132,8 @@ class ApiToken:
     prefecture: str | None
     label: str
     created_at: datetime.datetime
+    # What the token may do; a token stored before scopes existed has all its role's.
+    scopes: frozenset[Scope] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,8 @@ class Principal:
     account_id: str
     role: Role
     prefecture: str | None
+    scopes: frozenset[Scope] | None = None  # a token's; None for a signed-in person (every scope of the role)
+    token_id: str | None = None
 
 
 def allowed(principal: Principal, action: Action, prefecture: str | None) -> bool:
@@ -120,6 +159,20 @@ def allowed(principal: Principal, action: Action, prefecture: str | None) -> boo
 def require(principal: Principal, action: Action, prefecture: str | None) -> None:
     if not allowed(principal, action, prefecture):
         raise NotAllowed()
+
+
+def allowed_scope(principal: Principal, scope: Scope, prefecture: str | None) -> bool:
+    """May `principal` use the routes of `scope` for `prefecture`: the token has the scope, and
+    its account's role may do the scope's action there."""
+    if principal.scopes is not None and scope not in principal.scopes:
+        return False
+    return allowed(principal, SCOPE_ACTIONS[scope], prefecture)
+
+
+def require_scope(principal: Principal, scope: Scope, prefecture: str | None) -> None:
+    if principal.scopes is not None and scope not in principal.scopes:
+        raise MissingScope(scope.value)
+    require(principal, SCOPE_ACTIONS[scope], prefecture)
 
 
 def principal_of(account: StaffAccount) -> Principal:
@@ -276,27 +329,72 @@ def close_session(store, session_id: str | None) -> None:
         store.end_staff_session(digest(session_id))
 
 
+def token_scopes(names: object, creator: Principal) -> frozenset[Scope]:
+    """The scopes asked for a new token (None: every scope the creator has), each one the
+    creator has itself; ValidationFailed names what cannot be given."""
+    available = role_scopes(creator.role) if creator.scopes is None else creator.scopes & role_scopes(creator.role)
+    if names is None:
+        return frozenset(available)
+    if not isinstance(names, (list, tuple, set, frozenset)) or not names \
+            or not all(isinstance(name, str) for name in names):
+        raise ValidationFailed({"scopes": N_("Choose at least one scope.")})
+    known = {scope.value: scope for scope in Scope}
+    if any(name not in known for name in names):
+        raise ValidationFailed({"scopes": N_("Choose scopes from the list of the API's scopes.")})
+    wanted = frozenset(known[name] for name in names)
+    if not wanted <= available:
+        raise ValidationFailed({"scopes": N_("A token cannot have a scope that your account (or the token "
+                                             "creating it) does not have.")})
+    return wanted
+
+
+def token_prefecture(creator: Principal, prefecture: str | None) -> str | None:
+    """The prefecture a new token acts for: the creator's own, or any (or none, national) for a
+    national admin not narrowed to one."""
+    if creator.role is Role.NATIONAL_ADMIN and creator.prefecture is None:
+        return prefecture or None
+    if prefecture not in (None, "", creator.prefecture):
+        raise NotAllowed()
+    return creator.prefecture
+
+
 def new_api_token(
-    store, owner: StaffAccount, label: str, now: datetime.datetime, *, prefecture: str | None = None
+    store, owner: StaffAccount, label: str, now: datetime.datetime, *, prefecture: str | None = None,
+    scopes: object = None, creator: Principal | None = None,
 ) -> tuple[str, ApiToken]:
-    """Create a token scoped to the owner's role and prefecture; the text is shown once, stored hashed."""
-    scope = prefecture if owner.role is Role.NATIONAL_ADMIN else owner.prefecture
-    if not label.strip() or len(label) > 100:
-        raise ValidationFailed({"label": N_("Give the token a name of at most 100 characters.")})
+    """Create a token of `owner`'s for `prefecture` and `scopes`, never more than `creator`
+    (the owner signed in, or one of the owner's tokens) may do: the text is shown once,
+    stored hashed. `scopes` None gives every scope the creator has."""
+    creator = creator or principal_of(owner)
+    if creator.account_id != owner.id:
+        raise NotAllowed()
+    errors, chosen = {}, frozenset()
+    if not isinstance(label, str) or not label.strip() or len(label) > 100:
+        errors["label"] = N_("Give the token a name of at most 100 characters.")
+    try:
+        chosen = token_scopes(scopes, creator)
+    except ValidationFailed as failure:
+        errors.update(failure.errors)
+    if errors:
+        raise ValidationFailed(errors)
     text = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         id=secrets.token_hex(8),
         account_id=owner.id,
         role=owner.role,
-        prefecture=scope,
+        prefecture=token_prefecture(creator, prefecture),
         label=label.strip(),
         created_at=now,
+        scopes=chosen,
     )
     store.save_api_token(digest(text), token)
     return text, token
 
 
 def token_principal(store, text: str) -> Principal:
+    """Who acts with this token: its account as it is now (a token of an account deactivated,
+    or moved to a narrower role, loses what the account lost), narrowed to the token's scopes
+    and prefecture."""
     if not text.startswith(TOKEN_PREFIX):
         raise NotSignedIn()
     token = store.api_token(digest(text))
@@ -305,4 +403,6 @@ def token_principal(store, text: str) -> Principal:
     account = store.staff_account(token.account_id)
     if account is None or not account.active:
         raise NotSignedIn()
-    return Principal(account.id, token.role, token.prefecture)
+    prefecture = token.prefecture if account.prefecture is None else account.prefecture
+    scopes = (token.scopes or role_scopes(token.role)) & role_scopes(account.role)
+    return Principal(account.id, account.role, prefecture, scopes=scopes, token_id=token.id)

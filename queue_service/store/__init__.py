@@ -4,7 +4,8 @@ One class per concern, each in its module: reference data (reference.py), the
 processes' health (health.py), registrations and their purges
 (registrations.py), slots and schedules (slots.py), draws (draws.py), offers
 (offers.py), the outbox (outbox.py), staff accounts (accounts.py),
-statistics (statistics.py) and spent proofs of work (challenges.py). `Store`
+statistics (statistics.py), spent proofs of work (challenges.py) and the
+answers of the staff API's idempotent requests (idempotency.py). `Store`
 puts them together on one client, so callers hold one object: `Store(client)`.
 The key names, with what each holds and its type, are in keys.py (no other
 module builds one); the Lua scripts are in scripts/, loaded by lua.py.
@@ -18,6 +19,7 @@ from queue_service.store.accounts import AccountStore
 from queue_service.store.challenges import ChallengeStore
 from queue_service.store.draws import DrawStore
 from queue_service.store.health import HealthStore
+from queue_service.store.idempotency import IdempotencyStore
 from queue_service.store.keys import RATE_LIMIT_PREFIX
 from queue_service.store.lua import Scripts
 from queue_service.store.offers import OfferStore
@@ -41,6 +43,7 @@ class Store(
     AccountStore,
     StatisticsStore,
     ChallengeStore,
+    IdempotencyStore,
 ):
     """Reads and writes the service's state in one Redis database.
 

@@ -11,7 +11,7 @@ import datetime
 
 import redis
 
-from queue_service.staff.accounts import ApiToken, Role, StaffAccount, digest
+from queue_service.staff.accounts import ApiToken, Role, Scope, StaffAccount, digest
 from queue_service.store.keys import (
     STAFF_ACCOUNTS_KEY,
     STAFF_EMAILS_KEY,
@@ -115,6 +115,7 @@ class AccountStore:
             "prefecture": token.prefecture or "",
             "label": token.label,
             "created_at": utc_text(token.created_at),
+            "scopes": " ".join(sorted(scope.value for scope in token.scopes)),
         }
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(api_token_key(token_digest), mapping=fields)
@@ -132,6 +133,7 @@ class AccountStore:
             prefecture=fields["prefecture"] or None,
             label=fields["label"],
             created_at=datetime.datetime.fromisoformat(fields["created_at"]),
+            scopes=frozenset(Scope(name) for name in fields.get("scopes", "").split()),
         )
 
     def api_tokens(self, account_id: str) -> list[tuple[str, ApiToken]]:

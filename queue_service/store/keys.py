@@ -58,6 +58,12 @@ API_TOKEN_KEY = "qs:staff:token:{digest}"
 # Set per account: digests of its API tokens (to list and revoke them).
 ACCOUNT_TOKENS_KEY = "qs:staff:account:{id}:tokens"
 
+# String (JSON) per staff API request sent with an Idempotency-Key, by its account and the
+# SHA-256 of the key: the request's fingerprint and, once answered, the answer (status,
+# headers, body) to send again. While the first request runs, a short-lived "pending"
+# record (web/idempotency.py gives the durations).
+IDEMPOTENCY_KEY = "qs:staff:idempotency:{account}:{digest}"
+
 # Set of pools ("01:renewal") that have a draw schedule: what the clock walks.
 SCHEDULED_POOLS_KEY = "qs:schedules"
 
@@ -436,3 +442,7 @@ def staff_session_key(session_digest: str) -> str:
 
 def api_token_key(token_digest: str) -> str:
     return API_TOKEN_KEY.format(digest=token_digest)
+
+
+def idempotency_key(account_id: str, key_digest: str) -> str:
+    return IDEMPOTENCY_KEY.format(account=account_id, digest=key_digest)
