@@ -171,3 +171,29 @@ def test_every_staff_route_names_its_one_scope_and_every_change_takes_an_idempot
             assert keyed == (method != "get"), (method, path)
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
     assert len(described) == len(staff_rules)
+
+
+# A draw's outcomes ---------------------------------------------------------------------------
+
+
+def test_a_draws_offers_are_listed_with_their_outcomes_and_no_personal_data(drawn, client, staff, settings):
+    store, _, _ = drawn
+    key, _ = booked(store, settings)
+    offer = store.offer(key)
+    text, _ = accounts.new_api_token(store, staff["agent01"], "reports", NOW, scopes=["read"])
+    pool_offers = [found for found in store.offers(key.pool).values() if found.draw_id == offer.draw_id]
+    prefecture = key.pool.split(":")[0]
+
+    listed = client.get(f"/api/v1/staff/prefectures/{prefecture}/draws/{offer.draw_id}/offers", headers=bearer(text))
+    assert listed.status_code == 200
+    outcomes = listed.get_json()
+    assert len(outcomes["items"]) == len(pool_offers) == sum(outcomes["counts"].values())
+    assert outcomes["counts"]["confirmed"] == 1 and outcomes["counts"]["pending"] == len(pool_offers) - 1
+    (mine,) = [item for item in outcomes["items"] if item["ref"] == offer.ref]
+    assert mine["status"] == "confirmed" and mine["slot"]["id"] == offer.slot_id and mine["slot"]["site"]
+    applicant = store.registration(key).applicant
+    assert applicant.email not in listed.text and applicant.family_name not in listed.text
+
+    for unknown in ("01-renewal-20990101T1000", "not-a-draw", offer.draw_id.replace(prefecture, "69", 1)):
+        assert client.get(f"/api/v1/staff/prefectures/{prefecture}/draws/{unknown}/offers",
+                          headers=bearer(text)).status_code == 404
