@@ -9,6 +9,7 @@ misconfigured process stops at start-up instead of failing later.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import re
 import secrets
@@ -40,6 +41,8 @@ SMS_BACKENDS = ("file", "twilio", "none")
 TWILIO_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 TWILIO_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+# A draw run now closes its entries at most this long (seconds) after it is announced: an hour.
+MAX_RUN_NOW_ENTRY_DELAY_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Settings:
     no_show_grace_minutes: int
     standby_min_notice_hours: int
     draw_min_answer_hours: int
+    run_now_entry_delay_seconds: int
     clock_interval_seconds: float
     dispatch_interval_seconds: int
     heartbeat_max_age_seconds: int
@@ -120,6 +124,11 @@ class Settings:
     def reminder_lead_hours(self) -> tuple[int, ...]:
         """How long before an appointment reminders go out, longest first (e.g. 48 and 24 hours)."""
         return _lead_hours(self.reminder_hours)
+
+    @property
+    def run_now_entry_delay(self) -> datetime.timedelta:
+        """How long after a draw run now is announced its entries close (and it runs)."""
+        return datetime.timedelta(seconds=self.run_now_entry_delay_seconds)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, checked like loaded ones."""
@@ -260,6 +269,11 @@ def _checked(values: dict[str, Any]) -> Settings:
     at_least("no_show_grace_minutes", 0)
     at_least("standby_min_notice_hours", 0)
     at_least("draw_min_answer_hours", 1)
+    if not 0 <= values["run_now_entry_delay_seconds"] <= MAX_RUN_NOW_ENTRY_DELAY_SECONDS:
+        raise SettingsError(
+            f"QS_RUN_NOW_ENTRY_DELAY_SECONDS: expected whole seconds from 0 to {MAX_RUN_NOW_ENTRY_DELAY_SECONDS} "
+            f"(a draw run now waits that long for its entries to close), got {values['run_now_entry_delay_seconds']}"
+        )
     try:
         _lead_hours(values["reminder_hours"])
     except ValueError:

@@ -16,12 +16,20 @@ It recomputes the commitment, the entrants digest, every key, the order, the
 winner set and the slot of each winner, prints one line per thing that does
 not match, and exits with 0 (all matches), 1 (something does not match) or
 2 (the record cannot be read). ``--ref`` also prints one entrant's key and rank.
+
+When the record carries the service's times (``announced_at``: the commitment
+published; ``cutoff_at``: the entries closed), it prints them and checks that
+they say the commitment came first. These are the operator's own statements:
+compare them with when you saw the commitment on the draw's public page. A
+record written before the service always announced first may say
+``announced_late``: that is noted, not counted as a mismatch.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import datetime
 import hashlib
 import json
 import math
@@ -500,9 +508,39 @@ def compare_winners(expected: list[tuple[str, str]], record: dict, report: Repor
         )
 
 
+def _moment(record: dict, name: str) -> datetime.datetime | None:
+    """The record's time `name` (ISO 8601 with an offset), or None if absent or unreadable."""
+    text = record.get(name)
+    try:
+        moment = datetime.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+def check_timing(record: dict, report: Report) -> None:
+    """Whether the record's own times say the commitment was published before the entries closed."""
+    announced, cutoff = _moment(record, "announced_at"), _moment(record, "cutoff_at")
+    if announced is None or cutoff is None:
+        return  # a record without the service's times (they are optional in fairdraw/v1)
+    said = (f"the record says the commitment was published at {record['announced_at']} "
+            f"and the entries closed at {record['cutoff_at']}")
+    if record.get("announced_late") is True:
+        report.notes.append(f"note: announced late: {said}; the commitment does not show that the seed was fixed "
+                            "before the entrants were known")
+    elif announced > cutoff:
+        report.problem("timing", f"{said}: after them, yet it does not say it was announced late")
+    else:
+        report.notes.append(f"timing: {said}: the commitment came first (compare with when you saw it published)")
+    if isinstance(record.get("scheduled_cutoff_at"), str):
+        report.notes.append(f"timing: its schedule closed the entries at {record['scheduled_cutoff_at']}; announced "
+                            "after that, the draw closed them at its announcement")
+
+
 def check_record(record: dict) -> Report:
     """All checks on an already shape-checked record."""
     report = Report()
+    check_timing(record, report)
     seed = check_seed(record, report)
     check_digest(record, report)
     weights = check_inputs(record, report)

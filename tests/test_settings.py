@@ -48,6 +48,13 @@ def test_a_draws_minimum_answer_window_is_a_setting_the_offers_timing_carries(tm
     assert OfferTiming.from_settings(settings).draw_min_answer.total_seconds() == 6 * 3600
 
 
+def test_a_draw_run_now_waits_a_short_setting_for_its_entries_to_close(tmp_path):
+    settings = load_settings(environ={"QS_DATA_DIR": str(tmp_path)})
+    assert settings.run_now_entry_delay_seconds == 60 and settings.run_now_entry_delay.total_seconds() == 60
+    assert load_settings(environ={"QS_DATA_DIR": str(tmp_path), "QS_RUN_NOW_ENTRY_DELAY_SECONDS": "0"}
+                         ).run_now_entry_delay.total_seconds() == 0
+
+
 def test_environment_overrides_file_which_overrides_defaults(tmp_path):
     config_file = tmp_path / "site.toml"
     config_file.write_text('log_level = "WARNING"\nsmtp_port = 2525\n')
@@ -81,6 +88,9 @@ def test_conventional_redis_url_is_read_when_ours_is_unset(tmp_path):
         ("QS_BASE_URL", "rdv.example.fr", "QS_BASE_URL"),
         ("QS_DRAW_MIN_ANSWER_HOURS", "0", "QS_DRAW_MIN_ANSWER_HOURS"),
         ("QS_DRAW_MIN_ANSWER_HOURS", "half a day", "QS_DRAW_MIN_ANSWER_HOURS"),
+        ("QS_RUN_NOW_ENTRY_DELAY_SECONDS", "-1", "QS_RUN_NOW_ENTRY_DELAY_SECONDS"),
+        ("QS_RUN_NOW_ENTRY_DELAY_SECONDS", "3601", "QS_RUN_NOW_ENTRY_DELAY_SECONDS"),
+        ("QS_RUN_NOW_ENTRY_DELAY_SECONDS", "1.5", "QS_RUN_NOW_ENTRY_DELAY_SECONDS"),
     ],
 )
 def test_a_bad_value_stops_loading_and_names_the_setting(tmp_path, variable, value, named):

@@ -321,7 +321,7 @@ def test_admin_sets_a_weekly_schedule_and_sees_the_next_five_draws(as_staff, sto
     assert bad.status_code == 422 and store.schedule("01:renewal").cron == "0 10 * * MON"
 
 
-def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_jobs):
+def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, redis, run_jobs):
     client = as_staff("admin01")
     store.save_schedule(schedule_for("01"))
     question = client.get("/staff/p/01/schedules/renewal/run", headers=ENGLISH)
@@ -329,47 +329,65 @@ def test_run_a_draw_now_goes_through_the_same_path_once(as_staff, store, run_job
     token = csrf_token(client, "/staff/p/01/schedules/renewal/run")
     first = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
                         follow_redirects=True)
-    assert "is queued" in first.get_data(as_text=True)
+    assert "is announced: its commitment is public" in first.get_data(as_text=True)
     second = client.post("/staff/p/01/schedules/renewal/run", data={"csrf_token": token}, headers=ENGLISH,
                          follow_redirects=True)
-    assert "already exists" in second.get_data(as_text=True) or "is queued" in second.get_data(as_text=True)
+    assert "already exists" in second.get_data(as_text=True) or "is announced" in second.get_data(as_text=True)
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=2)  # their entries closed
+    clock.reconcile_draws(redis, store, later)
     run_jobs()
-    draws = store.draws("01:renewal")
-    assert draws and all(draw.state is DrawState.PUBLISHED and draw.trigger is Trigger.ADMIN for draw in draws)
+    draws = [draw for draw in store.draws("01:renewal") if draw.trigger is Trigger.ADMIN]
+    assert draws and all(draw.state is DrawState.PUBLISHED for draw in draws)
 
 
-def test_run_now_names_the_draw_it_creates_says_who_enters_and_never_runs_twice(as_staff, store, run_jobs):
+def test_run_now_names_the_draw_says_who_enters_and_when_and_never_starts_twice(as_staff, store, redis, run_jobs):
     """Seen: "among the 47 people waiting" when 40 entered; the button named T1401 and T1402 was
-    created; the result was the POST's own page, and reloading it started a second draw."""
+    created; the result was the POST's own page, and reloading it started a second draw. Then
+    (issue 18): the commitment came with the result, and the record said `announced_late`."""
     from queue_service.draws.schedules import DrawSchedule
 
     client = as_staff("admin01")
     store.save_schedule(DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris",
                                      cron="0 10 * * MON", created_at=NOW))
     register_people(store, 3, NOW - datetime.timedelta(hours=2))
-    register_people(store, 2, NOW - datetime.timedelta(minutes=5), first=3)  # after the 60-minute cutoff
+    register_people(store, 2, NOW - datetime.timedelta(minutes=5), first=3)  # within the pool's cutoff: in too
     path = "/staff/p/01/schedules/first_request/run"
     question = client.get(path, headers=ENGLISH).get_data(as_text=True)
-    assert "5 people are waiting: 3 will enter this draw." in question
-    assert "The 2 who joined the waiting list after" in question
+    assert "5 people are waiting now." in question
+    assert "Entries close 60 seconds after you confirm" in question and "including anyone who joins meanwhile" in question
+    assert "before entries close" in question
     draw_id = re.search(r"Yes, run draw (\S+)</button>", question).group(1)
     at = re.search(r'name="at" value="([^"]+)"', question).group(1)  # the draw's minute, fixed by the page
     form = {"csrf_token": csrf_token(client, path), "at": at}
 
+    clicked = datetime.datetime.now(datetime.timezone.utc)
     first = client.post(path, data=form, headers=ENGLISH)
     assert first.status_code == 302 and f"draw={draw_id}" in first.location
     result = client.get(first.location, headers=ENGLISH).get_data(as_text=True)
-    assert f"Draw {draw_id} is queued" in result
+    assert f"Draw {draw_id} is announced: its commitment is public." in result and "Its entries close at" in result
     client.get(first.location, headers=ENGLISH)  # a reload shows the result again, and posts nothing
     twice = client.post(path, data=form, headers=ENGLISH)  # a double click, or the form sent again
     assert "already exists" in client.get(twice.location, headers=ENGLISH).get_data(as_text=True)
+
+    # Announced at once: its commitment public, its entries closing a minute after the click.
+    (record,) = store.draws("01:first_request")
+    assert record.draw_id == draw_id and record.state is DrawState.SCHEDULED and not record.announced_late
+    assert clicked <= record.announced_at <= record.cutoff_at == record.scheduled_at
+    assert record.cutoff_at - record.announced_at == datetime.timedelta(seconds=60)
+    public = client.get(f"/api/v1/draws/{draw_id}/record").get_json()
+    assert public["commitment"] == record.commitment and public["seed"] is None
+    # Someone registering between the click and the cutoff enters; the draw waits for the cutoff.
+    register_people(store, 1, record.announced_at + datetime.timedelta(seconds=30), first=5)
     run_jobs()
-    (draw,) = store.draws("01:first_request")
-    assert draw.draw_id == draw_id and draw.entrants == 3
+    assert store.draw("01:first_request", draw_id).state is DrawState.SCHEDULED
+    assert clock.reconcile_draws(redis, store, record.cutoff_at) == [draw_id]
+    run_jobs()
+    draw = store.draw("01:first_request", draw_id)
+    assert draw.state is DrawState.PUBLISHED and draw.entrants == 6 and draw.commitment == record.commitment
 
     stale = client.post(path, data=form | {"at": "2020-01-06T09:00:00+00:00"}, headers=ENGLISH)
     assert stale.status_code == 409 and "open the page again" in stale.get_data(as_text=True)
-    assert len(store.draws("01:first_request")) == 1
+    assert [draw.draw_id for draw in store.draws("01:first_request") if draw.trigger is Trigger.ADMIN] == [draw_id]
 
 
 def test_menus_show_only_what_each_person_may_open(as_staff, store):

@@ -84,6 +84,35 @@ def test_a_record_with_a_beacon_passes(tmp_path):
     assert any("winner" in line for line in mismatch_lines(completed))
 
 
+def timed(record: dict, announced: str, cutoff: str, **more) -> dict:
+    """The record with the service's times (optional fields of fairdraw/v1)."""
+    return record | {"announced_at": announced, "cutoff_at": cutoff} | more
+
+
+def test_the_records_times_are_shown_and_must_say_the_commitment_came_first(tmp_path):
+    first = timed(sample_draw(), "2027-01-03T09:00:00+00:00", "2027-01-03T09:01:00+00:00", announced_late=False)
+    completed = run_verifier(tmp_path, first)
+    assert completed.returncode == 0, completed.stdout
+    assert "the commitment came first" in completed.stdout
+    # Entries closed at the announcement itself (no delay, or caught up after downtime): still first.
+    moved = timed(sample_draw(), "2027-01-04T11:00:00+00:00", "2027-01-04T11:00:00+00:00",
+                  scheduled_cutoff_at="2027-01-04T09:00:00+00:00")
+    completed = run_verifier(tmp_path, moved)
+    assert completed.returncode == 0 and "its schedule closed the entries at 2027-01-04T09:00:00+00:00" in completed.stdout
+    # A record that says the commitment came after the entries closed, and not that it was late.
+    contradicted = timed(sample_draw(), "2027-01-04T09:00:05+00:00", "2027-01-04T08:00:00+00:00", announced_late=False)
+    completed = run_verifier(tmp_path, contradicted)
+    assert completed.returncode == 1
+    assert any(line.startswith("MISMATCH timing:") for line in mismatch_lines(completed))
+
+
+def test_an_old_record_announced_late_still_verifies_with_a_note(tmp_path):
+    late = timed(sample_draw(), "2027-01-04T09:00:05+00:00", "2027-01-04T08:00:00+00:00", announced_late=True)
+    completed = run_verifier(tmp_path, late)
+    assert completed.returncode == 0, completed.stdout
+    assert "note: announced late" in completed.stdout and mismatch_lines(completed) == []
+
+
 def test_changing_one_entrant_fails(tmp_path):
     record = sample_draw()
     record["entrants"][7]["ref"] = "01R-99999"

@@ -92,9 +92,9 @@ def init_app(app: Flask) -> None:
     app.after_request(_vary_on_language)
 
     @app.template_filter("datetimeformat_iso")
-    def format_iso_moment(text: str) -> str:
+    def format_iso_moment(text: str, pattern: str = "EEEE d MMMM y HH:mm") -> str:
         """An ISO 8601 time from a record, as a reader says it, in the service's time zone."""
-        return format_datetime(datetime.datetime.fromisoformat(text), "EEEE d MMMM y HH:mm")
+        return format_datetime(datetime.datetime.fromisoformat(text), pattern)
 
     @app.template_filter("decimal")
     def decimal(value: float, digits: int = 2) -> str:

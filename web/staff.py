@@ -53,7 +53,7 @@ from web.registration import (
     render_registration_form,
     status_url,
 )
-from worker.jobs import claim_and_enqueue
+from worker.jobs import start_draw_now
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
 SESSION_KEY = "staff_session"
@@ -474,9 +474,9 @@ def release_draw(code: str, procedure_code: str, draw_id: str):
 
 @blueprint.route("/p/<code>/schedules/<procedure_code>/run", methods=["GET", "POST"])
 def run_draw_now(code: str, procedure_code: str):
-    """Run a draw now: a confirmation that names the draw and says who enters; the POST then
-    redirects to its result (a reload never posts again), and the draw is named by the minute
-    the confirmation showed, so sending the same confirmation twice runs it once."""
+    """Run a draw now: a confirmation that names the draw and says who enters and when; the POST
+    then redirects to its result (a reload never posts again), and the draw is named by the minute
+    the confirmation showed, so sending the same confirmation twice starts it once."""
     found = known_prefecture(code)
     allow(Action.MANAGE, code)
     store = services().store
@@ -484,10 +484,12 @@ def run_draw_now(code: str, procedure_code: str):
     pool = PoolId.of(code, procedure.code)
     schedule = store.schedule(pool)
     shown = request.args.get("draw")
+    zone = ZoneInfo(found.timezone)  # times read on the prefecture's clock
     if request.method == "GET" and shown:
         record = store.draw(pool, shown)
         return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, record=record,
-                               draw_id=shown, queued=request.args.get("queued") == "1", draw_states=draw_states())
+                               draw_id=shown, started=request.args.get("started") == "1", draw_states=draw_states(),
+                               closes=record.cutoff_at.astimezone(zone) if record else None)
     moment = None
     if request.method == "POST" and request.form.get("at"):
         try:
@@ -498,12 +500,12 @@ def run_draw_now(code: str, procedure_code: str):
             moment = moment.replace(tzinfo=datetime.timezone.utc)
     due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now(), at=moment)
     if request.method == "GET":
-        preview = draw_rules.run_now_preview(store, schedule, due)
-        preview["cutoff"] = preview["cutoff"].astimezone(ZoneInfo(found.timezone))  # read on the prefecture's clock
+        preview = draw_rules.run_now_preview(store, due, now(), services().settings.run_now_entry_delay)
+        preview["cutoff"] = preview["cutoff"].astimezone(zone)
         return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, preview=preview)
-    queued = claim_and_enqueue(services().redis, schedule, due, now())
+    started = start_draw_now(services().redis, schedule, due, now(), services().settings)
     return redirect(url_for("staff.run_draw_now", code=code, procedure_code=procedure.code, draw=due.draw_id,
-                            queued="1" if queued else "0"))
+                            started="1" if started else "0"))
 
 
 # AGDREF records -------------------------------------------------------------------------

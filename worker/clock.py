@@ -100,14 +100,18 @@ def enqueue_once(connection: redis.Redis, store: Store, periodic: PeriodicJob, n
 
 
 def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetime) -> list[str]:
-    """Claim and enqueue every scheduled draw due by `now`, each exactly once, and announce the next one.
+    """Claim and enqueue every draw due by `now`, each exactly once, and announce the next one.
 
     Each pool remembers how far it was reconciled; a draw missed while the
     service was down is caught up. Two clocks compute the same draws; the
-    claim (record + job in one transaction) lets only one enqueue each.
+    claim (record + job in one transaction) lets only one enqueue each. The
+    draws admins ran now, whose entries have closed, are claimed the same way.
     """
     enqueued = []
     for pool in store.scheduled_pools():
+        for draw_id in store.draws_to_run(pool, now):
+            if jobs.claim_draw_to_run(connection, pool, draw_id, now):
+                enqueued.append(draw_id)
         schedule = store.schedule(pool)
         if schedule is None:
             continue
@@ -119,6 +123,7 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
         coming = draws.next_draw(schedule, now)
         if coming is not None:
             draws.announce(store, schedule, coming, now)  # the seed's commitment is public ahead of the cutoff
+            # (Announced after its scheduled cutoff, it closed its entries at that announcement: closed either way.)
             if now >= schedules.entry_cutoff(schedule, coming.scheduled_at):
                 jobs.claim_and_enqueue_freeze(connection, coming, now)  # entries close: fix the entrants
     return enqueued

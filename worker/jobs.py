@@ -159,13 +159,51 @@ def claim_and_enqueue_freeze(connection: redis.Redis, due: draws.DueDraw, now: d
 
 
 def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime) -> bool:
-    """Announce the draw if it was not (a late announcement is recorded as such), then claim its
-    run and queue its job, both or neither; False if the run was already claimed."""
+    """Announce a due draw if it was not (caught up after downtime: its entries close at this
+    announcement, DueDraw.entry_times), then claim its run and queue its job, both or neither;
+    False if the run was already claimed."""
     store = Store(connection)
     draws.announce(store, schedule, due, now)
+    return _claim_run(connection, store, due, now)
+
+
+def _claim_run(connection: redis.Redis, store: Store, due: draws.DueDraw, now: datetime.datetime) -> bool:
+    """Claim the run of an announced draw and queue its job, both or neither; False if already claimed."""
     return store.claim_draw_run(
         due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_step(pipeline, connection, run_draw, "draw", due)
     )
+
+
+def start_draw_now(connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime, settings) -> bool:
+    """Start a draw an admin runs now (draws.draw_now): the one way to start it, whoever asks
+    (the staff page, the staff API).
+
+    The draw is announced at once, its seed's commitment public; its entries
+    close `settings.run_now_entry_delay` later (everyone waiting then enters)
+    and it runs then: the clock queues its job once that time has come
+    (`claim_draw_to_run`), or this call at once when there is no delay. True if
+    this call started it; False if the draw exists (the same confirmation sent
+    twice, or a draw of that minute already), and nothing changes.
+    """
+    if due.trigger is not draws.Trigger.ADMIN:
+        raise ValueError(f"{due.draw_id} is a scheduled draw: the clock runs it")
+    store = Store(connection)
+    if not draws.announce(store, schedule, due, now, entry_delay=settings.run_now_entry_delay):
+        return False
+    if store.draw(due.pool, due.draw_id).cutoff_at <= now:  # no delay: its entries closed at the announcement
+        _claim_run(connection, store, due, now)
+    return True
+
+
+def claim_draw_to_run(connection: redis.Redis, pool: str, draw_id: str, now: datetime.datetime) -> bool:
+    """Claim the run of a draw run now whose entries have closed (the clock finds it among the
+    pool's draws to run) and queue its job, once; False if already claimed."""
+    store = Store(connection)
+    record = store.draw(pool, draw_id)
+    if record is None:
+        return store.claim_draw_run(pool, draw_id, now)  # no such draw: only takes it off the list
+    due = draws.DueDraw(record.prefecture, record.procedure, draw_id, record.scheduled_at, record.trigger)
+    return _claim_run(connection, store, due, now)  # (the job needs only its pool and id)
 
 
 # Messages: the outboxes, handed to send jobs ----------------------------------------

@@ -2,12 +2,17 @@
 
 A draw is a state machine stored in Redis:
 
-    scheduled  the seed is drawn and its commitment published (announced ahead of the cutoff)
+    scheduled  the seed is drawn and its commitment published (announced before its entries close)
     frozen     the entrants (waiting at the cutoff) and the slots of the horizon are fixed
     drawn      the lottery (queue_service/draws/lottery.py) has chosen the winners
     committed  one Lua script: offers, slot and registration states, draws counted, outbox
     published  the seed is revealed and the public record served
     held       the bias check failed: staff must review before anything is published
+
+The commitment always comes before the entries close (`DueDraw.entry_times`):
+a scheduled draw is announced a draw ahead; one announced after its scheduled
+cutoff (caught up after downtime) closes its entries at its announcement; one
+an admin runs now closes them a short delay after it, and runs then.
 
 The clock queues a freeze job when the cutoff passes and the draw job at the
 draw's time (which freezes first if the freeze has not happened, e.g. when a
@@ -72,7 +77,12 @@ class Draw:
     seed: str  # hex; secret until the draw is published
     commitment: str  # hex SHA-256 of the seed, public from the announcement
     announced_at: datetime.datetime
-    announced_late: bool = False  # after its cutoff: the commitment came too late to bind the entries
+    # Announced after its cutoff, the commitment too late to bind the entries. Only records written
+    # before announcements moved the cutoff (entry_times) say so; they are still shown and verified.
+    announced_late: bool = False
+    # The cutoff its schedule set, when it was announced after it (caught up after downtime): its
+    # entries closed at the announcement instead (cutoff_at), kept to be shown.
+    scheduled_cutoff_at: datetime.datetime | None = None
     # Claimed by the clock, once each (worker/jobs.py).
     freeze_claimed_at: datetime.datetime | None = None
     run_claimed_at: datetime.datetime | None = None
@@ -100,9 +110,17 @@ class Draw:
     released_by: str | None = None  # the staff account that released it after review
 
 
+# A draw run now with no entry delay closes its entries at its announcement.
+NO_DELAY = datetime.timedelta(0)
+
+
 @dataclass(frozen=True)
 class DueDraw:
-    """A draw the clock (or an admin) announces or runs."""
+    """A draw the clock (or an admin) announces or runs.
+
+    `scheduled_at` is the time its schedule names or, for a draw run now, the minute its
+    confirmation showed: its id names that minute, and it runs when its entries close.
+    """
 
     prefecture: str
     procedure: str
@@ -114,23 +132,42 @@ class DueDraw:
     def pool(self) -> str:
         return PoolId.of(self.prefecture, self.procedure)
 
-    def announcement(self, schedule: DrawSchedule, now: datetime.datetime, seed: bytes) -> Draw:
-        """The record of a newly announced draw: its secret seed and public commitment."""
-        cutoff = schedules.entry_cutoff(schedule, self.scheduled_at)
+    def entry_times(self, schedule: DrawSchedule, now: datetime.datetime, entry_delay: datetime.timedelta = NO_DELAY
+                    ) -> tuple[datetime.datetime, datetime.datetime, datetime.datetime | None]:
+        """When the draw announced at `now` runs, when its entries close, and the cutoff its
+        schedule set if the announcement comes after it (else None).
+
+        The commitment, published at the announcement, always comes before the
+        entries close. A draw run now closes them `entry_delay` after it and runs
+        then. A scheduled draw closes them at its cutoff, cutoff_minutes before it;
+        announced after that (caught up after downtime, or its schedule saved
+        within the cutoff), at the announcement itself, however late: those
+        waiting then enter (docs/lottery.md §13, "When the draw is announced").
+        """
+        if self.trigger is Trigger.ADMIN:
+            closes = now + entry_delay
+            return closes, closes, None
+        planned = schedules.entry_cutoff(schedule, self.scheduled_at)
+        if now <= planned:
+            return self.scheduled_at, planned, None
+        return self.scheduled_at, now, planned
+
+    def announcement(self, schedule: DrawSchedule, now: datetime.datetime, seed: bytes,
+                     entry_delay: datetime.timedelta = NO_DELAY) -> Draw:
+        """The record of a newly announced draw: its secret seed and public commitment (`entry_times`)."""
+        scheduled_at, cutoff, scheduled_cutoff = self.entry_times(schedule, now, entry_delay)
         return Draw(
             draw_id=self.draw_id,
             prefecture=self.prefecture,
             procedure=self.procedure,
             state=DrawState.SCHEDULED,
             trigger=self.trigger,
-            scheduled_at=self.scheduled_at,
+            scheduled_at=scheduled_at,
             cutoff_at=cutoff,
             seed=seed.hex(),
             commitment=lottery.commitment(seed),
             announced_at=now,
-            # Announced after its cutoff (caught up after downtime, or run now):
-            # the commitment could not be published before the entries froze.
-            announced_late=now >= cutoff,
+            scheduled_cutoff_at=scheduled_cutoff,
         )
 
 
@@ -179,7 +216,8 @@ def draw_now(schedule: DrawSchedule | None, prefecture: str, procedure: str, tim
              at: datetime.datetime | None = None) -> DueDraw:
     """A draw an admin runs now, on the same path as scheduled ones. Its id is its minute: `at`,
     the minute the confirmation page showed (so that the draw created is the one it named, and
-    the same confirmation sent twice names the same draw, run once), or the current minute."""
+    the same confirmation sent twice names the same draw, run once), or the current minute.
+    Announced, it closes its entries a short delay later and runs then (`DueDraw.entry_times`)."""
     if schedule is None:
         raise InvalidTransition(N_("Set the pool's draw schedule and policy before running a draw."))
     moment = (at or now).replace(second=0, microsecond=0)
@@ -189,19 +227,23 @@ def draw_now(schedule: DrawSchedule | None, prefecture: str, procedure: str, tim
     return DueDraw(prefecture, procedure, draw_id, moment, Trigger.ADMIN)
 
 
-def run_now_preview(store, schedule: DrawSchedule, due: DueDraw) -> dict:
-    """What the confirmation of a draw run now says: how many wait, how many enter (those who
-    joined before the entry cutoff), and the cutoff."""
-    cutoff = schedules.entry_cutoff(schedule, due.scheduled_at)
-    waiting = store.waiting_count(due.pool)
-    entering = store.waiting_count_until(due.pool, cutoff)
-    return {"waiting": waiting, "entering": entering, "left_out": waiting - entering, "cutoff": cutoff,
-            "cutoff_minutes": schedule.cutoff_minutes}
+def run_now_preview(store, due: DueDraw, now: datetime.datetime, entry_delay: datetime.timedelta) -> dict:
+    """What the confirmation of a draw run now says: how many wait now, and, confirmed now, when
+    its entries would close and it would run (`entry_delay` later). Everyone waiting then
+    enters: those who join meanwhile too, not those who leave."""
+    return {"waiting": store.waiting_count(due.pool), "entry_delay_seconds": round(entry_delay.total_seconds()),
+            "cutoff": now + entry_delay}
 
 
-def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime) -> bool:
-    """Create the draw's record with a fresh secret seed, unless it exists; True if created."""
-    return store.create_draw(due.pool, due.announcement(schedule, now, secrets.token_bytes(32)))
+def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime,
+             entry_delay: datetime.timedelta = NO_DELAY) -> bool:
+    """Create the draw's record with a fresh secret seed, unless it exists; True if created.
+
+    A draw run now (`entry_delay`: see `DueDraw.entry_times`) is also listed among the pool's
+    draws to run when its entries close: no schedule names it, so the clock finds it there."""
+    record = due.announcement(schedule, now, secrets.token_bytes(32), entry_delay)
+    run_at = record.scheduled_at if due.trigger is Trigger.ADMIN else None
+    return store.create_draw(due.pool, record, run_at=run_at)
 
 
 def upcoming(store, schedule: DrawSchedule, now: datetime.datetime, count: int = 5,
@@ -289,12 +331,14 @@ def offer_deadline(offered_at: datetime.datetime, slot_start: datetime.datetime,
 def freeze(store, pool: str, record: Draw, schedule: DrawSchedule, fence: int, now: datetime.datetime,
            timing) -> None:
     """Fix the entrants (those waiting at the cutoff) and the open slots of the horizon that leave
-    time to answer an offer made at the draw's time (`offer_deadline`)."""
+    time to answer an offer made at the draw's time (`offer_deadline`): for a draw caught up after
+    downtime, whose entries closed at its announcement after its time, at that cutoff."""
     scheduled_at, cutoff = record.scheduled_at, record.cutoff_at
+    offered_at = max(scheduled_at, cutoff)
     start, end = schedules.slot_horizon(schedule, scheduled_at)
     confirmation = datetime.timedelta(hours=schedule.confirmation_hours)
     slots = [slot for slot in store.slots(pool, start, end) if slot.status is SlotStatus.OPEN
-             and offer_deadline(scheduled_at, slot.starts_at, confirmation, timing) is not None]
+             and offer_deadline(offered_at, slot.starts_at, confirmation, timing) is not None]
     frozen_slots = lottery.SlotColumns([slot.id for slot in slots], [slot.slot_class(schedule.timezone) for slot in slots])
     frozen = frozen_draw(waiting_at_cutoff(store, pool, cutoff), schedule, scheduled_at, frozen_slots)
     urgent = len(frozen.entrants.members(URGENT_GROUP))
@@ -575,7 +619,11 @@ def public_record(store, pool: str, draw_id: str) -> dict:
         "scheduled_at": record.scheduled_at.isoformat(),
         "cutoff_at": record.cutoff_at.isoformat(),
         "announced_at": record.announced_at.isoformat(),
+        # True only in records written before a late announcement moved the cutoff (DueDraw.entry_times).
         "announced_late": record.announced_late,
+        # Caught up after downtime: the cutoff its schedule set; its entries closed at the announcement.
+        "scheduled_cutoff_at": record.scheduled_cutoff_at.isoformat() if record.scheduled_cutoff_at else None,
+        "trigger": record.trigger.value,
         "statistics": {
             "entrants": record.entrants or 0,
             "slots": record.slots or 0,

@@ -49,29 +49,41 @@ class DrawStore:
 
     # The record ---------------------------------------------------------------
 
-    def create_draw(self, pool: str, record: Draw) -> bool:
-        """Create a draw's record unless it exists; True if created."""
+    def create_draw(self, pool: str, record: Draw, run_at: datetime.datetime | None = None) -> bool:
+        """Create a draw's record unless it exists; True if created. A draw no schedule names (run
+        now) gives `run_at`: it is listed among the draws to run then (`draws_to_run`)."""
         pool_keys = PoolKeys(pool)
-        keys = [pool_keys.draw(record.draw_id), pool_keys.draws]
+        keys = [pool_keys.draw(record.draw_id), pool_keys.draws, pool_keys.draws_to_run]
         fields = draw_fields(record)
         pairs = [item for pair in fields.items() for item in pair]
-        arguments = [record.scheduled_at.timestamp(), record.draw_id, *pairs]
+        arguments = [record.scheduled_at.timestamp(), record.draw_id, "" if run_at is None else run_at.timestamp(),
+                     *pairs]
         return bool(self.scripts.create_draw(keys=keys, args=arguments))
+
+    def draws_to_run(self, pool: str, now: datetime.datetime) -> list[str]:
+        """The draws run now whose time has come by `now` and whose run is not claimed yet, oldest first."""
+        return [draw_id.decode() for draw_id in self.redis.zrangebyscore(PoolKeys(pool).draws_to_run, "-inf",
+                                                                         now.timestamp())]
 
     def claim_draw_run(
         self, pool: str, draw_id: str, now: datetime.datetime, also=None, marker: str = "run_claimed_at"
     ) -> bool:
         """Mark a step of the draw (`marker`: its run, or its freeze) as claimed and, in the same
         transaction, run `also(pipeline)` (the caller queues the job there): both or neither;
-        False if already claimed."""
-        key = PoolKeys(pool).draw(draw_id)
+        False if already claimed. A claimed run leaves the draws to run."""
+        pool_keys = PoolKeys(pool)
+        key = pool_keys.draw(draw_id)
         with self.redis.pipeline() as pipe:
             try:
                 pipe.watch(key)
                 if not pipe.exists(key) or pipe.hexists(key, marker):
+                    if marker == "run_claimed_at":
+                        pipe.zrem(pool_keys.draws_to_run, draw_id)  # (watching: sent at once)
                     return False
                 pipe.multi()
                 pipe.hset(key, marker, utc_text(now))
+                if marker == "run_claimed_at":
+                    pipe.zrem(pool_keys.draws_to_run, draw_id)
                 if also is not None:
                     also(pipe)
                 pipe.execute()
@@ -319,7 +331,7 @@ class DrawStore:
 # The record's codec ---------------------------------------------------------------
 
 # The record's fields of each kind, as they are named in Redis.
-_DRAW_TIMES = ("freeze_claimed_at", "run_claimed_at", "frozen_at", "horizon_start", "horizon_end", "drawn_at",
+_DRAW_TIMES = ("scheduled_cutoff_at", "freeze_claimed_at", "run_claimed_at", "frozen_at", "horizon_start", "horizon_end", "drawn_at",
                "committed_at", "published_at", "held_at")
 _DRAW_COUNTS = ("entrants", "urgent_entrants", "slots", "winners", "offered")
 

@@ -113,6 +113,10 @@ RECONCILED_KEY = "qs:{{{pool}}}:reconciled-until"
 DRAW_KEY = "qs:{{{pool}}}:draw:{draw_id}"
 # Sorted set: the pool's draw ids scored by their scheduled time.
 DRAWS_KEY = "qs:{{{pool}}}:draws"
+# Sorted set: draw ids of the draws run now (by an admin) whose run is not claimed yet,
+# scored by when their entries close and they run (epoch). No schedule names them: the
+# clock claims each here once its time has come, and the claim takes it out.
+DRAWS_TO_RUN_KEY = "qs:{{{pool}}}:draws-to-run"
 # String: the draw's fencing counter; each run takes the next value, and only
 # the latest may change the draw.
 DRAW_FENCE_KEY = "qs:{{{pool}}}:draw:{draw_id}:fence"
@@ -301,6 +305,10 @@ class PoolKeys:
     @property
     def draws(self) -> str:
         return DRAWS_KEY.format(pool=self.pool)
+
+    @property
+    def draws_to_run(self) -> str:
+        return DRAWS_TO_RUN_KEY.format(pool=self.pool)
 
     def draw_fence(self, draw_id: str) -> str:
         return DRAW_FENCE_KEY.format(pool=self.pool, draw_id=draw_id)

@@ -148,10 +148,6 @@ class RegistrationStore:
     def waiting_count(self, pool: str) -> int:
         return self.redis.zcard(PoolKeys(pool).waiting)
 
-    def waiting_count_until(self, pool: str, moment: datetime.datetime) -> int:
-        """How many registrations waiting now joined the waiting set at or before `moment`."""
-        return self.redis.zcount(PoolKeys(pool).waiting, "-inf", moment.timestamp())
-
     def joined_at(self, key) -> float | None:
         """When a waiting registration joined the waiting set (epoch), or None if it is not waiting."""
         return self.redis.zscore(PoolKeys(key.pool).waiting, key.registration_id)
