@@ -68,6 +68,16 @@ class UnknownProcedure(QueueServiceError):
     message = N_("There is no such procedure.")
 
 
+class UnknownSite(QueueServiceError):
+    http_status = 404
+    message = N_("The prefecture has no site with this identifier.")
+
+
+class UnknownSlot(QueueServiceError):
+    http_status = 404
+    message = N_("There is no such slot.")
+
+
 class StoreUnavailable(QueueServiceError):
     """Redis cannot be reached: nothing is accepted rather than something lost."""
 
