@@ -173,6 +173,11 @@ class InvalidTransition(QueueServiceError):
     message = N_("This registration can no longer be changed in this way.")
 
 
+class SiteInUse(InvalidTransition):
+    http_status = 409
+    message = N_("This site still has future slots: cancel them, or close the site instead.")
+
+
 class NotAllowed(QueueServiceError):
     http_status = 403
     message = N_("Your account does not allow this.")

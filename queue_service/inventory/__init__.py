@@ -76,7 +76,7 @@ def close_site(store, prefecture: str, site_id: str) -> Site:
 
 
 def delete_site(store, prefecture: str, site_id: str, now: datetime.datetime) -> None:
-    """The site deleted, if no future slot is left at it (InvalidTransition otherwise)."""
+    """The site deleted, if no future slot is left at it (SiteInUse otherwise)."""
     existing_site(store, prefecture, site_id)
     site_rules.check_deletable(store.future_slot_count(prefecture, site_id, now))
     store.delete_site(prefecture, site_id)
