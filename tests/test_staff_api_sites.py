@@ -267,6 +267,7 @@ BAD_TEMPLATES = [
     ({"procedure": "visa"}, "procedure"),
     ({"first_day": "2020-01-06"}, "first_day"),
     ({"first_day": "next monday"}, "first_day"),
+    ({"first_day": "9999-12-31", "last_day": "9999-12-31", "opens": "22:00", "closes": "23:59"}, "first_day"),
     ({"last_day": (NEXT_MONDAY + datetime.timedelta(days=100)).isoformat()}, "last_day"),
     ({"weekdays": []}, "weekdays"),
     ({"weekdays": ["monday"]}, "weekdays"),
@@ -352,11 +353,12 @@ def test_a_csv_file_with_a_wrong_row_publishes_nothing_and_lists_the_rows(client
     text = ("site;procedure;date;start;duration_minutes;counter\n"
             f"gex;renewal;{day};09:00;20;1\n"
             f"mars;renewal;{day};09:00;20;1\n"
-            f"gex;renewal;not-a-date;09:00;20;1\n")
+            f"gex;renewal;not-a-date;09:00;20;1\n"
+            "gex;renewal;9999-12-31;23:00;240;1\n")
     before = all_keys(store)
     response = client.post(f"{API}/01/slots/import", data=text, content_type="text/csv", headers=slots_token)
     assert response.status_code == 422 and response.get_json()["code"] == "slot-rows-wrong"
-    assert [row["line"] for row in response.get_json()["rows"]] == [3, 4]
+    assert [row["line"] for row in response.get_json()["rows"]] == [3, 4, 5]
     assert "site" in response.get_json()["rows"][0]["message"]
     assert "file" in field_errors(response)
     for wrong in ("", "not;a;header\n", "site,procedure\n"):
@@ -417,7 +419,7 @@ def test_slots_are_listed_by_days_site_and_procedure_as_on_the_page(client, stor
     assert len(listed(f"from={NEXT_MONDAY}&site=bourg&procedure=first_request")) == 0
     assert len(listed("days=60")) == 90 and len(listed("days=60&site=gex")) == 30
     assert listed("days=1") == []
-    for query, field in [("from=tomorrow", "from"), ("to=2027-02-30", "to"), ("site=mars", "site"),
+    for query, field in [("from=tomorrow", "from"), ("to=2027-02-30", "to"), ("from=", "from"), ("to=9999-12-31", "to"), ("site=mars", "site"),
                          ("procedure=visa", "procedure"), (f"from={tuesday}&to={NEXT_MONDAY}", "to"),
                          ("from=2027-01-01&to=2029-01-01", "to")]:
         refused = client.get(f"{API}/01/slots?{query}", headers=slots_token)

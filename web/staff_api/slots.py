@@ -131,16 +131,19 @@ LIST_PARAMETERS = (
 
 
 def query_day(name: str, errors: dict[str, str]) -> datetime.date | None:
-    text = request.args.get(name, "")
-    if not text:
+    text = request.args.get(name)
+    if text is None:
         return None
     try:
-        if DAY.fullmatch(text):
-            return datetime.date.fromisoformat(text)
+        day = datetime.date.fromisoformat(text) if DAY.fullmatch(text) else None
     except ValueError:
-        pass
-    errors[name] = N_("Enter a date as YYYY-MM-DD.")
-    return None
+        day = None
+    if day is None:
+        errors[name] = N_("Enter a date as YYYY-MM-DD.")
+    elif abs((day - datetime.date.today()).days) > slot_rules.MAX_DAYS_AHEAD:
+        errors[name] = N_("Enter a date within five years of today.")
+        day = None
+    return day
 
 
 def listing_filters(code: str) -> tuple[datetime.date | None, datetime.date | None, str | None, str | None]:
