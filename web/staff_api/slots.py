@@ -96,7 +96,7 @@ def published(code: str, slots: list) -> tuple:
     response.status_code = 201
     if slots:
         zone = ZoneInfo(services().store.prefecture(code).timezone)
-        days = {"from": slots[0].starts_at.astimezone(zone).date().isoformat(),
+        days = {"from": min(slot.starts_at for slot in slots).astimezone(zone).date().isoformat(),
                 "to": max(slot.starts_at for slot in slots).astimezone(zone).date().isoformat()}
         response.headers["Location"] = url_for("staff_api.slots", code=code) + "?" + urlencode(days)
     return response
