@@ -68,6 +68,16 @@ class UnknownProcedure(QueueServiceError):
     message = N_("There is no such procedure.")
 
 
+class UnknownSite(QueueServiceError):
+    http_status = 404
+    message = N_("The prefecture has no site with this identifier.")
+
+
+class UnknownSlot(QueueServiceError):
+    http_status = 404
+    message = N_("There is no such slot.")
+
+
 class StoreUnavailable(QueueServiceError):
     """Redis cannot be reached: nothing is accepted rather than something lost."""
 
@@ -161,6 +171,11 @@ class ExpiredLink(QueueServiceError):
 class InvalidTransition(QueueServiceError):
     http_status = 409
     message = N_("This registration can no longer be changed in this way.")
+
+
+class SiteInUse(InvalidTransition):
+    http_status = 409
+    message = N_("This site still has future slots: cancel them, or close the site instead.")
 
 
 class NotAllowed(QueueServiceError):

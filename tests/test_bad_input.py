@@ -100,6 +100,9 @@ def test_the_property_below_covers_every_json_body_route():
         ("POST", "/api/v1/registrations/confirm"),
         ("POST", "/api/v1/registrations/recover"),
         ("POST", "/api/v1/staff/prefectures/{code}/bookings/{booking_code}/check-in"),
+        ("POST", "/api/v1/staff/prefectures/{code}/sites"),
+        ("PUT", "/api/v1/staff/prefectures/{code}/sites/{site_id}"),
+        ("POST", "/api/v1/staff/prefectures/{code}/slots/publish"),
         ("PATCH", "/api/v1/registration"),
         ("POST", "/api/v1/registration/offer"),
         ("POST", "/api/v1/proofs/verify"),
@@ -129,6 +132,13 @@ def valid_bodies(client, bearer: dict) -> dict[str, dict]:
         "/api/v1/registrations/confirm": {"token": "not-a-token"},
         "/api/v1/registrations/recover": {"email": "someone@example.org"},
         "/api/v1/staff/prefectures/{code}/bookings/{booking_code}/check-in": {"site": "bourg", "override": False},
+        "/api/v1/staff/prefectures/{code}/sites": {"id": "oyonnax", "name": "Oyonnax", "address": {
+            "street": "1 place de la Mairie", "postcode": "01100", "city": "Oyonnax"}},
+        "/api/v1/staff/prefectures/{code}/sites/{site_id}": {"name": "Gex", "address": {
+            "street": "26 rue Charles Harent", "postcode": "01170", "city": "Gex"}},
+        "/api/v1/staff/prefectures/{code}/slots/publish": {
+            "site": "bourg", "procedure": "renewal", "first_day": "2030-01-07", "last_day": "2030-01-11",
+            "weekdays": [0, 1], "opens": "09:00", "closes": "12:00", "appointment_minutes": 30, "counters": 1},
         "/api/v1/registration": {"phone": "+33612345678", "sites": ["gex"], "half_days": ["mon-am"],
                                  "email": "new@example.org"},
         "/api/v1/registration/offer": {"answer": "decline"},

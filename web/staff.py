@@ -34,7 +34,6 @@ from queue_service.errors import (
     ValidationFailed,
 )
 from queue_service.inventory import sites as site_rules
-from queue_service.inventory import slots as slot_rules
 from queue_service.metrics import statistics
 from queue_service.offers import OfferTiming
 from queue_service.pools import PoolId
@@ -164,12 +163,10 @@ def sites(code: str):
         allow(Action.MANAGE, code)
         values = request.form
         try:
-            taken = {s.id for s in store.sites(code)}
-            site = site_rules.parse_site(forms.site_values(request.form), code, taken_ids=taken)
+            inventory.create_site(store, code, forms.site_values(request.form))
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
-            store.save_site(site)
             return redirect(url_for("staff.sites", code=code))
     return (
         render_template(
@@ -195,11 +192,10 @@ def edit_site(code: str, site_id: str):
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
-            edited = site_rules.parse_site(forms.site_values(request.form), code, site_id=site_id)
+            inventory.edit_site(store, code, site_id, forms.site_values(request.form))
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
-            store.save_site(edited)
             return redirect(url_for("staff.sites", code=code))
     values = {
         "name": site.name,
@@ -221,9 +217,7 @@ def edit_site(code: str, site_id: str):
 @blueprint.post("/p/<code>/sites/<site_id>/delete")
 def delete_site(code: str, site_id: str):
     allow(Action.MANAGE, code)
-    store = services().store
-    site_rules.check_deletable(store.future_slot_count(code, site_id, now()))
-    store.delete_site(code, site_id)
+    inventory.delete_site(services().store, code, site_id, now())
     return redirect(url_for("staff.sites", code=code))
 
 
@@ -347,18 +341,10 @@ def slots(code: str):
             if request.form.get("source") == "csv":
                 upload = request.files.get("file")
                 text = upload.read().decode("utf-8", "replace") if upload and upload.filename else ""
-                candidates, row_errors = slot_rules.parse_slots_csv(
-                    text, code, found.timezone, [s.id for s in open_sites], [p.code for p in procedures], now().date()
-                )
+                created, row_errors = inventory.publish_from_csv(store, code, text, now(), keep_good_rows=True)
             else:
-                template = slot_rules.parse_template(
-                    forms.template_values(request.form),
-                    [s.id for s in open_sites],
-                    [p.code for p in procedures],
-                    now().date(),
-                )
-                candidates = slot_rules.slots_from_template(template, code, found.timezone)
-            published = inventory.publish(store, code, candidates)
+                created = inventory.publish_from_template(store, code, forms.template_values(request.form), now())
+            published = len(created)
         except inventory.SlotsOverlap as overlap:
             errors, conflicts = translated(overlap.errors), overlap.conflicts[:20]
         except ValidationFailed as failure:
@@ -366,13 +352,8 @@ def slots(code: str):
     first = parse_day(request.args.get("from"), now().date())
     last = parse_day(request.args.get("to"), first + datetime.timedelta(days=14))
     zone = ZoneInfo(found.timezone)
-    start = datetime.datetime.combine(first, datetime.time(), zone)
-    end = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time(), zone)
-    listed = [
-        slot
-        for slot in store.prefecture_slots(code, start, end)
-        if request.args.get("site") in (None, "", slot.site) and request.args.get("procedure") in (None, "", slot.procedure)
-    ]
+    listed = inventory.listed_slots(store, code, first, last, site=request.args.get("site") or None,
+                                    procedure=request.args.get("procedure") or None)
     return (
         render_template(
             "staff/slots.html",

@@ -11,7 +11,7 @@ import datetime
 import re
 from collections.abc import Mapping
 
-from queue_service.errors import N_, InvalidTransition, ValidationFailed
+from queue_service.errors import N_, SiteInUse, ValidationFailed
 from queue_service.reference import SITE_KINDS, OpeningHours, Site
 
 SITE_ID_PATTERN = re.compile(r"[a-z][a-z0-9]{1,19}")
@@ -111,4 +111,4 @@ def _parse_periods(text: str) -> list[tuple[datetime.time, datetime.time]] | Non
 
 def check_deletable(future_slots: int) -> None:
     if future_slots:
-        raise InvalidTransition(N_("This site still has future slots: cancel them, or close the site instead."))
+        raise SiteInUse()

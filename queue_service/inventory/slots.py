@@ -66,6 +66,7 @@ __all__ = [
     "parse_slots_csv",
     "overlaps",
     "MAX_TEMPLATE_DAYS",
+    "MAX_DAYS_AHEAD",
     "MAX_TEMPLATE_SLOTS",
     "MIN_APPOINTMENT_MINUTES",
     "MAX_APPOINTMENT_MINUTES",
@@ -81,6 +82,11 @@ UTC = datetime.UTC
 #: How many days after its first day a template's last day may be: one
 #: quarter, so that a typing error cannot publish a year of slots.
 MAX_TEMPLATE_DAYS = 92
+
+#: How far ahead of today a slot may be published: far enough for any timetable, and far
+#: from the last day a datetime can hold (9999-12-31), which a start plus its length or
+#: a local time read in UTC would overflow.
+MAX_DAYS_AHEAD = 5 * 366
 
 #: The most slots one template may publish (before daylight-saving skips).
 MAX_TEMPLATE_SLOTS = 5_000
@@ -285,6 +291,8 @@ def _form_days(
     last_day = _form_field(values, "last_day", _read_day, N_("Enter a date as YYYY-MM-DD."), errors)
     if first_day is not None and first_day < today:
         errors["first_day"] = N_("The first day cannot be in the past.")
+    elif first_day is not None and (first_day - today).days > MAX_DAYS_AHEAD:
+        errors["first_day"] = N_("The first day can be at most five years ahead.")
     if first_day is not None and last_day is not None:
         if last_day < first_day:
             errors["last_day"] = N_("The last day cannot be before the first day.")
@@ -494,6 +502,9 @@ def _csv_slot(values: dict[str, object], checks: _RowChecks, problems: list[str]
     day = _csv_field(values, "date", _read_day, "date: not a date (YYYY-MM-DD)", problems)
     if day is not None and day < checks.today:
         problems.append("date: in the past")
+        day = None
+    elif day is not None and (day - checks.today).days > MAX_DAYS_AHEAD:
+        problems.append("date: more than five years ahead")
         day = None
     start = _csv_field(values, "start", _read_time, "start: not a time (HH:MM)", problems)
     duration = _csv_field(

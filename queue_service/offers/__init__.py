@@ -39,6 +39,7 @@ from queue_service.errors import (
     OfferDeadlinePassed,
     RegistrationNotFound,
     UnknownBooking,
+    UnknownSlot,
 )
 from queue_service.inventory.slots import Slot, SlotStatus
 from queue_service.pools import PoolId
@@ -407,7 +408,7 @@ def cancel_slot(store, pool: str, slot_id: str, now: datetime.datetime) -> SlotS
     one's holder is told and goes back to the pool with their weight. Returns the slot's former state."""
     slot = store.slot(pool, slot_id)
     if slot is None:
-        raise InvalidTransition(N_("There is no such slot."))
+        raise UnknownSlot()
     if slot.status in (SlotStatus.OPEN, SlotStatus.STANDBY):
         if store.cancel_slot(pool, slot_id):
             return slot.status
