@@ -233,6 +233,11 @@ class UnknownDraw(QueueServiceError):
     message = N_("There is no draw with this identifier.")
 
 
+class UnknownSchedule(QueueServiceError):
+    http_status = 404
+    message = N_("No schedule yet: no draw will run in this waiting list.")
+
+
 class OfferDeadlinePassed(QueueServiceError):
     http_status = 409
     message = N_("The deadline to answer this offer has passed: the slot went to someone else.")

@@ -46,7 +46,7 @@ def test_the_domain_imports_no_flask_extension_at_all():
     assert found == []
 
 
-# What the web app may take from worker.jobs (the import-linter contract lets web.staff
+# What the web app may take from worker.jobs (the import-linter contract lets web.staff_actions
 # import it): the admin's "run a draw now". Messages are the outbox's business.
 WEB_MAY_TAKE_FROM_JOBS = {"start_draw_now"}
 
@@ -70,7 +70,7 @@ def names_imported_from(module: str, folder: Path) -> list[str]:
 
 
 def test_the_web_app_takes_no_enqueue_helper_from_the_jobs():
-    """What the contract's exception for web.staff cannot say: which names it imports."""
+    """What the contract's exception for web.staff_actions cannot say: which names it imports."""
     taken = names_imported_from("worker.jobs", ROOT / "web")
     assert taken and [line for line in taken if line.rpartition(": ")[2] not in WEB_MAY_TAKE_FROM_JOBS] == []
 

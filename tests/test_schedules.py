@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from queue_service.draws.schedules import (
     DrawPolicy,
     DrawSchedule,
+    add_draw_date,
     draw_id,
     due_draw_times,
     entry_cutoff,
@@ -290,13 +291,68 @@ def test_one_wrong_number_is_reported_under_its_own_name(changes):
     [
         ({}, "Give a cron expression or a list of dates."),
         ({"cron": " ", "dates": "\n"}, "Give a cron expression or a list of dates."),
-        ({"cron": "0 10 * * MON", "dates": "2027-06-01 10:00"}, "Give either a cron expression or a list of dates, not both."),
     ],
 )
-def test_exactly_one_of_cron_and_dates(form, message):
+def test_a_cron_expression_or_dates_is_needed(form, message):
     with pytest.raises(ValidationFailed) as raised:
         parse_schedule(form, "01", "renewal", PARIS, NEW_YEAR)
     assert raised.value.errors == {"cron": message, "dates": message}
+
+
+# Both a cron expression and dates: this was refused ("not both") until an admin could add one
+# explicit draw to a repeating schedule; now the schedule gives the draws of both.
+
+def test_a_cron_expression_and_dates_give_the_draws_of_both_each_once():
+    schedule = parse_schedule({"cron": "0 10 * * MON", "dates": ["2027-01-06 14:00", "2027-01-11 10:00"]},
+                              "01", "renewal", PARIS, NEW_YEAR)
+    assert schedule.cron == "0 10 * * MON" and len(schedule.dates) == 2
+    # 11 January at 10:00 is both a Monday of the cron and a date: one draw.
+    assert paris_ids(next_draw_times(schedule, NEW_YEAR, 4)) == [
+        "01-renewal-20270104T1000", "01-renewal-20270106T1400", "01-renewal-20270111T1000", "01-renewal-20270118T1000"]
+    assert paris_ids(due_draw_times(schedule, NEW_YEAR, at(2027, 1, 10))) == [
+        "01-renewal-20270104T1000", "01-renewal-20270106T1400"]
+
+
+def test_a_wrong_date_beside_a_good_cron_expression_is_reported_under_dates_only():
+    with pytest.raises(ValidationFailed) as raised:
+        parse_schedule({"cron": "0 10 * * MON", "dates": ["2026-12-01 10:00"]}, "01", "renewal", PARIS, NEW_YEAR)
+    assert raised.value.errors == {"dates": "Every date must be in the future."}
+
+
+def test_one_draw_added_to_a_cron_schedule_keeps_its_draws_and_its_creation():
+    created = NEW_YEAR - datetime.timedelta(days=30)
+    schedule = cron_schedule("0 10 * * MON", created_at=created, cutoff_minutes=30)
+    added, moment = add_draw_date(schedule, "2027-01-06T14:00", NEW_YEAR)
+    assert moment == at(2027, 1, 6, 13, 0)
+    assert added == dataclasses.replace(schedule, dates=(moment,)) and added.created_at == created
+    assert paris_ids(next_draw_times(added, NEW_YEAR, 3)) == [
+        "01-renewal-20270104T1000", "01-renewal-20270106T1400", "01-renewal-20270111T1000"]
+    again, _ = add_draw_date(added, "2027-01-06 14:00", NEW_YEAR)
+    assert again == added  # a time the schedule already gives adds nothing
+    on_a_monday, _ = add_draw_date(schedule, "2027-01-11 10:00", NEW_YEAR)
+    assert next_draw_times(on_a_monday, NEW_YEAR, 3) == next_draw_times(schedule, NEW_YEAR, 3)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2026-12-31 10:00", "Every date must be in the future."),
+    ("2029-06-01 10:00", "Every date must be within the next two years."),
+    ("next monday", "Write the draw's time as YYYY-MM-DD HH:MM, in the prefecture's local time."),
+    ("2027-02-30 10:00", "Write the draw's time as YYYY-MM-DD HH:MM, in the prefecture's local time."),
+    (None, "Write the draw's time as YYYY-MM-DD HH:MM, in the prefecture's local time."),
+    ("", "Write the draw's time as YYYY-MM-DD HH:MM, in the prefecture's local time."),
+])
+def test_an_added_draw_in_the_past_beyond_two_years_or_not_a_time_is_refused(text, message):
+    with pytest.raises(ValidationFailed) as raised:
+        add_draw_date(cron_schedule("0 10 * * MON"), text, NEW_YEAR)
+    assert raised.value.errors == {"at": message}
+
+
+def test_an_added_draw_beyond_the_hundred_dates_to_come_is_refused():
+    full = dates_schedule([f"2027-02-{day:02d} {hour:02d}:00" for day in range(1, 26) for hour in (8, 10, 14, 16)])
+    assert len(full.dates) == 100
+    with pytest.raises(ValidationFailed) as raised:
+        add_draw_date(full, "2027-03-01 10:00", NEW_YEAR)
+    assert raised.value.errors == {"at": "A schedule holds at most 100 dates."}
 
 
 @pytest.mark.parametrize(
@@ -435,7 +491,7 @@ def schedules(draw):
         procedure=draw(st.sampled_from(["renewal", "first_request"])),
         timezone=draw(st.sampled_from([PARIS, "Indian/Reunion"])),
         cron=draw(st.sampled_from(["0 10 * * MON", "30 2 * * *"])) if with_cron else None,
-        dates=() if with_cron else tuple(draw(st.lists(aware_minutes, max_size=5))),
+        dates=tuple(draw(st.lists(aware_minutes, max_size=5))),  # with a cron expression too
         cutoff_minutes=draw(st.integers(0, 10080)),
         horizon_from_days=draw(st.integers(0, horizon_to - 1)),
         horizon_to_days=horizon_to,

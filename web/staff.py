@@ -41,7 +41,7 @@ from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role
-from web import charts, forms, services
+from web import charts, forms, services, staff_actions
 from web.applicant import draw_states
 from web.errors import message_of, translated
 from web.i18n import safe_next
@@ -52,7 +52,6 @@ from web.registration import (
     render_registration_form,
     status_url,
 )
-from worker.jobs import start_draw_now
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
 SESSION_KEY = "staff_session"
@@ -400,13 +399,10 @@ def schedule(code: str, procedure_code: str):
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
-            edited = schedule_rules.parse_schedule(
-                forms.schedule_values(request.form), code, procedure.code, found.timezone, now()
-            )
+            staff_actions.save_schedule(code, procedure.code, forms.schedule_values(request.form))
         except ValidationFailed as failure:
             errors = translated(failure.errors)
         else:
-            store.save_schedule(edited)
             return redirect(url_for("staff.schedule", code=code, procedure_code=procedure.code))
     return (
         render_template(
@@ -435,13 +431,8 @@ def schedule_form_values(current) -> dict[str, object]:
     }
     if current is None:
         return {"cron": "0 10 * * MON", **settings}  # a suggestion: every Monday at 10:00
-    zone = ZoneInfo(current.timezone)
-    return {
-        "cron": current.cron or "",
-        # Past dates are done: the form keeps the ones still to come.
-        "dates": "\n".join(f"{m.astimezone(zone):%Y-%m-%d %H:%M}" for m in current.dates if m > now()),
-        **settings,
-    }
+    editable = schedule_rules.editable_values(current, now())
+    return {"cron": editable["cron"] or "", "dates": "\n".join(editable["dates"]), **settings}
 
 
 @blueprint.post("/p/<code>/schedules/<procedure_code>/draws/<draw_id>/release")
@@ -449,7 +440,7 @@ def release_draw(code: str, procedure_code: str, draw_id: str):
     """A held draw reviewed by an admin: its record (seed, winners) is published."""
     allow(Action.MANAGE, code)
     procedure = services().store.procedure(procedure_code)
-    draw_rules.release_held(services().store, PoolId.of(code, procedure.code), draw_id, now(), by=g.principal.account_id)
+    staff_actions.release_draw(code, procedure.code, draw_id, by=g.principal.account_id)
     return redirect(url_for("staff.schedule", code=code, procedure_code=procedure.code))
 
 
@@ -471,22 +462,26 @@ def run_draw_now(code: str, procedure_code: str):
         return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, record=record,
                                draw_id=shown, started=request.args.get("started") == "1", draw_states=draw_states(),
                                closes=record.cutoff_at.astimezone(zone) if record else None)
-    moment = None
-    if request.method == "POST" and request.form.get("at"):
-        try:
-            moment = datetime.datetime.fromisoformat(request.form["at"])
-        except ValueError:
-            moment = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)  # refused below, as too old
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-    due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now(), at=moment)
     if request.method == "GET":
+        due = draw_rules.draw_now(schedule, code, procedure.code, found.timezone, now())
         preview = draw_rules.run_now_preview(store, due, now(), services().settings.run_now_entry_delay)
         preview["cutoff"] = preview["cutoff"].astimezone(zone)
         return render_template("staff/run_draw.html", prefecture=found, procedure=procedure, due=due, preview=preview)
-    started = start_draw_now(services().redis, schedule, due, now(), services().settings)
+    due, started = staff_actions.start_run_now(code, procedure.code, at=confirmed_minute(request.form.get("at")))
     return redirect(url_for("staff.run_draw_now", code=code, procedure_code=procedure.code, draw=due.draw_id,
                             started="1" if started else "0"))
+
+
+def confirmed_minute(text: str | None) -> datetime.datetime | None:
+    """The minute a run-now confirmation showed (its hidden field; UTC if it has no offset), or
+    None without one; a text that is not a time gives a minute refused as too old."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        moment = datetime.datetime.min
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 # AGDREF records -------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Why this module exists
 ----------------------
 Each prefecture admin decides, per pool (prefecture x procedure), when the
-draws run: a cron expression read in the prefecture's local time, or a list of
-explicit local dates. A clock process ticks every few seconds and must enqueue
+draws run: a cron expression read in the prefecture's local time, a list of
+explicit local dates, or both (a repeating schedule with a few extra draws). A clock process ticks every few seconds and must enqueue
 every scheduled draw exactly once, including the draws it missed while the
 service was down. This module turns an admin's choices into a checked
 ``DrawSchedule`` and answers the clock's only question: which draws are due
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import heapq
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -57,6 +58,8 @@ __all__ = [
     "DrawSchedule",
     "SWITCHES",
     "admin_values",
+    "editable_values",
+    "add_draw_date",
     "parse_schedule",
     "local_to_utc",
     "next_draw_times",
@@ -136,8 +139,9 @@ class DrawSchedule:
     """When one pool's draws run, and with which policy.
 
     Draw times come from ``cron`` (five fields, matched against the local
-    wall clock of ``timezone``) or, when ``cron`` is None, from ``dates``
-    (aware datetimes; held in UTC, sorted and without repeats). Entries close
+    wall clock of ``timezone``; None for none) and from ``dates`` (aware
+    datetimes; held in UTC, sorted and without repeats): either or both, so
+    that an admin can add a draw to a repeating schedule. Entries close
     ``cutoff_minutes`` before a draw; a draw offers the slots that start from
     local midnight of (draw date + ``horizon_from_days``) to local midnight
     of (draw date + ``horizon_to_days``); a winner has ``confirmation_hours``
@@ -173,8 +177,8 @@ class DrawSchedule:
         # sides of a DST jump) give one draw.
         object.__setattr__(self, "created_at", self.created_at.astimezone(UTC))
         object.__setattr__(self, "dates", tuple(sorted({moment.astimezone(UTC) for moment in self.dates})))
-        if self.cron is not None and (not isinstance(self.cron, str) or self.dates):
-            raise ValueError("a schedule has a cron expression (a str) or dates, not both")
+        if self.cron is not None and not isinstance(self.cron, str):
+            raise ValueError("cron must be a str or None")
         if not _is_int(self.cutoff_minutes) or not 0 <= self.cutoff_minutes <= MAX_CUTOFF_MINUTES:
             raise ValueError(f"cutoff_minutes must be an integer from 0 to {MAX_CUTOFF_MINUTES}")
         if not (
@@ -276,11 +280,15 @@ def _cron_times(expression: str, timezone: str, after: datetime.datetime) -> Ite
 def _times_after(schedule: DrawSchedule, after: datetime.datetime) -> Iterator[datetime.datetime]:
     """Scheduled instants strictly after ``after`` and after ``created_at``, ascending."""
     after = max(_utc(after, "after"), schedule.created_at.astimezone(UTC))
-    if schedule.cron is not None:
-        yield from _cron_times(schedule.cron, schedule.timezone, after)
+    dates = (moment for moment in schedule.dates if moment > after)
+    if schedule.cron is None:
+        yield from dates
         return
-    for moment in schedule.dates:
-        if moment > after:
+    # Both, merged: a date that is also a cron time is one draw (one instant, one draw id).
+    last = None
+    for moment in heapq.merge(_cron_times(schedule.cron, schedule.timezone, after), dates):
+        if moment != last:
+            last = moment
             yield moment
 
 
@@ -452,6 +460,40 @@ def admin_values(schedule: DrawSchedule | None = None) -> dict[str, object]:
     return {name: values[name] for name in _SETTINGS}
 
 
+def editable_values(schedule: DrawSchedule, now: datetime.datetime) -> dict[str, object]:
+    """What an admin edits of ``schedule``, as ``parse_schedule`` reads it back: ``cron`` (None
+    without one), ``dates`` still to come (past ones are done) as local "YYYY-MM-DD HH:MM"
+    texts, and the ``admin_values``."""
+    zone = _zone(schedule.timezone)
+    now = _utc(now, "now")
+    return {
+        "cron": schedule.cron,
+        "dates": [f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" for moment in schedule.dates if moment > now],
+        **admin_values(schedule),
+    }
+
+
+def add_draw_date(
+    schedule: DrawSchedule, local_time: object, now: datetime.datetime
+) -> tuple[DrawSchedule, datetime.datetime]:
+    """(``schedule`` with one more draw, that draw's instant): the draw at the local wall time
+    ``local_time`` ("YYYY-MM-DD HH:MM"), the schedule's cron expression, other dates, settings
+    and creation unchanged, so that no draw it already gives is lost or moved (a time it
+    already gives adds nothing). Raises
+    ValidationFailed under "at" for a time that is not one, not in the future, more than two
+    years ahead, or one date too many (MAX_DATES to come)."""
+    now = _utc(now, "now")
+    moments = _local_dates([local_time], schedule.timezone) if isinstance(local_time, str) else None
+    if not moments:
+        raise ValidationFailed({"at": N_("Write the draw's time as YYYY-MM-DD HH:MM, in the prefecture's local time.")})
+    coming = {moment for moment in schedule.dates if moment > now} | moments
+    message = _dates_error(coming, now)
+    if message:
+        raise ValidationFailed({"at": message})
+    (moment,) = moments
+    return dataclasses.replace(schedule, dates=(*schedule.dates, moment)), moment
+
+
 def _cron_error(expression: str, now: datetime.datetime, timezone: str) -> str | None:
     """Why a cron expression cannot be a schedule, or None if it can."""
     fields = expression.split()
@@ -537,18 +579,13 @@ def _read_dates(
 def _read_draw_times(
     values: Mapping[str, object], now: datetime.datetime, timezone: str, errors: dict[str, str]
 ) -> tuple[str | None, tuple[datetime.datetime, ...]]:
-    """(cron, dates) from exactly one of the two fields; an error under both names if not exactly one."""
+    """(cron, dates) from one or both of the two fields; an error under both names if neither is given."""
     cron, dates = values.get("cron"), values.get("dates")
-    if _blank(cron) == _blank(dates):
-        errors["cron"] = errors["dates"] = (
-            N_("Give either a cron expression or a list of dates, not both.")
-            if not _blank(cron)
-            else N_("Give a cron expression or a list of dates.")
-        )
+    if _blank(cron) and _blank(dates):
+        errors["cron"] = errors["dates"] = N_("Give a cron expression or a list of dates.")
         return None, ()
-    if not _blank(cron):
-        return _read_cron(cron, now, timezone, errors), ()
-    return None, _read_dates(dates, now, timezone, errors)
+    return (None if _blank(cron) else _read_cron(cron, now, timezone, errors),
+            () if _blank(dates) else _read_dates(dates, now, timezone, errors))
 
 
 def _read_numbers(values: Mapping[str, object], errors: dict[str, str]) -> dict[str, int | float | None]:
@@ -582,8 +619,8 @@ def parse_schedule(
 ) -> DrawSchedule:
     """Check the values an admin chose and build the schedule, created at ``now``.
 
-    Values are plain, never a form's encodings: ``cron`` (text) or ``dates``
-    (a list of local times, "YYYY-MM-DD HH:MM"), exactly one of them; the
+    Values are plain, never a form's encodings: ``cron`` (text) and/or
+    ``dates`` (a list of local times, "YYYY-MM-DD HH:MM"), at least one; the
     numbers of ``admin_values`` as numbers or their text; the ``SWITCHES`` as
     bools. A number absent or blank, or a switch absent, takes its default.
     Raises ValidationFailed naming every wrong field; raises ValueError for a

@@ -137,4 +137,4 @@ def created(body: dict, location: str):
 
 
 # The routes, one module a domain; importing them declares them.
-from web.staff_api import counter, offers, registrations, schedules, sites, slots  # noqa: E402,F401
+from web.staff_api import counter, draws, offers, registrations, schedules, sites, slots  # noqa: E402,F401
