@@ -150,8 +150,10 @@ def draw(principal, code: str, draw_id: str):
 
 @route("/prefectures/<code>/schedules/<procedure>/run", "POST", Scope.DRAWS_RUN,
        summary="Run a draw now",
-       description="Announces the draw and queues it, as the page's \"Run a draw now\" does; entries close "
-                   "`cutoff_minutes` before it, as for a scheduled draw. The draw is named by its minute: `at` "
+       description="Starts a draw as the page's \"Run a draw now\" does: it is announced at once, its seed's "
+                   "`commitment` public, and its entries close `entries_close_at` (run_now_entry_delay_seconds "
+                   "later: everyone waiting then enters); it runs right after, like a scheduled draw, so the "
+                   "commitment always comes before the entrants are fixed. The draw is named by its minute: `at` "
                    "(ISO 8601, within the last 15 minutes; without an offset, the prefecture's local time) or, "
                    "without a body or `at`, the current minute, so the same request twice in one minute starts one "
                    "draw (`started` false the second time). An Idempotency-Key makes a repeat safe beyond the "
@@ -159,14 +161,19 @@ def draw(principal, code: str, draw_id: str):
        body={"required": False, "content": {"application/json": {
            "schema": {"type": "object", "properties": {"at": {"type": ["string", "null"]}}},
            "example": {"at": "2027-01-11T10:42:00+01:00"}}}},
-       responses={"202": answer("The draw, queued; Location: the draw", example={
-           "draw_id": "01-renewal-20270111T1042", "started": True, "scheduled_at": "2027-01-11T09:42:00+00:00",
+       responses={"202": answer("The draw, announced; Location: the draw", example={
+           "draw_id": "01-renewal-20270111T1042", "started": True, "state": "scheduled",
+           "commitment": "9b1c0f6e4e0d4b7a2f5d8c3e1a6b9d0c7e2f4a5b8c1d3e6f9a0b2c4d6e8f1a3b",
+           "announced_at": "2027-01-11T09:42:31+00:00", "entries_close_at": "2027-01-11T09:43:31+00:00",
            "url": "/api/v1/staff/prefectures/01/draws/01-renewal-20270111T1042"})})
 def run_draw_now(principal, code: str, procedure: str):
     at = requested_minute(code, json_body().get("at") if request.get_data() else None)
     due, started = staff_actions.start_run_now(code, procedure, at=at)
     location = f"/api/v1/staff/prefectures/{code}/draws/{due.draw_id}"
-    response = jsonify(draw_id=due.draw_id, started=started, scheduled_at=due.scheduled_at.isoformat(), url=location)
+    record = services().store.draw(due.pool, due.draw_id)
+    response = jsonify(draw_id=due.draw_id, started=started, state=record.state.value, commitment=record.commitment,
+                       announced_at=record.announced_at.isoformat(), entries_close_at=record.cutoff_at.isoformat(),
+                       url=location)
     response.status_code = 202
     response.headers["Location"] = location
     return response
