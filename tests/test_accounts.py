@@ -163,7 +163,8 @@ def test_api_tokens_are_shown_once_stored_hashed_scoped_and_revocable(store):
     assert text.startswith("qst_")
     assert all(text.encode() not in store.redis.dump(key) for key in store.redis.scan_iter(ALL_PATTERN))
     principal = accounts.token_principal(store, text)
-    assert principal == Principal(admin.id, Role.PREFECTURE_ADMIN, "01")
+    assert (principal.account_id, principal.role, principal.prefecture) == (admin.id, Role.PREFECTURE_ADMIN, "01")
+    assert principal.scopes == accounts.role_scopes(Role.PREFECTURE_ADMIN) and principal.token_id == token.id
     assert store.revoke_api_token(admin.id, token.id)
     with pytest.raises(NotSignedIn):
         accounts.token_principal(store, text)

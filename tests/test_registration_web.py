@@ -453,7 +453,10 @@ field_names = st.sampled_from(list(api_person()) + ["sites", "half_days", "extra
 def test_no_registration_body_gives_a_server_error(client, changes):
     response = client.post("/api/v1/registrations", json=api_person() | changes)
     assert response.status_code < 500, response.get_data(as_text=True)
-    assert response.status_code in (201, 404, 409, 422) or response.status_code == 429
+    if response.status_code == 400:  # text that is not valid Unicode (U+FFFE, a lone surrogate), in any member
+        assert response.get_json()["code"] == "invalid-text", response.get_data(as_text=True)
+    else:
+        assert response.status_code in (201, 404, 409, 422, 429), response.get_data(as_text=True)
 
 
 def test_openapi_document_validates_and_lists_every_api_route(app, client):
@@ -645,3 +648,14 @@ def test_registering_again_with_the_right_email_repairs_a_typo(client, store, ma
     landing = client.get(token_link(plain_text(mailbox.messages[0]), "/confirm"), headers=ENGLISH)
     assert landing.status_code == 200
     assert store.redis.zcard(PoolKeys("01:renewal").unconfirmed) == 1
+
+
+@pytest.mark.parametrize("proof", ["x" * 4097, 12, ["a"], {"challenge": "c"}])
+def test_a_proof_of_work_that_cannot_be_one_is_refused_and_changes_nothing(client, store, proof):
+    """Found by the contract test: a 5,000-character `altcha` was taken (and PATCH answered 200)."""
+    before = all_keys(store)
+    refused = client.post("/api/v1/registrations", json=api_person(altcha=proof), headers={"Accept-Language": "fr"})
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    assert [error["field"] for error in refused.get_json()["errors"]] == ["altcha"]
+    assert "preuve" in refused.get_json()["errors"][0]["message"]
+    assert all_keys(store) == before

@@ -24,6 +24,7 @@ from queue_service.draws import DrawState, Trigger
 from queue_service.draws.schedules import DrawSchedule, draw_id, next_draw_times
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Scope
+from worker import clock
 from worker.queues import DRAWS, queue
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -204,7 +205,12 @@ def test_the_page_form_takes_a_cron_expression_and_dates_together(app, store, st
 # Draws -------------------------------------------------------------------------------------
 
 
-def test_run_now_creates_a_draw_queues_its_job_and_runs_once_per_idempotency_key(client, store, staff, redis):
+def run_now_draws(store) -> list:
+    """The pool's draws run now (a clock's tick also announces the next scheduled one)."""
+    return [found for found in store.draws(RENEWAL) if found.trigger is Trigger.ADMIN]
+
+
+def test_run_now_announces_a_draw_queues_its_job_once_entries_close_and_runs_once_per_idempotency_key(client, store, staff, redis):
     store.save_schedule(weekly())
     headers = token(store, staff, scopes=[Scope.READ, Scope.DRAWS_RUN]) | {"Idempotency-Key": "run-1"}
     first = client.post(f"{BASE}/01/schedules/renewal/run", headers=headers)
@@ -213,12 +219,18 @@ def test_run_now_creates_a_draw_queues_its_job_and_runs_once_per_idempotency_key
     assert started["started"] is True and first.headers["Location"] == started["url"]
     (created,) = store.draws(RENEWAL)
     assert created.draw_id == started["draw_id"] and created.trigger is Trigger.ADMIN
+    # The commitment first: announced at once, its entries closing later; the job waits for them.
+    assert started["commitment"] == created.commitment and started["state"] == "scheduled"
+    assert started["entries_close_at"] == created.cutoff_at.isoformat() and not created.announced_late
+    assert created.cutoff_at - created.announced_at == datetime.timedelta(seconds=60)
+    assert queue(DRAWS, redis).job_ids == []
+    assert clock.reconcile_draws(redis, store, created.cutoff_at) == [created.draw_id]
     assert queue(DRAWS, redis).job_ids == [f"draw-{created.draw_id}"]
 
     replayed = client.post(f"{BASE}/01/schedules/renewal/run", headers=headers)
     assert replayed.status_code == 202 and replayed.headers["Idempotent-Replayed"] == "true"
     assert replayed.get_json() == started
-    assert len(store.draws(RENEWAL)) == 1 and len(queue(DRAWS, redis)) == 1
+    assert len(run_now_draws(store)) == 1 and len(queue(DRAWS, redis)) == 1
 
     read = client.get(first.headers["Location"], headers=headers).get_json()
     assert read["draw_id"] == created.draw_id and read["trigger"] == "admin" and read["bias"] is None
@@ -235,14 +247,16 @@ def test_run_now_names_its_draw_by_the_minute_so_the_same_minute_twice_runs_once
     assert first.get_json()["draw_id"] == second.get_json()["draw_id"] == draw_id("01", "renewal", minute,
                                                                                   "Europe/Paris")
     assert (first.get_json()["started"], second.get_json()["started"]) == (True, False)
-    assert len(store.draws(RENEWAL)) == 1 and len(queue(DRAWS, redis)) == 1
+    assert len(store.draws(RENEWAL)) == 1
+    clock.reconcile_draws(redis, store, store.draws(RENEWAL)[0].cutoff_at)
+    assert len(queue(DRAWS, redis)) == 1
 
     for at, status in (("2020-01-06T09:00:00+00:00", 409), ("soon", 422), (7, 422)):
         refused = client.post(f"{BASE}/01/schedules/renewal/run", json={"at": at}, headers=headers)
         assert refused.status_code == status and refused.content_type == "application/problem+json", at
     no_schedule = client.post(f"{BASE}/01/schedules/first_request/run", headers=headers)
     assert no_schedule.status_code == 409 and store.draws("01:first_request") == []
-    assert len(store.draws(RENEWAL)) == 1 and len(queue(DRAWS, redis)) == 1
+    assert len(run_now_draws(store)) == 1 and len(queue(DRAWS, redis)) == 1
 
 
 def test_a_held_draw_read_with_its_bias_check_then_released_once(client, store, staff, held_draw):
@@ -304,4 +318,5 @@ def test_the_page_and_the_api_release_and_run_alike(app, client, store, staff, h
     by_api = client.post(f"{BASE}/01/schedules/renewal/run", json={"at": at.isoformat()}, headers=headers).get_json()
     assert by_api["started"] is False  # the page's draw of that minute: the same draw, run once
     (created,) = store.draws(RENEWAL)
+    clock.reconcile_draws(redis, store, created.cutoff_at)
     assert created.draw_id == by_api["draw_id"] and queue(DRAWS, redis).job_ids == [f"draw-{created.draw_id}"]

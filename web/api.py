@@ -17,6 +17,7 @@ from queue_service.registration.tokens import read_status_token
 from web import services
 from web.extensions import csrf
 from web.openapi import openapi_document
+from web.proof_of_work import proof_field_checked
 from web.registration import (
     confirmation_from_link,
     identity_secret,
@@ -178,7 +179,7 @@ def challenge():
 
 @blueprint.post("/registrations")
 def create_registration():
-    body = choice_lists_given_as_lists(json_body())
+    body = proof_field_checked(choice_lists_given_as_lists(json_body()))
     prefecture, procedure = body.get("prefecture"), body.get("procedure")
     if not isinstance(prefecture, str) or not isinstance(procedure, str):
         raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
@@ -256,7 +257,7 @@ def my_registration():
     found = bearer_registration()
     store = services().store
     if request.method == "PATCH":
-        found = update_my_registration(found, choice_lists_given_as_lists(json_body()))
+        found = update_my_registration(found, proof_field_checked(choice_lists_given_as_lists(json_body())))
     elif request.method == "DELETE":
         found = registrations.withdraw(store, found.key, now())
     return jsonify(_registration(found))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from queue_service.reference import HALF_DAYS, LOCALES
 from queue_service.registration.identity import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from web.proof_of_work import MAX_PROOF_LENGTH
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -47,7 +48,7 @@ DATE = {"type": "string", "format": "date"}
 MOMENT = {"type": "string", "format": "date-time"}
 PROOF_OF_WORK = {
     "type": "string",
-    "maxLength": 4096,
+    "maxLength": MAX_PROOF_LENGTH,
     "description": "Optional proof of work: the solution of a challenge from GET /challenge, as the ALTCHA "
                    "widget sends it (base64 of {\"challenge\": …, \"solution\": …}). A valid one, accepted "
                    "once, opens the generous per-address limit; without one the request is served under the "

@@ -15,12 +15,14 @@ import secrets
 from flask import g, request
 
 from queue_service import proof_of_work
-from queue_service.errors import InvalidText
+from queue_service.errors import N_, InvalidText, ValidationFailed
 from queue_service.proof_of_work import Difficulty, ProofVerdict
 from web import services
 
 # The form field and the JSON member that carry the proof (the widget's `name`).
 PROOF_FIELD = "altcha"
+# The longest proof a request may send: the widget's are a few hundred characters.
+MAX_PROOF_LENGTH = 4096
 
 
 def now() -> datetime.datetime:
@@ -53,6 +55,15 @@ def proof_in_request() -> object:
         return request.form.get(PROOF_FIELD)
     except InvalidText:
         return None  # the view refuses the body (400); the limits apply as to a request without proof
+
+
+def proof_field_checked(body: dict) -> dict:
+    """The JSON body, if its proof (when present) is text of at most MAX_PROOF_LENGTH characters;
+    else a 422: a malformed proof is refused, where a wrong one only loses the generous limit."""
+    proof = body.get(PROOF_FIELD)
+    if proof is not None and (not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH):
+        raise ValidationFailed({PROOF_FIELD: N_("This proof of work cannot be read: solve a new challenge.")})
+    return body
 
 
 def proof_verdict() -> ProofVerdict:
