@@ -14,7 +14,9 @@ Idempotency-Key header draft describes:
 - a repeat that arrives while the first still runs waits for its answer (up
   to WAIT_FOR_FIRST), then is told to try again (409, Retry-After);
 - a refusal (4xx: nothing changed) or a failure is not kept: the key can be
-  sent again, with the same or a corrected request.
+  sent again, with the same or a corrected request;
+- a secret the answer shows once (a new API token's text) is not kept: the
+  replay has it null (`route(..., withheld=...)`).
 
 Keys belong to the account that sends them (two accounts never share one);
 the records live in Redis (store/idempotency.py), so every web process of
