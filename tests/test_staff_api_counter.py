@@ -6,7 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import CREATED, ENGLISH, POOL, TIMING, api_person, csrf_token, key_of, register_people, sign_in
+from helpers import DRAW_AT, ENGLISH, POOL, TIMING, api_person, csrf_token, key_of, register_people, sign_in
 from rq import Queue
 
 from queue_service import draws, offers
@@ -72,7 +72,7 @@ def test_a_no_show_is_marked_once_the_slot_started_like_the_job_marks_it_with_th
     store, _, _ = drawn
     manual, automatic = sorted(store.offers(POOL))[:2]
     for registration_id in (manual, automatic):
-        offers.confirm(store, key_of(registration_id), settings.identity_key.encode(), CREATED + datetime.timedelta(days=3, hours=1))
+        offers.confirm(store, key_of(registration_id), settings.identity_key.encode(), DRAW_AT + datetime.timedelta(hours=1))
     slot = store.slot(POOL, store.offer(key_of(manual)).slot_id)
     with pytest.raises(InvalidTransition, match="not started yet"):
         offers.mark_no_show(store, key_of(manual), slot.starts_at - datetime.timedelta(seconds=1), agent="x")
