@@ -253,6 +253,16 @@ class UnknownBooking(QueueServiceError):
     message = N_("No appointment has this code in your prefecture. Check the code and type it again.")
 
 
+class UnknownMessage(QueueServiceError):
+    http_status = 404
+    message = N_("There is no message to an applicant with this identifier and channel in this pool.")
+
+
+class UnknownToken(QueueServiceError):
+    http_status = 404
+    message = N_("You have no API token with this identifier.")
+
+
 class CheckInNeedsOverride(QueueServiceError):
     """A booking checked in at a counter is for another day or another site: the agent must confirm."""
 

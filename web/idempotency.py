@@ -14,7 +14,9 @@ Idempotency-Key header draft describes:
 - a repeat that arrives while the first still runs waits for its answer (up
   to WAIT_FOR_FIRST), then is told to try again (409, Retry-After);
 - a refusal (4xx: nothing changed) or a failure is not kept: the key can be
-  sent again, with the same or a corrected request.
+  sent again, with the same or a corrected request;
+- a secret the answer shows once (a new API token's text) is not kept: the
+  replay has it null (`route(..., withheld=...)`).
 
 Keys belong to the account that sends them (two accounts never share one);
 the records live in Redis (store/idempotency.py), so every web process of
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import time
 
 from flask import Response, current_app, request
@@ -67,15 +70,16 @@ def key_digest() -> str | None:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def answer_once(account_id: str, view) -> Response:
-    """`view()`'s answer, done once per idempotency key (module docstring)."""
+def answer_once(account_id: str, view, withheld: tuple[str, ...] = ()) -> Response:
+    """`view()`'s answer, done once per idempotency key (module docstring); the members of a
+    JSON answer named in `withheld` (a secret shown once) are kept as null."""
     digest = key_digest()
     if digest is None:
         return current_app.make_response(view())
     store, mine = services().store, fingerprint()
     record = store.claim_idempotency_key(account_id, digest, mine, PENDING_FOR)
     if record is None:
-        return _first(store, account_id, digest, mine, view)
+        return _first(store, account_id, digest, mine, view, withheld)
     if record["fingerprint"] != mine:
         return _reused()
     waited = 0.0
@@ -84,7 +88,7 @@ def answer_once(account_id: str, view) -> Response:
         waited += POLL_EVERY
         record = store.idempotency_record(account_id, digest)
     if record is None:  # the first request failed and gave the key back: this one does the work
-        return answer_once(account_id, view)
+        return answer_once(account_id, view, withheld)
     if record["state"] == "pending":
         response = problem(409, gettext("The first request with this Idempotency-Key is still running."),
                            gettext("Send the request again in a moment to receive its answer."),
@@ -94,7 +98,7 @@ def answer_once(account_id: str, view) -> Response:
     return _replay(record["answer"])
 
 
-def _first(store, account_id: str, digest: str, mine: str, view) -> Response:
+def _first(store, account_id: str, digest: str, mine: str, view, withheld: tuple[str, ...] = ()) -> Response:
     try:
         response = current_app.make_response(view())
     except BaseException:
@@ -108,6 +112,8 @@ def _first(store, account_id: str, digest: str, mine: str, view) -> Response:
         "headers": {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers},
         "body": response.get_data(as_text=True),
     }
+    if withheld and response.is_json:
+        answer["body"] = json.dumps(response.get_json() | dict.fromkeys(withheld))
     store.save_idempotent_answer(account_id, digest, mine, answer, KEPT_FOR)
     return response
 

@@ -40,7 +40,7 @@ from queue_service.pools import PoolId
 from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.staff import accounts
-from queue_service.staff.accounts import Action, Role
+from queue_service.staff.accounts import Action, Role, Scope
 from web import charts, forms, services, staff_actions
 from web.applicant import draw_states
 from web.errors import message_of, translated
@@ -275,17 +275,54 @@ def deactivate_account(code: str, account_id: str):
 # API tokens ---------------------------------------------------------------------------
 
 
+# What each scope of a token opens, as the token form names it.
+SCOPE_LABELS = {
+    Scope.READ: N_("Read: sites, slots, schedules, draws, counts, undelivered messages"),
+    Scope.SITES_WRITE: N_("Sites: create, change, delete"),
+    Scope.SLOTS_WRITE: N_("Slots: publish, import, cancel"),
+    Scope.SCHEDULES_WRITE: N_("Schedules and draw policy"),
+    Scope.DRAWS_RUN: N_("Draws: run now, release a held draw"),
+    Scope.COUNTER_CHECK_IN: N_("Counter: look up a booking code, check in, mark a no-show"),
+    Scope.MESSAGES_RETRY: N_("Undelivered messages: send again"),
+    Scope.REGISTRATIONS_WRITE: N_("Assisted registration"),
+    Scope.TOKENS_WRITE: N_("Tokens: create narrower tokens, list and revoke them"),
+}
+
+
 @blueprint.route("/tokens", methods=["GET", "POST"])
 def tokens():
+    """A person's API tokens: each with the scopes ticked (never more than the role's) and, for a
+    national admin, one prefecture or all."""
     store = services().store
+    offered = [scope for scope in Scope if scope in accounts.role_scopes(g.principal.role)]
+    national = g.principal.role is Role.NATIONAL_ADMIN and g.principal.prefecture is None
     shown, errors = None, {}
+    chosen = {"scopes": [scope.value for scope in offered], "prefecture": ""}
     if request.method == "POST":
+        # A form without the checkboxes (a script's) asks for every scope, as before they existed.
+        asked = request.form.getlist("scopes") if request.form.get("scopes_shown") else None
+        chosen = {"scopes": asked or [], "prefecture": request.form.get("prefecture", "")}
         try:
-            shown, _ = accounts.new_api_token(store, g.account, request.form.get("label", ""), now())
+            shown, _ = accounts.new_api_token(store, g.account, request.form.get("label", ""), now(),
+                                              prefecture=known_prefecture_or_none(chosen["prefecture"]),
+                                              scopes=asked, creator=g.principal)
         except ValidationFailed as failure:
             errors = translated(failure.errors)
     listed = [token for _, token in store.api_tokens(g.account.id)]
-    return render_template("staff/tokens.html", tokens=listed, shown=shown, errors=errors), 422 if errors else 200
+    return render_template(
+        "staff/tokens.html", tokens=sorted(listed, key=lambda token: token.created_at), shown=shown, errors=errors,
+        scope_options=[(scope.value, gettext(SCOPE_LABELS[scope])) for scope in offered], chosen=chosen,
+        prefectures=store.prefectures() if national else None,
+    ), 422 if errors else 200
+
+
+def known_prefecture_or_none(code: str) -> str | None:
+    """A prefecture chosen on a form: None for none, ValidationFailed for one that does not exist."""
+    if not code:
+        return None
+    if code not in {prefecture.code for prefecture in services().store.prefectures()}:
+        raise ValidationFailed({"prefecture": N_("Choose a prefecture from the list, or none.")})
+    return code
 
 
 @blueprint.post("/tokens/<token_id>/revoke")
@@ -544,6 +581,10 @@ def check_in(code: str):
                                      site=site, override=request.form.get("override") == "yes")
                 found, warnings = store.registration(key), []
                 notice = gettext("Checked in: the appointment is marked as attended.")
+            elif request.method == "POST" and request.form.get("action") == "no_show":
+                offer_rules.mark_no_show(store, key, now(), agent=g.principal.account_id)
+                found, warnings = store.registration(key), []
+                notice = gettext("Marked as a no-show: the person did not come.")
         except (UnknownBooking, InvalidTransition, CheckInNeedsOverride) as refused:
             error = gettext(refused.detail or refused.message)
     elif request.method == "POST":
@@ -552,7 +593,7 @@ def check_in(code: str):
     nationalities = dict(identity.nationality_choices(str(get_locale())))
     response = make_response(render_template(
         "staff/check_in.html", prefecture=prefecture, typed=typed, registration=found, sites=sites, site=site,
-        appointment=appointment(found) if found else None, error=error, notice=notice, warnings=warnings,
+        appointment=appointment(found) if found else None, error=error, notice=notice, warnings=warnings, now=now(),
         nationality=nationalities.get(found.applicant.nationality, found.applicant.nationality) if found else None,
     ), status)
     if site:
@@ -566,11 +607,7 @@ def deliveries(code: str):
     """Messages to applicants that could not be delivered (after retries, or still retrying)."""
     prefecture = known_prefecture(code)
     store = services().store
-    failures = [
-        {"procedure": procedure, **failure}
-        for procedure in store.procedures()
-        for failure in store.delivery_failures(PoolId.of(code, procedure.code))
-    ]
+    failures = notifications.undelivered(store, code)
     for failure in failures:
         if failure.get("retried_by"):
             account = store.staff_account(failure["retried_by"])
@@ -591,8 +628,7 @@ def retry_delivery(code: str):
     procedure = store.procedure(request.form.get("procedure", ""))
     pool = PoolId.of(code, procedure.code)
     message_id, channel = request.form.get("message_id", ""), request.form.get("channel", "")
-    record = store.delivery(pool, message_id, channel) or {}
-    notifications.retry_delivery(store, pool, message_id, channel, g.principal.account_id, now())
+    record = notifications.retry_delivery(store, pool, message_id, channel, g.principal.account_id, now())
     return redirect(url_for("staff.deliveries", code=code, retried=record.get("ref", "")))
 
 

@@ -301,6 +301,10 @@ def cancel_booking(store, key: RegistrationKey, timing: OfferTiming, now: dateti
     return store.offer(key)
 
 
+NOT_WAITING_FOR_CHECK_IN = N_("This appointment is not waiting for check-in (already checked in, cancelled or "
+                              "marked as a no-show).")
+
+
 class CounterWarning(str, Enum):
     """What does not match when a booking is checked in at a counter."""
 
@@ -346,8 +350,24 @@ def check_in(store, key: RegistrationKey, now: datetime.datetime, *, agent: str 
         raise CheckInNeedsOverride(warnings)
     outcome = store.move_offer(key, OfferAction.MARK_ATTENDED, now, agent, ",".join(w.value for w in warnings))
     if outcome is OfferOutcome.WRONG_STATE:
-        raise InvalidTransition(N_("This appointment is not waiting for check-in (already checked in, cancelled "
-                                   "or marked as a no-show)."))
+        raise InvalidTransition(NOT_WAITING_FOR_CHECK_IN)
+    _raise_for(outcome)
+
+
+def mark_no_show(store, key: RegistrationKey, now: datetime.datetime, *, agent: str) -> None:
+    """The agent at the counter records that the person did not come, once the appointment's
+    time has come (the job marks the others after the slot's end and the grace,
+    mark_no_shows): the same transition, event and count, recorded with the agent."""
+    offer = store.offer(key)
+    slot = store.slot(key.pool, offer.slot_id) if offer is not None else None
+    if offer is None or slot is None or offer.status is not OfferStatus.CONFIRMED:
+        raise InvalidTransition(NOT_WAITING_FOR_CHECK_IN)
+    outcome = store.move_offer(key, OfferAction.MARK_NO_SHOW, now, slot.starts_at.timestamp(), agent)
+    if outcome is OfferOutcome.TOO_EARLY:
+        raise InvalidTransition(N_("This appointment has not started yet: it can be marked as a no-show once "
+                                   "its time has come."))
+    if outcome is OfferOutcome.WRONG_STATE:
+        raise InvalidTransition(NOT_WAITING_FOR_CHECK_IN)
     _raise_for(outcome)
 
 

@@ -63,18 +63,20 @@ def authorised(scope: Scope, prefecture: str | None) -> Principal:
 
 def route(rule: str, method: str, scope: Scope, *, summary: str, description: str = "",
           parameters: tuple[dict, ...] = (), body: dict | None = None, responses: dict[str, dict],
-          problems: tuple[int, ...] = ()):
+          problems: tuple[int, ...] = (), withheld: tuple[str, ...] = ()):
     """Declare a staff API route (module docstring). The view takes the principal, then the
     rule's variables. `body` is a request body as OpenAPI writes it (see `json_body_of`);
     `responses` the operation's own answers (web/openapi.py adds the problems: these
-    `problems`, STAFF_PROBLEMS, and those of any request with a body)."""
+    `problems`, STAFF_PROBLEMS, and those of any request with a body). `withheld` names the
+    members of the answer never kept for an idempotent replay (a secret shown once): a
+    replay has them null."""
     def declare(view):
         @functools.wraps(view)
         def handle(**variables):
             principal = authorised(scope, variables.get("code"))
             if method not in CHANGES:
                 return view(principal, **variables)
-            return idempotency.answer_once(principal.account_id, lambda: view(principal, **variables))
+            return idempotency.answer_once(principal.account_id, lambda: view(principal, **variables), withheld)
 
         blueprint.add_url_rule(rule, endpoint=view.__name__, view_func=handle, methods=[method])
         path = "/staff" + re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
@@ -137,4 +139,14 @@ def created(body: dict, location: str):
 
 
 # The routes, one module a domain; importing them declares them.
-from web.staff_api import counter, draws, offers, registrations, schedules, sites, slots  # noqa: E402,F401
+from web.staff_api import (  # noqa: E402,F401
+    counter,
+    draws,
+    messages,
+    offers,
+    registrations,
+    schedules,
+    sites,
+    slots,
+    tokens,
+)

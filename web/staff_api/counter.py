@@ -87,3 +87,16 @@ def check_in(principal, code: str, booking_code: str):
         return problem(409, message_of(refusal), code="check-in-needs-override",
                        warnings=[warning.value for warning in refusal.warnings])
     return jsonify(counter_booking(code, booking_code, site))
+
+
+@route("/prefectures/<code>/bookings/<booking_code>/no-show", "POST", Scope.COUNTER_CHECK_IN,
+       summary="Mark a booking a no-show: the person did not come",
+       description="Once the appointment has started (before: 409); the same transition, event and count as the "
+                   "automatic marking after the slot's end and the grace period, recorded with the token's account. "
+                   "A booking already checked in, cancelled or marked answers 409. No request body.",
+       responses={"200": answer("The booking, marked a no-show", example=BOOKING_EXAMPLE | {"status": "no_show"})})
+def no_show(principal, code: str, booking_code: str):
+    store = services().store
+    key, _ = offer_rules.find_booking(store, code, booking_code, identity_secret())
+    offer_rules.mark_no_show(store, key, now(), agent=principal.account_id)
+    return jsonify(counter_booking(code, booking_code, None))

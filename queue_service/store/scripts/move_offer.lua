@@ -12,7 +12,8 @@
 --       days from registration to the slot, "1" if a renewal's permit expires
 --       before the slot, then per action: confirm: booking code, slot start (epoch);
 --       decline / expire: "1" to return to the pool, "0" to leave it;
---       cancel: latest cancellation (epoch); no_show: earliest marking (epoch);
+--       cancel: latest cancellation (epoch); no_show: earliest marking (epoch), and
+--       the agent's account who marked it at the counter ("" or absent: the job);
 --       slot_cancelled: the slot id; attended: the agent's account, and the
 --       warnings the agent overrode ("not_today,other_site"; "" for none).
 -- Moves one offer (and its registration, slot, messages and counters) on, all or nothing.
@@ -133,10 +134,12 @@ elseif action == 'attended' then
 elseif action == 'no_show' then
   if not booked then return 'state' end
   if now_epoch < tonumber(ARGV[9]) then return 'early' end
+  local by = ARGV[10] or ''
+  if by ~= '' then offer.marked_no_show_by = by end
   save('no_show')
   redis.call('ZREM', KEYS[7], id)
   close('no_show')
-  event('no_show')
+  event('no_show', by ~= '' and {by = by} or nil)
   counted('no_show')
 elseif action == 'slot_cancelled' then
   if not (pending or booked) or offer.slot ~= ARGV[9] then return 'state' end
