@@ -9,6 +9,7 @@ temporary folder, so flushing it between tests touches no one else's data.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 import shutil
@@ -327,17 +328,26 @@ def ain_staff(store, reference_data):
 # Live server and browser -----------------------------------------------------
 
 
-@pytest.fixture
-def live_server(app):
-    """The app served for real on a free loopback port; yields its base URL."""
+@contextlib.contextmanager
+def serve(app):
+    """`app` served for real on a free loopback port while in the block; gives its base URL."""
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served for real on a free loopback port; yields its base URL."""
+    with serve(app) as base:
+        yield base
 
 
 def chromium_path() -> str | None:

@@ -71,9 +71,15 @@ def publish_slots(base: str, token: str, prefecture: str, csv_path: str) -> int:
 
 
 def set_weekly_schedule(base: str, token: str, prefecture: str, procedure: str, cron: str) -> dict:
-    """Replace the pool's schedule by a weekly one (the policy's other settings kept)."""
-    current = call(base, token, "GET", f"/prefectures/{prefecture}/schedules/{procedure}")
-    wanted = {name: value for name, value in current.items() if name not in ("dates",)} | {"cron": cron}
+    """Give the pool a weekly draw: its schedule with `cron` (its other settings and extra dates
+    kept), or a new schedule with the defaults."""
+    try:
+        current = call(base, token, "GET", f"/prefectures/{prefecture}/schedules/{procedure}")
+    except ApiError as error:
+        if error.status != 404:  # 404: no schedule yet
+            raise
+        current = {}
+    wanted = current | {"cron": cron}  # the read-only members (next_draws…) are ignored by PUT
     key = "schedule-" + hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:32]
     return call(base, token, "PUT", f"/prefectures/{prefecture}/schedules/{procedure}", wanted, key=key)
 
