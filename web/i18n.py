@@ -45,13 +45,16 @@ from web.extensions import babel
 
 LANG_COOKIE = "lang"
 ONE_YEAR_SECONDS = 365 * 24 * 3600
-# The blueprints whose pages and answers are staff text (the `messages` domain: fr, en).
+# The blueprints whose pages and answers are staff text (the `messages` domain: fr, en), and
+# their URL prefixes (for an unknown address under them, which no blueprint answers).
 STAFF_BLUEPRINTS = frozenset({"staff", "staff_api", "development"})
+STAFF_PATHS = ("/staff/", "/api/v1/staff/", "/dev/")
 
 
 def offered_languages() -> tuple[str, ...]:
     """The languages this request may be answered in: the staff's or the applicants'."""
-    return STAFF_LOCALES if request.blueprint in STAFF_BLUEPRINTS else OFFERED_LOCALES
+    staff = request.blueprint in STAFF_BLUEPRINTS or (request.path + "/").startswith(STAFF_PATHS)
+    return STAFF_LOCALES if staff else OFFERED_LOCALES
 
 
 def select_locale() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import unicodedata
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from queue_service.registration import (
 from queue_service.registration.tokens import confirmation_token
 from queue_service.settings import Settings
 from queue_service.store import Store
-from queue_service.translations.formats import format_moment
+from queue_service.translations.formats import format_moment, format_short_moment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
 SMS_TEMPLATES = Path(__file__).resolve().parent / "templates" / "sms"
@@ -54,7 +55,8 @@ EMAIL, SMS = "email", "sms"
 # Values that keep their own direction inside a message written right to left: codes and
 # references (always left to right), dates, places and names (their own direction).
 LEFT_TO_RIGHT = ("ref", "code")
-ISOLATED = ("when", "deadline", "cancel_by", "site", "address", "prefecture", "of_prefecture")
+ISOLATED = ("when", "deadline", "short_when", "short_deadline", "cancel_by", "site", "address", "prefecture",
+            "of_prefecture")
 # Unicode's first-strong, left-to-right and pop isolates, for plain text (emails, SMS).
 FSI, LRI, PDI = "\u2068", "\u2066", "\u2069"
 
@@ -112,6 +114,17 @@ def procedure_label(procedure: Procedure, language: str) -> str:
     """A procedure's name in `language`: the reference's French, else its English label
     translated by the applicant catalogue."""
     return procedure.label_fr if language == "fr" else _catalog(language).gettext(procedure.label_en)
+
+
+def of_prefecture(prefecture: Prefecture, language: str) -> str:
+    """How a message names the prefecture after "the prefecture": "de l'Ain", "du Rhône" in
+    French (with the département's article), "of Ain" in English, its name in other languages
+    (whose sentences place it themselves)."""
+    if language == "fr":
+        return french_of(prefecture)
+    if language == "en":
+        return f"of {prefecture.name}"
+    return prefecture.name
 
 
 def outgoing(settings: Settings, store: Store, registration: Registration, message: dict,
@@ -194,6 +207,9 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "site": site.name if site else slot.site,
         "address": f"{site.address}, {site.postcode} {site.city}" if site else "",
         "deadline": local(shown.deadline) if shown.deadline else "",
+        # The same moments, shorter, for an SMS (two segments at most: tests/test_sms_budget.py).
+        "short_when": format_short_moment(shown.starts_at, language),
+        "short_deadline": format_short_moment(shown.deadline, language) if shown.deadline else "",
         "cancel_by": local(shown.cancel_by),
         "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
@@ -218,6 +234,34 @@ def compose_offer_sms(context: dict, registration: Registration, kind: str) -> s
     """The text message of an offer `kind`, one short paragraph in the applicant's language."""
     if kind not in OFFER_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    language = spoken_language(registration.applicant.language)
-    return " ".join(_environment(language, SMS_TEMPLATES).get_template(f"{kind}.txt")
-                    .render(_written(context, language, html=False)).split())
+    return render_sms(kind, context, spoken_language(registration.applicant.language))
+
+
+def render_sms(kind: str, context: dict, language: str) -> str:
+    """The text of an SMS of `kind` in `language` (one of the offered ones), on one line, in the
+    GSM alphabet when folding its few other characters gets it there."""
+    return gsm_folded(" ".join(_environment(language, SMS_TEMPLATES).get_template(f"{kind}.txt")
+                               .render(_written(context, language, html=False)).split()))
+
+
+# The GSM 03.38 alphabet (basic set and extension): an SMS written only with these takes 160
+# characters a segment; one character outside it sends the whole text in UCS-2, 70 a segment.
+GSM_ALPHABET = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "–": "-", "—": "-",
+                             "…": "...", "\u00a0": " ", "\u202f": " "})
+
+
+def gsm_folded(text: str) -> str:
+    """`text` in the GSM alphabet if it is Latin text that only needs its typography and a few
+    accents folded ("août" → "aout", "d’identité" → "d'identité"), which halves its cost; as it
+    is otherwise (Arabic, Cyrillic, Chinese are sent in UCS-2)."""
+    if all(char in GSM_ALPHABET for char in text):
+        return text
+    folded = "".join(
+        char if char in GSM_ALPHABET else unicodedata.normalize("NFD", char)[0]
+        for char in text.translate(_TYPOGRAPHY)
+    )
+    return folded if all(char in GSM_ALPHABET for char in folded) else text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime, format_time, get_datetime_format
+from babel.dates import format_date, format_datetime, format_skeleton, format_time, get_datetime_format
 
 # Languages whose pages and messages were written with explicit patterns.
 PATTERN_LANGUAGES = ("fr", "en")
@@ -31,3 +31,14 @@ def format_moment(moment: datetime.datetime, pattern: str, language: str, timezo
         return date
     time = format_time(moment, "HH:mm", tzinfo=moment.tzinfo, locale=language)
     return str(get_datetime_format("long", locale=language)).replace("'", "").replace("{1}", date).replace("{0}", time)
+
+
+def format_short_moment(moment: datetime.datetime, language: str, timezone: str | None = None) -> str:
+    """`moment` as short as a reader still understands it, for an SMS: the weekday, the day, the
+    month abbreviated, and the time, in the locale's own order ("ven. 10 sept. 12:30",
+    "Fri, Sep 10, 12:30", "9月10日周五 12:30"); the year is the current or the next one."""
+    if timezone is not None:
+        moment = moment.astimezone(ZoneInfo(timezone))
+    date = format_skeleton("MMMEd", moment, tzinfo=moment.tzinfo, locale=language)
+    time = format_time(moment, "HH:mm", tzinfo=moment.tzinfo, locale=language)
+    return str(get_datetime_format("short", locale=language)).replace("'", "").replace("{1}", date).replace("{0}", time)
