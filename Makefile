@@ -19,7 +19,8 @@ ALTCHA_DIST := node_modules/altcha/dist
 # styles nor blob: workers), its PBKDF2 worker, and its licence.
 ALTCHA_FILES := $(ALTCHA_DIST)/external/altcha.min.js $(ALTCHA_DIST)/external/altcha.css node_modules/altcha/LICENSE.txt
 TRANSLATIONS := queue_service/translations
-CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
+# Every catalogue of both domains (applicant, messages), compiled: the .mo files are not committed.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/*.po))
 
 .PHONY: run test install install-test translations-update clean
 
@@ -72,10 +73,15 @@ $(ALTCHA_STAMP): $(DSFR_STAMP)
 	  echo "warning: node_modules/altcha missing; the registration form will have no proof-of-work widget"; \
 	fi
 
-# After changing translatable text: refresh the catalogue and the .po files.
+# After changing translatable text: refresh both templates and every .po file.
+# applicant.pot: what applicants read (web/babel-applicant.cfg); messages.pot:
+# the staff text, everything else (a message of both stays in applicant.pot only).
 translations-update: $(APP_STAMP)
+	$(BIN)/pybabel extract --no-location -F web/babel-applicant.cfg -k N_ -o $(TRANSLATIONS)/applicant.pot queue_service web
 	$(BIN)/pybabel extract --no-location -F web/babel.cfg -k N_ -o $(TRANSLATIONS)/messages.pot queue_service web worker
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
+	$(BIN)/python -m queue_service.translations.split $(TRANSLATIONS)/messages.pot $(TRANSLATIONS)/applicant.pot
+	$(BIN)/pybabel update -D applicant -i $(TRANSLATIONS)/applicant.pot -d $(TRANSLATIONS)
+	$(BIN)/pybabel update -D messages -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 
 clean:
 	rm -rf $(VENV) node_modules web/static/dsfr web/static/altcha

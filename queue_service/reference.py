@@ -35,6 +35,13 @@ import datetime
 from dataclasses import dataclass
 from enum import Enum
 
+
+def N_(message: str) -> str:
+    """Mark reference text for the applicant catalogue (web/babel-applicant.cfg): the English
+    labels of the procedures are translated when shown in a language other than French."""
+    return message
+
+
 __all__ = [
     "Prefecture",
     "PREFECTURES",
@@ -259,19 +266,19 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
         code="first_request",
         label_fr="Première demande de titre de séjour",
-        label_en="First residence permit application",
+        label_en=N_("First residence permit application"),
         description_fr="Vous demandez un titre de séjour pour la première fois.",
-        description_en="You are asking for a residence permit for the first time.",
+        description_en=N_("You are asking for a residence permit for the first time."),
         required_fields=_BASE_FIELDS,
     ),
     Procedure(
         code="renewal",
         label_fr="Renouvellement de titre de séjour",
-        label_en="Residence permit renewal",
+        label_en=N_("Residence permit renewal"),
         description_fr=(
             "Vous avez déjà un titre de séjour et vous voulez le renouveler."
         ),
-        description_en=(
+        description_en=N_(
             "You already have a residence permit and you want to renew it."
         ),
         required_fields=_BASE_FIELDS
@@ -280,20 +287,20 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
         code="permit_pickup",
         label_fr="Retrait de titre de séjour",
-        label_en="Residence permit collection",
+        label_en=N_("Residence permit collection"),
         description_fr="Votre titre de séjour est prêt et vous venez le chercher.",
-        description_en="Your residence permit is ready and you come to collect it.",
+        description_en=N_("Your residence permit is ready and you come to collect it."),
         required_fields=_BASE_FIELDS + (IdentityField.AGDREF,),
     ),
     Procedure(
         code="student",
         label_fr="Titre de séjour étudiant",
-        label_en="Student residence permit",
+        label_en=N_("Student residence permit"),
         description_fr=(
             "Vous faites vos études en France et vous demandez un titre de "
             "séjour étudiant."
         ),
-        description_en=(
+        description_en=N_(
             "You study in France and you are asking for a student residence "
             "permit."
         ),
@@ -318,8 +325,55 @@ def procedure_by_code(code: str) -> Procedure:
 # Sites
 # --------------------------------------------------------------------------
 
-# The languages the service speaks to applicants (pages, messages); the first is the default.
-LOCALES: tuple[str, ...] = ("fr", "en")
+# --------------------------------------------------------------------------
+# Languages
+# --------------------------------------------------------------------------
+
+# The languages a registration may be in (its pages, emails and SMS), as Babel names them
+# (a script or a country after "_"); the first is the default. Each but English (the source
+# text) has a catalogue of the applicant domain in queue_service/translations.
+LOCALES: tuple[str, ...] = ("fr", "en", "ar", "es", "pt", "ru", "uk", "tr", "zh_Hans", "fa_AF")
+# The languages offered to applicants (the picker, the browser's preference, the pages and
+# messages of a registration): those whose applicant catalogue is complete, as
+# tests/test_translations.py checks for each of them. A language joins once its catalogue is
+# translated and reviewed (docs/languages.md); until then a registration in it is spoken to
+# in the default language.
+OFFERED_LOCALES: tuple[str, ...] = ("fr", "en", "ar")
+# The languages of the staff pages and the staff API: their text is in French and English only.
+STAFF_LOCALES: tuple[str, ...] = ("fr", "en")
+# Languages written right to left.
+RTL_LOCALES: frozenset[str] = frozenset({"ar", "fa_AF"})
+# Each language named in itself, as the picker shows it.
+LANGUAGE_NAMES: dict[str, str] = {
+    "fr": "Français",
+    "en": "English",
+    "ar": "العربية",
+    "es": "Español",
+    "pt": "Português",
+    "ru": "Русский",
+    "uk": "Українська",
+    "tr": "Türkçe",
+    "zh_Hans": "中文（简体）",
+    "fa_AF": "دری",
+}
+
+
+def language_tag(code: str) -> str:
+    """The BCP 47 tag of a language of LOCALES, for `lang` and `hreflang`: "zh_Hans" is "zh-Hans"."""
+    return code.replace("_", "-")
+
+
+def text_direction(code: str) -> str:
+    """"rtl" for a language written right to left, "ltr" otherwise (the `dir` attribute)."""
+    return "rtl" if code in RTL_LOCALES else "ltr"
+
+
+def spoken_language(code: str) -> str:
+    """The language the service speaks to a registration in `code`: `code` once it is offered,
+    the default language until then."""
+    return code if code in OFFERED_LOCALES else LOCALES[0]
+
+
 
 SITE_KINDS: tuple[str, ...] = ("prefecture", "sub_prefecture")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from queue_service.errors import SettingsError
 from queue_service.files import private_folder
-from queue_service.reference import LOCALES
+from queue_service.reference import STAFF_LOCALES
 from queue_service.registration.proof import generate_signing_key, load_signing_key
 
 ENV_PREFIX = "QS_"
@@ -252,7 +252,7 @@ def _checked(values: dict[str, Any]) -> Settings:
 
     values["log_level"] = values["log_level"].upper()
     choose("env", ENVIRONMENTS)
-    choose("default_locale", LOCALES)
+    choose("default_locale", STAFF_LOCALES)  # staff pages speak it too
     choose("log_level", LOG_LEVELS)
     choose("mail_backend", MAIL_BACKENDS)
     choose("smtp_security", SMTP_SECURITY)

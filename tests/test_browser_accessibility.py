@@ -100,10 +100,13 @@ def untranslated(locale: str) -> list[str]:
     from babel.messages.pofile import read_po
 
     catalogue = Path(__file__).resolve().parent.parent / "queue_service" / "translations" / "fr" / "LC_MESSAGES"
-    with (catalogue / "messages.po").open("rb") as handle:
-        messages = read_po(handle)
-    return [message.id for message in messages if isinstance(message.id, str) and "%" not in message.id
-            and len(message.id) > 25 and message.string and message.string != message.id]
+    found = []
+    for domain in ("applicant.po", "messages.po"):  # the applicant's text, and the staff's
+        with (catalogue / domain).open("rb") as handle:
+            messages = read_po(handle)
+        found += [message.id for message in messages if isinstance(message.id, str) and "%" not in message.id
+                  and len(message.id) > 25 and message.string and message.string != message.id]
+    return found
 
 
 RAW = raw_values()

@@ -113,22 +113,22 @@ def test_private_pages_speak_the_applicants_language_until_they_switch(client, s
     confirm_path = token_link(plain_text(mailbox.messages[0]), "/confirm")
     french_browser = {"Accept-Language": "fr-FR,fr;q=0.9"}
     client.set_cookie("lang", "fr")  # chosen earlier on a public page
-    assert '<html lang="en">' in client.get(confirm_path, headers=french_browser).get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in client.get(confirm_path, headers=french_browser).get_data(as_text=True)
     token = confirm_path.split("t=")[1]
     status_token = client.post("/api/v1/registrations/confirm", json={"token": token}).get_json()["status_token"]
     for path in (f"/status?t={status_token}", f"/offer?t={status_token}", f"/status/proof?t={status_token}",
                  f"/status/withdraw?t={status_token}"):
         page = client.get(path, headers=french_browser)
-        assert page.status_code in (200, 404) and '<html lang="en">' in page.get_data(as_text=True), path
+        assert page.status_code in (200, 404) and '<html lang="en" dir="ltr">' in page.get_data(as_text=True), path
     # The public pages keep the reader's own choice.
-    assert '<html lang="fr">' in client.get("/", headers=french_browser).get_data(as_text=True)
+    assert '<html lang="fr" dir="ltr">' in client.get("/", headers=french_browser).get_data(as_text=True)
 
     # Switching on a private page is remembered on the registration: pages and messages follow.
     switched = client.get(f"/lang/fr?next=/status?t={status_token}")
     assert switched.status_code == 302 and switched.headers["Location"] == f"/status?t={status_token}"
     client.delete_cookie("lang")
     page = client.get(f"/status?t={status_token}", headers=ENGLISH).get_data(as_text=True)
-    assert '<html lang="fr">' in page and "Sur la liste d’attente" in page
+    assert '<html lang="fr" dir="ltr">' in page and "Sur la liste d’attente" in page
     key = store.registration_key_by_ref("01:renewal", created.get_json()["ref"])
     assert store.registration(key).applicant.language == "fr"
     client.delete("/api/v1/registration", headers={"Authorization": f"Bearer {status_token}"})

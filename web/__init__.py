@@ -50,9 +50,10 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
-        # One catalogue for the pages and for the messages the worker composes.
-        BABEL_TRANSLATION_DIRECTORIES=str(translations.CATALOG_DIRECTORY),
-        BABEL_DOMAIN=translations.DOMAIN,
+        # Two domains in one folder, merged (Flask-Babel pairs each domain with the directory
+        # at the same place): staff text, then applicant text, which wins for a message of both.
+        BABEL_TRANSLATION_DIRECTORIES=";".join(str(translations.CATALOG_DIRECTORY) for _ in translations.WEB_DOMAINS),
+        BABEL_DOMAIN=";".join(translations.WEB_DOMAINS),
         # Dates and times are shown in the time of metropolitan France.
         BABEL_DEFAULT_TIMEZONE="Europe/Paris",
     )

@@ -13,7 +13,7 @@ import io
 
 import segno
 from flask import Blueprint, Response, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 from queue_service import offers as offer_rules
 from queue_service.errors import InvalidTransition, QueueServiceError
@@ -120,7 +120,7 @@ def booking_calendar():
     location = f"{site.name}, {site.address}, {site.postcode} {site.city}" if site else shown["slot"].site
     procedure = shown["procedure"]
     summary = gettext("Prefecture appointment: %(procedure)s",
-                      procedure=procedure.label_en if found.applicant.language == "en" else procedure.label_fr)
+                      procedure=procedure.label_fr if str(get_locale()) == "fr" else gettext(procedure.label_en))
     description = gettext("Booking code: %(code)s. Bring this code and your identity document.", code=shown["code"])
     calendar = offer_rules.calendar_file(
         uid=f"{found.key.pool}-{found.key.registration_id}-{shown['slot'].id}@queue-service",

@@ -2,7 +2,7 @@
 
 Templates live next to this module, in templates/email (a subject, a .txt and
 an .html per kind) and templates/sms (a .txt per kind); they are translated
-with the service's catalogue (queue_service.translations) and rendered without
+with the applicant catalogue (queue_service.translations.APPLICANT_DOMAIN) and rendered without
 Flask, so that the worker can send them. Their links come from
 notifications.links. They never carry identity numbers or birth dates: only
 the public reference, the pool and the links.
@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import datetime
 import functools
+import unicodedata
 from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
-from babel.dates import format_datetime
 from babel.support import Translations
+from markupsafe import Markup
 
 from queue_service import offers, translations
 from queue_service.notifications import links, mail
-from queue_service.reference import Prefecture, french_of
+from queue_service.reference import (
+    Prefecture,
+    Procedure,
+    french_of,
+    language_tag,
+    spoken_language,
+    text_direction,
+)
 from queue_service.registration import (
     Registration,
     RegistrationMessage,
@@ -32,6 +40,7 @@ from queue_service.registration import (
 from queue_service.registration.tokens import confirmation_token
 from queue_service.settings import Settings
 from queue_service.store import Store
+from queue_service.translations.formats import format_moment, format_short_moment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
 SMS_TEMPLATES = Path(__file__).resolve().parent / "templates" / "sms"
@@ -43,6 +52,20 @@ OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "s
 EMAIL, SMS = "email", "sms"
 
 
+# Values that keep their own direction inside a message written right to left: codes and
+# references (always left to right), dates, places and names (their own direction).
+LEFT_TO_RIGHT = ("ref", "code")
+ISOLATED = ("when", "deadline", "short_when", "short_deadline", "cancel_by", "site", "address", "prefecture",
+            "of_prefecture")
+# Unicode's first-strong, left-to-right and pop isolates, for plain text (emails, SMS).
+FSI, LRI, PDI = "\u2068", "\u2066", "\u2069"
+
+
+@functools.cache
+def _catalog(language: str) -> Translations:
+    return Translations.load(str(translations.CATALOG_DIRECTORY), [language], domain=translations.APPLICANT_DOMAIN)
+
+
 @functools.cache
 def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
     environment = jinja2.Environment(
@@ -51,17 +74,57 @@ def _environment(language: str, folder: Path = TEMPLATES) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
     )
-    catalog = Translations.load(str(translations.CATALOG_DIRECTORY), [language], domain=translations.DOMAIN)
-    environment.install_gettext_translations(catalog, newstyle=True)
+    environment.install_gettext_translations(_catalog(language), newstyle=True)
     return environment
+
+
+def _written(context: dict, language: str, html: bool) -> dict:
+    """`context` for a template in `language`: its direction, and, in a language written right
+    to left, the values of LEFT_TO_RIGHT and ISOLATED isolated from the text around them
+    (<bdi> in HTML, Unicode isolates in plain text and SMS; none in a left-to-right language,
+    where an isolate would only cost an SMS its GSM-7 alphabet)."""
+    direction = text_direction(language)
+    written = dict(context, language_tag=language_tag(language), direction=direction,
+                   start="right" if direction == "rtl" else "left", end="left" if direction == "rtl" else "right")
+    if direction == "ltr":
+        return written
+    for name in LEFT_TO_RIGHT + ISOLATED:
+        value = context.get(name)
+        if not value:
+            continue
+        if html:
+            opening = Markup('<bdi dir="ltr">') if name in LEFT_TO_RIGHT else Markup("<bdi>")
+            written[name] = opening + value + Markup("</bdi>")
+        else:
+            written[name] = (LRI if name in LEFT_TO_RIGHT else FSI) + str(value) + PDI
+    return written
+
+
+def _render(language: str, kind: str, context: dict) -> tuple[str, str, str]:
+    """The subject, the text and the HTML of an email of `kind` in `language`."""
+    environment = _environment(language)
+    text_context, html_context = _written(context, language, html=False), _written(context, language, html=True)
+    subject = environment.get_template(f"{kind}.subject.txt").render(text_context).strip()
+    text = environment.get_template(f"{kind}.txt").render(text_context)
+    html = environment.get_template(f"{kind}.html").render(html_context)
+    return subject, text, html
+
+
+def procedure_label(procedure: Procedure, language: str) -> str:
+    """A procedure's name in `language`: the reference's French, else its English label
+    translated by the applicant catalogue."""
+    return procedure.label_fr if language == "fr" else _catalog(language).gettext(procedure.label_en)
 
 
 def of_prefecture(prefecture: Prefecture, language: str) -> str:
     """How a message names the prefecture after "the prefecture": "de l'Ain", "du Rhône" in
-    French (with the département's article), "of Ain" in English."""
+    French (with the département's article), "of Ain" in English, its name in other languages
+    (whose sentences place it themselves)."""
     if language == "fr":
         return french_of(prefecture)
-    return f"of {prefecture.name}"
+    if language == "en":
+        return f"of {prefecture.name}"
+    return prefecture.name
 
 
 def outgoing(settings: Settings, store: Store, registration: Registration, message: dict,
@@ -95,14 +158,14 @@ def compose(
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
     key = registration.key
-    language = registration.applicant.language
+    language = spoken_language(registration.applicant.language)
     procedure = store.procedure(key.procedure)
     recipient = registration.pending_email if kind == "email_change" else registration.applicant.email
     context = {
         "ref": registration.ref,
         "prefecture": store.prefecture(key.prefecture).name,
         "of_prefecture": of_prefecture(store.prefecture(key.prefecture), language),
-        "procedure": procedure.label_en if language == "en" else procedure.label_fr,
+        "procedure": procedure_label(procedure, language),
         "hours": settings.confirmation_link_hours,
         "status_link": links.status_link(settings.base_url, status_link_token(settings.secret_key, registration)),
         "recover_link": links.recover_link(settings.base_url),
@@ -114,10 +177,7 @@ def compose(
     elif kind == "email_change":
         token = confirmation_token(settings.secret_key, key, link_print, now)
         context["link"] = links.email_change_link(settings.base_url, token)
-    environment = _environment(language)
-    subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
-    text = environment.get_template(f"{kind}.txt").render(context)
-    html = environment.get_template(f"{kind}.html").render(context)
+    subject, text, html = _render(language, kind, context)
     composed = mail.new_message(settings, recipient, subject, text, html)
     if message_id is not None:
         composed["X-QS-Message"] = message_id
@@ -128,7 +188,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
                   now: datetime.datetime) -> dict:
     """What the messages about an offer or a booking say: the slot, the deadline, the links; no identity data."""
     key = registration.key
-    language = registration.applicant.language
+    language = spoken_language(registration.applicant.language)
     prefecture = store.prefecture(key.prefecture)
     procedure = store.procedure(key.procedure)
     slot = store.slot(key.pool, slot_id)
@@ -136,17 +196,20 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     shown = offers.display(store.offer(key), slot, offers.OfferTiming.from_settings(settings), prefecture.timezone, now)
 
     def local(moment: datetime.datetime) -> str:
-        return format_datetime(moment, "EEEE d MMMM y, HH:mm", locale=language)  # on the prefecture's clock
+        return format_moment(moment, "EEEE d MMMM y, HH:mm", language)  # on the prefecture's clock
 
     return {
         "ref": registration.ref,
         "prefecture": prefecture.name,
         "of_prefecture": of_prefecture(prefecture, language),
-        "procedure": procedure.label_en if language == "en" else procedure.label_fr,
+        "procedure": procedure_label(procedure, language),
         "when": local(shown.starts_at),
         "site": site.name if site else slot.site,
         "address": f"{site.address}, {site.postcode} {site.city}" if site else "",
         "deadline": local(shown.deadline) if shown.deadline else "",
+        # The same moments, shorter, for an SMS (two segments at most: tests/test_sms_budget.py).
+        "short_when": format_short_moment(shown.starts_at, language),
+        "short_deadline": format_short_moment(shown.deadline, language) if shown.deadline else "",
         "cancel_by": local(shown.cancel_by),
         "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
@@ -161,10 +224,7 @@ def compose_offer_email(settings: Settings, context: dict, registration: Registr
     outbox message's) goes in a header, to trace a delivery and to find duplicates."""
     if kind not in OFFER_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    environment = _environment(registration.applicant.language)
-    subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
-    text = environment.get_template(f"{kind}.txt").render(context)
-    html = environment.get_template(f"{kind}.html").render(context)
+    subject, text, html = _render(spoken_language(registration.applicant.language), kind, context)
     message = mail.new_message(settings, registration.applicant.email, subject, text, html)
     message["X-QS-Message"] = message_id
     return message
@@ -174,5 +234,34 @@ def compose_offer_sms(context: dict, registration: Registration, kind: str) -> s
     """The text message of an offer `kind`, one short paragraph in the applicant's language."""
     if kind not in OFFER_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    return " ".join(_environment(registration.applicant.language, SMS_TEMPLATES).get_template(f"{kind}.txt")
-                    .render(context).split())
+    return render_sms(kind, context, spoken_language(registration.applicant.language))
+
+
+def render_sms(kind: str, context: dict, language: str) -> str:
+    """The text of an SMS of `kind` in `language` (one of the offered ones), on one line, in the
+    GSM alphabet when folding its few other characters gets it there."""
+    return gsm_folded(" ".join(_environment(language, SMS_TEMPLATES).get_template(f"{kind}.txt")
+                               .render(_written(context, language, html=False)).split()))
+
+
+# The GSM 03.38 alphabet (basic set and extension): an SMS written only with these takes 160
+# characters a segment; one character outside it sends the whole text in UCS-2, 70 a segment.
+GSM_ALPHABET = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "–": "-", "—": "-",
+                             "…": "...", "\u00a0": " ", "\u202f": " "})
+
+
+def gsm_folded(text: str) -> str:
+    """`text` in the GSM alphabet if it is Latin text that only needs its typography and a few
+    accents folded ("août" → "aout", "d’identité" → "d'identité"), which halves its cost; as it
+    is otherwise (Arabic, Cyrillic, Chinese are sent in UCS-2)."""
+    if all(char in GSM_ALPHABET for char in text):
+        return text
+    folded = "".join(
+        char if char in GSM_ALPHABET else unicodedata.normalize("NFD", char)[0]
+        for char in text.translate(_TYPOGRAPHY)
+    )
+    return folded if all(char in GSM_ALPHABET for char in folded) else text
