@@ -338,7 +338,7 @@ LOCALES: tuple[str, ...] = ("fr", "en", "ar", "es", "pt", "ru", "uk", "tr", "zh_
 # tests/test_translations.py checks for each of them. A language joins once its catalogue is
 # translated and reviewed (docs/languages.md); until then a registration in it is spoken to
 # in the default language.
-OFFERED_LOCALES: tuple[str, ...] = ("fr", "en", "ar")
+OFFERED_LOCALES: tuple[str, ...] = ("fr", "en", "ar", "es", "pt", "ru", "uk", "tr", "zh_Hans", "fa_AF")
 # The languages of the staff pages and the staff API: their text is in French and English only.
 STAFF_LOCALES: tuple[str, ...] = ("fr", "en")
 # Languages written right to left.

@@ -60,7 +60,9 @@ def contexts(language: str) -> list[dict]:
 # An SMS with the offer's link cannot fit two UCS-2 segments (134 characters): the link alone
 # takes about 130. These need a short link (a follow-up of issue 20); strict, so that the day
 # they fit, this list must shrink.
-OVER_BUDGET = {("offer", "ar"), ("reminder", "ar")}
+# Turkish is among them: ı, ş and ğ are not in the GSM alphabet, so its SMS go in UCS-2 too.
+OVER_BUDGET = {(kind, language) for kind in ("offer", "reminder")
+               for language in ("ar", "ru", "uk", "tr", "zh_Hans", "fa_AF")}
 
 
 def test_the_counting_follows_gsm_and_ucs2():
