@@ -52,8 +52,11 @@ def test_the_browser_language_chooses_among_the_offered_ones(client):
     assert html_element(client.get("/", headers=ARABIC).get_data(as_text=True)) == '<html lang="ar" dir="rtl">'
     page = client.get("/", headers={"Accept-Language": "es-ES,es;q=0.9"}).get_data(as_text=True)
     assert html_element(page) == '<html lang="es" dir="ltr">' and "css/rtl.css" not in page
-    page = client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(as_text=True)
-    assert html_element(page) == '<html lang="zh-Hans" dir="ltr">'
+    for chinese in ("zh-CN", "zh-Hans-CN,fr;q=0.5", "zh-SG", "zh-Hans"):  # a phone in Simplified Chinese
+        page = client.get("/", headers={"Accept-Language": chinese}).get_data(as_text=True)
+        assert html_element(page) == '<html lang="zh-Hans" dir="ltr">', chinese
+    page = client.get("/", headers={"Accept-Language": "zh-TW"}).get_data(as_text=True)
+    assert html_element(page) == '<html lang="fr" dir="ltr">'  # Traditional Chinese: not offered
     page = client.get("/", headers={"Accept-Language": "fa-AF,fa;q=0.9"}).get_data(as_text=True)
     assert html_element(page) == '<html lang="fa-AF" dir="rtl">' and "css/rtl.css" in page
 

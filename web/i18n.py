@@ -27,6 +27,7 @@ from babel.numbers import format_decimal, format_percent
 from flask import Flask, g, redirect, request
 from flask_babel import get_locale, gettext
 from markupsafe import Markup, escape
+from werkzeug.datastructures import LanguageAccept
 
 from queue_service import registration as registrations
 from queue_service.errors import QueueServiceError
@@ -64,7 +65,19 @@ def select_locale() -> str:
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in offered:
         return chosen
-    return request.accept_languages.best_match(offered) or services().settings.default_locale
+    return browser_languages().best_match(offered) or services().settings.default_locale
+
+
+def browser_languages() -> LanguageAccept:
+    """The browser's Accept-Language, where a phone in Simplified Chinese says so by its region
+    ("zh-CN", "zh-SG") or with a region after the script ("zh-Hans-CN"), none of which matches
+    "zh_Hans" as it is: they are read as "zh-Hans". Traditional Chinese ("zh-TW", "zh-Hant") is
+    left as it is."""
+    def simplified(value: str) -> str:
+        tag = value.lower().replace("_", "-")
+        return "zh-Hans" if tag in ("zh-cn", "zh-sg") or tag.startswith("zh-hans") else value
+
+    return LanguageAccept([(simplified(value), quality) for value, quality in request.accept_languages])
 
 
 def safe_next(target: str | None) -> str:
