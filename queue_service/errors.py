@@ -142,6 +142,22 @@ class InvalidLink(QueueServiceError):
     message = N_("This link is not valid. Check that you copied it whole, from the latest email we sent you.")
 
 
+class UnknownShortLink(QueueServiceError):
+    """An SMS's short link that the service never made, or forgot long ago."""
+
+    http_status = 404
+    message = N_("This link is not valid. Check that you copied it whole, or use the link in the latest email we "
+                 "sent you.")
+
+
+class ExpiredShortLink(QueueServiceError):
+    """An SMS's short link past its time: the offer's deadline, or the booked appointment."""
+
+    http_status = 410
+    message = N_("This link from a text message has expired. The link in our emails, or your status page, still "
+                 "shows where you stand.")
+
+
 class ReplacedLink(QueueServiceError):
     """A status link made before the registration's email address changed."""
 

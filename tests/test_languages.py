@@ -146,11 +146,13 @@ def _enums(node):
 def test_an_sms_composed_in_arabic_reads_right_to_left_with_its_values_left_to_right(kind):
     context = {"of_prefecture": "Ain", "when": "x", "deadline": "x", "short_when": "الجمعة، 10 سبتمبر، 12:30",
                "short_deadline": "الأربعاء، 8 سبتمبر، 12:30", "code": "7K3Q9XA2BC",
-               "offer_link": "https://example.org/offer?t=abc"}
+               "short_link": "https://example.org/o/7K3Q9XA2BC7K"}
     text = messages.render_sms(kind, context, "ar")
-    assert text.startswith("محافظة")
-    assert f"{FSI}{context['short_when']}{PDI}" in text
     if kind == "booked":
+        assert text.startswith("محافظة")
+        assert f"{FSI}{context['short_when']}{PDI}" in text
         assert f"{LRI}7K3Q9XA2BC{PDI}" in text
     else:
-        assert text.endswith("https://example.org/offer?t=abc")
+        assert text.startswith("فزت")
+        assert f"{FSI}{context['short_deadline']}{PDI}" in text
+        assert text.endswith("https://example.org/o/7K3Q9XA2BC7K")

@@ -10,10 +10,9 @@ import math
 
 import pytest
 
-from queue_service.notifications import links, messages
+from queue_service.notifications import links, messages, short_links
 from queue_service.offers import CODE_ALPHABET, CODE_LENGTH
-from queue_service.reference import OFFERED_LOCALES, PREFECTURES
-from queue_service.registration.tokens import RegistrationKey, status_token
+from queue_service.reference import LOCALES, PREFECTURES
 from queue_service.translations.formats import format_moment, format_short_moment
 
 MAX_SEGMENTS = 2
@@ -45,7 +44,6 @@ def moments(language: str, shorten) -> list[str]:
 def contexts(language: str) -> list[dict]:
     """Message contexts with the longest prefecture name, booking code and link, one per date."""
     prefecture = max(PREFECTURES, key=lambda one: len(messages.of_prefecture(one, language)))
-    key = RegistrationKey(prefecture.code, "first_request", "f" * 32)
     long_moment = moments(language, lambda moment, language: format_moment(
         moment, "EEEE d MMMM y, HH:mm", language, "Europe/Paris"))[-1]
     return [{
@@ -53,16 +51,9 @@ def contexts(language: str) -> list[dict]:
         "when": long_moment, "deadline": long_moment,
         "short_when": short, "short_deadline": short,
         "code": CODE_ALPHABET[-1] * CODE_LENGTH,
-        "offer_link": links.offer_link(BASE_URL, status_token("s" * 64, key, 9)),
+        # An SMS carries the short link (every code has the same length).
+        "short_link": links.short_link(BASE_URL, CODE_ALPHABET[-1] * short_links.CODE_LENGTH),
     } for short in moments(language, lambda moment, language: format_short_moment(moment, language, "Europe/Paris"))]
-
-
-# An SMS with the offer's link cannot fit two UCS-2 segments (134 characters): the link alone
-# takes about 130. These need a short link (a follow-up of issue 20); strict, so that the day
-# they fit, this list must shrink.
-# Turkish is among them: ı, ş and ğ are not in the GSM alphabet, so its SMS go in UCS-2 too.
-OVER_BUDGET = {(kind, language) for kind in ("offer", "reminder")
-               for language in ("ar", "ru", "uk", "tr", "zh_Hans", "fa_AF")}
 
 
 def test_the_counting_follows_gsm_and_ucs2():
@@ -72,14 +63,15 @@ def test_the_counting_follows_gsm_and_ucs2():
     assert segments("\u2068" + "a" * 100 + "\u2069") == 2  # an isolate forces UCS-2
 
 
-@pytest.mark.parametrize("language", OFFERED_LOCALES)
+# Every language a registration may be in, offered yet or not: its SMS must fit the day it is.
+@pytest.mark.parametrize("language", LOCALES)
 @pytest.mark.parametrize("kind", SMS_KINDS)
-def test_every_sms_fits_two_segments(kind, language, request):
-    if (kind, language) in OVER_BUDGET:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the offer link needs a short form in UCS-2"))
+def test_every_sms_fits_two_segments(kind, language):
     for context in contexts(language):
         text = messages.render_sms(kind, context, language)
         assert segments(text) <= MAX_SEGMENTS, f"{len(text)} characters, {segments(text)} segments: {text}"
+        if kind in messages.SMS_LINK_UNTIL:  # it fits with its link, not by leaving it out
+            assert context["short_link"] in text, text
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

@@ -150,6 +150,7 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
         "api.confirm_registration",
         "api.my_registration",
         "api.answer_offer",
+        "offers.short_link",
         "offers.offer_page",
         "offers.confirm_offer",
         "offers.decline_offer",

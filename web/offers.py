@@ -3,7 +3,9 @@
 page (web/staff.py).
 
 The applicant reaches these pages with their private status link (`t`), from
-the message that announced the offer or from the status page.
+the message that announced the offer or from the status page; an SMS carries
+a short link instead (`/o/<code>`, queue_service/notifications/short_links.py),
+which leads to the offer page.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from flask_babel import get_locale, gettext
 
 from queue_service import offers as offer_rules
 from queue_service.errors import InvalidTransition, QueueServiceError
+from queue_service.notifications import short_links
 from web import services
 from web.registration import identity_secret, now, registration_from_link, status_url
 
@@ -53,6 +56,13 @@ def render_offer(token: str, found, notice: str | None = None, error: str | None
     return render_template(
         "offer.html", token=token, registration=found, appointment=appointment(found), notice=notice, error=error
     ), status
+
+
+@blueprint.get("/o/<code>")
+def short_link(code: str):
+    """An SMS's short link: on to the offer page (303), or a page in the reader's language saying
+    the link is unknown (404) or has expired (410), and nothing more."""
+    return redirect(short_links.resolve(services().store, code, now()), code=303)
 
 
 @blueprint.get("/offer")

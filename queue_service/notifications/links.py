@@ -14,10 +14,17 @@ CONFIRM_PATH = "/confirm"  # confirms the email given at registration (confirmat
 EMAIL_CONFIRM_PATH = "/email/confirm"  # confirms a new email address (confirmation token)
 OFFER_PATH = "/offer"  # the offer, then the booking (status token)
 RECOVER_PATH = "/recover"  # asks for one's links again (no token)
+# An SMS's short link: this path then its code, redirected to the page it stands for
+# (notifications/short_links.py).
+SHORT_LINK_PATH = "/o/"
+
+
+def _path(path: str, token: str) -> str:
+    return f"{path}?t={token}"
 
 
 def _link(base_url: str, path: str, token: str) -> str:
-    return f"{base_url}{path}?t={token}"
+    return f"{base_url}{_path(path, token)}"
 
 
 def status_link(base_url: str, token: str) -> str:
@@ -38,6 +45,16 @@ def email_change_link(base_url: str, token: str) -> str:
 def offer_link(base_url: str, token: str) -> str:
     """The page of the applicant's offer or booking, from their status token."""
     return _link(base_url, OFFER_PATH, token)
+
+
+def offer_path(token: str) -> str:
+    """The offer page's path and query, without the service's address: what a short link leads to."""
+    return _path(OFFER_PATH, token)
+
+
+def short_link(base_url: str, code: str) -> str:
+    """An SMS's short link, from its code (notifications/short_links.py)."""
+    return f"{base_url}{SHORT_LINK_PATH}{code}"
 
 
 def recover_link(base_url: str) -> str:

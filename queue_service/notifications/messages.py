@@ -4,7 +4,8 @@ Templates live next to this module, in templates/email (a subject, a .txt and
 an .html per kind) and templates/sms (a .txt per kind); they are translated
 with the applicant catalogue (queue_service.translations.APPLICANT_DOMAIN) and rendered without
 Flask, so that the worker can send them. Their links come from
-notifications.links. They never carry identity numbers or birth dates: only
+notifications.links; an SMS carries a short one (notifications.short_links),
+made when it is composed. They never carry identity numbers or birth dates: only
 the public reference, the pool and the links.
 """
 
@@ -21,7 +22,7 @@ from babel.support import Translations
 from markupsafe import Markup
 
 from queue_service import offers, translations
-from queue_service.notifications import links, mail
+from queue_service.notifications import links, mail, short_links
 from queue_service.reference import (
     Prefecture,
     Procedure,
@@ -50,6 +51,9 @@ KINDS = tuple(kind.value for kind in RegistrationMessage)
 OFFER_KINDS = ("offer", "booked", "reminder", "expired", "booking_cancelled", "slot_cancelled")
 # The channels a message may go by, as deliveries are recorded.
 EMAIL, SMS = "email", "sms"
+# The SMS that carry a short link to the offer page (notifications/short_links.py), each with
+# the moment of offer_context after which its link no longer matters.
+SMS_LINK_UNTIL = {"offer": "deadline_at", "reminder": "starts_at"}
 
 
 # Values that keep their own direction inside a message written right to left: codes and
@@ -145,8 +149,23 @@ def outgoing(settings: Settings, store: Store, registration: Registration, messa
     if registration.applicant.email:
         channels[EMAIL] = compose_offer_email(settings, context, registration, kind, message["id"])
     if registration.applicant.phone and settings.sms_backend != "none":
-        channels[SMS] = compose_offer_sms(context, registration, kind)
+        channels[SMS] = compose_offer_sms(sms_context(settings, store, registration, message, context, now),
+                                          registration, kind)
     return channels
+
+
+def sms_context(settings: Settings, store: Store, registration: Registration, message: dict, context: dict,
+                now: datetime.datetime) -> dict:
+    """`context` for the SMS of `message`: with its short link ("short_link") if its kind carries
+    one, made once per message and leading to the offer page until the link no longer matters."""
+    moment = SMS_LINK_UNTIL.get(message["kind"])
+    if moment is None:
+        return context
+    until = context[moment] or context["starts_at"]
+    path = links.offer_path(status_link_token(settings.secret_key, registration))
+    link = short_links.create(store, settings.secret_key, settings.base_url, registration.key.pool, message["id"],
+                              path, until, now)
+    return dict(context, short_link=link)
 
 
 def compose(
@@ -211,6 +230,9 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
         "short_when": format_short_moment(shown.starts_at, language),
         "short_deadline": format_short_moment(shown.deadline, language) if shown.deadline else "",
         "cancel_by": local(shown.cancel_by),
+        # The same moments as they are, for an SMS's short link (SMS_LINK_UNTIL).
+        "starts_at": shown.starts_at,
+        "deadline_at": shown.deadline,
         "code": shown.code or "",
         "offer_link": links.offer_link(settings.base_url, status_link_token(settings.secret_key, registration)),
         "back_in_pool": registration.status is RegistrationStatus.WAITING,

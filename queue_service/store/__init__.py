@@ -4,11 +4,12 @@ One class per concern, each in its module: reference data (reference.py), the
 processes' health (health.py), registrations and their purges
 (registrations.py), slots and schedules (slots.py), draws (draws.py), offers
 (offers.py), the outbox (outbox.py), staff accounts (accounts.py),
-statistics (statistics.py), spent proofs of work (challenges.py) and the
-answers of the staff API's idempotent requests (idempotency.py). `Store`
-puts them together on one client, so callers hold one object: `Store(client)`.
-The key names, with what each holds and its type, are in keys.py (no other
-module builds one); the Lua scripts are in scripts/, loaded by lua.py.
+statistics (statistics.py), spent proofs of work (challenges.py), the SMS
+short links (short_links.py) and the answers of the staff API's idempotent
+requests (idempotency.py). `Store` puts them together on one client, so
+callers hold one object: `Store(client)`. The key names, with what each
+holds and its type, are in keys.py (no other module builds one); the Lua
+scripts are in scripts/, loaded by lua.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from queue_service.store.offers import OfferStore
 from queue_service.store.outbox import OutboxStore
 from queue_service.store.reference import ReferenceStore
 from queue_service.store.registrations import RegistrationStore
+from queue_service.store.short_links import ShortLinkStore
 from queue_service.store.slots import SlotStore
 from queue_service.store.statistics import StatisticsStore
 
@@ -44,6 +46,7 @@ class Store(
     StatisticsStore,
     ChallengeStore,
     IdempotencyStore,
+    ShortLinkStore,
 ):
     """Reads and writes the service's state in one Redis database.
 

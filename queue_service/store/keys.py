@@ -31,6 +31,12 @@ RATE_LIMIT_PREFIX = "qs:ratelimit"
 # (queue_service/proof_of_work.py) spent, by its challenge's signature (hex HMAC), so
 # that the same proof cannot earn a second request the generous limit.
 SPENT_CHALLENGE_KEY = "qs:altcha:spent:{signature}"
+# String (JSON {"path", "until"}) with a TTL, per SMS short link by its code (12 characters of
+# Crockford's alphabet): the path and query it redirects to ("/offer?t=<status token>") and
+# until when (epoch seconds) it does. It is kept SHORT_LINK_GONE_FOR longer (queue_service/
+# notifications/short_links.py), to answer "expired" rather than "unknown". No hash tag: a
+# code names no pool, and no script spans it.
+SHORT_LINK_KEY = "qs:short-link:{code}"
 # Set of pool names ("01:renewal") that have had registrations: what purges walk.
 POOLS_KEY = "qs:pools"
 # Set per prefecture: keyed hashes (HMAC) of the AGDREF numbers its records know.
@@ -427,6 +433,10 @@ def periodic_run_key(name: str, bucket: int) -> str:
 
 def spent_challenge_key(signature: str) -> str:
     return SPENT_CHALLENGE_KEY.format(signature=signature)
+
+
+def short_link_key(code: str) -> str:
+    return SHORT_LINK_KEY.format(code=code)
 
 
 # Staff keys (no hash tag: staff are not a pool's, and no script spans them).
