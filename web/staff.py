@@ -341,6 +341,7 @@ def slots(code: str):
     open_sites = [site for site in store.sites(code) if not site.closed]
     procedures = store.procedures()
     errors, published, conflicts, row_errors = {}, None, [], []
+    today = slot_rules.local_today(now(), found.timezone)  # the prefecture's day, not UTC's
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
@@ -348,14 +349,14 @@ def slots(code: str):
                 upload = request.files.get("file")
                 text = upload.read().decode("utf-8", "replace") if upload and upload.filename else ""
                 candidates, row_errors = slot_rules.parse_slots_csv(
-                    text, code, found.timezone, [s.id for s in open_sites], [p.code for p in procedures], now().date()
+                    text, code, found.timezone, [s.id for s in open_sites], [p.code for p in procedures], today
                 )
             else:
                 template = slot_rules.parse_template(
                     forms.template_values(request.form),
                     [s.id for s in open_sites],
                     [p.code for p in procedures],
-                    now().date(),
+                    today,
                 )
                 candidates = slot_rules.slots_from_template(template, code, found.timezone)
             published = inventory.publish(store, code, candidates)
@@ -363,7 +364,7 @@ def slots(code: str):
             errors, conflicts = translated(overlap.errors), overlap.conflicts[:20]
         except ValidationFailed as failure:
             errors = translated(failure.errors)
-    first = parse_day(request.args.get("from"), now().date())
+    first = parse_day(request.args.get("from"), today)
     last = parse_day(request.args.get("to"), first + datetime.timedelta(days=14))
     zone = ZoneInfo(found.timezone)
     start = datetime.datetime.combine(first, datetime.time(), zone)
