@@ -429,6 +429,7 @@ def drawn_pool(store, reference_data, settings):
     two days, and an admin's draw run now (as "draw now" does): returns what it made."""
     import datetime
     import random
+    from zoneinfo import ZoneInfo
 
     from queue_service import draws
     from queue_service import registration as reg
@@ -442,7 +443,14 @@ def drawn_pool(store, reference_data, settings):
                             horizon_from_days=1, horizon_to_days=14, created_at=joined,
                             policy=DrawPolicy(aging=1.0, urgency_window_days=30, urgency_share=0.1))
     store.save_schedule(schedule)
-    first_day = (now + datetime.timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
+    # The first weekday at least three days ahead on the Paris calendar, 09:00 there: applicants
+    # choose half-days from Monday to Friday (three days ahead of a Thursday is a Sunday, a slot
+    # nobody accepts), and three days leave time to answer whatever the hour the test runs.
+    paris = ZoneInfo("Europe/Paris")
+    day = (now.astimezone(paris) + datetime.timedelta(days=3)).date()
+    if day.weekday() >= 5:
+        day += datetime.timedelta(days=7 - day.weekday())  # the Monday after
+    first_day = datetime.datetime.combine(day, datetime.time(9, 0), paris).astimezone(datetime.timezone.utc)
     slots = [Slot(id=f"bourg-renewal-{number:03d}", prefecture="01", site="bourg", procedure="renewal",
                   starts_at=first_day + datetime.timedelta(days=number // 9, minutes=20 * (number % 9)),
                   duration_minutes=20, counter=1) for number in range(8)]

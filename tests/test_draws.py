@@ -149,6 +149,18 @@ def test_urgent_renewals_are_drawn_first_for_their_share(store, reference_data):
     assert urgent_refs <= {winner["ref"] for winner in record["winners"]}
 
 
+def test_the_urgency_window_counts_from_the_draws_day_in_the_prefecture():
+    """A draw run at 00:20 on Sunday in Paris (an admin's "draw now") is Sunday's, although it
+    is still Saturday in UTC: counted from the UTC date, a permit expiring 30 days after that
+    Sunday was 31 days away, and not urgent in a 30-day window."""
+    policy = DrawPolicy(urgency_window_days=30, urgency_share=0.1)
+    sunday_just_after_midnight_in_paris = datetime.datetime(2026, 11, 28, 23, 20, tzinfo=datetime.timezone.utc)
+    in_30_days, in_31_days = datetime.date(2026, 12, 29), datetime.date(2026, 12, 30)
+    assert draws.entrant_group(policy, in_30_days, sunday_just_after_midnight_in_paris, "Europe/Paris") == "urgent"
+    assert draws.entrant_group(policy, in_31_days, sunday_just_after_midnight_in_paris, "Europe/Paris") is None
+    assert draws.entrant_group(policy, in_30_days, sunday_just_after_midnight_in_paris, "UTC") is None  # Saturday's
+
+
 def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)

@@ -18,6 +18,7 @@ from queue_service.inventory.slots import (
     RowError,
     Slot,
     SlotStatus,
+    local_today,
     make_slot_id,
     overlaps,
     parse_slots_csv,
@@ -257,6 +258,23 @@ def test_the_limits_themselves_are_accepted():
     assert (template.last_day - template.first_day).days == 92
     assert parse_template(good_form(appointment_minutes="240", closes="13:00"), SITES, PROCEDURES, TODAY)
     assert parse_template(good_form(counters="50"), SITES, PROCEDURES, TODAY).counters == 50
+
+
+def test_today_is_the_prefectures_day_not_the_utc_date():
+    """The slots page took the UTC date for today: just after midnight in Paris it took slots
+    for the day just ended, and in Guadeloupe from 20:00 it refused the rest of the day."""
+    sunday_just_after_midnight_in_paris = utc(2026, 11, 28, 23, 20)
+    today = local_today(sunday_just_after_midnight_in_paris, PARIS)
+    assert today == datetime.date(2026, 11, 29)
+    assert set(template_errors(good_form(first_day="2026-11-28", last_day="2026-12-04"), today)) == {"first_day"}
+    assert parse_template(good_form(first_day="2026-11-29", last_day="2026-12-04"), SITES, PROCEDURES, today)
+    thursday_evening_in_guadeloupe = utc(2026, 12, 4, 0, 30)  # 20:30 on Thursday 3 December there
+    today = local_today(thursday_evening_in_guadeloupe, "America/Guadeloupe")
+    assert today == datetime.date(2026, 12, 3)
+    slots, errors = parse_csv(f"{HEADER}\nbourg,renewal,2026-12-03,21:00,30,1\n", today, "America/Guadeloupe")
+    assert errors == [] and [slot.starts_at for slot in slots] == [utc(2026, 12, 4, 1, 0)]
+    with pytest.raises(ValueError, match="aware"):
+        local_today(datetime.datetime(2026, 11, 28, 23, 20), PARIS)
 
 
 def test_a_template_may_give_at_most_5000_slots():

@@ -258,6 +258,19 @@ def test_publish_a_week_from_a_template_then_refuse_overlaps(as_staff, store):
     assert len(store.prefecture_slots("01", start, start + datetime.timedelta(days=7))) == 60
 
 
+def test_the_slots_page_reads_today_on_the_prefectures_clock(as_staff, store, monkeypatch):
+    """At 00:20 on Sunday in Paris it is still Saturday in UTC: the page took the UTC date for
+    today, so it published slots for the day just ended and listed the slots from that day."""
+    sunday_just_after_midnight_in_paris = datetime.datetime(2026, 11, 28, 23, 20, tzinfo=datetime.timezone.utc)
+    monkeypatch.setattr("web.staff.now", lambda: sunday_just_after_midnight_in_paris)
+    client = as_staff("admin01")
+    ended = publish_week(client, first_day="2026-11-28", last_day="2026-12-04")
+    assert ended.status_code == 422 and "cannot be in the past" in ended.get_data(as_text=True)
+    assert 'id="from" name="from" value="2026-11-29"' in ended.get_data(as_text=True)
+    assert "60 slots published." in publish_week(client, first_day="2026-11-29", last_day="2026-12-04").get_data(
+        as_text=True)
+
+
 def test_csv_import_keeps_good_rows_and_reports_bad_ones(as_staff, store):
     client = as_staff("admin01")
     day = NEXT_MONDAY.isoformat()

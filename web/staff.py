@@ -34,6 +34,7 @@ from queue_service.errors import (
     ValidationFailed,
 )
 from queue_service.inventory import sites as site_rules
+from queue_service.inventory import slots as slot_rules
 from queue_service.metrics import statistics
 from queue_service.offers import OfferTiming
 from queue_service.pools import PoolId
@@ -371,6 +372,7 @@ def slots(code: str):
     open_sites = [site for site in store.sites(code) if not site.closed]
     procedures = store.procedures()
     errors, published, conflicts, row_errors = {}, None, [], []
+    today = slot_rules.local_today(now(), found.timezone)  # the prefecture's day, not UTC's
     if request.method == "POST":
         allow(Action.MANAGE, code)
         try:
@@ -385,7 +387,7 @@ def slots(code: str):
             errors, conflicts = translated(overlap.errors), overlap.conflicts[:20]
         except ValidationFailed as failure:
             errors = translated(failure.errors)
-    first = parse_day(request.args.get("from"), now().date())
+    first = parse_day(request.args.get("from"), today)
     last = parse_day(request.args.get("to"), first + datetime.timedelta(days=14))
     zone = ZoneInfo(found.timezone)
     listed = inventory.listed_slots(store, code, first, last, site=request.args.get("site") or None,

@@ -31,6 +31,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from enum import Enum
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -419,7 +420,8 @@ def frozen_draw(
         if lost not in weight_of:
             weight_of[lost] = entrant_weight(policy, lost)
         if expiry not in group_of:
-            group_of[expiry] = entrant_group(policy, datetime.date.fromisoformat(expiry) if expiry else None, scheduled_at)
+            group_of[expiry] = entrant_group(policy, datetime.date.fromisoformat(expiry) if expiry else None, scheduled_at,
+                                             schedule.timezone)
         if choice not in accepts_of:
             accepts_of[choice] = entrant_accepts(policy, *choice)
         add("weight", weight_of[lost])
@@ -453,11 +455,15 @@ def entrant_weight(policy, draws_lost: int) -> str:
     return lottery.canonical_weight(1 + policy.aging * draws_lost)
 
 
-def entrant_group(policy, permit_expiry: datetime.date | None, scheduled_at: datetime.datetime) -> str | None:
-    """URGENT_GROUP for a permit expiring within the policy's window of the draw, else None."""
+def entrant_group(policy, permit_expiry: datetime.date | None, scheduled_at: datetime.datetime,
+                  timezone: str) -> str | None:
+    """URGENT_GROUP for a permit expiring within the policy's window of the draw, else None.
+
+    The days are counted from the draw's day on the prefecture's clock: a draw run at 00:20 in
+    Paris is on that day, although it is still the day before in UTC."""
     if permit_expiry is None or not policy.urgency_window_days:
         return None
-    days_left = (permit_expiry - scheduled_at.date()).days
+    days_left = (permit_expiry - scheduled_at.astimezone(ZoneInfo(timezone)).date()).days
     return URGENT_GROUP if days_left <= policy.urgency_window_days else None
 
 

@@ -92,7 +92,7 @@ def publish_from_template(store, prefecture: str, values: Mapping[str, object], 
     found = store.prefecture(prefecture)
     template = slot_rules.parse_template(values, _open_site_ids(store, prefecture),
                                          [procedure.code for procedure in store.procedures()],
-                                         _local_today(now, found.timezone))
+                                         slot_rules.local_today(now, found.timezone))
     candidates = slot_rules.slots_from_template(template, prefecture, found.timezone)
     publish(store, prefecture, candidates)
     return candidates
@@ -107,16 +107,12 @@ def publish_from_csv(
     found = store.prefecture(prefecture)
     candidates, row_errors = slot_rules.parse_slots_csv(
         text, prefecture, found.timezone, _open_site_ids(store, prefecture),
-        [procedure.code for procedure in store.procedures()], _local_today(now, found.timezone),
+        [procedure.code for procedure in store.procedures()], slot_rules.local_today(now, found.timezone),
     )
     if row_errors and not keep_good_rows:
         raise SlotRowsWrong(row_errors)
     publish(store, prefecture, candidates)
     return candidates, row_errors
-
-
-def _local_today(now: datetime.datetime, timezone: str) -> datetime.date:
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def _open_site_ids(store, prefecture: str) -> list[str]:

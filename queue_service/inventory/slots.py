@@ -59,6 +59,7 @@ __all__ = [
     "SlotStatus",
     "Slot",
     "make_slot_id",
+    "local_today",
     "OpeningTemplate",
     "parse_template",
     "slots_from_template",
@@ -205,6 +206,18 @@ def make_slot_id(site: str, procedure: str, local_start: datetime.datetime, coun
 # --------------------------------------------------------------------------
 # Opening templates
 # --------------------------------------------------------------------------
+
+
+def local_today(now: datetime.datetime, timezone: str) -> datetime.date:
+    """The day it is at ``now`` on the prefecture's clock: the ``today`` before which no slot
+    may be published, and the first day the slots page lists.
+
+    Not the UTC date: just after midnight in Paris (22:00 or 23:00 UTC) that is still the
+    day before, and in the Antilles it is already the next day from 20:00 local time.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 @dataclass(frozen=True)

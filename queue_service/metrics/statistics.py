@@ -133,7 +133,8 @@ def applicant_outlook(store, registration, schedule: DrawSchedule | None, now: d
         counts[lost_values.index(own_bin)] -= 1
     policy = schedule.policy
     weight = draw_rules.entrant_weight(policy, registration.draws_lost)
-    groups = [draw_rules.entrant_group(policy, registration.applicant.permit_expiry, draw.at) for draw in planned]
+    groups = [draw_rules.entrant_group(policy, registration.applicant.permit_expiry, draw.at, schedule.timezone)
+              for draw in planned]
     group = groups[0] if groups else None
     urgent_from = next((index for index, found in enumerate(groups) if found), None)
     projection = _projection(float(weight), weights, counts, planned, policy.aging,
