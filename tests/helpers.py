@@ -269,3 +269,20 @@ def api_person(**changes):
 
 def all_keys(store) -> set[bytes]:
     return {key for key in store.redis.scan_iter(ALL_PATTERN) if RATE_LIMIT_PREFIX.encode() not in key}
+
+
+def fail_every_delivery(store, redis, run_jobs, monkeypatch, settings) -> None:
+    """Send what `POOL`'s outbox holds to a mail server that is away, until RQ gives up on every
+    message (its failures final), then bring the server back: nothing retries by itself."""
+    from rq import Queue
+
+    from worker import jobs
+    from worker.queues import NOTIFICATIONS
+
+    monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
+    jobs.dispatch_pool(redis, store, POOL)
+    run_jobs()
+    queue = Queue(NOTIFICATIONS, connection=redis)
+    for job_id in queue.scheduled_job_registry.get_job_ids():  # RQ gives up: the failures are final
+        queue.scheduled_job_registry.remove(job_id)
+    monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))

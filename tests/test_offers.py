@@ -17,6 +17,7 @@ from helpers import (
     TIMING,
     announce_freeze_and_draw,
     csrf_token,
+    fail_every_delivery,
     first_offer,
     key_of,
     offered,
@@ -124,13 +125,7 @@ def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_m
 def test_staff_send_a_message_again_once_its_tries_are_over(drawn, redis, run_jobs, mailbox, settings, monkeypatch,
                                                             make_app, staff):
     store, _, _ = drawn
-    monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
-    jobs.dispatch_pool(redis, store, POOL)
-    run_jobs()
-    queue = Queue(NOTIFICATIONS, connection=redis)
-    for job_id in queue.scheduled_job_registry.get_job_ids():  # RQ gives up: the failures are final
-        queue.scheduled_job_registry.remove(job_id)
-    monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))  # the server is back; nobody retries
+    fail_every_delivery(store, redis, run_jobs, monkeypatch, settings)  # the server is back; nobody retries
     chosen = store.delivery_failures(POOL)[0]
     form = {"procedure": "first_request", "message_id": chosen["message_id"], "channel": "email"}
 

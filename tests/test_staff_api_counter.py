@@ -6,8 +6,18 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import DRAW_AT, ENGLISH, POOL, TIMING, api_person, csrf_token, key_of, register_people, sign_in
-from rq import Queue
+from helpers import (
+    DRAW_AT,
+    ENGLISH,
+    POOL,
+    TIMING,
+    api_person,
+    csrf_token,
+    fail_every_delivery,
+    key_of,
+    register_people,
+    sign_in,
+)
 
 from queue_service import draws, offers
 from queue_service.draws.schedules import DrawPolicy, DrawSchedule
@@ -18,7 +28,6 @@ from queue_service.reference import DEMO_AGDREF_NUMBERS
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Scope
 from worker import jobs
-from worker.queues import NOTIFICATIONS
 
 BASE = "/api/v1/staff"
 
@@ -145,13 +154,7 @@ def test_a_scanner_marks_a_no_show_through_the_api_with_the_same_rule(bookings, 
 def undelivered(drawn, redis, run_jobs, monkeypatch, settings):
     """The ten offers' emails of the `drawn` pool refused by a mail server away, their tries over."""
     store, _, _ = drawn
-    monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
-    jobs.dispatch_pool(redis, store, POOL)
-    run_jobs()
-    queue = Queue(NOTIFICATIONS, connection=redis)
-    for job_id in queue.scheduled_job_registry.get_job_ids():  # RQ gives up: the failures are final
-        queue.scheduled_job_registry.remove(job_id)
-    monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))
+    fail_every_delivery(store, redis, run_jobs, monkeypatch, settings)
     return store
 
 
