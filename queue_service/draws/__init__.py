@@ -437,17 +437,23 @@ def frozen_draw(
         accept_sets=tuple(tables["accepts"]),
         accept_codes=np.array(codes["accepts"], dtype=np.int32),
     )
-    urgent_cap = math.floor(policy.urgency_share * len(slots))
-    has_urgent = len(entrants.members(URGENT_GROUP)) > 0
     return FrozenDraw(
         entrants=entrants,
         slots=slots,
-        phases=[lottery.Phase(URGENT_GROUP, urgent_cap)] if urgent_cap and has_urgent else [],
+        phases=draw_phases(policy, entrants, len(slots)),
         registrations=[person["id"] for person in people],
         joined_at=np.array([person["joined_at"] for person in people], dtype=np.float64),
         channels=tuple(tables["channel"]),
         channel_codes=np.array(codes["channel"], dtype=np.int32),
     )
+
+
+def draw_phases(policy, entrants: lottery.EntrantColumns, slot_count: int) -> list[lottery.Phase]:
+    """The draw's priority phases: the urgent group first, for floor(urgency_share x slots) slots at
+    most, when it has members (the policy simulator, queue_service/simulator, calls it too)."""
+    urgent_cap = math.floor(policy.urgency_share * slot_count)
+    has_urgent = len(entrants.members(URGENT_GROUP)) > 0
+    return [lottery.Phase(URGENT_GROUP, urgent_cap)] if urgent_cap and has_urgent else []
 
 
 def entrant_weight(policy, draws_lost: int) -> str:
