@@ -12,6 +12,7 @@
     qs send-test-mail    check the mail settings
     qs send-test-sms     check the SMS settings
     qs generate-signing-key  a new key for signing proofs of registration
+    qs simulate          first come, first served against the lottery on one scenario (docs/simulator.md)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from zoneinfo import ZoneInfo
 import click
 import redis
 
-from queue_service import reference
+from queue_service import reference, simulator
 from queue_service.connection import connect, embedded_url, stop_embedded
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
@@ -413,6 +414,52 @@ def send_test_sms(number: str) -> None:
     except SmsNotSent as error:
         raise click.ClickException(f"could not send: {error}") from None
     click.echo(f"Sent to {to} via {settings.sms_backend} (message id {message_id}).")
+
+
+@main.command("simulate")
+@click.option("--scenario", "scenario_name", default="ain-2019", show_default=True,
+              help="A named scenario: " + ", ".join(sorted(simulator.SCENARIOS)) + ".")
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed gives the same result.")
+@click.option("--weeks", type=click.IntRange(1, 260), default=None, help="Weeks simulated (default: the scenario's).")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Change one parameter, e.g. --set slots_per_week=1200 (repeatable): "
+                   + ", ".join(simulator.TUNABLE) + ".")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the figures as CSV to this file.")
+@click.option("--assumptions", is_flag=True, help="Print the scenario's assumptions first.")
+def simulate_command(scenario_name: str, seed: int, weeks: int | None, overrides: tuple[str, ...],
+                     csv_path: str | None, assumptions: bool) -> None:
+    """Run one scenario under first come, first served, the uniform lottery and the service's policy,
+    on the same arrivals and slots, and print the figures side by side."""
+    if scenario_name not in simulator.SCENARIOS:
+        raise click.BadParameter(f"unknown scenario; choose among {', '.join(sorted(simulator.SCENARIOS))}",
+                                 param_hint="--scenario")
+    values: dict[str, str] = {}
+    for override in overrides:
+        name, equals, value = override.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{override!r} is not NAME=VALUE", param_hint="--set")
+        values[name.strip()] = value
+    if weeks is not None:
+        values["weeks"] = str(weeks)
+    scenario, problems = simulator.apply_values(simulator.SCENARIOS[scenario_name], values)
+    if scenario is None:
+        raise click.BadParameter("; ".join(f"{name} {text}" for name, text in problems.items()), param_hint="--set")
+    if assumptions:
+        for line in scenario.assumptions:
+            click.echo(f"- {line}")
+        click.echo("")
+    result = simulator.simulate(scenario, seed)
+    rows = simulator.table(result)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                             for column, (cell, width) in enumerate(zip(row, widths))))
+    click.echo(f"\n{result.people:,} people, {result.slots:,} slots, {scenario.weeks} weeks, "
+               f"scenario {scenario.name}, seed {seed}")
+    if csv_path:
+        Path(csv_path).write_text(simulator.to_csv(result), encoding="utf-8")
+        click.echo(f"CSV written to {csv_path}")
 
 
 if __name__ == "__main__":

@@ -39,12 +39,13 @@ from queue_service.simulator.scenario import (
     TUNABLE,
     Population,
     Scenario,
+    apply_values,
     generate,
     scenario_problems,
 )
 
 __all__ = ["RULES", "SCENARIOS", "TUNABLE", "AIN_2019_TARGET", "Scenario", "Result", "simulate", "scenario_problems",
-           "to_csv", "METRICS"]
+           "to_csv", "METRICS", "apply_values", "table", "format_value"]
 
 #: The rules compared, in the order they are shown.
 RULES = ("first_come", "lottery", "policy")
@@ -229,3 +230,32 @@ def to_csv(result: Result) -> str:
     for name in TUNABLE:
         writer.writerow([f"param:{name}", *[getattr(result.scenario, name)] * len(rules)])
     return text.getvalue()
+
+
+#: Metrics shown as percentages, and those that are dates or counts.
+PERCENT_METRICS = frozenset(name for name in METRICS if "share" in name or name.startswith("served_")
+                            or name == "next_draw_chance")
+
+
+def format_value(metric: str, value) -> str:
+    """A figure as a person reads it: "76.5 %", "21 d", "—" where it does not apply."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, str):
+        return value
+    if metric in PERCENT_METRICS:
+        return f"{100 * value:.1f} %"
+    if metric == "bot_requests":
+        return f"{value:,.0f}"
+    if metric.endswith("_days") or metric.startswith("days_") or "_days_" in metric:
+        return f"{value:.0f} d"
+    return f"{value:.1f}"
+
+
+def table(result: Result) -> list[list[str]]:
+    """The side-by-side table: a header, then one row a metric (formatted)."""
+    rules = list(result.figures)
+    rows = [["metric", *rules]]
+    for metric in METRICS:
+        rows.append([metric, *[format_value(metric, result.figures[rule].get(metric)) for rule in rules]])
+    return rows

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -110,6 +112,32 @@ def scenario_problems(scenario: Scenario) -> dict[str, str]:
     if not 0 <= low <= high:
         problems["renewal_lead_weeks"] = "must be two numbers, the first not above the second"
     return problems
+
+
+def apply_values(base: Scenario, values: Mapping[str, object]) -> tuple[Scenario | None, dict[str, str]]:
+    """`base` with some TUNABLE parameters changed (text from a form or a command line, or numbers);
+    (None, {name: problem}) when a value is unknown, unreadable or out of range."""
+    problems: dict[str, str] = {}
+    changes: dict[str, object] = {}
+    for name, raw in values.items():
+        if name not in TUNABLE:
+            problems[name] = "is not a parameter one can change"
+            continue
+        kind, low, high = TUNABLE[name]
+        try:
+            number = float(str(raw).strip().replace(",", ".")) if not isinstance(raw, (int, float)) else float(raw)
+        except ValueError:
+            problems[name] = "must be a number"
+            continue
+        if not math.isfinite(number) or (kind is int and number != int(number)):
+            problems[name] = f"must be {'a whole number' if kind is int else 'a number'}"
+        elif not low <= number <= high:
+            problems[name] = f"must be from {low:g} to {high:g}"
+        else:
+            changes[name] = int(number) if kind is int else number
+    if problems:
+        return None, problems
+    return base.with_values(**changes), {}
 
 
 @dataclass(frozen=True)
