@@ -19,6 +19,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from queue_service import draws as draw_rules
 from queue_service import health, inventory, metrics, notifications
+from queue_service import simulator as simulator_rules
 from queue_service import offers as offer_rules
 from queue_service.draws import DrawState
 from queue_service.draws import schedules as schedule_rules
@@ -42,7 +43,7 @@ from queue_service.registration import Channel, identity
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.staff import accounts
 from queue_service.staff.accounts import Action, Role, Scope
-from web import charts, forms, services, staff_actions
+from web import charts, forms, services, simulation, staff_actions
 from web.applicant import draw_states
 from web.errors import message_of, translated
 from web.i18n import safe_next
@@ -743,3 +744,63 @@ def daily_csv(code: str, procedure_code: str):
     filename = f"daily-{code}-{procedure.code}-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(text.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# Policy simulator ---------------------------------------------------------------------------
+
+
+@blueprint.route("/p/<code>/simulator", methods=["GET", "POST"])
+def simulator_page(code: str):
+    """Compare first come, first served with the lottery on one scenario (queue_service/simulator),
+    run as a job; the prefecture's admins and the national admin."""
+    allow(Action.MANAGE, code)
+    found = known_prefecture(code)
+    store = services().store
+    errors = {}
+    if request.method == "POST":
+        scenario, seed, vary, errors = simulation.read_form(request.form, store, code, found.timezone, now())
+        if not errors:
+            job_id = simulation.start_job(services().redis, code, scenario, seed, vary)
+            return redirect(url_for("staff.simulation_result", code=code, job_id=job_id), code=303)
+    return render_template(
+        "staff/simulator.html", prefecture=found, errors=errors,
+        values=request.form if request.method == "POST" else simulation.default_values(),
+        starting_points=simulation.starting_points(store.procedures()),
+        parameters=simulation.parameter_labels(), varied=simulator_rules.VARIED,
+        scenarios=simulator_rules.SCENARIOS,
+    ), 422 if errors else 200
+
+
+def _simulation_job(code: str, job_id: str):
+    allow(Action.MANAGE, code)
+    found = known_prefecture(code)
+    job = simulation.find_job(services().redis, code, job_id)
+    if job is None:
+        raise NotFound()
+    return found, simulation.job_view(job)
+
+
+@blueprint.get("/p/<code>/simulator/<job_id>")
+def simulation_result(code: str, job_id: str):
+    found, job = _simulation_job(code, job_id)
+    result = job["result"]
+    runs = []
+    if result:
+        for key in ("base", "varied"):
+            if result.get(key):
+                runs.append({"key": key, "run": result[key], "rows": simulation.rows(result[key]),
+                             "charts": simulation.result_charts(result[key])})
+    return render_template(
+        "staff/simulation_result.html", prefecture=found, job=job, runs=runs,
+        vary=result.get("vary") if result else None, rules=simulation.rule_labels(),
+        parameters=simulation.parameter_labels(),
+    )
+
+
+@blueprint.get("/p/<code>/simulator/<job_id>/<run>.csv")
+def simulation_csv(code: str, job_id: str, run: str):
+    _, job = _simulation_job(code, job_id)
+    if run not in ("base", "varied") or not job["result"] or not job["result"].get(run):
+        raise NotFound()
+    return Response(job["result"][run]["csv"], mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="simulation-{code}-{job_id}-{run}.csv"'})

@@ -18,7 +18,7 @@ import time
 import redis
 from rq import Retry, get_current_job
 
-from queue_service import draws, offers, registration
+from queue_service import draws, offers, registration, simulator
 from queue_service.errors import SmsNotSent
 from queue_service.notifications import mail, sms
 from queue_service.pools import PoolId
@@ -388,3 +388,26 @@ def offer_rounds() -> dict[str, int]:
     if any(totals.values()):
         log.info("job %s: offer rounds %s", job.id, totals)
     return totals
+
+
+# How often (in fraction of the run) a simulation job writes its progress to its meta.
+SIMULATION_PROGRESS_STEP = 0.02
+
+
+@timed
+def run_simulation(scenario, seed: int, vary: tuple[str, float] | None = None) -> dict:
+    """The policy simulator for the staff page (queue_service/simulator.run_comparison): its
+    progress in the job's meta ("progress", 0 to 1), its figures as the job's result."""
+    job = get_current_job()
+    reported = [0.0]
+
+    def progress(fraction: float) -> None:
+        if job is not None and (fraction - reported[0] >= SIMULATION_PROGRESS_STEP or fraction >= 1.0):
+            reported[0] = fraction
+            job.meta["progress"] = round(fraction, 3)
+            job.save_meta()
+
+    result = simulator.run_comparison(scenario, seed, vary, progress)
+    log.info("job %s: simulated %s, seed %s, %s people", job.id if job else "-", scenario.name, seed,
+             result["base"]["people"])
+    return result

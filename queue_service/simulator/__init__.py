@@ -45,7 +45,8 @@ from queue_service.simulator.scenario import (
 )
 
 __all__ = ["RULES", "SCENARIOS", "TUNABLE", "AIN_2019_TARGET", "Scenario", "Result", "simulate", "scenario_problems",
-           "to_csv", "METRICS", "apply_values", "table", "format_value"]
+           "to_csv", "METRICS", "apply_values", "table", "format_value", "VARIED", "summary",
+           "run_comparison"]
 
 #: The rules compared, in the order they are shown.
 RULES = ("first_come", "lottery", "policy")
@@ -259,3 +260,46 @@ def table(result: Result) -> list[list[str]]:
     for metric in METRICS:
         rows.append([metric, *[format_value(metric, result.figures[rule].get(metric)) for rule in rules]])
     return rows
+
+
+#: The parameters the staff page varies one at a time.
+VARIED = ("slots_per_week", "draw_every_weeks", "aging", "urgency_share")
+
+
+def summary(result: Result) -> dict:
+    """A run as plain data (for a job's result and a page): figures, weekly series, table, CSV."""
+    return {
+        "scenario": result.scenario.name,
+        "seed": result.seed,
+        "weeks": result.scenario.weeks,
+        "people": result.people,
+        "slots": result.slots,
+        "figures": result.figures,
+        "weekly": result.weekly,
+        "table": table(result),
+        "csv": to_csv(result),
+    }
+
+
+def run_comparison(scenario: Scenario, seed: int, vary: tuple[str, float] | None = None,
+                   progress: Callable[[float], None] | None = None) -> dict:
+    """The scenario under every rule and, with `vary` (a parameter of VARIED and its other value),
+    the same people's scenario with that one value changed; as plain data (summary)."""
+    runs = [scenario]
+    if vary is not None:
+        name, value = vary
+        if name not in VARIED:
+            raise ValueError(f"{name} is not a parameter the comparison varies")
+        changed, problems = apply_values(scenario, {name: value})
+        if changed is None:
+            raise ValueError("; ".join(f"{key} {text}" for key, text in problems.items()))
+        runs.append(changed)
+    done = []
+    for position, run in enumerate(runs):
+        def step(fraction: float, rule: str, position=position) -> None:
+            if progress is not None:
+                progress((position + fraction) / len(runs))
+
+        done.append(summary(simulate(run, seed, progress=step)))
+    return {"base": done[0], "varied": done[1] if vary is not None else None,
+            "vary": list(vary) if vary is not None else None}
