@@ -113,3 +113,46 @@ def chart(labels: list[str], bars: list[int] | None = None, line: list[int | Non
         plot=(left, top, right, bottom),
         rows=rows,
     )
+
+
+# The page's chart colours (static/css/app.css), inside a standalone SVG file.
+_STANDALONE_STYLE = (
+    ".qs-chart__bar{fill:#6a6af4}.qs-chart__line{fill:none;stroke:#ce0500;stroke-width:2}"
+    ".qs-chart__point{fill:#ce0500}.qs-chart__axis{stroke:#3a3a3a;stroke-width:1}"
+    ".qs-chart__grid{stroke:#ddd;stroke-width:1}.qs-chart__tick{font:11px sans-serif;fill:#3a3a3a}"
+    ".qs-chart__tick--line{fill:#ce0500}.qs-chart__title{font:bold 13px sans-serif;fill:#161616}"
+)
+TITLE_HEIGHT = 40
+
+
+def standalone_svg(drawn: Chart, title: str, bar_name: str | None = None, line_name: str | None = None) -> str:
+    """The chart as a standalone SVG document (the same drawing as templates/_charts.html, its
+    colours inside), for files such as the documentation's figures."""
+    from xml.sax.saxutils import escape
+
+    left, top, right, bottom = drawn.plot
+    keys = " · ".join(f"{name} ({kind})" for name, kind in ((bar_name, "bars"), (line_name, "line")) if name)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 -{TITLE_HEIGHT} {drawn.width} '
+        f'{drawn.height + TITLE_HEIGHT}" role="img"><title>{escape(title)}</title><style>{_STANDALONE_STYLE}</style>',
+        f'<text class="qs-chart__title" x="{left}" y="-24">{escape(title)}</text>',
+        f'<text class="qs-chart__tick" x="{left}" y="-8">{escape(keys)}</text>',
+    ]
+    for y, text in drawn.left_ticks:
+        parts.append(f'<line class="qs-chart__grid" x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="qs-chart__tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>')
+    for y, text in drawn.right_ticks:
+        if not drawn.left_ticks:
+            parts.append(f'<line class="qs-chart__grid" x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="qs-chart__tick qs-chart__tick--line" x="{right + 6}" y="{y + 4:.1f}">{text}</text>')
+    parts.append(f'<line class="qs-chart__axis" x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>')
+    for bar in drawn.bars:
+        parts.append(f'<rect class="qs-chart__bar" x="{bar.x:.1f}" y="{bar.y:.1f}" width="{bar.width:.1f}" '
+                     f'height="{bar.height:.1f}"><title>{escape(bar.label)}: {bar.value}</title></rect>')
+    if len(drawn.line) > 1:
+        parts.append(f'<polyline class="qs-chart__line" points="{drawn.line_points}"/>')
+    for x, text in drawn.x_labels:
+        parts.append(f'<text class="qs-chart__tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                     f'{escape(text)}</text>')
+    parts.append("</svg>\n")
+    return "\n".join(parts)
