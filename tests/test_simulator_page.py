@@ -115,3 +115,17 @@ def test_scenario_from_pool_reads_an_empty_pool_as_the_defaults(store, reference
     found = scenario_from_pool(store, "01:renewal", "Europe/Paris", now)
     assert found.arrivals_per_week == simulator.SCENARIOS["default"].arrivals_per_week
     assert found.name == "pool 01:renewal"
+
+
+def test_the_documentation_s_charts_are_the_page_s_drawing_as_standalone_svg():
+    import xml.etree.ElementTree as ElementTree
+
+    from web import charts
+
+    drawn = charts.chart(["W1", "W2", "W3"], bars=[10, 0, 7], line=[100, 150, None])
+    svg = charts.standalone_svg(drawn, "ain-2019 <first come>", "appointments", "waiting")
+    root = ElementTree.fromstring(svg)
+    namespace = "{http://www.w3.org/2000/svg}"
+    assert root.find(f"{namespace}title").text == "ain-2019 <first come>"
+    assert len(root.findall(f"{namespace}rect")) == 3 and len(root.findall(f"{namespace}polyline")) == 1
+    assert ".qs-chart__bar{fill:#6a6af4}" in root.find(f"{namespace}style").text
