@@ -219,3 +219,20 @@ def test_qs_simulate_refuses_a_bad_value_with_its_name():
     assert answer.exit_code == 2 and "unknown scenario" in answer.output
     answer = CliRunner().invoke(qs, ["simulate", "--set", "aging=11"])
     assert answer.exit_code == 2 and "aging must be from 0 to 10" in answer.output
+
+
+def test_a_scenario_too_large_to_run_is_refused_with_its_parameter():
+    base = simulator.SCENARIOS["default"]
+    changed, problems = simulator.apply_values(base, {"weeks": "260", "arrivals_per_week": "50000"})
+    assert changed is None and "arrivals_per_week" in problems
+    answer = CliRunner().invoke(qs, ["simulate", "--weeks", "260", "--set", "slots_per_week=90000"])
+    assert answer.exit_code == 2 and "slots_per_week gives more than 2,000,000 slots" in answer.output
+
+
+def test_slots_trickled_out_every_working_hour():
+    scenario = SMALL.with_values(release="trickle", weeks=4)
+    population = generate(scenario, np.random.default_rng(1))
+    assert len(population.slot_release) == 4 * scenario.slots_per_week
+    assert len(np.unique(population.slot_release)) == 4 * 50  # Monday to Friday, 8:00 to 18:00
+    result = simulator.simulate(scenario, 1)
+    assert result.figures["first_come"]["failed_attempts_share"] > 0

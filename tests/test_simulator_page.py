@@ -129,3 +129,15 @@ def test_the_documentation_s_charts_are_the_page_s_drawing_as_standalone_svg():
     assert root.find(f"{namespace}title").text == "ain-2019 <first come>"
     assert len(root.findall(f"{namespace}rect")) == 3 and len(root.findall(f"{namespace}polyline")) == 1
     assert ".qs-chart__bar{fill:#6a6af4}" in root.find(f"{namespace}style").text
+
+
+def test_a_run_too_large_for_a_worker_is_a_form_error(app, staff, redis):
+    client = sign_in(app, "admin01")
+    answer = post(client, {**SMALL_RUN, "weeks": "260", "arrivals_per_week": "50000"})
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert 'id="arrivals_per_week-error"' in html and "2,000,000" in html
+    answer = post(client, {**SMALL_RUN, "weeks": "200", "slots_per_week": "9000", "vary": "slots_per_week",
+                           "vary_value": "20000"})
+    assert answer.status_code == 422 and 'id="vary_value-error"' in answer.get_data(as_text=True)
+    assert redis.keys("rq:job:*") == []

@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 
 from queue_service import simulator
 from queue_service.simulator import from_pool
+from queue_service.simulator.scenario import read_value
 from web import charts
 from worker.queues import DEFAULT, queue
 
@@ -121,21 +122,29 @@ def read_form(form, store, code: str, timezone: str, now: datetime.datetime):
         errors["seed"] = gettext("Give a whole number from 0 to %(high)s.", high=MAX_SEED)
     changes = {name: form.get(name, "").strip() for name in FORM_PARAMETERS if form.get(name, "").strip()}
     for name, value in changes.items():
-        if simulator.apply_values(simulator.SCENARIOS["default"], {name: value})[0] is None:
+        if read_value(name, value)[1]:
             errors[name] = _number_error(name)
     vary = None
     vary_name, vary_value = form.get("vary", ""), form.get("vary_value", "").strip()
     if vary_name:
         if vary_name not in simulator.VARIED:
             errors["vary"] = gettext("Choose a parameter from the list.")
-        elif simulator.apply_values(simulator.SCENARIOS["default"], {vary_name: vary_value})[0] is None:
+        elif read_value(vary_name, vary_value)[1]:
             errors["vary_value"] = _number_error(vary_name)
         else:
             vary = (vary_name, float(vary_value.replace(",", ".")))
     if errors or scenario is None:
         return None, None, None, errors
-    scenario, _ = simulator.apply_values(scenario, changes)
-    return scenario, seed, vary, {}
+    changed, problems = simulator.apply_values(scenario, changes)
+    if changed is not None and vary is not None:
+        problems = {("vary_value" if name == vary[0] else name): text
+                    for name, text in simulator.apply_values(changed, {vary[0]: vary[1]})[1].items()}
+    if changed is None or problems:
+        too_many = gettext("With the other values, this gives more than %(count)s applicants or slots, or "
+                           "cannot run.", count=f"{simulator.MAX_PEOPLE:,}")
+        return None, None, None, {name if name in FORM_PARAMETERS or name == "vary_value" else "start": too_many
+                                  for name in problems}
+    return changed, seed, vary, {}
 
 
 def start_job(connection, code: str, scenario, seed: int, vary) -> str:

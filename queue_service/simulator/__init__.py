@@ -35,6 +35,7 @@ from queue_service.simulator.scenario import (
     AIN_2019_TARGET,
     CHANNELS,
     HOURS_PER_WEEK,
+    MAX_PEOPLE,
     SCENARIOS,
     TUNABLE,
     Population,
@@ -45,7 +46,7 @@ from queue_service.simulator.scenario import (
 )
 
 __all__ = ["RULES", "SCENARIOS", "TUNABLE", "AIN_2019_TARGET", "Scenario", "Result", "simulate", "scenario_problems",
-           "to_csv", "METRICS", "apply_values", "table", "format_value", "VARIED", "summary",
+           "to_csv", "METRICS", "MAX_PEOPLE", "apply_values", "table", "format_value", "VARIED", "summary",
            "run_comparison"]
 
 #: The rules compared, in the order they are shown.

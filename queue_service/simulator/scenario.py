@@ -23,6 +23,18 @@ CHANNELS = ("online", "counter")
 RELEASE_PATTERNS = ("fixed", "trickle")
 
 
+#: At most this many applicants, or slots, in one run (a worker's memory and a page's patience).
+MAX_PEOPLE = 2_000_000
+
+
+class ScenarioProblems(ValueError):
+    """A scenario's values that cannot run, by parameter."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {text}" for name, text in problems.items()))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class Scenario:
     """The parameters of one simulation. Times are in weeks or hours from the start (a Monday, 00:00)."""
@@ -65,7 +77,7 @@ class Scenario:
     def __post_init__(self) -> None:
         problems = scenario_problems(self)
         if problems:
-            raise ValueError("; ".join(f"{name}: {text}" for name, text in problems.items()))
+            raise ScenarioProblems(problems)
 
     def with_values(self, **values) -> Scenario:
         return dataclasses.replace(self, **values)
@@ -108,36 +120,50 @@ def scenario_problems(scenario: Scenario) -> dict[str, str]:
         problems["draw_hour"] = "must be an hour of the week, from 0 to 167"
     if not scenario.sites:
         problems["sites"] = "name at least one site"
+    if not problems and float(weekly_arrivals(scenario).sum()) > MAX_PEOPLE:
+        problems["arrivals_per_week"] = f"gives more than {MAX_PEOPLE:,} applicants over the weeks simulated"
+    if not problems and scenario.slots_per_week * scenario.weeks > MAX_PEOPLE:
+        problems["slots_per_week"] = f"gives more than {MAX_PEOPLE:,} slots over the weeks simulated"
     low, high = scenario.renewal_lead_weeks
     if not 0 <= low <= high:
         problems["renewal_lead_weeks"] = "must be two numbers, the first not above the second"
     return problems
 
 
+def read_value(name: str, raw: object) -> tuple[int | float | None, str | None]:
+    """One TUNABLE parameter from text (a form, a command line) or a number: (value, None), or
+    (None, the problem) when it is unknown, unreadable or out of range."""
+    if name not in TUNABLE:
+        return None, "is not a parameter one can change"
+    kind, low, high = TUNABLE[name]
+    try:
+        number = float(raw) if isinstance(raw, (int, float)) else float(str(raw).strip().replace(",", "."))
+    except ValueError:
+        return None, "must be a number"
+    if not math.isfinite(number) or (kind is int and number != int(number)):
+        return None, f"must be {'a whole number' if kind is int else 'a number'}"
+    if not low <= number <= high:
+        return None, f"must be from {low:g} to {high:g}"
+    return (int(number) if kind is int else number), None
+
+
 def apply_values(base: Scenario, values: Mapping[str, object]) -> tuple[Scenario | None, dict[str, str]]:
-    """`base` with some TUNABLE parameters changed (text from a form or a command line, or numbers);
-    (None, {name: problem}) when a value is unknown, unreadable or out of range."""
+    """`base` with some TUNABLE parameters changed (read_value); (None, {name: problem}) when a
+    value cannot be read or the scenario they make cannot run."""
     problems: dict[str, str] = {}
     changes: dict[str, object] = {}
     for name, raw in values.items():
-        if name not in TUNABLE:
-            problems[name] = "is not a parameter one can change"
-            continue
-        kind, low, high = TUNABLE[name]
-        try:
-            number = float(str(raw).strip().replace(",", ".")) if not isinstance(raw, (int, float)) else float(raw)
-        except ValueError:
-            problems[name] = "must be a number"
-            continue
-        if not math.isfinite(number) or (kind is int and number != int(number)):
-            problems[name] = f"must be {'a whole number' if kind is int else 'a number'}"
-        elif not low <= number <= high:
-            problems[name] = f"must be from {low:g} to {high:g}"
+        value, problem = read_value(name, raw)
+        if problem:
+            problems[name] = problem
         else:
-            changes[name] = int(number) if kind is int else number
+            changes[name] = value
     if problems:
         return None, problems
-    return base.with_values(**changes), {}
+    try:
+        return base.with_values(**changes), {}
+    except ScenarioProblems as refused:
+        return None, refused.problems
 
 
 @dataclass(frozen=True)
