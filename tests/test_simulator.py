@@ -107,9 +107,10 @@ def test_the_ain_2019_scenario_reproduces_three_quarters_of_failed_attempts():
 def test_the_lottery_arms_win_as_often_as_the_status_page_estimates():
     """Per group of entrants of one weight (urgent or not), summed over every draw of a run: the
     winners the service's draw gave against the chances chances.project_chances gave them."""
-    scenario = SMALL.with_values(constrained_share=0.0, weeks=30, aging=1.0, urgency_share=0.2)
+    scenario = SMALL.with_values(constrained_share=0.0, weeks=30, aging=1.0, urgency_share=0.2,
+                                 urgency_window_days=120)
     population = generate(scenario, np.random.default_rng(11))
-    checked = 0
+    checked, urgent_checked = 0, 0
     for rule, policy in (("lottery", arms.uniform_policy()), ("policy", arms.service_policy(scenario))):
         outcome = arms.lottery_arm(rule, policy, population, scenario, np.random.default_rng(12))
         buckets: dict[tuple, list[float]] = {}
@@ -122,9 +123,10 @@ def test_the_lottery_arms_win_as_often_as_the_status_page_estimates():
             if variance < 25:
                 continue
             checked += 1
+            urgent_checked += urgent
             assert abs(observed - expected) <= 4 * math.sqrt(variance) + 0.01 * expected, (rule, weight, urgent)
         assert any(urgent for _, urgent in buckets) == (rule == "policy")
-    assert checked >= 5
+    assert checked >= 8 and urgent_checked >= 3
 
 
 def test_the_simulated_draw_takes_the_same_inputs_as_the_service_freeze():
