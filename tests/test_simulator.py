@@ -84,6 +84,19 @@ def test_first_come_by_hand_the_cap_gives_up_and_constraints():
     assert found["unfilled_slots_share"] == 0.5
 
 
+def test_first_come_by_hand_no_booking_after_giving_up():
+    """Persons 0 and 1 wait for the release at hour 30 (two slots, no reseller: cap 0); person 1
+    gives up a second after it (patience 30 h + 1 s), before any next look at one attempt an hour
+    (the chance of a look within that second is 1 - e^(-1/3600), about 0.03 %). Person 0 books;
+    person 1's slot stays free, and their attempts are the 30 hours they tried."""
+    scenario = TOY.with_values(cap_per_email=0)
+    population = toy(scenario, arrival=[0.0, 0.0], patience=[np.inf, 30.0 + 1 / 3600])
+    outcome = arms.first_come(population, scenario, np.random.default_rng(7))
+    assert not math.isnan(outcome.served_at[0]) and math.isnan(outcome.served_at[1])
+    assert outcome.attempts[1] == pytest.approx(30.0 + 1 / 3600)
+    assert outcome.slots_unfilled == 1
+
+
 SMALL = simulator.SCENARIOS["ain-2019"].with_values(weeks=20, arrivals_per_week=400.0, slots_per_week=380)
 
 

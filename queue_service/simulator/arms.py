@@ -92,7 +92,7 @@ def first_come(population: Population, scenario: Scenario, rng: np.random.Genera
             waiting = waiting[~via_reseller[waiting]]
         left = np.zeros((len(scenario.sites), len(HALF_DAYS)), dtype=np.int64)
         np.add.at(left, (population.slot_site[slots[bot_bookings:]], population.slot_half_day[slots[bot_bookings:]]), 1)
-        unfilled += _race(waiting, moment, rate, population.accept_code, accepts, left, served_at, rng)
+        unfilled += _race(waiting, moment, rate, population.accept_code, accepts, left, served_at, gone_at, rng)
         if progress is not None and batch % 8 == 0:
             progress(batch / len(times))
     end = scenario.weeks * HOURS_PER_WEEK
@@ -106,9 +106,10 @@ def first_come(population: Population, scenario: Scenario, rng: np.random.Genera
 
 
 def _race(waiting: np.ndarray, moment: float, rate: np.ndarray, accept_code: np.ndarray, accepts: np.ndarray,
-          left: np.ndarray, served_at: np.ndarray, rng: np.random.Generator) -> int:
+          left: np.ndarray, served_at: np.ndarray, gone_at: np.ndarray, rng: np.random.Generator) -> int:
     """People look at the page in the order of their next attempt; each takes a slot they can
-    attend while any is left. Returns the slots nobody took."""
+    attend while any is left, unless they have given up before that attempt. Returns the slots
+    nobody took."""
     remaining = int(left.sum())
     if remaining == 0 or len(waiting) == 0:
         return remaining
@@ -116,6 +117,8 @@ def _race(waiting: np.ndarray, moment: float, rate: np.ndarray, accept_code: np.
     order = np.argsort(next_look, kind="stable")
     for position in order.tolist():
         person = int(waiting[position])
+        if moment + next_look[position] >= gone_at[person]:
+            continue
         fits = np.flatnonzero((left > 0).ravel() & accepts[accept_code[person]].ravel())
         if fits.size == 0:
             continue
