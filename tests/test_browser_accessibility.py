@@ -71,6 +71,7 @@ STAFF_PAGES = {
     "staff accounts": "/staff/p/01/accounts",
     "AGDREF numbers": "/staff/p/01/agdref",
     "undelivered messages": "/staff/p/01/deliveries",
+    "policy simulator": "/staff/p/01/simulator",
     "API tokens": "/staff/tokens",
 }
 

@@ -30,11 +30,20 @@ def test_the_prefecture_admins_and_the_national_admin_open_it_and_no_one_else(ap
         assert page.status_code == status, who
     html = sign_in(app, "admin01").get(PAGE, headers=ENGLISH).get_data(as_text=True)
     assert 'id="simulator-form"' in html and "ASSUMPTIONS" in html
-    assert 'value="pool:first_request"' in html
+    french = sign_in(app, "admin01").get(PAGE, headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "HYPOTHÈSES, et non mesures" in french and "ASSUMPTIONS" not in french
+    assert re.search(r'value="pool:first_request">Today&#39;s figures of the waiting list “[^<_]+”</option>', html)
+    assert "Scenario “Ain, 2019 (calibrated on the Senate&#39;s figure)”" in html
     assert "Policy simulator" in sign_in(app, "admin01").get("/staff/p/01/", headers=ENGLISH).get_data(as_text=True)
     assert "Policy simulator" not in sign_in(app, "agent01").get("/staff/p/01/",
                                                                   headers=ENGLISH).get_data(as_text=True)
     assert sign_in(app, "agent01").post(PAGE, data=SMALL_RUN).status_code in (400, 403)
+
+
+def test_a_run_without_the_form_s_csrf_token_is_refused(app, staff, redis):
+    client = sign_in(app, "admin01")
+    assert client.post(PAGE, data=SMALL_RUN, headers=ENGLISH).status_code == 400
+    assert redis.keys("rq:job:*") == []
 
 
 def test_bad_input_is_a_form_error_and_queues_nothing(app, staff, redis):
@@ -60,18 +69,23 @@ def test_a_run_is_a_job_whose_progress_then_result_the_page_shows(app, staff, re
     result_page = answer.headers["Location"]
     job_id = re.search(r"/simulator/([0-9a-f-]{36})$", result_page).group(1)
     waiting = client.get(result_page, headers=ENGLISH).get_data(as_text=True)
-    assert 'id="simulation-progress"' in waiting and 'http-equiv="refresh"' in waiting
+    assert 'id="simulation-progress"' in waiting and 'http-equiv="refresh"' not in waiting  # axe: meta-refresh
+    assert f'data-progress-url="{PAGE}/{job_id}/progress"' in waiting and "js/simulation-progress.js" in waiting
+    assert client.get(f"{PAGE}/{job_id}/progress").get_json() == {"progress": 0.0, "done": False, "failed": False}
     run_jobs()
     job = Job.fetch(job_id, connection=redis)
     assert job.meta["progress"] == 1.0
+    assert client.get(f"{PAGE}/{job_id}/progress").get_json() == {"progress": 1.0, "done": True, "failed": False}
     html = client.get(result_page, headers=ENGLISH).get_data(as_text=True)
-    assert 'http-equiv="refresh"' not in html
+    assert 'id="simulation-progress"' not in html
     assert 'id="run-base"' in html and 'id="run-varied"' in html
     assert "First come, first served" in html and "The service&#39;s policy" in html
     assert html.count("<svg") == 8  # three rules and the resales, for each run
     assert "Online booking attempts that fail" in html
     base = client.get(f"{PAGE}/{job_id}/base.csv")
-    assert base.status_code == 200 and base.mimetype == "text/csv"
+    assert base.status_code == 200 and base.mimetype == "text/csv" and base.mimetype_params["charset"] == "utf-8"
+    assert base.headers["Content-Disposition"] == f'attachment; filename="simulation-01-{job_id}-base.csv"'
+    assert "no-store" in base.headers["Cache-Control"]
     rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(base.get_data(as_text=True)))}
     assert rows["metric"] == list(simulator.RULES) and rows["param:slots_per_week"] == ["180"] * 3
     varied = {row[0]: row[1:] for row in csv.reader(io.StringIO(
@@ -79,6 +93,8 @@ def test_a_run_is_a_job_whose_progress_then_result_the_page_shows(app, staff, re
     assert varied["param:slots_per_week"] == ["260"] * 3 and varied["people"] == rows["people"]
     # Another prefecture's admin never sees it; an unknown or malformed id is not found.
     assert sign_in(app, "admin69").get(result_page).status_code == 403
+    assert sign_in(app, "admin69").get(f"{result_page}/progress").status_code == 403
+    assert sign_in(app, "agent01").get(f"{result_page}/base.csv").status_code == 403
     assert sign_in(app, "national").get(f"/staff/p/69/simulator/{job_id}").status_code == 404
     assert client.get(f"{PAGE}/00000000-0000-4000-8000-000000000000").status_code == 404
     assert client.get(f"{PAGE}/not-a-job").status_code == 404
@@ -95,6 +111,8 @@ def test_a_run_can_start_from_a_pool_s_figures(app, staff, store, run_jobs):
         client.get(answer.headers["Location"] + "/base.csv").get_data(as_text=True)))}
     assert rows["param:aging"] == ["2.0"] * 3 and rows["param:urgency_share"] == ["0.25"] * 3
     assert rows["scenario"] == ["pool 01:first_request"] * 3
+    html = client.get(answer.headers["Location"], headers=ENGLISH).get_data(as_text=True)
+    assert "Today&#39;s figures of the waiting list" in html and "pool 01:first_request" not in html
 
 
 def test_scenario_from_figures_takes_the_pool_s_pace_schedule_and_policy():

@@ -84,11 +84,34 @@ def metric_labels() -> dict[str, str]:
     }
 
 
+def scenario_title(name: str) -> str:
+    """A named scenario in words."""
+    return {"ain-2019": gettext("Ain, 2019 (calibrated on the Senate's figure)"),
+            "default": gettext("An example prefecture")}.get(name, name)
+
+
+def scenario_label(name: str, procedures) -> str:
+    """What a person reads for a run's starting point: a named scenario in words, a pool's
+    ("pool 01:renewal", queue_service/simulator/from_pool.py) by its procedure's label."""
+    if name.startswith("pool "):
+        code = name.removeprefix("pool ").rpartition(":")[2]
+        label = next((procedure.label_fr for procedure in procedures if procedure.code == code), code)
+        return gettext("Today's figures of the waiting list “%(name)s”", name=label)
+    return gettext("Scenario “%(name)s”", name=scenario_title(name))
+
+
+def scenario_assumptions() -> dict[str, list[str]]:
+    """Each named scenario's assumptions by its label, translated (here rather than in the template:
+    Jinja's gettext would read their "%" signs as placeholders)."""
+    return {scenario_title(name): [gettext(line) for line in scenario.assumptions]
+            for name, scenario in simulator.SCENARIOS.items() if scenario.assumptions}
+
+
 def starting_points(procedures) -> list[tuple[str, str]]:
     """(value, label) of each starting point: the named scenarios, then each pool of the prefecture."""
-    points = [(f"scenario:{name}", gettext("Scenario “%(name)s”", name=name)) for name in simulator.SCENARIOS]
-    points += [(f"pool:{procedure.code}", gettext("Today's figures of the waiting list “%(name)s”",
-                                                  name=procedure.label_fr)) for procedure in procedures]
+    points = [(f"scenario:{name}", scenario_label(name, procedures)) for name in simulator.SCENARIOS]
+    points += [(f"pool:{procedure.code}", scenario_label(f"pool {procedure.code}", [procedure]))
+               for procedure in procedures]
     return points
 
 

@@ -767,7 +767,7 @@ def simulator_page(code: str):
         values=request.form if request.method == "POST" else simulation.default_values(),
         starting_points=simulation.starting_points(store.procedures()),
         parameters=simulation.parameter_labels(), varied=simulator_rules.VARIED,
-        scenarios=simulator_rules.SCENARIOS,
+        assumptions=simulation.scenario_assumptions(),
     ), 422 if errors else 200
 
 
@@ -789,12 +789,22 @@ def simulation_result(code: str, job_id: str):
         for key in ("base", "varied"):
             if result.get(key):
                 runs.append({"key": key, "run": result[key], "rows": simulation.rows(result[key]),
-                             "charts": simulation.result_charts(result[key])})
+                             "charts": simulation.result_charts(result[key]),
+                             "label": simulation.scenario_label(result[key]["scenario"],
+                                                                services().store.procedures())})
     return render_template(
         "staff/simulation_result.html", prefecture=found, job=job, runs=runs,
         vary=result.get("vary") if result else None, rules=simulation.rule_labels(),
         parameters=simulation.parameter_labels(),
     )
+
+
+@blueprint.get("/p/<code>/simulator/<job_id>/progress")
+def simulation_progress(code: str, job_id: str):
+    """The job's state as JSON, read by static/js/simulation-progress.js to move the page's progress
+    bar (the pages' security policy allows no inline script)."""
+    _, job = _simulation_job(code, job_id)
+    return {"progress": job["progress"], "done": job["done"], "failed": job["failed"]}
 
 
 @blueprint.get("/p/<code>/simulator/<job_id>/<run>.csv")

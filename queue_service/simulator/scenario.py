@@ -15,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
+from queue_service.errors import N_
 from queue_service.reference import HALF_DAYS
 
 HOURS_PER_WEEK = 168.0
@@ -263,21 +264,21 @@ def accepts_matrix(population: Population, scenario: Scenario) -> np.ndarray:
 
 # Named scenarios ---------------------------------------------------------------------------
 
-AIN_2019_ASSUMPTIONS = (
-    "ASSUMPTIONS, not measurements: only the three-quarters failure figure comes from the record "
-    "(Senate written question on the prefecture of Ain, first half of 2019); every number below was "
-    "chosen so that first come, first served reproduces it (docs/simulator.md).",
-    "Demand: 1,000 new applicants a week, x1.5 during a September rush (weeks 35 to 40), about 1,060 a "
-    "week over the year; 30 % are renewals whose permit expires 4 to 16 weeks after their first try.",
-    "Capacity: 1,050 slots a week (demand over capacity about 1.0 over the year, 1.4 during the rush), "
-    "released twice a week (Monday and Thursday 8:00), the appointment two weeks after the booking.",
-    "People: online applicants try the booking page 0.7 times a day (about five tries a week); the 15 % "
-    "who depend on a counter or a phone line manage once every ten days; 30 % give up after 6 weeks; "
-    "8 % do not show up; 30 % can attend only one site or only mornings.",
-    "Resellers: 30 email addresses polling every 5 seconds, capped at 2 bookings an email a week, "
-    "selling to the 10 % of applicants willing to pay.",
-    "The failure share counts people's online attempts, not bots' requests (which fail almost always "
-    "and are reported apart).",
+AIN_2019_ASSUMPTIONS = (  # shown translated on the staff page (messages catalogue), in English by qs simulate
+    N_("ASSUMPTIONS, not measurements: only the three-quarters failure figure comes from the record "
+       "(Senate written question on the prefecture of Ain, first half of 2019); every number below was "
+       "chosen so that first come, first served reproduces it (docs/simulator.md)."),
+    N_("Demand: 1,000 new applicants a week, x1.5 during a September rush (weeks 35 to 40), about 1,060 a "
+       "week over the year; 30 % are renewals whose permit expires 4 to 16 weeks after their first try."),
+    N_("Capacity: 1,050 slots a week (demand over capacity about 1.0 over the year, 1.4 during the rush), "
+       "released twice a week (Monday and Thursday 8:00), the appointment two weeks after the booking."),
+    N_("People: online applicants try the booking page 0.7 times a day (about five tries a week); those "
+       "who depend on a counter or a phone line (15 %) manage once every ten days; giving up after 6 weeks: "
+       "30 %; not showing up: 8 %; able to attend only one site or only mornings: 30 %."),
+    N_("Resellers: 30 email addresses polling every 5 seconds, capped at 2 bookings an email a week, "
+       "selling to the applicants willing to pay (10 %)."),
+    N_("The failure share counts people's online attempts, not bots' requests (which fail almost always "
+       "and are reported apart)."),
 )
 
 SCENARIOS: dict[str, Scenario] = {
