@@ -21,6 +21,9 @@ from queue_service.staff import accounts
 from queue_service.store import Store
 
 ENGLISH = {"Accept-Language": "en"}
+# A small run of the policy simulator (queued, never run here), and a job id that names no job.
+SIMULATION = {"start": "scenario:ain-2019", "seed": "1", "weeks": "2", "arrivals_per_week": "10", "slots_per_week": "10"}
+NO_JOB = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
@@ -74,6 +77,8 @@ def requests_of_every_kind(app, token: str):
         ("API GET", lambda: applicant.get("/api/v1/prefectures")),
         ("API POST", lambda: applicant.post("/api/v1/registrations", json={"prefecture": "01"})),
         ("staff page", lambda: staff.get("/staff/p/01/", headers=ENGLISH)),
+        ("simulator POST", lambda: staff.post("/staff/p/01/simulator", data=SIMULATION, headers=ENGLISH)),
+        ("simulation's progress", lambda: staff.get(f"/staff/p/01/simulator/{NO_JOB}/progress", headers=ENGLISH)),
         ("readyz", lambda: applicant.get("/readyz")),
         ("healthz", lambda: applicant.get("/healthz")),
     ]
