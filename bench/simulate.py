@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,9 @@ def main() -> None:
     for rule, seconds in timings.items():
         print(f"  {rule:<11} {seconds:6.2f} s (population included)")
     print(f"  all three   {everything:6.2f} s (target: <= 20 s for a year of weekly draws, 100,000 applicants)")
+    # The machine is shared: a load above its cores stretches every figure above.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"  load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
