@@ -159,3 +159,14 @@ def test_a_run_too_large_for_a_worker_is_a_form_error(app, staff, redis):
                            "vary_value": "20000"})
     assert answer.status_code == 422 and 'id="vary_value-error"' in answer.get_data(as_text=True)
     assert redis.keys("rq:job:*") == []
+
+
+def test_a_pool_too_busy_for_a_run_is_a_form_error(app, staff, store, redis):
+    """40,000 registrations a week for eight weeks: a year of it is more than a run may hold."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for days in range(0, 56, 7):
+        store.count_event("01:first_request", "registered", now - datetime.timedelta(days=days), amount=40_000)
+    answer = post(sign_in(app, "admin01"), {**SMALL_RUN, "start": "pool:first_request"})
+    assert answer.status_code == 422
+    assert 'id="start-error"' in answer.get_data(as_text=True) and "2,000,000" in answer.get_data(as_text=True)
+    assert redis.keys("rq:job:*") == []

@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 
 from queue_service import simulator
 from queue_service.simulator import from_pool
-from queue_service.simulator.scenario import read_value
+from queue_service.simulator.scenario import ScenarioProblems, read_value
 from web import charts
 from worker.queues import DEFAULT, queue
 
@@ -126,6 +126,11 @@ def _number_error(name: str) -> str:
     return gettext("Give a number from %(low)s to %(high)s.", low=f"{low:g}", high=f"{high:g}")
 
 
+def too_many_message() -> str:
+    return gettext("With the other values, this gives more than %(count)s applicants or slots, or cannot run.",
+                   count=f"{simulator.MAX_PEOPLE:,}")
+
+
 def read_form(form, store, code: str, timezone: str, now: datetime.datetime):
     """(scenario, seed, vary, errors) from the form; errors name the fields to correct."""
     errors: dict[str, str] = {}
@@ -138,7 +143,10 @@ def read_form(form, store, code: str, timezone: str, now: datetime.datetime):
         scenario = simulator.SCENARIOS[start.partition(":")[2]]
     else:
         procedure = start.partition(":")[2]
-        scenario = from_pool.scenario_from_pool(store, f"{code}:{procedure}", timezone, now)
+        try:
+            scenario = from_pool.scenario_from_pool(store, f"{code}:{procedure}", timezone, now)
+        except ScenarioProblems:  # a pool so busy that a year of it is more than a run may hold
+            errors["start"] = too_many_message()
     seed_text = form.get("seed", "").strip()
     seed = int(seed_text) if seed_text.isascii() and seed_text.isdigit() and int(seed_text) <= MAX_SEED else None
     if seed is None:
@@ -163,10 +171,8 @@ def read_form(form, store, code: str, timezone: str, now: datetime.datetime):
         problems = {("vary_value" if name == vary[0] else name): text
                     for name, text in simulator.apply_values(changed, {vary[0]: vary[1]})[1].items()}
     if changed is None or problems:
-        too_many = gettext("With the other values, this gives more than %(count)s applicants or slots, or "
-                           "cannot run.", count=f"{simulator.MAX_PEOPLE:,}")
-        return None, None, None, {name if name in FORM_PARAMETERS or name == "vary_value" else "start": too_many
-                                  for name in problems}
+        return None, None, None, {name if name in FORM_PARAMETERS or name == "vary_value" else "start":
+                                  too_many_message() for name in problems}
     return changed, seed, vary, {}
 
 
