@@ -82,6 +82,10 @@ def test_a_run_is_a_job_whose_progress_then_result_the_page_shows(app, staff, re
     assert "First come, first served" in html and "The service&#39;s policy" in html
     assert html.count("<svg") == 8  # three rules and the resales, for each run
     assert "Online booking attempts that fail" in html
+    assert re.search(r"<td>\d+\.\d%</td>", html) and re.search(r"<td>\d+ days</td>", html)
+    french = client.get(result_page, headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert re.search(r"<td>\d+,\d\xa0%</td>", french) and re.search(r"<td>\d+\u202fj</td>", french)
+    assert re.search(r"<td>\d{1,2} [a-zéû]+ \d{4}</td>", french)  # the date shown for 50 %, in words
     base = client.get(f"{PAGE}/{job_id}/base.csv")
     assert base.status_code == 200 and base.mimetype == "text/csv" and base.mimetype_params["charset"] == "utf-8"
     assert base.headers["Content-Disposition"] == f'attachment; filename="simulation-01-{job_id}-base.csv"'

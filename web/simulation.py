@@ -9,9 +9,12 @@ the page follows its progress in the job's meta.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 
-from flask_babel import gettext
+from babel.numbers import format_decimal, format_percent
+from babel.units import format_unit
+from flask_babel import format_date, get_locale, gettext
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -225,8 +228,25 @@ def result_charts(run: dict) -> dict[str, charts.Chart]:
     return found
 
 
+def shown_value(metric: str, value) -> str:
+    """A figure as the reader writes it ("76,6 %", "18 j", "6 janvier 2020" in French); a dash
+    where it does not apply. simulator.format_value is the command line's English."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    locale = get_locale()
+    if metric.startswith("date_"):
+        return format_date(datetime.date.fromisoformat(value), "long")
+    if metric in simulator.PERCENT_METRICS:
+        return format_percent(round(value, 3), locale=locale, decimal_quantization=False)
+    if "days" in metric:
+        return format_unit(round(value), "duration-day", length="short", locale=locale)
+    if metric == "bot_requests":
+        return format_decimal(round(value), locale=locale)
+    return format_decimal(round(value, 1), locale=locale, decimal_quantization=False)
+
+
 def rows(run: dict) -> list[tuple[str, list[str]]]:
     """The result table: a translated label and the formatted figure of each rule, per metric."""
     labels = metric_labels()
-    return [(labels[metric], [simulator.format_value(metric, run["figures"][rule].get(metric))
-                              for rule in run["figures"]]) for metric in simulator.METRICS]
+    return [(labels[metric], [shown_value(metric, run["figures"][rule].get(metric)) for rule in run["figures"]])
+            for metric in simulator.METRICS]
