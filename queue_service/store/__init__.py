@@ -15,6 +15,7 @@ scripts are in scripts/, loaded by lua.py.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from queue_service.store.accounts import AccountStore
 from queue_service.store.challenges import ChallengeStore
@@ -58,5 +59,8 @@ class Store(
     def __init__(self, client: redis.Redis) -> None:
         # The client returns bytes (RQ requires it); the store decodes what it reads.
         self.redis = client
+        # On a Redis Cluster a transaction or script stays within one slot: the few writes that
+        # span unrelated keys (a staff account and the list of accounts) go one after the other.
+        self.cluster = isinstance(client, RedisCluster)
         self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store

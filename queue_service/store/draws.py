@@ -73,7 +73,7 @@ class DrawStore:
         False if already claimed. A claimed run leaves the draws to run."""
         pool_keys = PoolKeys(pool)
         key = pool_keys.draw(draw_id)
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)
                 if not pipe.exists(key) or pipe.hexists(key, marker):
@@ -189,7 +189,7 @@ class DrawStore:
         key = pool_keys.draw(draw_id)
         fence_key = pool_keys.draw_fence(draw_id)
         blob_key, blob_value = blob
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key, fence_key)
                 if int(pipe.get(fence_key) or 0) != fence:
