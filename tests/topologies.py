@@ -68,14 +68,17 @@ class Servers:
     def __init__(self, folder) -> None:
         self.folder = folder
         self.processes: dict[int, subprocess.Popen] = {}
+        self.arguments: dict[int, tuple] = {}
 
     def start(self, port: int, *arguments: str, sentinel: bool = False) -> None:
+        self.arguments[port] = (arguments, sentinel)
         folder = self.folder / str(port)
         folder.mkdir(parents=True, exist_ok=True)
         config = []
         if sentinel:  # a sentinel rewrites its configuration file: it needs one of its own
             path = folder / "sentinel.conf"
-            path.write_text("")
+            if not path.exists():
+                path.write_text("")
             config = [str(path), "--sentinel"]
         with open(folder / "log", "ab") as log:
             self.processes[port] = subprocess.Popen(
@@ -86,6 +89,11 @@ class Servers:
         client = redis_py.Redis(port=port, socket_timeout=2)
         _wait(client.ping, f"redis-server did not answer on port {port}")
         client.close()
+
+    def restart(self, port: int) -> None:
+        """Start again a server killed, as its supervisor (systemd's Restart=always) would."""
+        arguments, sentinel = self.arguments[port]
+        self.start(port, *arguments, sentinel=sentinel)
 
     def kill(self, port: int) -> None:
         """SIGKILL, as when a machine dies."""
@@ -172,8 +180,9 @@ class Replicated:
     def start(self, *server_arguments: str) -> None:
         try:
             self.master, self.replica = _free_port(), _free_port()
-            self.servers.start(self.master, "--appendonly", "yes", "--appendfsync", "everysec", *server_arguments)
-            self.servers.start(self.replica, "--appendonly", "yes", "--appendfsync", "everysec",
+            # As config/redis.conf: the append-only file synced before each answer.
+            self.servers.start(self.master, "--appendonly", "yes", "--appendfsync", "always", *server_arguments)
+            self.servers.start(self.replica, "--appendonly", "yes", "--appendfsync", "always",
                                "--replicaof", "127.0.0.1", str(self.master), *server_arguments)
             replica = redis_py.Redis(port=self.replica)
             _wait(lambda: replica.info("replication").get("master_link_status") == "up", "the replica did not sync")

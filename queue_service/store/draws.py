@@ -21,7 +21,7 @@ from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
 from queue_service.registration import RegistrationStatus
 from queue_service.store.keys import PoolKeys
-from queue_service.store.lua import Scripts
+from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.times import utc_text
 
 # Before every moment the service knows.
@@ -46,6 +46,7 @@ class DrawStore:
 
     redis: redis.Redis  # both set by Store.__init__ (store/__init__.py)
     scripts: Scripts
+    replicas_to_wait: int  # likewise: replicas a registration and a commit wait for (lua.run_replicated)
 
     # The record ---------------------------------------------------------------
 
@@ -254,7 +255,8 @@ class DrawStore:
             *[item for slot_id, own in own_deadlines.items()
               for item in (slot_id, utc_text(own) if own else "", own.timestamp() if own else "")],
         ]
-        if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
+        outcome = run_replicated(self.redis, self.scripts.commit_draw, self.replicas_to_wait, keys, arguments)
+        if outcome.decode() == "stale":
             raise StaleDrawWorker()
 
     # Committed draws and a registration's wait --------------------------------

@@ -79,3 +79,30 @@ class Scripts:
         self.retry_delivery = load("retry_delivery")
         # Staff sign-in (store/accounts.py).
         self.take_login_attempt = load("take_login_attempt")
+
+
+# How long (milliseconds) a write that must be replicated waits for a replica's
+# acknowledgement before the request fails (503) instead of being acknowledged.
+REPLICA_WAIT_MILLISECONDS = 2000
+
+
+class NotReplicated(redis.ConnectionError):
+    """No replica acknowledged a write in time (WAIT): it is not acknowledged to anyone. A
+    ConnectionError, so that a page answers 503 with Retry-After and a job is put back, as
+    for Redis away; the write may still be on the master: the change is made so that doing
+    it again is harmless (the same person registering again, a draw's commit run again)."""
+
+
+def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: list, args: list):
+    """Run `script`, then, when `replicas` > 0, WAIT on the same connection (a pipeline: WAIT
+    counts the writes of its own connection) until that many replicas have the change."""
+    if not replicas:
+        return script(keys=keys, args=args)
+    with client.pipeline(transaction=False) as pipe:
+        script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MILLISECONDS)
+        result, acknowledged = pipe.execute()
+    if int(acknowledged) < replicas:
+        raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
+                            f"{REPLICA_WAIT_MILLISECONDS} ms")
+    return result

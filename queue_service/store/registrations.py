@@ -23,7 +23,7 @@ from queue_service.registration import Applicant, Channel, Fingerprints, Registr
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
-from queue_service.store.lua import Scripts
+from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.outbox import registration_message
 from queue_service.store.times import utc_text
 
@@ -37,6 +37,7 @@ class RegistrationStore:
 
     redis: redis.Redis  # both set by Store.__init__ (store/__init__.py)
     scripts: Scripts
+    replicas_to_wait: int  # likewise: replicas a registration and a commit wait for (lua.run_replicated)
 
     # Registrations ------------------------------------------------------------
 
@@ -87,7 +88,8 @@ class RegistrationStore:
             pool_keys.contact_prefix,
             *[item for pair in fields.items() for item in pair],
         ]
-        return self.scripts.create_registration(keys=keys, args=arguments).decode()
+        return run_replicated(self.redis, self.scripts.create_registration, self.replicas_to_wait, keys,
+                              arguments).decode()
 
     def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
         """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
@@ -177,7 +179,7 @@ class RegistrationStore:
             _event_json(now, "email_confirmed"),
             _message_json(message, key.registration_id, now),
         ]
-        return bool(self.scripts.confirm_email(keys=keys, args=arguments))
+        return bool(run_replicated(self.redis, self.scripts.confirm_email, self.replicas_to_wait, keys, arguments))
 
     def close_registration(self, key, status, allowed_from, now: datetime.datetime, message=None) -> bool:
         """Move the registration to a closed `status` if it is in one of `allowed_from`, with
