@@ -65,6 +65,6 @@ class Store(
         self.cluster = isinstance(client, RedisCluster)
         # Behind sentinels, a registration and a draw's commit are acknowledged only once a
         # replica has them (Store.replicated): a failover then loses none.
-        self.replicas_to_wait = 1 if isinstance(client.connection_pool, SentinelConnectionPool) else 0
+        self.replicas_to_wait = 1 if isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool) else 0
         self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store

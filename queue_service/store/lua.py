@@ -1,9 +1,16 @@
 """The store's Lua scripts: read from store/scripts/*.lua, registered once per Store.
 
 Each change that spans keys runs as one script, all or nothing. Scripts receive
-every key they touch in KEYS (all under one pool's hash tag, so they run on
-Redis Cluster too) and never build key names themselves, except the pool's
-registrations from the prefix given in ARGV (same hash tag, same slot). Each
+every key they touch in KEYS, all under one hash tag (a pool's, or one global
+key), so they run on Redis Cluster too, and never build key names themselves,
+except the two that walk a whole draw, draw_candidates and commit_draw: they make
+the registrations' keys from the pool's prefix given in ARGV (same hash tag, same
+slot: Redis checks it), as passing a hundred thousand keys would cost more than
+the walk. A key known only once a script has read something (the registration
+holding a person's place) is read by the caller first and passed in KEYS; the
+script checks it still is the one and otherwise answers "retry"
+(create_registration). Bookkeeping across pools (the lists of pools) is written
+outside the scripts, first and idempotently. Each
 file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the

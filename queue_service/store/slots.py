@@ -138,8 +138,10 @@ class SlotStore:
 
     def save_schedule(self, schedule: DrawSchedule) -> None:
         pool = PoolId.of(schedule.prefecture, schedule.procedure)
-        self.redis.set(PoolKeys(pool).schedule, json.dumps(schedule_to_dict(schedule)))
+        # Listed first (idempotent; the clock skips a pool listed without a schedule): the list and
+        # the schedule are on two slots of a Redis Cluster, and a crash between leaves no schedule unlisted.
         self.redis.sadd(SCHEDULED_POOLS_KEY, pool)
+        self.redis.set(PoolKeys(pool).schedule, json.dumps(schedule_to_dict(schedule)))
 
     def schedule(self, pool: str) -> DrawSchedule | None:
         raw = self.redis.get(PoolKeys(pool).schedule)
