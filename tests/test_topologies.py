@@ -7,15 +7,30 @@ marked `topologies`, tests/conftest.py.)
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import http.client
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
 import threading
-import traceback
 import time
+import traceback
+from pathlib import Path
 
+import psutil
 import pytest
-from helpers import UNLIMITED, api_person
+from helpers import UNLIMITED, api_person, free_port
 from topologies import Replicated
 
-from queue_service import reference
+from queue_service import draws, reference
+from queue_service.registration.proof import generate_signing_key
+from queue_service.store import Store
+from queue_service.store.keys import PoolKeys
 
 POOL = "01:first_request"
 CLIENTS = 8
@@ -114,3 +129,182 @@ def test_a_failover_under_registration_load_loses_no_acknowledged_registration(t
         assert before_kill > 0 and lost == []
     finally:
         replicated.stop()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+LARGE_POOL_ENTRANTS = 100_000
+LARGE_DRAW_SLOTS = 2_000
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_draw_of_a_hundred_thousand_entrants_on_the_cluster_publishes_a_record_that_verifies(
+        redis_cluster, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench import pool as bench_pool
+
+    redis_cluster.flush()
+    store = Store(redis_cluster.shared_client)
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+    store.add_missing_sites(reference.DEMO_SITES)
+    first_draw = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=datetime.timezone.utc)  # a Monday, 10:00 in Paris
+    schedule = bench_pool.schedule("01", "renewal", first_draw - datetime.timedelta(days=3), constrained=True)
+    store.save_schedule(schedule)
+    started = time.monotonic()
+    bench_pool.waiting_list(store, "01", "renewal", LARGE_POOL_ENTRANTS, draw_at=first_draw,
+                            rng=random.Random(2027), constrained=True)
+    bench_pool.week_of_slots(store, "01", "renewal", LARGE_DRAW_SLOTS,
+                             first_day=first_draw + datetime.timedelta(days=1, hours=-1))
+    written = time.monotonic()
+    (due,) = draws.due_draws(schedule, first_draw - datetime.timedelta(seconds=1),
+                             first_draw + datetime.timedelta(seconds=1))
+    draws.announce(store, schedule, due, first_draw - datetime.timedelta(days=2))
+    state = draws.run(store, "01:renewal", due.draw_id, first_draw, bench_pool.offer_timing())
+    drawn = time.monotonic()
+    assert state is draws.DrawState.PUBLISHED
+
+    record = draws.public_record(store, "01:renewal", due.draw_id)
+    assert record["statistics"]["entrants"] == LARGE_POOL_ENTRANTS
+    winners = record["statistics"]["winners"]
+    assert 0 < winners <= record["statistics"]["slots"] <= LARGE_DRAW_SLOTS  # (those in the draw's horizon)
+    offers = store.offers("01:renewal")
+    assert len(offers) == winners and len({offer.slot_id for offer in offers.values()}) == winners
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    verified = subprocess.run([sys.executable, "-m", "queue_service.verify", str(path)], capture_output=True,
+                              text=True, cwd=ROOT)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    print(f"\ncluster draw: {LARGE_POOL_ENTRANTS} entrants written in {written - started:.1f} s, "
+          f"drawn and committed in {drawn - written:.1f} s ({winners} offers); the record verifies")
+
+
+SCHEDULED_DRAWS = 12
+PROCESS_MARKER = "QUEUE_SERVICE_TOPOLOGY_RUN"
+
+
+def _service_environment(tmp_path, data_url: str, queue_url: str, smtp_port: int) -> dict[str, str]:
+    secret = "topology-secret-" + "y" * 40
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "QS_ENV": "test",
+        "QS_DATA_DIR": str(tmp_path / "var"),
+        "QS_REDIS_URL": data_url,
+        "QS_QUEUE_REDIS_URL": queue_url,
+        "QS_SECRET_KEY": secret,
+        "QS_IDENTITY_KEY": secret,
+        "QS_PROOF_SIGNING_KEY": generate_signing_key(),
+        "QS_MAIL_BACKEND": "smtp",
+        "QS_SMTP_HOST": "127.0.0.1",
+        "QS_SMTP_PORT": str(smtp_port),
+        "QS_SMS_BACKEND": "none",
+        "QS_WEB_WORKERS": "1",
+        "QS_CLOCK_INTERVAL_SECONDS": "1",
+        "QS_DISPATCH_INTERVAL_SECONDS": "1",
+    }
+
+
+def _stop(processes: list[subprocess.Popen], marker: str) -> None:
+    """SIGTERM to each process started, then SIGKILL to anything still running with the run's marker."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    leftovers = []
+    for candidate in psutil.process_iter():
+        try:
+            if candidate.environ().get(PROCESS_MARKER) == marker:
+                candidate.kill()
+                leftovers.append(candidate)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    psutil.wait_procs(leftovers, timeout=10)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_three_webs_two_workers_and_two_clocks_on_the_cluster_commit_each_draw_once(
+        redis_cluster, killable_redis, smtp_server, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench import pool as bench_pool
+
+    controller, _ = smtp_server
+    redis_cluster.flush()
+    store = Store(redis_cluster.shared_client)
+    store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+    store.add_missing_sites(reference.DEMO_SITES)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    # Hourly draws, the schedule made twelve and a half hours ago: the clocks catch up the twelve
+    # draws due at their first tick, and the workers run them one after the other, over the same slots.
+    schedule = dataclasses.replace(
+        bench_pool.schedule("01", "renewal", now - datetime.timedelta(hours=SCHEDULED_DRAWS, minutes=30), False),
+        cron="0 * * * *")
+    store.save_schedule(schedule)
+    bench_pool.waiting_list(store, "01", "renewal", 400, draw_at=now, rng=random.Random(12), constrained=False)
+    bench_pool.week_of_slots(store, "01", "renewal", 240, first_day=now + datetime.timedelta(days=3))
+    store.discard_outbox("01:renewal")
+
+    (tmp_path / "prometheus").mkdir()
+    marker = secrets.token_hex(8)
+    environment = _service_environment(tmp_path, redis_cluster.url, killable_redis.url, controller.port)
+    environment[PROCESS_MARKER] = marker
+    web_ports = [free_port() for _ in range(3)]
+    commands = [[sys.executable, "-m", "worker.cli", "worker"]] * 2 + [[sys.executable, "-m", "worker.cli", "clock"]] * 2
+    processes = []
+    try:
+        for number, port in enumerate(web_ports):
+            with open(tmp_path / f"web{number}.log", "wb") as log:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.conf.py", "--control-socket",
+                     str(tmp_path / f"gunicorn{number}.ctl"), "web:create_app()"],
+                    cwd=ROOT, env=environment | {"QS_BIND": f"127.0.0.1:{port}"}, stdout=log, stderr=subprocess.STDOUT))
+        for number, command in enumerate(commands):
+            with open(tmp_path / f"{command[-1]}{number}.log", "wb") as log:
+                processes.append(subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log,
+                                                  stderr=subprocess.STDOUT))
+
+        def past_draws():
+            return [draw for draw in store.draws("01:renewal", limit=100) if draw.scheduled_at <= now]
+
+        started = time.monotonic()
+        deadline = started + 400
+        while time.monotonic() < deadline:
+            done = [draw for draw in past_draws() if draw.state in (draws.DrawState.PUBLISHED, draws.DrawState.HELD)]
+            if len(done) >= SCHEDULED_DRAWS:
+                break
+            assert all(process.poll() is None for process in processes), "a process of the service exited"
+            time.sleep(1)
+        elapsed = time.monotonic() - started
+        past = past_draws()
+        assert len(past) == SCHEDULED_DRAWS and all(draw.state is draws.DrawState.PUBLISHED for draw in past), [
+            (draw.draw_id, draw.state) for draw in past]
+
+        offers = store.offers("01:renewal")
+        slots_offered = [offer.slot_id for offer in offers.values()]
+        assert slots_offered and len(slots_offered) == len(set(slots_offered))  # no slot offered twice
+        totals = store.redis.hgetall(PoolKeys("01:renewal").stats)
+        assert int(totals[b"draw_committed"]) == SCHEDULED_DRAWS  # each draw committed once
+        for draw in past:
+            counted = int(store.redis.hget(PoolKeys("01:renewal").stats_draw(draw.draw_id), "slots_offered") or 0)
+            made = sum(1 for offer in offers.values() if offer.draw_id == draw.draw_id)
+            assert counted == made, (draw.draw_id, counted, made)
+        # Every web process reads the records from the cluster.
+        for port, draw in zip(web_ports * SCHEDULED_DRAWS, past):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", f"/api/v1/draws/{draw.draw_id}/record")
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read())["state"] == "published"
+            connection.close()
+        print(f"\n3 webs, 2 workers, 2 clocks on the cluster: {SCHEDULED_DRAWS} draws published in {elapsed:.0f} s, "
+              f"{len(slots_offered)} slots offered, none twice, each draw committed once")
+    finally:
+        _stop(processes, marker)
