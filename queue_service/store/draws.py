@@ -90,6 +90,10 @@ class DrawStore:
                 pipe.execute()
                 return True
             except redis.WatchError:
+                # Another claim, or a connection lost while watching (redis-py says WatchError for
+                # both): unclaimed, it is the latter, and the caller tries again rather than skip it.
+                if not self.redis.hexists(key, marker):
+                    raise redis.ConnectionError("the connection was lost while claiming the draw") from None
                 return False
 
     def draw(self, pool: str, draw_id: str) -> Draw | None:
@@ -206,6 +210,10 @@ class DrawStore:
                 pipe.hset(key, mapping=changes)
                 pipe.execute()
             except redis.WatchError:
+                # redis-py reports a connection lost while watching as a WatchError too (a
+                # failover, say): the run is stale only if another run took the fence since.
+                if int(self.redis.get(fence_key) or 0) == fence:
+                    raise redis.ConnectionError("the connection was lost during the draw's transaction") from None
                 raise StaleDrawWorker() from None
 
     def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
