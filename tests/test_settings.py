@@ -107,7 +107,7 @@ def test_cluster_and_sentinel_urls_are_read_and_a_bad_one_names_its_setting(tmp_
     assert load_settings(environ=base | {"QS_REDIS_URL": "redis://db:6379/0"}).queue_redis_url == ""
     refused = [
         ({"QS_REDIS_URL": "redis+cluster://10.0.0.1"}, "QS_REDIS_URL: '10.0.0.1' is not host:port"),
-        ({"QS_REDIS_URL": "redis+sentinel://10.0.0.5:26379"}, "QS_REDIS_URL: a redis\+sentinel:// URL ends with"),
+        ({"QS_REDIS_URL": "redis+sentinel://10.0.0.5:26379"}, r"QS_REDIS_URL: a redis\+sentinel:// URL ends with"),
         ({"QS_REDIS_URL": "redis://db", "QS_QUEUE_REDIS_URL": "amqp://queue"}, "QS_QUEUE_REDIS_URL: expected"),
         # RQ cannot keep its queues on a cluster: neither given one, nor left to the data's.
         ({"QS_REDIS_URL": "redis://db", "QS_QUEUE_REDIS_URL": "redis+cluster://a:1,b:2"}, "QS_QUEUE_REDIS_URL: RQ"),
