@@ -172,6 +172,33 @@ def test_a_failover_under_registration_load_loses_no_acknowledged_registration(t
         replicated.stop()
 
 
+@pytest.mark.sentinel
+def test_without_a_replica_to_acknowledge_it_a_registration_is_refused_not_acknowledged(tmp_path, settings):
+    from web import create_app
+
+    replicated = Replicated(tmp_path / "replicated")
+    replicated.start()
+    try:
+        app = create_app(settings.replace(redis_url=replicated.url, queue_redis_url="", **UNLIMITED))
+        store = app.extensions["queue_service"].store
+        store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+        store.add_missing_sites(reference.DEMO_SITES)
+        client = app.test_client()
+        assert client.post("/api/v1/registrations", json=_person(1, 1)).status_code == 201
+        replicated.servers.kill(replicated.replica)
+        started = time.monotonic()
+        refused = client.post("/api/v1/registrations", json=_person(1, 2))
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert time.monotonic() - started < 10  # WAIT's two seconds, not a hang
+        replicated.servers.restart(replicated.replica)  # it syncs again from the master
+        deadline = time.monotonic() + 30
+        while client.post("/api/v1/registrations", json=_person(1, 2)).status_code != 201:
+            assert time.monotonic() < deadline, "not acknowledged again once the replica was back"
+            time.sleep(0.5)
+    finally:
+        replicated.stop()
+
+
 ROOT = Path(__file__).resolve().parent.parent
 LARGE_POOL_ENTRANTS = 100_000
 LARGE_DRAW_SLOTS = 2_000
