@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import click
 import redis
+from redis.exceptions import RedisClusterException
 
 from queue_service import reference
 from queue_service.connection import connect, connect_queues, embedded_url, stop_embedded
@@ -67,7 +68,7 @@ def _connect(settings: Settings) -> redis.Redis:
     try:
         connection = connect(settings)
         connection.ping()
-    except redis.RedisError as error:
+    except (redis.RedisError, RedisClusterException) as error:
         raise click.ClickException(f"cannot reach Redis ({error}); check QS_REDIS_URL") from None
     return connection
 
@@ -86,7 +87,7 @@ def _connect_waiting(
         try:
             connection = connect_queues(settings, data) if queues else connect(settings)
             break
-        except UNREACHABLE as error:  # a cluster client asks its nodes for the slots when made
+        except (*UNREACHABLE, RedisClusterException) as error:  # a cluster client asks its nodes for the slots when made
             outage.failed(error)
             time.sleep(1)
         except redis.RedisError as error:
