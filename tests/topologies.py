@@ -136,7 +136,7 @@ class Cluster:
             share = 16384 // 3
             ranges = [(0, share - 1), (share, 2 * share - 1), (2 * share, 16383)]
             for node, (first, last) in zip(nodes, ranges):
-                node.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+                node.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))  # (ADDSLOTSRANGE: 7.0 only)
             for node in nodes[1:]:
                 node.execute_command("CLUSTER MEET", "127.0.0.1", self.ports[0])
             _wait(lambda: all(_cluster_ok(node) for node in nodes), "the cluster was not ok")
