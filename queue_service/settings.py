@@ -41,6 +41,10 @@ SMS_BACKENDS = ("file", "twilio", "none")
 TWILIO_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 TWILIO_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+# A Redis Cluster (several "host:port" to start from) and a Sentinel-managed master
+# ("host:port" of the sentinels, then "/<service name>"): queue_service/connection.py.
+CLUSTER_SCHEME = "redis+cluster://"
+SENTINEL_SCHEME = "redis+sentinel://"
 # A draw run now closes its entries at most this long (seconds) after it is announced: an hour.
 MAX_RUN_NOW_ENTRY_DELAY_SECONDS = 3600
 
@@ -52,6 +56,7 @@ class Settings:
     env: str
     data_dir: Path
     redis_url: str
+    queue_redis_url: str
     secret_key: str = dataclasses.field(repr=False)  # never logged
     identity_key: str = dataclasses.field(repr=False)  # never logged
     proof_signing_key: str = dataclasses.field(repr=False)  # never logged
@@ -292,9 +297,7 @@ def _checked(values: dict[str, Any]) -> Settings:
     at_least("sms_timeout_seconds", 0.1)
     if not 1 <= values["smtp_port"] <= 65535:
         raise SettingsError(f"QS_SMTP_PORT: expected a port from 1 to 65535, got {values['smtp_port']}")
-    url = values["redis_url"]
-    if url and not url.startswith(REDIS_URL_SCHEMES):
-        raise SettingsError(f"QS_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    _check_redis_urls(values)
     if values["env"] == "production" and not values["base_url"]:
         raise SettingsError(
             "QS_BASE_URL: production needs the address applicants reach the service at (the links in every "
@@ -312,6 +315,64 @@ def _checked(values: dict[str, Any]) -> Settings:
     if values["env"] == "production":
         _check_production(values)
     return Settings(**values)
+
+
+def redis_nodes(url: str) -> list[tuple[str, int]]:
+    """The "host:port" pairs of a redis+cluster:// or redis+sentinel:// URL; ValueError if one is not."""
+    rest = url.split("://", 1)[1]
+    hosts = rest.split("/", 1)[0].rpartition("@")[2]
+    nodes = []
+    for node in hosts.split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{node!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def sentinel_service(url: str) -> str:
+    """The service (master) name of a redis+sentinel:// URL: its path's first part."""
+    return url.split("://", 1)[1].partition("/")[2].split("/")[0]
+
+
+def _check_redis_url(name: str, url: str) -> None:
+    label = ENV_PREFIX + name.upper()
+    if not url:
+        return
+    if url.startswith(REDIS_URL_SCHEMES):
+        return
+    if url.startswith((CLUSTER_SCHEME, SENTINEL_SCHEME)):
+        try:
+            redis_nodes(url)
+        except ValueError as error:
+            raise SettingsError(f"{label}: {error} in {url!r} (expected host:port[,host:port...])") from None
+        if url.startswith(SENTINEL_SCHEME) and not sentinel_service(url):
+            raise SettingsError(
+                f"{label}: a redis+sentinel:// URL ends with the service name the sentinels monitor, "
+                f"as in redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/qs, got {url!r}"
+            )
+        return
+    raise SettingsError(
+        f"{label}: expected a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL, got {url!r}"
+    )
+
+
+def _check_redis_urls(values: dict[str, Any]) -> None:
+    """The data Redis (any kind) and the queue Redis (RQ and the rate limiter: not a cluster)."""
+    _check_redis_url("redis_url", values["redis_url"])
+    _check_redis_url("queue_redis_url", values["queue_redis_url"])
+    if values["queue_redis_url"].startswith(CLUSTER_SCHEME):
+        raise SettingsError(
+            "QS_QUEUE_REDIS_URL: RQ cannot keep its queues on a Redis Cluster: give a single Redis "
+            "(redis://...) or a Sentinel-managed one (redis+sentinel://...)"
+        )
+    if values["redis_url"].startswith(CLUSTER_SCHEME) and not values["queue_redis_url"]:
+        raise SettingsError(
+            "QS_QUEUE_REDIS_URL: the data are on a Redis Cluster (QS_REDIS_URL), where RQ cannot keep its "
+            "queues: give a single Redis (redis://...) or a Sentinel-managed one (redis+sentinel://...)"
+        )
+    if values["queue_redis_url"] and not values["redis_url"]:
+        raise SettingsError("QS_QUEUE_REDIS_URL: set only with QS_REDIS_URL (the embedded Redis holds both)")
 
 
 def _check_production(values: dict[str, Any]) -> None:

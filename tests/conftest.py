@@ -68,10 +68,48 @@ def redis_server(tmp_path_factory):
         psutil.wait_procs([running], timeout=30)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of three masters of this run's own (tests/topologies.py), stopped at its end."""
+    from topologies import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    cluster.shared_client = cluster.client()
+    yield cluster
+    cluster.shared_client.close()
+    cluster.stop()
+
+
+def pytest_generate_tests(metafunc):
+    """A module marked `topologies` runs each test that uses the data's Redis twice: on the
+    run's single Redis, and on a Redis Cluster (marked `cluster`, its queues on the single one)."""
+    if "topology" in metafunc.fixturenames and metafunc.definition.get_closest_marker("topologies"):
+        metafunc.parametrize("topology", ["single", pytest.param("cluster", marks=pytest.mark.cluster)], indirect=True)
+
+
 @pytest.fixture
-def redis(redis_server):
-    """The run's Redis, emptied before each test (it is ours: nobody else uses it)."""
+def topology(request) -> str:
+    """Where the data live: "single" (the run's Redis) or "cluster" (`redis_cluster`)."""
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture
+def redis(redis_server, topology, request):
+    """The data's Redis, emptied before each test (it is ours: nobody else uses it): the run's
+    Redis, or on the cluster topology a client of the run's cluster (the run's Redis then
+    holds the queues, emptied too)."""
     redis_server.flushall()
+    if topology == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.shared_client
+    return redis_server
+
+
+@pytest.fixture
+def queue_redis(redis, redis_server):
+    """The queues' Redis (RQ's, the rate limiter's): always the run's single Redis."""
     return redis_server
 
 
@@ -149,9 +187,12 @@ def production_redis(tmp_path):
 
 
 @pytest.fixture
-def redis_url(redis_server) -> str:
+def redis_url(redis_server, topology, request) -> str:
+    """The URL of the data's Redis (see `redis`)."""
     from queue_service.connection import embedded_url
 
+    if topology == "cluster":
+        return request.getfixturevalue("redis_cluster").url
     return embedded_url(redis_server)
 
 
@@ -201,7 +242,7 @@ TEST_SIGNING_KEY = generate_signing_key()
 
 
 @pytest.fixture
-def settings(tmp_path, redis_url, smtp_server, monkeypatch):
+def settings(tmp_path, redis_url, redis_server, topology, smtp_server, monkeypatch):
     """Test settings: the run's Redis and the loopback SMTP server.
 
     They are given through QS_* environment variables, as in production, so
@@ -223,6 +264,10 @@ def settings(tmp_path, redis_url, smtp_server, monkeypatch):
         "QS_SMTP_HOST": "127.0.0.1",
         "QS_SMTP_PORT": str(controller.port),
     }
+    if topology == "cluster":
+        from queue_service.connection import embedded_url
+
+        environment["QS_QUEUE_REDIS_URL"] = embedded_url(redis_server)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return load_settings()
@@ -266,27 +311,32 @@ def client(app):
 
 
 @pytest.fixture
-def run_jobs(redis):
+def run_jobs(redis, queue_redis):
     """Run every queued job in this process, as a worker would, then return."""
     from rq import SimpleWorker
 
+    from worker.jobs import use_data_connection
     from worker.queues import all_queues
 
     def run() -> bool:
-        return SimpleWorker(all_queues(redis), connection=redis).work(burst=True)
+        use_data_connection(redis if redis is not queue_redis else None)
+        try:
+            return SimpleWorker(all_queues(queue_redis), connection=queue_redis).work(burst=True)
+        finally:
+            use_data_connection(None)
 
     return run
 
 
 @pytest.fixture
-def deliver_messages(redis, run_jobs):
+def deliver_messages(queue_redis, run_jobs):
     """Send what the outboxes hold, as the clock and the worker would: queue the dispatch
     job (the clock's, without its once-per-period claim), then run every queued job."""
     from worker import jobs
     from worker.queues import NOTIFICATIONS, queue
 
     def deliver() -> bool:
-        queue(NOTIFICATIONS, redis).enqueue(jobs.dispatch_notifications)
+        queue(NOTIFICATIONS, queue_redis).enqueue(jobs.dispatch_notifications)
         return run_jobs()
 
     return deliver

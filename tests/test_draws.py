@@ -21,26 +21,29 @@ from queue_service.registration.agdref import UploadedRecords
 from queue_service.store.keys import PoolKeys
 from worker import clock
 
+# Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.topologies
 
-def run_clock_and_jobs(redis, store, run_jobs, moment):
-    enqueued = clock.reconcile_draws(redis, store, moment)
+
+def run_clock_and_jobs(queue_redis, store, run_jobs, moment):
+    enqueued = clock.reconcile_draws(queue_redis, store, moment)
     run_jobs()
     return enqueued
 
 
-def test_a_draw_is_announced_before_its_cutoff_with_its_commitment_only(redis, pool):
+def test_a_draw_is_announced_before_its_cutoff_with_its_commitment_only(queue_redis, pool):
     store, _, _ = pool
-    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))
+    clock.reconcile_draws(queue_redis, store, DRAW_AT - datetime.timedelta(days=2))
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "scheduled" and record["seed"] is None and record["announced_late"] is False
     assert len(record["commitment"]) == 64 and record["entrants"] is None
 
 
-def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(redis, pool, run_jobs, tmp_path, mailbox):
+def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(queue_redis, pool, run_jobs, tmp_path, mailbox):
     store, slots, people = pool
-    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))
+    clock.reconcile_draws(queue_redis, store, DRAW_AT - datetime.timedelta(days=2))
     commitment = store.draw(POOL, DRAW_ID).commitment
-    assert run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5)) == [DRAW_ID]
+    assert run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5)) == [DRAW_ID]
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and record["commitment"] == commitment
     assert record["statistics"] == {"entrants": 60, "slots": 20, "winners": 20}, store.draw(POOL, DRAW_ID)
@@ -61,9 +64,9 @@ def test_the_scheduled_draw_runs_commits_and_publishes_a_verifiable_record(redis
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_constraints_are_respected(redis, pool, run_jobs):
+def test_constraints_are_respected(queue_redis, pool, run_jobs):
     store, slots, people = pool
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     classes = {slot.id: slot.slot_class("Europe/Paris") for slot in slots}
     for registration_id, offer in store.offers(POOL).items():
         person = next(p for p in people if p.key.registration_id == registration_id)
@@ -71,9 +74,9 @@ def test_constraints_are_respected(redis, pool, run_jobs):
         assert classes[offer.slot_id].split("-")[0] in accepted_sites
 
 
-def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
+def test_running_the_draw_again_changes_nothing(queue_redis, pool, run_jobs, mailbox):
     store, _, people = pool
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     before = {p.key.registration_id: store.registration(p.key) for p in people}
     rerun = draws.run(store, POOL, DRAW_ID, DRAW_AT + datetime.timedelta(minutes=1), TIMING)
     assert rerun is draws.DrawState.PUBLISHED
@@ -82,7 +85,7 @@ def test_running_the_draw_again_changes_nothing(redis, pool, run_jobs, mailbox):
     assert after == before and store.outbox(POOL) == [] and len(mailbox.messages) == 20
 
 
-def test_a_stale_worker_cannot_commit(redis, pool):
+def test_a_stale_worker_cannot_commit(queue_redis, pool):
     store, _, _ = pool
     stale = announce_freeze_and_draw(store)
     store.take_draw_fence(POOL, DRAW_ID)  # a newer run took over
@@ -94,11 +97,11 @@ def test_a_stale_worker_cannot_commit(redis, pool):
     assert len(store.offers(POOL)) == 20
 
 
-def test_entrants_are_those_waiting_before_the_cutoff(redis, pool, run_jobs):
+def test_entrants_are_those_waiting_before_the_cutoff(queue_redis, pool, run_jobs):
     store, _, _ = pool
-    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(days=2))  # announced a draw ahead
+    clock.reconcile_draws(queue_redis, store, DRAW_AT - datetime.timedelta(days=2))  # announced a draw ahead
     latecomers = register_people_late(store)
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     record = draws.public_record(store, POOL, DRAW_ID)
     refs = {row["ref"] for row in record["entrants"]}
     assert len(refs) == 60 and not refs & {late.ref for late in latecomers}
@@ -161,7 +164,7 @@ def test_the_urgency_window_counts_from_the_draws_day_in_the_prefecture():
     assert draws.entrant_group(policy, in_30_days, sunday_just_after_midnight_in_paris, "UTC") is None  # Saturday's
 
 
-def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
+def test_a_held_draw_is_published_only_when_released(queue_redis, pool, run_jobs):
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)
     draws.commit(store, POOL, DRAW_ID, fence, schedule(), DRAW_AT, TIMING)
@@ -172,9 +175,9 @@ def test_a_held_draw_is_published_only_when_released(redis, pool, run_jobs):
     assert draws.public_record(store, POOL, DRAW_ID)["seed"] is not None
 
 
-def test_public_record_endpoint_and_page(client, redis, pool, run_jobs):
+def test_public_record_endpoint_and_page(client, queue_redis, pool, run_jobs):
     store, _, _ = pool
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     record = client.get(f"/api/v1/draws/{DRAW_ID}/record").get_json()
     assert record["spec"] == "fairdraw/v1" and record["seed"]
     page = client.get(f"/draws/{DRAW_ID}", headers={"Accept-Language": "en"}).get_data(as_text=True)
@@ -186,11 +189,11 @@ def test_public_record_endpoint_and_page(client, redis, pool, run_jobs):
     assert client.get("/api/v1/draws/01-renewal-20990101T1000/record").status_code == 404
 
 
-def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settings):
+def test_the_proof_lists_the_draws_entered(client, queue_redis, pool, run_jobs, settings):
     from queue_service.registration.tokens import status_token
 
     store, _, people = pool
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     outcomes = set()
     for person in people:
         found = store.registration(person.key)
@@ -204,7 +207,7 @@ def test_the_proof_lists_the_draws_entered(client, redis, pool, run_jobs, settin
     assert outcomes == {"offered", "not_drawn"}
 
 
-def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis, pool):
+def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(queue_redis, pool):
     store, _, _ = pool
     fence = announce_freeze_and_draw(store)
     drawn = draws.drawn_winners(store, POOL, DRAW_ID)
@@ -228,7 +231,7 @@ def test_a_slot_cancelled_or_a_winner_gone_since_the_freeze_is_not_offered(redis
     assert store.standby_slots(POOL) == {second["slot"]: DRAW_ID}
 
 
-def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
+def test_two_draws_over_the_same_slots_never_offer_one_twice(queue_redis, pool):
     store, _, _ = pool
     now_draw = draws.draw_now(schedule(), "01", "first_request", "Europe/Paris", DRAW_AT - datetime.timedelta(hours=2))
     scheduled = draws.due_draws(schedule(), None, DRAW_AT + datetime.timedelta(seconds=5))[0]
@@ -243,21 +246,21 @@ def test_two_draws_over_the_same_slots_never_offer_one_twice(redis, pool):
     assert len(slots) == len(set(slots)) == 20
 
 
-def test_the_prefecture_page_links_to_the_next_and_last_draws(client, redis, pool, run_jobs):
+def test_the_prefecture_page_links_to_the_next_and_last_draws(client, queue_redis, pool, run_jobs):
     store, _, _ = pool
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     page = client.get("/p/01", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert f'href="/draws/{DRAW_ID}"' in page  # the last, published
     assert 'href="/draws/01-first_request-20270111T1000"' in page and "Next draw: Monday 11 January 2027 10:00" in page
 
 
-def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(redis, pool, run_jobs):
+def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(queue_redis, pool, run_jobs):
     store, _, people = pool
     after_cutoff = DRAW_AT - datetime.timedelta(minutes=30)  # the cutoff is 60 minutes before the draw
-    clock.reconcile_draws(redis, store, DRAW_AT - datetime.timedelta(hours=2))
+    clock.reconcile_draws(queue_redis, store, DRAW_AT - datetime.timedelta(hours=2))
     assert store.draw(POOL, DRAW_ID).state is draws.DrawState.SCHEDULED
-    clock.reconcile_draws(redis, store, after_cutoff)
-    clock.reconcile_draws(redis, store, after_cutoff + datetime.timedelta(seconds=5))  # a second tick: no second freeze
+    clock.reconcile_draws(queue_redis, store, after_cutoff)
+    clock.reconcile_draws(queue_redis, store, after_cutoff + datetime.timedelta(seconds=5))  # a second tick: no second freeze
     run_jobs()
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "frozen" and record["entrants_digest"] and record["seed"] is None
@@ -266,7 +269,7 @@ def test_entrants_are_frozen_when_the_cutoff_passes_and_drawn_at_the_draw_time(r
     # Someone frozen in who leaves before the draw is not given a slot; the others are.
     leaving = people[0]
     reg.withdraw(store, leaving.key, after_cutoff + datetime.timedelta(minutes=1))
-    run_clock_and_jobs(redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
+    run_clock_and_jobs(queue_redis, store, run_jobs, DRAW_AT + datetime.timedelta(seconds=5))
     record = draws.public_record(store, POOL, DRAW_ID)
     assert record["state"] == "published" and len(record["entrants"]) == 60
     offered = {offer.ref for offer in store.offers(POOL).values()}

@@ -42,6 +42,9 @@ from queue_service.store.keys import PoolKeys
 from worker import jobs
 from worker.queues import NOTIFICATIONS
 
+# Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.topologies
+
 
 def secret(settings) -> bytes:
     return settings.identity_key.encode()
@@ -60,12 +63,12 @@ def standby_order(store, slot_class: str) -> list[str]:
 # Messages ----------------------------------------------------------------------------------
 
 
-def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numbers(drawn, redis, run_jobs, mailbox,
+def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numbers(drawn, queue_redis, run_jobs, mailbox,
                                                                                     settings):
     store, _, people = drawn
     english = next(p for p in people if store.registration(p.key).status.value == "offered")
     store.redis.hset(PoolKeys(POOL).registration(english.key.registration_id), "language", "en")
-    assert jobs.dispatch_pool(redis, store, POOL) == 10 and store.outbox_length(POOL) == 0
+    assert jobs.dispatch_pool(queue_redis, store, POOL) == 10 and store.outbox_length(POOL) == 0
     run_jobs()
     assert len(mailbox.messages) == 10
     by_recipient = {recipients[0]: message for recipients, message in zip(mailbox.recipients, mailbox.messages)}
@@ -82,7 +85,7 @@ def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numb
     # Sent once: dispatching or running the jobs again sends nothing more.
     for _ in range(2):
         store.redis.rpush(PoolKeys(POOL).outbox, *[json.dumps(m) for m in _offer_messages(store)][:3])
-        jobs.dispatch_pool(redis, store, POOL)
+        jobs.dispatch_pool(queue_redis, store, POOL)
         run_jobs()
     assert len(mailbox.messages) == 10 and len(list((settings.data_dir / "sms").glob("*.txt"))) == 10
 
@@ -97,15 +100,15 @@ def _offer_messages(store) -> list[dict]:
 
 
 def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_message(
-        drawn, redis, run_jobs, mailbox, settings, monkeypatch, make_app, staff):
+        drawn, queue_redis, run_jobs, mailbox, settings, monkeypatch, make_app, staff):
     store, _, _ = drawn
     monkeypatch.setenv("QS_SMTP_PORT", "1")  # nothing listens there: connection refused
-    jobs.dispatch_pool(redis, store, POOL)
+    jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
     assert mailbox.messages == []
     failures = store.delivery_failures(POOL)
     assert len(failures) == 10 and {f["channel"] for f in failures} == {"email"} and failures[0]["attempts"] == 1
-    queue = Queue(NOTIFICATIONS, connection=redis)
+    queue = Queue(NOTIFICATIONS, connection=queue_redis)
     assert len(queue.scheduled_job_registry.get_job_ids()) == 10  # RQ will try again
 
     client = sign_in(make_app(), "admin01")
@@ -115,17 +118,17 @@ def test_a_failing_smtp_server_leads_to_retries_a_record_for_staff_and_no_lost_m
     monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))  # the server is back
     for job_id in queue.scheduled_job_registry.get_job_ids():
         queue.scheduled_job_registry.remove(job_id)
-        queue.enqueue_job(Job.fetch(job_id, connection=redis))
+        queue.enqueue_job(Job.fetch(job_id, connection=queue_redis))
     run_jobs()
     assert len(mailbox.messages) == 10 and store.delivery_failures(POOL) == []
     sms_files = list((settings.data_dir / "sms").glob("*.txt"))
     assert len(sms_files) == 10  # the SMS went out the first time and were not sent again
 
 
-def test_staff_send_a_message_again_once_its_tries_are_over(drawn, redis, run_jobs, mailbox, settings, monkeypatch,
+def test_staff_send_a_message_again_once_its_tries_are_over(drawn, queue_redis, run_jobs, mailbox, settings, monkeypatch,
                                                             make_app, staff):
     store, _, _ = drawn
-    fail_every_delivery(store, redis, run_jobs, monkeypatch, settings)  # the server is back; nobody retries
+    fail_every_delivery(store, queue_redis, run_jobs, monkeypatch, settings)  # the server is back; nobody retries
     chosen = store.delivery_failures(POOL)[0]
     form = {"procedure": "first_request", "message_id": chosen["message_id"], "channel": "email"}
 
@@ -143,9 +146,9 @@ def test_staff_send_a_message_again_once_its_tries_are_over(drawn, redis, run_jo
     assert done.status_code == 302  # then the list: reloading it sends nothing more
     listed = admin.get(done.location, headers=ENGLISH).get_data(as_text=True)
     assert f"Message {chosen['ref']} sent again." in listed and "Sent again by" in listed
-    jobs.dispatch_pool(redis, store, POOL)
+    jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
-    jobs.dispatch_pool(redis, store, POOL)
+    jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
     assert len(mailbox.messages) == 1 and len(store.delivery_failures(POOL)) == 9
     assert store.delivery(POOL, chosen["message_id"], "email")["retried_by"] == staff["admin01"].id
@@ -172,12 +175,12 @@ def test_confirming_before_the_deadline_books_the_slot_with_a_code(drawn, settin
     assert [m["kind"] for m in store.outbox(POOL)][-1] == "booked"
 
 
-def test_the_booking_email_lists_what_to_bring_as_the_page_does(drawn, settings, redis, run_jobs, mailbox, client):
+def test_the_booking_email_lists_what_to_bring_as_the_page_does(drawn, settings, queue_redis, run_jobs, mailbox, client):
     store, _, _ = drawn
     key, _ = first_offer(store)
     store.discard_outbox(POOL)
     booked = offers.confirm(store, key, secret(settings), datetime.datetime.now(datetime.timezone.utc))
-    jobs.dispatch_pool(redis, store, POOL)
+    jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
     (email,) = mailbox.messages
     text = plain_text(email)
@@ -299,7 +302,7 @@ def test_the_slot_of_a_winner_gone_before_the_commit_goes_to_the_next_in_the_dra
 # A draw's deadline near the appointment ------------------------------------------------------------
 
 
-def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_made(store, reference_data, redis,
+def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_made(store, reference_data, queue_redis,
                                                                                      run_jobs, mailbox, settings):
     """Issue 13: "appointment Monday 09:30, answer before Monday 13:52". With a 48-hour window, a
     24-hour cancellation notice and 12 hours at least to answer (TIMING), a slot starting soon gets an
@@ -326,7 +329,7 @@ def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_m
     # The applicant is told the real deadline, by email and SMS (here, 10:00 in Paris on Tuesday).
     soon, _ = holders["gex-s3"]
     store.redis.hset(PoolKeys(POOL).registration(soon), "language", "en")
-    jobs.dispatch_pool(redis, store, POOL)
+    jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
     (email,) = [m for r, m in zip(mailbox.recipients, mailbox.messages) if r[0] == store.registration(key_of(soon))
                 .applicant.email]

@@ -21,6 +21,9 @@ from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.keys import ALL_PATTERN, PoolKeys, pool_pattern
 
+# Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.topologies
+
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2027, 1, 4, 9, 30, tzinfo=UTC)
 SECRET = b"identity-secret-for-tests"

@@ -98,6 +98,27 @@ def test_a_bad_value_stops_loading_and_names_the_setting(tmp_path, variable, val
         load_settings(environ={"QS_DATA_DIR": str(tmp_path), variable: value})
 
 
+def test_cluster_and_sentinel_urls_are_read_and_a_bad_one_names_its_setting(tmp_path):
+    base = {"QS_DATA_DIR": str(tmp_path)}
+    settings = load_settings(environ=base | {
+        "QS_REDIS_URL": "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+        "QS_QUEUE_REDIS_URL": "redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/qs"})
+    assert settings.redis_url.startswith("redis+cluster://") and settings.queue_redis_url.endswith("/qs")
+    assert load_settings(environ=base | {"QS_REDIS_URL": "redis://db:6379/0"}).queue_redis_url == ""
+    refused = [
+        ({"QS_REDIS_URL": "redis+cluster://10.0.0.1"}, "QS_REDIS_URL: '10.0.0.1' is not host:port"),
+        ({"QS_REDIS_URL": "redis+sentinel://10.0.0.5:26379"}, r"QS_REDIS_URL: a redis\+sentinel:// URL ends with"),
+        ({"QS_REDIS_URL": "redis://db", "QS_QUEUE_REDIS_URL": "amqp://queue"}, "QS_QUEUE_REDIS_URL: expected"),
+        # RQ cannot keep its queues on a cluster: neither given one, nor left to the data's.
+        ({"QS_REDIS_URL": "redis://db", "QS_QUEUE_REDIS_URL": "redis+cluster://a:1,b:2"}, "QS_QUEUE_REDIS_URL: RQ"),
+        ({"QS_REDIS_URL": "redis+cluster://a:1,b:2"}, "QS_QUEUE_REDIS_URL: the data are on a Redis Cluster"),
+        ({"QS_QUEUE_REDIS_URL": "redis://queue"}, "QS_QUEUE_REDIS_URL: set only with QS_REDIS_URL"),
+    ]
+    for environ, message in refused:
+        with pytest.raises(SettingsError, match=message):
+            load_settings(environ=base | environ)
+
+
 def test_unknown_setting_in_a_config_file_is_refused(tmp_path):
     config_file = tmp_path / "site.toml"
     config_file.write_text("smtp_hots = 'typo'\n")

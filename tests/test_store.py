@@ -9,6 +9,9 @@ from queue_service import reference
 from queue_service.errors import UnknownPrefecture, UnknownProcedure
 from queue_service.store.keys import periodic_run_key
 
+# Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.topologies
+
 UTC = datetime.timezone.utc
 
 

@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_service import translations
-from queue_service.connection import connect
+from queue_service.connection import connect, connect_queues
 from queue_service.draws import DrawState
 from queue_service.inventory.slots import SlotStatus
 from queue_service.offers import OfferStatus
@@ -25,7 +25,8 @@ from queue_service.store import Store
 
 @dataclass(frozen=True)
 class Services:
-    """What views reach through `services()`: settings, Redis and the store."""
+    """What views reach through `services()`: settings, the queues' Redis (RQ's and the rate
+    limiter's: the data's unless QS_QUEUE_REDIS_URL sets it apart) and the store (the data)."""
 
     settings: Settings
     redis: redis.Redis
@@ -57,8 +58,9 @@ def create_app(config: Settings | None = None) -> Flask:
         # Dates and times are shown in the time of metropolitan France.
         BABEL_DEFAULT_TIMEZONE="Europe/Paris",
     )
-    connection = connect(settings)
-    app.extensions["queue_service"] = Services(settings, connection, Store(connection))
+    data = connect(settings)
+    connection = connect_queues(settings, data)  # RQ's and the rate limiter's (the data's unless set apart)
+    app.extensions["queue_service"] = Services(settings, connection, Store(data))
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -54,6 +54,12 @@ def translated(errors: dict[str, str]) -> dict[str, str]:
 
 def handle_http_error(error: HTTPException):
     status = error.code or 500
+    if isinstance(getattr(error, "original_exception", None), (redis.ConnectionError, redis.TimeoutError)):
+        # Redis went away after the view answered (the rate limiter counting an accepted
+        # registration, as the response leaves): Flask hands that to the 500 handler. It is an
+        # outage, and the applicant, told 503, registers again (the same person replaces their
+        # registration still unconfirmed).
+        return handle_redis_error(error.original_exception)
     if status == 429:
         from web.metrics import note_rate_limited
 

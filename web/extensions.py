@@ -9,7 +9,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from queue_service.settings import Settings
+from queue_service.connection import SOCKET_TIMEOUT_SECONDS
+from queue_service.settings import SENTINEL_SCHEME, Settings
 from queue_service.store import RATE_LIMIT_PREFIX
 
 babel = Babel()
@@ -32,13 +33,16 @@ def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Lim
     Its headers are off: it would put its own Retry-After on every answer,
     overriding the one of a refusal that is not its own (a slowed staff
     sign-in). Its 429s get their Retry-After in errors.py.
+
+    The counters live in the queues' Redis (`connection`); behind sentinels, the
+    limits library follows the master itself (its redis+sentinel:// storage),
+    reading and writing the master only: a replica's counts lag.
     """
     limiter = Limiter(
         key_func=get_remote_address,
         app=app,
         default_limits=[settings.rate_limit_default],
-        storage_uri="redis://",
-        storage_options={"connection_pool": connection.connection_pool},
+        **_storage(settings, connection),
         key_prefix=RATE_LIMIT_PREFIX,
         strategy="fixed-window",
         headers_enabled=False,
@@ -46,3 +50,13 @@ def init_limiter(app: Flask, settings: Settings, connection: redis.Redis) -> Lim
     )
     app.extensions["queue_service_limiter"] = limiter
     return limiter
+
+
+def _storage(settings: Settings, connection: redis.Redis) -> dict:
+    """Flask-Limiter's storage: the queues' Redis, through `connection`'s pool when it is one
+    server; through the sentinels of QS_QUEUE_REDIS_URL (or QS_REDIS_URL) when they name it."""
+    url = settings.queue_redis_url or settings.redis_url
+    if url.startswith(SENTINEL_SCHEME):
+        timeouts = {"socket_timeout": SOCKET_TIMEOUT_SECONDS, "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS}
+        return {"storage_uri": url, "storage_options": {"use_replicas": False, "sentinel_kwargs": timeouts, **timeouts}}
+    return {"storage_uri": "redis://", "storage_options": {"connection_pool": connection.connection_pool}}

@@ -71,7 +71,7 @@ def start_run_now(code: str, procedure_code: str, at: datetime.datetime | None =
     schedule = store.schedule(pool)
     moment = now()
     due = draw_rules.draw_now(schedule, code, pool.procedure, store.prefecture(code).timezone, moment, at=at)
-    return due, start_draw_now(services().redis, schedule, due, moment, services().settings)
+    return due, start_draw_now(services().redis, schedule, due, moment, services().settings, services().store)
 
 
 def release_draw(code: str, procedure_code: str, draw_id: str, by: str) -> Draw:

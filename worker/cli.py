@@ -27,14 +27,16 @@ import signal
 import smtplib
 import sys
 import threading
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 import redis
+from redis.exceptions import RedisClusterException
 
 from queue_service import reference, simulator
-from queue_service.connection import connect, embedded_url, stop_embedded
+from queue_service.connection import connect, connect_queues, embedded_url, stop_embedded
 from queue_service.draws.schedules import DrawSchedule
 from queue_service.errors import QueueServiceError, SettingsError, SmsNotSent
 from queue_service.files import private_folder, write_private
@@ -67,25 +69,37 @@ def _connect(settings: Settings) -> redis.Redis:
     try:
         connection = connect(settings)
         connection.ping()
-    except redis.RedisError as error:
+    except (redis.RedisError, RedisClusterException) as error:
         raise click.ClickException(f"cannot reach Redis ({error}); check QS_REDIS_URL") from None
     return connection
 
 
-def _connect_waiting(settings: Settings, process: str) -> redis.Redis:
-    """A client for Redis, waiting for Redis to answer if it does not yet (started at the same
-    time, or restarting), with one line saying so; SIGTERM or Ctrl-C while waiting exits."""
+def _connect_waiting(
+    settings: Settings, process: str, queues: bool = False, data: redis.Redis | None = None
+) -> redis.Redis:
+    """A client for the data's Redis (the queues' with `queues`: `data` unless QS_QUEUE_REDIS_URL
+    is set), waiting for Redis to answer if it does not yet (started at the same time, or
+    restarting), with one line saying so; SIGTERM or Ctrl-C while waiting exits."""
     from worker.outage import UNREACHABLE, Outage, wait_for_redis
 
-    connection = connect(settings)
+    setting = "QS_QUEUE_REDIS_URL" if queues and settings.queue_redis_url else "QS_REDIS_URL"
+    outage = Outage(process, log)
+    while True:
+        try:
+            connection = connect_queues(settings, data) if queues else connect(settings)
+            break
+        except (*UNREACHABLE, RedisClusterException) as error:  # a cluster client asks its nodes for the slots when made
+            outage.failed(error)
+            time.sleep(1)
+        except redis.RedisError as error:
+            raise click.ClickException(f"cannot use Redis ({error}); check {setting}") from None
     try:
         connection.ping()
         return connection
     except UNREACHABLE as error:
-        outage = Outage(process, log)
         outage.failed(error)
     except redis.RedisError as error:  # a wrong password, say: waiting would not help
-        raise click.ClickException(f"cannot use Redis ({error}); check QS_REDIS_URL") from None
+        raise click.ClickException(f"cannot use Redis ({error}); check {setting}") from None
     stop = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -281,7 +295,12 @@ def worker(burst: bool) -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    run_worker(_connect_waiting(settings, "worker"), burst, settings.log_level)
+    data = _connect_waiting(settings, "worker")
+    if settings.queue_redis_url:  # the queues on another Redis: the jobs reach the data through this one
+        from worker.jobs import use_data_connection
+
+        use_data_connection(data)
+    run_worker(_connect_waiting(settings, "worker", queues=True, data=data), burst, settings.log_level)
 
 
 @main.command()
@@ -291,8 +310,10 @@ def clock() -> None:
 
     settings = _settings()
     _configure_logging(settings)
-    connection = _connect_waiting(settings, "clock")
-    clock_module.run(connection, settings.clock_interval_seconds, settings.dispatch_interval_seconds)
+    data = _connect_waiting(settings, "clock")
+    connection = _connect_waiting(settings, "clock", queues=True, data=data)
+    clock_module.run(connection, settings.clock_interval_seconds, settings.dispatch_interval_seconds,
+                     data if connection is not data else None)
 
 
 @main.command()

@@ -61,9 +61,12 @@ def dispatch_job(every_seconds: int) -> PeriodicJob:
     return PeriodicJob("dispatch-notifications", jobs.dispatch_notifications, every_seconds, NOTIFICATIONS)
 
 
-def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC_JOBS) -> list[str]:
-    """Record the tick, enqueue the draws and periodic jobs due at `now`; returns the ids enqueued."""
-    store = Store(connection)
+def tick(
+    connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC_JOBS, data: redis.Redis | None = None
+) -> list[str]:
+    """Record the tick, enqueue the draws and periodic jobs due at `now`; returns the ids enqueued.
+    `connection` is the queues' Redis, `data` the data's (the same by default)."""
+    store = Store(data if data is not None else connection)
     store.record_clock_tick(now)
     enqueued = reconcile_draws(connection, store, now)
     for periodic in periodic_jobs:
@@ -73,14 +76,16 @@ def tick(connection: redis.Redis, now: datetime.datetime, periodic_jobs=PERIODIC
     return enqueued
 
 
-def dispatch_waiting(connection: redis.Redis, now: datetime.datetime, every_seconds: int) -> str | None:
+def dispatch_waiting(
+    connection: redis.Redis, now: datetime.datetime, every_seconds: int, data: redis.Redis | None = None
+) -> str | None:
     """Queue one dispatch of the outboxes if any holds a message, once per `every_seconds`;
     returns its job id, or None.
 
     Called every few seconds: with nothing to send, it costs one read of the
     pools and one pipelined read of their outboxes' lengths, and queues nothing.
     """
-    store = Store(connection)
+    store = Store(data if data is not None else connection)
     if not any(store.outbox_lengths().values()):
         return None
     return enqueue_once(connection, store, dispatch_job(every_seconds), now)
@@ -110,14 +115,14 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
     enqueued = []
     for pool in store.scheduled_pools():
         for draw_id in store.draws_to_run(pool, now):
-            if jobs.claim_draw_to_run(connection, pool, draw_id, now):
+            if jobs.claim_draw_to_run(connection, pool, draw_id, now, store):
                 enqueued.append(draw_id)
         schedule = store.schedule(pool)
         if schedule is None:
             continue
         due = draws.due_draws(schedule, store.reconciled_until(pool), now)
         for draw in due:
-            if jobs.claim_and_enqueue(connection, schedule, draw, now):
+            if jobs.claim_and_enqueue(connection, schedule, draw, now, store):
                 enqueued.append(draw.draw_id)
         store.advance_reconciled(pool, draws.reconciled_mark(due, now))
         coming = draws.next_draw(schedule, now)
@@ -125,13 +130,16 @@ def reconcile_draws(connection: redis.Redis, store: Store, now: datetime.datetim
             draws.announce(store, schedule, coming, now)  # the seed's commitment is public ahead of the cutoff
             # (Announced after its scheduled cutoff, it closed its entries at that announcement: closed either way.)
             if now >= schedules.entry_cutoff(schedule, coming.scheduled_at):
-                jobs.claim_and_enqueue_freeze(connection, coming, now)  # entries close: fix the entrants
+                jobs.claim_and_enqueue_freeze(connection, coming, now, store)  # entries close: fix the entrants
     return enqueued
 
 
-def run(connection: redis.Redis, interval_seconds: float, dispatch_every_seconds: int) -> None:
+def run(
+    connection: redis.Redis, interval_seconds: float, dispatch_every_seconds: int, data: redis.Redis | None = None
+) -> None:
     """Tick every `interval_seconds`, and look for messages to dispatch every
-    `dispatch_every_seconds`, until SIGTERM or SIGINT."""
+    `dispatch_every_seconds`, until SIGTERM or SIGINT. `connection`: the queues' Redis;
+    `data`: the data's, when another."""
     stop = threading.Event()
 
     def request_stop(signum, frame):
@@ -148,16 +156,18 @@ def run(connection: redis.Redis, interval_seconds: float, dispatch_every_seconds
         try:
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval_seconds
-                for job_id in tick(connection, now):
+                for job_id in tick(connection, now, data=data):
                     log.info("clock: enqueued %s", job_id)
             if time.monotonic() >= next_dispatch:
                 next_dispatch = time.monotonic() + dispatch_every_seconds
-                if (job_id := dispatch_waiting(connection, now, dispatch_every_seconds)) is not None:
+                if (job_id := dispatch_waiting(connection, now, dispatch_every_seconds, data)) is not None:
                     log.debug("clock: enqueued %s", job_id)  # every few seconds while messages flow
         except UNREACHABLE as error:
             # Redis may restart; the clock waits for it rather than dying, and logs once.
             outage.failed(error)
             wait_for_redis(connection, stop, outage)
+            if data is not None:
+                wait_for_redis(data, stop, outage)
             continue
         except redis.RedisError:
             log.exception("clock: Redis refused a command; trying again at the next tick")

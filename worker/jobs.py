@@ -1,8 +1,10 @@
 """The RQ jobs. Each one takes ids, calls queue_service, and logs.
 
-A job reaches Redis through the connection of the job that runs it, and reads
-the settings from the worker's environment, so tests can run jobs in-process
-with SimpleWorker. Arguments are opaque ids, never personal data.
+A job reaches the queues through the connection of the job that runs it, and
+the data through the worker process's data connection (`use_data_connection`:
+the same Redis unless QS_QUEUE_REDIS_URL is set), and reads the settings from
+the worker's environment, so tests can run jobs in-process with SimpleWorker.
+Arguments are opaque ids, never personal data.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ log = logging.getLogger(__name__)
 EMAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 
 
+# The data's Redis of this worker process when it is not the queues' (a cluster,
+# say): set by the worker at its start (run_worker), or by a test running jobs.
+_data_connection: list[redis.Redis] = []
+
+
+def use_data_connection(connection: redis.Redis | None) -> None:
+    """Let the jobs of this process reach the data through `connection` (None: the job's own)."""
+    _data_connection[:] = [connection] if connection is not None else []
+
+
+def _store(job) -> Store:
+    """The store of the data, for a job of this process."""
+    return Store(_data_connection[0] if _data_connection else job.connection)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -55,7 +72,7 @@ def timed(job_function):
             job = get_current_job()
             if job is not None:
                 try:
-                    Store(job.connection).record_job_duration(job_function.__name__, elapsed, JOB_DURATION_BUCKETS)
+                    _store(job).record_job_duration(job_function.__name__, elapsed, JOB_DURATION_BUCKETS)
                 except redis.RedisError:
                     log.warning("job %s: its duration could not be recorded", job.id)
 
@@ -67,7 +84,7 @@ def heartbeat() -> str:
     """Record that a worker is taking jobs: /readyz reads it."""
     job = get_current_job()
     now = _now()
-    Store(job.connection).record_worker_heartbeat(now)
+    _store(job).record_worker_heartbeat(now)
     log.debug("job %s: worker heartbeat at %s", job.id, now.isoformat())
     return now.isoformat()
 
@@ -87,7 +104,7 @@ def send_registration_email(
     message = {"id": f"{kind}:{registration_id}:job-{job.id}", "kind": kind, "registration_id": registration_id}
     if address_print:
         message["address_print"] = address_print
-    return _deliver(job, Store(job.connection), PoolId.of(prefecture, procedure), message)
+    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), message)
 
 
 class MailNotSent(Exception):
@@ -100,7 +117,7 @@ def purge_registrations() -> int:
     job = get_current_job()
     settings = load_settings()
     retention = datetime.timedelta(days=settings.closed_retention_days)
-    deleted = registration.purge(Store(job.connection), _now(), retention)
+    deleted = registration.purge(_store(job), _now(), retention)
     log.info("job %s: %d registration(s) purged", job.id, deleted)
     return deleted
 
@@ -109,7 +126,7 @@ def purge_registrations() -> int:
 def run_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Run one draw to the end (freeze, draw, commit, publish); safe to run again after any crash."""
     job = get_current_job()
-    store = Store(job.connection)
+    store = _store(job)
     timing = offers.OfferTiming.from_settings(load_settings())
     state = draws.run(store, PoolId.of(prefecture, procedure), draw_id, _now(), timing)
     log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
@@ -124,7 +141,7 @@ def freeze_draw(prefecture: str, procedure: str, draw_id: str) -> str:
     """Fix a draw's entrants at its cutoff (the draw job draws later); safe to run again."""
     job = get_current_job()
     timing = offers.OfferTiming.from_settings(load_settings())
-    state = draws.freeze_at_cutoff(Store(job.connection), PoolId.of(prefecture, procedure), draw_id, _now(), timing)
+    state = draws.freeze_at_cutoff(_store(job), PoolId.of(prefecture, procedure), draw_id, _now(), timing)
     log.info("job %s: draw %s is %s", job.id, draw_id, state.value)
     return state.value
 
@@ -136,7 +153,10 @@ DRAW_RETRY = Retry(max=3, interval=[60, 300, 900])
 
 
 def enqueue_draw_step(pipeline, connection: redis.Redis, step, job_prefix: str, due: draws.DueDraw) -> None:
-    """Queue a draw's job (its freeze or its run) inside `pipeline`, the transaction that claims it."""
+    """Queue a draw's job (its freeze or its run) inside `pipeline`, the transaction that claims it,
+    or at once when the queues are on another Redis (`pipeline` None): the claim follows, and a
+    claim that fails (another clock's, or a crash before it) leaves a job queued twice, which
+    changes nothing twice (the draw is fenced and each step checks the draw's state)."""
     queue(DRAWS, connection).enqueue_call(
         step,
         args=(due.prefecture, due.procedure, due.draw_id),
@@ -147,22 +167,34 @@ def enqueue_draw_step(pipeline, connection: redis.Redis, step, job_prefix: str, 
     )
 
 
-def claim_and_enqueue_freeze(connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime) -> bool:
-    """Queue the freeze of an announced draw whose cutoff has passed, once."""
-    return Store(connection).claim_draw_run(
+def _in_claim(store: Store, connection: redis.Redis, pipeline):
+    """The claim's transaction when the queues share the data's Redis; else None (queue at once)."""
+    return pipeline if store.redis is connection else None
+
+
+def claim_and_enqueue_freeze(
+    connection: redis.Redis, due: draws.DueDraw, now: datetime.datetime, store: Store | None = None
+) -> bool:
+    """Queue the freeze of an announced draw whose cutoff has passed, once. `store`: the data's
+    (by default on `connection`, the queues' Redis)."""
+    store = store or Store(connection)
+    return store.claim_draw_run(
         due.pool,
         due.draw_id,
         now,
-        also=lambda pipeline: enqueue_draw_step(pipeline, connection, freeze_draw, "freeze", due),
+        also=lambda pipeline: enqueue_draw_step(_in_claim(store, connection, pipeline), connection, freeze_draw,
+                                                "freeze", due),
         marker="freeze_claimed_at",
     )
 
 
-def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime) -> bool:
+def claim_and_enqueue(
+    connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime, store: Store | None = None
+) -> bool:
     """Announce a due draw if it was not (caught up after downtime: its entries close at this
     announcement, DueDraw.entry_times), then claim its run and queue its job, both or neither;
     False if the run was already claimed."""
-    store = Store(connection)
+    store = store or Store(connection)
     draws.announce(store, schedule, due, now)
     return _claim_run(connection, store, due, now)
 
@@ -170,11 +202,15 @@ def claim_and_enqueue(connection: redis.Redis, schedule, due: draws.DueDraw, now
 def _claim_run(connection: redis.Redis, store: Store, due: draws.DueDraw, now: datetime.datetime) -> bool:
     """Claim the run of an announced draw and queue its job, both or neither; False if already claimed."""
     return store.claim_draw_run(
-        due.pool, due.draw_id, now, also=lambda pipeline: enqueue_draw_step(pipeline, connection, run_draw, "draw", due)
+        due.pool, due.draw_id, now,
+        also=lambda pipeline: enqueue_draw_step(_in_claim(store, connection, pipeline), connection, run_draw, "draw",
+                                                due),
     )
 
 
-def start_draw_now(connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime, settings) -> bool:
+def start_draw_now(
+    connection: redis.Redis, schedule, due: draws.DueDraw, now: datetime.datetime, settings, store: Store | None = None
+) -> bool:
     """Start a draw an admin runs now (draws.draw_now): the one way to start it, whoever asks
     (the staff page, the staff API).
 
@@ -187,7 +223,7 @@ def start_draw_now(connection: redis.Redis, schedule, due: draws.DueDraw, now: d
     """
     if due.trigger is not draws.Trigger.ADMIN:
         raise ValueError(f"{due.draw_id} is a scheduled draw: the clock runs it")
-    store = Store(connection)
+    store = store or Store(connection)
     if not draws.announce(store, schedule, due, now, entry_delay=settings.run_now_entry_delay):
         return False
     if store.draw(due.pool, due.draw_id).cutoff_at <= now:  # no delay: its entries closed at the announcement
@@ -195,10 +231,12 @@ def start_draw_now(connection: redis.Redis, schedule, due: draws.DueDraw, now: d
     return True
 
 
-def claim_draw_to_run(connection: redis.Redis, pool: str, draw_id: str, now: datetime.datetime) -> bool:
+def claim_draw_to_run(
+    connection: redis.Redis, pool: str, draw_id: str, now: datetime.datetime, store: Store | None = None
+) -> bool:
     """Claim the run of a draw run now whose entries have closed (the clock finds it among the
     pool's draws to run) and queue its job, once; False if already claimed."""
-    store = Store(connection)
+    store = store or Store(connection)
     record = store.draw(pool, draw_id)
     if record is None:
         return store.claim_draw_run(pool, draw_id, now)  # no such draw: only takes it off the list
@@ -223,7 +261,7 @@ def send_notification(prefecture: str, procedure: str, message_text: str) -> str
     staff and raised, so that RQ tries again (EMAIL_RETRY).
     """
     job = get_current_job()
-    return _deliver(job, Store(job.connection), PoolId.of(prefecture, procedure), json.loads(message_text))
+    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), json.loads(message_text))
 
 
 def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
@@ -354,7 +392,7 @@ def dispatch_notifications() -> int:
     (worker/clock.py); the draw job and the offer rounds also dispatch at once.
     """
     job = get_current_job()
-    store = Store(job.connection)
+    store = _store(job)
     waiting = [pool for pool, length in store.outbox_lengths().items() if length]
     handed = sum(dispatch_pool(job.connection, store, pool) for pool in waiting)
     if handed:
@@ -367,14 +405,14 @@ def dispatch_pool_job(prefecture: str, procedure: str) -> int:
     """Compatibility only: a job queued by an older version's pages after an offer changed
     (the clock dispatches now). Remove it once RQ holds no such job."""
     job = get_current_job()
-    return dispatch_pool(job.connection, Store(job.connection), PoolId.of(prefecture, procedure))
+    return dispatch_pool(job.connection, _store(job), PoolId.of(prefecture, procedure))
 
 
 @timed
 def offer_rounds() -> dict[str, int]:
     """Expire late offers, offer freed slots to standby, queue reminders, mark no-shows, in every pool."""
     job = get_current_job()
-    store = Store(job.connection)
+    store = _store(job)
     timing = offers.OfferTiming.from_settings(load_settings())
     totals = {"expired": 0, "standby_offers": 0, "reminders": 0, "no_shows": 0}
     now = _now()

@@ -15,6 +15,8 @@ scripts are in scripts/, loaded by lua.py.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import SentinelConnectionPool
 
 from queue_service.store.accounts import AccountStore
 from queue_service.store.challenges import ChallengeStore
@@ -22,7 +24,7 @@ from queue_service.store.draws import DrawStore
 from queue_service.store.health import HealthStore
 from queue_service.store.idempotency import IdempotencyStore
 from queue_service.store.keys import RATE_LIMIT_PREFIX
-from queue_service.store.lua import Scripts
+from queue_service.store.lua import NotReplicated, Scripts
 from queue_service.store.offers import OfferStore
 from queue_service.store.outbox import OutboxStore
 from queue_service.store.reference import ReferenceStore
@@ -31,7 +33,7 @@ from queue_service.store.short_links import ShortLinkStore
 from queue_service.store.slots import SlotStore
 from queue_service.store.statistics import StatisticsStore
 
-__all__ = ["RATE_LIMIT_PREFIX", "Store"]  # RATE_LIMIT_PREFIX: for web/extensions.py
+__all__ = ["NotReplicated", "RATE_LIMIT_PREFIX", "Store"]  # RATE_LIMIT_PREFIX: for web/extensions.py
 
 
 class Store(
@@ -58,5 +60,11 @@ class Store(
     def __init__(self, client: redis.Redis) -> None:
         # The client returns bytes (RQ requires it); the store decodes what it reads.
         self.redis = client
+        # On a Redis Cluster a transaction or script stays within one slot: the few writes that
+        # span unrelated keys (a staff account and the list of accounts) go one after the other.
+        self.cluster = isinstance(client, RedisCluster)
+        # Behind sentinels, a registration and a draw's commit are acknowledged only once a
+        # replica has them (Store.replicated): a failover then loses none.
+        self.replicas_to_wait = 1 if isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool) else 0
         self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store

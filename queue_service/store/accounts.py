@@ -28,6 +28,7 @@ class AccountStore:
     """Staff accounts, sessions and API tokens (one part of Store)."""
 
     redis: redis.Redis  # set by Store.__init__ (store/__init__.py)
+    cluster: bool  # likewise: on a cluster, the account (or token) and its list are two slots
 
     # Accounts -----------------------------------------------------------------
 
@@ -35,7 +36,7 @@ class AccountStore:
         """Store a new account; False if its email is taken."""
         if not self.redis.hsetnx(STAFF_EMAILS_KEY, digest(account.email), account.id):
             return False
-        with self.redis.pipeline(transaction=True) as pipe:
+        with self.redis.pipeline(transaction=not self.cluster) as pipe:  # the account, then the list
             pipe.hset(staff_account_key(account.id), mapping=_account_fields(account))
             pipe.sadd(STAFF_ACCOUNTS_KEY, account.id)
             pipe.execute()
@@ -117,7 +118,7 @@ class AccountStore:
             "created_at": utc_text(token.created_at),
             "scopes": " ".join(sorted(scope.value for scope in token.scopes)),
         }
-        with self.redis.pipeline(transaction=True) as pipe:
+        with self.redis.pipeline(transaction=not self.cluster) as pipe:  # the token, then the list
             pipe.hset(api_token_key(token_digest), mapping=fields)
             pipe.sadd(account_tokens_key(token.account_id), token_digest)
             pipe.execute()
@@ -144,7 +145,8 @@ class AccountStore:
     def revoke_api_token(self, account_id: str, token_id: str) -> bool:
         for token_digest, token in self.api_tokens(account_id):
             if token.id == token_id:
-                with self.redis.pipeline(transaction=True) as pipe:
+                # The token, then the list (a digest left listed is skipped: api_tokens).
+                with self.redis.pipeline(transaction=not self.cluster) as pipe:
                     pipe.delete(api_token_key(token_digest))
                     pipe.srem(account_tokens_key(account_id), token_digest)
                     pipe.execute()

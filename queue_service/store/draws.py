@@ -21,7 +21,7 @@ from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
 from queue_service.registration import RegistrationStatus
 from queue_service.store.keys import PoolKeys
-from queue_service.store.lua import Scripts
+from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.times import utc_text
 
 # Before every moment the service knows.
@@ -46,6 +46,7 @@ class DrawStore:
 
     redis: redis.Redis  # both set by Store.__init__ (store/__init__.py)
     scripts: Scripts
+    replicas_to_wait: int  # likewise: replicas a registration and a commit wait for (lua.run_replicated)
 
     # The record ---------------------------------------------------------------
 
@@ -73,7 +74,7 @@ class DrawStore:
         False if already claimed. A claimed run leaves the draws to run."""
         pool_keys = PoolKeys(pool)
         key = pool_keys.draw(draw_id)
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)
                 if not pipe.exists(key) or pipe.hexists(key, marker):
@@ -89,6 +90,10 @@ class DrawStore:
                 pipe.execute()
                 return True
             except redis.WatchError:
+                # Another claim, or a connection lost while watching (redis-py says WatchError for
+                # both): unclaimed, it is the latter, and the caller tries again rather than skip it.
+                if not self.redis.hexists(key, marker):
+                    raise redis.ConnectionError("the connection was lost while claiming the draw") from None
                 return False
 
     def draw(self, pool: str, draw_id: str) -> Draw | None:
@@ -189,7 +194,7 @@ class DrawStore:
         key = pool_keys.draw(draw_id)
         fence_key = pool_keys.draw_fence(draw_id)
         blob_key, blob_value = blob
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key, fence_key)
                 if int(pipe.get(fence_key) or 0) != fence:
@@ -205,6 +210,10 @@ class DrawStore:
                 pipe.hset(key, mapping=changes)
                 pipe.execute()
             except redis.WatchError:
+                # redis-py reports a connection lost while watching as a WatchError too (a
+                # failover, say): the run is stale only if another run took the fence since.
+                if int(self.redis.get(fence_key) or 0) == fence:
+                    raise redis.ConnectionError("the connection was lost during the draw's transaction") from None
                 raise StaleDrawWorker() from None
 
     def draw_frozen(self, pool: str, draw_id: str) -> dict[str, bytes] | None:
@@ -254,7 +263,8 @@ class DrawStore:
             *[item for slot_id, own in own_deadlines.items()
               for item in (slot_id, utc_text(own) if own else "", own.timestamp() if own else "")],
         ]
-        if self.scripts.commit_draw(keys=keys, args=arguments).decode() == "stale":
+        outcome = run_replicated(self.redis, self.scripts.commit_draw, self.replicas_to_wait, keys, arguments)
+        if outcome.decode() == "stale":
             raise StaleDrawWorker()
 
     # Committed draws and a registration's wait --------------------------------

@@ -249,11 +249,6 @@ class PoolKeys:
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
 
-    @property
-    def contact_prefix(self) -> str:
-        """What a script puts before a fingerprint it reads to make `contact(fingerprint)`."""
-        return CONTACT_KEY.format(pool=self.pool, fingerprint="")
-
     def contact(self, fingerprint: str | None) -> str:
         return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")
 

@@ -1,9 +1,16 @@
 """The store's Lua scripts: read from store/scripts/*.lua, registered once per Store.
 
 Each change that spans keys runs as one script, all or nothing. Scripts receive
-every key they touch in KEYS (all under one pool's hash tag, so they run on
-Redis Cluster too) and never build key names themselves, except the pool's
-registrations from the prefix given in ARGV (same hash tag, same slot). Each
+every key they touch in KEYS, all under one hash tag (a pool's, or one global
+key), so they run on Redis Cluster too, and never build key names themselves,
+except the two that walk a whole draw, draw_candidates and commit_draw: they make
+the registrations' keys from the pool's prefix given in ARGV (same hash tag, same
+slot: Redis checks it), as passing a hundred thousand keys would cost more than
+the walk. A key known only once a script has read something (the registration
+holding a person's place) is read by the caller first and passed in KEYS; the
+script checks it still is the one and otherwise answers "retry"
+(create_registration). Bookkeeping across pools (the lists of pools) is written
+outside the scripts, first and idempotently. Each
 file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the
@@ -79,3 +86,30 @@ class Scripts:
         self.retry_delivery = load("retry_delivery")
         # Staff sign-in (store/accounts.py).
         self.take_login_attempt = load("take_login_attempt")
+
+
+# How long (milliseconds) a write that must be replicated waits for a replica's
+# acknowledgement before the request fails (503) instead of being acknowledged.
+REPLICA_WAIT_MILLISECONDS = 2000
+
+
+class NotReplicated(redis.ConnectionError):
+    """No replica acknowledged a write in time (WAIT): it is not acknowledged to anyone. A
+    ConnectionError, so that a page answers 503 with Retry-After and a job is put back, as
+    for Redis away; the write may still be on the master: the change is made so that doing
+    it again is harmless (the same person registering again, a draw's commit run again)."""
+
+
+def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: list, args: list):
+    """Run `script`, then, when `replicas` > 0, WAIT on the same connection (a pipeline: WAIT
+    counts the writes of its own connection) until that many replicas have the change."""
+    if not replicas:
+        return script(keys=keys, args=args)
+    with client.pipeline(transaction=False) as pipe:
+        script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MILLISECONDS)
+        result, acknowledged = pipe.execute()
+    if int(acknowledged) < replicas:
+        raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
+                            f"{REPLICA_WAIT_MILLISECONDS} ms")
+    return result

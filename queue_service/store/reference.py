@@ -28,12 +28,14 @@ class ReferenceStore:
     # Prefectures and procedures -----------------------------------------------
 
     def load_reference(self, prefectures: Iterable[Prefecture], procedures: Iterable[Procedure]) -> None:
-        """Replace the prefectures and procedures, both at once."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(PREFECTURES_KEY, PROCEDURES_KEY)
-            pipe.hset(PREFECTURES_KEY, mapping={p.code: _prefecture_json(p) for p in prefectures})
-            pipe.hset(PROCEDURES_KEY, mapping={p.code: _procedure_json(p) for p in procedures})
-            pipe.execute()
+        """Replace the prefectures, then the procedures, each list at once (the two keys are on
+        two slots of a Redis Cluster: no transaction spans both)."""
+        for key, mapping in ((PREFECTURES_KEY, {p.code: _prefecture_json(p) for p in prefectures}),
+                             (PROCEDURES_KEY, {p.code: _procedure_json(p) for p in procedures})):
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping=mapping)
+                pipe.execute()
 
     def prefectures(self) -> list[Prefecture]:
         """All prefectures, in the official order of their codes."""
@@ -101,7 +103,7 @@ class ReferenceStore:
             for start in range(0, len(fingerprints), 10_000):
                 pipe.sadd(staging, *fingerprints[start : start + 10_000])
             if fingerprints:
-                pipe.rename(staging, key)
+                pipe.execute_command("RENAME", staging, key)  # (redis-py refuses pipe.rename on a cluster; same slot)
             else:
                 pipe.delete(key)
             pipe.execute()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import random
+import time
 
 import redis
 
@@ -23,9 +25,16 @@ from queue_service.registration import Applicant, Channel, Fingerprints, Registr
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
-from queue_service.store.lua import Scripts
+from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.outbox import registration_message
 from queue_service.store.times import utc_text
+
+
+# How many times a registration reads the holders of the person's place again when a
+# concurrent change made its read stale (create_registration.lua answers "retry"), after
+# a pause growing with each try (seconds, at random up to it: concurrent attempts part).
+HOLDER_READS = 50
+HOLDER_READ_PAUSE = 0.002
 
 
 class RegistrationStore:
@@ -37,6 +46,7 @@ class RegistrationStore:
 
     redis: redis.Redis  # both set by Store.__init__ (store/__init__.py)
     scripts: Scripts
+    replicas_to_wait: int  # likewise: replicas a registration and a commit wait for (lua.run_replicated)
 
     # Registrations ------------------------------------------------------------
 
@@ -56,6 +66,34 @@ class RegistrationStore:
         lookup_keys = [pool_keys.identity(fp) for fp in lookups]
         # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
         self.redis.sadd(POOLS_KEY, key.pool)
+        for attempt in range(HOLDER_READS):
+            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookup_keys)
+            if outcome != "retry":
+                return outcome
+            time.sleep(random.uniform(0, HOLDER_READ_PAUSE * (attempt + 1)))
+        raise redis.ConnectionError("the person's registrations kept changing: try again")  # a 503
+
+    def _holders(self, pool_keys: PoolKeys, lookup_keys: list[str]) -> list[tuple[str, str, str]]:
+        """The registrations holding one of `lookup_keys`, in the order the script finds them,
+        each with its email and phone prints (read now: the script checks they still are)."""
+        holders: list[str] = []
+        for value in self.redis.mget(lookup_keys):  # one slot: the pool's
+            if value is not None and value.decode() not in holders:
+                holders.append(value.decode())
+        with self.redis.pipeline(transaction=False) as pipe:
+            for holder in holders:
+                pipe.hmget(pool_keys.registration(holder), "email_fp", "phone_fp")
+            found = pipe.execute() if holders else []
+        return [(holder, (email or b"").decode(), (phone or b"").decode())
+                for holder, (email, phone) in zip(holders, found)]
+
+    def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys) -> str:
+        key = registration.key
+        pool_keys = PoolKeys(key.pool)
+        holders = self._holders(pool_keys, lookup_keys)
+        holder_keys = [held for holder, email, phone in holders
+                       for held in (pool_keys.registration(holder), pool_keys.history(holder),
+                                    pool_keys.contact(email or None), pool_keys.contact(phone or None))]
         fields = _registration_fields(registration, prints)
         event = _event_json(now, "registered", {"channel": registration.channel.value})
         keys = [
@@ -70,6 +108,7 @@ class RegistrationStore:
             *self.stats_keys(key.pool, now),
             pool_keys.outbox,
             *lookup_keys[1:],
+            *holder_keys,
         ]
         arguments = [
             key.registration_id,
@@ -83,11 +122,12 @@ class RegistrationStore:
             "1" if prints.phone else "0",
             registration.channel.value,
             _message_json(message, key.registration_id, now),
-            pool_keys.registration_prefix,
-            pool_keys.contact_prefix,
+            len(lookup_keys) - 1,
+            json.dumps([list(holder) for holder in holders]),
             *[item for pair in fields.items() for item in pair],
         ]
-        return self.scripts.create_registration(keys=keys, args=arguments).decode()
+        return run_replicated(self.redis, self.scripts.create_registration, self.replicas_to_wait, keys,
+                              arguments).decode()
 
     def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
         """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
@@ -177,7 +217,7 @@ class RegistrationStore:
             _event_json(now, "email_confirmed"),
             _message_json(message, key.registration_id, now),
         ]
-        return bool(self.scripts.confirm_email(keys=keys, args=arguments))
+        return bool(run_replicated(self.redis, self.scripts.confirm_email, self.replicas_to_wait, keys, arguments))
 
     def close_registration(self, key, status, allowed_from, now: datetime.datetime, message=None) -> bool:
         """Move the registration to a closed `status` if it is in one of `allowed_from`, with

@@ -30,14 +30,19 @@ class SlotStore:
     # Slots --------------------------------------------------------------------
 
     def add_slots(self, slots: list[Slot]) -> int:
-        """Store new slots (all at once); returns how many."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            for slot in slots:
-                pool_keys = PoolKeys(PoolId.of(slot.prefecture, slot.procedure))
-                pipe.hset(pool_keys.slots, slot.id, _slot_json(slot))
-                pipe.hset(pool_keys.slot_states, slot.id, slot.status.value)
-                pipe.zadd(pool_keys.slot_times, {slot.id: slot.starts_at.timestamp()})
-            pipe.execute()
+        """Store new slots (those of one pool at once: one transaction a pool, one slot of a
+        Redis Cluster); returns how many."""
+        by_pool: dict[str, list[Slot]] = {}
+        for slot in slots:
+            by_pool.setdefault(PoolId.of(slot.prefecture, slot.procedure), []).append(slot)
+        for pool, pool_slots in by_pool.items():
+            pool_keys = PoolKeys(pool)
+            with self.redis.pipeline(transaction=True) as pipe:
+                for slot in pool_slots:
+                    pipe.hset(pool_keys.slots, slot.id, _slot_json(slot))
+                    pipe.hset(pool_keys.slot_states, slot.id, slot.status.value)
+                    pipe.zadd(pool_keys.slot_times, {slot.id: slot.starts_at.timestamp()})
+                pipe.execute()
         return len(slots)
 
     def slots(self, pool: str, start: datetime.datetime, end: datetime.datetime) -> list[Slot]:
@@ -108,7 +113,7 @@ class SlotStore:
         """Cancel an open slot, or one waiting for standby; False otherwise (a held slot has its own path)."""
         pool_keys = PoolKeys(pool)
         key = pool_keys.slot_states
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)
                 if pipe.hget(key, slot_id) not in (SlotStatus.OPEN.value.encode(), SlotStatus.STANDBY.value.encode()):
@@ -133,8 +138,10 @@ class SlotStore:
 
     def save_schedule(self, schedule: DrawSchedule) -> None:
         pool = PoolId.of(schedule.prefecture, schedule.procedure)
-        self.redis.set(PoolKeys(pool).schedule, json.dumps(schedule_to_dict(schedule)))
+        # Listed first (idempotent; the clock skips a pool listed without a schedule): the list and
+        # the schedule are on two slots of a Redis Cluster, and a crash between leaves no schedule unlisted.
         self.redis.sadd(SCHEDULED_POOLS_KEY, pool)
+        self.redis.set(PoolKeys(pool).schedule, json.dumps(schedule_to_dict(schedule)))
 
     def schedule(self, pool: str) -> DrawSchedule | None:
         raw = self.redis.get(PoolKeys(pool).schedule)

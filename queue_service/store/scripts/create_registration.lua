@@ -2,21 +2,25 @@
 --
 -- KEYS: registration, history, identity, email contacts, phone contacts, refs,
 --       unconfirmed, waiting, stats totals, stats day, outbox, then the person's
---       other identity keys (their names in every other order)
+--       other identity keys (their names in every other order), then for each
+--       registration the caller found holding the person's place (ARGV[13], in the
+--       order found): its registration, history, email contacts and phone contacts
 -- ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
 --       event, has email ("1"/"0"), has mobile ("1"/"0"), channel, the outbox
---       message (JSON; "" for none), registration key prefix
---       (PoolKeys.registration_prefix), contact key prefix (PoolKeys.contact_prefix),
---       then field/value pairs of the registration
+--       message (JSON; "" for none), how many other identity keys, the holders the
+--       caller read (JSON list of [id, email print, phone print]), then
+--       field/value pairs of the registration
 -- The person is looked up under each of their identity keys. A registration of
 -- theirs still waiting for its email to be confirmed does not hold the place: it
 -- is replaced, here, in the same step (deleted with its indexes and the keys it
 -- held; its link then leads nowhere, and its message finds nothing to send). Its
--- keys are built here from the prefixes and what it holds, as commit_draw.lua
--- does: they share the pool's hash tag, hence its cluster slot, and no caller can
--- have seen a holder that a concurrent attempt replaced. A confirmed registration
--- (or one made at the counter) holds the place: 'duplicate'.
--- Returns 'ok', 'duplicate', 'contact_cap' or 'ref_taken' (the caller draws another reference).
+-- keys come in KEYS, from the caller's read just before (Store.create_registration):
+-- if the holders found here, or their contacts, are not those the caller read (a
+-- concurrent attempt changed them), nothing is written and 'retry' asks the caller
+-- to read again. A confirmed registration (or one made at the counter) holds the
+-- place: 'duplicate'.
+-- Returns 'ok', 'duplicate', 'contact_cap', 'ref_taken' (the caller draws another reference)
+-- or 'retry'.
 -- Counts registered (and registered_assisted, and replaced_unconfirmed for each registration
 -- replaced), or the refusal: duplicate_refused, contact_cap_refused. A reference already
 -- taken is retried by the caller: not counted.
@@ -36,15 +40,23 @@ local function look(index)
   held[#held + 1] = KEYS[index]
 end
 look(3)
-for index = 12, #KEYS do look(index) end
+local holder_keys = 12 + tonumber(ARGV[12])  -- the first key of the first holder's
+for index = 12, holder_keys - 1 do look(index) end
+local expected = cjson.decode(ARGV[13])
+if #expected ~= #holders then return 'retry' end
 local replaced = {}
-for _, holder in ipairs(holders) do
-  local fields = redis.call('HMGET', ARGV[12] .. holder, 'status', 'email_fp', 'phone_fp', 'ref')
+for number, holder in ipairs(holders) do
+  local first = holder_keys + 4 * (number - 1)
+  local fields = redis.call('HMGET', KEYS[first], 'status', 'email_fp', 'phone_fp', 'ref')
+  local seen = expected[number]
+  if seen[1] ~= holder or seen[2] ~= (fields[2] or '') or seen[3] ~= (fields[3] or '') then return 'retry' end
   if fields[1] ~= 'pending_email' then
     count_event('duplicate_refused', 1, unpack(stats))
     return 'duplicate'
   end
-  replaced[#replaced + 1] = {id = holder, email = fields[2] or '', phone = fields[3] or '', ref = fields[4] or ''}
+  replaced[#replaced + 1] = {id = holder, ref = fields[4] or '', registration = KEYS[first],
+                             history = KEYS[first + 1], contacts = {KEYS[first + 2], KEYS[first + 3]},
+                             prints = {fields[2] or '', fields[3] or ''}}
 end
 local cap = tonumber(ARGV[3])
 local function over_cap(has, contacts)
@@ -61,9 +73,9 @@ if over_cap(ARGV[8], KEYS[4]) or over_cap(ARGV[9], KEYS[5]) then
 end
 if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 then return 'ref_taken' end
 for _, old in ipairs(replaced) do
-  redis.call('DEL', ARGV[12] .. old.id, ARGV[12] .. old.id .. ':history')
-  for _, fingerprint in ipairs({old.email, old.phone}) do
-    if fingerprint ~= '' then redis.call('SREM', ARGV[13] .. fingerprint, old.id) end
+  redis.call('DEL', old.registration, old.history)
+  for which = 1, 2 do
+    if old.prints[which] ~= '' then redis.call('SREM', old.contacts[which], old.id) end
   end
   if redis.call('HGET', KEYS[6], old.ref) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
   redis.call('ZREM', KEYS[7], old.id)
