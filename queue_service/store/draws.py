@@ -20,6 +20,7 @@ import redis
 from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
 from queue_service.registration import RegistrationStatus
+from queue_service.store.choices import decode_half_days, decode_sites
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import utc_text
@@ -142,12 +143,13 @@ class DrawStore:
             return None
         lost_by_cutoff = [draw_cutoff for _, draw_cutoff, committed_at in self._committed_draws(pool)
                           if committed_at <= cutoff]
-        sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
+        choices_cache: dict[tuple[bytes, bool], tuple] = {}  # most people choose among few combinations
 
-        def parsed(raw: bytes) -> list:
-            if raw not in sites_cache:
-                sites_cache[raw] = json.loads(raw)
-            return sites_cache[raw]
+        def parsed(raw: bytes, half_days: bool = False) -> tuple:
+            if (raw, half_days) not in choices_cache:
+                decode = decode_half_days if half_days else decode_sites
+                choices_cache[raw, half_days] = decode(raw.decode())
+            return choices_cache[raw, half_days]
 
         candidates = []
         for start in range(0, len(rows), 10):
@@ -164,7 +166,7 @@ class DrawStore:
                     "draws_lost": int(draws_lost or 0) + draws_lost_since(lost_by_cutoff, joined),
                     "permit_expiry": expiry.decode() or None,
                     "sites": parsed(sites),
-                    "half_days": parsed(half_days),
+                    "half_days": parsed(half_days, half_days=True),
                     "channel": channel.decode(),
                     "joined_at": joined,
                     "entered_at": float(entered) if entered else joined,
