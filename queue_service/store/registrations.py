@@ -433,7 +433,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
     if waiting:
         # When the current wait began (epoch): draws lost are counted from there. When it
         # really began (waiting_entered_at) is the same for a first wait: left out, read so
-        # (store/scripts/waits.lua, draw_candidates.lua).
+        # (store/scripts/waits.lua, Store.draw_candidates).
         fields["waiting_since"] = str(registration.created_at.timestamp())
     if registration.email_confirmed_at:
         fields["email_confirmed_at"] = utc_text(registration.email_confirmed_at)
