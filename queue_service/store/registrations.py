@@ -388,7 +388,7 @@ class RegistrationStore:
 # (a few bytes per field) as long as every value fits in 64 bytes and it has at most 128
 # fields (hash-max-listpack-value, hash-max-listpack-entries: the defaults, which managed
 # Redis may not let one change); one value longer and the whole hash becomes a hash
-# table, four times the size. So the hash holds:
+# table, about 2.4 times the size (bench/memory.py). So the hash holds:
 # - by name, each field a script reads or changes (status, status_changed_at, ref, channel,
 #   the fingerprints, waiting_since, waiting_entered_at, draws_lost, draws_entered,
 #   permit_expiry, sites, half_days, language, email, phone, email_confirmed_at,
