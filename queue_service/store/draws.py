@@ -151,9 +151,10 @@ class DrawStore:
         Registrations purged since are left out (their reference is gone).
 
         Read in small steps, never in one long command (a million entrants in one
-        script held Redis for seconds): the waiting set by ZSCAN, the fields by batches
-        of CANDIDATE_BATCH registrations (scripts/candidate_fields.lua, one reply each),
-        pipelined. The steps are not one instant, and need not be: a wait that ends
+        script held Redis for seconds): the waiting set by ZSCAN (scripts/waiting_scan.lua),
+        the fields by batches of CANDIDATE_BATCH registrations (scripts/candidate_fields.lua),
+        pipelined; each step answers one string, which the client splits (parsing a reply
+        element per field cost more than reading them). The steps are not one instant, and need not be: a wait that ends
         while the set is read is recorded as ended in the same script that ends it
         (waits.lua), so it is found in source 2, read after source 1 (a wait found in
         both is the same one: waiting_at_cutoff keeps one); one that begins meanwhile
@@ -167,13 +168,14 @@ class DrawStore:
 
         # 1. Waiting now, joined by the cutoff.
         waiting: dict[bytes, float] = {}
-        cursor = 0
+        cursor = b"0"
         while True:
-            cursor, found = self.redis.zscan(pool_keys.waiting, cursor, count=CANDIDATE_BATCH)
-            for registration_id, joined in found:
-                if joined <= cutoff_epoch:
-                    waiting[registration_id] = joined
-            if cursor == 0:
+            cursor, found = self.scripts.waiting_scan(keys=[pool_keys.waiting], args=[cursor, CANDIDATE_BATCH,
+                                                                                      cutoff_epoch])
+            for entry in found.split(b"\x1e") if found else ():
+                registration_id, joined = entry.split(b"\x1f")
+                waiting[registration_id] = float(joined)
+            if cursor == b"0":
                 break
         # In the waiting set's order (as ZRANGEBYSCORE gives it), not ZSCAN's: the frozen order stays the same
         # whenever the freeze runs.
@@ -239,7 +241,6 @@ class DrawStore:
     def _candidate_fields(self, pool_keys: PoolKeys, registration_ids: list[bytes], fields: tuple[str, ...]):
         """`fields` of each registration (b"" for a field it lacks), batch by batch, pipelined."""
         prefix = pool_keys.registration_prefix
-        width = len(fields)
         for start in range(0, len(registration_ids), CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED):
             with self.redis.pipeline(transaction=False) as pipe:
                 chunk = registration_ids[start : start + CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED]
@@ -248,8 +249,8 @@ class DrawStore:
                     self.scripts.candidate_fields(keys=keys, args=fields, client=pipe)
                 replies = pipe.execute()
             for reply in replies:
-                for first in range(0, len(reply), width):
-                    yield reply[first : first + width]
+                for row in reply.split(b"\x1e"):
+                    yield row.split(b"\x1f")
 
     def drop_ended_waits(self, pool: str, ended_before: datetime.datetime) -> int:
         """Forget the ended waits (keys.WAITS_ENDED_KEY) that ended before `ended_before`; returns how many."""
