@@ -162,10 +162,13 @@ class CountersMachine(RuleBasedStateMachine):
     # Invariants ------------------------------------------------------------------------
 
     def stored_registrations(self) -> list[dict]:
+        """The registrations' hashes as stored, each with its "id" (from its key name)."""
         found = []
+        prefix = PoolKeys(POOL).registration("")
         for key in self.redis.scan_iter(match=PoolKeys(POOL).registration("*"), count=1000):
             if not key.endswith(b":history"):
-                found.append({name.decode(): value.decode() for name, value in self.redis.hgetall(key).items()})
+                fields = {name.decode(): value.decode() for name, value in self.redis.hgetall(key).items()}
+                found.append(fields | {"id": key.decode().removeprefix(prefix)})
         return found
 
     @invariant()
@@ -179,7 +182,7 @@ class CountersMachine(RuleBasedStateMachine):
         # Only unconfirmed registrations are purged here (closed ones are kept for a year).
         assert totals["registered"] - totals["purged_unconfirmed"] - totals["replaced_unconfirmed"] == len(stored)
         assert totals["registered_assisted"] == sum(row["channel"] == "assisted" for row in stored)
-        assert totals["email_confirmed"] == sum(row["channel"] == "online" and bool(row["email_confirmed_at"])
+        assert totals["email_confirmed"] == sum(row["channel"] == "online" and bool(row.get("email_confirmed_at"))
                                                 for row in stored)
         assert totals["withdrawn"] == statuses["withdrawn"]
         assert totals["slots_offered"] == statuses["offered"] == len(self.store.offers(POOL))

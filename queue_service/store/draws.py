@@ -20,9 +20,16 @@ import redis
 from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
 from queue_service.registration import RegistrationStatus
+from queue_service.store.choices import decode_half_days, decode_sites
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.times import utc_text
+
+# What the freeze reads of every registration (store.draw_candidates), and how many at a time:
+# one script reads a batch (a few milliseconds of Redis), several are sent in one pipeline.
+_DETAILS = ("ref", "permit_expiry", "sites", "half_days", "channel")
+CANDIDATE_BATCH = 2_000
+CANDIDATE_BATCHES_PIPELINED = 5
 
 # Before every moment the service knows.
 _LONG_AGO = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
@@ -129,54 +136,126 @@ class DrawStore:
 
     def draw_candidates(self, pool: str, cutoff: datetime.datetime, left_by_commit: dict[str, datetime.datetime],
                         committed_count: int) -> list[dict] | None:
-        """The waits that may cover `cutoff` (see scripts/draw_candidates.lua), each with what a draw needs;
-        None if a draw was committed since the caller counted `committed_count` of them.
+        """The waits that may cover `cutoff`, each with what a draw needs; None if a draw was
+        committed since the caller counted `committed_count` of them.
 
         `left_by_commit`: the registrations that draws committed after the cutoff took
         out of the waiting set, and when. Each wait says when it began and ended
         ("entered_at", "left_at": epochs, None while it goes on); draws.waiting_at_cutoff
         keeps those covering the cutoff. Draws lost are those of the wait up to the
         cutoff: the draws committed by then (whenever the freeze runs).
+
+        Three sources:
+          1. the registrations waiting now that joined the waiting set by the cutoff
+             (someone who went back to it after the cutoff keeps an earlier score, hence
+             "entered_at": the hash's `waiting_entered_at`);
+          2. the waits recorded as ended after the cutoff (left for a standby offer, closed,
+             or ended by a draw's commit and recorded when the registration waited again);
+          3. the registrations in `left_by_commit` whose last wait is still the one the
+             commit ended (they have not waited again).
+        Registrations purged since are left out (their reference is gone).
+
+        Read in small steps, never in one long command (a million entrants in one
+        script held Redis for seconds): the waiting set by ZSCAN (scripts/waiting_scan.lua),
+        the fields by batches of CANDIDATE_BATCH registrations (scripts/candidate_fields.lua),
+        pipelined; each step answers one string, which the client splits (parsing a reply
+        element per field cost more than reading them). The steps are not one instant, and need not be: a wait that ends
+        while the set is read is recorded as ended in the same script that ends it
+        (waits.lua), so it is found in source 2, read after source 1 (a wait found in
+        both is the same one: waiting_at_cutoff keeps one); one that begins meanwhile
+        began after the cutoff; and a draw committed meanwhile is seen by counting
+        the committed draws again at the end (then None: the caller reads again).
         """
         pool_keys = PoolKeys(pool)
-        pairs = [item for registration, moment in left_by_commit.items() for item in (registration, moment.timestamp())]
-        rows = self.scripts.draw_candidates(keys=[pool_keys.waiting, pool_keys.waits_ended, pool_keys.committed_draws],
-                                            args=[cutoff.timestamp(), pool_keys.registration_prefix, committed_count,
-                                                  *pairs])
-        if rows == b"retry":
+        cutoff_epoch = cutoff.timestamp()
+        # (id, joined, entered, left, draws lost settled before the wait, ref, expiry, sites, half-days, channel)
+        rows: list[tuple] = []
+
+        # 1. Waiting now, joined by the cutoff.
+        waiting: dict[bytes, float] = {}
+        cursor = b"0"
+        while True:
+            cursor, found = self.scripts.waiting_scan(keys=[pool_keys.waiting], args=[cursor, CANDIDATE_BATCH,
+                                                                                      cutoff_epoch])
+            for entry in found.split(b"\x1e") if found else ():
+                registration_id, joined = entry.split(b"\x1f")
+                waiting[registration_id] = float(joined)
+            if cursor == b"0":
+                break
+        # In the waiting set's order (as ZRANGEBYSCORE gives it), not ZSCAN's: the frozen order stays the same
+        # whenever the freeze runs.
+        ids = sorted(waiting, key=lambda registration_id: (waiting[registration_id], registration_id))
+        fields = _DETAILS + ("draws_lost", "waiting_entered_at")
+        for registration_id, values in zip(ids, self._candidate_fields(pool_keys, ids, fields)):
+            ref, expiry, sites, half_days, channel, draws_lost, entered = values
+            if ref:
+                joined = waiting[registration_id]
+                rows.append((registration_id, joined, float(entered) if entered else joined, None, draws_lost,
+                             ref, expiry, sites, half_days, channel))
+
+        # 2. The waits recorded as ended after the cutoff.
+        ended = [(member.decode().rsplit("|", 3), left)
+                 for member, left in self.redis.zrangebyscore(pool_keys.waits_ended, f"({cutoff_epoch}", "+inf",
+                                                              withscores=True)]
+        ended_ids = [parts[0].encode() for parts, _ in ended]
+        for (parts, left), values in zip(ended, self._candidate_fields(pool_keys, ended_ids, _DETAILS)):
+            registration_id, entered, joined, draws_lost = parts
+            if values[0] and joined:
+                rows.append((parts[0].encode(), float(joined), float(entered) if entered else float(joined), left,
+                             draws_lost.encode(), *values))
+
+        # 3. The registrations a later draw's commit took out, that have not waited again.
+        given = [registration_id.encode() for registration_id in left_by_commit]
+        fields = _DETAILS + ("draws_lost", "waiting_entered_at", "waiting_since", "status")
+        for registration_id, values in zip(given, self._candidate_fields(pool_keys, given, fields)):
+            ref, expiry, sites, half_days, channel, draws_lost, entered, since, status = values
+            if ref and status != b"waiting" and since:
+                left = left_by_commit[registration_id.decode()].timestamp()
+                rows.append((registration_id, float(since), float(entered or since), left, draws_lost,
+                             ref, expiry, sites, half_days, channel))
+
+        if self.redis.zcard(pool_keys.committed_draws) != committed_count:
             return None
         lost_by_cutoff = [draw_cutoff for _, draw_cutoff, committed_at in self._committed_draws(pool)
                           if committed_at <= cutoff]
-        sites_cache: dict[bytes, list] = {}  # most people choose among few combinations
+        choices_cache: dict[tuple[bytes, bool], tuple] = {}  # most people choose among few combinations
 
-        def parsed(raw: bytes) -> list:
-            if raw not in sites_cache:
-                sites_cache[raw] = json.loads(raw)
-            return sites_cache[raw]
+        def parsed(raw: bytes, half_days: bool = False) -> tuple:
+            if (raw, half_days) not in choices_cache:
+                decode = decode_half_days if half_days else decode_sites
+                choices_cache[raw, half_days] = decode(raw.decode())
+            return choices_cache[raw, half_days]
 
-        candidates = []
-        for start in range(0, len(rows), 10):
-            registration_id, joined, entered, left, draws_lost, ref, expiry, sites, half_days, channel = \
-                rows[start : start + 10]
-            if not joined:
-                continue  # not a wait (a registration that never waited)
-            joined = float(joined)
-            candidates.append(
-                {
-                    "id": registration_id.decode(),
-                    "ref": ref.decode(),
-                    # Losses settled before this wait, plus the draws committed during it by the cutoff.
-                    "draws_lost": int(draws_lost or 0) + draws_lost_since(lost_by_cutoff, joined),
-                    "permit_expiry": expiry.decode() or None,
-                    "sites": parsed(sites),
-                    "half_days": parsed(half_days),
-                    "channel": channel.decode(),
-                    "joined_at": joined,
-                    "entered_at": float(entered) if entered else joined,
-                    "left_at": float(left) if left else None,
-                }
-            )
-        return candidates
+        return [
+            {
+                "id": registration_id.decode(),
+                "ref": ref.decode(),
+                # Losses settled before this wait, plus the draws committed during it by the cutoff.
+                "draws_lost": int(draws_lost or 0) + draws_lost_since(lost_by_cutoff, joined),
+                "permit_expiry": expiry.decode() or None,
+                "sites": parsed(sites),
+                "half_days": parsed(half_days, half_days=True),
+                "channel": channel.decode(),
+                "joined_at": joined,
+                "entered_at": entered,
+                "left_at": left,
+            }
+            for registration_id, joined, entered, left, draws_lost, ref, expiry, sites, half_days, channel in rows
+        ]
+
+    def _candidate_fields(self, pool_keys: PoolKeys, registration_ids: list[bytes], fields: tuple[str, ...]):
+        """`fields` of each registration (b"" for a field it lacks), batch by batch, pipelined."""
+        prefix = pool_keys.registration_prefix
+        for start in range(0, len(registration_ids), CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED):
+            with self.redis.pipeline(transaction=False) as pipe:
+                chunk = registration_ids[start : start + CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED]
+                for first in range(0, len(chunk), CANDIDATE_BATCH):
+                    keys = [prefix + registration_id.decode() for registration_id in chunk[first : first + CANDIDATE_BATCH]]
+                    self.scripts.candidate_fields(keys=keys, args=fields, client=pipe)
+                replies = pipe.execute()
+            for reply in replies:
+                for row in reply.split(b"\x1e"):
+                    yield row.split(b"\x1f")
 
     def drop_ended_waits(self, pool: str, ended_before: datetime.datetime) -> int:
         """Forget the ended waits (keys.WAITS_ENDED_KEY) that ended before `ended_before`; returns how many."""

@@ -74,7 +74,9 @@ IDEMPOTENCY_KEY = "qs:staff:idempotency:{account}:{digest}"
 SCHEDULED_POOLS_KEY = "qs:schedules"
 
 # Keys of one pool share the hash tag {<prefecture>:<procedure>}.
-# Hash: one registration's fields (personal data included; never in key names).
+# Hash: one registration's fields (personal data included; never in key names), kept small
+# enough for Redis's compact listpack encoding: the fields and their encoding are listed
+# above _registration_fields in store/registrations.py.
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # List of JSON events {at, kind, detail}: the registration's history, for its proof.
 HISTORY_KEY = REGISTRATION_KEY + ":history"  # scripts build it so from the registration's key

@@ -74,7 +74,8 @@ class Scripts:
         self.advance_reconciled = load("advance_reconciled")
         # Draws (store/draws.py).
         self.create_draw = load("create_draw")
-        self.draw_candidates = load("draw_candidates")
+        self.waiting_scan = load("waiting_scan")
+        self.candidate_fields = load("candidate_fields")
         self.update_draw_state = load("update_draw_state")
         self.commit_draw = load("commit_draw")
         # Offers (store/offers.py).

@@ -23,6 +23,7 @@ from queue_service.metrics import CLOSING_EVENTS
 from queue_service.pools import PoolId
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.choices import decode_half_days, decode_sites, encode_half_days, encode_sites
 from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
@@ -142,8 +143,7 @@ class RegistrationStore:
                 key = registration.key
                 pool_keys = PoolKeys(key.pool)
                 since = str(joined.timestamp())
-                fields = _registration_fields(registration, fingerprints) | {"waiting_since": since,
-                                                                              "waiting_entered_at": since}
+                fields = _registration_fields(registration, fingerprints) | {"waiting_since": since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
                 pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
                 pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
@@ -163,7 +163,7 @@ class RegistrationStore:
             raw, joined = pipe.execute()
         if not raw:
             return None
-        found = _registration_from({name.decode(): value.decode() for name, value in raw.items()})
+        found = _registration_from(key, {name.decode(): value.decode() for name, value in raw.items()})
         if joined is not None:
             # Waiting: every draw committed since it joined is entered, and lost.
             entered = lost = draws_lost_since(self.committed_draw_cutoffs(key.pool), joined)
@@ -277,7 +277,7 @@ class RegistrationStore:
     # Contacts -----------------------------------------------------------------
 
     def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
-        changes = {"phone": phone or "", "sites": json.dumps(list(sites)), "half_days": json.dumps(list(half_days))}
+        changes = {"phone": phone or "", "sites": encode_sites(sites), "half_days": encode_half_days(half_days)}
         return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
 
     def change_email(self, key, email, email_print, contacts_cap, now, message=None) -> str:
@@ -341,13 +341,17 @@ class RegistrationStore:
         pool_keys = PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
             for registration_id in ids:
-                pipe.hmget(pool_keys.registration(registration_id), *_IDENTITY_FIELDS)
+                pipe.hgetall(pool_keys.registration(registration_id))
             rows = pipe.execute()
-        return [
-            {"id": registration_id, **{name: (value or b"").decode() for name, value in zip(_IDENTITY_FIELDS, row)}}
-            for registration_id, row in zip(ids, rows)
-            if row[0] is not None
-        ]
+        found = []
+        for registration_id, raw in zip(ids, rows):
+            fields = {name.decode(): value.decode() for name, value in raw.items()}
+            if "identity_fp" not in fields:
+                continue  # gone
+            person = _unpack(fields)
+            found.append({"id": registration_id, "identity_fp": fields["identity_fp"], "ref": fields.get("ref", ""),
+                          **{name: person.get(name, "") for name in _IDENTITY_FIELDS}})
+        return found
 
     def move_identity(self, pool: str, registration_id: str, read_print: str, new_print: str) -> str:
         """Put the registration's person key under `new_print` (scripts/move_identity.lua says
@@ -420,82 +424,153 @@ class RegistrationStore:
 
 # Serialisation: Registration <-> hash fields ----------------------------------
 
-# What registration_identities reads of each registration (identity_fp first: None
-# when the hash is gone).
-_IDENTITY_FIELDS = ("identity_fp", "ref", "created_at", "family_name", "given_names", "birth_date", "nationality",
-                    "agdref")
+# The registration hash's encoding. Redis keeps a small hash as one compact listpack
+# (a few bytes per field) as long as every value fits in 64 bytes and it has at most 128
+# fields (hash-max-listpack-value, hash-max-listpack-entries: the defaults, which managed
+# Redis may not let one change); one value longer and the whole hash becomes a hash
+# table, about 2.4 times the size (bench/memory.py). So the hash holds:
+# - by name, each field a script reads or changes (status, status_changed_at, ref, channel,
+#   the fingerprints, waiting_since, waiting_entered_at, draws_lost, draws_entered,
+#   permit_expiry, sites, half_days, language, email, phone, email_confirmed_at,
+#   pending_email, link_version); a field that would be empty or zero is left out where
+#   every reader takes its absence so (draws_*, waiting_*, email_confirmed_at, pending_email);
+# - "person" (then "person2", "person3"... each at most 64 bytes): what never changes
+#   and only Python reads, packed (_PACKED, joined by U+001F): the names, birth date,
+#   nationality, AGDREF number, created_at and confirm_by (epoch seconds) and the agent;
+# - sites joined by commas, half-days as the digits of their positions in HALF_DAYS.
+# Not stored: id, prefecture and procedure (the key says them).
+# Hashes written before (every field by name, sites and half-days as JSON, times in ISO)
+# are read as they are: `_registration_from` and the draw's freeze read both; nothing
+# needs migrating.
+# What registration_identities gives of each registration's person (with id, ref, identity_fp).
+_IDENTITY_FIELDS = ("created_at", "family_name", "given_names", "birth_date", "nationality", "agdref")
+_PACKED = ("family_name", "given_names", "birth_date", "nationality", "agdref", "created_at", "confirm_by", "agent")
+_PACK_SEPARATOR = "\x1f"
+_PERSON_FIELD = "person"
+_LISTPACK_VALUE = 64  # bytes: Redis's default hash-max-listpack-value
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str]:
     applicant = registration.applicant
-    waiting_since = str(registration.created_at.timestamp()) if registration.status.value == "waiting" else ""
-    return {
-        "id": registration.key.registration_id,
+    waiting = registration.status.value == "waiting"
+    fields = {
         "ref": registration.ref,
-        "prefecture": registration.key.prefecture,
-        "procedure": registration.key.procedure,
         "status": registration.status.value,
         "channel": registration.channel.value,
-        "agent": registration.agent or "",
-        "created_at": utc_text(registration.created_at),
-        "confirm_by": utc_text(registration.confirm_by),
-        "email_confirmed_at": utc_text(registration.email_confirmed_at) if registration.email_confirmed_at else "",
         "status_changed_at": utc_text(registration.created_at),
-        # When the current wait began (epoch): draws lost are counted from there. And when it
-        # really began: the same, for a first wait (see store/scripts/waits.lua).
-        "waiting_since": waiting_since,
-        "waiting_entered_at": waiting_since,
+        "email": applicant.email or "",
+        "phone": applicant.phone or "",
+        "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
+        "sites": encode_sites(applicant.sites),
+        "half_days": encode_half_days(applicant.half_days),
+        "language": applicant.language,
+        # Scripts read these three even when empty (a contact never given is "").
+        "identity_fp": prints.identity,
+        "email_fp": prints.email or "",
+        "phone_fp": prints.phone or "",
+    }
+    if waiting:
+        # When the current wait began (epoch): draws lost are counted from there. When it
+        # really began (waiting_entered_at) is the same for a first wait: left out, read so
+        # (store/scripts/waits.lua, Store.draw_candidates).
+        fields["waiting_since"] = str(registration.created_at.timestamp())
+    if registration.email_confirmed_at:
+        fields["email_confirmed_at"] = utc_text(registration.email_confirmed_at)
+    if registration.draws_entered:
+        fields["draws_entered"] = str(registration.draws_entered)
+    if registration.draws_lost:
+        fields["draws_lost"] = str(registration.draws_lost)
+    person = {
         "family_name": applicant.family_name,
         "given_names": applicant.given_names,
         "birth_date": applicant.birth_date.isoformat(),
         "nationality": applicant.nationality,
-        "email": applicant.email or "",
-        "phone": applicant.phone or "",
         "agdref": applicant.agdref or "",
-        "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
-        "sites": json.dumps(list(applicant.sites)),
-        "half_days": json.dumps(list(applicant.half_days)),
-        "language": applicant.language,
-        "identity_fp": prints.identity,
-        "email_fp": prints.email or "",
-        "phone_fp": prints.phone or "",
-        "draws_entered": str(registration.draws_entered),
-        "draws_lost": str(registration.draws_lost),
-        "pending_email": "",
+        "created_at": _epoch_text(registration.created_at),
+        "confirm_by": _epoch_text(registration.confirm_by),
+        "agent": registration.agent or "",
     }
+    return fields | _pack(person)
 
 
-def _registration_from(fields: dict[str, str]) -> Registration:
-    def moment(name: str) -> datetime.datetime | None:
-        return datetime.datetime.fromisoformat(fields[name]) if fields.get(name) else None
+def _pack(values: dict[str, str]) -> dict[str, str]:
+    """The fields "person", "person2"... holding `values` (in _PACKED's order), each at most 64 bytes."""
+    if any(_PACK_SEPARATOR in value for value in values.values()):
+        raise ValueError("a registration's field holds U+001F")
+    text = _PACK_SEPARATOR.join(values[name] for name in _PACKED)
+    chunks, current, size = [], [], 0
+    for character in text:
+        width = len(character.encode())
+        if size + width > _LISTPACK_VALUE:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(character)
+        size += width
+    chunks.append("".join(current))
+    return {_PERSON_FIELD + (str(number) if number > 1 else ""): chunk for number, chunk in enumerate(chunks, start=1)}
 
-    def day(name: str) -> datetime.date | None:
-        return datetime.date.fromisoformat(fields[name]) if fields.get(name) else None
+
+def _unpack(fields: dict[str, str]) -> dict[str, str]:
+    """The packed values of a registration's fields (see `_pack`), or the fields themselves
+    for a hash written before they were packed."""
+    if _PERSON_FIELD not in fields:
+        return fields
+    chunks, number = [fields[_PERSON_FIELD]], 2
+    while f"{_PERSON_FIELD}{number}" in fields:
+        chunks.append(fields[f"{_PERSON_FIELD}{number}"])
+        number += 1
+    values = dict(zip(_PACKED, "".join(chunks).split(_PACK_SEPARATOR)))
+    for name in ("created_at", "confirm_by"):
+        values[name] = _from_epoch_text(values[name]).isoformat() if values.get(name) else ""
+    return values
+
+
+def _epoch_text(moment: datetime.datetime) -> str:
+    """Exact epoch seconds ("1799053200", or "1799053200.250000" with microseconds)."""
+    elapsed = moment - _EPOCH
+    seconds = elapsed.days * 86400 + elapsed.seconds
+    return f"{seconds}.{elapsed.microseconds:06d}" if elapsed.microseconds else str(seconds)
+
+
+def _from_epoch_text(text: str) -> datetime.datetime:
+    seconds, _, micro = text.partition(".")
+    return _EPOCH + datetime.timedelta(seconds=int(seconds), microseconds=int(micro or 0))
+
+
+def _registration_from(key: RegistrationKey, fields: dict[str, str]) -> Registration:
+    person = _unpack(fields)
+
+    def moment(name: str, source=fields) -> datetime.datetime | None:
+        return datetime.datetime.fromisoformat(source[name]) if source.get(name) else None
+
+    def day(name: str, source=fields) -> datetime.date | None:
+        return datetime.date.fromisoformat(source[name]) if source.get(name) else None
 
     applicant = Applicant(
-        family_name=fields["family_name"],
-        given_names=fields["given_names"],
-        birth_date=day("birth_date"),
-        nationality=fields["nationality"],
-        email=fields["email"] or None,
-        phone=fields["phone"] or None,
-        agdref=fields["agdref"] or None,
+        family_name=person["family_name"],
+        given_names=person["given_names"],
+        birth_date=day("birth_date", person),
+        nationality=person["nationality"],
+        email=fields.get("email") or None,
+        phone=fields.get("phone") or None,
+        agdref=person.get("agdref") or None,
         permit_expiry=day("permit_expiry"),
-        sites=tuple(json.loads(fields["sites"])),
-        half_days=tuple(json.loads(fields["half_days"])),
+        sites=decode_sites(fields["sites"]),
+        half_days=decode_half_days(fields["half_days"]),
         language=fields["language"],
     )
     return Registration(
-        key=RegistrationKey(fields["prefecture"], fields["procedure"], fields["id"]),
+        key=key,
         ref=fields["ref"],
         status=RegistrationStatus(fields["status"]),
         channel=Channel(fields["channel"]),
-        agent=fields["agent"] or None,
-        created_at=moment("created_at"),
-        confirm_by=moment("confirm_by"),
+        agent=person.get("agent") or None,
+        created_at=moment("created_at", person),
+        confirm_by=moment("confirm_by", person),
         applicant=applicant,
-        draws_entered=int(fields["draws_entered"]),
-        draws_lost=int(fields["draws_lost"]),
+        draws_entered=int(fields.get("draws_entered") or 0),
+        draws_lost=int(fields.get("draws_lost") or 0),
         email_confirmed_at=moment("email_confirmed_at"),
         pending_email=fields.get("pending_email") or None,
         link_version=int(fields.get("link_version") or 0),  # written on the first email change

@@ -1,0 +1,107 @@
+"""How a registration is stored: a hash small enough for Redis's compact listpack encoding,
+and hashes written by earlier versions (every field by name, JSON, ISO times) still read.
+
+bench/memory.py measures what this saves; store/registrations.py describes the fields.
+"""
+
+import datetime
+
+from queue_service.reference import HALF_DAYS
+from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
+from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.keys import PoolKeys
+
+UTC = datetime.timezone.utc
+POOL = "01:renewal"
+# Redis 7 calls the compact encoding listpack; the embedded 6.2 of the tests, ziplist.
+COMPACT = (b"listpack", b"ziplist")
+JOINED = datetime.datetime(2027, 1, 4, 9, 0, 12, 345678, tzinfo=UTC)
+
+
+def person(registration_id: str, **changes) -> Registration:
+    applicant = Applicant(
+        # Long names in several scripts: the packed part spans several fields of 64 bytes at most.
+        family_name=changes.pop("family_name", "Nguyễn-Ţărănescu de la Fontaine-Lévêque " * 2 + "Ωμέγα"),
+        given_names="Thị Lan Anh Marie-Éloïse 玛丽",
+        birth_date=datetime.date(1988, 2, 29),
+        nationality="VN",
+        email="thi.lan.anh.nguyen-taranescu@univ-lyon2.example.fr",  # (an address over 64 bytes would not fit)
+        phone="+33612345678",
+        agdref="0123456789",
+        permit_expiry=datetime.date(2027, 2, 1),
+        sites=("bourg", "belley", "gex", "nantua"),
+        half_days=HALF_DAYS,
+        language="vi",
+    )
+    values = dict(
+        key=RegistrationKey("01", "renewal", registration_id), ref="01R-7K3Q9X", status=RegistrationStatus.WAITING,
+        channel=Channel.ASSISTED, agent="agent-42", created_at=JOINED, confirm_by=JOINED + datetime.timedelta(days=2),
+        applicant=applicant, email_confirmed_at=JOINED, draws_lost=3,
+    )
+    return Registration(**(values | changes))
+
+
+PRINTS = Fingerprints(identity="a" * 64, email="b" * 64, phone="c" * 64)
+
+
+def test_a_registration_is_a_compact_hash_and_reads_back_whole(store, redis):
+    written = person("0123456789abcdef01234567")
+    store.import_waiting_registrations([written], [PRINTS], JOINED)
+    key = PoolKeys(POOL).registration(written.key.registration_id)
+    assert redis.object("encoding", key) in COMPACT
+    assert max(len(value) for value in redis.hvals(key)) <= 64
+    # The long names went into more than one packed field, and read back exactly.
+    assert redis.hexists(key, "person2")
+    assert store.registration(written.key) == written
+
+    pending = person("fedcba9876543210fedcba98", status=RegistrationStatus.PENDING_EMAIL, email_confirmed_at=None,
+                     draws_lost=0, family_name="Ba", agent=None, ref="01R-AAAA22")
+    prints = Fingerprints(identity="d" * 64, email="e" * 64, phone=None)
+    assert store.create_registration(pending, prints, contacts_cap=3, now=JOINED) == "ok"
+    assert redis.object("encoding", PoolKeys(POOL).registration(pending.key.registration_id)) in COMPACT
+    assert store.registration(pending.key) == pending
+
+
+def test_a_registration_written_by_the_former_encoding_still_reads_and_enters_draws(store, redis):
+    registration_id = "00000000000000000000abcd"
+    keys = PoolKeys(POOL)
+    since = str(JOINED.timestamp())
+    former = {
+        "id": registration_id, "ref": "01R-OLD111", "prefecture": "01", "procedure": "renewal", "status": "waiting",
+        "channel": "online", "agent": "", "created_at": JOINED.isoformat(),
+        "confirm_by": (JOINED + datetime.timedelta(days=2)).isoformat(), "email_confirmed_at": JOINED.isoformat(),
+        "status_changed_at": JOINED.isoformat(), "waiting_since": since, "waiting_entered_at": since,
+        "family_name": "Diallo", "given_names": "Aminata", "birth_date": "1990-05-17", "nationality": "SN",
+        "email": "aminata@example.org", "phone": "", "agdref": "", "permit_expiry": "",
+        "sites": '["gex", "nantua"]', "half_days": '["mon-am", "fri-pm"]', "language": "fr",
+        "identity_fp": "f" * 64, "email_fp": "9" * 64, "phone_fp": "", "draws_entered": "2", "draws_lost": "2",
+        "pending_email": "",
+    }
+    redis.hset(keys.registration(registration_id), mapping=former)
+    redis.hset(keys.refs, "01R-OLD111", registration_id)
+    redis.zadd(keys.waiting, {registration_id: JOINED.timestamp()})
+
+    found = store.registration(RegistrationKey("01", "renewal", registration_id))
+    assert (found.ref, found.status, found.agent, found.created_at) == ("01R-OLD111", RegistrationStatus.WAITING, None,
+                                                                         JOINED)
+    assert found.applicant.sites == ("gex", "nantua") and found.applicant.half_days == ("mon-am", "fri-pm")
+    assert (found.applicant.family_name, found.applicant.birth_date, found.applicant.phone) == \
+        ("Diallo", datetime.date(1990, 5, 17), None)
+    assert (found.draws_lost, found.email_confirmed_at) == (2, JOINED)
+
+    identities = store.registration_identities(POOL)
+    assert identities == [{"id": registration_id, "identity_fp": "f" * 64, "ref": "01R-OLD111",
+                           "created_at": JOINED.isoformat(), "family_name": "Diallo", "given_names": "Aminata",
+                           "birth_date": "1990-05-17", "nationality": "SN", "agdref": ""}]
+
+    # Beside one written now, both enter a draw with their choices.
+    store.import_waiting_registrations([person("0123456789abcdef01234567")], [PRINTS], JOINED)
+    cutoff = JOINED + datetime.timedelta(days=1)
+    candidates = {row["ref"]: row for row in store.draw_candidates(POOL, cutoff, {}, 0)}
+    assert (candidates["01R-OLD111"]["sites"], candidates["01R-OLD111"]["half_days"]) == (
+        ("gex", "nantua"), ("mon-am", "fri-pm"))
+    assert candidates["01R-OLD111"]["draws_lost"] == 2
+    assert (candidates["01R-7K3Q9X"]["sites"], candidates["01R-7K3Q9X"]["half_days"]) == (
+        ("bourg", "belley", "gex", "nantua"), HALF_DAYS)
+    assert candidates["01R-7K3Q9X"]["draws_lost"] == 3
+    assert candidates["01R-7K3Q9X"]["entered_at"] == JOINED.timestamp()
