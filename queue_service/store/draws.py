@@ -244,15 +244,22 @@ class DrawStore:
         ]
 
     def _candidate_fields(self, pool_keys: PoolKeys, registration_ids: list[bytes], fields: tuple[str, ...]):
-        """`fields` of each registration (b"" for a field it lacks), batch by batch, pipelined."""
+        """`fields` of each registration (b"" for a field it lacks), batch by batch, pipelined.
+
+        On Redis Cluster, redis-py refuses scripts in a pipeline: each batch is sent alone
+        (one round trip a batch of CANDIDATE_BATCH registrations)."""
         prefix = pool_keys.registration_prefix
         for start in range(0, len(registration_ids), CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED):
-            with self.redis.pipeline(transaction=False) as pipe:
-                chunk = registration_ids[start : start + CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED]
-                for first in range(0, len(chunk), CANDIDATE_BATCH):
-                    keys = [prefix + registration_id.decode() for registration_id in chunk[first : first + CANDIDATE_BATCH]]
-                    self.scripts.candidate_fields(keys=keys, args=fields, client=pipe)
-                replies = pipe.execute()
+            chunk = registration_ids[start : start + CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED]
+            batches = [[prefix + registration_id.decode() for registration_id in chunk[first : first + CANDIDATE_BATCH]]
+                       for first in range(0, len(chunk), CANDIDATE_BATCH)]
+            if self.cluster:
+                replies = [self.scripts.candidate_fields(keys=keys, args=fields) for keys in batches]
+            else:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for keys in batches:
+                        self.scripts.candidate_fields(keys=keys, args=fields, client=pipe)
+                    replies = pipe.execute()
             for reply in replies:
                 for row in reply.split(b"\x1e"):
                     yield row.split(b"\x1f")
