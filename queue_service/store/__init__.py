@@ -60,3 +60,4 @@ class Store(
         self.redis = client
         self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store
+        self._pool_references: dict = {}  # ReferenceStore.pool_reference: (prefecture, procedure) -> (version, found)

@@ -54,8 +54,6 @@ class RegistrationStore:
         pool_keys = PoolKeys(key.pool)
         lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
         lookup_keys = [pool_keys.identity(fp) for fp in lookups]
-        # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
-        self.redis.sadd(POOLS_KEY, key.pool)
         fields = _registration_fields(registration, prints)
         event = _event_json(now, "registered", {"channel": registration.channel.value})
         keys = [
@@ -87,7 +85,21 @@ class RegistrationStore:
             pool_keys.contact_prefix,
             *[item for pair in fields.items() for item in pair],
         ]
-        return self.scripts.create_registration(keys=keys, args=arguments).decode()
+        # The pool listed first (idempotent), so that the dispatcher finds the pool of every message
+        # written; in the same round trip as the script. A Redis that lost its scripts (a restart)
+        # answers NOSCRIPT without running it: the script object then sends its text.
+        script = self.scripts.create_registration
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(POOLS_KEY, key.pool)
+            pipe.evalsha(script.sha, len(keys), *keys, *arguments)
+            listed, outcome = pipe.execute(raise_on_error=False)
+        if isinstance(listed, Exception):
+            raise listed
+        if isinstance(outcome, redis.exceptions.NoScriptError):
+            outcome = script(keys=keys, args=arguments)
+        elif isinstance(outcome, Exception):
+            raise outcome
+        return outcome.decode()
 
     def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
         """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
