@@ -39,8 +39,8 @@ function request()
   local body = string.format(
     '{"prefecture":"01","procedure":"first_request","family_name":"%s","given_names":"Test",'
     .. '"birth_date":"1980-0%d-1%d","nationality":"MA","email":"%s@example.org",'
-    .. '"phone":"+336%08d","consent":true,"language":"fr"}',
-    family, counter % 9 + 1, counter % 10, family:lower(), (run * 1000 + unique) % 100000000)
+    .. '"phone":"+3361%07d","consent":true,"language":"fr"}',
+    family, counter % 9 + 1, counter % 10, family:lower(), (run * 1000 + unique) % 10000000)
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
 
