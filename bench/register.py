@@ -1,136 +1,256 @@
-"""How many registrations per second one running instance sustains, and at what latency.
+"""Registrations per second of the service beside the ceiling of its web stack, in one run.
 
-Start the service with the registration limits raised (they would otherwise
-stop the benchmark after a few requests from one address), then run this:
+    PYTHONPATH=$PWD .venv/bin/python bench/register.py --seconds 15 --rounds 2
 
-    QS_RATE_LIMIT_REGISTRATION="1000000 per hour" \\
-    QS_RATE_LIMIT_REGISTRATION_UNPROVEN="1000000 per hour" \\
-    QS_RATE_LIMIT_REGISTRATION_EMAIL="1000000 per hour" make run
-    .venv/bin/python bench/register.py --url http://127.0.0.1:5000 --seconds 20 --clients 16
+Starts a private redis-server (config/redis.conf on a free port, files in a
+temporary directory; or uses --redis-url, loopback only, with its own
+database), loads the reference data and Ain's demo sites, then, for each
+round, drives with the same `wrk -t2 -c16 -d<N>s` and bench/register.lua (a
+distinct, valid applicant per request):
 
-Each client thread posts distinct people (names, emails, phones) to
-POST /api/v1/registrations over one keep-alive connection, for a bounded
-time, on loopback only. It prints the throughput, latency percentiles and
-the status codes seen. Standard library only.
+  ceiling     bench/ceiling.py: Flask + Flask-Limiter, validate, one hash and
+              one set member;
+  web         POST /api/v1/registrations, the worker and the clock stopped;
+  web+worker  the same while the Procfile's other processes (the workers and
+              the clock) run, sending every confirmation email to a loopback
+              SMTP sink in this process (aiosmtpd).
+
+Both web servers are gunicorn with the service's config/gunicorn.conf.py (2
+sync workers, its access log), against the same Redis. The registration
+limits (and the default one) are raised by environment for the service, as a
+bench needs (one address registers thousands of people); the ceiling has one
+limit of the same size. Prints req/s, latency p50/p99, status codes, and the
+ratios to the ceiling measured in the same round; the machine may be shared,
+so read the ratios, and run several rounds.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
-import random
-import statistics
-import string
+import contextlib
+import os
+import shlex
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
-from collections import Counter
+import urllib.request
+from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parent.parent
+LUA = PROJECT / "bench" / "register.lua"
+PATH = "/api/v1/registrations"
+RAISED = "1000000000 per hour"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+QS = [sys.executable, "-c", "from worker.cli import main; main()"]
 
 
-def person(rng: random.Random, number: int) -> dict:
-    letters = "".join(rng.choice(string.ascii_lowercase) for _ in range(10))
-    return {
-        "prefecture": "01",
-        "procedure": "first_request",
-        "family_name": f"Bench {letters.capitalize()}",
-        "given_names": "Test",
-        "birth_date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
-        "nationality": rng.choice(["MA", "DZ", "TN", "SN", "UA", "VN", "CN", "BR"]),
-        "email": f"bench-{letters}-{number}@example.org",
-        "phone": f"+33612{rng.randint(100_000, 999_999)}",
-        "consent": True,
-    }
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-def client(url: urllib.parse.SplitResult, deadline: float, seed: int, latencies: list, statuses: Counter, lock):
-    rng = random.Random(seed)
-    connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
-    number = 0
-    own_latencies, own_statuses = [], Counter()
-    while time.monotonic() < deadline:
-        number += 1
-        body = json.dumps(person(rng, seed * 1_000_000 + number))
-        started = time.perf_counter()
+def wait_for(url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
         try:
-            connection.request("POST", "/api/v1/registrations", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
-            status = "connection error"
-        own_latencies.append(time.perf_counter() - started)
-        own_statuses[status] += 1
-    connection.close()
-    with lock:
-        latencies.extend(own_latencies)
-        statuses.update(own_statuses)
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                answer.read()
+                return
+        except urllib.error.HTTPError:  # answered (a 503 of /healthz without the worker is an answer)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nothing answered at {url} within {seconds:.0f} s")
+            time.sleep(0.2)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+class SmtpSink:
+    """A loopback SMTP server that accepts and counts every message (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.received = 0
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                with sink.lock:
+                    sink.received += 1
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
+
+
+class Processes:
+    """Child processes, each in its own group, stopped in the reverse order of their start."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")
+        process = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.running.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+        self.running.remove(process)
+
+    def stop_all(self) -> None:
+        for process in reversed(list(self.running)):
+            self.stop(process)
+
+
+def other_processes() -> list[tuple[str, list[str]]]:
+    """The Procfile's processes but the web, `qs` run with this interpreter (PYTHONPATH kept)."""
+    found = []
+    for line in (PROJECT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if not command.strip() or name.strip() == "web" or line.lstrip().startswith("#"):
+            continue
+        argv = shlex.split(command)
+        found.append((name.strip(), QS + argv[1:] if argv[0] == "qs" else argv))
+    return found
+
+
+def drive(url: str, seconds: int) -> dict:
+    """wrk -t2 -c16 against `url` with bench/register.lua: its RESULT line as a dict."""
+    output = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    values = dict(item.split("=", 1) for item in line.split()[1:])
+    statuses = dict(pair.split(":") for pair in values.pop("statuses").split(",") if pair)
+    figures = {name: float(value) for name, value in values.items()}
+    figures["statuses"] = {int(code): int(count) for code, count in sorted(statuses.items())}
+    figures["per_second"] = figures["requests"] / figures["seconds"]
+    figures["created_per_second"] = figures["statuses"].get(201, 0) / figures["seconds"]
+    return figures
+
+
+def show(name: str, figures: dict, ceiling: dict | None, extra: str = "") -> None:
+    ratio = f"  ratio {figures['created_per_second'] / ceiling['created_per_second']:.2f}" if ceiling else ""
+    errors = int(sum(figures[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")))
+    print(f"{name:<11} {figures['created_per_second']:7.0f} created/s  ({figures['per_second']:.0f} req/s)  "
+          f"p50 {figures['p50_ms']:5.1f} ms  p99 {figures['p99_ms']:5.1f} ms  "
+          f"statuses {figures['statuses']}{'  socket errors ' + str(errors) if errors else ''}{ratio}{extra}",
+          flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:5000")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (at most 300)")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent connections (at most 256)")
+    parser.add_argument("--seconds", type=int, default=15, help="length of each wrk run (at most 300)")
+    parser.add_argument("--rounds", type=int, default=1, help="how many times to measure the three, in turn")
+    parser.add_argument("--redis-url", default="", help="a loopback Redis to use instead of a private one "
+                        "(its database must be empty: the run writes there)")
+    parser.add_argument("--no-worker", action="store_true", help="skip the web+worker measurement")
     arguments = parser.parse_args()
-    url = urllib.parse.urlsplit(arguments.url)
-    if url.hostname not in LOOPBACK_HOSTS:
-        parser.error("this benchmark only drives a service on this machine (loopback)")
-    seconds = min(max(arguments.seconds, 1.0), 300.0)
-    clients = min(max(arguments.clients, 1), 256)
+    seconds = min(max(arguments.seconds, 1), 300)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (Debian: apt-get install wrk)")
+
+    work = Path(tempfile.mkdtemp(prefix="qs-bench-register-"))
+    processes = Processes(work)
     try:
-        probe = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=5)
-        probe.request("GET", "/healthz")
-        probe.getresponse().read()
-    except OSError as error:
-        print(f"no service at {arguments.url} ({error}); start it first (see this file's docstring)", file=sys.stderr)
-        return 2
+        if arguments.redis_url:
+            redis_url = arguments.redis_url
+            if urllib.parse.urlsplit(redis_url).hostname not in LOOPBACK_HOSTS:
+                parser.error("--redis-url: this benchmark writes; give a Redis on this machine")
+        else:
+            port = free_port()
+            (work / "redis").mkdir()
+            processes.start("redis", ["redis-server", str(PROJECT / "config" / "redis.conf"), "--port", str(port),
+                                      "--dir", str(work / "redis"), "--daemonize", "no"], dict(os.environ))
+            redis_url = f"redis://127.0.0.1:{port}/0"
+            import redis
 
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-    started = time.monotonic()
-    # Seeds differ from one run to the next, so a second run registers new people.
-    first_seed = int(time.time()) % 100_000 * 1_000
-    threads = [
-        threading.Thread(target=client, args=(url, deadline, first_seed + seed, latencies, statuses, lock))
-        for seed in range(1, clients + 1)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    redis.Redis.from_url(redis_url).ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the private redis-server did not start")
+                    time.sleep(0.1)
 
-    created = statuses.get(201, 0)
-    print(f"{clients} clients, {elapsed:.1f} s, {len(latencies)} requests")
-    print(f"registrations created: {created} ({created / elapsed:.0f} per second)")
-    print(f"requests per second: {len(latencies) / elapsed:.0f}")
-    if latencies:
-        print(
-            "latency ms: p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  mean {:.1f}".format(
-                1000 * percentile(latencies, 0.50),
-                1000 * percentile(latencies, 0.90),
-                1000 * percentile(latencies, 0.99),
-                1000 * max(latencies),
-                1000 * statistics.fmean(latencies),
-            )
-        )
-    print("status codes:", dict(sorted(statuses.items(), key=lambda item: str(item[0]))))
-    if created == 0:
-        print("no registration was created: are the registration rate limits raised?", file=sys.stderr)
-        return 1
+        with SmtpSink() as sink:
+            web_port, ceiling_port = free_port(), free_port()
+            environment = dict(os.environ) | {
+                "PYTHONPATH": str(PROJECT),
+                "QS_REDIS_URL": redis_url,
+                "QS_DATA_DIR": str(work / "data"),
+                "QS_BIND": f"127.0.0.1:{web_port}",
+                "QS_LOG_LEVEL": "WARNING",
+                "QS_MAIL_BACKEND": "smtp",
+                "QS_SMTP_HOST": "127.0.0.1",
+                "QS_SMTP_PORT": str(sink.port),
+                "QS_SMTP_SECURITY": "none",
+                **{name: RAISED for name in ("QS_RATE_LIMIT_DEFAULT", "QS_RATE_LIMIT_REGISTRATION",
+                                             "QS_RATE_LIMIT_REGISTRATION_UNPROVEN",
+                                             "QS_RATE_LIMIT_REGISTRATION_EMAIL")},
+            }
+            for command in ("load-reference", "load-demo"):
+                subprocess.run(QS + [command], cwd=PROJECT, env=environment, check=True, stdout=subprocess.DEVNULL)
+            gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT / "config" / "gunicorn.conf.py")]
+            processes.start("web", gunicorn + ["web:create_app()"], environment)
+            processes.start("ceiling", gunicorn + ["--chdir", str(PROJECT / "bench"), "ceiling:create_app()"],
+                            environment | {"QS_BIND": f"127.0.0.1:{ceiling_port}", "CEILING_REDIS_URL": redis_url})
+            wait_for(f"http://127.0.0.1:{web_port}/healthz")
+            wait_for(f"http://127.0.0.1:{ceiling_port}/healthz")
+            web_url, ceiling_url = f"http://127.0.0.1:{web_port}{PATH}", f"http://127.0.0.1:{ceiling_port}{PATH}"
+            print(f"wrk -t2 -c16 -d{seconds}s -s bench/register.lua; gunicorn, 2 sync workers each; "
+                  f"Redis {redis_url}; {os.cpu_count()} CPUs", flush=True)
+            for number in range(1, arguments.rounds + 1):
+                print(f"round {number}")
+                drive(ceiling_url, 2)  # warm both up: imports, connections, scripts loaded
+                drive(web_url, 2)
+                ceiling = drive(ceiling_url, seconds)
+                show("ceiling", ceiling, None)
+                web = drive(web_url, seconds)
+                show("web", web, ceiling)
+                if arguments.no_worker:
+                    continue
+                started = [processes.start(name, argv, environment) for name, argv in other_processes()]
+                time.sleep(3)  # the workers connected, the clock ticking
+                before = sink.received
+                with_worker = drive(web_url, seconds)
+                sent = sink.received - before
+                for process in started:
+                    processes.stop(process)
+                show("web+worker", with_worker, ceiling,
+                     f"  mails {sent} ({sent / with_worker['seconds']:.0f}/s)")
+    finally:
+        processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

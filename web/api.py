@@ -183,8 +183,8 @@ def create_registration():
     prefecture, procedure = body.get("prefecture"), body.get("procedure")
     if not isinstance(prefecture, str) or not isinstance(procedure, str):
         raise ValidationFailed({"prefecture": "give the prefecture and procedure codes as text"})
-    _, found_procedure, _ = pool_or_404(prefecture, procedure)  # as the page: 404 without open sites
-    created = register_applicant(prefecture, found_procedure, body, channel=Channel.ONLINE)
+    _, found_procedure, sites = pool_or_404(prefecture, procedure)  # as the page: 404 without open sites
+    created = register_applicant(prefecture, found_procedure, body, channel=Channel.ONLINE, sites=sites)
     response = jsonify(
         ref=created.ref,
         status=created.status.value,

@@ -82,19 +82,18 @@ def site_options(sites) -> list[tuple[str, str]]:
 
 
 def pool_or_404(code: str, procedure_code: str) -> tuple:
-    store = services().store
-    prefecture = store.prefecture(code)
-    procedure = store.procedure(procedure_code)
-    sites = store.sites(code)
+    prefecture, procedure, sites = services().store.pool_reference(code, procedure_code)
     if not sites:
         raise UnknownProcedure()  # a prefecture without sites takes no registrations yet
     return prefecture, procedure, sites
 
 
-def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: Channel, agent: str | None = None):
-    """Parse and register; shared by the page, the API and (later) the agent's counter."""
+def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: Channel, agent: str | None = None,
+                       sites: list | None = None):
+    """Parse and register; shared by the page, the API and the agent's counter. `sites`: the
+    prefecture's, as pool_or_404 found them (read again if not given)."""
     store = services().store
-    site_ids = [site.id for site in store.sites(code) if not site.closed]
+    site_ids = [site.id for site in (store.sites(code) if sites is None else sites) if not site.closed]
     applicant = registrations.parse_applicant(
         form, procedure, site_ids, now().date(), email_required=channel is Channel.ONLINE
     )
@@ -116,12 +115,12 @@ def register_applicant(code: str, procedure: Procedure, form: dict, *, channel: 
 
 @blueprint.route("/p/<code>/<procedure_code>/register", methods=["GET", "POST"])
 def register(code: str, procedure_code: str):
-    _, procedure, _ = pool_or_404(code, procedure_code)
+    _, procedure, sites = pool_or_404(code, procedure_code)
     errors: dict[str, str] = {}
     values: dict[str, object] = {"language": str(get_locale())}
     if request.method == "POST":
         values = form_values()
-        created, errors = attempt_registration(code, procedure, values, channel=Channel.ONLINE)
+        created, errors = attempt_registration(code, procedure, values, channel=Channel.ONLINE, sites=sites)
         if created:
             return redirect(url_for("registration.registered", code=code, procedure_code=procedure.code, ref=created.ref))
     return render_registration_form(code, procedure, values, errors)

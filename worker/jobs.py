@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 # A message that could not be handed to the SMTP server is tried again after
 # 10 s, 30 s, 1 min, 5 min and 15 min, then left in RQ's failed jobs.
 EMAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+# A send job's timeout (RQ: 180 s): an email and an SMS, each bounded by its own timeout
+# (smtp_timeout_seconds...). Run in the worker's process (queues.IN_PROCESS_QUEUES), a
+# job's registration is not renewed while it runs: it lasts this long, then the job is
+# found abandoned if its worker died (worker/outage.py).
+SEND_JOB_TIMEOUT = 60
 
 
 # The data's Redis of this worker process when it is not the queues' (a cluster,
@@ -362,6 +367,7 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
                         queue(NOTIFICATIONS, connection).enqueue_call(
                             send_notification, args=(prefecture, procedure, text),
                             job_id=_notification_job_id(json.loads(text)["id"]), retry=EMAIL_RETRY, pipeline=pipeline,
+                            timeout=SEND_JOB_TIMEOUT,
                         )
                     pipeline.execute()
             store.drop_outbox_head(pool, len(messages))

@@ -29,6 +29,9 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.utils import as_text, parse_composite_key
+from rq.worker import WorkerStatus
+
+from worker.queues import IN_PROCESS_QUEUES
 
 # Pauses between attempts to reach Redis: from half a second, doubling, to at most this.
 FIRST_WAIT_SECONDS = 0.5
@@ -232,7 +235,11 @@ class StoppableWorker(Worker):
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         """How long a running job's registration lasts unless renewed: as in RQ, with
-        ABANDONED_AFTER_SECONDS of grace instead of 60."""
+        ABANDONED_AFTER_SECONDS of grace instead of 60. A job run in this process is not
+        watched by it, hence not renewed: its registration lasts its whole timeout, and
+        the grace (as RQ's SimpleWorker, with our grace)."""
+        if job.origin in IN_PROCESS_QUEUES:
+            return int(job.timeout if job.timeout and job.timeout > 0 else Queue.DEFAULT_TIMEOUT) + ABANDONED_AFTER_SECONDS
         if job.timeout and job.timeout > 0:
             return int(min(job.timeout - working_time, self.job_monitoring_interval)) + ABANDONED_AFTER_SECONDS
         return self.job_monitoring_interval + ABANDONED_AFTER_SECONDS
@@ -245,7 +252,14 @@ class StoppableWorker(Worker):
 
 
     def execute_job(self, job, queue) -> None:
-        super().execute_job(job, queue)
+        if job.origin in IN_PROCESS_QUEUES:
+            # A message: sent here, as RQ's SimpleWorker does, rather than in a process forked for
+            # it (a fork costs more than sending one email); a draw keeps its own process.
+            execution = self.prepare_execution(job)
+            self.perform_job(job, queue, execution)
+            self.set_state(WorkerStatus.IDLE)
+        else:
+            super().execute_job(job, queue)
         TakingQueue.taken_job_id = None  # run (done, failed or retried as RQ says): nothing to put back
 
     def scheduler_died(self) -> bool:

@@ -13,6 +13,11 @@ DRAWS = "draws"
 NOTIFICATIONS = "notifications"
 DEFAULT = "default"
 QUEUE_NAMES = (DRAWS, NOTIFICATIONS, DEFAULT)
+# The queues whose jobs the worker runs in its own process, one after the other, rather than
+# in a process forked for each (RQ's SimpleWorker's way): a message is sent in milliseconds
+# where a fork costs tens, and messages come by thousands. Draws and housekeeping keep
+# the isolation of their own process (memory, a crash, a timeout that kills).
+IN_PROCESS_QUEUES = frozenset({NOTIFICATIONS})
 
 # Upper bounds (seconds) of the job-duration histogram /metrics serves: from a
 # heartbeat (milliseconds) to a draw of a million entrants (about a minute).

@@ -68,3 +68,4 @@ class Store(
         self.replicas_to_wait = 1 if isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool) else 0
         self.scripts = Scripts(client)
         self._timezones: dict[str, str] = {}  # ReferenceStore._timezone: read once per store
+        self._pool_references: dict = {}  # ReferenceStore.pool_reference: (prefecture, procedure) -> (version, found)

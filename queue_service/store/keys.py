@@ -18,6 +18,10 @@ PREFECTURES_KEY = "qs:ref:prefectures"
 PROCEDURES_KEY = "qs:ref:procedures"
 # Hash per prefecture: site id -> JSON of the site (address, opening hours).
 SITES_KEY = "qs:{{{prefecture}}}:sites"
+# String: a random token replaced after every write to the prefectures, procedures or
+# sites (ReferenceStore), so that a process keeping them in memory reads one key per
+# request to know they are still current (pool_reference); absent until the first write.
+REFERENCE_VERSION_KEY = "qs:ref:version"
 # String: ISO-8601 UTC time of the clock process's last tick.
 CLOCK_TICK_KEY = "qs:health:clock"
 # String: ISO-8601 UTC time the worker last ran the heartbeat job.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import secrets
 from collections.abc import Iterable
 
 import redis
 
 from queue_service.errors import UnknownPrefecture, UnknownProcedure
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
-from queue_service.store.keys import PREFECTURES_KEY, PROCEDURES_KEY, PrefectureKeys
+from queue_service.store.keys import PREFECTURES_KEY, PROCEDURES_KEY, REFERENCE_VERSION_KEY, PrefectureKeys
 
 
 class ReferenceStore:
@@ -24,6 +25,7 @@ class ReferenceStore:
 
     redis: redis.Redis  # set by Store.__init__ (store/__init__.py)
     _timezones: dict[str, str]  # likewise: prefecture -> time zone, read once per store
+    _pool_references: dict  # likewise: (prefecture, procedure) -> (version, (prefecture, procedure, sites))
 
     # Prefectures and procedures -----------------------------------------------
 
@@ -36,6 +38,42 @@ class ReferenceStore:
                 pipe.delete(key)
                 pipe.hset(key, mapping=mapping)
                 pipe.execute()
+        self._reference_changed()
+
+    def _reference_changed(self) -> None:
+        """Tell every process keeping reference data in memory (pool_reference) to read it again.
+
+        Written after the change: a reader that saw the old token with the new data
+        reads again at its next request, one that saw the new token reads the new data.
+        """
+        self.redis.set(REFERENCE_VERSION_KEY, secrets.token_hex(8))
+
+    def pool_reference(self, prefecture_code: str, procedure_code: str) -> tuple[Prefecture, Procedure, list[Site]]:
+        """The prefecture, the procedure and the prefecture's sites, kept in this process's memory
+        while the reference version (REFERENCE_VERSION_KEY) stays the same: one GET per call
+        when nothing changed, one round trip (the version and the three reads) when it did.
+        Raises UnknownPrefecture / UnknownProcedure as `prefecture` and `procedure` do.
+        """
+        wanted = (prefecture_code, procedure_code)
+        kept = self._pool_references.get(wanted)
+        if kept is not None and self.redis.get(REFERENCE_VERSION_KEY) == kept[0]:
+            prefecture, procedure, sites = kept[1]
+            return prefecture, procedure, list(sites)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(REFERENCE_VERSION_KEY)  # read first: data newer than it is only read again
+            pipe.hget(PREFECTURES_KEY, prefecture_code)
+            pipe.hget(PROCEDURES_KEY, procedure_code)
+            pipe.hvals(PrefectureKeys(prefecture_code).sites)
+            version, prefecture, procedure, sites = pipe.execute()
+        if prefecture is None:
+            raise UnknownPrefecture()
+        if procedure is None:
+            raise UnknownProcedure()
+        found = (_prefecture_from(prefecture), _procedure_from(procedure), _sorted_sites(sites))
+        if len(self._pool_references) > 10_000:  # made-up pairs are refused above; real ones are few
+            self._pool_references.clear()
+        self._pool_references[wanted] = (version, found)
+        return found[0], found[1], list(found[2])
 
     def prefectures(self) -> list[Prefecture]:
         """All prefectures, in the official order of their codes."""
@@ -75,22 +113,25 @@ class ReferenceStore:
         added = 0
         for site in sites:
             added += self.redis.hsetnx(PrefectureKeys(site.prefecture).sites, site.id, _site_json(site))
+        if added:
+            self._reference_changed()
         return added
 
     def save_site(self, site: Site) -> None:
         """Create or replace a site."""
         self.redis.hset(PrefectureKeys(site.prefecture).sites, site.id, _site_json(site))
+        self._reference_changed()
 
     def delete_site(self, prefecture_code: str, site_id: str) -> None:
         self.redis.hdel(PrefectureKeys(prefecture_code).sites, site_id)
+        self._reference_changed()
 
     def site(self, prefecture_code: str, site_id: str) -> Site | None:
         raw = self.redis.hget(PrefectureKeys(prefecture_code).sites, site_id)
         return _site_from(raw) if raw else None
 
     def sites(self, prefecture_code: str) -> list[Site]:
-        values = self.redis.hvals(PrefectureKeys(prefecture_code).sites)
-        return sorted((_site_from(value) for value in values), key=lambda site: (site.kind, site.name))
+        return _sorted_sites(self.redis.hvals(PrefectureKeys(prefecture_code).sites))
 
     # AGDREF records -----------------------------------------------------------
 
@@ -169,6 +210,10 @@ def _site_from(raw: bytes) -> Site:
         for weekday, opens, closes in values["opening_hours"]
     )
     return Site(**values)
+
+
+def _sorted_sites(values: list[bytes]) -> list[Site]:
+    return sorted((_site_from(value) for value in values), key=lambda site: (site.kind, site.name))
 
 
 def _code_order(code: str) -> tuple[int, str]:

@@ -65,20 +65,27 @@ class RegistrationStore:
         pool_keys = PoolKeys(key.pool)
         lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
         lookup_keys = [pool_keys.identity(fp) for fp in lookups]
-        # Listed first (idempotent), so that the dispatcher finds the pool of every message written.
-        self.redis.sadd(POOLS_KEY, key.pool)
         for attempt in range(HOLDER_READS):
-            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookup_keys)
+            # The first read also lists the pool (idempotent, in the same round trip), so that the
+            # dispatcher finds the pool of every message written.
+            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookup_keys,
+                                                list_pool=attempt == 0)
             if outcome != "retry":
                 return outcome
             time.sleep(random.uniform(0, HOLDER_READ_PAUSE * (attempt + 1)))
         raise redis.ConnectionError("the person's registrations kept changing: try again")  # a 503
 
-    def _holders(self, pool_keys: PoolKeys, lookup_keys: list[str]) -> list[tuple[str, str, str]]:
+    def _holders(self, pool_keys: PoolKeys, lookup_keys: list[str], list_pool: bool) -> list[tuple[str, str, str]]:
         """The registrations holding one of `lookup_keys`, in the order the script finds them,
-        each with its email and phone prints (read now: the script checks they still are)."""
+        each with its email and phone prints (read now: the script checks they still are).
+        With `list_pool`, the pool is added to POOLS_KEY in the same round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            if list_pool:
+                pipe.sadd(POOLS_KEY, pool_keys.pool)
+            pipe.mget(lookup_keys)  # one slot: the pool's
+            held = pipe.execute()[-1]
         holders: list[str] = []
-        for value in self.redis.mget(lookup_keys):  # one slot: the pool's
+        for value in held:
             if value is not None and value.decode() not in holders:
                 holders.append(value.decode())
         with self.redis.pipeline(transaction=False) as pipe:
@@ -88,10 +95,11 @@ class RegistrationStore:
         return [(holder, (email or b"").decode(), (phone or b"").decode())
                 for holder, (email, phone) in zip(holders, found)]
 
-    def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys) -> str:
+    def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys,
+                             list_pool: bool) -> str:
         key = registration.key
         pool_keys = PoolKeys(key.pool)
-        holders = self._holders(pool_keys, lookup_keys)
+        holders = self._holders(pool_keys, lookup_keys, list_pool)
         holder_keys = [held for holder, email, phone in holders
                        for held in (pool_keys.registration(holder), pool_keys.history(holder),
                                     pool_keys.contact(email or None), pool_keys.contact(phone or None))]

@@ -80,8 +80,9 @@ def assisted_registration(principal, code: str):
     procedure_code = body.get("procedure")
     if not isinstance(procedure_code, str):
         raise ValidationFailed({"procedure": N_("Give the procedure's code.")})
-    _, procedure, _ = pool_or_404(code, procedure_code)
-    created = register_applicant(code, procedure, body, channel=Channel.ASSISTED, agent=principal.account_id)
+    _, procedure, sites = pool_or_404(code, procedure_code)
+    created = register_applicant(code, procedure, body, channel=Channel.ASSISTED, agent=principal.account_id,
+                                 sites=sites)
     link = services().settings.base_url + status_url(created)
     return created_answer({"ref": created.ref, "status": created.status.value, "status_link": link,
                            "proof_link": link.replace("/status?", "/status/proof?", 1)}, link)

@@ -1,0 +1,166 @@
+"""Messages sent per second by the worker, forking a process per send job or not, in one run.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/mail.py --messages 300 --rounds 2
+
+Starts a private redis-server (free port, temporary directory) and a loopback
+SMTP sink (aiosmtpd) counting what it receives; registers N people in Ain's
+first-request pool (each writes its confirmation email to the outbox, as a
+registration does), hands the outbox to send jobs as the clock's dispatch does
+(worker.jobs.dispatch_pool), then runs those jobs to the end with a burst worker
+in a fresh worker process, and times it from the first message received to the
+last:
+
+  forking     RQ's Worker: a process forked for every job (the worker before),
+              each redoing the set-up a message needs (settings, templates...);
+  in-process  `qs worker --burst`: send jobs run in the worker's own process
+              (worker/queues.py IN_PROCESS_QUEUES).
+
+The two take turns on fresh batches of N in each round; read the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+POOL = "01:first_request"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.received = 0
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.received += 1
+            self.times.append(time.monotonic())
+        return "250 OK"
+
+
+def register(store, settings, count: int, first: int) -> None:
+    """`count` new people in Ain's first-request pool, online: each has a confirmation email waiting."""
+    from queue_service import registration as registrations
+    from queue_service.reference import procedure_by_code
+    from queue_service.registration.agdref import UploadedRecords
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    secret = settings.identity_key.encode()
+    limits = registrations.Limits(settings.contacts_per_pool, datetime.timedelta(hours=24))
+    records = UploadedRecords(store, secret)
+    procedure = procedure_by_code("first_request")
+    rng = random.Random(first)
+    for number in range(first, first + count):
+        letters = "".join(chr(97 + (number // 26 ** place) % 26) for place in range(5))
+        form = {"family_name": f"Bench {letters}", "given_names": "Mail", "birth_date": "1990-01-01",
+                "nationality": "MA", "email": f"mail-{number}@example.org", "phone": f"+33612{number:06d}",
+                "consent": "yes", "language": "fr"}
+        applicant = registrations.parse_applicant(form, procedure, ["bourg"], now.date())
+        registrations.register(store, "01", "first_request", applicant, now=now, rng=rng, identity_secret=secret,
+                               limits=limits, records=records)
+
+
+WORKERS = {
+    # RQ's Worker as the service ran it before: a process forked for every job.
+    "forking": "from rq import Worker; from worker.queues import QUEUE_NAMES; import redis, os; "
+               "Worker(QUEUE_NAMES, connection=redis.Redis.from_url(os.environ['QS_REDIS_URL']))"
+               ".work(burst=True, logging_level='WARNING')",
+    # The service's worker, as `qs worker --burst` runs it.
+    "in-process": "from worker.cli import main; main(['worker', '--burst'])",
+}
+
+
+def run(kind: str, connection, store, sink: Sink, count: int) -> float:
+    """Dispatch the outbox, then run its send jobs with a fresh burst worker process of `kind`:
+    messages per second, from the first message received to the last (the process's start-up
+    left out)."""
+    from worker import jobs
+
+    assert jobs.dispatch_pool(connection, store, POOL) == count
+    before = sink.received
+    sink.times.clear()
+    worker = subprocess.run([sys.executable, "-c", WORKERS[kind]], cwd=PROJECT, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    deadline = time.monotonic() + 30
+    while sink.received - before < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if sink.received - before != count:
+        raise SystemExit(f"{sink.received - before} messages received of {count}:\n{worker.stderr[-3000:]}")
+    return (count - 1) / (sink.times[-1] - sink.times[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=100, help="messages per measurement (at most 5000)")
+    parser.add_argument("--rounds", type=int, default=2)
+    arguments = parser.parse_args()
+    count = min(max(arguments.messages, 10), 5000)
+
+    from aiosmtpd.controller import Controller
+
+    work = Path(tempfile.mkdtemp(prefix="qs-bench-mail-"))
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--dir", str(work), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        os.environ.update(QS_REDIS_URL=f"redis://127.0.0.1:{port}/0", QS_DATA_DIR=str(work / "data"),
+                          QS_MAIL_BACKEND="smtp", QS_SMTP_HOST="127.0.0.1", QS_SMTP_PORT=str(controller.port),
+                          QS_SMTP_SECURITY="none", QS_LOG_LEVEL="WARNING")
+        import redis
+        from queue_service import reference
+        from queue_service.settings import load_settings
+        from queue_service.store import Store
+
+        connection = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                connection.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        settings = load_settings()
+        store = Store(connection)
+        store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
+        store.add_missing_sites(reference.DEMO_SITES)
+        print(f"{count} confirmation emails per measurement, SMTP sink on loopback, {os.cpu_count()} CPUs")
+        first = 0
+        for number in range(1, arguments.rounds + 1):
+            figures = {}
+            for kind in WORKERS:
+                register(store, settings, count, first)
+                first += count
+                figures[kind] = run(kind, connection, store, sink, count)
+            print(f"round {number}: forking {figures['forking']:.1f}/s, in-process {figures['in-process']:.1f}/s, "
+                  f"ratio {figures['in-process'] / figures['forking']:.1f}", flush=True)
+    finally:
+        controller.stop()
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
