@@ -78,12 +78,18 @@ class RegistrationStore:
     def _holders(self, pool_keys: PoolKeys, lookup_keys: list[str], list_pool: bool) -> list[tuple[str, str, str]]:
         """The registrations holding one of `lookup_keys`, in the order the script finds them,
         each with its email and phone prints (read now: the script checks they still are).
-        With `list_pool`, the pool is added to POOLS_KEY in the same round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
+        With `list_pool`, the pool is added to POOLS_KEY in the same round trip (two on Redis
+        Cluster, whose client refuses MGET in a pipeline)."""
+        if self.cluster:
             if list_pool:
-                pipe.sadd(POOLS_KEY, pool_keys.pool)
-            pipe.mget(lookup_keys)  # one slot: the pool's
-            held = pipe.execute()[-1]
+                self.redis.sadd(POOLS_KEY, pool_keys.pool)
+            held = self.redis.mget(lookup_keys)  # one slot: the pool's
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                if list_pool:
+                    pipe.sadd(POOLS_KEY, pool_keys.pool)
+                pipe.mget(lookup_keys)
+                held = pipe.execute()[-1]
         holders: list[str] = []
         for value in held:
             if value is not None and value.decode() not in holders:
