@@ -7,8 +7,12 @@ from __future__ import annotations
 import datetime
 import random
 import re
+import signal
 import socket
+import subprocess
 from pathlib import Path
+
+import psutil
 
 from queue_service import draws
 from queue_service import registration as reg
@@ -286,3 +290,27 @@ def fail_every_delivery(store, redis, run_jobs, monkeypatch, settings) -> None:
     for job_id in queue.scheduled_job_registry.get_job_ids():  # RQ gives up: the failures are final
         queue.scheduled_job_registry.remove(job_id)
     monkeypatch.setenv("QS_SMTP_PORT", str(settings.smtp_port))
+
+
+def stop_processes(processes, marker_variable: str, marker: str) -> None:
+    """SIGTERM to each process a test started and a wait for it; then SIGKILL to every process
+    still running with `marker` in its environment variable `marker_variable` (gunicorn's
+    workers, a job's process, RQ's scheduler, whatever their parent became)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    leftovers = []
+    for candidate in psutil.process_iter():
+        try:
+            if candidate.environ().get(marker_variable) == marker:
+                candidate.kill()
+                leftovers.append(candidate)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    psutil.wait_procs(leftovers, timeout=10)

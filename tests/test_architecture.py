@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,36 @@ def test_the_key_scan_reads_f_strings_and_bytes_and_skips_only_the_store(tmp_pat
 def test_only_the_store_spells_redis_keys():
     found = [line for path in outside_the_store(ROOT) for line in key_literals(ROOT, path)]
     assert found == [], "Redis keys spelt outside queue_service/store (use its key templates):\n" + "\n".join(found)
+
+
+# A Redis command in a script, and its first argument (the key, for every command the scripts use).
+_SCRIPT_CALL = re.compile(r"redis\.p?call\(\s*(['\"])(\w+)\1\s*,")
+_LOCAL = re.compile(r"local\s+([\w\s,]+?)\s*=\s*([^\n]+)")
+
+
+def _first_argument(text: str, start: int) -> str:
+    depth, index = 0, start
+    while index < len(text) and not (depth == 0 and text[index] in ",)"):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(text[index], 0)
+        index += 1
+    return text[start:index].strip()
+
+
+def test_every_key_a_script_touches_comes_in_KEYS():
+    """A script builds no key name (a prefix joined to an id, a name from ARGV): each key is
+    passed in KEYS, so that Redis Cluster routes the call by them and its slot check sees
+    them all (docs/operations.md, "Several machines"). A local variable counts as what it
+    was set to."""
+    built = []
+    for path in sorted((ROOT / "queue_service" / "store" / "scripts").glob("*.lua")):
+        text = path.read_text(encoding="utf-8")
+        bound = {}
+        for names, value in _LOCAL.findall(text):
+            for name, part in zip((n.strip() for n in names.split(",")), value.split(",")):
+                bound.setdefault(name, part)
+        for call in _SCRIPT_CALL.finditer(text):
+            key = _first_argument(text, call.end())
+            meaning = bound.get(key, key)
+            if ".." in meaning or "ARGV" in meaning:
+                built.append(f"{path.name}: {call.group(2)} {key}")
+    assert built == []

@@ -31,16 +31,14 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
 import time
 
-import psutil
 import pytest
 import redis as redis_py
-from helpers import api_person, free_port
+from helpers import api_person, free_port, stop_processes
 
 from queue_service import reference
 from queue_service.registration.proof import generate_signing_key
@@ -155,31 +153,7 @@ def service(tmp_path, production_redis, smtp_server):
                                                    stderr=subprocess.STDOUT)
         yield processes, web_port
     finally:
-        stop_all(processes.values(), marker)
-
-
-def stop_all(processes, marker: str) -> None:
-    """SIGTERM to each process and a wait for it; then SIGKILL to every process still running
-    with the run's marker in its environment (gunicorn's workers, a job's process, RQ's
-    scheduler, whatever their parent became)."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    leftovers = []
-    for candidate in psutil.process_iter():
-        try:
-            if candidate.environ().get(RUN_MARKER) == marker:
-                candidate.kill()
-                leftovers.append(candidate)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    psutil.wait_procs(leftovers, timeout=10)
+        stop_processes(processes.values(), RUN_MARKER, marker)
 
 
 def get(port: int, path: str) -> int:

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -22,10 +21,9 @@ import time
 import traceback
 from pathlib import Path
 
-import psutil
 import pytest
 import redis as redis_py
-from helpers import UNLIMITED, api_person, free_port
+from helpers import UNLIMITED, api_person, free_port, stop_processes
 from topologies import Replicated
 
 from queue_service import draws, reference
@@ -275,28 +273,6 @@ def _service_environment(tmp_path, data_url: str, queue_url: str, smtp_port: int
     }
 
 
-def _stop(processes: list[subprocess.Popen], marker: str) -> None:
-    """SIGTERM to each process started, then SIGKILL to anything still running with the run's marker."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    leftovers = []
-    for candidate in psutil.process_iter():
-        try:
-            if candidate.environ().get(PROCESS_MARKER) == marker:
-                candidate.kill()
-                leftovers.append(candidate)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    psutil.wait_procs(leftovers, timeout=10)
-
-
 @pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.timeout(900)
@@ -381,4 +357,4 @@ def test_three_webs_two_workers_and_two_clocks_on_the_cluster_commit_each_draw_o
         print(f"\n3 webs, 2 workers, 2 clocks on the cluster: {SCHEDULED_DRAWS} draws published in {elapsed:.0f} s, "
               f"{len(slots_offered)} slots offered, none twice, each draw committed once")
     finally:
-        _stop(processes, marker)
+        stop_processes(processes, PROCESS_MARKER, marker)

@@ -322,6 +322,26 @@ class DrawStore:
         must be answered earlier to that deadline, or to None when they are not to be offered.
         """
         pool_keys = PoolKeys(pool)
+        for _ in range(3):
+            outcome = self._commit_draw(pool_keys, pool, draw_id, fence, cutoff, deadline, own_deadlines, now)
+            if outcome == "stale":
+                raise StaleDrawWorker()
+            if outcome != "keys":
+                return
+        raise redis.ResponseError(f"draw {draw_id}: its result kept changing while it was committed")
+
+    def _result_registrations(self, pool_keys: PoolKeys, draw_id: str) -> list[str]:
+        """The registrations a draw's saved result names, in its order (both forms of
+        commit_draw.lua's result: columns, or the older list of rows)."""
+        saved = self.redis.get(pool_keys.draw_result(draw_id))
+        result = json.loads(saved) if saved else []
+        if isinstance(result, dict):
+            return result["registrations"]
+        return [row["registration"] for row in result]
+
+    def _commit_draw(self, pool_keys, pool, draw_id, fence, cutoff, deadline, own_deadlines, now) -> str:
+        winners = [pool_keys.registration(registration_id)
+                   for registration_id in self._result_registrations(pool_keys, draw_id)]
         keys = [
             pool_keys.draw(draw_id),
             pool_keys.draw_fence(draw_id),
@@ -336,10 +356,11 @@ class DrawStore:
             pool_keys.draw_result(draw_id),
             pool_keys.offer_deadlines,
             pool_keys.standby,
+            *winners,
         ]
         arguments = [
             fence,
-            pool_keys.registration_prefix,
+            len(winners),
             utc_text(now),
             utc_text(deadline),
             draw_id,
@@ -349,9 +370,7 @@ class DrawStore:
             *[item for slot_id, own in own_deadlines.items()
               for item in (slot_id, utc_text(own) if own else "", own.timestamp() if own else "")],
         ]
-        outcome = run_replicated(self.redis, self.scripts.commit_draw, self.replicas_to_wait, keys, arguments)
-        if outcome.decode() == "stale":
-            raise StaleDrawWorker()
+        return run_replicated(self.redis, self.scripts.commit_draw, self.replicas_to_wait, keys, arguments).decode()
 
     # Committed draws and a registration's wait --------------------------------
 

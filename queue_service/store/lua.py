@@ -2,11 +2,10 @@
 
 Each change that spans keys runs as one script, all or nothing. Scripts receive
 every key they touch in KEYS, all under one hash tag (a pool's, or one global
-key), so they run on Redis Cluster too, and never build key names themselves,
-except the two that walk a whole draw, draw_candidates and commit_draw: they make
-the registrations' keys from the pool's prefix given in ARGV (same hash tag, same
-slot: Redis checks it), as passing a hundred thousand keys would cost more than
-the walk. A key known only once a script has read something (the registration
+key), so they run on Redis Cluster too, and never build key names themselves:
+the freeze reads registrations by batches of keys (candidate_fields), and a
+draw's commit receives the key of every registration its result names (the
+caller reads the result first). A key known only once a script has read something (the registration
 holding a person's place) is read by the caller first and passed in KEYS; the
 script checks it still is the one and otherwise answers "retry"
 (create_registration). Bookkeeping across pools (the lists of pools) is written

@@ -2,8 +2,9 @@
 --
 -- KEYS: draw record, draw fence, offers, outbox, waiting, slot states, committed draws,
 --       stats totals, stats day, the draw's stats, slot holders, draw deadlines,
---       the draw's result, offer deadlines, standby slots
--- ARGV: fence, registration key prefix (PoolKeys.registration_prefix), now (ISO), offer deadline (ISO),
+--       the draw's result, offer deadlines, standby slots, then the registration key of every
+--       registration the result names, in its order (KEYS[15 + index]; the caller reads the result)
+-- ARGV: fence, how many registration keys follow the standby slots, now (ISO), offer deadline (ISO),
 --       draw id, the draw's cutoff (epoch), offer deadline (epoch), now (epoch), then triples for
 --       the slots whose offer has a deadline of its own (draws.offer_deadline: the slot starts
 --       too soon for the shared one): slot id, its deadline (ISO), its deadline (epoch), both ""
@@ -26,18 +27,19 @@
 -- are the winners' waits recorded as ended: the record keeps when the commit
 -- ended them ("committed_epoch"), and move_offer records such a wait if its
 -- winner waits again (store/scripts/waits.lua).
--- Registration keys are built here from the prefix: they share the pool's
--- hash tag, hence its cluster slot.
+-- Every key is in KEYS, all under the pool's hash tag (one cluster slot); a result that
+-- does not match the keys given (it cannot change once drawn) answers "keys".
 -- Counts draw_committed and slots_offered (the latter in the draw's stats too),
 -- once: a second run finds the draw committed.
--- Returns "ok", "stale" (a newer worker holds the draw) or "state" (not drawn).
+-- Returns "ok", "stale" (a newer worker holds the draw), "state" (not drawn) or "keys".
 -- A million entrants and a hundred thousand winners take about a second here:
 -- tables are filled with explicit counters (Lua 5.1's # is a search) and written
 -- in batches of 6,000 arguments.
 
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'stale' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'drawn' then return 'state' end
-local prefix, now, deadline, draw_id, deadline_score, now_epoch = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], ARGV[8]
+local key_count, now, deadline, draw_id, deadline_score, now_epoch = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5],
+  ARGV[7], ARGV[8]
 local own_deadline = {}  -- slot id -> {ISO, epoch}, both "" for a slot not to be offered
 for index = 9, #ARGV, 3 do own_deadline[ARGV[index]] = {ARGV[index + 1], ARGV[index + 2]} end
 local result = cjson.decode(redis.call('GET', KEYS[13]))
@@ -48,6 +50,7 @@ if ids == nil then
     ids[index], refs[index], slot_ids[index] = row.registration, row.ref, row.slot
   end
 end
+if key_count ~= #ids then return 'keys' end
 local function flush(command, key, items, count)
   for first = 1, count, 6000 do
     redis.call(command, key, unpack(items, first, math.min(first + 5999, count)))
@@ -89,7 +92,7 @@ for position = 1, #ids do
       freed_draws[first], freed_draws[second] = slot_id, draw_id
     end
   else
-    redis.call('HSET', prefix .. id, 'status', 'offered', 'status_changed_at', now)
+    redis.call('HSET', KEYS[15 + index], 'status', 'offered', 'status_changed_at', now)
     applied = applied + 1
     leaving[applied] = id
     local first, second = pairs_written + 1, pairs_written + 2
