@@ -124,7 +124,7 @@ def key_kinds(client: redis.Redis, pool: str) -> dict[str, list[bytes]]:
     kinds: dict[str, list[bytes]] = {}
     registration_prefix = pool_keys.registration_prefix.encode()
     identity_prefix = pool_keys.identity("").encode()
-    contact_prefix = pool_keys.contact_prefix.encode()
+    contact_prefix = pool_keys.contact("").removesuffix("none").encode()
     for key in client.scan_iter(match=pool_keys.pattern, count=1000):
         if key.startswith(registration_prefix):
             kind = "history (list per registration)" if key.endswith(b":history") else "registration (hash)"
