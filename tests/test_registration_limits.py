@@ -217,3 +217,79 @@ def test_the_wait_is_said_in_seconds_minutes_or_hours_never_shorter_than_retry_a
     with app.test_request_context(headers=ENGLISH):
         assert try_again_in(720) == "Try again in 12 minutes."
         assert try_again_in(7200) == "Try again in 2 hours."
+
+
+# The budgets in Redis: one call a registration, all or none ------------------------------
+
+
+def evalsha_calls(redis_client) -> int:
+    return redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+def test_a_registration_takes_its_three_budgets_in_one_call(make_app, reference_data, queue_redis, redis):
+    """The finding (issue 19): Flask-Limiter read each of the three budgets before the view and
+    counted each after it, six round trips of a registration's eight. Now one script takes
+    the request from every budget; the other script is the registration's own."""
+    client = make_app(rate_limit_registration_unproven="5 per hour").test_client()
+    register(client, 0)  # scripts loaded, the reference cached
+    before = evalsha_calls(queue_redis) + (evalsha_calls(redis) if redis is not queue_redis else 0)
+    assert register(client, 1) == 201
+    after = evalsha_calls(queue_redis) + (evalsha_calls(redis) if redis is not queue_redis else 0)
+    assert after - before == 2
+    counters = {key.decode(): int(queue_redis.get(key)) for key in queue_redis.scan_iter("qs:ratelimit:budget:*")}
+    # One address, two email addresses: each counter holds what was taken from it.
+    by_budget = sorted((name.split(":")[3], count) for name, count in counters.items())
+    assert by_budget == [("registration", 2), ("registration-email", 1), ("registration-email", 1),
+                         ("registration-unproven", 2)]
+    assert 3590 < queue_redis.ttl(next(key for key in counters if ":5/1/hour:" in key)) <= 3600
+
+
+def test_a_request_refused_by_one_budget_takes_nothing_from_the_others(make_app, reference_data, queue_redis):
+    client = make_app(rate_limit_registration_unproven="1 per hour").test_client()
+    assert register(client, 0) == 201
+    email_counters = lambda: sum(int(queue_redis.get(key)) for key in  # noqa: E731
+                                 queue_redis.scan_iter("qs:ratelimit:budget:registration-email:*"))
+    counted = email_counters()
+    assert register(client, 1) == 429
+    assert email_counters() == counted  # nothing taken for the second email address
+
+
+def test_concurrent_requests_never_count_past_a_budget(queue_redis):
+    """Checked before and counted after (as Flask-Limiter's deductions are), requests arriving
+    together all passed the check; taken in one script, exactly the limit goes through."""
+    import threading
+
+    from queue_service.store.budgets import BudgetCounters, Window
+
+    counters = BudgetCounters(queue_redis)
+    key = "qs:ratelimit:budget:registration:5/1/hour:192.0.2.7"
+    passed, start = [], threading.Barrier(12)
+
+    def request() -> None:
+        start.wait()
+        for _ in range(4):
+            passed.append(counters.take({key: Window(5, 3600)}) == 0)
+
+    threads = [threading.Thread(target=request) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert passed.count(True) == 5 and int(queue_redis.get(key)) == 5
+    wait = counters.take({key: Window(5, 3600)})
+    assert 3590 < wait <= 3600  # the window's end, in seconds
+    counters.give_back([key])
+    assert int(queue_redis.get(key)) == 4 and counters.take({key: Window(5, 3600)}) == 0
+
+
+def test_the_wait_is_the_longest_of_the_spent_budgets(queue_redis):
+    from queue_service.store.budgets import BudgetCounters, Window
+
+    counters = BudgetCounters(queue_redis)
+    hour, day = "qs:ratelimit:budget:registration:1/1/hour:x", "qs:ratelimit:budget:registration:1/1/day:x"
+    assert counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) == 0
+    assert 86390 < counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) <= 86400
+    queue_redis.delete(day)
+    assert 3590 < counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) <= 3600
+    assert queue_redis.get(day) is None  # refused: nothing taken from the budget with room
+

@@ -6,6 +6,7 @@ read at import, so tests, gunicorn workers and the CLI each get their own app.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def create_app(config: Settings | None = None) -> Flask:
     if not settings.is_production and settings.mail_backend == "file":
         app.register_blueprint(development.blueprint)  # the local mail and SMS outbox
     metrics.init_app(app)
-    limit_sensitive_routes(app, limiter, settings)
+    limit_sensitive_routes(app, limiter, settings, connection)
     return app
 
 
@@ -102,22 +103,36 @@ REGISTRATION_CHANGES = (
     ("registration.change_email", "POST"),
     ("api.my_registration", "PATCH"),  # with an "email" member; preferences alone are not counted
 )
+# The routes a private link opens, each with its own limit per address (rate_limit_links).
+LINK_ROUTES = (
+    "registration.confirm",
+    "registration.status",
+    "registration.confirm_email_change",
+    "api.confirm_registration",
+    "api.my_registration",
+    "api.answer_offer",
+    "offers.short_link",
+    "offers.offer_page",
+    "offers.confirm_offer",
+    "offers.decline_offer",
+    "offers.cancel_booking",
+)
 
 
-def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
+def limit_sensitive_routes(app: Flask, limiter, settings: Settings, connection: redis.Redis) -> None:
     """Tighter limits where abuse would hurt: registering, and opening private links.
 
-    Registering is counted once it is accepted or refused as a duplicate (a
-    form sent back with mistakes is free), in budgets shared by every route
-    that creates a registration or changes its email: per address, generous,
-    and within it a tighter one for requests without a valid proof of work
-    (web/proof_of_work.py); per email address. An agent's registration at the
-    counter (staff) is in none. Flask-Limiter checks a route's own limits in
-    the wrapper its decorator returns, so the wrapped view replaces the
-    registered one.
+    The routes that create a registration or change its email share the
+    registration budgets (web/budgets.py), checked in one read and spent in one
+    write rather than by Flask-Limiter, and stay out of its default limit for
+    that method (its other methods keep it, unless the route has limits of its
+    own; Flask answers OPTIONS itself). Flask-Limiter checks a route's own limits in the wrapper its decorator
+    returns, so the wrapped view replaces the registered one.
     """
-    from web.proof_of_work import proven
-    from web.rate_keys import accepted_or_duplicate, email_in_request, leaves_registrations_alone
+    from flask_limiter import ExemptionScope
+
+    from web.budgets import RegistrationBudgets
+    from web.rate_keys import email_in_request
 
     def limit(endpoint: str, *decorators) -> None:
         view = app.view_functions[endpoint]
@@ -125,37 +140,19 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings) -> None:
             view = decorator(view)
         app.view_functions[endpoint] = view
 
-    def outside_unproven_budget() -> bool:
-        return leaves_registrations_alone() or proven()
-
+    budgets = RegistrationBudgets(settings, connection)
+    app.after_request(budgets.give_back_uncounted)
     for endpoint, method in REGISTRATION_CHANGES:
-        counted = {"methods": [method], "deduct_when": accepted_or_duplicate}
-        limit(
-            endpoint,
-            limiter.shared_limit(settings.rate_limit_registration, "registration", **counted,
-                                 exempt_when=leaves_registrations_alone),
-            limiter.shared_limit(settings.rate_limit_registration_unproven, "registration-unproven", **counted,
-                                 exempt_when=outside_unproven_budget),
-            limiter.shared_limit(settings.rate_limit_registration_email, "registration-email", **counted,
-                                 key_func=email_in_request, exempt_when=leaves_registrations_alone),
-        )
+        limit(endpoint, lambda view, method=method: budgets.guard(view, method),
+              functools.partial(limiter.exempt, flags=ExemptionScope.DEFAULT))
+        others = {other for rule in app.url_map.iter_rules(endpoint) for other in rule.methods} - {method, "OPTIONS"}
+        if endpoint not in LINK_ROUTES and others:
+            limit(endpoint, limiter.limit(settings.rate_limit_default, methods=sorted(others)))
     for endpoint in ("registration.recover", "api.recover_links"):
         limit(
             endpoint,
             limiter.limit(settings.rate_limit_recovery, methods=["POST"]),
             limiter.limit(settings.rate_limit_recovery_email, methods=["POST"], key_func=email_in_request),
         )
-    for endpoint in (
-        "registration.confirm",
-        "registration.status",
-        "registration.confirm_email_change",
-        "api.confirm_registration",
-        "api.my_registration",
-        "api.answer_offer",
-        "offers.short_link",
-        "offers.offer_page",
-        "offers.confirm_offer",
-        "offers.decline_offer",
-        "offers.cancel_booking",
-    ):
+    for endpoint in LINK_ROUTES:
         limit(endpoint, limiter.limit(settings.rate_limit_links))

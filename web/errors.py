@@ -20,6 +20,7 @@ from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 
 from queue_service.errors import InvalidText, QueueServiceError, StoreUnavailable, ValidationFailed
+from web.budgets import BudgetSpent
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 API_PREFIX = "/api/"
@@ -66,8 +67,8 @@ def handle_http_error(error: HTTPException):
         note_rate_limited()
     title, detail = _texts(status)
     retry_after = None
-    if isinstance(error, RateLimitExceeded):  # its description is the limit ("20 per 1 hour"), for no one
-        retry_after = seconds_until_reset()
+    if isinstance(error, (RateLimitExceeded, BudgetSpent)):  # a limit's description ("20 per 1 hour") is for no one
+        retry_after = error.retry_after if isinstance(error, BudgetSpent) else seconds_until_reset()
         if retry_after is not None:
             detail = gettext("Too many requests in a short time.") + " " + try_again_in(retry_after)
     elif error.description and error.description != type(error).description:

@@ -15,8 +15,12 @@ CONFLICT = 409
 
 def email_in_request() -> str:
     """The email address a registration is for, as a keyed hash (never the address
-    itself in Redis); the client address when there is none or it is not valid."""
-    payload = request.get_json(silent=True) if request.is_json else request.form
+    itself in Redis); the client address when there is none or it is not valid (a body
+    that is not valid Unicode is refused by the view, 400, unless a budget is spent: 429)."""
+    try:
+        payload = request.get_json(silent=True) if request.is_json else request.form
+    except InvalidText:
+        return get_remote_address()
     text = payload.get("email") if hasattr(payload, "get") else None
     if isinstance(text, str):
         try:

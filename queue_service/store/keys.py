@@ -31,6 +31,12 @@ WORKER_HEARTBEAT_KEY = "qs:health:worker"
 PERIODIC_RUN_KEY = "qs:clock:periodic:{name}:{bucket}"
 # Prefix of the counters Flask-Limiter keeps (strings with a TTL, its own format).
 RATE_LIMIT_PREFIX = "qs:ratelimit"
+# String (an integer) with a TTL: the requests a holder (a client address, or "email:" and
+# a keyed hash of an email address) spent of one budget (registration, registration-
+# unproven, registration-email) in the fixed window that began at its first request,
+# for one of the budget's limits (`limit`: "1000/1/hour"). Read and spent by
+# store/budgets.py, on the queues' Redis, beside Flask-Limiter's counters.
+BUDGET_KEY = RATE_LIMIT_PREFIX + ":budget:{budget}:{limit}:{holder}"
 # String "1" with a TTL (until its challenge expires, plus a minute): a proof of work
 # (queue_service/proof_of_work.py) spent, by its challenge's signature (hex HMAC), so
 # that the same proof cannot earn a second request the generous limit.
@@ -465,3 +471,7 @@ def api_token_key(token_digest: str) -> str:
 
 def idempotency_key(account_id: str, key_digest: str) -> str:
     return IDEMPOTENCY_KEY.format(account=account_id, digest=key_digest)
+
+
+def budget_key(budget: str, limit: str, holder: str) -> str:
+    return BUDGET_KEY.format(budget=budget, limit=limit, holder=holder)
