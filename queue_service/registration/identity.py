@@ -420,6 +420,13 @@ def nationality_choices(locale: str) -> list[tuple[str, str]]:
 EMAIL_MAX_LENGTH = 254
 
 
+# A request cleans the same address or number more than once (its form, its fingerprint,
+# its registration budget): the last few results are kept, a few entries only, so that
+# the process holds no more contacts than the requests it is serving.
+RECENT_CONTACTS = 16
+
+
+@functools.lru_cache(maxsize=RECENT_CONTACTS)
 def clean_email(text: str) -> str:
     """Return the normalised email address (domain lower-cased, Unicode kept).
 
@@ -478,6 +485,7 @@ _SMS_TYPES = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=RECENT_CONTACTS)
 def clean_phone(text: str) -> str:
     """Return a mobile phone number in E.164 form, e.g. "+33612345678".
 
