@@ -19,9 +19,12 @@ Both web servers are gunicorn with the service's config/gunicorn.conf.py (2
 sync workers, its access log), against the same Redis. The registration
 limits (and the default one) are raised by environment for the service, as a
 bench needs (one address registers thousands of people); the ceiling has one
-limit of the same size. Prints req/s, latency p50/p99, status codes, and the
-ratios to the ceiling measured in the same round; the machine may be shared,
-so read the ratios, and run several rounds.
+limit of the same size. Prints req/s, latency p50/p99, status codes, the
+ratios to the ceiling measured in the same round, and the CPU time each
+registration cost the app's processes (gunicorn and its workers; with the
+worker and clock in the web+worker line) and the Redis server. Requests per
+second move with whatever else the machine runs; CPU per registration much
+less: on a shared machine read the CPU ratio, and run several rounds.
 """
 
 from __future__ import annotations
@@ -156,8 +159,40 @@ def drive(url: str, seconds: int) -> dict:
     return figures
 
 
+def cpu_seconds(processes: list[subprocess.Popen]) -> float:
+    """User and system CPU seconds spent so far by `processes`, their children alive, and
+    the children they have reaped (RQ's work horses)."""
+    import psutil
+
+    total = 0.0
+    for process in processes:
+        try:
+            root = psutil.Process(process.pid)
+            for each in (root, *root.children(recursive=True)):
+                times = each.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def drive_counting_cpu(url: str, seconds: int, servers: list[subprocess.Popen], redis_server) -> dict:
+    """`drive`, with the CPU milliseconds per created registration of `servers` (the app's
+    processes) and of the Redis server: figures that do not move with the machine's load
+    as requests per second do."""
+    servers_before, redis_before = cpu_seconds(servers), cpu_seconds([redis_server] if redis_server else [])
+    figures = drive(url, seconds)
+    created = max(1, figures["statuses"].get(201, 0))
+    figures["cpu_ms"] = (cpu_seconds(servers) - servers_before) * 1000 / created
+    figures["redis_cpu_ms"] = (cpu_seconds([redis_server] if redis_server else []) - redis_before) * 1000 / created
+    return figures
+
+
 def show(name: str, figures: dict, ceiling: dict | None, extra: str = "") -> None:
     ratio = f"  ratio {figures['created_per_second'] / ceiling['created_per_second']:.2f}" if ceiling else ""
+    if "cpu_ms" in figures:
+        ratio += (f"  CPU/registration: app {figures['cpu_ms']:.2f} ms, Redis {figures['redis_cpu_ms']:.2f} ms"
+                  + (f" (app: ceiling's x{figures['cpu_ms'] / ceiling['cpu_ms']:.2f})" if ceiling else ""))
     errors = int(sum(figures[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")))
     print(f"{name:<11} {figures['created_per_second']:7.0f} created/s  ({figures['per_second']:.0f} req/s)  "
           f"p50 {figures['p50_ms']:5.1f} ms  p99 {figures['p99_ms']:5.1f} ms  "
@@ -180,6 +215,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qs-bench-register-"))
     processes = Processes(work)
     try:
+        redis_server = None  # the private one, whose CPU is counted
         if arguments.redis_url:
             redis_url = arguments.redis_url
             if urllib.parse.urlsplit(redis_url).hostname not in LOOPBACK_HOSTS:
@@ -187,7 +223,7 @@ def main() -> int:
         else:
             port = free_port()
             (work / "redis").mkdir()
-            processes.start("redis", ["redis-server", str(PROJECT / "config" / "redis.conf"), "--port", str(port),
+            redis_server = processes.start("redis", ["redis-server", str(PROJECT / "config" / "redis.conf"), "--port", str(port),
                                       "--dir", str(work / "redis"), "--daemonize", "no"], dict(os.environ))
             redis_url = f"redis://127.0.0.1:{port}/0"
             import redis
@@ -221,8 +257,8 @@ def main() -> int:
             for command in ("load-reference", "load-demo"):
                 subprocess.run(QS + [command], cwd=PROJECT, env=environment, check=True, stdout=subprocess.DEVNULL)
             gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT / "config" / "gunicorn.conf.py")]
-            processes.start("web", gunicorn + ["web:create_app()"], environment)
-            processes.start("ceiling", gunicorn + ["--chdir", str(PROJECT / "bench"), "ceiling:create_app()"],
+            web_server = processes.start("web", gunicorn + ["web:create_app()"], environment)
+            ceiling_server = processes.start("ceiling", gunicorn + ["--chdir", str(PROJECT / "bench"), "ceiling:create_app()"],
                             environment | {"QS_BIND": f"127.0.0.1:{ceiling_port}", "CEILING_REDIS_URL": redis_url})
             wait_for(f"http://127.0.0.1:{web_port}/healthz")
             wait_for(f"http://127.0.0.1:{ceiling_port}/healthz")
@@ -233,16 +269,16 @@ def main() -> int:
                 print(f"round {number}")
                 drive(ceiling_url, 2)  # warm both up: imports, connections, scripts loaded
                 drive(web_url, 2)
-                ceiling = drive(ceiling_url, seconds)
+                ceiling = drive_counting_cpu(ceiling_url, seconds, [ceiling_server], redis_server)
                 show("ceiling", ceiling, None)
-                web = drive(web_url, seconds)
+                web = drive_counting_cpu(web_url, seconds, [web_server], redis_server)
                 show("web", web, ceiling)
                 if arguments.no_worker:
                     continue
                 started = [processes.start(name, argv, environment) for name, argv in other_processes()]
                 time.sleep(3)  # the workers connected, the clock ticking
                 before = sink.received
-                with_worker = drive(web_url, seconds)
+                with_worker = drive_counting_cpu(web_url, seconds, [web_server, *started], redis_server)
                 sent = sink.received - before
                 for process in started:
                     processes.stop(process)
