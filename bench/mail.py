@@ -1,21 +1,25 @@
-"""Messages sent per second by the worker, forking a process per send job or not, in one run.
+"""Messages sent per second by the worker, one send job per message or in batches, in one run.
 
     PYTHONPATH=$PWD .venv/bin/python bench/mail.py --messages 300 --rounds 2
 
 Starts a private redis-server (free port, temporary directory) and a loopback
-SMTP sink (aiosmtpd) counting what it receives; registers N people in Ain's
-first-request pool (each writes its confirmation email to the outbox, as a
-registration does), hands the outbox to send jobs as the clock's dispatch does
-(worker.jobs.dispatch_pool), then runs those jobs to the end with a burst worker
-in a fresh worker process, and times it from the first message received to the
-last:
+SMTP sink (aiosmtpd) counting what it receives and the connections it takes;
+registers N people in Ain's first-request pool (each writes its confirmation
+email to the outbox, as a registration does), hands the outbox to send jobs,
+then runs those jobs to the end with `qs worker --burst` in a fresh process,
+and times it from the first message received to the last:
 
-  forking     RQ's Worker: a process forked for every job (the worker before),
-              each redoing the set-up a message needs (settings, templates...);
-  in-process  `qs worker --burst`: send jobs run in the worker's own process
-              (worker/queues.py IN_PROCESS_QUEUES).
+  per-message  one `send_notification` job per message, each opening its own
+               SMTP connection (the dispatcher before batches);
+  batched      `worker.jobs.dispatch_pool` as the clock's dispatch runs it: one
+               `send_notifications` job per SEND_BATCH messages, each over one
+               SMTP connection.
 
-The two take turns on fresh batches of N in each round; read the ratio.
+Both run their jobs in the worker's own process (worker/queues.py
+IN_PROCESS_QUEUES). The two take turns on fresh batches of N in each round;
+read the ratio, and the worker's CPU time per message (what it takes from the
+web processes on the same machine). `--forking` adds RQ's forking Worker (a
+process per job, the worker before IN_PROCESS_QUEUES; about 1 message a second).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import datetime
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -48,12 +53,14 @@ class Sink:
     def __init__(self) -> None:
         self.received = 0
         self.times: list[float] = []
+        self.peers: set = set()
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.received += 1
             self.times.append(time.monotonic())
+            self.peers.add(session.peer)
         return "250 OK"
 
 
@@ -80,7 +87,7 @@ def register(store, settings, count: int, first: int) -> None:
 
 
 WORKERS = {
-    # RQ's Worker as the service ran it before: a process forked for every job.
+    # RQ's Worker as the service ran it before IN_PROCESS_QUEUES: a process forked for every job.
     "forking": "from rq import Worker; from worker.queues import QUEUE_NAMES; import redis, os; "
                "Worker(QUEUE_NAMES, connection=redis.Redis.from_url(os.environ['QS_REDIS_URL']))"
                ".work(burst=True, logging_level='WARNING')",
@@ -89,29 +96,64 @@ WORKERS = {
 }
 
 
-def run(kind: str, connection, store, sink: Sink, count: int) -> float:
-    """Dispatch the outbox, then run its send jobs with a fresh burst worker process of `kind`:
-    messages per second, from the first message received to the last (the process's start-up
-    left out)."""
+def dispatch_per_message(connection, store) -> int:
+    """The outbox handed to one send job per message, as the dispatcher did before batches."""
+    import json
+
+    from worker import jobs
+    from worker.queues import NOTIFICATIONS, queue
+
+    texts = store.outbox_head(POOL, 100_000)
+    with connection.pipeline() as pipeline:
+        for text in texts:
+            queue(NOTIFICATIONS, connection).enqueue_call(
+                jobs.send_notification, args=(*POOL.split(":"), text), retry=jobs.EMAIL_RETRY, pipeline=pipeline,
+                job_id="notify-" + "".join(c if c.isalnum() else "_" for c in json.loads(text)["id"]), timeout=60)
+        pipeline.execute()
+    store.drop_outbox_head(POOL, len(texts))
+    return len(texts)
+
+
+def dispatch_batched(connection, store) -> int:
     from worker import jobs
 
-    assert jobs.dispatch_pool(connection, store, POOL) == count
+    return jobs.dispatch_pool(connection, store, POOL)
+
+
+KINDS = {  # what the bench measures: (how the outbox is handed to jobs, the worker that runs them)
+    "forking": (dispatch_per_message, "forking"),
+    "per-message": (dispatch_per_message, "in-process"),
+    "batched": (dispatch_batched, "in-process"),
+}
+
+
+def run(kind: str, connection, store, sink: Sink, count: int) -> tuple[float, float, int]:
+    """Dispatch the outbox, then run its send jobs with a fresh burst worker process: messages per
+    second, from the first message received to the last (the process's start-up left out); the
+    worker's CPU time per message in milliseconds (its start-up included); SMTP connections."""
+    dispatch, worker_kind = KINDS[kind]
+    assert dispatch(connection, store) == count
     before = sink.received
     sink.times.clear()
-    worker = subprocess.run([sys.executable, "-c", WORKERS[kind]], cwd=PROJECT, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    sink.peers.clear()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = subprocess.run([sys.executable, "-c", WORKERS[worker_kind]], cwd=PROJECT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     deadline = time.monotonic() + 30
     while sink.received - before < count and time.monotonic() < deadline:
         time.sleep(0.01)
     if sink.received - before != count:
         raise SystemExit(f"{sink.received - before} messages received of {count}:\n{worker.stderr[-3000:]}")
-    return (count - 1) / (sink.times[-1] - sink.times[0])
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return (count - 1) / (sink.times[-1] - sink.times[0]), 1000 * cpu / count, len(sink.peers)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100, help="messages per measurement (at most 5000)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--forking", action="store_true", help="also RQ's forking worker (slow: 1 message/s)")
     arguments = parser.parse_args()
     count = min(max(arguments.messages, 10), 5000)
 
@@ -145,15 +187,18 @@ def main() -> int:
         store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
         store.add_missing_sites(reference.DEMO_SITES)
         print(f"{count} confirmation emails per measurement, SMTP sink on loopback, {os.cpu_count()} CPUs")
+        kinds = (["forking"] if arguments.forking else []) + ["per-message", "batched"]
         first = 0
         for number in range(1, arguments.rounds + 1):
             figures = {}
-            for kind in WORKERS:
+            for kind in kinds:
                 register(store, settings, count, first)
                 first += count
                 figures[kind] = run(kind, connection, store, sink, count)
-            print(f"round {number}: forking {figures['forking']:.1f}/s, in-process {figures['in-process']:.1f}/s, "
-                  f"ratio {figures['in-process'] / figures['forking']:.1f}", flush=True)
+            print(f"round {number}: " + ", ".join(
+                f"{kind} {rate:.1f}/s ({cpu:.1f} ms CPU/message, {connections} SMTP connections)"
+                for kind, (rate, cpu, connections) in figures.items())
+                + f"; ratio {figures['batched'][0] / figures['per-message'][0]:.1f}", flush=True)
     finally:
         controller.stop()
         server.terminate()
