@@ -127,26 +127,32 @@ KINDS = {  # what the bench measures: (how the outbox is handed to jobs, the wor
 }
 
 
-def run(kind: str, connection, store, sink: Sink, count: int) -> tuple[float, float, int]:
+def worker_cpu(worker_kind: str) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a fresh burst worker process on what is queued: its CPU seconds, and the process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = subprocess.run([sys.executable, "-c", WORKERS[worker_kind]], cwd=PROJECT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), worker
+
+
+def run(kind: str, connection, store, sink: Sink, count: int, start_up_cpu: float) -> tuple[float, float, int]:
     """Dispatch the outbox, then run its send jobs with a fresh burst worker process: messages per
     second, from the first message received to the last (the process's start-up left out); the
-    worker's CPU time per message in milliseconds (its start-up included); SMTP connections."""
+    worker's CPU time per message in milliseconds (less `start_up_cpu`, an idle worker's);
+    SMTP connections."""
     dispatch, worker_kind = KINDS[kind]
     assert dispatch(connection, store) == count
     before = sink.received
     sink.times.clear()
     sink.peers.clear()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker = subprocess.run([sys.executable, "-c", WORKERS[worker_kind]], cwd=PROJECT, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, worker = worker_cpu(worker_kind)
     deadline = time.monotonic() + 30
     while sink.received - before < count and time.monotonic() < deadline:
         time.sleep(0.01)
     if sink.received - before != count:
         raise SystemExit(f"{sink.received - before} messages received of {count}:\n{worker.stderr[-3000:]}")
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    return (count - 1) / (sink.times[-1] - sink.times[0]), 1000 * cpu / count, len(sink.peers)
+    return (count - 1) / (sink.times[-1] - sink.times[0]), 1000 * (cpu - start_up_cpu) / count, len(sink.peers)
 
 
 def main() -> int:
@@ -188,13 +194,15 @@ def main() -> int:
         store.add_missing_sites(reference.DEMO_SITES)
         print(f"{count} confirmation emails per measurement, SMTP sink on loopback, {os.cpu_count()} CPUs")
         kinds = (["forking"] if arguments.forking else []) + ["per-message", "batched"]
+        start_up_cpu = min(worker_cpu("in-process")[0] for _ in range(2))  # nothing queued
+        print(f"an idle worker's start-up: {1000 * start_up_cpu:.0f} ms CPU (left out of the figures below)")
         first = 0
         for number in range(1, arguments.rounds + 1):
             figures = {}
             for kind in kinds:
                 register(store, settings, count, first)
                 first += count
-                figures[kind] = run(kind, connection, store, sink, count)
+                figures[kind] = run(kind, connection, store, sink, count, start_up_cpu)
             print(f"round {number}: " + ", ".join(
                 f"{kind} {rate:.1f}/s ({cpu:.1f} ms CPU/message, {connections} SMTP connections)"
                 for kind, (rate, cpu, connections) in figures.items())
