@@ -15,6 +15,12 @@ and times it from the first message received to the last:
                `send_notifications` job per SEND_BATCH messages, each over one
                SMTP connection.
 
+`--latency R` measures instead what an applicant waits: `qs worker` and
+`qs clock` run (the Procfile's), people register at R a second for
+--seconds, and each confirmation email's time from its registration to the
+sink is read (the sink's To header names the person): median, 95th
+percentile and worst.
+
 Both run their jobs in the worker's own process (worker/queues.py
 IN_PROCESS_QUEUES). The two take turns on fresh batches of N in each round;
 read the ratio, and the worker's CPU time per message (what it takes from the
@@ -54,6 +60,7 @@ class Sink:
         self.received = 0
         self.times: list[float] = []
         self.peers: set = set()
+        self.arrivals: dict[str, float] = {}  # recipient: when its message came
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -61,6 +68,8 @@ class Sink:
             self.received += 1
             self.times.append(time.monotonic())
             self.peers.add(session.peer)
+            for recipient in envelope.rcpt_tos:
+                self.arrivals[recipient] = time.monotonic()
         return "250 OK"
 
 
@@ -155,11 +164,48 @@ def run(kind: str, connection, store, sink: Sink, count: int, start_up_cpu: floa
     return (count - 1) / (sink.times[-1] - sink.times[0]), 1000 * (cpu - start_up_cpu) / count, len(sink.peers)
 
 
+def latency(store, settings, sink: Sink, per_second: int, seconds: int) -> str:
+    """Register `per_second` people a second for `seconds` while the worker and the clock run;
+    the confirmation emails' times from registration to the sink."""
+    import statistics
+
+    processes = [subprocess.Popen([sys.executable, "-c", f"from worker.cli import main; main(['{name}'])"],
+                                  cwd=PROJECT, env=dict(os.environ, PYTHONPATH=str(PROJECT)),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("worker", "clock")]
+    registered: dict[str, float] = {}
+    try:
+        time.sleep(3)  # both started
+        first = 100_000
+        started = time.monotonic()
+        for second in range(seconds):
+            for number in range(first, first + per_second):
+                register(store, settings, 1, number)
+                registered[f"mail-{number}@example.org"] = time.monotonic()
+            first += per_second
+            time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+        deadline = time.monotonic() + 60
+        while any(address not in sink.arrivals for address in registered) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+    waits = sorted(sink.arrivals[address] - at for address, at in registered.items() if address in sink.arrivals)
+    if len(waits) < len(registered):
+        return f"{len(registered) - len(waits)} of {len(registered)} emails not received within a minute"
+    return (f"{per_second} registrations/s for {seconds} s: registration to email median "
+            f"{statistics.median(waits):.1f} s, 95th percentile {waits[int(0.95 * (len(waits) - 1))]:.1f} s, "
+            f"worst {waits[-1]:.1f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100, help="messages per measurement (at most 5000)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--forking", action="store_true", help="also RQ's forking worker (slow: 1 message/s)")
+    parser.add_argument("--latency", type=int, metavar="R", help="instead: registrations a second, worker and clock "
+                        "running; registration-to-email times")
+    parser.add_argument("--seconds", type=int, default=20, help="with --latency: how long people register")
     arguments = parser.parse_args()
     count = min(max(arguments.messages, 10), 5000)
 
@@ -192,6 +238,9 @@ def main() -> int:
         store = Store(connection)
         store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
         store.add_missing_sites(reference.DEMO_SITES)
+        if arguments.latency:
+            print(latency(store, settings, sink, arguments.latency, arguments.seconds))
+            return 0
         print(f"{count} confirmation emails per measurement, SMTP sink on loopback, {os.cpu_count()} CPUs")
         kinds = (["forking"] if arguments.forking else []) + ["per-message", "batched"]
         start_up_cpu = min(worker_cpu("in-process")[0] for _ in range(2))  # nothing queued
