@@ -4,6 +4,7 @@ channel, unless it is superseded or its registration is gone."""
 
 import asyncio
 import datetime
+import json
 import random
 from email.header import decode_header, make_header
 
@@ -345,3 +346,18 @@ def test_a_batch_dispatched_twice_and_run_twice_sends_each_message_once(store, s
     queue(NOTIFICATIONS, queue_redis).enqueue_job(Job.fetch(job_id, connection=queue_redis))  # and run again
     run_jobs()
     assert sorted(address for (address,) in mailbox.recipients) == [f"person{n}@example.org" for n in range(4)]
+
+
+def test_a_message_that_cannot_be_composed_does_not_hold_back_its_batch(store, sign_up, redis, queue_redis, run_jobs,
+                                                                         mailbox):
+    """A message the worker cannot compose (here a kind it does not know, as a newer version's
+    pages could write during a rolling deploy) fails alone: the others of its batch go out."""
+    people = sign_up_people(sign_up, 3)
+    unknown = {"id": "from_a_newer_version:1", "kind": "from_a_newer_version",
+               "registration_id": people[1].key.registration_id}
+    redis.rpush(PoolKeys(POOL).outbox, json.dumps(unknown))
+    assert jobs.dispatch_pool(queue_redis, store, POOL) == 4
+    run_jobs()
+    assert sorted(address for (address,) in mailbox.recipients) == [f"person{n}@example.org" for n in range(3)]
+    (retry,) = queue(NOTIFICATIONS, queue_redis).scheduled_job_registry.get_job_ids()  # RQ tries it again later
+    assert retry.startswith("notify-4-")

@@ -19,6 +19,7 @@ import time
 
 import redis
 from rq import Retry, get_current_job
+from rq.timeouts import BaseTimeoutException
 
 from queue_service import draws, offers, registration, simulator
 from queue_service.errors import SmsNotSent
@@ -307,11 +308,20 @@ def _deliver(job, store: Store, pool: PoolId, batch: list[dict]) -> list[str]:
             outcomes.append("superseded")
         else:
             outcomes.append("sent")
-            due.append((message, registered, messages.outgoing(settings, store, registered, message, _now())))
-    previous = store.deliveries(pool, [(message["id"], channel) for message, _, contents in due for channel in contents])
+            due.append((message, registered))
+    previous = store.deliveries(pool, [(message["id"], channel) for message, _ in due
+                                       for channel in (messages.EMAIL, messages.SMS)])
     failures = []
     with mail.Connection(settings) as connection:
-        for message, registered, contents in due:
+        for message, registered in due:
+            try:
+                contents = messages.outgoing(settings, store, registered, message, _now())
+            except BaseTimeoutException:
+                raise  # the job's own timeout: it ends here, and is retried
+            except Exception:  # a message that cannot be composed must not hold back the others of its batch
+                log.exception("job %s: %s message for %s not composed", job.id, message["kind"], registered.ref)
+                failures.append(f"{message['kind']} message for {registered.ref}: not composed")
+                continue
             for channel, content in contents.items():
                 earlier = previous.get((message["id"], channel), {})
                 if earlier.get("status") in ("sent", "refused"):
