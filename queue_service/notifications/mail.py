@@ -90,8 +90,7 @@ class Connection:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client: smtplib.SMTP | None = None
-        self.unreachable: Exception | None = None
-        self.opened = 0  # connections opened so far
+        self.unreachable: Exception | None = None  # the error of a connection that could not be opened
 
     def __enter__(self) -> Connection:
         return self
@@ -155,7 +154,6 @@ class Connection:
             self.unreachable = error
             raise
         self.client = client
-        self.opened += 1
 
     def _drop(self) -> None:
         if self.client is not None:
