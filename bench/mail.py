@@ -1,21 +1,31 @@
-"""Messages sent per second by the worker, forking a process per send job or not, in one run.
+"""Messages sent per second by the worker, one send job per message or in batches, in one run.
 
     PYTHONPATH=$PWD .venv/bin/python bench/mail.py --messages 300 --rounds 2
 
 Starts a private redis-server (free port, temporary directory) and a loopback
-SMTP sink (aiosmtpd) counting what it receives; registers N people in Ain's
-first-request pool (each writes its confirmation email to the outbox, as a
-registration does), hands the outbox to send jobs as the clock's dispatch does
-(worker.jobs.dispatch_pool), then runs those jobs to the end with a burst worker
-in a fresh worker process, and times it from the first message received to the
-last:
+SMTP sink (aiosmtpd) counting what it receives and the connections it takes;
+registers N people in Ain's first-request pool (each writes its confirmation
+email to the outbox, as a registration does), hands the outbox to send jobs,
+then runs those jobs to the end with `qs worker --burst` in a fresh process,
+and times it from the first message received to the last:
 
-  forking     RQ's Worker: a process forked for every job (the worker before),
-              each redoing the set-up a message needs (settings, templates...);
-  in-process  `qs worker --burst`: send jobs run in the worker's own process
-              (worker/queues.py IN_PROCESS_QUEUES).
+  per-message  one `send_notification` job per message, each opening its own
+               SMTP connection (the dispatcher before batches);
+  batched      `worker.jobs.dispatch_pool` as the clock's dispatch runs it: one
+               `send_notifications` job per SEND_BATCH messages, each over one
+               SMTP connection.
 
-The two take turns on fresh batches of N in each round; read the ratio.
+`--latency R` measures instead what an applicant waits: `qs worker` and
+`qs clock` run (the Procfile's), people register at R a second for
+--seconds, and each confirmation email's time from its registration to the
+sink is read (the sink's To header names the person): median, 95th
+percentile and worst.
+
+Both run their jobs in the worker's own process (worker/queues.py
+IN_PROCESS_QUEUES). The two take turns on fresh batches of N in each round;
+read the ratio, and the worker's CPU time per message (what it takes from the
+web processes on the same machine). `--forking` adds RQ's forking Worker (a
+process per job, the worker before IN_PROCESS_QUEUES; about 1 message a second).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import argparse
 import datetime
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -48,12 +59,17 @@ class Sink:
     def __init__(self) -> None:
         self.received = 0
         self.times: list[float] = []
+        self.peers: set = set()
+        self.arrivals: dict[str, float] = {}  # recipient: when its message came
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.received += 1
             self.times.append(time.monotonic())
+            self.peers.add(session.peer)
+            for recipient in envelope.rcpt_tos:
+                self.arrivals[recipient] = time.monotonic()
         return "250 OK"
 
 
@@ -80,7 +96,7 @@ def register(store, settings, count: int, first: int) -> None:
 
 
 WORKERS = {
-    # RQ's Worker as the service ran it before: a process forked for every job.
+    # RQ's Worker as the service ran it before IN_PROCESS_QUEUES: a process forked for every job.
     "forking": "from rq import Worker; from worker.queues import QUEUE_NAMES; import redis, os; "
                "Worker(QUEUE_NAMES, connection=redis.Redis.from_url(os.environ['QS_REDIS_URL']))"
                ".work(burst=True, logging_level='WARNING')",
@@ -89,29 +105,107 @@ WORKERS = {
 }
 
 
-def run(kind: str, connection, store, sink: Sink, count: int) -> float:
-    """Dispatch the outbox, then run its send jobs with a fresh burst worker process of `kind`:
-    messages per second, from the first message received to the last (the process's start-up
-    left out)."""
+def dispatch_per_message(connection, store) -> int:
+    """The outbox handed to one send job per message, as the dispatcher did before batches."""
+    import json
+
+    from worker import jobs
+    from worker.queues import NOTIFICATIONS, queue
+
+    texts = store.outbox_head(POOL, 100_000)
+    with connection.pipeline() as pipeline:
+        for text in texts:
+            queue(NOTIFICATIONS, connection).enqueue_call(
+                jobs.send_notification, args=(*POOL.split(":"), text), retry=jobs.EMAIL_RETRY, pipeline=pipeline,
+                job_id="notify-" + "".join(c if c.isalnum() else "_" for c in json.loads(text)["id"]), timeout=60)
+        pipeline.execute()
+    store.drop_outbox_head(POOL, len(texts))
+    return len(texts)
+
+
+def dispatch_batched(connection, store) -> int:
     from worker import jobs
 
-    assert jobs.dispatch_pool(connection, store, POOL) == count
+    return jobs.dispatch_pool(connection, store, POOL)
+
+
+KINDS = {  # what the bench measures: (how the outbox is handed to jobs, the worker that runs them)
+    "forking": (dispatch_per_message, "forking"),
+    "per-message": (dispatch_per_message, "in-process"),
+    "batched": (dispatch_batched, "in-process"),
+}
+
+
+def worker_cpu(worker_kind: str) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a fresh burst worker process on what is queued: its CPU seconds, and the process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = subprocess.run([sys.executable, "-c", WORKERS[worker_kind]], cwd=PROJECT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), worker
+
+
+def run(kind: str, connection, store, sink: Sink, count: int, start_up_cpu: float) -> tuple[float, float, int]:
+    """Dispatch the outbox, then run its send jobs with a fresh burst worker process: messages per
+    second, from the first message received to the last (the process's start-up left out); the
+    worker's CPU time per message in milliseconds (less `start_up_cpu`, an idle worker's);
+    SMTP connections."""
+    dispatch, worker_kind = KINDS[kind]
+    assert dispatch(connection, store) == count
     before = sink.received
     sink.times.clear()
-    worker = subprocess.run([sys.executable, "-c", WORKERS[kind]], cwd=PROJECT, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(PROJECT)), timeout=600)
+    sink.peers.clear()
+    cpu, worker = worker_cpu(worker_kind)
     deadline = time.monotonic() + 30
     while sink.received - before < count and time.monotonic() < deadline:
         time.sleep(0.01)
     if sink.received - before != count:
         raise SystemExit(f"{sink.received - before} messages received of {count}:\n{worker.stderr[-3000:]}")
-    return (count - 1) / (sink.times[-1] - sink.times[0])
+    return (count - 1) / (sink.times[-1] - sink.times[0]), 1000 * (cpu - start_up_cpu) / count, len(sink.peers)
+
+
+def latency(store, settings, sink: Sink, per_second: int, seconds: int) -> str:
+    """Register `per_second` people a second for `seconds` while the worker and the clock run;
+    the confirmation emails' times from registration to the sink."""
+    import statistics
+
+    processes = [subprocess.Popen([sys.executable, "-c", f"from worker.cli import main; main(['{name}'])"],
+                                  cwd=PROJECT, env=dict(os.environ, PYTHONPATH=str(PROJECT)),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("worker", "clock")]
+    registered: dict[str, float] = {}
+    try:
+        time.sleep(3)  # both started
+        first = 100_000
+        started = time.monotonic()
+        for second in range(seconds):
+            for number in range(first, first + per_second):
+                register(store, settings, 1, number)
+                registered[f"mail-{number}@example.org"] = time.monotonic()
+            first += per_second
+            time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+        deadline = time.monotonic() + 60
+        while any(address not in sink.arrivals for address in registered) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+    waits = sorted(sink.arrivals[address] - at for address, at in registered.items() if address in sink.arrivals)
+    if len(waits) < len(registered):
+        return f"{len(registered) - len(waits)} of {len(registered)} emails not received within a minute"
+    return (f"{per_second} registrations/s for {seconds} s: registration to email median "
+            f"{statistics.median(waits):.1f} s, 95th percentile {waits[int(0.95 * (len(waits) - 1))]:.1f} s, "
+            f"worst {waits[-1]:.1f} s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100, help="messages per measurement (at most 5000)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--forking", action="store_true", help="also RQ's forking worker (slow: 1 message/s)")
+    parser.add_argument("--latency", type=int, metavar="R", help="instead: registrations a second, worker and clock "
+                        "running; registration-to-email times")
+    parser.add_argument("--seconds", type=int, default=20, help="with --latency: how long people register")
     arguments = parser.parse_args()
     count = min(max(arguments.messages, 10), 5000)
 
@@ -144,16 +238,24 @@ def main() -> int:
         store = Store(connection)
         store.load_reference(reference.PREFECTURES, reference.PROCEDURES)
         store.add_missing_sites(reference.DEMO_SITES)
+        if arguments.latency:
+            print(latency(store, settings, sink, arguments.latency, arguments.seconds))
+            return 0
         print(f"{count} confirmation emails per measurement, SMTP sink on loopback, {os.cpu_count()} CPUs")
+        kinds = (["forking"] if arguments.forking else []) + ["per-message", "batched"]
+        start_up_cpu = min(worker_cpu("in-process")[0] for _ in range(2))  # nothing queued
+        print(f"an idle worker's start-up: {1000 * start_up_cpu:.0f} ms CPU (left out of the figures below)")
         first = 0
         for number in range(1, arguments.rounds + 1):
             figures = {}
-            for kind in WORKERS:
+            for kind in kinds:
                 register(store, settings, count, first)
                 first += count
-                figures[kind] = run(kind, connection, store, sink, count)
-            print(f"round {number}: forking {figures['forking']:.1f}/s, in-process {figures['in-process']:.1f}/s, "
-                  f"ratio {figures['in-process'] / figures['forking']:.1f}", flush=True)
+                figures[kind] = run(kind, connection, store, sink, count, start_up_cpu)
+            print(f"round {number}: " + ", ".join(
+                f"{kind} {rate:.1f}/s ({cpu:.1f} ms CPU/message, {connections} SMTP connections)"
+                for kind, (rate, cpu, connections) in figures.items())
+                + f"; ratio {figures['batched'][0] / figures['per-message'][0]:.1f}", flush=True)
     finally:
         controller.stop()
         server.terminate()

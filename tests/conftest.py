@@ -206,8 +206,10 @@ class Mailbox:
     messages: list[Message] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)  # each message as it came, for header checks
+    peers: list[tuple] = field(default_factory=list)  # each message's client address: one per connection
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.peers.append(session.peer)
         self.raw.append(envelope.original_content or envelope.content)
         self.messages.append(message_from_bytes(envelope.content))
         self.recipients.append(list(envelope.rcpt_tos))
@@ -232,6 +234,7 @@ def mailbox(smtp_server) -> Mailbox:
     box.messages.clear()
     box.recipients.clear()
     box.raw.clear()
+    box.peers.clear()
     return box
 
 

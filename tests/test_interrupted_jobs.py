@@ -169,21 +169,22 @@ def eventually(check, seconds: float) -> bool:
     return False
 
 
-def sign_up(store: Store, settings, number: int):
-    """Register a person in Ain's first-request pool, now: her confirmation link waits in the outbox."""
+def sign_up(store: Store, settings, number: int, procedure: str = "first_request"):
+    """Register a person in Ain's first-request pool (or `procedure`'s), now: her confirmation
+    link waits in the outbox."""
     now = datetime.datetime.now(UTC)
     form = {"family_name": f"Haddad {chr(65 + number)}", "given_names": "Rania", "birth_date": "1993-04-12",
             "nationality": "LB", "email": f"rania{number}@example.org", "phone": f"06 44 55 66 {70 + number}",
             "consent": "yes", "language": "en"}
-    applicant = reg.parse_applicant(form, procedure_by_code("first_request"), ["bourg", "gex"], now.date())
+    applicant = reg.parse_applicant(form, procedure_by_code(procedure), ["bourg", "gex"], now.date())
     secret = settings.identity_key.encode()
-    return reg.register(store, "01", "first_request", applicant, now=now, rng=random.Random(number),
+    return reg.register(store, "01", procedure, applicant, now=now, rng=random.Random(number),
                         identity_secret=secret, limits=reg.Limits(4, datetime.timedelta(hours=24)),
                         records=UploadedRecords(store, secret))
 
 
-def delivered(store: Store, message_id: str) -> bool:
-    return (store.delivery(POOL, message_id, "email") or {}).get("status") == "sent"
+def delivered(store: Store, message_id: str, pool: str = POOL) -> bool:
+    return (store.delivery(pool, message_id, "email") or {}).get("status") == "sent"
 
 
 def all_jobs_done(connection, queue_name: str) -> bool:
@@ -195,9 +196,13 @@ def all_jobs_done(connection, queue_name: str) -> bool:
 
 def test_send_jobs_cut_off_by_killed_workers_are_sent_again_once_each_but_for_a_taken_message(
         redis, store, reference_data, settings, holding_smtp, workers):
-    for number in range(2):
-        sign_up(store, settings, number)
-    messages = [message["id"] for message in store.outbox(POOL)]
+    # In two pools: a pool's messages go in one send job (worker/jobs.py SEND_BATCH), and each
+    # worker is to be cut off in the middle of its own.
+    pools = {POOL: "first_request", "01:student": "student"}
+    for number, procedure in enumerate(pools.values()):
+        sign_up(store, settings, number, procedure)
+    pool_of = {message["id"]: pool for pool in pools for message in store.outbox(pool)}
+    messages = list(pool_of)
     assert len(messages) == 2
     mailbox, port = holding_smtp(hold=2)
     pair = workers(QS_SMTP_PORT=str(port))
@@ -214,11 +219,12 @@ def test_send_jobs_cut_off_by_killed_workers_are_sent_again_once_each_but_for_a_
         worker.wait()
     mailbox.release.set()  # the server ends the two sessions; their clients are dead
     taken, dropped = mailbox.held_ids
-    assert not delivered(store, taken) and not delivered(store, dropped)
+    assert not delivered(store, taken, pool_of[taken]) and not delivered(store, dropped, pool_of[dropped])
 
     killed_at = time.monotonic()
     pair.start()
-    assert eventually(lambda: all(delivered(store, message) for message in messages), RETRIED_WITHIN_SECONDS), \
+    assert eventually(lambda: all(delivered(store, message, pool_of[message]) for message in messages),
+                      RETRIED_WITHIN_SECONDS), \
         pair.logs()
     print(f"both messages recorded as sent {time.monotonic() - killed_at:.0f} s after the kill")
     assert eventually(lambda: all_jobs_done(redis, NOTIFICATIONS), 30), pair.logs()

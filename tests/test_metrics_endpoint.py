@@ -64,8 +64,8 @@ def test_metrics_parse_and_agree_with_the_counters(client, store, deliver_messag
     latency = families["qs_http_request_duration_seconds"]
     assert samples(latency, endpoint="applicant.prefecture", method="GET", status="200")
     assert samples(latency, endpoint="api.create_registration", status="201")
-    # One dispatch; a send job for each message written (the replaced registration's finds it gone).
-    for job, count in (("dispatch_notifications", 1), ("send_notification", 2)):
+    # One dispatch; one send job for the pool's two messages (the replaced registration's finds it gone).
+    for job, count in (("dispatch_notifications", 1), ("send_notifications", 1)):
         (runs,) = [s for s in samples(families["qs_job_duration_seconds"], job=job) if s.name.endswith("_count")]
         assert runs.value == count
     states = {(s.labels["queue"], s.labels["state"]) for s in families["qs_rq_jobs"].samples}
@@ -87,7 +87,7 @@ def test_no_label_carries_personal_data(client, store, deliver_messages):
         "method": {"GET", "POST", "PATCH", "DELETE", "HEAD"},
         "status": None,  # three digits, checked below
         "endpoint": None,  # a Flask endpoint name, checked below
-        "job": {"send_notification", "dispatch_notifications", "heartbeat", "purge_registrations", "run_draw",
+        "job": {"send_notifications", "dispatch_notifications", "heartbeat", "purge_registrations", "run_draw",
                 "freeze_draw"},
         "le": None,
     }

@@ -2,12 +2,15 @@
 script as the change it announces (or not at all), sent by the one dispatcher, once per
 channel, unless it is superseded or its registration is gone."""
 
+import asyncio
 import datetime
+import json
 import random
 from email.header import decode_header, make_header
 
 import pytest
-from helpers import csrf_token, email_link, plain_text
+from conftest import Mailbox
+from helpers import csrf_token, email_link, free_port, plain_text
 from rq.job import Job
 
 from queue_service import registration as reg
@@ -112,7 +115,7 @@ def test_the_email_reaches_the_smtp_server_once_whatever_runs_twice(store, sign_
     redis.rpush(PoolKeys(POOL).outbox, *head)  # a dispatcher that crashed after queueing, before trimming
     assert jobs.dispatch_pool(redis, store, POOL) == 1
     run_jobs()
-    send_job = Job.fetch(jobs._notification_job_id(message_id), connection=redis)
+    send_job = Job.fetch(jobs._send_job_id(head), connection=redis)  # the batch of that one message
     queue(NOTIFICATIONS, redis).enqueue_job(send_job)  # the send job run once more (a retry, a duplicate)
     run_jobs()
 
@@ -204,3 +207,157 @@ def test_french_messages_name_the_prefecture_with_its_article(store, sign_up, de
     deliver_messages()
     text = plain_text(mailbox.messages[0])
     assert "(préfecture de l’Ain)" in text and "de Ain" not in text
+
+
+# Sent in batches: one send job and one SMTP connection for many messages ----------------------
+
+
+def sign_up_people(sign_up, count: int, first: int = 0) -> list:
+    """`count` different people registered online in the pool, each with a confirmation email waiting."""
+    names = ["Haddad", "Okafor", "Nguyen", "Silva", "Kowalski", "Diallo", "Moreau", "Rahimi"]
+    return [sign_up(family_name=names[number], email=f"person{number}@example.org", phone=f"06 44 55 66 {number:02d}")
+            for number in range(first, first + count)]
+
+
+class DropsConnections(Mailbox):
+    """An SMTP server that hangs up after every `per_connection` messages it took (as servers
+    capping the messages of a connection do), and refuses the addresses of `refuse` for now
+    (451: try later)."""
+
+    def __init__(self, per_connection: int = 1000, refuse: frozenset = frozenset()) -> None:
+        super().__init__()
+        self.per_connection = per_connection
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        if self.peers.count(session.peer) >= self.per_connection:
+            asyncio.get_running_loop().call_soon(server.transport.close)  # once the reply is written
+        return reply
+
+
+@pytest.fixture
+def other_smtp(settings, monkeypatch):
+    """Start `handler` as the SMTP server the jobs send to (loopback, a free port)."""
+    from aiosmtpd.controller import Controller
+
+    started = []
+
+    def serve(handler):
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        started.append(controller)
+        monkeypatch.setenv("QS_SMTP_PORT", str(controller.port))
+        return handler
+
+    yield serve
+    for controller in started:
+        controller.stop()
+
+
+def send_jobs_run(queue_redis) -> list[str]:
+    """The ids of the send jobs that ran to the end (finished), or failed and wait for a retry."""
+    notifications = queue(NOTIFICATIONS, queue_redis)
+    ids = notifications.finished_job_registry.get_job_ids() + notifications.scheduled_job_registry.get_job_ids()
+    return [job_id for job_id in ids if job_id.startswith("notify-")]
+
+
+def test_a_batch_of_messages_goes_out_in_one_job_over_one_smtp_connection(store, sign_up, deliver_messages, mailbox,
+                                                                          queue_redis):
+    people = sign_up_people(sign_up, 6)
+    deliver_messages()
+    assert sorted(address for (address,) in mailbox.recipients) == [f"person{n}@example.org" for n in range(6)]
+    assert len(set(mailbox.peers)) == 1, "one SMTP connection for the batch"
+    assert len(send_jobs_run(queue_redis)) == 1
+    for message in store.outbox(POOL) + [{"id": message_id_of(email)} for email in mailbox.messages]:
+        assert store.delivery(POOL, message["id"], "email")["status"] == "sent"
+    assert {store.delivery(POOL, message_id_of(email), "email")["ref"] for email in mailbox.messages} == {
+        person.ref for person in people}
+
+
+def test_a_server_that_hangs_up_between_messages_is_reconnected_to(store, sign_up, deliver_messages, other_smtp):
+    server = other_smtp(DropsConnections(per_connection=2))
+    sign_up_people(sign_up, 5)
+    deliver_messages()
+    assert sorted(address for (address,) in server.recipients) == [f"person{n}@example.org" for n in range(5)]
+    assert len(set(server.peers)) == 3  # 2 + 2 + 1: each message once, none lost to a hang-up
+    assert store.delivery_failures(POOL) == []
+
+
+def test_a_message_that_fails_in_a_batch_is_the_only_one_its_retry_sends(store, sign_up, run_jobs, queue_redis,
+                                                                           other_smtp, monkeypatch):
+    server = other_smtp(DropsConnections(refuse=frozenset({"person2@example.org"})))
+    sign_up_people(sign_up, 4)
+    jobs.dispatch_pool(queue_redis, store, POOL)
+    run_jobs()
+    # Every message was tried (the one after the failure too), and the job failed for RQ to retry it.
+    assert sorted(address for (address,) in server.recipients) == ["person0@example.org", "person1@example.org",
+                                                                   "person3@example.org"]
+    (failure,) = store.delivery_failures(POOL)
+    assert failure["status"] == "failed" and failure["attempts"] == 1 and failure["error"] == "SMTPRecipientsRefused"
+    notifications = queue(NOTIFICATIONS, queue_redis)
+    (retry,) = notifications.scheduled_job_registry.get_job_ids()
+
+    server.refuse = frozenset()  # the mailbox takes mail again; RQ's retry comes
+    notifications.scheduled_job_registry.remove(retry)
+    notifications.enqueue_job(Job.fetch(retry, connection=queue_redis))
+    run_jobs()
+    assert [address for (address,) in server.recipients][3:] == ["person2@example.org"]
+    assert store.delivery_failures(POOL) == []
+    delivered = {address: store.delivery(POOL, message_id_of(email), "email")
+                 for (address,), email in zip(server.recipients, server.messages)}
+    assert delivered["person2@example.org"]["attempts"] == 2 and delivered["person0@example.org"]["attempts"] == 1
+
+
+def test_a_batch_skips_a_purged_registration_and_a_superseded_message(store, sign_up, settings, deliver_messages,
+                                                                       mailbox, queue_redis):
+    secret = settings.identity_key.encode()
+    sign_up_people(sign_up, 1)
+    now = datetime.datetime.now(UTC)
+    assert reg.purge(store, now + datetime.timedelta(hours=25), datetime.timedelta(days=90)) == 1  # its email waits
+    changing, _ = sign_up_people(sign_up, 2, first=1)
+    reg.confirm_email(store, changing.key, "person1@example.org", now)
+    reg.request_email_change(store, changing.key, "first.try@example.org", now, identity_secret=secret)
+    reg.request_email_change(store, changing.key, "second.try@example.org", now, identity_secret=secret)
+    deliver_messages()
+    # The confirmation link and the notice of its confirmation, then the latest change's link.
+    assert sorted(address for (address,) in mailbox.recipients) == [
+        "person1@example.org", "person1@example.org", "person2@example.org", "second.try@example.org"]
+    (job_id,) = send_jobs_run(queue_redis)  # all of them in one batch
+    assert Job.fetch(job_id, connection=queue_redis).return_value() == {"gone": 1, "sent": 4, "superseded": 1}
+    assert store.delivery_failures(POOL) == []
+
+
+def test_a_batch_dispatched_twice_and_run_twice_sends_each_message_once(store, sign_up, redis, queue_redis, run_jobs,
+                                                                        mailbox):
+    sign_up_people(sign_up, 4)
+    head = store.outbox_head(POOL, 10)
+    assert jobs.dispatch_pool(queue_redis, store, POOL) == 4
+    redis.rpush(PoolKeys(POOL).outbox, *head)  # a dispatcher that crashed after queueing, before trimming
+    assert jobs.dispatch_pool(queue_redis, store, POOL) == 4
+    run_jobs()
+    (job_id,) = send_jobs_run(queue_redis)  # the same batch: the same job
+    queue(NOTIFICATIONS, queue_redis).enqueue_job(Job.fetch(job_id, connection=queue_redis))  # and run again
+    run_jobs()
+    assert sorted(address for (address,) in mailbox.recipients) == [f"person{n}@example.org" for n in range(4)]
+
+
+def test_a_message_that_cannot_be_composed_does_not_hold_back_its_batch(store, sign_up, redis, queue_redis, run_jobs,
+                                                                         mailbox):
+    """A message the worker cannot compose (here a kind it does not know, as a newer version's
+    pages could write during a rolling deploy) fails alone: the others of its batch go out."""
+    people = sign_up_people(sign_up, 3)
+    unknown = {"id": "from_a_newer_version:1", "kind": "from_a_newer_version",
+               "registration_id": people[1].key.registration_id}
+    redis.rpush(PoolKeys(POOL).outbox, json.dumps(unknown))
+    assert jobs.dispatch_pool(queue_redis, store, POOL) == 4
+    run_jobs()
+    assert sorted(address for (address,) in mailbox.recipients) == [f"person{n}@example.org" for n in range(3)]
+    (retry,) = queue(NOTIFICATIONS, queue_redis).scheduled_job_registry.get_job_ids()  # RQ tries it again later
+    assert retry.startswith("notify-4-")

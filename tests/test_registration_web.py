@@ -504,7 +504,7 @@ def test_no_personal_data_in_logs_or_job_arguments(client, store, run_jobs, capl
     assert worker_jobs.dispatch_pool(store.redis, store, "01:renewal") == 1
     jobs = queue(NOTIFICATIONS, store.redis).jobs
     assert len(jobs) == 1
-    prefecture, procedure, message = jobs[0].args  # the send job: the pool and the outbox message, ids only
+    prefecture, procedure, (message,) = jobs[0].args  # the send job: the pool and its outbox messages, ids only
     assert (prefecture, procedure) == ("01", "renewal")
     assert set(json.loads(message)) == {"id", "kind", "registration_id"}
     assert not [secret for secret in IDENTITY_SECRETS + ("fatima@example.org", "612345678") if secret in message]

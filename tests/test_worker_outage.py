@@ -211,7 +211,7 @@ def test_a_message_sent_just_before_redis_goes_away_is_not_sent_again(settings, 
     store = Store(connection)
     register_one_person(store, settings)
     assert jobs.dispatch_pool(connection, store, "01:first_request") == 1
-    message_text = queue(NOTIFICATIONS, connection).jobs[0].args[2]
+    (message_text,) = queue(NOTIFICATIONS, connection).jobs[0].args[2]  # a batch of one
     handler = KillsRedisOnDelivery(killable_redis, down_seconds=OUTAGE_SECONDS)
     smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
     smtp.start()

@@ -19,6 +19,7 @@ import time
 
 import redis
 from rq import Retry, get_current_job
+from rq.timeouts import BaseTimeoutException
 
 from queue_service import draws, offers, registration, simulator
 from queue_service.errors import SmsNotSent
@@ -35,11 +36,6 @@ log = logging.getLogger(__name__)
 # A message that could not be handed to the SMTP server is tried again after
 # 10 s, 30 s, 1 min, 5 min and 15 min, then left in RQ's failed jobs.
 EMAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
-# A send job's timeout (RQ: 180 s): an email and an SMS, each bounded by its own timeout
-# (smtp_timeout_seconds...). Run in the worker's process (queues.IN_PROCESS_QUEUES), a
-# job's registration is not renewed while it runs: it lasts this long, then the job is
-# found abandoned if its worker died (worker/outage.py).
-SEND_JOB_TIMEOUT = 60
 
 
 # The data's Redis of this worker process when it is not the queues' (a cluster,
@@ -109,7 +105,7 @@ def send_registration_email(
     message = {"id": f"{kind}:{registration_id}:job-{job.id}", "kind": kind, "registration_id": registration_id}
     if address_print:
         message["address_print"] = address_print
-    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), message)
+    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), [message])[0]
 
 
 class MailNotSent(Exception):
@@ -251,68 +247,117 @@ def claim_draw_to_run(
 
 # Messages: the outboxes, handed to send jobs ----------------------------------------
 
-# Messages are handed from a pool's outbox to send jobs in batches of this many.
+# Messages are read from a pool's outbox this many at a time.
 DISPATCH_BATCH = 500
+# A send job carries up to this many messages of one pool: its RQ bookkeeping (about 25
+# Redis round trips), its reads and its SMTP connection are paid once for them all, not
+# once a message. Sent at about 100 a second, a batch holds a message back by one second at most.
+SEND_BATCH = 100
+# A batch's timeout (RQ: 180 s): a hundred confirmation emails take about a second, each email
+# and SMS is bounded by its own timeout (smtp_timeout_seconds...), and an SMTP server that
+# cannot be reached fails the rest of the batch at once. A batch cut off by it is retried, and
+# sends only what it had not sent. Run in the worker's process (queues.IN_PROCESS_QUEUES), a
+# job's registration is not renewed while it runs: it lasts this long, then the job is found
+# abandoned if its worker died (worker/outage.py): kept short for that.
+SEND_BATCH_TIMEOUT = 60
+
+
+@timed
+def send_notifications(prefecture: str, procedure: str, message_texts: list[str]) -> dict[str, int]:
+    """Send a batch of one pool's outbox messages: about a registration by email, about an
+    offer or a booking by email and by SMS (queue_service.notifications.messages.outgoing),
+    every email over one SMTP connection.
+
+    Each channel's delivery is recorded as soon as it is tried; a channel
+    already sent (or refused for good) is never sent again, so a retried or
+    duplicated job sends only what is still due. Every message is tried; then,
+    if any failed, the job raises so that RQ tries again (EMAIL_RETRY), the
+    failures recorded for staff. Returns how many messages ended each way
+    ("sent", "gone", "superseded").
+    """
+    job = get_current_job()
+    outcomes = _deliver(job, _store(job), PoolId.of(prefecture, procedure),
+                        [json.loads(text) for text in message_texts])
+    return {outcome: outcomes.count(outcome) for outcome in sorted(set(outcomes))}
 
 
 @timed
 def send_notification(prefecture: str, procedure: str, message_text: str) -> str:
-    """Send one outbox message: about a registration by email, about an offer or a booking
-    by email and by SMS (queue_service.notifications.messages.outgoing).
-
-    Each channel's delivery is recorded; a channel already sent (or refused
-    for good by the SMS provider) is never sent again, so a retried or
-    duplicated job sends only what is still due. A failure is recorded for
-    staff and raised, so that RQ tries again (EMAIL_RETRY).
-    """
+    """Compatibility only: one outbox message, as an older version's dispatcher queued it
+    (send_notifications now takes them in batches). Remove it once RQ holds no such job."""
     job = get_current_job()
-    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), json.loads(message_text))
+    return _deliver(job, _store(job), PoolId.of(prefecture, procedure), [json.loads(message_text)])[0]
 
 
-def _deliver(job, store: Store, pool: PoolId, message: dict) -> str:
-    """"sent" once every channel is; "gone" if the registration was purged, "superseded"
-    if the message is no longer due (registration.message_due)."""
+def _deliver(job, store: Store, pool: PoolId, batch: list[dict]) -> list[str]:
+    """Each message's outcome: "sent" once every channel is; "gone" if the registration was
+    purged, "superseded" if the message is no longer due (registration.message_due). Raises
+    MailNotSent once every message was tried, if any channel failed."""
     from queue_service.notifications import messages
 
-    kind = message["kind"]
-    found = store.registration(RegistrationKey(*pool.parts, message["registration_id"]))
-    if found is None:
-        log.info("job %s: registration gone (purged); %s message not sent", job.id, kind)
-        return "gone"
     settings = load_settings()
-    if not registration.message_due(found, message, settings.identity_key.encode()):
-        log.info("job %s: %s message for %s superseded; not sent", job.id, kind, found.ref)
-        return "superseded"
+    secret = settings.identity_key.encode()
+    found = store.registrations([RegistrationKey(*pool.parts, message["registration_id"]) for message in batch])
+    outcomes, due = [], []
+    for message, registered in zip(batch, found):
+        if registered is None:
+            log.info("job %s: registration gone (purged); %s message not sent", job.id, message["kind"])
+            outcomes.append("gone")
+        elif not registration.message_due(registered, message, secret):
+            log.info("job %s: %s message for %s superseded; not sent", job.id, message["kind"], registered.ref)
+            outcomes.append("superseded")
+        else:
+            outcomes.append("sent")
+            due.append((message, registered))
+    previous = store.deliveries(pool, [(message["id"], channel) for message, _ in due
+                                       for channel in (messages.EMAIL, messages.SMS)])
     failures = []
-    for channel, content in messages.outgoing(settings, store, found, message, _now()).items():
-        previous = store.delivery(pool, message["id"], channel) or {}
-        if previous.get("status") in ("sent", "refused"):
-            continue
-        record = {"kind": kind, "ref": found.ref, "attempts": previous.get("attempts", 0) + 1,
-                  "at": _now().isoformat(), "final": not job.retries_left}
-        record |= {name: previous[name] for name in ("retried_by", "retried_at") if name in previous}
-        try:
-            if channel == messages.EMAIL:
-                mail.send(settings, content)
-                record |= {"status": "sent", "provider_id": ""}
-            else:
-                record |= {"status": "sent", "provider_id": sms.send(settings, found.applicant.phone, content)}
-        except mail.MailRefused as error:
-            record |= {"status": "refused", "error": f"MailRefused: {error}"}
-        except (OSError, smtplib.SMTPException) as error:
-            # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
-            record |= {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
-        except SmsNotSent as error:
-            record |= {"status": "failed" if error.retryable else "refused", "error": str(error)}
-        if record["status"] != "sent":
-            record["message"] = message  # kept so that staff can send it again (Store.retry_delivery)
-        _record_delivery(job, store, pool, message["id"], channel, record)
-        if record["status"] == "failed":
-            failures.append(f"{channel}: {record['error']}")
+    with mail.Connection(settings) as connection:
+        for message, registered in due:
+            try:
+                contents = messages.outgoing(settings, store, registered, message, _now())
+            except BaseTimeoutException:
+                raise  # the job's own timeout: it ends here, and is retried
+            except Exception:  # a message that cannot be composed must not hold back the others of its batch
+                log.exception("job %s: %s message for %s not composed", job.id, message["kind"], registered.ref)
+                failures.append(f"{message['kind']} message for {registered.ref}: not composed")
+                continue
+            for channel, content in contents.items():
+                earlier = previous.get((message["id"], channel), {})
+                if earlier.get("status") in ("sent", "refused"):
+                    continue
+                record = _send(settings, connection, registered, channel, content, earlier, job)
+                record |= {"kind": message["kind"], "ref": registered.ref}
+                if record["status"] != "sent":
+                    record["message"] = message  # kept so that staff can send it again (Store.retry_delivery)
+                _record_delivery(job, store, pool, message["id"], channel, record)
+                if record["status"] == "failed":
+                    failures.append(f"{message['kind']} message for {registered.ref}, {channel}: {record['error']}")
     if failures:
-        raise MailNotSent(f"{kind} message for {found.ref} not sent ({'; '.join(failures)})")
-    log.info("job %s: %s message for %s delivered", job.id, kind, found.ref)
-    return "sent"
+        raise MailNotSent(f"{len(failures)} of {len(batch)} message(s) not sent ({'; '.join(failures[:10])})")
+    log.info("job %s: %d message(s) delivered, %d not due", job.id, len(due), len(batch) - len(due))
+    return outcomes
+
+
+def _send(settings, connection: mail.Connection, registered, channel: str, content, earlier: dict, job) -> dict:
+    """Hand one channel of a message over; the delivery's record (its "status" "sent", "refused"
+    or "failed")."""
+    from queue_service.notifications import messages
+
+    record = {"attempts": earlier.get("attempts", 0) + 1, "at": _now().isoformat(), "final": not job.retries_left}
+    record |= {name: earlier[name] for name in ("retried_by", "retried_at") if name in earlier}
+    try:
+        if channel == messages.EMAIL:
+            connection.send(content)
+            return record | {"status": "sent", "provider_id": ""}
+        return record | {"status": "sent", "provider_id": sms.send(settings, registered.applicant.phone, content)}
+    except mail.MailRefused as error:
+        return record | {"status": "refused", "error": f"MailRefused: {error}"}
+    except (OSError, smtplib.SMTPException) as error:
+        # The SMTP error may quote the address: keep it out of logs, records and RQ's failed jobs.
+        return record | {"status": "failed", "error": str(getattr(error, "smtp_code", None) or type(error).__name__)}
+    except SmsNotSent as error:
+        return record | {"status": "failed" if error.retryable else "refused", "error": str(error)}
 
 
 # Steps that must follow one already taken, once Redis went away in between, wait this long
@@ -363,11 +408,11 @@ def dispatch_pool(connection: redis.Redis, store: Store, pool: str) -> int:
             texts = [text for message in messages for text in _one_per_offer(store, pool, message)]
             for first in range(0, len(texts), DISPATCH_BATCH):
                 with connection.pipeline() as pipeline:
-                    for text in texts[first:first + DISPATCH_BATCH]:
+                    for start in range(first, min(first + DISPATCH_BATCH, len(texts)), SEND_BATCH):
+                        batch = texts[start:min(start + SEND_BATCH, first + DISPATCH_BATCH)]
                         queue(NOTIFICATIONS, connection).enqueue_call(
-                            send_notification, args=(prefecture, procedure, text),
-                            job_id=_notification_job_id(json.loads(text)["id"]), retry=EMAIL_RETRY, pipeline=pipeline,
-                            timeout=SEND_JOB_TIMEOUT,
+                            send_notifications, args=(prefecture, procedure, batch), job_id=_send_job_id(batch),
+                            retry=EMAIL_RETRY, pipeline=pipeline, timeout=SEND_BATCH_TIMEOUT,
                         )
                     pipeline.execute()
             store.drop_outbox_head(pool, len(messages))
@@ -385,9 +430,10 @@ def _one_per_offer(store: Store, pool: str, text: str) -> list[str]:
     return [json.dumps(offer) for offer in draws.offer_messages(store, pool, message["draw_id"])]
 
 
-def _notification_job_id(message_id: str) -> str:
-    """The send job's id, one per message (RQ allows letters, digits, "_" and "-")."""
-    return "notify-" + re.sub(r"[^A-Za-z0-9_-]", "_", message_id)
+def _send_job_id(batch: list[str]) -> str:
+    """A send job's id, from its first message's and its size (RQ allows letters, digits, "_"
+    and "-"): the same batch dispatched twice is the same job."""
+    return f"notify-{len(batch)}-" + re.sub(r"[^A-Za-z0-9_-]", "_", json.loads(batch[0])["id"])
 
 
 @timed

@@ -65,10 +65,8 @@ def new_message(settings: Settings, to: str, subject: str, text: str, html: str 
 def send(settings: Settings, message: EmailMessage) -> None:
     """Deliver `message`; raises MailRefused if the server can never take it, OSError or
     smtplib.SMTPException if it could not be handed over this time."""
-    if settings.mail_backend == "file":
-        _write_file(settings.mail_dir, message)
-    else:
-        _send_smtp(settings, message)
+    with Connection(settings) as connection:
+        connection.send(message)
 
 
 def _write_file(folder: Path, message: EmailMessage) -> Path:
@@ -77,20 +75,87 @@ def _write_file(folder: Path, message: EmailMessage) -> Path:
     return write_private(folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml", message.as_bytes())
 
 
-def _send_smtp(settings: Settings, message: EmailMessage) -> None:
-    # Only with TLS: the context loads the system's certificates (about 80 ms a message).
-    if settings.smtp_security == "tls":
-        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds,
-                                  context=ssl.create_default_context())
-    else:
-        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds)
-    with client:
-        if settings.smtp_security == "starttls":
-            client.starttls(context=ssl.create_default_context())
-        if settings.smtp_username:
-            client.login(settings.smtp_username, settings.smtp_password)
+class Connection:
+    """Several messages delivered over one SMTP connection (a send job's batch), so that the
+    connection, its greeting, TLS and login are paid once, not per message.
+
+    Opened at the first message and closed (QUIT) at the end of the `with`
+    block. A server that drops a connection it kept open between messages (an
+    idle timeout, a cap on messages per connection) is reconnected to, once
+    for that message. A connection that cannot be opened fails that message,
+    and every later one at once with the same error, rather than each waiting
+    its own timeout. With the file backend each message goes to its own file.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: smtplib.SMTP | None = None
+        self.unreachable: Exception | None = None  # the error of a connection that could not be opened
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver `message`; raises as `send` does."""
+        if self.settings.mail_backend == "file":
+            _write_file(self.settings.mail_dir, message)
+            return
+        kept = self.client is not None
         try:
-            client.send_message(message)
+            self._send(message)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+            if not kept or self.unreachable is not None:
+                raise
+            self._send(message)  # the server dropped the connection it had kept: a new one, once
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.quit()
+        except (smtplib.SMTPException, OSError):
+            pass  # the message went out already; the server may hang up first
+        finally:
+            self._drop()
+
+    def _send(self, message: EmailMessage) -> None:
+        if self.client is None:
+            self._open()
+        try:
+            self.client.send_message(message)
         except smtplib.SMTPNotSupportedError:
             # The recipient's mailbox name is in Unicode and the server does not announce SMTPUTF8.
             raise MailRefused("the mail server does not take addresses in Unicode (no SMTPUTF8)") from None
+
+    def _open(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable.with_traceback(None)
+        settings = self.settings
+        try:
+            # Only with TLS: the context loads the system's certificates (about 80 ms a connection).
+            if settings.smtp_security == "tls":
+                client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,
+                                          timeout=settings.smtp_timeout_seconds, context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds)
+            try:
+                if settings.smtp_security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if settings.smtp_username:
+                    client.login(settings.smtp_username, settings.smtp_password)
+            except BaseException:
+                client.close()
+                raise
+        except (smtplib.SMTPException, OSError) as error:
+            self.unreachable = error
+            raise
+        self.client = client
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -178,12 +178,12 @@ def compose(
         raise ValueError(f"unknown message kind {kind!r}")
     key = registration.key
     language = spoken_language(registration.applicant.language)
-    procedure = store.procedure(key.procedure)
+    prefecture, procedure, _ = store.pool_reference(key.prefecture, key.procedure)  # kept in memory
     recipient = registration.pending_email if kind == "email_change" else registration.applicant.email
     context = {
         "ref": registration.ref,
-        "prefecture": store.prefecture(key.prefecture).name,
-        "of_prefecture": of_prefecture(store.prefecture(key.prefecture), language),
+        "prefecture": prefecture.name,
+        "of_prefecture": of_prefecture(prefecture, language),
         "procedure": procedure_label(procedure, language),
         "hours": settings.confirmation_link_hours,
         "status_link": links.status_link(settings.base_url, status_link_token(settings.secret_key, registration)),
@@ -208,8 +208,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
     """What the messages about an offer or a booking say: the slot, the deadline, the links; no identity data."""
     key = registration.key
     language = spoken_language(registration.applicant.language)
-    prefecture = store.prefecture(key.prefecture)
-    procedure = store.procedure(key.procedure)
+    prefecture, procedure, _ = store.pool_reference(key.prefecture, key.procedure)  # kept in memory
     slot = store.slot(key.pool, slot_id)
     site = store.site(key.prefecture, slot.site)
     shown = offers.display(store.offer(key), slot, offers.OfferTiming.from_settings(settings), prefecture.timezone, now)

@@ -95,6 +95,13 @@ class OutboxStore:
         raw = self.redis.hget(PoolKeys(pool).deliveries, f"{message_id}|{channel}")
         return json.loads(raw) if raw else None
 
+    def deliveries(self, pool: str, fields: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """The recorded deliveries of (message id, channel) pairs, in one read; a pair never tried is left out."""
+        if not fields:
+            return {}
+        raw = self.redis.hmget(PoolKeys(pool).deliveries, [f"{message_id}|{channel}" for message_id, channel in fields])
+        return {field: json.loads(record) for field, record in zip(fields, raw) if record}
+
     def record_delivery(self, pool: str, message_id: str, channel: str, record: dict, now: datetime.datetime) -> None:
         """Record a delivery attempt's outcome; a failing one is listed for staff until it succeeds."""
         pool_keys = PoolKeys(pool)

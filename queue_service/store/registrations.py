@@ -170,23 +170,37 @@ class RegistrationStore:
             self.redis.sadd(POOLS_KEY, *pools)
 
     def registration(self, key):
-        pool_keys = PoolKeys(key.pool)
+        return self.registrations([key])[0]
+
+    def registrations(self, keys: list) -> list:
+        """The registrations of `keys`, None for one that is gone, read in one pipelined round
+        trip (a send job's batch of messages reads its registrations so)."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(pool_keys.registration(key.registration_id))
-            pipe.zscore(pool_keys.waiting, key.registration_id)
-            raw, joined = pipe.execute()
-        if not raw:
-            return None
-        found = _registration_from(key, {name.decode(): value.decode() for name, value in raw.items()})
-        if joined is not None:
-            # Waiting: every draw committed since it joined is entered, and lost.
-            entered = lost = draws_lost_since(self.committed_draw_cutoffs(key.pool), joined)
-        else:
-            # Its last wait is over: the draw that ended it with an offer is entered, not lost.
-            during = self._draws_during_wait(found, None)
-            entered = len(during)
-            lost = entered - (1 if self._offered_by(found.key) in during else 0)
-        return dataclasses.replace(found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + lost)
+            for key in keys:
+                pool_keys = PoolKeys(key.pool)
+                pipe.hgetall(pool_keys.registration(key.registration_id))
+                pipe.zscore(pool_keys.waiting, key.registration_id)
+            replies = pipe.execute()
+        committed_cutoffs = {}  # per pool, read once
+        found = []
+        for key, raw, joined in zip(keys, replies[0::2], replies[1::2]):
+            if not raw:
+                found.append(None)
+                continue
+            registration = _registration_from(key, {name.decode(): value.decode() for name, value in raw.items()})
+            if joined is not None:
+                # Waiting: every draw committed since it joined is entered, and lost.
+                if key.pool not in committed_cutoffs:
+                    committed_cutoffs[key.pool] = self.committed_draw_cutoffs(key.pool)
+                entered = lost = draws_lost_since(committed_cutoffs[key.pool], joined)
+            else:
+                # Its last wait is over: the draw that ended it with an offer is entered, not lost.
+                during = self._draws_during_wait(registration, None)
+                entered = len(during)
+                lost = entered - (1 if self._offered_by(registration.key) in during else 0)
+            found.append(dataclasses.replace(registration, draws_entered=registration.draws_entered + entered,
+                                             draws_lost=registration.draws_lost + lost))
+        return found
 
     def registration_key_by_ref(self, pool: str, ref: str):
         registration_id = self.redis.hget(PoolKeys(pool).refs, ref)
