@@ -17,6 +17,7 @@ from queue_service import registration as reg
 from queue_service.reference import procedure_by_code
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import status_token
+from queue_service.store.keys import budget_key
 
 # Challenges a test solves in milliseconds.
 EASY = {"altcha_cost": 10, "altcha_max_number": 40}
@@ -236,7 +237,7 @@ def test_a_registration_takes_its_three_budgets_in_one_call(make_app, reference_
     assert register(client, 1) == 201
     after = evalsha_calls(queue_redis) + (evalsha_calls(redis) if redis is not queue_redis else 0)
     assert after - before == 2
-    counters = {key.decode(): int(queue_redis.get(key)) for key in queue_redis.scan_iter("qs:ratelimit:budget:*")}
+    counters = {key.decode(): int(queue_redis.get(key)) for key in queue_redis.scan_iter(budget_key("*", "*", "*"))}
     # One address, two email addresses: each counter holds what was taken from it.
     by_budget = sorted((name.split(":")[3], count) for name, count in counters.items())
     assert by_budget == [("registration", 2), ("registration-email", 1), ("registration-email", 1),
@@ -248,7 +249,7 @@ def test_a_request_refused_by_one_budget_takes_nothing_from_the_others(make_app,
     client = make_app(rate_limit_registration_unproven="1 per hour").test_client()
     assert register(client, 0) == 201
     email_counters = lambda: sum(int(queue_redis.get(key)) for key in  # noqa: E731
-                                 queue_redis.scan_iter("qs:ratelimit:budget:registration-email:*"))
+                                 queue_redis.scan_iter(budget_key("registration-email", "*", "*")))
     counted = email_counters()
     assert register(client, 1) == 429
     assert email_counters() == counted  # nothing taken for the second email address
@@ -262,7 +263,7 @@ def test_concurrent_requests_never_count_past_a_budget(queue_redis):
     from queue_service.store.budgets import BudgetCounters, Window
 
     counters = BudgetCounters(queue_redis)
-    key = "qs:ratelimit:budget:registration:5/1/hour:192.0.2.7"
+    key = budget_key("registration", "5/1/hour", "192.0.2.7")
     passed, start = [], threading.Barrier(12)
 
     def request() -> None:
@@ -286,7 +287,7 @@ def test_the_wait_is_the_longest_of_the_spent_budgets(queue_redis):
     from queue_service.store.budgets import BudgetCounters, Window
 
     counters = BudgetCounters(queue_redis)
-    hour, day = "qs:ratelimit:budget:registration:1/1/hour:x", "qs:ratelimit:budget:registration:1/1/day:x"
+    hour, day = budget_key("registration", "1/1/hour", "x"), budget_key("registration", "1/1/day", "x")
     assert counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) == 0
     assert 86390 < counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) <= 86400
     queue_redis.delete(day)
