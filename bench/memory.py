@@ -14,7 +14,7 @@ Two ways in, as in a deployment:
             the person's key, the reference, the waiting set);
 - register: Store.create_registration then Store.confirm_email, one pair of
             scripts per person, the path of the web form (the same, plus the
-            history list and the email and phone contact sets).
+            history, on the registration's hash, and the email and phone contact keys).
 
 The people are made up but shaped like real ones: fingerprints are real
 HMAC-SHA256 keys (64 hex characters), emails, phones, AGDREF numbers, a
@@ -127,11 +127,11 @@ def key_kinds(client: redis.Redis, pool: str) -> dict[str, list[bytes]]:
     contact_prefix = pool_keys.contact("").removesuffix("none").encode()
     for key in client.scan_iter(match=pool_keys.pattern, count=1000):
         if key.startswith(registration_prefix):
-            kind = "history (list per registration)" if key.endswith(b":history") else "registration (hash)"
+            kind = "history (list, before 2026-11-29)" if key.endswith(b":history") else "registration (hash)"
         elif key.startswith(identity_prefix):
             kind = "person key (string)"
         elif key.startswith(contact_prefix):
-            kind = "contact set (per email/phone)"
+            kind = "contact key (per email/phone)"
         else:
             kind = key.decode().rsplit("}:", 1)[-1]
         kinds.setdefault(kind, []).append(key)

@@ -2,7 +2,9 @@
 withdrawal, preferences, purges, and concurrent attempts."""
 
 import datetime
+import json
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -411,3 +413,138 @@ def test_a_hundred_concurrent_registrations_sharing_an_email_stop_at_the_cap(sto
         outcomes = list(pool.map(attempt, range(100)))
     assert outcomes.count("created") == LIMITS.contacts_per_pool
     assert outcomes.count("capped") == 100 - LIMITS.contacts_per_pool
+
+
+# How a registration is kept (store/registrations.py; scripts/prints.lua, contacts.lua, history.lua) -------------
+
+# Redis 7 calls the compact encoding listpack; the embedded 6.2, ziplist.
+COMPACT = (b"listpack", b"ziplist")
+EVENT_FIELD = re.compile(rb"h(?:[0-9]+(?:\.[0-9]+)?)?")
+
+
+def to_former_encoding(store, key: RegistrationKey) -> None:
+    """Rewrite a registration as the service wrote it before 2026-11-29: its fingerprints in
+    hexadecimal, its history in a list key of its own (JSON events), its contacts in sets."""
+    pool_keys = PoolKeys(key.pool)
+    registration = pool_keys.registration(key.registration_id)
+    events = store.history(key)
+    fields = store.redis.hgetall(registration)
+    prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
+    store.redis.hdel(registration, *[name for name in fields if EVENT_FIELD.fullmatch(name)] or [b"h"])
+    if prints:
+        store.redis.hset(registration, mapping=prints)
+    store.redis.rpush(pool_keys.history(key.registration_id), *[json.dumps(event) for event in events])
+    for name in (b"email_fp", b"phone_fp"):
+        contact = pool_keys.contact(prints[name]) if prints.get(name) else None
+        if contact and store.redis.type(contact) == b"hash":
+            members = store.redis.hkeys(contact)
+            store.redis.delete(contact)
+            store.redis.sadd(contact, *members)
+
+
+def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_small_hashes(store, sign_up):
+    created = sign_up()
+    reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW + datetime.timedelta(hours=1))
+    pool_keys = PoolKeys("01:renewal")
+    registration = pool_keys.registration(created.key.registration_id)
+    email_print = reg.email_print(SECRET, "01:renewal", "an.nguyen@example.org")
+    assert store.redis.hget(registration, "email_fp") == bytes.fromhex(email_print)
+    assert len(store.redis.hget(registration, "identity_fp")) == len(store.redis.hget(registration, "phone_fp")) == 32
+    assert store.redis.object("encoding", registration) in COMPACT
+    assert not store.redis.exists(pool_keys.history(created.key.registration_id))
+    assert store.redis.type(pool_keys.contact(email_print)) == b"hash"
+    assert store.redis.object("encoding", pool_keys.contact(email_print)) in COMPACT
+    # The history reads as the former list gave it.
+    assert store.history(created.key) == [
+        {"at": "2027-01-04T09:30:00+00:00", "kind": "registered", "detail": {"channel": "online"}},
+        {"at": "2027-01-04T10:30:00+00:00", "kind": "email_confirmed", "detail": {}},
+    ]
+    assert store.registrations_with_contact({"01:renewal": email_print}) == [(created.key, RegistrationStatus.WAITING)]
+    # Read back whole, and the applicant's changes find the prints as the scripts compare them.
+    assert store.registration(created.key).applicant.email == "an.nguyen@example.org"
+    changed = reg.update_preferences(store, created.key, {"phone": "07 98 76 54 32", "sites": ["gex"]}, SITES,
+                                     identity_secret=SECRET, limits=LIMITS, now=NOW + datetime.timedelta(hours=2))
+    assert changed.applicant.phone == "+33798765432"
+    assert [event["kind"] for event in store.history(created.key)] == [
+        "registered", "email_confirmed", "preferences_changed"]
+    assert reg.withdraw(store, created.key, NOW + datetime.timedelta(hours=3)).status is RegistrationStatus.WITHDRAWN
+    assert not store.redis.exists(pool_keys.contact(email_print))
+
+
+def test_the_contact_cap_holds_on_contact_sets_written_before_which_become_hashes(store, sign_up):
+    email_print = reg.email_print(SECRET, "01:first_request", "an.nguyen@example.org")
+    contact = PoolKeys("01:first_request").contact(email_print)
+    created = [sign_up(procedure="first_request", agdref="", family_name=name, phone=f"06 12 34 56 7{number}")
+               for number, name in enumerate(["Ana", "Bela", "Chen", "Dara"])]
+    for registration in created:
+        to_former_encoding(store, registration.key)
+    assert store.redis.type(contact) == b"set"
+    assert {key for key, _ in store.registrations_with_contact({"01:first_request": email_print})} == \
+        {registration.key for registration in created}
+    with pytest.raises(ContactCapReached):
+        sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
+    assert store.redis.type(contact) == b"hash" and store.redis.hlen(contact) == 4  # turned on the first touch
+    reg.confirm_email(store, created[0].key, "an.nguyen@example.org", NOW)
+    reg.withdraw(store, created[0].key, NOW)  # its former prints (hexadecimal) still release its contacts
+    assert store.redis.hlen(contact) == 3
+    assert sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
+    with pytest.raises(ContactCapReached):
+        sign_up(procedure="first_request", agdref="", family_name="Fay", phone="06 12 34 56 69")
+
+
+def test_a_registration_written_before_goes_through_confirmation_draw_offer_withdrawal_and_purge(store,
+                                                                                                  reference_data):
+    """Registrations as the service wrote them before 2026-11-29 (hexadecimal prints, history
+    lists, contact sets) are read and changed by every step, and their purge leaves nothing."""
+    from helpers import CREATED, DRAW_AT, DRAW_ID, first_offer, publish_slots, run_the_draw, schedule
+    from helpers import POOL as DRAWN_POOL
+    from helpers import SECRET as DRAWN_SECRET
+    from queue_service import offers
+
+    store.save_schedule(schedule())
+    publish_slots(store, 2)
+    joined = CREATED + datetime.timedelta(days=1)
+    rng, people = random.Random(3), []
+    for number in range(6):
+        applicant = reg.parse_applicant(
+            {"family_name": f"Former {chr(65 + number)}", "given_names": "Test", "birth_date": "1990-01-01",
+             "nationality": "MA", "email": f"former{number}@example.org", "phone": f"+3361200{number:04d}",
+             "consent": "yes", "sites": ["bourg", "gex"]},
+            procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
+        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng,
+                               identity_secret=DRAWN_SECRET, limits=LIMITS, records=UploadedRecords(store, DRAWN_SECRET))
+        shown = store.history(created.key)
+        to_former_encoding(store, created.key)
+        assert store.history(created.key) == shown  # the list reads as the hash did
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        to_former_encoding(store, created.key)  # and waiting as before
+        people.append(created)
+    pool_keys = PoolKeys(DRAWN_POOL)
+    assert all(store.redis.type(pool_keys.history(person.key.registration_id)) == b"list" for person in people)
+
+    run_the_draw(store)
+    key, offer = first_offer(store)
+    before = store.history(key)
+    assert [event["kind"] for event in before] == ["registered", "email_confirmed"]
+    offers.decline(store, key, schedule(), DRAW_AT + datetime.timedelta(hours=1))
+    after = store.history(key)
+    assert after[:2] == before and after[2]["detail"] == {"draw_id": DRAW_ID, "slot": offer.slot_id}
+    assert not store.redis.exists(pool_keys.history(key.registration_id))  # moved into the hash on the first event
+    registration = pool_keys.registration(key.registration_id)
+    assert store.redis.object("encoding", registration) in COMPACT  # the long event is cut into 64-byte parts
+    assert store.registration(key).status is RegistrationStatus.WAITING
+
+    untouched = next(person.key for person in people if store.registration(person.key).status.value == "waiting"
+                     and person.key != key)
+    for leaving in (key, untouched):
+        assert reg.withdraw(store, leaving, DRAW_AT + datetime.timedelta(hours=2)).status is \
+            RegistrationStatus.WITHDRAWN
+    for person in people:
+        if person.key in (key, untouched):
+            email_print = reg.email_print(DRAWN_SECRET, DRAWN_POOL, person.applicant.email)
+            assert not store.redis.exists(pool_keys.contact(email_print))
+    assert reg.purge(store, DRAW_AT + datetime.timedelta(days=100), datetime.timedelta(days=90)) == 2
+    for gone in (key, untouched):
+        assert not store.redis.exists(pool_keys.registration(gone.registration_id),
+                                      pool_keys.history(gone.registration_id))
+    assert store.waiting_count(DRAWN_POOL) == 3  # the other offer's holder is offered, not waiting

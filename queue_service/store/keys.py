@@ -82,12 +82,19 @@ SCHEDULED_POOLS_KEY = "qs:schedules"
 # enough for Redis's compact listpack encoding: the fields and their encoding are listed
 # above _registration_fields in store/registrations.py.
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
-# List of JSON events {at, kind, detail}: the registration's history, for its proof.
-HISTORY_KEY = REGISTRATION_KEY + ":history"  # scripts build it so from the registration's key
+# List of JSON events {at, kind, detail}: the history of a registration written before
+# 2026-11-29, for its proof. Since then the history is on the registration's hash (fields
+# h, h1, h2...: store/scripts/history.lua), and the first event added to a registration
+# moves its list there and deletes it; the scripts that add events, create or purge one are
+# still handed this key for that.
+HISTORY_KEY = REGISTRATION_KEY + ":history"
 # String: registration id holding the place of one person (keyed hash of identity).
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Set of registration ids active with one email or phone (keyed hash of it). Without
-# that contact, scripts are handed the "none" set, which they never write.
+# Hash of registration id -> "" for the registrations active with one email or phone
+# (keyed hash of it): small hashes are compact listpacks before Redis 7.2, small sets are
+# not. One written before 2026-11-29 is a set, turned into a hash by the first script that
+# touches it (store/scripts/contacts.lua); Store.registrations_with_contact reads both.
+# Without that contact, scripts are handed the "none" key, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id.
 REFS_KEY = "qs:{{{pool}}}:refs"

@@ -14,7 +14,10 @@ file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the
 state it counts; the waits prelude (waits.lua), in front of every script that
-records a registration's wait in the waiting set as ended.
+records a registration's wait in the waiting set as ended; the fingerprints,
+contacts and history preludes (prints.lua, contacts.lua, history.lua), in front
+of every script that reads a registration's fingerprints, changes a contact key
+or adds to a history: each reads the form written before it too.
 
 Files are read when the first Store is made, not at import.
 """
@@ -30,7 +33,10 @@ from redis.commands.core import Script
 PRELUDE = "stats"
 # Each prelude (a file of scripts/) and the functions it defines: it goes in front of
 # every script that calls one of them.
-PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",)}
+PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",),
+            "prints": ("print_text(", "print_value("),
+            "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
+            "history": ("add_event(", "event_text(")}
 
 
 def _read(name: str) -> str:

@@ -1,12 +1,12 @@
 """Registrations in Redis: create, confirm, change contacts, close, read, and purge.
 
-A registration spans several keys of its pool (its hash and history, the
-person's identity key, its contact sets, the reference, the waiting and
-unconfirmed sets), changed together by the scripts create_registration,
+A registration spans several keys of its pool (its hash, which holds its
+history too, the person's identity key, its contact keys, the reference, the
+waiting and unconfirmed sets), changed together by the scripts create_registration,
 confirm_email, request_email_change, move_contact, close_registration and
 purge_registration. A change the applicant is told of pushes its message to
 the pool's outbox in the same script (the caller says which message is due).
-The field codec of the Registration dataclass and the history's event JSON live here.
+The field codec of the Registration dataclass and of the history's events live here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import random
+import re
 import time
 
 import redis
@@ -98,8 +99,7 @@ class RegistrationStore:
             for holder in holders:
                 pipe.hmget(pool_keys.registration(holder), "email_fp", "phone_fp")
             found = pipe.execute() if holders else []
-        return [(holder, (email or b"").decode(), (phone or b"").decode())
-                for holder, (email, phone) in zip(holders, found)]
+        return [(holder, _print_text(email), _print_text(phone)) for holder, (email, phone) in zip(holders, found)]
 
     def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys,
                              list_pool: bool) -> str:
@@ -110,7 +110,7 @@ class RegistrationStore:
                        for held in (pool_keys.registration(holder), pool_keys.history(holder),
                                     pool_keys.contact(email or None), pool_keys.contact(phone or None))]
         fields = _registration_fields(registration, prints)
-        event = _event_json(now, "registered", {"channel": registration.channel.value})
+        event = _event_text(now, "registered", {"channel": registration.channel.value})
         keys = [
             pool_keys.registration(key.registration_id),
             pool_keys.history(key.registration_id),
@@ -177,7 +177,7 @@ class RegistrationStore:
             raw, joined = pipe.execute()
         if not raw:
             return None
-        found = _registration_from(key, {name.decode(): value.decode() for name, value in raw.items()})
+        found = _registration_from(key, _decoded(raw))
         if joined is not None:
             # Waiting: every draw committed since it joined is entered, and lost.
             entered = lost = draws_lost_since(self.committed_draw_cutoffs(key.pool), joined)
@@ -196,8 +196,14 @@ class RegistrationStore:
         return RegistrationKey(prefecture, procedure, registration_id.decode())
 
     def history(self, key) -> list[dict]:
-        raw = self.redis.lrange(PoolKeys(key.pool).history(key.registration_id), 0, -1)
-        return [json.loads(item) for item in raw]
+        """The registration's events, oldest first: those of the list a registration written
+        before 2026-11-29 may still have (scripts/history.lua), then those of its hash."""
+        pool_keys = PoolKeys(key.pool)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(pool_keys.history(key.registration_id), 0, -1)
+            pipe.hgetall(pool_keys.registration(key.registration_id))
+            former, fields = pipe.execute()
+        return [json.loads(item) for item in former] + _history_from(fields)
 
     def waiting_count(self, pool: str) -> int:
         return self.redis.zcard(PoolKeys(pool).waiting)
@@ -228,7 +234,7 @@ class RegistrationStore:
             key.registration_id,
             utc_text(now),
             now.timestamp(),
-            _event_json(now, "email_confirmed"),
+            _event_text(now, "email_confirmed"),
             _message_json(message, key.registration_id, now),
         ]
         return bool(run_replicated(self.redis, self.scripts.confirm_email, self.replicas_to_wait, keys, arguments))
@@ -247,7 +253,7 @@ class RegistrationStore:
                 status.value,
                 utc_text(now),
                 now.timestamp(),
-                _event_json(now, status.value),
+                _event_text(now, status.value),
                 prints["email_fp"],
                 prints["phone_fp"],
                 CLOSING_EVENTS.get(status.value, ""),
@@ -265,8 +271,13 @@ class RegistrationStore:
         pools = list(prints)
         with self.redis.pipeline(transaction=False) as pipe:
             for pool in pools:
+                # A hash (scripts/contacts.lua), or a set not touched since 2026-11-29: one of
+                # the two reads answers WRONGTYPE, the other the members.
+                pipe.hkeys(PoolKeys(pool).contact(prints[pool]))
                 pipe.smembers(PoolKeys(pool).contact(prints[pool]))
-            members = pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
+        members = [set(as_hash) if not isinstance(as_hash, Exception) else as_set
+                   for as_hash, as_set in zip(replies[::2], replies[1::2])]
         keys = [RegistrationKey(*PoolId(pool).parts, registration_id.decode())
                 for pool, found in zip(pools, members) for registration_id in sorted(found)]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -335,7 +346,7 @@ class RegistrationStore:
                 old_print,
                 new_print or "",
                 contacts_cap,
-                _event_json(now, event_kind),
+                _event_text(now, event_kind),
                 "1" if kind == "email" else "0",
                 _message_json(message, key.registration_id, now),
                 *[item for pair in changes.items() for item in pair],
@@ -359,7 +370,7 @@ class RegistrationStore:
             rows = pipe.execute()
         found = []
         for registration_id, raw in zip(ids, rows):
-            fields = {name.decode(): value.decode() for name, value in raw.items()}
+            fields = _decoded(raw)
             if "identity_fp" not in fields:
                 continue  # gone
             person = _unpack(fields)
@@ -382,7 +393,8 @@ class RegistrationStore:
         if values[0] is None:
             return None
         names = ("identity_fp", "email_fp", "phone_fp", "ref")
-        return {name: (value or b"").decode() for name, value in zip(names, values)}
+        return {name: _print_text(value) if name in _PRINT_FIELDS else (value or b"").decode()
+                for name, value in zip(names, values)}
 
     def _lifecycle_keys(self, pool: str, registration_id: str, prints: dict[str, str]) -> list[str]:
         pool_keys = PoolKeys(pool)
@@ -448,6 +460,11 @@ class RegistrationStore:
 #   permit_expiry, sites, half_days, language, email, phone, email_confirmed_at,
 #   pending_email, link_version); a field that would be empty or zero is left out where
 #   every reader takes its absence so (draws_*, waiting_*, email_confirmed_at, pending_email);
+# - the fingerprints (identity_fp, email_fp, phone_fp) as their 32 bytes (`_print_value`;
+#   scripts/prints.lua for the scripts), not their 64 hexadecimal characters;
+# - the history: `h` (how many events) and `h1`, `h2`... one event each, cut into parts of
+#   64 bytes (`h1.2`...) when longer (scripts/history.lua writes them, `_history_from` reads;
+#   a registration of over a hundred events would become a hash table: larger, still right);
 # - "person" (then "person2", "person3"... each at most 64 bytes): what never changes
 #   and only Python reads, packed (_PACKED, joined by U+001F): the names, birth date,
 #   nationality, AGDREF number, created_at and confirm_by (epoch seconds) and the agent;
@@ -455,17 +472,26 @@ class RegistrationStore:
 # Not stored: id, prefecture and procedure (the key says them).
 # Hashes written before (every field by name, sites and half-days as JSON, times in ISO)
 # are read as they are: `_registration_from` and the draw's freeze read both; nothing
-# needs migrating.
+# needs migrating. Likewise fingerprints in hexadecimal and a history in a list key of its
+# own (before 2026-11-29): read as they are, and the history moved into the hash by the
+# first event added. `waiting_entered_at` is written only when it differs from
+# `waiting_since` (a wait begun again after an offer).
 # What registration_identities gives of each registration's person (with id, ref, identity_fp).
 _IDENTITY_FIELDS = ("created_at", "family_name", "given_names", "birth_date", "nationality", "agdref")
 _PACKED = ("family_name", "given_names", "birth_date", "nationality", "agdref", "created_at", "confirm_by", "agent")
 _PACK_SEPARATOR = "\x1f"
 _PERSON_FIELD = "person"
+# Kept as their 32 bytes, not their 64 hexadecimal characters (-96 bytes a registration):
+# read by `_print_text`, written by `_print_value`, and in the scripts by prints.lua.
+_PRINT_FIELDS = ("identity_fp", "email_fp", "phone_fp")
+_HEX_DIGITS = "0123456789abcdef"
+# The history's fields (scripts/history.lua): event n in h<n>, then h<n>.2, h<n>.3... (`h` counts them).
+_EVENT_FIELD = re.compile(rb"h([0-9]+)(?:\.([0-9]+))?")
 _LISTPACK_VALUE = 64  # bytes: Redis's default hash-max-listpack-value
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str]:
+def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str | bytes]:
     applicant = registration.applicant
     waiting = registration.status.value == "waiting"
     fields = {
@@ -480,9 +506,9 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "half_days": encode_half_days(applicant.half_days),
         "language": applicant.language,
         # Scripts read these three even when empty (a contact never given is "").
-        "identity_fp": prints.identity,
-        "email_fp": prints.email or "",
-        "phone_fp": prints.phone or "",
+        "identity_fp": _print_value(prints.identity),
+        "email_fp": _print_value(prints.email or ""),
+        "phone_fp": _print_value(prints.phone or ""),
     }
     if waiting:
         # When the current wait began (epoch): draws lost are counted from there. When it
@@ -506,6 +532,31 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "agent": registration.agent or "",
     }
     return fields | _pack(person)
+
+
+def _print_value(text: str) -> str | bytes:
+    """A fingerprint as the registration's hash keeps it: the 32 bytes its 64 hexadecimal
+    characters spell (the service's fingerprints are HMAC-SHA256), or any other text as it is."""
+    if len(text) == 64 and not text.strip(_HEX_DIGITS):
+        return bytes.fromhex(text)
+    if len(text) == 32:  # would read back as 32 bytes
+        raise ValueError("a fingerprint of 32 characters")
+    return text
+
+
+def _print_text(stored: bytes | None) -> str:
+    """The text of a fingerprint read from a registration's hash: its 32 bytes in hexadecimal,
+    or the 64 hexadecimal characters a hash written before 2026-11-29 holds ("" for none)."""
+    if not stored:
+        return ""
+    return stored.hex() if len(stored) == 32 else stored.decode()
+
+
+def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    """A registration's hash as read (HGETALL), as text: the fingerprints in hexadecimal, and
+    without its history (`_history_from` reads that: a part may end inside a character)."""
+    return {name.decode(): _print_text(value) if name.decode() in _PRINT_FIELDS else value.decode()
+            for name, value in raw.items() if not _EVENT_FIELD.fullmatch(name)}
 
 
 def _pack(values: dict[str, str]) -> dict[str, str]:
@@ -596,5 +647,22 @@ def _message_json(message, registration_id: str, now: datetime.datetime, address
     return registration_message(message.value, registration_id, now, address_print) if message else ""
 
 
-def _event_json(moment: datetime.datetime, kind: str, detail: dict | None = None) -> str:
-    return json.dumps({"at": utc_text(moment), "kind": kind, "detail": detail or {}})
+def _event_text(moment: datetime.datetime, kind: str, detail: dict | None = None) -> str:
+    """A history event as scripts/history.lua stores it: "<at> <kind>[ <detail as JSON>]"."""
+    text = f"{utc_text(moment)} {kind}"
+    return f"{text} {json.dumps(detail, separators=(',', ':'))}" if detail else text
+
+
+def _history_from(fields: dict[bytes, bytes]) -> list[dict]:
+    """The events a registration's hash holds (scripts/history.lua), in order, as the former
+    list held them: {"at": ISO text, "kind": ..., "detail": {...}}."""
+    parts: dict[int, list[tuple[int, bytes]]] = {}
+    for name, value in fields.items():
+        found = _EVENT_FIELD.fullmatch(name)
+        if found:
+            parts.setdefault(int(found[1]), []).append((int(found[2] or 1), value))
+    events = []
+    for number in sorted(parts):
+        at, kind, *detail = b"".join(value for _, value in sorted(parts[number])).decode().split(" ", 2)
+        events.append({"at": at, "kind": kind, "detail": json.loads(detail[0]) if detail else {}})
+    return events

@@ -17,16 +17,16 @@ for i = 10, #ARGV do
 end
 if not allowed then return 0 end
 local prints = redis.call('HMGET', KEYS[1], 'email_fp', 'phone_fp')
-if (prints[1] or '') ~= ARGV[6] or (prints[2] or '') ~= ARGV[7] then return -1 end
+if print_text(prints[1]) ~= ARGV[6] or print_text(prints[2]) ~= ARGV[7] then return -1 end
 if status == 'waiting' then end_wait(KEYS[1], KEYS[13], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_changed_at', ARGV[3])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-redis.call('SREM', KEYS[4], ARGV[1])
-redis.call('SREM', KEYS[5], ARGV[1])
+contact_remove(KEYS[4], ARGV[1])
+contact_remove(KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])
-redis.call('RPUSH', KEYS[2], ARGV[5])
+add_event(KEYS[1], KEYS[2], ARGV[5])
 if ARGV[8] ~= '' then count_event(ARGV[8], 1, KEYS[10], KEYS[11]) end
 if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[12], ARGV[9]) end
 return 1

@@ -9,7 +9,7 @@
 --       event, has email ("1"/"0"), has mobile ("1"/"0"), channel, the outbox
 --       message (JSON; "" for none), how many other identity keys, the holders the
 --       caller read (JSON list of [id, email print, phone print]), then
---       field/value pairs of the registration
+--       field/value pairs of the registration (its fingerprints as stored: prints.lua)
 -- The person is looked up under each of their identity keys. A registration of
 -- theirs still waiting for its email to be confirmed does not hold the place: it
 -- is replaced, here, in the same step (deleted with its indexes and the keys it
@@ -49,21 +49,22 @@ for number, holder in ipairs(holders) do
   local first = holder_keys + 4 * (number - 1)
   local fields = redis.call('HMGET', KEYS[first], 'status', 'email_fp', 'phone_fp', 'ref')
   local seen = expected[number]
-  if seen[1] ~= holder or seen[2] ~= (fields[2] or '') or seen[3] ~= (fields[3] or '') then return 'retry' end
+  local prints = {print_text(fields[2]), print_text(fields[3])}
+  if seen[1] ~= holder or seen[2] ~= prints[1] or seen[3] ~= prints[2] then return 'retry' end
   if fields[1] ~= 'pending_email' then
     count_event('duplicate_refused', 1, unpack(stats))
     return 'duplicate'
   end
   replaced[#replaced + 1] = {id = holder, ref = fields[4] or '', registration = KEYS[first],
                              history = KEYS[first + 1], contacts = {KEYS[first + 2], KEYS[first + 3]},
-                             prints = {fields[2] or '', fields[3] or ''}}
+                             prints = prints}
 end
 local cap = tonumber(ARGV[3])
 local function over_cap(has, contacts)
   if has ~= '1' then return false end
-  local count = redis.call('SCARD', contacts)
+  local count = contact_count(contacts)
   for _, old in ipairs(replaced) do  -- leaving
-    if redis.call('SISMEMBER', contacts, old.id) == 1 then count = count - 1 end
+    if contact_has(contacts, old.id) then count = count - 1 end
   end
   return count >= cap
 end
@@ -75,7 +76,7 @@ if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 then return 'ref_taken' end
 for _, old in ipairs(replaced) do
   redis.call('DEL', old.registration, old.history)
   for which = 1, 2 do
-    if old.prints[which] ~= '' then redis.call('SREM', old.contacts[which], old.id) end
+    if old.prints[which] ~= '' then contact_remove(old.contacts[which], old.id) end
   end
   if redis.call('HGET', KEYS[6], old.ref) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
   redis.call('ZREM', KEYS[7], old.id)
@@ -84,10 +85,10 @@ for _, old in ipairs(replaced) do
 end
 redis.call('HSET', KEYS[6], ARGV[2], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[1])
-if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
-if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
+if ARGV[8] == '1' then contact_add(KEYS[4], ARGV[1]) end
+if ARGV[9] == '1' then contact_add(KEYS[5], ARGV[1]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 14))
-redis.call('RPUSH', KEYS[2], ARGV[7])
+add_event(KEYS[1], KEYS[2], ARGV[7])
 if ARGV[4] == 'pending_email' then
   redis.call('ZADD', KEYS[7], ARGV[6], ARGV[1])
 else

@@ -13,14 +13,14 @@ local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then return 'missing' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending_email' and status ~= 'waiting' then return 'state' end
-if current ~= ARGV[3] then return 'retry' end
+if print_text(current) ~= ARGV[3] then return 'retry' end
 if ARGV[3] ~= ARGV[4] then
-  if ARGV[4] ~= '' and redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
-  if ARGV[3] ~= '' then redis.call('SREM', KEYS[3], ARGV[1]) end
-  if ARGV[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[1]) end
+  if ARGV[4] ~= '' and contact_count(KEYS[4]) >= tonumber(ARGV[5]) then return 'contact_cap' end
+  if ARGV[3] ~= '' then contact_remove(KEYS[3], ARGV[1]) end
+  if ARGV[4] ~= '' then contact_add(KEYS[4], ARGV[1]) end
 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], ARGV[2], print_value(ARGV[4]), unpack(ARGV, 9))
 if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'link_version', 1) end
-redis.call('RPUSH', KEYS[2], ARGV[6])
+add_event(KEYS[1], KEYS[2], ARGV[6])
 if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[8]) end
 return 'ok'

@@ -10,6 +10,7 @@
 
 local stored = redis.call('HGET', KEYS[1], 'identity_fp')
 if not stored then return 'gone' end
+stored = print_text(stored)
 if stored == ARGV[3] then return 'current' end
 if stored ~= ARGV[2] then return 'changed' end
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -17,8 +18,8 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
   if holder and holder ~= ARGV[1] then return 'taken ' .. holder end
   redis.call('SET', KEYS[3], ARGV[1])
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'identity_fp', ARGV[3])
+  redis.call('HSET', KEYS[1], 'identity_fp', print_value(ARGV[3]))
   return 'moved'
 end
-redis.call('HSET', KEYS[1], 'identity_fp', ARGV[3])
+redis.call('HSET', KEYS[1], 'identity_fp', print_value(ARGV[3]))
 return 'renamed'

@@ -38,7 +38,7 @@ end
 local function event(kind, more)
   local detail = {draw_id = offer.draw_id, slot = offer.slot}
   for name, value in pairs(more or {}) do detail[name] = value end
-  redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = kind, detail = detail}))
+  add_event(KEYS[1], KEYS[2], event_text(now, kind, detail))
 end
 local function message(kind)
   redis.call('RPUSH', KEYS[9], cjson.encode({id = kind .. ':' .. offer.draw_id .. ':' .. id .. ':' .. ARGV[4],
@@ -73,8 +73,8 @@ end
 local function close(final)
   redis.call('HSET', KEYS[1], 'status', final, 'status_changed_at', now)
   if redis.call('GET', KEYS[12]) == id then redis.call('DEL', KEYS[12]) end
-  redis.call('SREM', KEYS[13], id)
-  redis.call('SREM', KEYS[14], id)
+  contact_remove(KEYS[13], id)
+  contact_remove(KEYS[14], id)
   redis.call('ZADD', KEYS[15], now_epoch, id)
 end
 local function deadline()

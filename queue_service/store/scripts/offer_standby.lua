@@ -28,7 +28,7 @@ redis.call('HSET', KEYS[5], slot, 'offered')
 redis.call('HSET', KEYS[6], slot, id)
 redis.call('HDEL', KEYS[9], slot)
 redis.call('SADD', KEYS[10], ref)
-redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = 'standby_offer', detail = {draw_id = draw_id, slot = slot}}))
+add_event(KEYS[1], KEYS[2], event_text(now, 'standby_offer', {draw_id = draw_id, slot = slot}))
 redis.call('RPUSH', KEYS[7], cjson.encode({id = 'offer:' .. draw_id .. ':' .. id .. ':' .. ARGV[8], kind = 'offer',
   registration_id = id, draw_id = draw_id, slot = slot}))
 count_event('offer_reoffered', 1, KEYS[11], KEYS[12], KEYS[13])
