@@ -424,15 +424,20 @@ EVENT_FIELD = re.compile(rb"h(?:[0-9]+(?:\.[0-9]+)?)?")
 
 def to_former_encoding(store, key: RegistrationKey) -> None:
     """Rewrite a registration as the service wrote it before 2026-11-29: its fingerprints in
-    hexadecimal, its history in a list key of its own (JSON events), its contacts in sets."""
+    hexadecimal, its times in ISO, its history in a list key of its own (JSON events), its
+    contacts in sets."""
     pool_keys = PoolKeys(key.pool)
     registration = pool_keys.registration(key.registration_id)
     events = store.history(key)
     fields = store.redis.hgetall(registration)
     prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
     store.redis.hdel(registration, *[name for name in fields if EVENT_FIELD.fullmatch(name)] or [b"h"])
-    if prints:
-        store.redis.hset(registration, mapping=prints)
+    times = {name: datetime.datetime.fromtimestamp(float(value), UTC).isoformat() for name, value in fields.items()
+             if name in (b"status_changed_at", b"email_confirmed_at") and b"T" not in value}
+    if b"waiting_since" in fields:
+        times[b"waiting_since"] = times[b"waiting_entered_at"] = str(float(fields[b"waiting_since"]))
+    if prints or times:
+        store.redis.hset(registration, mapping=prints | times)
     store.redis.rpush(pool_keys.history(key.registration_id), *[json.dumps(event) for event in events])
     for name in (b"email_fp", b"phone_fp"):
         contact = pool_keys.contact(prints[name]) if prints.get(name) else None
@@ -451,6 +456,10 @@ def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_sm
     assert store.redis.hget(registration, "email_fp") == bytes.fromhex(email_print)
     assert len(store.redis.hget(registration, "identity_fp")) == len(store.redis.hget(registration, "phone_fp")) == 32
     assert store.redis.object("encoding", registration) in COMPACT
+    # Times in epoch seconds (Redis keeps them as integers); the first wait's entry is its start.
+    assert store.redis.hmget(registration, "status_changed_at", "email_confirmed_at", "waiting_since",
+                             "waiting_entered_at") == [b"1799058600", b"1799058600", b"1799058600", None]
+    assert store.redis.hget(registration, "h1") == b'1799055000 registered {"channel":"online"}'
     assert not store.redis.exists(pool_keys.history(created.key.registration_id))
     assert store.redis.type(pool_keys.contact(email_print)) == b"hash"
     assert store.redis.object("encoding", pool_keys.contact(email_print)) in COMPACT

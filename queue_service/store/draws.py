@@ -23,7 +23,7 @@ from queue_service.registration import RegistrationStatus
 from queue_service.store.choices import decode_half_days, decode_sites
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
-from queue_service.store.times import utc_text
+from queue_service.store.times import moment_from_text, utc_text
 
 # What the freeze reads of every registration (store.draw_candidates), and how many at a time:
 # one script reads a batch (a few milliseconds of Redis), several are sent in one pipeline.
@@ -440,7 +440,7 @@ class DrawStore:
 
     def _status_changed_at(self, key) -> float:
         raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
-        return datetime.datetime.fromisoformat(raw.decode()).timestamp()
+        return moment_from_text(raw.decode()).timestamp()  # ISO, or epoch when written at creation
 
 
 # The record's codec ---------------------------------------------------------------

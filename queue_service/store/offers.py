@@ -25,7 +25,7 @@ from queue_service.offers import (
 )
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
-from queue_service.store.times import utc_text
+from queue_service.store.times import moment_from_text, utc_text
 
 
 class OfferStore:
@@ -76,7 +76,7 @@ class OfferStore:
         )
         if since:
             return since.decode()
-        return str(datetime.datetime.fromisoformat(confirmed.decode()).timestamp()) if confirmed else ""
+        return str(moment_from_text(confirmed.decode()).timestamp()) if confirmed else ""
 
     def pending_offers_of(self, pool: str, draw_id: str, registration_ids: list[str]) -> list[str]:
         """Those of the registrations whose offer is still the draw's, and pending."""

@@ -29,7 +29,7 @@ from queue_service.store.draws import draws_lost_since
 from queue_service.store.keys import POOLS_KEY, PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.outbox import registration_message
-from queue_service.store.times import utc_text
+from queue_service.store.times import epoch_text, from_epoch_text, moment_from_text, utc_text
 
 
 # How many times a registration reads the holders of the person's place again when a
@@ -156,7 +156,7 @@ class RegistrationStore:
             for number, (registration, fingerprints) in enumerate(zip(registrations, prints), start=1):
                 key = registration.key
                 pool_keys = PoolKeys(key.pool)
-                since = str(joined.timestamp())
+                since = epoch_text(joined)
                 fields = _registration_fields(registration, fingerprints) | {"waiting_since": since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
                 pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
@@ -232,8 +232,8 @@ class RegistrationStore:
         ]
         arguments = [
             key.registration_id,
-            utc_text(now),
-            now.timestamp(),
+            epoch_text(now),
+            epoch_text(now),
             _event_text(now, "email_confirmed"),
             _message_json(message, key.registration_id, now),
         ]
@@ -488,7 +488,6 @@ _HEX_DIGITS = "0123456789abcdef"
 # The history's fields (scripts/history.lua): event n in h<n>, then h<n>.2, h<n>.3... (`h` counts them).
 _EVENT_FIELD = re.compile(rb"h([0-9]+)(?:\.([0-9]+))?")
 _LISTPACK_VALUE = 64  # bytes: Redis's default hash-max-listpack-value
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _registration_fields(registration: Registration, prints: Fingerprints) -> dict[str, str | bytes]:
@@ -498,7 +497,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "ref": registration.ref,
         "status": registration.status.value,
         "channel": registration.channel.value,
-        "status_changed_at": utc_text(registration.created_at),
+        "status_changed_at": epoch_text(registration.created_at),
         "email": applicant.email or "",
         "phone": applicant.phone or "",
         "permit_expiry": applicant.permit_expiry.isoformat() if applicant.permit_expiry else "",
@@ -514,9 +513,9 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         # When the current wait began (epoch): draws lost are counted from there. When it
         # really began (waiting_entered_at) is the same for a first wait: left out, read so
         # (store/scripts/waits.lua, Store.draw_candidates).
-        fields["waiting_since"] = str(registration.created_at.timestamp())
+        fields["waiting_since"] = epoch_text(registration.created_at)
     if registration.email_confirmed_at:
-        fields["email_confirmed_at"] = utc_text(registration.email_confirmed_at)
+        fields["email_confirmed_at"] = epoch_text(registration.email_confirmed_at)
     if registration.draws_entered:
         fields["draws_entered"] = str(registration.draws_entered)
     if registration.draws_lost:
@@ -527,8 +526,8 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "birth_date": applicant.birth_date.isoformat(),
         "nationality": applicant.nationality,
         "agdref": applicant.agdref or "",
-        "created_at": _epoch_text(registration.created_at),
-        "confirm_by": _epoch_text(registration.confirm_by),
+        "created_at": epoch_text(registration.created_at),
+        "confirm_by": epoch_text(registration.confirm_by),
         "agent": registration.agent or "",
     }
     return fields | _pack(person)
@@ -563,7 +562,8 @@ def _pack(values: dict[str, str]) -> dict[str, str]:
     """The fields "person", "person2"... holding `values` (in _PACKED's order), each at most 64 bytes."""
     if any(_PACK_SEPARATOR in value for value in values.values()):
         raise ValueError("a registration's field holds U+001F")
-    text = _PACK_SEPARATOR.join(values[name] for name in _PACKED)
+    # Empty values at the end (the agent, mostly) are left out: `_unpack` reads them as "".
+    text = _PACK_SEPARATOR.join(values[name] for name in _PACKED).rstrip(_PACK_SEPARATOR)
     chunks, current, size = [], [], 0
     for character in text:
         width = len(character.encode())
@@ -587,27 +587,15 @@ def _unpack(fields: dict[str, str]) -> dict[str, str]:
         number += 1
     values = dict(zip(_PACKED, "".join(chunks).split(_PACK_SEPARATOR)))
     for name in ("created_at", "confirm_by"):
-        values[name] = _from_epoch_text(values[name]).isoformat() if values.get(name) else ""
+        values[name] = from_epoch_text(values[name]).isoformat() if values.get(name) else ""
     return values
-
-
-def _epoch_text(moment: datetime.datetime) -> str:
-    """Exact epoch seconds ("1799053200", or "1799053200.250000" with microseconds)."""
-    elapsed = moment - _EPOCH
-    seconds = elapsed.days * 86400 + elapsed.seconds
-    return f"{seconds}.{elapsed.microseconds:06d}" if elapsed.microseconds else str(seconds)
-
-
-def _from_epoch_text(text: str) -> datetime.datetime:
-    seconds, _, micro = text.partition(".")
-    return _EPOCH + datetime.timedelta(seconds=int(seconds), microseconds=int(micro or 0))
 
 
 def _registration_from(key: RegistrationKey, fields: dict[str, str]) -> Registration:
     person = _unpack(fields)
 
     def moment(name: str, source=fields) -> datetime.datetime | None:
-        return datetime.datetime.fromisoformat(source[name]) if source.get(name) else None
+        return moment_from_text(source[name]) if source.get(name) else None
 
     def day(name: str, source=fields) -> datetime.date | None:
         return datetime.date.fromisoformat(source[name]) if source.get(name) else None
@@ -648,8 +636,9 @@ def _message_json(message, registration_id: str, now: datetime.datetime, address
 
 
 def _event_text(moment: datetime.datetime, kind: str, detail: dict | None = None) -> str:
-    """A history event as scripts/history.lua stores it: "<at> <kind>[ <detail as JSON>]"."""
-    text = f"{utc_text(moment)} {kind}"
+    """A history event as scripts/history.lua stores it: "<at> <kind>[ <detail as JSON>]", the
+    moment in epoch seconds (the events the scripts make have it in ISO)."""
+    text = f"{epoch_text(moment)} {kind}"
     return f"{text} {json.dumps(detail, separators=(',', ':'))}" if detail else text
 
 
@@ -664,5 +653,6 @@ def _history_from(fields: dict[bytes, bytes]) -> list[dict]:
     events = []
     for number in sorted(parts):
         at, kind, *detail = b"".join(value for _, value in sorted(parts[number])).decode().split(" ", 2)
+        at = at if "T" in at else utc_text(from_epoch_text(at))  # the scripts' own events are in ISO
         events.append({"at": at, "kind": kind, "detail": json.loads(detail[0]) if detail else {}})
     return events

@@ -1,7 +1,8 @@
 -- Store.confirm_email: a pending registration's email is confirmed; it joins the waiting set.
 --
 -- KEYS: registration, history, unconfirmed, waiting, stats totals, stats day, outbox
--- ARGV: id, now (ISO), now (epoch), history event, the outbox message (JSON; "" for none)
+-- ARGV: id, now (epoch text: the confirmation and status times), now (epoch: waiting since, and
+--       the score), history event, the outbox message (JSON; "" for none)
 -- Counts email_confirmed and pushes the message (the status link) once: a second
 -- opening of the link changes nothing.
 
