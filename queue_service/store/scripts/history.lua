@@ -13,7 +13,7 @@
 --   event_text(at, kind, detail)             that text, from a detail table (nil or empty: none)
 
 local function event_text(at, kind, detail)
-  if detail and next(detail) then return at .. ' ' .. kind .. ' ' .. cjson.encode(detail) end
+  if type(detail) == 'table' and next(detail) then return at .. ' ' .. kind .. ' ' .. cjson.encode(detail) end
   return at .. ' ' .. kind
 end
 
