@@ -469,6 +469,7 @@ def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_sm
         {"at": "2027-01-04T10:30:00+00:00", "kind": "email_confirmed", "detail": {}},
     ]
     assert store.registrations_with_contact({"01:renewal": email_print}) == [(created.key, RegistrationStatus.WAITING)]
+    assert reg.recover(store, "an.nguyen@example.org", identity_secret=SECRET, now=NOW) == 1
     # Read back whole, and the applicant's changes find the prints as the scripts compare them.
     assert store.registration(created.key).applicant.email == "an.nguyen@example.org"
     changed = reg.update_preferences(store, created.key, {"phone": "07 98 76 54 32", "sites": ["gex"]}, SITES,
@@ -490,6 +491,10 @@ def test_the_contact_cap_holds_on_contact_sets_written_before_which_become_hashe
     assert store.redis.type(contact) == b"set"
     assert {key for key, _ in store.registrations_with_contact({"01:first_request": email_print})} == \
         {registration.key for registration in created}
+    # Their links go again to the address their hexadecimal prints stand for.
+    outbox = len(store.outbox("01:first_request"))
+    assert reg.recover(store, "an.nguyen@example.org", identity_secret=SECRET, now=NOW) == 4
+    assert len(store.outbox("01:first_request")) == outbox + 4
     with pytest.raises(ContactCapReached):
         sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
     assert store.redis.type(contact) == b"hash" and store.redis.hlen(contact) == 4  # turned on the first touch
