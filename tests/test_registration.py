@@ -21,6 +21,7 @@ from queue_service.reference import HALF_DAYS, procedure_by_code
 from queue_service.registration import Channel, RegistrationStatus
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.fields import long_name, short_name
 from queue_service.store.keys import ALL_PATTERN, PoolKeys, pool_pattern
 
 # Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
@@ -384,7 +385,7 @@ def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(sto
     assert [key for key in store.redis.scan_iter(pool_keys.registration_prefix + "*")
             if not key.decode().endswith(":history")] == [pool_keys.registration(left.decode()).encode()]
     # Once confirmed, the place is held: every further attempt is a duplicate.
-    email = store.redis.hget(pool_keys.registration(left.decode()), "email").decode()
+    email = store.redis.hget(pool_keys.registration(left.decode()), short_name("email")).decode()
     reg.confirm_email(store, RegistrationKey("01", "renewal", left.decode()), email, NOW)
     with ThreadPoolExecutor(max_workers=32) as pool:
         outcomes = list(pool.map(attempt, range(200, 400)))
@@ -423,15 +424,17 @@ EVENT_FIELD = re.compile(rb"h(?:[0-9]+(?:\.[0-9]+)?)?")
 
 
 def to_former_encoding(store, key: RegistrationKey) -> None:
-    """Rewrite a registration as the service wrote it before 2026-11-29: its fingerprints in
-    hexadecimal, its times in ISO, its history in a list key of its own (JSON events), its
-    contacts in sets."""
+    """Rewrite a registration as the service wrote it before 2026-11-29: its fields by their long
+    names, its fingerprints in hexadecimal, its times in ISO, its history in a list key of its own
+    (JSON events), its contacts in sets."""
     pool_keys = PoolKeys(key.pool)
     registration = pool_keys.registration(key.registration_id)
     events = store.history(key)
-    fields = store.redis.hgetall(registration)
+    fields = {long_name(name.decode()).encode(): value for name, value in store.redis.hgetall(registration).items()
+              if not EVENT_FIELD.fullmatch(name)}
     prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
-    store.redis.hdel(registration, *[name for name in fields if EVENT_FIELD.fullmatch(name)] or [b"h"])
+    store.redis.delete(registration)
+    store.redis.hset(registration, mapping=fields)
     times = {name: datetime.datetime.fromtimestamp(float(value), UTC).isoformat() for name, value in fields.items()
              if name in (b"status_changed_at", b"email_confirmed_at") and b"T" not in value}
     if b"waiting_since" in fields:
@@ -453,12 +456,14 @@ def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_sm
     pool_keys = PoolKeys("01:renewal")
     registration = pool_keys.registration(created.key.registration_id)
     email_print = reg.email_print(SECRET, "01:renewal", "an.nguyen@example.org")
-    assert store.redis.hget(registration, "email_fp") == bytes.fromhex(email_print)
-    assert len(store.redis.hget(registration, "identity_fp")) == len(store.redis.hget(registration, "phone_fp")) == 32
+    assert store.redis.hget(registration, short_name("email_fp")) == bytes.fromhex(email_print)
+    assert len(store.redis.hget(registration, short_name("identity_fp"))) == 32
+    assert len(store.redis.hget(registration, short_name("phone_fp"))) == 32
     assert store.redis.object("encoding", registration) in COMPACT
     # Times in epoch seconds (Redis keeps them as integers); the first wait's entry is its start.
-    assert store.redis.hmget(registration, "status_changed_at", "email_confirmed_at", "waiting_since",
-                             "waiting_entered_at") == [b"1799058600", b"1799058600", b"1799058600", None]
+    assert store.redis.hmget(registration, [short_name(name) for name in (
+        "status_changed_at", "email_confirmed_at", "waiting_since", "waiting_entered_at")]) == [
+        b"1799058600", b"1799058600", b"1799058600", None]
     assert store.redis.hget(registration, "h1") == b'1799055000 registered {"channel":"online"}'
     assert not store.redis.exists(pool_keys.history(created.key.registration_id))
     assert store.redis.type(pool_keys.contact(email_print)) == b"hash"
@@ -546,6 +551,10 @@ def test_a_registration_written_before_goes_through_confirmation_draw_offer_with
     assert not store.redis.exists(pool_keys.history(key.registration_id))  # moved into the hash on the first event
     registration = pool_keys.registration(key.registration_id)
     assert store.redis.object("encoding", registration) in COMPACT  # the long event is cut into 64-byte parts
+    # Its fields took their short names on that first touch (scripts/fields.lua), values unchanged.
+    names = {name.decode() for name in store.redis.hkeys(registration)}
+    assert {"status", "email_fp", "person"}.isdisjoint(names)
+    assert {short_name("status"), short_name("email_fp"), short_name("person")} <= names
     assert store.registration(key).status is RegistrationStatus.WAITING
 
     untouched = next(person.key for person in people if store.registration(person.key).status.value == "waiting"

@@ -17,7 +17,9 @@ state it counts; the waits prelude (waits.lua), in front of every script that
 records a registration's wait in the waiting set as ended; the fingerprints,
 contacts and history preludes (prints.lua, contacts.lua, history.lua), in front
 of every script that reads a registration's fingerprints, changes a contact key
-or adds to a history: each reads the form written before it too.
+or adds to a history: each reads the form written before it too; the fields
+prelude (fields.lua, behind the table of store/fields.py), in front of every
+script that names a registration's field.
 
 Files are read when the first Store is made, not at import.
 """
@@ -30,17 +32,21 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
+from queue_service.store import fields
+
 PRELUDE = "stats"
 # Each prelude (a file of scripts/) and the functions it defines: it goes in front of
 # every script that calls one of them.
-PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",),
-            "prints": ("print_text(", "print_value("),
+# The fields prelude comes first: the others may name fields too (waits.lua does).
+PRELUDES = {"fields": ("FIELD.", "short_fields("), PRELUDE: ("count_event(", "count_wait("),
+            "waits": ("end_wait(",), "prints": ("print_text(", "print_value("),
             "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
             "history": ("add_event(", "event_text(")}
 
 
 def _read(name: str) -> str:
-    return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    text = (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    return fields.lua_table() + text if name == "fields" else text
 
 
 @functools.cache
@@ -53,6 +59,8 @@ def source(name: str) -> str:
     if name in PRELUDES:
         return text
     used = [prelude for prelude, calls in PRELUDES.items() if any(call in text for call in calls)]
+    if any("FIELD." in _read(prelude) for prelude in used) and "fields" not in used:
+        used.insert(0, "fields")
     return "".join(_read(prelude) for prelude in used) + text
 
 

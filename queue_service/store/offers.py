@@ -23,6 +23,7 @@ from queue_service.offers import (
     OfferStatus,
     StandbyOutcome,
 )
+from queue_service.store.fields import both_names, first_found
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
 from queue_service.store.times import moment_from_text, utc_text
@@ -71,8 +72,9 @@ class OfferStore:
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
-        since, confirmed = self.redis.hmget(
-            PoolKeys(key.pool).registration(key.registration_id), "waiting_since", "email_confirmed_at"
+        names = ["waiting_since", "email_confirmed_at"]
+        since, confirmed = first_found(
+            self.redis.hmget(PoolKeys(key.pool).registration(key.registration_id), both_names(names)), len(names)
         )
         if since:
             return since.decode()

@@ -26,6 +26,7 @@ from queue_service.registration import Applicant, Channel, Fingerprints, Registr
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.choices import decode_half_days, decode_sites, encode_half_days, encode_sites
 from queue_service.store.draws import draws_lost_since
+from queue_service.store.fields import both_names, first_found, long_name, short_name
 from queue_service.store.keys import POOLS_KEY, PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
 from queue_service.store.outbox import registration_message
@@ -97,8 +98,8 @@ class RegistrationStore:
                 holders.append(value.decode())
         with self.redis.pipeline(transaction=False) as pipe:
             for holder in holders:
-                pipe.hmget(pool_keys.registration(holder), "email_fp", "phone_fp")
-            found = pipe.execute() if holders else []
+                pipe.hmget(pool_keys.registration(holder), both_names(["email_fp", "phone_fp"]))
+            found = [first_found(values, 2) for values in pipe.execute()] if holders else []
         return [(holder, _print_text(email), _print_text(phone)) for holder, (email, phone) in zip(holders, found)]
 
     def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys,
@@ -157,7 +158,7 @@ class RegistrationStore:
                 key = registration.key
                 pool_keys = PoolKeys(key.pool)
                 since = epoch_text(joined)
-                fields = _registration_fields(registration, fingerprints) | {"waiting_since": since}
+                fields = _registration_fields(registration, fingerprints) | {short_name("waiting_since"): since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
                 pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
                 pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
@@ -215,8 +216,8 @@ class RegistrationStore:
     def registration_statuses(self, pool: str, registration_ids: list[str]) -> list[str | None]:
         with self.redis.pipeline(transaction=False) as pipe:
             for registration_id in registration_ids:
-                pipe.hget(PoolKeys(pool).registration(registration_id), "status")
-            return [value.decode() if value else None for value in pipe.execute()]
+                pipe.hmget(PoolKeys(pool).registration(registration_id), both_names(["status"]))
+            return [value.decode() if value else None for value, in (first_found(values, 1) for values in pipe.execute())]
 
     def confirm_email(self, key, now: datetime.datetime, message=None) -> bool:
         """A pending registration joins the waiting set, with its `message` in the outbox;
@@ -282,8 +283,8 @@ class RegistrationStore:
                 for pool, found in zip(pools, members) for registration_id in sorted(found)]
         with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hget(PoolKeys(key.pool).registration(key.registration_id), "status")
-            statuses = pipe.execute()
+                pipe.hmget(PoolKeys(key.pool).registration(key.registration_id), both_names(["status"]))
+            statuses = [first_found(values, 1)[0] for values in pipe.execute()]
         return [(key, RegistrationStatus(status.decode())) for key, status in zip(keys, statuses) if status]
 
     def resend_link(self, key, email_print: str, message, now: datetime.datetime) -> bool:
@@ -302,13 +303,14 @@ class RegistrationStore:
     # Contacts -----------------------------------------------------------------
 
     def update_preferences(self, key, phone, phone_print, sites, half_days, contacts_cap, now) -> str:
-        changes = {"phone": phone or "", "sites": encode_sites(sites), "half_days": encode_half_days(half_days)}
+        changes = {short_name("phone"): phone or "", short_name("sites"): encode_sites(sites),
+                   short_name("half_days"): encode_half_days(half_days)}
         return self._change_contact(key, "phone", phone_print, changes, contacts_cap, now, "preferences_changed")
 
     def change_email(self, key, email, email_print, contacts_cap, now, message=None) -> str:
         """The confirmed new address replaces the old one; the status link's version grows (older
         links stop working) and `message` (the new link, to the new address) goes to the outbox."""
-        changes = {"email": email, "pending_email": ""}
+        changes = {short_name("email"): email, short_name("pending_email"): ""}
         return self._change_contact(key, "email", email_print, changes, contacts_cap, now, "email_changed",
                                     message=message)
 
@@ -342,7 +344,7 @@ class RegistrationStore:
             ]
             arguments = [
                 key.registration_id,
-                f"{kind}_fp",
+                short_name(f"{kind}_fp"),
                 old_print,
                 new_print or "",
                 contacts_cap,
@@ -387,12 +389,11 @@ class RegistrationStore:
         return self.scripts.move_identity(keys=keys, args=[registration_id, read_print, new_print]).decode()
 
     def _fingerprints(self, key) -> dict[str, str] | None:
-        values = self.redis.hmget(
-            PoolKeys(key.pool).registration(key.registration_id), "identity_fp", "email_fp", "phone_fp", "ref"
-        )
+        names = ("identity_fp", "email_fp", "phone_fp", "ref")
+        values = first_found(self.redis.hmget(PoolKeys(key.pool).registration(key.registration_id), both_names(names)),
+                             len(names))
         if values[0] is None:
             return None
-        names = ("identity_fp", "email_fp", "phone_fp", "ref")
         return {name: _print_text(value) if name in _PRINT_FIELDS else (value or b"").decode()
                 for name, value in zip(names, values)}
 
@@ -454,7 +455,9 @@ class RegistrationStore:
 # (a few bytes per field) as long as every value fits in 64 bytes and it has at most 128
 # fields (hash-max-listpack-value, hash-max-listpack-entries: the defaults, which managed
 # Redis may not let one change); one value longer and the whole hash becomes a hash
-# table, about 2.4 times the size (bench/memory.py). So the hash holds:
+# table, about 2.4 times the size (bench/memory.py). So the hash holds, each field under
+# the short name of store/fields.py (the code says the long names given here; `_decoded`
+# and `_registration_fields` translate):
 # - by name, each field a script reads or changes (status, status_changed_at, ref, channel,
 #   the fingerprints, waiting_since, waiting_entered_at, draws_lost, draws_entered,
 #   permit_expiry, sites, half_days, language, email, phone, email_confirmed_at,
@@ -530,7 +533,7 @@ def _registration_fields(registration: Registration, prints: Fingerprints) -> di
         "confirm_by": epoch_text(registration.confirm_by),
         "agent": registration.agent or "",
     }
-    return fields | _pack(person)
+    return {short_name(name): value for name, value in (fields | _pack(person)).items()}
 
 
 def _print_value(text: str) -> str | bytes:
@@ -554,8 +557,8 @@ def _print_text(stored: bytes | None) -> str:
 def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
     """A registration's hash as read (HGETALL), as text: the fingerprints in hexadecimal, and
     without its history (`_history_from` reads that: a part may end inside a character)."""
-    return {name.decode(): _print_text(value) if name.decode() in _PRINT_FIELDS else value.decode()
-            for name, value in raw.items() if not _EVENT_FIELD.fullmatch(name)}
+    fields = {long_name(name.decode()): value for name, value in raw.items() if not _EVENT_FIELD.fullmatch(name)}
+    return {name: _print_text(value) if name in _PRINT_FIELDS else value.decode() for name, value in fields.items()}
 
 
 def _pack(values: dict[str, str]) -> dict[str, str]:

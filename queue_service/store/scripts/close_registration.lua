@@ -9,17 +9,18 @@
 -- not allowed, -1 when the contacts changed meanwhile (nothing written then).
 -- Closing a waiting registration ends its wait, recorded in the ended waits.
 
-local status = redis.call('HGET', KEYS[1], 'status')
+short_fields(KEYS[1])
+local status = redis.call('HGET', KEYS[1], FIELD.status)
 if not status then return 0 end
 local allowed = false
 for i = 10, #ARGV do
   if ARGV[i] == status then allowed = true end
 end
 if not allowed then return 0 end
-local prints = redis.call('HMGET', KEYS[1], 'email_fp', 'phone_fp')
+local prints = redis.call('HMGET', KEYS[1], FIELD.email_fp, FIELD.phone_fp)
 if print_text(prints[1]) ~= ARGV[6] or print_text(prints[2]) ~= ARGV[7] then return -1 end
 if status == 'waiting' then end_wait(KEYS[1], KEYS[13], ARGV[1], ARGV[4]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_changed_at', ARGV[3])
+redis.call('HSET', KEYS[1], FIELD.status, ARGV[2], FIELD.status_changed_at, ARGV[3])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 contact_remove(KEYS[4], ARGV[1])
 contact_remove(KEYS[5], ARGV[1])

@@ -47,7 +47,8 @@ if #expected ~= #holders then return 'retry' end
 local replaced = {}
 for number, holder in ipairs(holders) do
   local first = holder_keys + 4 * (number - 1)
-  local fields = redis.call('HMGET', KEYS[first], 'status', 'email_fp', 'phone_fp', 'ref')
+  short_fields(KEYS[first])
+  local fields = redis.call('HMGET', KEYS[first], FIELD.status, FIELD.email_fp, FIELD.phone_fp, FIELD.ref)
   local seen = expected[number]
   local prints = {print_text(fields[2]), print_text(fields[3])}
   if seen[1] ~= holder or seen[2] ~= prints[1] or seen[3] ~= prints[2] then return 'retry' end

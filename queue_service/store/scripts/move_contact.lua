@@ -9,9 +9,10 @@
 -- withdrawn since the caller read it).
 -- Returns "ok", "contact_cap", "missing", "state", or "retry" (the contact changed meanwhile).
 
+short_fields(KEYS[1])
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then return 'missing' end
-local status = redis.call('HGET', KEYS[1], 'status')
+local status = redis.call('HGET', KEYS[1], FIELD.status)
 if status ~= 'pending_email' and status ~= 'waiting' then return 'state' end
 if print_text(current) ~= ARGV[3] then return 'retry' end
 if ARGV[3] ~= ARGV[4] then
@@ -20,7 +21,7 @@ if ARGV[3] ~= ARGV[4] then
   if ARGV[4] ~= '' then contact_add(KEYS[4], ARGV[1]) end
 end
 redis.call('HSET', KEYS[1], ARGV[2], print_value(ARGV[4]), unpack(ARGV, 9))
-if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'link_version', 1) end
+if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], FIELD.link_version, 1) end
 add_event(KEYS[1], KEYS[2], ARGV[6])
 if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[8]) end
 return 'ok'

@@ -8,7 +8,8 @@
 -- nothing changes), 'moved' (it held its key: now the new one), 'renamed' (it held none, being
 -- closed: its hash names the new fingerprint, so that its purge finds the right key).
 
-local stored = redis.call('HGET', KEYS[1], 'identity_fp')
+short_fields(KEYS[1])
+local stored = redis.call('HGET', KEYS[1], FIELD.identity_fp)
 if not stored then return 'gone' end
 stored = print_text(stored)
 if stored == ARGV[3] then return 'current' end
@@ -18,8 +19,8 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
   if holder and holder ~= ARGV[1] then return 'taken ' .. holder end
   redis.call('SET', KEYS[3], ARGV[1])
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'identity_fp', print_value(ARGV[3]))
+  redis.call('HSET', KEYS[1], FIELD.identity_fp, print_value(ARGV[3]))
   return 'moved'
 end
-redis.call('HSET', KEYS[1], 'identity_fp', print_value(ARGV[3]))
+redis.call('HSET', KEYS[1], FIELD.identity_fp, print_value(ARGV[3]))
 return 'renamed'

@@ -20,7 +20,8 @@
 -- Returns "ok", or why not: "missing", "no_offer", "state", "late", "early".
 
 local action, id, now, now_epoch = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local status = redis.call('HGET', KEYS[1], 'status')
+short_fields(KEYS[1])
+local status = redis.call('HGET', KEYS[1], FIELD.status)
 if not status then return 'missing' end
 local raw = redis.call('HGET', KEYS[3], id)
 if not raw then return 'no_offer' end
@@ -55,7 +56,7 @@ end
 local function back_to_pool()
   -- The wait a draw's offer ended is recorded now (a standby offer recorded its own), then a new one begins.
   if not offer.standby then end_wait(KEYS[1], KEYS[23], id, redis.call('HGET', KEYS[22], 'committed_epoch')) end
-  redis.call('HSET', KEYS[1], 'waiting_entered_at', ARGV[4])
+  redis.call('HSET', KEYS[1], FIELD.waiting_entered_at, ARGV[4])
   -- Never offered a slot by this draw again (its standby skips the references in that set).
   redis.call('SADD', KEYS[21], offer.ref)
   -- Settle the wait the won draw ended (draws lost before it), then wait again from its cutoff.
@@ -63,15 +64,15 @@ local function back_to_pool()
   local won = tonumber(redis.call('ZSCORE', KEYS[11], offer.draw_id))
   if since and won then
     local lost = redis.call('ZCOUNT', KEYS[11], '(' .. ARGV[5], '(' .. won)
-    redis.call('HINCRBY', KEYS[1], 'draws_lost', lost)
-    redis.call('HINCRBY', KEYS[1], 'draws_entered', lost + 1)
+    redis.call('HINCRBY', KEYS[1], FIELD.draws_lost, lost)
+    redis.call('HINCRBY', KEYS[1], FIELD.draws_entered, lost + 1)
   end
   local rejoin = won or now_epoch
-  redis.call('HSET', KEYS[1], 'status', 'waiting', 'status_changed_at', now, 'waiting_since', rejoin)
+  redis.call('HSET', KEYS[1], FIELD.status, 'waiting', FIELD.status_changed_at, now, FIELD.waiting_since, rejoin)
   redis.call('ZADD', KEYS[10], rejoin, id)
 end
 local function close(final)
-  redis.call('HSET', KEYS[1], 'status', final, 'status_changed_at', now)
+  redis.call('HSET', KEYS[1], FIELD.status, final, FIELD.status_changed_at, now)
   if redis.call('GET', KEYS[12]) == id then redis.call('DEL', KEYS[12]) end
   contact_remove(KEYS[13], id)
   contact_remove(KEYS[14], id)
@@ -89,7 +90,7 @@ if action == 'confirm' then
   offer.code = ARGV[9]
   save('confirmed')
   redis.call('ZREM', KEYS[4], id)
-  redis.call('HSET', KEYS[1], 'status', 'confirmed', 'status_changed_at', now)
+  redis.call('HSET', KEYS[1], FIELD.status, 'confirmed', FIELD.status_changed_at, now)
   redis.call('HSET', KEYS[5], offer.slot, 'booked')
   redis.call('ZADD', KEYS[7], ARGV[10], id)
   redis.call('HSET', KEYS[8], ARGV[9], id)

@@ -7,7 +7,7 @@
 -- or closed before it; returns 1 if deleted. Counts purged_unconfirmed (closed
 -- registrations were counted when they closed).
 
-local status = redis.call('HGET', KEYS[1], 'status')
+local status = redis.call('HGET', KEYS[1], FIELD.status) or redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if ARGV[3] == 'unconfirmed' then
   local score = redis.call('ZSCORE', KEYS[7], ARGV[1])
