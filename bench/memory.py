@@ -16,9 +16,10 @@ Two ways in, as in a deployment:
             scripts per person, the path of the web form (the same, plus the
             history, on the registration's hash, and the email and phone contact keys).
 
-The people are made up but shaped like real ones: fingerprints are real
-HMAC-SHA256 keys (64 hex characters), emails, phones, AGDREF numbers, a
-permit expiry, and half of them choosing sites and half-days.
+The people are made up but shaped like real ones: ids and references made by
+the service's own functions, fingerprints are real HMAC-SHA256 keys (64 hex
+characters), emails, phones, AGDREF numbers, a permit expiry, and half of them
+choosing sites and half-days.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from queue_service.registration import (  # noqa: E402
     Registration,
     RegistrationStatus,
 )
+from queue_service.registration import new_reference, new_registration_id  # noqa: E402
 from queue_service.registration.identity import contact_fingerprint, identity_fingerprint  # noqa: E402
 from queue_service.registration.tokens import RegistrationKey  # noqa: E402
 from queue_service.store import Store  # noqa: E402
@@ -64,6 +66,7 @@ def people(count: int, pool: str, seed: int = 1):
     rng = random.Random(seed)
     secret = os.urandom(32)
     prefecture, procedure = pool.split(":")
+    refs: set[str] = set()
     for number in range(count):
         family, given = FAMILY[number % 10], GIVEN[(number // 10) % 10]
         family_name = f"{family} {number}"  # distinct people
@@ -82,9 +85,8 @@ def people(count: int, pool: str, seed: int = 1):
             sites=sites, half_days=half_days, language="fr",
         )
         registration = Registration(
-            key=RegistrationKey(prefecture, procedure, os.urandom(12).hex()),
-            ref=f"{prefecture}R-" + "".join(rng.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(6)) +
-            f"{number:06d}"[-4:],
+            key=RegistrationKey(prefecture, procedure, new_registration_id(rng)),
+            ref=unique_reference(prefecture, procedure, rng, refs),
             status=RegistrationStatus.WAITING, channel=Channel.ASSISTED if number % 7 == 0 else Channel.ONLINE,
             agent=None, created_at=JOINED, confirm_by=JOINED + datetime.timedelta(days=2), applicant=applicant,
             email_confirmed_at=JOINED,
@@ -96,6 +98,14 @@ def people(count: int, pool: str, seed: int = 1):
             phone=contact_fingerprint(secret, pool, "phone", phone),
         )
         yield registration, prints
+
+
+def unique_reference(prefecture: str, procedure: str, rng: random.Random, taken: set[str]) -> str:
+    """A reference as the service makes them (01R-7K3Q9X), drawn again when taken, as the service does."""
+    while (ref := new_reference(prefecture, procedure, rng)) in taken:
+        pass
+    taken.add(ref)
+    return ref
 
 
 def write_imported(store: Store, count: int, pool: str) -> None:

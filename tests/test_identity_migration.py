@@ -90,8 +90,7 @@ def sign_up(store, records):
 
 def holder(store, registration: reg.Registration) -> str | None:
     prints = reg.fingerprints(SECRET, registration.key.pool, registration.applicant)
-    found = store.redis.get(PoolKeys(registration.key.pool).identity(prints.identity))
-    return found.decode() if found else None
+    return store.person_holder(registration.key.pool, prints.identity)
 
 
 def test_after_the_migration_a_registration_of_version_1_blocks_its_disguises(store, register_as_version_1,

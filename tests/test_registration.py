@@ -426,7 +426,7 @@ EVENT_FIELD = re.compile(rb"h(?:[0-9]+(?:\.[0-9]+)?)?")
 def to_former_encoding(store, key: RegistrationKey) -> None:
     """Rewrite a registration as the service wrote it before 2026-11-29: its fields by their long
     names, its fingerprints in hexadecimal, its times in ISO, its history in a list key of its own
-    (JSON events), its contacts in sets."""
+    (JSON events), its contacts in sets, its person's place in a key of its own."""
     pool_keys = PoolKeys(key.pool)
     registration = pool_keys.registration(key.registration_id)
     events = store.history(key)
@@ -435,6 +435,10 @@ def to_former_encoding(store, key: RegistrationKey) -> None:
     prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
     store.redis.delete(registration)
     store.redis.hset(registration, mapping=fields)
+    identity_print = fields[b"identity_fp"]  # the person's place in a key of its own
+    if store.redis.hget(pool_keys.people, identity_print) == key.registration_id.encode():
+        store.redis.hdel(pool_keys.people, identity_print)
+        store.redis.set(pool_keys.identity(prints.get(b"identity_fp") or identity_print.decode()), key.registration_id)
     times = {name: datetime.datetime.fromtimestamp(float(value), UTC).isoformat() for name, value in fields.items()
              if name in (b"status_changed_at", b"email_confirmed_at") and b"T" not in value}
     if b"waiting_since" in fields:
@@ -540,6 +544,15 @@ def test_a_registration_written_before_goes_through_confirmation_draw_offer_with
         people.append(created)
     pool_keys = PoolKeys(DRAWN_POOL)
     assert all(store.redis.type(pool_keys.history(person.key.registration_id)) == b"list" for person in people)
+    # Their persons' places are keys of their own, and still hold them.
+    former_keys = {person.key: pool_keys.identity(reg.fingerprints(DRAWN_SECRET, DRAWN_POOL, person.applicant).identity)
+                   for person in people}
+    assert not store.redis.exists(pool_keys.people)
+    assert [store.redis.get(former_keys[person.key]).decode() for person in people] == \
+        [person.key.registration_id for person in people]
+    with pytest.raises(DuplicateRegistration):
+        reg.register(store, "01", "first_request", people[0].applicant, now=joined, rng=rng,
+                     identity_secret=DRAWN_SECRET, limits=LIMITS, records=UploadedRecords(store, DRAWN_SECRET))
 
     run_the_draw(store)
     key, offer = first_offer(store)
@@ -566,8 +579,17 @@ def test_a_registration_written_before_goes_through_confirmation_draw_offer_with
         if person.key in (key, untouched):
             email_print = reg.email_print(DRAWN_SECRET, DRAWN_POOL, person.applicant.email)
             assert not store.redis.exists(pool_keys.contact(email_print))
+            assert not store.redis.exists(former_keys[person.key])  # the place released
     assert reg.purge(store, DRAW_AT + datetime.timedelta(days=100), datetime.timedelta(days=90)) == 2
     for gone in (key, untouched):
         assert not store.redis.exists(pool_keys.registration(gone.registration_id),
                                       pool_keys.history(gone.registration_id))
     assert store.waiting_count(DRAWN_POOL) == 3  # the other offer's holder is offered, not waiting
+    # The one who withdrew may register again; the place is then in the people hash.
+    again = next(person for person in people if person.key == untouched)
+    registered = reg.register(store, "01", "first_request", again.applicant, now=DRAW_AT, rng=rng,
+                              identity_secret=DRAWN_SECRET, limits=LIMITS,
+                              records=UploadedRecords(store, DRAWN_SECRET))
+    identity_print = reg.fingerprints(DRAWN_SECRET, DRAWN_POOL, again.applicant).identity
+    assert store.redis.hget(pool_keys.people, bytes.fromhex(identity_print)) == registered.key.registration_id.encode()
+    assert not store.redis.exists(former_keys[untouched])

@@ -88,7 +88,14 @@ REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # moves its list there and deletes it; the scripts that add events, create or purge one are
 # still handed this key for that.
 HISTORY_KEY = REGISTRATION_KEY + ":history"
-# String: registration id holding the place of one person (keyed hash of identity).
+# Hash: the person's identity fingerprint (keyed hash of identity; its 32 bytes, as the
+# registration's hash keeps it: scripts/prints.lua) -> the registration id holding that
+# person's place. One field a person, not one key (about 60 bytes less each: a key costs
+# about 100 bytes before its value); since 2026-11-29 (scripts/person.lua).
+PEOPLE_KEY = "qs:{{{pool}}}:people"
+# String: registration id holding the place of one person, as written before 2026-11-29
+# (PEOPLE_KEY since). Still read, and deleted when its registration's place moves into
+# PEOPLE_KEY or is released (scripts/person.lua); scripts are still handed it for that.
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
 # Hash of registration id -> "" for the registrations active with one email or phone
 # (keyed hash of it): small hashes are compact listpacks before Redis 7.2, small sets are
@@ -261,6 +268,10 @@ class PoolKeys:
 
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
+
+    @property
+    def people(self) -> str:
+        return PEOPLE_KEY.format(pool=self.pool)
 
     def contact(self, fingerprint: str | None) -> str:
         return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")

@@ -19,7 +19,8 @@ contacts and history preludes (prints.lua, contacts.lua, history.lua), in front
 of every script that reads a registration's fingerprints, changes a contact key
 or adds to a history: each reads the form written before it too; the fields
 prelude (fields.lua, behind the table of store/fields.py), in front of every
-script that names a registration's field.
+script that names a registration's field; the person prelude (person.lua), in front
+of every script that reads, takes or releases a person's place.
 
 Files are read when the first Store is made, not at import.
 """
@@ -41,7 +42,8 @@ PRELUDE = "stats"
 PRELUDES = {"fields": ("FIELD.", "short_fields("), PRELUDE: ("count_event(", "count_wait("),
             "waits": ("end_wait(",), "prints": ("print_text(", "print_value("),
             "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
-            "history": ("add_event(", "event_text(")}
+            "history": ("add_event(", "event_text("),
+            "person": ("person_holder(", "person_hold(", "person_release(")}
 
 
 def _read(name: str) -> str:
@@ -58,10 +60,15 @@ def source(name: str) -> str:
     text = _read(name)
     if name in PRELUDES:
         return text
-    used = [prelude for prelude, calls in PRELUDES.items() if any(call in text for call in calls)]
-    if any("FIELD." in _read(prelude) for prelude in used) and "fields" not in used:
-        used.insert(0, "fields")
-    return "".join(_read(prelude) for prelude in used) + text
+    # The preludes the script calls, and those they call (person.lua calls print_value), in PRELUDES' order.
+    needed = text
+    used: list[str] = []
+    while True:
+        found = [prelude for prelude, calls in PRELUDES.items() if any(call in needed for call in calls)]
+        if found == used:
+            return "".join(_read(prelude) for prelude in used) + text
+        used = found
+        needed = text + "".join(_read(prelude) for prelude in used)
 
 
 class Scripts:

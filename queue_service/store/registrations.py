@@ -63,35 +63,39 @@ class RegistrationStore:
         still unconfirmed (`pending_email`) does not hold the place: it is replaced in
         the same step (create_registration.lua); any other is a "duplicate".
         """
-        key = registration.key
-        pool_keys = PoolKeys(key.pool)
         lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
-        lookup_keys = [pool_keys.identity(fp) for fp in lookups]
         for attempt in range(HOLDER_READS):
             # The first read also lists the pool (idempotent, in the same round trip), so that the
             # dispatcher finds the pool of every message written.
-            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookup_keys,
+            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookups,
                                                 list_pool=attempt == 0)
             if outcome != "retry":
                 return outcome
             time.sleep(random.uniform(0, HOLDER_READ_PAUSE * (attempt + 1)))
         raise redis.ConnectionError("the person's registrations kept changing: try again")  # a 503
 
-    def _holders(self, pool_keys: PoolKeys, lookup_keys: list[str], list_pool: bool) -> list[tuple[str, str, str]]:
-        """The registrations holding one of `lookup_keys`, in the order the script finds them,
-        each with its email and phone prints (read now: the script checks they still are).
-        With `list_pool`, the pool is added to POOLS_KEY in the same round trip (two on Redis
-        Cluster, whose client refuses MGET in a pipeline)."""
+    def _holders(self, pool_keys: PoolKeys, lookups: list[str], list_pool: bool) -> list[tuple[str, str, str]]:
+        """The registrations holding the place of the person under one of the fingerprints
+        `lookups`, in the order the script finds them (scripts/person.lua: the people hash,
+        else the key written before 2026-11-29), each with its email and phone prints (read
+        now: the script checks they still are). With `list_pool`, the pool is added to
+        POOLS_KEY in the same round trip (three on Redis Cluster, whose client refuses MGET
+        in a pipeline)."""
+        fields = [_print_value(fingerprint) for fingerprint in lookups]
+        former_keys = [pool_keys.identity(fingerprint) for fingerprint in lookups]
         if self.cluster:
             if list_pool:
                 self.redis.sadd(POOLS_KEY, pool_keys.pool)
-            held = self.redis.mget(lookup_keys)  # one slot: the pool's
+            in_hash = self.redis.hmget(pool_keys.people, fields)
+            former = self.redis.mget(former_keys)  # one slot: the pool's
         else:
             with self.redis.pipeline(transaction=False) as pipe:
                 if list_pool:
                     pipe.sadd(POOLS_KEY, pool_keys.pool)
-                pipe.mget(lookup_keys)
-                held = pipe.execute()[-1]
+                pipe.hmget(pool_keys.people, fields)
+                pipe.mget(former_keys)
+                in_hash, former = pipe.execute()[-2:]
+        held = [now if now is not None else before for now, before in zip(in_hash, former)]
         holders: list[str] = []
         for value in held:
             if value is not None and value.decode() not in holders:
@@ -102,11 +106,12 @@ class RegistrationStore:
             found = [first_found(values, 2) for values in pipe.execute()] if holders else []
         return [(holder, _print_text(email), _print_text(phone)) for holder, (email, phone) in zip(holders, found)]
 
-    def _create_registration(self, registration, prints, contacts_cap, now, message, lookup_keys,
+    def _create_registration(self, registration, prints, contacts_cap, now, message, lookups,
                              list_pool: bool) -> str:
         key = registration.key
         pool_keys = PoolKeys(key.pool)
-        holders = self._holders(pool_keys, lookup_keys, list_pool)
+        lookup_keys = [pool_keys.identity(fp) for fp in lookups]  # as written before 2026-11-29
+        holders = self._holders(pool_keys, lookups, list_pool)
         holder_keys = [held for holder, email, phone in holders
                        for held in (pool_keys.registration(holder), pool_keys.history(holder),
                                     pool_keys.contact(email or None), pool_keys.contact(phone or None))]
@@ -125,6 +130,7 @@ class RegistrationStore:
             pool_keys.outbox,
             *lookup_keys[1:],
             *holder_keys,
+            pool_keys.people,
         ]
         arguments = [
             key.registration_id,
@@ -140,6 +146,7 @@ class RegistrationStore:
             _message_json(message, key.registration_id, now),
             len(lookup_keys) - 1,
             json.dumps([list(holder) for holder in holders]),
+            json.dumps(lookups),
             *[item for pair in fields.items() for item in pair],
         ]
         return run_replicated(self.redis, self.scripts.create_registration, self.replicas_to_wait, keys,
@@ -160,7 +167,7 @@ class RegistrationStore:
                 since = epoch_text(joined)
                 fields = _registration_fields(registration, fingerprints) | {short_name("waiting_since"): since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
-                pipe.set(pool_keys.identity(fingerprints.identity), key.registration_id)
+                pipe.hset(pool_keys.people, _print_value(fingerprints.identity), key.registration_id)
                 pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
                 pipe.zadd(pool_keys.waiting, {key.registration_id: joined.timestamp()})
                 if number % 10_000 == 0:
@@ -248,7 +255,7 @@ class RegistrationStore:
             if prints is None:
                 return False
             keys = [*self._lifecycle_keys(key.pool, key.registration_id, prints), *self.stats_keys(key.pool, now),
-                    PoolKeys(key.pool).outbox, PoolKeys(key.pool).waits_ended]
+                    PoolKeys(key.pool).outbox, PoolKeys(key.pool).waits_ended, PoolKeys(key.pool).people]
             arguments = [
                 key.registration_id,
                 status.value,
@@ -380,12 +387,24 @@ class RegistrationStore:
                           **{name: person.get(name, "") for name in _IDENTITY_FIELDS}})
         return found
 
+    def person_holder(self, pool: str, fingerprint: str) -> str | None:
+        """The id of the registration holding the place of the person `fingerprint` stands for
+        (the people hash, else a key written before 2026-11-29: scripts/person.lua), or None."""
+        pool_keys = PoolKeys(pool)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(pool_keys.people, _print_value(fingerprint))
+            pipe.get(pool_keys.identity(fingerprint))
+            in_hash, former = pipe.execute()
+        found = in_hash if in_hash is not None else former
+        return found.decode() if found is not None else None
+
     def move_identity(self, pool: str, registration_id: str, read_print: str, new_print: str) -> str:
         """Put the registration's person key under `new_print` (scripts/move_identity.lua says
         what each answer means): "current", "gone", "changed", "taken <holder's id>", "moved"
         or "renamed"."""
         pool_keys = PoolKeys(pool)
-        keys = [pool_keys.registration(registration_id), pool_keys.identity(read_print), pool_keys.identity(new_print)]
+        keys = [pool_keys.registration(registration_id), pool_keys.identity(read_print), pool_keys.identity(new_print),
+                pool_keys.people]
         return self.scripts.move_identity(keys=keys, args=[registration_id, read_print, new_print]).decode()
 
     def _fingerprints(self, key) -> dict[str, str] | None:
@@ -444,7 +463,7 @@ class RegistrationStore:
                 self.redis.zrem(index, registration_id)
             return 0
         keys = [*self._lifecycle_keys(pool, registration_id, prints), *self.stats_keys(pool, deadline),
-                pool_keys.offers]
+                pool_keys.offers, pool_keys.people]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
         return int(self.scripts.purge_registration(keys=keys, args=arguments))
 

@@ -1,7 +1,8 @@
 -- Store.close_registration: a registration closes (withdrawn...), releasing its person and contacts.
 --
--- KEYS: registration, history, identity, email contacts, phone contacts, refs,
---       unconfirmed, waiting, closed, stats totals, stats day, outbox, ended waits
+-- KEYS: registration, history, identity (as before 2026-11-29), email contacts, phone
+--       contacts, refs, unconfirmed, waiting, closed, stats totals, stats day, outbox,
+--       ended waits, people
 -- ARGV: id, new status, now (ISO), now (epoch), history event, expected email
 --       fingerprint, expected phone fingerprint, event to count ("" for none),
 --       the outbox message (JSON; "" for none), then the statuses allowed before
@@ -21,7 +22,7 @@ local prints = redis.call('HMGET', KEYS[1], FIELD.email_fp, FIELD.phone_fp)
 if print_text(prints[1]) ~= ARGV[6] or print_text(prints[2]) ~= ARGV[7] then return -1 end
 if status == 'waiting' then end_wait(KEYS[1], KEYS[13], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[1], FIELD.status, ARGV[2], FIELD.status_changed_at, ARGV[3])
-if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+person_release(KEYS[14], KEYS[3], print_text(redis.call('HGET', KEYS[1], FIELD.identity_fp)), ARGV[1])
 contact_remove(KEYS[4], ARGV[1])
 contact_remove(KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])

@@ -2,6 +2,7 @@
 -- the key it holds moves to the new fingerprint, and its hash names the new one, all or nothing.
 --
 -- KEYS: registration, its identity key under the fingerprint read, its identity key under the new one
+--       (both as written before 2026-11-29: person.lua), the people hash
 -- ARGV: id, the fingerprint read from its hash, the new fingerprint
 -- Returns 'current' (already the new fingerprint), 'gone' (deleted meanwhile), 'changed' (another
 -- fingerprint than the one read: read it again), 'taken <id>' (registration <id> holds the new key:
@@ -14,11 +15,11 @@ if not stored then return 'gone' end
 stored = print_text(stored)
 if stored == ARGV[3] then return 'current' end
 if stored ~= ARGV[2] then return 'changed' end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  local holder = redis.call('GET', KEYS[3])
+if person_holder(KEYS[4], KEYS[2], ARGV[2]) == ARGV[1] then
+  local holder = person_holder(KEYS[4], KEYS[3], ARGV[3])
   if holder and holder ~= ARGV[1] then return 'taken ' .. holder end
-  redis.call('SET', KEYS[3], ARGV[1])
-  redis.call('DEL', KEYS[2])
+  person_release(KEYS[4], KEYS[2], ARGV[2], ARGV[1])
+  person_hold(KEYS[4], KEYS[3], ARGV[3], ARGV[1])
   redis.call('HSET', KEYS[1], FIELD.identity_fp, print_value(ARGV[3]))
   return 'moved'
 end
