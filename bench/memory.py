@@ -73,7 +73,7 @@ def people(count: int, pool: str, seed: int = 1):
         birth = datetime.date(1960, 1, 1) + datetime.timedelta(days=rng.randrange(15000))
         email = f"{given.split()[0].lower()}.{family.lower()}{number}@example.org"
         phone = f"+3361{number:07d}"
-        agdref = f"{rng.randrange(10**10):010d}"
+        agdref = f"{number:07d}{rng.randrange(1000):03d}"  # 10 digits, distinct (the person's identity key)
         choosy = number % 2 == 1
         sites = tuple(rng.sample(SITES, rng.randint(1, 4))) if choosy else SITES
         half_days = tuple(sorted(rng.sample(HALF_DAYS, rng.randint(2, 10)), key=HALF_DAYS.index)) if choosy \

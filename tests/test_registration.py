@@ -149,7 +149,8 @@ def test_a_registration_still_unconfirmed_is_replaced_by_the_same_person_again(s
         reg.confirm_email(store, typo.key, "fatou.sow@gmial.com", NOW)
     pool_keys = PoolKeys("01:renewal")
     assert store.redis.zrange(pool_keys.unconfirmed, 0, -1) == [again.key.registration_id.encode()]
-    assert store.redis.hvals(pool_keys.refs) == [again.key.registration_id.encode()]
+    assert [store.registration_key_by_ref("01:renewal", ref.decode()) for ref in store.redis.hkeys(pool_keys.refs)] \
+        == [again.key]
     # The typo's contacts are free again (the cap counts the live registration only).
     assert store.redis.smembers(pool_keys.contact(reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com"))) == set()
     # Only the new registration's link goes out: the old one's message finds nothing to send.
@@ -381,7 +382,8 @@ def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(sto
     assert outcomes.count("created") == 200
     pool_keys = PoolKeys("01:renewal")
     (left,) = store.redis.zrange(pool_keys.unconfirmed, 0, -1)
-    assert store.redis.hvals(pool_keys.refs) == [left]
+    assert [store.registration_key_by_ref("01:renewal", ref.decode()).registration_id
+            for ref in store.redis.hkeys(pool_keys.refs)] == [left.decode()]
     assert [key for key in store.redis.scan_iter(pool_keys.registration_prefix + "*")
             if not key.decode().endswith(":history")] == [pool_keys.registration(left.decode()).encode()]
     # Once confirmed, the place is held: every further attempt is a duplicate.
@@ -435,10 +437,10 @@ def to_former_encoding(store, key: RegistrationKey) -> None:
     prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
     store.redis.delete(registration)
     store.redis.hset(registration, mapping=fields)
-    identity_print = fields[b"identity_fp"]  # the person's place in a key of its own
-    if store.redis.hget(pool_keys.people, identity_print) == key.registration_id.encode():
-        store.redis.hdel(pool_keys.people, identity_print)
-        store.redis.set(pool_keys.identity(prints.get(b"identity_fp") or identity_print.decode()), key.registration_id)
+    identity_print = prints.get(b"identity_fp") or fields[b"identity_fp"].decode()  # the person's place: a key
+    if store.person_holder(key.pool, identity_print) == key.registration_id:
+        store.redis.hdel(pool_keys.people, bytes.fromhex(identity_print)[:16])  # its field (keys.PEOPLE_KEY)
+        store.redis.set(pool_keys.identity(identity_print), key.registration_id)
     times = {name: datetime.datetime.fromtimestamp(float(value), UTC).isoformat() for name, value in fields.items()
              if name in (b"status_changed_at", b"email_confirmed_at") and b"T" not in value}
     if b"waiting_since" in fields:
@@ -591,5 +593,6 @@ def test_a_registration_written_before_goes_through_confirmation_draw_offer_with
                               identity_secret=DRAWN_SECRET, limits=LIMITS,
                               records=UploadedRecords(store, DRAWN_SECRET))
     identity_print = reg.fingerprints(DRAWN_SECRET, DRAWN_POOL, again.applicant).identity
-    assert store.redis.hget(pool_keys.people, bytes.fromhex(identity_print)) == registered.key.registration_id.encode()
+    assert store.redis.hlen(pool_keys.people) == 1
+    assert store.person_holder(DRAWN_POOL, identity_print) == registered.key.registration_id
     assert not store.redis.exists(former_keys[untouched])

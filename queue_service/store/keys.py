@@ -80,7 +80,9 @@ SCHEDULED_POOLS_KEY = "qs:schedules"
 # Keys of one pool share the hash tag {<prefecture>:<procedure>}.
 # Hash: one registration's fields (personal data included; never in key names), kept small
 # enough for Redis's compact listpack encoding: the fields and their encoding are listed
-# above _registration_fields in store/registrations.py.
+# above _registration_fields in store/registrations.py, their names in Redis (one or two
+# characters since 2026-11-29; long ones before, renamed on first touch) in store/fields.py.
+# The id is 16 URL-safe characters since 2026-11-29 (32 hexadecimal before; both valid).
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # List of JSON events {at, kind, detail}: the history of a registration written before
 # 2026-11-29, for its proof. Since then the history is on the registration's hash (fields
@@ -88,10 +90,10 @@ REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
 # moves its list there and deletes it; the scripts that add events, create or purge one are
 # still handed this key for that.
 HISTORY_KEY = REGISTRATION_KEY + ":history"
-# Hash: the person's identity fingerprint (keyed hash of identity; its 32 bytes, as the
-# registration's hash keeps it: scripts/prints.lua) -> the registration id holding that
-# person's place. One field a person, not one key (about 60 bytes less each: a key costs
-# about 100 bytes before its value); since 2026-11-29 (scripts/person.lua).
+# Hash: the person's identity fingerprint (keyed hash of identity; the first 16 of its 32
+# bytes) -> the registration id holding that person's place (its 12 bytes: scripts/ids.lua).
+# One field a person, not one key (about 80 bytes less each: a key costs about 100 bytes
+# before its value); since 2026-11-29 (scripts/person.lua, Store.person_holder).
 PEOPLE_KEY = "qs:{{{pool}}}:people"
 # String: registration id holding the place of one person, as written before 2026-11-29
 # (PEOPLE_KEY since). Still read, and deleted when its registration's place moves into
@@ -103,7 +105,7 @@ IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
 # touches it (store/scripts/contacts.lua); Store.registrations_with_contact reads both.
 # Without that contact, scripts are handed the "none" key, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
-# Hash: public reference -> registration id.
+# Hash: public reference -> registration id (a new id as its 12 bytes: scripts/ids.lua).
 REFS_KEY = "qs:{{{pool}}}:refs"
 # Sorted set: registrations waiting for a draw, scored by the time they joined (for
 # one who went back to the pool, the cutoff of the draw that offered them a slot:

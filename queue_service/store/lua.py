@@ -20,7 +20,8 @@ of every script that reads a registration's fingerprints, changes a contact key
 or adds to a history: each reads the form written before it too; the fields
 prelude (fields.lua, behind the table of store/fields.py), in front of every
 script that names a registration's field; the person prelude (person.lua), in front
-of every script that reads, takes or releases a person's place.
+of every script that reads, takes or releases a person's place (with the ids
+prelude, ids.lua, for the ids it keeps as bytes).
 
 Files are read when the first Store is made, not at import.
 """
@@ -41,6 +42,7 @@ PRELUDE = "stats"
 # The fields prelude comes first: the others may name fields too (waits.lua does).
 PRELUDES = {"fields": ("FIELD.", "short_fields("), PRELUDE: ("count_event(", "count_wait("),
             "waits": ("end_wait(",), "prints": ("print_text(", "print_value("),
+            "ids": ("id_value(", "id_text("),
             "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
             "history": ("add_event(", "event_text("),
             "person": ("person_holder(", "person_hold(", "person_release(")}

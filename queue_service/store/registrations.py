@@ -11,6 +11,7 @@ The field codec of the Registration dataclass and of the history's events live h
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import json
@@ -81,7 +82,7 @@ class RegistrationStore:
         now: the script checks they still are). With `list_pool`, the pool is added to
         POOLS_KEY in the same round trip (three on Redis Cluster, whose client refuses MGET
         in a pipeline)."""
-        fields = [_print_value(fingerprint) for fingerprint in lookups]
+        fields = [_person_field(fingerprint) for fingerprint in lookups]
         former_keys = [pool_keys.identity(fingerprint) for fingerprint in lookups]
         if self.cluster:
             if list_pool:
@@ -95,11 +96,11 @@ class RegistrationStore:
                 pipe.hmget(pool_keys.people, fields)
                 pipe.mget(former_keys)
                 in_hash, former = pipe.execute()[-2:]
-        held = [now if now is not None else before for now, before in zip(in_hash, former)]
         holders: list[str] = []
-        for value in held:
-            if value is not None and value.decode() not in holders:
-                holders.append(value.decode())
+        for now, before in zip(in_hash, former):
+            holder = _id_text(now) if now is not None else _id_text(before)
+            if holder is not None and holder not in holders:
+                holders.append(holder)
         with self.redis.pipeline(transaction=False) as pipe:
             for holder in holders:
                 pipe.hmget(pool_keys.registration(holder), both_names(["email_fp", "phone_fp"]))
@@ -167,8 +168,8 @@ class RegistrationStore:
                 since = epoch_text(joined)
                 fields = _registration_fields(registration, fingerprints) | {short_name("waiting_since"): since}
                 pipe.hset(pool_keys.registration(key.registration_id), mapping=fields)
-                pipe.hset(pool_keys.people, _print_value(fingerprints.identity), key.registration_id)
-                pipe.hset(pool_keys.refs, registration.ref, key.registration_id)
+                pipe.hset(pool_keys.people, _person_field(fingerprints.identity), _id_value(key.registration_id))
+                pipe.hset(pool_keys.refs, registration.ref, _id_value(key.registration_id))
                 pipe.zadd(pool_keys.waiting, {key.registration_id: joined.timestamp()})
                 if number % 10_000 == 0:
                     pipe.execute()
@@ -197,11 +198,11 @@ class RegistrationStore:
         return dataclasses.replace(found, draws_entered=found.draws_entered + entered, draws_lost=found.draws_lost + lost)
 
     def registration_key_by_ref(self, pool: str, ref: str):
-        registration_id = self.redis.hget(PoolKeys(pool).refs, ref)
+        registration_id = _id_text(self.redis.hget(PoolKeys(pool).refs, ref))
         if registration_id is None:
             return None
         prefecture, procedure = PoolId(pool).parts
-        return RegistrationKey(prefecture, procedure, registration_id.decode())
+        return RegistrationKey(prefecture, procedure, registration_id)
 
     def history(self, key) -> list[dict]:
         """The registration's events, oldest first: those of the list a registration written
@@ -371,7 +372,7 @@ class RegistrationStore:
         """Every registration of the pool (all hold a public reference until purged), with
         what its person key is made of: id, ref, created_at, identity_fp and the identity
         fields (family_name, given_names, birth_date, nationality, agdref)."""
-        ids = sorted({registration_id.decode() for _, registration_id in self.redis.hscan_iter(PoolKeys(pool).refs)})
+        ids = sorted({_id_text(registration_id) for _, registration_id in self.redis.hscan_iter(PoolKeys(pool).refs)})
         pool_keys = PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
             for registration_id in ids:
@@ -392,11 +393,10 @@ class RegistrationStore:
         (the people hash, else a key written before 2026-11-29: scripts/person.lua), or None."""
         pool_keys = PoolKeys(pool)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(pool_keys.people, _print_value(fingerprint))
+            pipe.hget(pool_keys.people, _person_field(fingerprint))
             pipe.get(pool_keys.identity(fingerprint))
             in_hash, former = pipe.execute()
-        found = in_hash if in_hash is not None else former
-        return found.decode() if found is not None else None
+        return _id_text(in_hash) if in_hash is not None else _id_text(former)
 
     def move_identity(self, pool: str, registration_id: str, read_print: str, new_print: str) -> str:
         """Put the registration's person key under `new_print` (scripts/move_identity.lua says
@@ -563,6 +563,33 @@ def _print_value(text: str) -> str | bytes:
     if len(text) == 32:  # would read back as 32 bytes
         raise ValueError("a fingerprint of 32 characters")
     return text
+
+
+def _person_field(fingerprint: str) -> str | bytes:
+    """The field of the pool's people hash for the person `fingerprint` stands for: the first
+    16 bytes of its 32 (scripts/person.lua says why), or any other text as it is."""
+    value = _print_value(fingerprint)
+    return value[:16] if isinstance(value, bytes) else value
+
+
+_ID_CHARACTERS = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
+def _id_value(registration_id: str) -> str | bytes:
+    """An id as the people and references hashes keep it: the 12 bytes its 16 URL-safe base64 characters spell
+    (registration.new_registration_id), or any other id as it is (scripts/ids.lua)."""
+    if _ID_CHARACTERS.fullmatch(registration_id):
+        return base64.urlsafe_b64decode(registration_id)
+    if len(registration_id.encode()) == 12:  # would read back as 12 bytes
+        raise ValueError("a registration id of 12 bytes")
+    return registration_id
+
+
+def _id_text(stored: bytes | None) -> str | None:
+    """The id a value of the people or references hash stands for (None for none)."""
+    if stored is None:
+        return None
+    return base64.urlsafe_b64encode(stored).decode() if len(stored) == 12 else stored.decode()
 
 
 def _print_text(stored: bytes | None) -> str:

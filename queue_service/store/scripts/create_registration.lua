@@ -84,12 +84,12 @@ for _, old in ipairs(replaced) do
   for which = 1, 2 do
     if old.prints[which] ~= '' then contact_remove(old.contacts[which], old.id) end
   end
-  if redis.call('HGET', KEYS[6], old.ref) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
+  if id_text(redis.call('HGET', KEYS[6], old.ref)) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
   redis.call('ZREM', KEYS[7], old.id)
   for _, held in ipairs(keys_of[old.id]) do person_release(people, held[1], held[2], old.id) end  -- each found holding it
   count_event('replaced_unconfirmed', 1, unpack(stats))
 end
-redis.call('HSET', KEYS[6], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[6], ARGV[2], id_value(ARGV[1]))
 person_hold(people, KEYS[3], lookups[1], ARGV[1])
 if ARGV[8] == '1' then contact_add(KEYS[4], ARGV[1]) end
 if ARGV[9] == '1' then contact_add(KEYS[5], ARGV[1]) end

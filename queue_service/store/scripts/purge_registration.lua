@@ -22,7 +22,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 person_release(KEYS[13], KEYS[3], identity, ARGV[1])
 contact_remove(KEYS[4], ARGV[1])
 contact_remove(KEYS[5], ARGV[1])
-if redis.call('HGET', KEYS[6], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[2]) end
+if id_text(redis.call('HGET', KEYS[6], ARGV[2])) == ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[2]) end
 redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
