@@ -152,7 +152,7 @@ def test_a_registration_still_unconfirmed_is_replaced_by_the_same_person_again(s
     assert [store.registration_key_by_ref("01:renewal", ref.decode()) for ref in store.redis.hkeys(pool_keys.refs)] \
         == [again.key]
     # The typo's contacts are free again (the cap counts the live registration only).
-    assert store.redis.smembers(pool_keys.contact(reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com"))) == set()
+    assert store.contact_holders("01:renewal", reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com")) == []
     # Only the new registration's link goes out: the old one's message finds nothing to send.
     assert [message["registration_id"] for message in store.outbox("01:renewal")] == [
         typo.key.registration_id, again.key.registration_id]
@@ -448,15 +448,19 @@ def to_former_encoding(store, key: RegistrationKey) -> None:
     if prints or times:
         store.redis.hset(registration, mapping=prints | times)
     store.redis.rpush(pool_keys.history(key.registration_id), *[json.dumps(event) for event in events])
-    for name in (b"email_fp", b"phone_fp"):
-        contact = pool_keys.contact(prints[name]) if prints.get(name) else None
-        if contact and store.redis.type(contact) == b"hash":
-            members = store.redis.hkeys(contact)
-            store.redis.delete(contact)
-            store.redis.sadd(contact, *members)
+    for name in (b"email_fp", b"phone_fp"):  # its id leaves the contacts hash for a set of the contact's own
+        if prints.get(name) and key.registration_id in store.contact_holders(key.pool, prints[name]):
+            field = bytes.fromhex(prints[name])[:16]  # (keys.CONTACTS_KEY)
+            others = [other for other in store.redis.hget(pool_keys.contacts, field).decode().split(",")
+                      if other != key.registration_id]
+            if others:
+                store.redis.hset(pool_keys.contacts, field, ",".join(others))
+            else:
+                store.redis.hdel(pool_keys.contacts, field)
+            store.redis.sadd(pool_keys.contact(prints[name]), key.registration_id)
 
 
-def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_small_hashes(store, sign_up):
+def test_a_registration_keeps_prints_as_bytes_its_history_in_its_hash_and_contacts_in_the_pool_hash(store, sign_up):
     created = sign_up()
     reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW + datetime.timedelta(hours=1))
     pool_keys = PoolKeys("01:renewal")
@@ -472,8 +476,10 @@ def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_sm
         b"1799058600", b"1799058600", b"1799058600", None]
     assert store.redis.hget(registration, "h1") == b'1799055000 registered {"channel":"online"}'
     assert not store.redis.exists(pool_keys.history(created.key.registration_id))
-    assert store.redis.type(pool_keys.contact(email_print)) == b"hash"
-    assert store.redis.object("encoding", pool_keys.contact(email_print)) in COMPACT
+    # The contact is a field of the pool's contacts hash (16 bytes of its print -> ids), not a key of its own.
+    assert not store.redis.exists(pool_keys.contact(email_print))
+    assert store.redis.hget(pool_keys.contacts, bytes.fromhex(email_print)[:16]) == \
+        created.key.registration_id.encode()
     # The history reads as the former list gave it.
     assert store.history(created.key) == [
         {"at": "2027-01-04T09:30:00+00:00", "kind": "registered", "detail": {"channel": "online"}},
@@ -489,10 +495,11 @@ def test_a_registration_keeps_prints_as_bytes_and_its_history_and_contacts_in_sm
     assert [event["kind"] for event in store.history(created.key)] == [
         "registered", "email_confirmed", "preferences_changed"]
     assert reg.withdraw(store, created.key, NOW + datetime.timedelta(hours=3)).status is RegistrationStatus.WITHDRAWN
-    assert not store.redis.exists(pool_keys.contact(email_print))
+    assert store.contact_holders("01:renewal", email_print) == []
+    assert not store.redis.hexists(pool_keys.contacts, bytes.fromhex(email_print)[:16])
 
 
-def test_the_contact_cap_holds_on_contact_sets_written_before_which_become_hashes(store, sign_up):
+def test_the_contact_cap_holds_on_contact_sets_written_before_which_move_into_the_contacts_hash(store, sign_up):
     email_print = reg.email_print(SECRET, "01:first_request", "an.nguyen@example.org")
     contact = PoolKeys("01:first_request").contact(email_print)
     created = [sign_up(procedure="first_request", agdref="", family_name=name, phone=f"06 12 34 56 7{number}")
@@ -508,10 +515,12 @@ def test_the_contact_cap_holds_on_contact_sets_written_before_which_become_hashe
     assert len(store.outbox("01:first_request")) == outbox + 4
     with pytest.raises(ContactCapReached):
         sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
-    assert store.redis.type(contact) == b"hash" and store.redis.hlen(contact) == 4  # turned on the first touch
+    assert not store.redis.exists(contact)  # moved into the contacts hash on the first touch
+    assert len(store.contact_holders("01:first_request", email_print)) == 4
     reg.confirm_email(store, created[0].key, "an.nguyen@example.org", NOW)
     reg.withdraw(store, created[0].key, NOW)  # its former prints (hexadecimal) still release its contacts
-    assert store.redis.hlen(contact) == 3
+    assert store.contact_holders("01:first_request", email_print) == sorted(
+        registration.key.registration_id for registration in created[1:])
     assert sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
     with pytest.raises(ContactCapReached):
         sign_up(procedure="first_request", agdref="", family_name="Fay", phone="06 12 34 56 69")
@@ -581,6 +590,7 @@ def test_a_registration_written_before_goes_through_confirmation_draw_offer_with
         if person.key in (key, untouched):
             email_print = reg.email_print(DRAWN_SECRET, DRAWN_POOL, person.applicant.email)
             assert not store.redis.exists(pool_keys.contact(email_print))
+            assert store.contact_holders(DRAWN_POOL, email_print) == []
             assert not store.redis.exists(former_keys[person.key])  # the place released
     assert reg.purge(store, DRAW_AT + datetime.timedelta(days=100), datetime.timedelta(days=90)) == 2
     for gone in (key, untouched):

@@ -99,11 +99,16 @@ PEOPLE_KEY = "qs:{{{pool}}}:people"
 # (PEOPLE_KEY since). Still read, and deleted when its registration's place moves into
 # PEOPLE_KEY or is released (scripts/person.lua); scripts are still handed it for that.
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Hash of registration id -> "" for the registrations active with one email or phone
-# (keyed hash of it): small hashes are compact listpacks before Redis 7.2, small sets are
-# not. One written before 2026-11-29 is a set, turned into a hash by the first script that
-# touches it (store/scripts/contacts.lua); Store.registrations_with_contact reads both.
-# Without that contact, scripts are handed the "none" key, which they never write.
+# Hash: a contact's fingerprint (keyed hash of one email address or phone number; the
+# first 16 of its 32 bytes) -> the ids of the registrations active with it, joined by
+# commas (at most the cap). One field a contact, not one key (about 80 bytes less each);
+# since 2026-11-29 (store/scripts/contacts.lua, Store.contact_holders).
+CONTACTS_KEY = "qs:{{{pool}}}:contacts"
+# The registrations active with one email or phone (keyed hash of it), as written before
+# 2026-11-29 (CONTACTS_KEY since): a set, or, earlier that day, a hash of id -> "". Still
+# read, and moved into CONTACTS_KEY by the first script that touches it (contacts.lua);
+# scripts are still handed it for that. Without that contact, scripts are handed the
+# "none" key, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
 # Hash: public reference -> registration id (a new id as its 12 bytes: scripts/ids.lua).
 REFS_KEY = "qs:{{{pool}}}:refs"
@@ -274,6 +279,10 @@ class PoolKeys:
     @property
     def people(self) -> str:
         return PEOPLE_KEY.format(pool=self.pool)
+
+    @property
+    def contacts(self) -> str:
+        return CONTACTS_KEY.format(pool=self.pool)
 
     def contact(self, fingerprint: str | None) -> str:
         return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")

@@ -231,8 +231,8 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.waiting,  # 10: back to the pool
         pool_keys.committed_draws,  # 11: the draws lost before the one won, settled on going back
         pool_keys.identity(prints["identity_fp"]),  # 12: released on closing (as before 2026-11-29)
-        pool_keys.contact(prints["email_fp"]),  # 13: released on closing
-        pool_keys.contact(prints["phone_fp"]),  # 14: released on closing
+        pool_keys.contact(prints["email_fp"]),  # 13: released on closing (as before 2026-11-29)
+        pool_keys.contact(prints["phone_fp"]),  # 14: released on closing (as before 2026-11-29)
         pool_keys.closed,  # 15
         pool_keys.standby,  # 16: a freed slot awaits the draw's next entrant
         *stats_keys,  # 17, 18, 19: totals, day, the draw's
@@ -241,4 +241,5 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.draw(draw_id),  # 22: the draw's record (its offers_deadline)
         pool_keys.waits_ended,  # 23: the wait the offer ended, recorded on going back to the pool
         pool_keys.people,  # 24: released on closing
+        pool_keys.contacts,  # 25: released on closing
     ]

@@ -131,6 +131,7 @@ class RegistrationStore:
             pool_keys.outbox,
             *lookup_keys[1:],
             *holder_keys,
+            pool_keys.contacts,
             pool_keys.people,
         ]
         arguments = [
@@ -141,8 +142,8 @@ class RegistrationStore:
             now.timestamp(),
             registration.confirm_by.timestamp(),
             event,
-            "1" if prints.email else "0",
-            "1" if prints.phone else "0",
+            prints.email or "",
+            prints.phone or "",
             registration.channel.value,
             _message_json(message, key.registration_id, now),
             len(lookup_keys) - 1,
@@ -256,7 +257,8 @@ class RegistrationStore:
             if prints is None:
                 return False
             keys = [*self._lifecycle_keys(key.pool, key.registration_id, prints), *self.stats_keys(key.pool, now),
-                    PoolKeys(key.pool).outbox, PoolKeys(key.pool).waits_ended, PoolKeys(key.pool).people]
+                    PoolKeys(key.pool).outbox, PoolKeys(key.pool).waits_ended, PoolKeys(key.pool).people,
+                    PoolKeys(key.pool).contacts]
             arguments = [
                 key.registration_id,
                 status.value,
@@ -276,24 +278,39 @@ class RegistrationStore:
 
     def registrations_with_contact(self, prints: dict[str, str]) -> list[tuple[RegistrationKey, RegistrationStatus]]:
         """The active registrations using a contact, given its fingerprint in each pool, with their
-        status (in one round trip for the sets, one for the statuses)."""
+        status (in one round trip for the contacts, one for the statuses)."""
         pools = list(prints)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for pool in pools:
-                # A hash (scripts/contacts.lua), or a set not touched since 2026-11-29: one of
-                # the two reads answers WRONGTYPE, the other the members.
-                pipe.hkeys(PoolKeys(pool).contact(prints[pool]))
-                pipe.smembers(PoolKeys(pool).contact(prints[pool]))
-            replies = pipe.execute(raise_on_error=False)
-        members = [set(as_hash) if not isinstance(as_hash, Exception) else as_set
-                   for as_hash, as_set in zip(replies[::2], replies[1::2])]
-        keys = [RegistrationKey(*PoolId(pool).parts, registration_id.decode())
-                for pool, found in zip(pools, members) for registration_id in sorted(found)]
+        found = self._contact_ids([(pool, prints[pool]) for pool in pools])
+        keys = [RegistrationKey(*PoolId(pool).parts, registration_id)
+                for pool, ids in zip(pools, found) for registration_id in ids]
         with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hmget(PoolKeys(key.pool).registration(key.registration_id), both_names(["status"]))
             statuses = [first_found(values, 1)[0] for values in pipe.execute()]
         return [(key, RegistrationStatus(status.decode())) for key, status in zip(keys, statuses) if status]
+
+    def contact_holders(self, pool: str, fingerprint: str) -> list[str]:
+        """The ids of the registrations of `pool` using the contact `fingerprint` stands for, sorted."""
+        return self._contact_ids([(pool, fingerprint)])[0]
+
+    def _contact_ids(self, contacts: list[tuple[str, str]]) -> list[list[str]]:
+        """For each (pool, fingerprint), the ids using that contact, sorted: its field of the pool's
+        contacts hash, and the key written before 2026-11-29 (a set, or a hash) if a script has not
+        moved it yet (scripts/contacts.lua)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pool, fingerprint in contacts:
+                pool_keys = PoolKeys(pool)
+                pipe.hget(pool_keys.contacts, _person_field(fingerprint))
+                # One of the two reads of the former key answers WRONGTYPE, the other its members.
+                pipe.hkeys(pool_keys.contact(fingerprint))
+                pipe.smembers(pool_keys.contact(fingerprint))
+            replies = pipe.execute(raise_on_error=False)
+        found = []
+        for field, as_hash, as_set in zip(replies[::3], replies[1::3], replies[2::3]):
+            ids = set(field.decode().split(",")) if field else set()
+            ids |= {member.decode() for member in (as_set if isinstance(as_hash, Exception) else as_hash)}
+            found.append(sorted(ids))
+        return found
 
     def resend_link(self, key, email_print: str, message, now: datetime.datetime) -> bool:
         """Write `message` (a link) to the outbox if the registration still uses the address
@@ -349,6 +366,7 @@ class RegistrationStore:
                 pool_keys.contact(old_print),
                 pool_keys.contact(new_print),
                 pool_keys.outbox,
+                pool_keys.contacts,
             ]
             arguments = [
                 key.registration_id,
@@ -463,7 +481,7 @@ class RegistrationStore:
                 self.redis.zrem(index, registration_id)
             return 0
         keys = [*self._lifecycle_keys(pool, registration_id, prints), *self.stats_keys(pool, deadline),
-                pool_keys.offers, pool_keys.people]
+                pool_keys.offers, pool_keys.people, pool_keys.contacts]
         arguments = [registration_id, prints["ref"], which, deadline.timestamp()]
         return int(self.scripts.purge_registration(keys=keys, args=arguments))
 
@@ -566,8 +584,9 @@ def _print_value(text: str) -> str | bytes:
 
 
 def _person_field(fingerprint: str) -> str | bytes:
-    """The field of the pool's people hash for the person `fingerprint` stands for: the first
-    16 bytes of its 32 (scripts/person.lua says why), or any other text as it is."""
+    """The field of the pool's people hash for the person `fingerprint` stands for, or of its
+    contacts hash for a contact: the first 16 bytes of its 32 (scripts/person.lua says why),
+    or any other text as it is."""
     value = _print_value(fingerprint)
     return value[:16] if isinstance(value, bytes) else value
 

@@ -2,7 +2,8 @@
 --
 -- KEYS: registration, history, identity (as before 2026-11-29), email contacts, phone
 --       contacts, refs, unconfirmed, waiting, closed, stats totals, stats day, outbox,
---       ended waits, people
+--       ended waits, people, contacts (the identity and contact keys are those written
+--       before 2026-11-29: person.lua, contacts.lua)
 -- ARGV: id, new status, now (ISO), now (epoch), history event, expected email
 --       fingerprint, expected phone fingerprint, event to count ("" for none),
 --       the outbox message (JSON; "" for none), then the statuses allowed before
@@ -23,8 +24,8 @@ if print_text(prints[1]) ~= ARGV[6] or print_text(prints[2]) ~= ARGV[7] then ret
 if status == 'waiting' then end_wait(KEYS[1], KEYS[13], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[1], FIELD.status, ARGV[2], FIELD.status_changed_at, ARGV[3])
 person_release(KEYS[14], KEYS[3], print_text(redis.call('HGET', KEYS[1], FIELD.identity_fp)), ARGV[1])
-contact_remove(KEYS[4], ARGV[1])
-contact_remove(KEYS[5], ARGV[1])
+contact_remove(KEYS[15], KEYS[4], ARGV[6], ARGV[1])
+contact_remove(KEYS[15], KEYS[5], ARGV[7], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[1])

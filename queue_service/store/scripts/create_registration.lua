@@ -5,10 +5,10 @@
 --       other identity keys (their names in every other order), then for each
 --       registration the caller found holding the person's place (ARGV[13], in the
 --       order found): its registration, history, email contacts and phone contacts,
---       then the pool's people hash (the identity keys before it are those written
---       before 2026-11-29: person.lua)
+--       then the pool's contacts hash and people hash (the identity and contact keys
+--       before them are those written before 2026-11-29: person.lua, contacts.lua)
 -- ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
---       event, has email ("1"/"0"), has mobile ("1"/"0"), channel, the outbox
+--       event, email print ("" for none), phone print ("" for none), channel, the outbox
 --       message (JSON; "" for none), how many other identity keys, the holders the
 --       caller read (JSON list of [id, email print, phone print]), the person's
 --       identity prints (JSON list: that of KEYS[3], then those of the other identity
@@ -33,7 +33,7 @@
 local stats = {KEYS[9], KEYS[10]}
 -- The registrations holding the person's place, in the order their keys are found.
 local holders, keys_of = {}, {}
-local people, lookups = KEYS[#KEYS], cjson.decode(ARGV[14])
+local people, contacts, lookups = KEYS[#KEYS], KEYS[#KEYS - 1], cjson.decode(ARGV[14])
 local function look(index, print)
   local holder = person_holder(people, KEYS[index], print)
   if not holder then return end
@@ -66,11 +66,11 @@ for number, holder in ipairs(holders) do
                              prints = prints}
 end
 local cap = tonumber(ARGV[3])
-local function over_cap(has, contacts)
-  if has ~= '1' then return false end
-  local count = contact_count(contacts)
+local function over_cap(print, former)
+  if print == '' then return false end
+  local count = contact_count(contacts, former, print)
   for _, old in ipairs(replaced) do  -- leaving
-    if contact_has(contacts, old.id) then count = count - 1 end
+    if contact_has(contacts, former, print, old.id) then count = count - 1 end
   end
   return count >= cap
 end
@@ -82,7 +82,7 @@ if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 then return 'ref_taken' end
 for _, old in ipairs(replaced) do
   redis.call('DEL', old.registration, old.history)
   for which = 1, 2 do
-    if old.prints[which] ~= '' then contact_remove(old.contacts[which], old.id) end
+    contact_remove(contacts, old.contacts[which], old.prints[which], old.id)
   end
   if id_text(redis.call('HGET', KEYS[6], old.ref)) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
   redis.call('ZREM', KEYS[7], old.id)
@@ -91,8 +91,8 @@ for _, old in ipairs(replaced) do
 end
 redis.call('HSET', KEYS[6], ARGV[2], id_value(ARGV[1]))
 person_hold(people, KEYS[3], lookups[1], ARGV[1])
-if ARGV[8] == '1' then contact_add(KEYS[4], ARGV[1]) end
-if ARGV[9] == '1' then contact_add(KEYS[5], ARGV[1]) end
+contact_add(contacts, KEYS[4], ARGV[8], ARGV[1])
+contact_add(contacts, KEYS[5], ARGV[9], ARGV[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 15))
 add_event(KEYS[1], KEYS[2], ARGV[7])
 if ARGV[4] == 'pending_email' then

@@ -1,12 +1,13 @@
 -- Store.move_offer: one transition of an offer (confirm, decline, expire, cancel, attended,
--- no_show, slot_cancelled). Its 24 KEYS are built by move_offer_keys (store/offers.py) only.
+-- no_show, slot_cancelled). Its 25 KEYS are built by move_offer_keys (store/offers.py) only.
 --
 -- KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
 --       bookings, booking codes, outbox, waiting, committed draws, identity (as before 2026-11-29),
 --       email contacts, phone contacts, closed, standby slots, stats totals,
 --       stats day, the offer's draw's stats, waits histogram, the offer's draw's
 --       set of references not to offer again (joined on going back to the pool),
---       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits, people
+--       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits, people,
+--       contacts (the identity and contact keys: as written before 2026-11-29)
 -- ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
 --       the offer's draw id (as the caller read it: the stats keys are that draw's),
 --       days from registration to the slot, "1" if a renewal's permit expires
@@ -74,8 +75,9 @@ end
 local function close(final)
   redis.call('HSET', KEYS[1], FIELD.status, final, FIELD.status_changed_at, now)
   person_release(KEYS[24], KEYS[12], print_text(redis.call('HGET', KEYS[1], FIELD.identity_fp)), id)
-  contact_remove(KEYS[13], id)
-  contact_remove(KEYS[14], id)
+  local prints = redis.call('HMGET', KEYS[1], FIELD.email_fp, FIELD.phone_fp)
+  contact_remove(KEYS[25], KEYS[13], print_text(prints[1]), id)
+  contact_remove(KEYS[25], KEYS[14], print_text(prints[2]), id)
   redis.call('ZADD', KEYS[15], now_epoch, id)
 end
 local function deadline()
