@@ -1,8 +1,9 @@
 """Registrations in Redis: create, confirm, change contacts, close, read, and purge.
 
 A registration spans several keys of its pool (its hash, which holds its
-history too, the person's identity key, its contact keys, the reference, the
-waiting and unconfirmed sets), changed together by the scripts create_registration,
+history too, its person's place in the people hash, its contacts in the
+contacts hash, or the keys of their own written before 2026-11-29, the
+reference, the waiting and unconfirmed sets), changed together by the scripts create_registration,
 confirm_email, request_email_change, move_contact, close_registration and
 purge_registration. A change the applicant is told of pushes its message to
 the pool's outbox in the same script (the caller says which message is due).
