@@ -5,11 +5,12 @@ bench/memory.py measures what this saves; store/registrations.py describes the f
 """
 
 import datetime
+import re
 
 from queue_service.reference import HALF_DAYS
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
-from queue_service.store.fields import short_name
+from queue_service.store.fields import FIELDS, long_name, short_name
 from queue_service.store.keys import PoolKeys
 
 UTC = datetime.timezone.utc
@@ -136,3 +137,13 @@ def test_the_people_and_refs_hashes_keep_new_ids_as_12_bytes_read_alike_by_pytho
     assert len(redis.hget(people, bytes.fromhex(PRINTS.identity)[:16])) == 12
     assert store.registration_key_by_ref(POOL, "01R-9K3Q9X").registration_id == "Yy09-_AbCdEfGhIj"
     assert store.person_holder(POOL, PRINTS.identity) == "Yy09-_AbCdEfGhIj"
+
+
+def test_no_two_fields_share_a_name_in_redis():
+    """store/fields.py: each short name stands for one field, is no long name (a hash written
+    before would read wrong) and no field of the history (h, h<n>, h<n>.<part>)."""
+    shorts = list(FIELDS.values())
+    assert len(set(shorts)) == len(shorts)
+    assert not set(shorts) & set(FIELDS)
+    assert not [name for name in shorts if re.fullmatch(r"h[0-9.]*", name)]
+    assert all(long_name(short_name(name)) == name for name in FIELDS)

@@ -17,7 +17,6 @@ The history's fields (`h`, `h<n>`, `h<n>.<part>`: scripts/history.lua) are short
 
 from __future__ import annotations
 
-import re
 
 # Long name (the code's) -> short name (Redis's). No short name is `h`, `h<n>` or another
 # long name. `person` is the first part of the packed fields, `person2`... the next
@@ -45,11 +44,11 @@ FIELDS = {
     "link_version": "lv",
     "person": "n",
 }
-PERSON_PARTS = 9  # the most parts of 64 bytes `_pack` makes for the longest names accepted, with room
+# Parts with a short name: names of about 500 bytes. A registration with more parts keeps
+# the long names of the parts beyond (`person10`...): read all the same (`_unpack`).
+PERSON_PARTS = 9
 FIELDS |= {f"person{number}": f"n{number}" for number in range(2, PERSON_PARTS + 1)}
 _LONG = {short: long for long, short in FIELDS.items()}
-_OVERLAPS = (set(_LONG) & set(FIELDS)) | {name for name in _LONG if re.fullmatch(r"h[0-9.]*", name)}
-assert len(_LONG) == len(FIELDS) and not _OVERLAPS, "store/fields.py: two fields share a name"
 
 
 def short_name(name: str) -> str:
