@@ -81,22 +81,20 @@ class RegistrationStore:
         `lookups`, in the order the script finds them (scripts/person.lua: the people hash,
         else the key written before 2026-11-29), each with its email and phone prints (read
         now: the script checks they still are). With `list_pool`, the pool is added to
-        POOLS_KEY in the same round trip (three on Redis Cluster, whose client refuses MGET
-        in a pipeline)."""
+        POOLS_KEY in the same round trip (two on Redis Cluster, another slot). One round trip
+        for the places: the fewer, the less often a concurrent attempt makes the read stale."""
         fields = [_person_field(fingerprint) for fingerprint in lookups]
         former_keys = [pool_keys.identity(fingerprint) for fingerprint in lookups]
-        if self.cluster:
-            if list_pool:
-                self.redis.sadd(POOLS_KEY, pool_keys.pool)
-            in_hash = self.redis.hmget(pool_keys.people, fields)
-            former = self.redis.mget(former_keys)  # one slot: the pool's
-        else:
-            with self.redis.pipeline(transaction=False) as pipe:
-                if list_pool:
-                    pipe.sadd(POOLS_KEY, pool_keys.pool)
-                pipe.hmget(pool_keys.people, fields)
-                pipe.mget(former_keys)
-                in_hash, former = pipe.execute()[-2:]
+        if self.cluster and list_pool:
+            self.redis.sadd(POOLS_KEY, pool_keys.pool)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if list_pool and not self.cluster:
+                pipe.sadd(POOLS_KEY, pool_keys.pool)
+            pipe.hmget(pool_keys.people, fields)
+            for former_key in former_keys:  # GETs, not MGET: Redis Cluster's client pipelines no MGET
+                pipe.get(former_key)
+            replies = pipe.execute()
+        in_hash, former = replies[-1 - len(former_keys)], replies[-len(former_keys):]
         holders: list[str] = []
         for now, before in zip(in_hash, former):
             holder = _id_text(now) if now is not None else _id_text(before)
