@@ -11,10 +11,10 @@ USAGE of a sample of each kind of key (and the encoding Redis chose for it).
 Two ways in, as in a deployment:
 - import:   Store.import_waiting_registrations, the bulk path bench/pool.py
             and a migration from another system take (the registration hash,
-            the person's key, the reference, the waiting set);
+            the person's place, the reference, the waiting set);
 - register: Store.create_registration then Store.confirm_email, one pair of
             scripts per person, the path of the web form (the same, plus the
-            history, on the registration's hash, and the email and phone contact keys).
+            history, on the registration's hash, and the email and phone contacts).
 
 The people are made up but shaped like real ones: ids and references made by
 the service's own functions, fingerprints are real HMAC-SHA256 keys (64 hex
@@ -139,9 +139,9 @@ def key_kinds(client: redis.Redis, pool: str) -> dict[str, list[bytes]]:
         if key.startswith(registration_prefix):
             kind = "history (list, before 2026-11-29)" if key.endswith(b":history") else "registration (hash)"
         elif key.startswith(identity_prefix):
-            kind = "person key (string)"
+            kind = "person key (before 2026-11-29)"
         elif key.startswith(contact_prefix):
-            kind = "contact key (per email/phone)"
+            kind = "contact key (before 2026-11-29)"
         else:
             kind = key.decode().rsplit("}:", 1)[-1]
         kinds.setdefault(kind, []).append(key)
