@@ -49,13 +49,15 @@ from bench import pool  # noqa: E402
 from bench.redis_server import DEFAULT_SERVER, PrivateRedis  # noqa: E402
 from queue_service import draws, reference  # noqa: E402
 from queue_service.store import Store  # noqa: E402
+from queue_service.store.fields import short_name  # noqa: E402
 from queue_service.store.keys import PoolKeys  # noqa: E402
 
 UTC = datetime.timezone.utc
 DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 POOL = "01:renewal"
 BATCH = 10_000  # commands per pipeline in the floors
-FREEZE_FIELDS = ("ref", "permit_expiry", "sites", "half_days", "channel", "draws_lost", "waiting_entered_at")
+FREEZE_FIELDS = tuple(short_name(name) for name in ("ref", "permit_expiry", "sites", "half_days", "channel",
+                                                     "draws_lost", "waiting_entered_at"))
 SLOW_MICROSECONDS = 1000  # what the SLOWLOG keeps: commands over 1 ms
 
 
@@ -132,8 +134,8 @@ def draw_job_floor(client: redis.Redis, scratch: redis.Redis, draw_id: str, seed
         with scratch.pipeline(transaction=False) as pipe:
             for rank, position in enumerate(chosen[first : first + BATCH].tolist(), start=first):
                 registration_id, slot_id = registrations[position], slot_ids[rank % len(slot_ids)]
-                pipe.hset(scratch_keys.registration(registration_id), mapping={"status": "offered",
-                                                                                "status_changed_at": "x" * 25})
+                pipe.hset(scratch_keys.registration(registration_id), mapping={short_name("status"): "offered",
+                                                                                short_name("status_changed_at"): "x" * 25})
                 pipe.hset(scratch_keys.offers, registration_id, json.dumps({"draw_id": draw_id, "ref": refs[position],
                                                                             "slot": slot_id, "status": "pending"}))
                 pipe.hset(scratch_keys.slot_states, slot_id, "offered")

@@ -11,14 +11,15 @@ USAGE of a sample of each kind of key (and the encoding Redis chose for it).
 Two ways in, as in a deployment:
 - import:   Store.import_waiting_registrations, the bulk path bench/pool.py
             and a migration from another system take (the registration hash,
-            the person's key, the reference, the waiting set);
+            the person's place, the reference, the waiting set);
 - register: Store.create_registration then Store.confirm_email, one pair of
             scripts per person, the path of the web form (the same, plus the
-            history list and the email and phone contact sets).
+            history, on the registration's hash, and the email and phone contacts).
 
-The people are made up but shaped like real ones: fingerprints are real
-HMAC-SHA256 keys (64 hex characters), emails, phones, AGDREF numbers, a
-permit expiry, and half of them choosing sites and half-days.
+The people are made up but shaped like real ones: ids and references made by
+the service's own functions, fingerprints are real HMAC-SHA256 keys (64 hex
+characters), emails, phones, AGDREF numbers, a permit expiry, and half of them
+choosing sites and half-days.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from queue_service.registration import (  # noqa: E402
     Registration,
     RegistrationStatus,
 )
+from queue_service.registration import new_reference, new_registration_id  # noqa: E402
 from queue_service.registration.identity import contact_fingerprint, identity_fingerprint  # noqa: E402
 from queue_service.registration.tokens import RegistrationKey  # noqa: E402
 from queue_service.store import Store  # noqa: E402
@@ -64,13 +66,14 @@ def people(count: int, pool: str, seed: int = 1):
     rng = random.Random(seed)
     secret = os.urandom(32)
     prefecture, procedure = pool.split(":")
+    refs: set[str] = set()
     for number in range(count):
         family, given = FAMILY[number % 10], GIVEN[(number // 10) % 10]
         family_name = f"{family} {number}"  # distinct people
         birth = datetime.date(1960, 1, 1) + datetime.timedelta(days=rng.randrange(15000))
         email = f"{given.split()[0].lower()}.{family.lower()}{number}@example.org"
         phone = f"+3361{number:07d}"
-        agdref = f"{rng.randrange(10**10):010d}"
+        agdref = f"{number:07d}{rng.randrange(1000):03d}"  # 10 digits, distinct (the person's identity key)
         choosy = number % 2 == 1
         sites = tuple(rng.sample(SITES, rng.randint(1, 4))) if choosy else SITES
         half_days = tuple(sorted(rng.sample(HALF_DAYS, rng.randint(2, 10)), key=HALF_DAYS.index)) if choosy \
@@ -82,9 +85,8 @@ def people(count: int, pool: str, seed: int = 1):
             sites=sites, half_days=half_days, language="fr",
         )
         registration = Registration(
-            key=RegistrationKey(prefecture, procedure, os.urandom(12).hex()),
-            ref=f"{prefecture}R-" + "".join(rng.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(6)) +
-            f"{number:06d}"[-4:],
+            key=RegistrationKey(prefecture, procedure, new_registration_id(rng)),
+            ref=unique_reference(prefecture, procedure, rng, refs),
             status=RegistrationStatus.WAITING, channel=Channel.ASSISTED if number % 7 == 0 else Channel.ONLINE,
             agent=None, created_at=JOINED, confirm_by=JOINED + datetime.timedelta(days=2), applicant=applicant,
             email_confirmed_at=JOINED,
@@ -96,6 +98,14 @@ def people(count: int, pool: str, seed: int = 1):
             phone=contact_fingerprint(secret, pool, "phone", phone),
         )
         yield registration, prints
+
+
+def unique_reference(prefecture: str, procedure: str, rng: random.Random, taken: set[str]) -> str:
+    """A reference as the service makes them (01R-7K3Q9X), drawn again when taken, as the service does."""
+    while (ref := new_reference(prefecture, procedure, rng)) in taken:
+        pass
+    taken.add(ref)
+    return ref
 
 
 def write_imported(store: Store, count: int, pool: str) -> None:
@@ -127,11 +137,11 @@ def key_kinds(client: redis.Redis, pool: str) -> dict[str, list[bytes]]:
     contact_prefix = pool_keys.contact("").removesuffix("none").encode()
     for key in client.scan_iter(match=pool_keys.pattern, count=1000):
         if key.startswith(registration_prefix):
-            kind = "history (list per registration)" if key.endswith(b":history") else "registration (hash)"
+            kind = "history (list, before 2026-11-29)" if key.endswith(b":history") else "registration (hash)"
         elif key.startswith(identity_prefix):
-            kind = "person key (string)"
+            kind = "person key (before 2026-11-29)"
         elif key.startswith(contact_prefix):
-            kind = "contact set (per email/phone)"
+            kind = "contact key (before 2026-11-29)"
         else:
             kind = key.decode().rsplit("}:", 1)[-1]
         kinds.setdefault(kind, []).append(key)

@@ -30,6 +30,7 @@ from queue_service.reference import procedure_by_code
 from queue_service.registration import Channel
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.store import Store
+from queue_service.store.fields import long_name
 from queue_service.store.keys import PoolKeys
 
 UTC = datetime.timezone.utc
@@ -167,7 +168,9 @@ class CountersMachine(RuleBasedStateMachine):
         prefix = PoolKeys(POOL).registration("")
         for key in self.redis.scan_iter(match=PoolKeys(POOL).registration("*"), count=1000):
             if not key.endswith(b":history"):
-                fields = {name.decode(): value.decode() for name, value in self.redis.hgetall(key).items()}
+                # By the code's names (store/fields.py); the fingerprints are bytes, not text.
+                fields = {long_name(name.decode()): value.decode("latin-1")
+                          for name, value in self.redis.hgetall(key).items()}
                 found.append(fields | {"id": key.decode().removeprefix(prefix)})
         return found
 

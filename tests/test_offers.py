@@ -38,6 +38,7 @@ from queue_service.errors import CancellationTooLate, InvalidTransition, OfferDe
 from queue_service.inventory.slots import Slot, SlotStatus
 from queue_service.offers import OfferStatus
 from queue_service.registration.tokens import status_token
+from queue_service.store.fields import short_name
 from queue_service.store.keys import PoolKeys
 from worker import jobs
 from worker.queues import NOTIFICATIONS
@@ -67,7 +68,7 @@ def test_winners_get_an_email_and_an_sms_in_their_language_without_identity_numb
                                                                                     settings):
     store, _, people = drawn
     english = next(p for p in people if store.registration(p.key).status.value == "offered")
-    store.redis.hset(PoolKeys(POOL).registration(english.key.registration_id), "language", "en")
+    store.redis.hset(PoolKeys(POOL).registration(english.key.registration_id), short_name("language"), "en")
     assert jobs.dispatch_pool(queue_redis, store, POOL) == 10 and store.outbox_length(POOL) == 0
     run_jobs()
     assert len(mailbox.messages) == 10
@@ -328,7 +329,7 @@ def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_m
 
     # The applicant is told the real deadline, by email and SMS (here, 10:00 in Paris on Tuesday).
     soon, _ = holders["gex-s3"]
-    store.redis.hset(PoolKeys(POOL).registration(soon), "language", "en")
+    store.redis.hset(PoolKeys(POOL).registration(soon), short_name("language"), "en")
     jobs.dispatch_pool(queue_redis, store, POOL)
     run_jobs()
     (email,) = [m for r, m in zip(mailbox.recipients, mailbox.messages) if r[0] == store.registration(key_of(soon))

@@ -2,7 +2,9 @@
 withdrawal, preferences, purges, and concurrent attempts."""
 
 import datetime
+import json
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,6 +21,7 @@ from queue_service.reference import HALF_DAYS, procedure_by_code
 from queue_service.registration import Channel, RegistrationStatus
 from queue_service.registration.agdref import UploadedRecords
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.fields import long_name, short_name
 from queue_service.store.keys import ALL_PATTERN, PoolKeys, pool_pattern
 
 # Each test runs on the single Redis and again on a Redis Cluster (tests/conftest.py).
@@ -146,9 +149,10 @@ def test_a_registration_still_unconfirmed_is_replaced_by_the_same_person_again(s
         reg.confirm_email(store, typo.key, "fatou.sow@gmial.com", NOW)
     pool_keys = PoolKeys("01:renewal")
     assert store.redis.zrange(pool_keys.unconfirmed, 0, -1) == [again.key.registration_id.encode()]
-    assert store.redis.hvals(pool_keys.refs) == [again.key.registration_id.encode()]
+    assert [store.registration_key_by_ref("01:renewal", ref.decode()) for ref in store.redis.hkeys(pool_keys.refs)] \
+        == [again.key]
     # The typo's contacts are free again (the cap counts the live registration only).
-    assert store.redis.smembers(pool_keys.contact(reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com"))) == set()
+    assert store.contact_holders("01:renewal", reg.email_print(SECRET, "01:renewal", "fatou.sow@gmial.com")) == []
     # Only the new registration's link goes out: the old one's message finds nothing to send.
     assert [message["registration_id"] for message in store.outbox("01:renewal")] == [
         typo.key.registration_id, again.key.registration_id]
@@ -378,11 +382,12 @@ def test_two_hundred_concurrent_attempts_of_one_person_give_one_registration(sto
     assert outcomes.count("created") == 200
     pool_keys = PoolKeys("01:renewal")
     (left,) = store.redis.zrange(pool_keys.unconfirmed, 0, -1)
-    assert store.redis.hvals(pool_keys.refs) == [left]
+    assert [store.registration_key_by_ref("01:renewal", ref.decode()).registration_id
+            for ref in store.redis.hkeys(pool_keys.refs)] == [left.decode()]
     assert [key for key in store.redis.scan_iter(pool_keys.registration_prefix + "*")
             if not key.decode().endswith(":history")] == [pool_keys.registration(left.decode()).encode()]
     # Once confirmed, the place is held: every further attempt is a duplicate.
-    email = store.redis.hget(pool_keys.registration(left.decode()), "email").decode()
+    email = store.redis.hget(pool_keys.registration(left.decode()), short_name("email")).decode()
     reg.confirm_email(store, RegistrationKey("01", "renewal", left.decode()), email, NOW)
     with ThreadPoolExecutor(max_workers=32) as pool:
         outcomes = list(pool.map(attempt, range(200, 400)))
@@ -411,3 +416,194 @@ def test_a_hundred_concurrent_registrations_sharing_an_email_stop_at_the_cap(sto
         outcomes = list(pool.map(attempt, range(100)))
     assert outcomes.count("created") == LIMITS.contacts_per_pool
     assert outcomes.count("capped") == 100 - LIMITS.contacts_per_pool
+
+
+# How a registration is kept (store/registrations.py; scripts/prints.lua, contacts.lua, history.lua) -------------
+
+# Redis 7 calls the compact encoding listpack; the embedded 6.2, ziplist.
+COMPACT = (b"listpack", b"ziplist")
+EVENT_FIELD = re.compile(rb"h(?:[0-9]+(?:\.[0-9]+)?)?")
+
+
+def to_former_encoding(store, key: RegistrationKey) -> None:
+    """Rewrite a registration as the service wrote it before 2026-11-29: its fields by their long
+    names, its fingerprints in hexadecimal, its times in ISO, its history in a list key of its own
+    (JSON events), its contacts in sets, its person's place in a key of its own."""
+    pool_keys = PoolKeys(key.pool)
+    registration = pool_keys.registration(key.registration_id)
+    events = store.history(key)
+    fields = {long_name(name.decode()).encode(): value for name, value in store.redis.hgetall(registration).items()
+              if not EVENT_FIELD.fullmatch(name)}
+    prints = {name: value.hex() for name, value in fields.items() if name.endswith(b"_fp") and len(value) == 32}
+    store.redis.delete(registration)
+    store.redis.hset(registration, mapping=fields)
+    identity_print = prints.get(b"identity_fp") or fields[b"identity_fp"].decode()  # the person's place: a key
+    if store.person_holder(key.pool, identity_print) == key.registration_id:
+        store.redis.hdel(pool_keys.people, bytes.fromhex(identity_print)[:16])  # its field (keys.PEOPLE_KEY)
+        store.redis.set(pool_keys.identity(identity_print), key.registration_id)
+    times = {name: datetime.datetime.fromtimestamp(float(value), UTC).isoformat() for name, value in fields.items()
+             if name in (b"status_changed_at", b"email_confirmed_at") and b"T" not in value}
+    if b"waiting_since" in fields:
+        times[b"waiting_since"] = times[b"waiting_entered_at"] = str(float(fields[b"waiting_since"]))
+    if prints or times:
+        store.redis.hset(registration, mapping=prints | times)
+    store.redis.rpush(pool_keys.history(key.registration_id), *[json.dumps(event) for event in events])
+    for name in (b"email_fp", b"phone_fp"):  # its id leaves the contacts hash for a set of the contact's own
+        if prints.get(name) and key.registration_id in store.contact_holders(key.pool, prints[name]):
+            field = bytes.fromhex(prints[name])[:16]  # (keys.CONTACTS_KEY)
+            others = [other for other in store.redis.hget(pool_keys.contacts, field).decode().split(",")
+                      if other != key.registration_id]
+            if others:
+                store.redis.hset(pool_keys.contacts, field, ",".join(others))
+            else:
+                store.redis.hdel(pool_keys.contacts, field)
+            store.redis.sadd(pool_keys.contact(prints[name]), key.registration_id)
+
+
+def test_a_registration_keeps_prints_as_bytes_its_history_in_its_hash_and_contacts_in_the_pool_hash(store, sign_up):
+    created = sign_up()
+    reg.confirm_email(store, created.key, "an.nguyen@example.org", NOW + datetime.timedelta(hours=1))
+    pool_keys = PoolKeys("01:renewal")
+    registration = pool_keys.registration(created.key.registration_id)
+    email_print = reg.email_print(SECRET, "01:renewal", "an.nguyen@example.org")
+    assert store.redis.hget(registration, short_name("email_fp")) == bytes.fromhex(email_print)
+    assert len(store.redis.hget(registration, short_name("identity_fp"))) == 32
+    assert len(store.redis.hget(registration, short_name("phone_fp"))) == 32
+    assert store.redis.object("encoding", registration) in COMPACT
+    # Times in epoch seconds (Redis keeps them as integers); the first wait's entry is its start.
+    assert store.redis.hmget(registration, [short_name(name) for name in (
+        "status_changed_at", "email_confirmed_at", "waiting_since", "waiting_entered_at")]) == [
+        b"1799058600", b"1799058600", b"1799058600", None]
+    # The first event without its detail (the channel, read from the hash: `history` below gives it).
+    assert store.redis.hget(registration, "h1") == b"1799055000 registered"
+    assert not store.redis.exists(pool_keys.history(created.key.registration_id))
+    # The contact is a field of the pool's contacts hash (16 bytes of its print -> ids), not a key of its own.
+    assert not store.redis.exists(pool_keys.contact(email_print))
+    assert store.redis.hget(pool_keys.contacts, bytes.fromhex(email_print)[:16]) == \
+        created.key.registration_id.encode()
+    # The history reads as the former list gave it.
+    assert store.history(created.key) == [
+        {"at": "2027-01-04T09:30:00+00:00", "kind": "registered", "detail": {"channel": "online"}},
+        {"at": "2027-01-04T10:30:00+00:00", "kind": "email_confirmed", "detail": {}},
+    ]
+    assert store.registrations_with_contact({"01:renewal": email_print}) == [(created.key, RegistrationStatus.WAITING)]
+    assert reg.recover(store, "an.nguyen@example.org", identity_secret=SECRET, now=NOW) == 1
+    # Read back whole, and the applicant's changes find the prints as the scripts compare them.
+    assert store.registration(created.key).applicant.email == "an.nguyen@example.org"
+    changed = reg.update_preferences(store, created.key, {"phone": "07 98 76 54 32", "sites": ["gex"]}, SITES,
+                                     identity_secret=SECRET, limits=LIMITS, now=NOW + datetime.timedelta(hours=2))
+    assert changed.applicant.phone == "+33798765432"
+    assert [event["kind"] for event in store.history(created.key)] == [
+        "registered", "email_confirmed", "preferences_changed"]
+    assert reg.withdraw(store, created.key, NOW + datetime.timedelta(hours=3)).status is RegistrationStatus.WITHDRAWN
+    assert store.contact_holders("01:renewal", email_print) == []
+    assert not store.redis.hexists(pool_keys.contacts, bytes.fromhex(email_print)[:16])
+
+
+def test_the_contact_cap_holds_on_contact_sets_written_before_which_move_into_the_contacts_hash(store, sign_up):
+    email_print = reg.email_print(SECRET, "01:first_request", "an.nguyen@example.org")
+    contact = PoolKeys("01:first_request").contact(email_print)
+    created = [sign_up(procedure="first_request", agdref="", family_name=name, phone=f"06 12 34 56 7{number}")
+               for number, name in enumerate(["Ana", "Bela", "Chen", "Dara"])]
+    for registration in created:
+        to_former_encoding(store, registration.key)
+    assert store.redis.type(contact) == b"set"
+    assert {key for key, _ in store.registrations_with_contact({"01:first_request": email_print})} == \
+        {registration.key for registration in created}
+    # Their links go again to the address their hexadecimal prints stand for.
+    outbox = len(store.outbox("01:first_request"))
+    assert reg.recover(store, "an.nguyen@example.org", identity_secret=SECRET, now=NOW) == 4
+    assert len(store.outbox("01:first_request")) == outbox + 4
+    with pytest.raises(ContactCapReached):
+        sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
+    assert not store.redis.exists(contact)  # moved into the contacts hash on the first touch
+    assert len(store.contact_holders("01:first_request", email_print)) == 4
+    reg.confirm_email(store, created[0].key, "an.nguyen@example.org", NOW)
+    reg.withdraw(store, created[0].key, NOW)  # its former prints (hexadecimal) still release its contacts
+    assert store.contact_holders("01:first_request", email_print) == sorted(
+        registration.key.registration_id for registration in created[1:])
+    assert sign_up(procedure="first_request", agdref="", family_name="Eve", phone="06 12 34 56 79")
+    with pytest.raises(ContactCapReached):
+        sign_up(procedure="first_request", agdref="", family_name="Fay", phone="06 12 34 56 69")
+
+
+def test_a_registration_written_before_goes_through_confirmation_draw_offer_withdrawal_and_purge(store,
+                                                                                                  reference_data):
+    """Registrations as the service wrote them before 2026-11-29 (hexadecimal prints, history
+    lists, contact sets) are read and changed by every step, and their purge leaves nothing."""
+    from helpers import CREATED, DRAW_AT, DRAW_ID, first_offer, publish_slots, run_the_draw, schedule
+    from helpers import POOL as DRAWN_POOL
+    from helpers import SECRET as DRAWN_SECRET
+    from queue_service import offers
+
+    store.save_schedule(schedule())
+    publish_slots(store, 2)
+    joined = CREATED + datetime.timedelta(days=1)
+    rng, people = random.Random(3), []
+    for number in range(6):
+        applicant = reg.parse_applicant(
+            {"family_name": f"Former {chr(65 + number)}", "given_names": "Test", "birth_date": "1990-01-01",
+             "nationality": "MA", "email": f"former{number}@example.org", "phone": f"+3361200{number:04d}",
+             "consent": "yes", "sites": ["bourg", "gex"]},
+            procedure_by_code("first_request"), ["bourg", "gex"], joined.date())
+        created = reg.register(store, "01", "first_request", applicant, now=joined, rng=rng,
+                               identity_secret=DRAWN_SECRET, limits=LIMITS, records=UploadedRecords(store, DRAWN_SECRET))
+        shown = store.history(created.key)
+        to_former_encoding(store, created.key)
+        assert store.history(created.key) == shown  # the list reads as the hash did
+        reg.confirm_email(store, created.key, applicant.email, joined)
+        to_former_encoding(store, created.key)  # and waiting as before
+        people.append(created)
+    pool_keys = PoolKeys(DRAWN_POOL)
+    assert all(store.redis.type(pool_keys.history(person.key.registration_id)) == b"list" for person in people)
+    # Their persons' places are keys of their own, and still hold them.
+    former_keys = {person.key: pool_keys.identity(reg.fingerprints(DRAWN_SECRET, DRAWN_POOL, person.applicant).identity)
+                   for person in people}
+    assert not store.redis.exists(pool_keys.people)
+    assert [store.redis.get(former_keys[person.key]).decode() for person in people] == \
+        [person.key.registration_id for person in people]
+    with pytest.raises(DuplicateRegistration):
+        reg.register(store, "01", "first_request", people[0].applicant, now=joined, rng=rng,
+                     identity_secret=DRAWN_SECRET, limits=LIMITS, records=UploadedRecords(store, DRAWN_SECRET))
+
+    run_the_draw(store)
+    key, offer = first_offer(store)
+    before = store.history(key)
+    assert [event["kind"] for event in before] == ["registered", "email_confirmed"]
+    offers.decline(store, key, schedule(), DRAW_AT + datetime.timedelta(hours=1))
+    after = store.history(key)
+    assert after[:2] == before and after[2]["detail"] == {"draw_id": DRAW_ID, "slot": offer.slot_id}
+    assert not store.redis.exists(pool_keys.history(key.registration_id))  # moved into the hash on the first event
+    registration = pool_keys.registration(key.registration_id)
+    assert store.redis.object("encoding", registration) in COMPACT  # the long event is cut into 64-byte parts
+    # Its fields took their short names on that first touch (scripts/fields.lua), values unchanged.
+    names = {name.decode() for name in store.redis.hkeys(registration)}
+    assert {"status", "email_fp", "person"}.isdisjoint(names)
+    assert {short_name("status"), short_name("email_fp"), short_name("person")} <= names
+    assert store.registration(key).status is RegistrationStatus.WAITING
+
+    untouched = next(person.key for person in people if store.registration(person.key).status.value == "waiting"
+                     and person.key != key)
+    for leaving in (key, untouched):
+        assert reg.withdraw(store, leaving, DRAW_AT + datetime.timedelta(hours=2)).status is \
+            RegistrationStatus.WITHDRAWN
+    for person in people:
+        if person.key in (key, untouched):
+            email_print = reg.email_print(DRAWN_SECRET, DRAWN_POOL, person.applicant.email)
+            assert not store.redis.exists(pool_keys.contact(email_print))
+            assert store.contact_holders(DRAWN_POOL, email_print) == []
+            assert not store.redis.exists(former_keys[person.key])  # the place released
+    assert reg.purge(store, DRAW_AT + datetime.timedelta(days=100), datetime.timedelta(days=90)) == 2
+    for gone in (key, untouched):
+        assert not store.redis.exists(pool_keys.registration(gone.registration_id),
+                                      pool_keys.history(gone.registration_id))
+    assert store.waiting_count(DRAWN_POOL) == 3  # the other offer's holder is offered, not waiting
+    # The one who withdrew may register again; the place is then in the people hash.
+    again = next(person for person in people if person.key == untouched)
+    registered = reg.register(store, "01", "first_request", again.applicant, now=DRAW_AT, rng=rng,
+                              identity_secret=DRAWN_SECRET, limits=LIMITS,
+                              records=UploadedRecords(store, DRAWN_SECRET))
+    identity_print = reg.fingerprints(DRAWN_SECRET, DRAWN_POOL, again.applicant).identity
+    assert store.redis.hlen(pool_keys.people) == 1
+    assert store.person_holder(DRAWN_POOL, identity_print) == registered.key.registration_id
+    assert not store.redis.exists(former_keys[untouched])

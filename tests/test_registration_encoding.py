@@ -5,10 +5,12 @@ bench/memory.py measures what this saves; store/registrations.py describes the f
 """
 
 import datetime
+import re
 
 from queue_service.reference import HALF_DAYS
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
+from queue_service.store.fields import FIELDS, long_name, short_name
 from queue_service.store.keys import PoolKeys
 
 UTC = datetime.timezone.utc
@@ -51,7 +53,7 @@ def test_a_registration_is_a_compact_hash_and_reads_back_whole(store, redis):
     assert redis.object("encoding", key) in COMPACT
     assert max(len(value) for value in redis.hvals(key)) <= 64
     # The long names went into more than one packed field, and read back exactly.
-    assert redis.hexists(key, "person2")
+    assert redis.hexists(key, short_name("person2"))
     assert store.registration(written.key) == written
 
     pending = person("fedcba9876543210fedcba98", status=RegistrationStatus.PENDING_EMAIL, email_confirmed_at=None,
@@ -105,3 +107,43 @@ def test_a_registration_written_by_the_former_encoding_still_reads_and_enters_dr
         ("bourg", "belley", "gex", "nantua"), HALF_DAYS)
     assert candidates["01R-7K3Q9X"]["draws_lost"] == 3
     assert candidates["01R-7K3Q9X"]["entered_at"] == JOINED.timestamp()
+
+
+def test_the_people_and_refs_hashes_keep_new_ids_as_12_bytes_read_alike_by_python_and_the_scripts(store, redis):
+    """keys.PEOPLE_KEY: the person's field is 16 bytes of the fingerprint, a new id is kept as
+    its 12 bytes (scripts/ids.lua and registrations.py `_id_value` encode alike), any other id
+    as it is; keys.REFS_KEY keeps ids so too."""
+    people = PoolKeys(POOL).people
+    new_id, former_id = "Zz09-_AbCdEfGhIj", "0123456789abcdef01234567"
+    other = Fingerprints(identity="d" * 64, email="e" * 64, phone="f" * 64)
+    store.import_waiting_registrations([person(new_id), person(former_id, ref="01R-8K3Q9X")], [PRINTS, other],
+                                       JOINED)
+    assert redis.hget(people, bytes.fromhex(PRINTS.identity)[:16]) == bytes.fromhex("673d3dfbf01b09d11f1a1223")
+    assert redis.hget(people, bytes.fromhex(other.identity)[:16]) == former_id.encode()
+    assert store.person_holder(POOL, PRINTS.identity) == new_id
+    # The references hash likewise.
+    assert redis.hget(PoolKeys(POOL).refs, "01R-7K3Q9X") == bytes.fromhex("673d3dfbf01b09d11f1a1223")
+    assert redis.hget(PoolKeys(POOL).refs, "01R-8K3Q9X") == former_id.encode()
+    assert [store.registration_key_by_ref(POOL, ref).registration_id for ref in ("01R-7K3Q9X", "01R-8K3Q9X")] == \
+        [new_id, former_id]
+    # A script reads the place Python wrote (the same person is refused), and releases it on closing.
+    assert store.create_registration(person("Yy09-_AbCdEfGhIj", ref="01R-9K3Q9X"), PRINTS, 3, JOINED) == "duplicate"
+    for registration_id in (new_id, former_id):
+        assert store.close_registration(RegistrationKey("01", "renewal", registration_id), RegistrationStatus.WITHDRAWN,
+                                        [RegistrationStatus.WAITING], JOINED)
+    assert not redis.exists(people)
+    # A place a script took reads the same in Python.
+    assert store.create_registration(person("Yy09-_AbCdEfGhIj", ref="01R-9K3Q9X"), PRINTS, 3, JOINED) == "ok"
+    assert len(redis.hget(people, bytes.fromhex(PRINTS.identity)[:16])) == 12
+    assert store.registration_key_by_ref(POOL, "01R-9K3Q9X").registration_id == "Yy09-_AbCdEfGhIj"
+    assert store.person_holder(POOL, PRINTS.identity) == "Yy09-_AbCdEfGhIj"
+
+
+def test_no_two_fields_share_a_name_in_redis():
+    """store/fields.py: each short name stands for one field, is no long name (a hash written
+    before would read wrong) and no field of the history (h, h<n>, h<n>.<part>)."""
+    shorts = list(FIELDS.values())
+    assert len(set(shorts)) == len(shorts)
+    assert not set(shorts) & set(FIELDS)
+    assert not [name for name in shorts if re.fullmatch(r"h[0-9.]*", name)]
+    assert all(long_name(short_name(name)) == name for name in FIELDS)

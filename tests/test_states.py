@@ -59,7 +59,7 @@ class Seen:
         self.offers |= {json.loads(raw)["status"] for raw in self.store.redis.hvals(keys.offers)}
         self.slots |= {raw.decode() for raw in self.store.redis.hvals(keys.slot_states)}
         self.registrations |= {
-            self.store.redis.hget(keys.registration(person.key.registration_id), "status").decode()
+            self.store.registration_statuses(POOL, [person.key.registration_id])[0]
             for person in self.people
         }
 

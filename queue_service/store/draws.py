@@ -21,9 +21,10 @@ from queue_service.draws import Draw, DrawState, Trigger
 from queue_service.errors import StaleDrawWorker
 from queue_service.registration import RegistrationStatus
 from queue_service.store.choices import decode_half_days, decode_sites
+from queue_service.store.fields import both_names, first_found
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts, run_replicated
-from queue_service.store.times import utc_text
+from queue_service.store.times import moment_from_text, utc_text
 
 # What the freeze reads of every registration (store.draw_candidates), and how many at a time:
 # one script reads a batch (a few milliseconds of Redis), several are sent in one pipeline.
@@ -249,16 +250,17 @@ class DrawStore:
         On Redis Cluster, redis-py refuses scripts in a pipeline: each batch is sent alone
         (one round trip a batch of CANDIDATE_BATCH registrations)."""
         prefix = pool_keys.registration_prefix
+        names = both_names(fields)  # either form (store/fields.py)
         for start in range(0, len(registration_ids), CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED):
             chunk = registration_ids[start : start + CANDIDATE_BATCH * CANDIDATE_BATCHES_PIPELINED]
             batches = [[prefix + registration_id.decode() for registration_id in chunk[first : first + CANDIDATE_BATCH]]
                        for first in range(0, len(chunk), CANDIDATE_BATCH)]
             if self.cluster:
-                replies = [self.scripts.candidate_fields(keys=keys, args=fields) for keys in batches]
+                replies = [self.scripts.candidate_fields(keys=keys, args=names) for keys in batches]
             else:
                 with self.redis.pipeline(transaction=False) as pipe:
                     for keys in batches:
-                        self.scripts.candidate_fields(keys=keys, args=fields, client=pipe)
+                        self.scripts.candidate_fields(keys=keys, args=names, client=pipe)
                     replies = pipe.execute()
             for reply in replies:
                 for row in reply.split(b"\x1e"):
@@ -439,8 +441,9 @@ class DrawStore:
         return self.redis.zscore(PoolKeys(key.pool).committed_draws, draw_id)
 
     def _status_changed_at(self, key) -> float:
-        raw = self.redis.hget(PoolKeys(key.pool).registration(key.registration_id), "status_changed_at")
-        return datetime.datetime.fromisoformat(raw.decode()).timestamp()
+        raw, = first_found(self.redis.hmget(PoolKeys(key.pool).registration(key.registration_id),
+                                            both_names(["status_changed_at"])), 1)
+        return moment_from_text(raw.decode()).timestamp()  # ISO, or epoch when written at creation
 
 
 # The record's codec ---------------------------------------------------------------

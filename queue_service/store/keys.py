@@ -86,16 +86,37 @@ SCHEDULED_POOLS_KEY = "qs:schedules"
 # Keys of one pool share the hash tag {<prefecture>:<procedure>}.
 # Hash: one registration's fields (personal data included; never in key names), kept small
 # enough for Redis's compact listpack encoding: the fields and their encoding are listed
-# above _registration_fields in store/registrations.py.
+# above _registration_fields in store/registrations.py, their names in Redis (one or two
+# characters since 2026-11-29; long ones before, renamed on first touch) in store/fields.py.
+# The id is 16 URL-safe characters since 2026-11-29 (32 hexadecimal before; both valid).
 REGISTRATION_KEY = "qs:{{{pool}}}:reg:{id}"
-# List of JSON events {at, kind, detail}: the registration's history, for its proof.
-HISTORY_KEY = REGISTRATION_KEY + ":history"  # scripts build it so from the registration's key
-# String: registration id holding the place of one person (keyed hash of identity).
+# List of JSON events {at, kind, detail}: the history of a registration written before
+# 2026-11-29, for its proof. Since then the history is on the registration's hash (fields
+# h, h1, h2...: store/scripts/history.lua), and the first event added to a registration
+# moves its list there and deletes it; the scripts that add events, create or purge one are
+# still handed this key for that.
+HISTORY_KEY = REGISTRATION_KEY + ":history"
+# Hash: the person's identity fingerprint (keyed hash of identity; the first 16 of its 32
+# bytes) -> the registration id holding that person's place (its 12 bytes: scripts/ids.lua).
+# One field a person, not one key (about 80 bytes less each: a key costs about 100 bytes
+# before its value); since 2026-11-29 (scripts/person.lua, Store.person_holder).
+PEOPLE_KEY = "qs:{{{pool}}}:people"
+# String: registration id holding the place of one person, as written before 2026-11-29
+# (PEOPLE_KEY since). Still read, and deleted when its registration's place moves into
+# PEOPLE_KEY or is released (scripts/person.lua); scripts are still handed it for that.
 IDENTITY_KEY = "qs:{{{pool}}}:identity:{fingerprint}"
-# Set of registration ids active with one email or phone (keyed hash of it). Without
-# that contact, scripts are handed the "none" set, which they never write.
+# Hash: a contact's fingerprint (keyed hash of one email address or phone number; the
+# first 16 of its 32 bytes) -> the ids of the registrations active with it, joined by
+# commas (at most the cap). One field a contact, not one key (about 80 bytes less each);
+# since 2026-11-29 (store/scripts/contacts.lua, Store.contact_holders).
+CONTACTS_KEY = "qs:{{{pool}}}:contacts"
+# The registrations active with one email or phone (keyed hash of it), as written before
+# 2026-11-29 (CONTACTS_KEY since): a set, or, earlier that day, a hash of id -> "". Still
+# read, and moved into CONTACTS_KEY by the first script that touches it (contacts.lua);
+# scripts are still handed it for that. Without that contact, scripts are handed the
+# "none" key, which they never write.
 CONTACT_KEY = "qs:{{{pool}}}:contact:{fingerprint}"
-# Hash: public reference -> registration id.
+# Hash: public reference -> registration id (a new id as its 12 bytes: scripts/ids.lua).
 REFS_KEY = "qs:{{{pool}}}:refs"
 # Sorted set: registrations waiting for a draw, scored by the time they joined (for
 # one who went back to the pool, the cutoff of the draw that offered them a slot:
@@ -260,6 +281,14 @@ class PoolKeys:
 
     def identity(self, fingerprint: str) -> str:
         return IDENTITY_KEY.format(pool=self.pool, fingerprint=fingerprint)
+
+    @property
+    def people(self) -> str:
+        return PEOPLE_KEY.format(pool=self.pool)
+
+    @property
+    def contacts(self) -> str:
+        return CONTACTS_KEY.format(pool=self.pool)
 
     def contact(self, fingerprint: str | None) -> str:
         return CONTACT_KEY.format(pool=self.pool, fingerprint=fingerprint or "none")

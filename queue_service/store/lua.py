@@ -14,7 +14,14 @@ file begins with a comment block documenting its KEYS and ARGV and naming the
 Store method that calls it. The counting prelude (stats.lua) goes in front of
 every script that counts, so a counter changes in the same atomic step as the
 state it counts; the waits prelude (waits.lua), in front of every script that
-records a registration's wait in the waiting set as ended.
+records a registration's wait in the waiting set as ended; the fingerprints,
+contacts and history preludes (prints.lua, contacts.lua, history.lua), in front
+of every script that reads a registration's fingerprints, changes a contact key
+or adds to a history: each reads the form written before it too; the fields
+prelude (fields.lua, behind the table of store/fields.py), in front of every
+script that names a registration's field; the person prelude (person.lua), in front
+of every script that reads, takes or releases a person's place (with the ids
+prelude, ids.lua, for the ids it keeps as bytes).
 
 Files are read when the first Store is made, not at import.
 """
@@ -27,14 +34,23 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
+from queue_service.store import fields
+
 PRELUDE = "stats"
 # Each prelude (a file of scripts/) and the functions it defines: it goes in front of
 # every script that calls one of them.
-PRELUDES = {PRELUDE: ("count_event(", "count_wait("), "waits": ("end_wait(",)}
+# The fields prelude comes first: the others may name fields too (waits.lua does).
+PRELUDES = {"fields": ("FIELD.", "short_fields("), PRELUDE: ("count_event(", "count_wait("),
+            "waits": ("end_wait(",), "prints": ("print_text(", "print_value("),
+            "ids": ("id_value(", "id_text("),
+            "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
+            "history": ("add_event(", "event_text("),
+            "person": ("person_holder(", "person_hold(", "person_release(")}
 
 
 def _read(name: str) -> str:
-    return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    text = (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    return fields.lua_table() + text if name == "fields" else text
 
 
 @functools.cache
@@ -46,8 +62,15 @@ def source(name: str) -> str:
     text = _read(name)
     if name in PRELUDES:
         return text
-    used = [prelude for prelude, calls in PRELUDES.items() if any(call in text for call in calls)]
-    return "".join(_read(prelude) for prelude in used) + text
+    # The preludes the script calls, and those they call (person.lua calls print_value), in PRELUDES' order.
+    needed = text
+    used: list[str] = []
+    while True:
+        found = [prelude for prelude, calls in PRELUDES.items() if any(call in needed for call in calls)]
+        if found == used:
+            return "".join(_read(prelude) for prelude in used) + text
+        used = found
+        needed = text + "".join(_read(prelude) for prelude in used)
 
 
 class Scripts:

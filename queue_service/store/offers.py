@@ -23,9 +23,10 @@ from queue_service.offers import (
     OfferStatus,
     StandbyOutcome,
 )
+from queue_service.store.fields import both_names, first_found
 from queue_service.store.keys import PoolKeys
 from queue_service.store.lua import Scripts
-from queue_service.store.times import utc_text
+from queue_service.store.times import moment_from_text, utc_text
 
 
 class OfferStore:
@@ -71,12 +72,13 @@ class OfferStore:
 
     def _waiting_since(self, key) -> str:
         """When the registration's current wait began (epoch), "" if unknown."""
-        since, confirmed = self.redis.hmget(
-            PoolKeys(key.pool).registration(key.registration_id), "waiting_since", "email_confirmed_at"
+        names = ["waiting_since", "email_confirmed_at"]
+        since, confirmed = first_found(
+            self.redis.hmget(PoolKeys(key.pool).registration(key.registration_id), both_names(names)), len(names)
         )
         if since:
             return since.decode()
-        return str(datetime.datetime.fromisoformat(confirmed.decode()).timestamp()) if confirmed else ""
+        return str(moment_from_text(confirmed.decode()).timestamp()) if confirmed else ""
 
     def pending_offers_of(self, pool: str, draw_id: str, registration_ids: list[str]) -> list[str]:
         """Those of the registrations whose offer is still the draw's, and pending."""
@@ -228,9 +230,9 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.outbox,  # 9
         pool_keys.waiting,  # 10: back to the pool
         pool_keys.committed_draws,  # 11: the draws lost before the one won, settled on going back
-        pool_keys.identity(prints["identity_fp"]),  # 12: released on closing
-        pool_keys.contact(prints["email_fp"]),  # 13: released on closing
-        pool_keys.contact(prints["phone_fp"]),  # 14: released on closing
+        pool_keys.identity(prints["identity_fp"]),  # 12: released on closing (as before 2026-11-29)
+        pool_keys.contact(prints["email_fp"]),  # 13: released on closing (as before 2026-11-29)
+        pool_keys.contact(prints["phone_fp"]),  # 14: released on closing (as before 2026-11-29)
         pool_keys.closed,  # 15
         pool_keys.standby,  # 16: a freed slot awaits the draw's next entrant
         *stats_keys,  # 17, 18, 19: totals, day, the draw's
@@ -238,4 +240,6 @@ def move_offer_keys(key, prints: dict[str, str], draw_id: str, stats_keys: list[
         pool_keys.draw_offered(draw_id),  # 21: references the draw's standby skips
         pool_keys.draw(draw_id),  # 22: the draw's record (its offers_deadline)
         pool_keys.waits_ended,  # 23: the wait the offer ended, recorded on going back to the pool
+        pool_keys.people,  # 24: released on closing
+        pool_keys.contacts,  # 25: released on closing
     ]

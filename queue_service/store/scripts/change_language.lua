@@ -6,5 +6,6 @@
 -- as a hash holding a language alone). Returns 1 if changed, 0 if it does not exist.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'language', ARGV[1])
+short_fields(KEYS[1])
+redis.call('HSET', KEYS[1], FIELD.language, ARGV[1])
 return 1

@@ -92,7 +92,8 @@ for position = 1, #ids do
       freed_draws[first], freed_draws[second] = slot_id, draw_id
     end
   else
-    redis.call('HSET', KEYS[15 + index], 'status', 'offered', 'status_changed_at', now)
+    short_fields(KEYS[15 + index])
+    redis.call('HSET', KEYS[15 + index], FIELD.status, 'offered', FIELD.status_changed_at, now)
     applied = applied + 1
     leaving[applied] = id
     local first, second = pairs_written + 1, pairs_written + 2

@@ -4,12 +4,16 @@
 --       unconfirmed, waiting, stats totals, stats day, outbox, then the person's
 --       other identity keys (their names in every other order), then for each
 --       registration the caller found holding the person's place (ARGV[13], in the
---       order found): its registration, history, email contacts and phone contacts
+--       order found): its registration, history, email contacts and phone contacts,
+--       then the pool's contacts hash and people hash (the identity and contact keys
+--       before them are those written before 2026-11-29: person.lua, contacts.lua)
 -- ARGV: id, ref, contacts cap, status, now (epoch), confirm-by (epoch), history
---       event, has email ("1"/"0"), has mobile ("1"/"0"), channel, the outbox
+--       event, email print ("" for none), phone print ("" for none), channel, the outbox
 --       message (JSON; "" for none), how many other identity keys, the holders the
---       caller read (JSON list of [id, email print, phone print]), then
---       field/value pairs of the registration
+--       caller read (JSON list of [id, email print, phone print]), the person's
+--       identity prints (JSON list: that of KEYS[3], then those of the other identity
+--       keys, in their order), then field/value pairs of the registration (its
+--       fingerprints as stored: prints.lua)
 -- The person is looked up under each of their identity keys. A registration of
 -- theirs still waiting for its email to be confirmed does not hold the place: it
 -- is replaced, here, in the same step (deleted with its indexes and the keys it
@@ -29,41 +33,44 @@
 local stats = {KEYS[9], KEYS[10]}
 -- The registrations holding the person's place, in the order their keys are found.
 local holders, keys_of = {}, {}
-local function look(index)
-  local holder = redis.call('GET', KEYS[index])
+local people, contacts, lookups = KEYS[#KEYS], KEYS[#KEYS - 1], cjson.decode(ARGV[14])
+local function look(index, print)
+  local holder = person_holder(people, KEYS[index], print)
   if not holder then return end
   if not keys_of[holder] then
     keys_of[holder] = {}
     holders[#holders + 1] = holder
   end
   local held = keys_of[holder]
-  held[#held + 1] = KEYS[index]
+  held[#held + 1] = {KEYS[index], print}
 end
-look(3)
+look(3, lookups[1])
 local holder_keys = 12 + tonumber(ARGV[12])  -- the first key of the first holder's
-for index = 12, holder_keys - 1 do look(index) end
+for index = 12, holder_keys - 1 do look(index, lookups[index - 10]) end
 local expected = cjson.decode(ARGV[13])
 if #expected ~= #holders then return 'retry' end
 local replaced = {}
 for number, holder in ipairs(holders) do
   local first = holder_keys + 4 * (number - 1)
-  local fields = redis.call('HMGET', KEYS[first], 'status', 'email_fp', 'phone_fp', 'ref')
+  short_fields(KEYS[first])
+  local fields = redis.call('HMGET', KEYS[first], FIELD.status, FIELD.email_fp, FIELD.phone_fp, FIELD.ref)
   local seen = expected[number]
-  if seen[1] ~= holder or seen[2] ~= (fields[2] or '') or seen[3] ~= (fields[3] or '') then return 'retry' end
+  local prints = {print_text(fields[2]), print_text(fields[3])}
+  if seen[1] ~= holder or seen[2] ~= prints[1] or seen[3] ~= prints[2] then return 'retry' end
   if fields[1] ~= 'pending_email' then
     count_event('duplicate_refused', 1, unpack(stats))
     return 'duplicate'
   end
   replaced[#replaced + 1] = {id = holder, ref = fields[4] or '', registration = KEYS[first],
                              history = KEYS[first + 1], contacts = {KEYS[first + 2], KEYS[first + 3]},
-                             prints = {fields[2] or '', fields[3] or ''}}
+                             prints = prints}
 end
 local cap = tonumber(ARGV[3])
-local function over_cap(has, contacts)
-  if has ~= '1' then return false end
-  local count = redis.call('SCARD', contacts)
+local function over_cap(print, former)
+  if print == '' then return false end
+  local count = contact_count(contacts, former, print)
   for _, old in ipairs(replaced) do  -- leaving
-    if redis.call('SISMEMBER', contacts, old.id) == 1 then count = count - 1 end
+    if contact_has(contacts, former, print, old.id) then count = count - 1 end
   end
   return count >= cap
 end
@@ -75,19 +82,19 @@ if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 then return 'ref_taken' end
 for _, old in ipairs(replaced) do
   redis.call('DEL', old.registration, old.history)
   for which = 1, 2 do
-    if old.prints[which] ~= '' then redis.call('SREM', old.contacts[which], old.id) end
+    contact_remove(contacts, old.contacts[which], old.prints[which], old.id)
   end
-  if redis.call('HGET', KEYS[6], old.ref) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
+  if id_text(redis.call('HGET', KEYS[6], old.ref)) == old.id then redis.call('HDEL', KEYS[6], old.ref) end
   redis.call('ZREM', KEYS[7], old.id)
-  for _, key in ipairs(keys_of[old.id]) do redis.call('DEL', key) end  -- each was found holding it
+  for _, held in ipairs(keys_of[old.id]) do person_release(people, held[1], held[2], old.id) end  -- each found holding it
   count_event('replaced_unconfirmed', 1, unpack(stats))
 end
-redis.call('HSET', KEYS[6], ARGV[2], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[1])
-if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
-if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 14))
-redis.call('RPUSH', KEYS[2], ARGV[7])
+redis.call('HSET', KEYS[6], ARGV[2], id_value(ARGV[1]))
+person_hold(people, KEYS[3], lookups[1], ARGV[1])
+contact_add(contacts, KEYS[4], ARGV[8], ARGV[1])
+contact_add(contacts, KEYS[5], ARGV[9], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 15))
+add_event(KEYS[1], KEYS[2], ARGV[7])
 if ARGV[4] == 'pending_email' then
   redis.call('ZADD', KEYS[7], ARGV[6], ARGV[1])
 else

@@ -1,12 +1,13 @@
 -- Store.move_offer: one transition of an offer (confirm, decline, expire, cancel, attended,
--- no_show, slot_cancelled). Its 23 KEYS are built by move_offer_keys (store/offers.py) only.
+-- no_show, slot_cancelled). Its 25 KEYS are built by move_offer_keys (store/offers.py) only.
 --
 -- KEYS: registration, history, offers, offer deadlines, slot states, slot holders,
---       bookings, booking codes, outbox, waiting, committed draws, identity,
+--       bookings, booking codes, outbox, waiting, committed draws, identity (as before 2026-11-29),
 --       email contacts, phone contacts, closed, standby slots, stats totals,
 --       stats day, the offer's draw's stats, waits histogram, the offer's draw's
 --       set of references not to offer again (joined on going back to the pool),
---       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits
+--       the offer's draw's record (its fields offers_deadline and committed_epoch), ended waits, people,
+--       contacts (the identity and contact keys: as written before 2026-11-29)
 -- ARGV: action, id, now (ISO), now (epoch), waiting since (epoch, "" if unknown),
 --       the offer's draw id (as the caller read it: the stats keys are that draw's),
 --       days from registration to the slot, "1" if a renewal's permit expires
@@ -20,7 +21,8 @@
 -- Returns "ok", or why not: "missing", "no_offer", "state", "late", "early".
 
 local action, id, now, now_epoch = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local status = redis.call('HGET', KEYS[1], 'status')
+short_fields(KEYS[1])
+local status = redis.call('HGET', KEYS[1], FIELD.status)
 if not status then return 'missing' end
 local raw = redis.call('HGET', KEYS[3], id)
 if not raw then return 'no_offer' end
@@ -38,7 +40,7 @@ end
 local function event(kind, more)
   local detail = {draw_id = offer.draw_id, slot = offer.slot}
   for name, value in pairs(more or {}) do detail[name] = value end
-  redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = kind, detail = detail}))
+  add_event(KEYS[1], KEYS[2], event_text(now, kind, detail))
 end
 local function message(kind)
   redis.call('RPUSH', KEYS[9], cjson.encode({id = kind .. ':' .. offer.draw_id .. ':' .. id .. ':' .. ARGV[4],
@@ -55,7 +57,7 @@ end
 local function back_to_pool()
   -- The wait a draw's offer ended is recorded now (a standby offer recorded its own), then a new one begins.
   if not offer.standby then end_wait(KEYS[1], KEYS[23], id, redis.call('HGET', KEYS[22], 'committed_epoch')) end
-  redis.call('HSET', KEYS[1], 'waiting_entered_at', ARGV[4])
+  redis.call('HSET', KEYS[1], FIELD.waiting_entered_at, ARGV[4])
   -- Never offered a slot by this draw again (its standby skips the references in that set).
   redis.call('SADD', KEYS[21], offer.ref)
   -- Settle the wait the won draw ended (draws lost before it), then wait again from its cutoff.
@@ -63,18 +65,19 @@ local function back_to_pool()
   local won = tonumber(redis.call('ZSCORE', KEYS[11], offer.draw_id))
   if since and won then
     local lost = redis.call('ZCOUNT', KEYS[11], '(' .. ARGV[5], '(' .. won)
-    redis.call('HINCRBY', KEYS[1], 'draws_lost', lost)
-    redis.call('HINCRBY', KEYS[1], 'draws_entered', lost + 1)
+    redis.call('HINCRBY', KEYS[1], FIELD.draws_lost, lost)
+    redis.call('HINCRBY', KEYS[1], FIELD.draws_entered, lost + 1)
   end
   local rejoin = won or now_epoch
-  redis.call('HSET', KEYS[1], 'status', 'waiting', 'status_changed_at', now, 'waiting_since', rejoin)
+  redis.call('HSET', KEYS[1], FIELD.status, 'waiting', FIELD.status_changed_at, now, FIELD.waiting_since, rejoin)
   redis.call('ZADD', KEYS[10], rejoin, id)
 end
 local function close(final)
-  redis.call('HSET', KEYS[1], 'status', final, 'status_changed_at', now)
-  if redis.call('GET', KEYS[12]) == id then redis.call('DEL', KEYS[12]) end
-  redis.call('SREM', KEYS[13], id)
-  redis.call('SREM', KEYS[14], id)
+  redis.call('HSET', KEYS[1], FIELD.status, final, FIELD.status_changed_at, now)
+  person_release(KEYS[24], KEYS[12], print_text(redis.call('HGET', KEYS[1], FIELD.identity_fp)), id)
+  local prints = redis.call('HMGET', KEYS[1], FIELD.email_fp, FIELD.phone_fp)
+  contact_remove(KEYS[25], KEYS[13], print_text(prints[1]), id)
+  contact_remove(KEYS[25], KEYS[14], print_text(prints[2]), id)
   redis.call('ZADD', KEYS[15], now_epoch, id)
 end
 local function deadline()
@@ -89,7 +92,7 @@ if action == 'confirm' then
   offer.code = ARGV[9]
   save('confirmed')
   redis.call('ZREM', KEYS[4], id)
-  redis.call('HSET', KEYS[1], 'status', 'confirmed', 'status_changed_at', now)
+  redis.call('HSET', KEYS[1], FIELD.status, 'confirmed', FIELD.status_changed_at, now)
   redis.call('HSET', KEYS[5], offer.slot, 'booked')
   redis.call('ZADD', KEYS[7], ARGV[10], id)
   redis.call('HSET', KEYS[8], ARGV[9], id)

@@ -15,12 +15,13 @@
 
 local id, ref, slot, draw_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', KEYS[9], slot) ~= draw_id or redis.call('HGET', KEYS[5], slot) ~= 'standby' then return 'slot' end
-if redis.call('HGET', KEYS[1], 'status') ~= 'waiting' or redis.call('SISMEMBER', KEYS[10], ref) == 1 then
+short_fields(KEYS[1])
+if redis.call('HGET', KEYS[1], FIELD.status) ~= 'waiting' or redis.call('SISMEMBER', KEYS[10], ref) == 1 then
   return 'person'
 end
 redis.call('ZREM', KEYS[8], id)
 end_wait(KEYS[1], KEYS[14], id, ARGV[8])
-redis.call('HSET', KEYS[1], 'status', 'offered', 'status_changed_at', now)
+redis.call('HSET', KEYS[1], FIELD.status, 'offered', FIELD.status_changed_at, now)
 redis.call('HSET', KEYS[3], id, cjson.encode({draw_id = draw_id, ref = ref, slot = slot, deadline = ARGV[6],
   offered_at = now, status = 'pending', standby = true}))
 redis.call('ZADD', KEYS[4], ARGV[7], id)
@@ -28,7 +29,7 @@ redis.call('HSET', KEYS[5], slot, 'offered')
 redis.call('HSET', KEYS[6], slot, id)
 redis.call('HDEL', KEYS[9], slot)
 redis.call('SADD', KEYS[10], ref)
-redis.call('RPUSH', KEYS[2], cjson.encode({at = now, kind = 'standby_offer', detail = {draw_id = draw_id, slot = slot}}))
+add_event(KEYS[1], KEYS[2], event_text(now, 'standby_offer', {draw_id = draw_id, slot = slot}))
 redis.call('RPUSH', KEYS[7], cjson.encode({id = 'offer:' .. draw_id .. ':' .. id .. ':' .. ARGV[8], kind = 'offer',
   registration_id = id, draw_id = draw_id, slot = slot}))
 count_event('offer_reoffered', 1, KEYS[11], KEYS[12], KEYS[13])

@@ -7,13 +7,14 @@
 -- is gone or in no allowed status. A later request replaces the pending address:
 -- the earlier message is then superseded, and not sent.
 
-local status = redis.call('HGET', KEYS[1], 'status')
+short_fields(KEYS[1])
+local status = redis.call('HGET', KEYS[1], FIELD.status)
 if not status then return 0 end
 local allowed = false
 for i = 3, #ARGV do
   if ARGV[i] == status then allowed = true end
 end
 if not allowed then return 0 end
-redis.call('HSET', KEYS[1], 'pending_email', ARGV[1])
+redis.call('HSET', KEYS[1], FIELD.pending_email, ARGV[1])
 if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return 1

@@ -6,6 +6,7 @@
 -- that address (it may have changed since the caller looked): never to an
 -- address it has left. Returns 1 if written, 0 otherwise.
 
-if redis.call('HGET', KEYS[1], 'email_fp') ~= ARGV[1] then return 0 end
+local stored = redis.call('HGET', KEYS[1], FIELD.email_fp) or redis.call('HGET', KEYS[1], 'email_fp')
+if not stored or print_text(stored) ~= ARGV[1] then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1

@@ -16,7 +16,7 @@
 -- (`waiting_since`). The keys come from KEYS, never built here.
 
 local function end_wait(registration, ended_waits, id, ended)
-  local wait = redis.call('HMGET', registration, 'waiting_entered_at', 'waiting_since', 'draws_lost')
+  local wait = redis.call('HMGET', registration, FIELD.waiting_entered_at, FIELD.waiting_since, FIELD.draws_lost)
   local entered = wait[1] or wait[2]
   if entered and entered ~= '' and ended then
     redis.call('ZADD', ended_waits, ended, id .. '|' .. entered .. '|' .. (wait[2] or '') .. '|' .. (wait[3] or '0'))
