@@ -41,7 +41,7 @@ PRELUDE = "stats"
 # every script that calls one of them.
 # The fields prelude comes first: the others may name fields too (waits.lua does).
 PRELUDES = {"fields": ("FIELD.", "short_fields("), PRELUDE: ("count_event(", "count_wait("),
-            "waits": ("end_wait(",), "prints": ("print_text(", "print_value("),
+            "waits": ("end_wait(",), "prints": ("print_text(", "print_value(", "print_field("),
             "ids": ("id_value(", "id_text("),
             "contacts": ("contact_add(", "contact_remove(", "contact_count(", "contact_has("),
             "history": ("add_event(", "event_text("),

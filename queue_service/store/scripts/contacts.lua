@@ -3,7 +3,7 @@
 --
 -- The registrations of a pool using one email address or phone number (at most the
 -- cap) are, since 2026-11-29, a field of the pool's contacts hash (keys.CONTACTS_KEY),
--- named by the first 16 bytes of the contact's fingerprint (contact_field), its value
+-- named by the first 16 bytes of the contact's fingerprint (print_field), its value
 -- their ids joined by commas: about 80 bytes less a contact than a key of its own.
 -- Before, a key of its own (keys.CONTACT_KEY, "former" here): a set, or a hash of
 -- id -> "" (2026-11-29, earlier in the day); the first script that touches it moves
@@ -14,15 +14,9 @@
 --   contact_count(contacts, former, print)     how many registrations use the contact
 --   contact_has(contacts, former, print, id)   whether registration `id` uses it
 
-local function contact_field(print)
-  local value = print_value(print)
-  if #value == 32 then return string.sub(value, 1, 16) end
-  return value
-end
-
 -- The ids using the contact, as a list, the former key's moved into the field.
 local function contact_ids(contacts, former, print)
-  local field, ids = contact_field(print), {}
+  local field, ids = print_field(print), {}
   local value = redis.call('HGET', contacts, field)
   if value then
     for id in string.gmatch(value, '[^,]+') do ids[#ids + 1] = id end

@@ -3,7 +3,7 @@
 --
 -- Which registration holds a person's place: since 2026-11-29 a field of the pool's
 -- people hash (keys.PEOPLE_KEY), named by the first 16 bytes of the identity
--- fingerprint (person_field; 128 bits of a keyed hash are as good a name, in
+-- fingerprint (print_field; 128 bits of a keyed hash are as good a name, in
 -- jemalloc's 32-byte class, not the 48-byte one), its value the id as id_value keeps
 -- it (ids.lua); before, a string key of its own (keys.IDENTITY_KEY, "former" here),
 -- still read, and deleted when the place is taken again or released. The keys come
@@ -13,23 +13,17 @@
 --   person_hold(people, former, print, id)      registration `id` holds it (in the hash)
 --   person_release(people, former, print, id)   the place is free, if `id` held it
 
-local function person_field(print)
-  local value = print_value(print)
-  if #value == 32 then return string.sub(value, 1, 16) end
-  return value
-end
-
 local function person_holder(people, former, print)
-  return id_text(redis.call('HGET', people, person_field(print))) or redis.call('GET', former)
+  return id_text(redis.call('HGET', people, print_field(print))) or redis.call('GET', former)
 end
 
 local function person_hold(people, former, print, id)
-  redis.call('HSET', people, person_field(print), id_value(id))
+  redis.call('HSET', people, print_field(print), id_value(id))
   redis.call('DEL', former)
 end
 
 local function person_release(people, former, print, id)
-  local field = person_field(print)
+  local field = print_field(print)
   if id_text(redis.call('HGET', people, field)) == id then redis.call('HDEL', people, field) end
   if redis.call('GET', former) == id then redis.call('DEL', former) end
 end

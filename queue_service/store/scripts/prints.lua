@@ -8,6 +8,8 @@
 -- hexadecimal text, and never build a key name from either:
 --   print_text(stored)  the text of a stored fingerprint (false or '' gives '')
 --   print_value(text)   what to store for a fingerprint given as text
+--   print_field(text)   the field naming it in a pool's people or contacts hash: its
+--                       first 16 bytes (128 bits of a keyed hash), or the text as it is
 
 local function print_text(stored)
   if stored and #stored == 32 then
@@ -21,4 +23,10 @@ local function print_value(text)
     return (string.gsub(text, '..', function(pair) return string.char(tonumber(pair, 16)) end))
   end
   return text
+end
+
+local function print_field(text)
+  local value = print_value(text)
+  if #value == 32 then return string.sub(value, 1, 16) end
+  return value
 end
