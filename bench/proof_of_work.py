@@ -18,9 +18,9 @@ config/defaults.toml (or the one given):
   its workers, as on a phone): the time from the start of its verification to
   its solution, and how many workers it used.
 
-    python bench/altcha.py
-    python bench/altcha.py --challenges 50 --chromium
-    python bench/altcha.py --cost 5000 --max-number 2000
+    python bench/proof_of_work.py
+    python bench/proof_of_work.py --challenges 50 --chromium
+    python bench/proof_of_work.py --cost 5000 --max-number 2000
 """
 
 from __future__ import annotations
