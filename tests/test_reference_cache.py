@@ -3,7 +3,10 @@ learns at its next request that an admin changed it (a version token in Redis)."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+import time
 
 import pytest
 from helpers import api_person
@@ -74,3 +77,78 @@ def test_the_api_sees_sites_closed_and_opened_by_another_process_at_once(make_ap
     accepted = client.post("/api/v1/registrations",
                            json=api_person(email="c@example.org", family_name="Third", sites=["new-desk"]))
     assert accepted.status_code == 201, accepted.get_json()
+
+
+def test_a_new_persons_registration_is_two_calls_to_redis(make_app, reference_data, redis):
+    """The budgets' script reads the reference version too (no GET of its own), and a person
+    new to the pool is registered by the script at once (no read of the place's holders
+    first; the pool listed in the same round trip): two round trips. The same person again costs the holders' read, as before, and
+    still replaces the registration not confirmed yet."""
+    client = make_app(rate_limit_registration="1000 per hour",
+                      rate_limit_registration_email="1000 per hour").test_client()
+
+    def first_request(email: str, family_name: str) -> dict:
+        return api_person(procedure="first_request", email=email, family_name=family_name, agdref="",
+                          permit_expiry="")
+
+    assert client.post("/api/v1/registrations", json=first_request("a@example.org", "Diallo")).status_code == 201
+    with watching(redis) as commands:
+        new = client.post("/api/v1/registrations", json=first_request("b@example.org", "Traore"))
+    assert new.status_code == 201, new.get_json()
+    # The budgets' script; the pool listed (idempotent) and the registration script, pipelined.
+    assert [command.split()[0] for command in commands] == ["EVALSHA", "SADD", "EVALSHA"], commands
+    with watching(redis) as commands:
+        again = client.post("/api/v1/registrations", json=first_request("c@example.org", "Traore"))
+    assert again.status_code == 201, again.get_json()
+    verbs = [command.split()[0] for command in commands]
+    # The budgets, the script ("retry"), the holders read (the people hash, the keys written before
+    # 2026-11-29 under each order of the names, the holder's contacts), the script again.
+    assert verbs[:3] == ["EVALSHA", "SADD", "EVALSHA"] and verbs[-1] == "EVALSHA" and verbs.count("EVALSHA") == 3
+    assert {"HMGET", "GET"} == set(verbs[3:-1]), verbs
+    store = Store(redis)
+    assert store.registration_key_by_ref("01:first_request", new.get_json()["ref"]) is None  # replaced
+    assert store.registration_key_by_ref("01:first_request", again.get_json()["ref"]) is not None
+
+
+def test_a_registration_after_the_scripts_were_flushed_loads_its_script_and_lists_its_pool(make_app,
+                                                                                         reference_data, redis):
+    """The registration script goes as a bare EVALSHA behind the pool's listing (store/lua.py
+    run_replicated): a Redis that lost its scripts (a restart, a failover) answers NOSCRIPT,
+    and the two are sent again once the script is loaded."""
+    client = make_app().test_client()
+    redis.script_flush()
+    created = client.post("/api/v1/registrations", json=api_person())
+    assert created.status_code == 201, created.get_json()
+    store = Store(redis)
+    assert "01:renewal" in [str(pool) for pool in store.pools()]
+    assert store.registration_key_by_ref("01:renewal", created.get_json()["ref"]) is not None
+
+
+@contextlib.contextmanager
+def watching(redis):
+    """The commands clients send to `redis` (MONITOR) while the block runs, those of scripts left out."""
+    seen, ready = [], threading.Event()
+    start, end = f"watching-starts-{threading.get_ident()}", f"watching-ends-{threading.get_ident()}"
+
+    def watch() -> None:
+        with redis.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if end in command["command"]:
+                    return
+                if command.get("client_type") != "lua":
+                    seen.append(command["command"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    ready.wait(5)
+    redis.get(start)  # MONITOR is on once a command of ours shows: wait for it
+    deadline = time.monotonic() + 5
+    while not any(start in command for command in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen.clear()
+    try:
+        yield seen
+    finally:
+        redis.get(end)
+        watcher.join(5)

@@ -294,3 +294,21 @@ def test_the_wait_is_the_longest_of_the_spent_budgets(queue_redis):
     assert 3590 < counters.take({hour: Window(1, 3600), day: Window(1, 86400)}) <= 3600
     assert queue_redis.get(day) is None  # refused: nothing taken from the budget with room
 
+
+
+def test_the_budgets_call_reads_a_key_too_whether_taken_or_refused(queue_redis):
+    """A registration reads the reference version in its budgets' round trip (web/budgets.py,
+    pool_or_404): the value comes back with the verdict, and reading takes nothing."""
+    from queue_service.store.budgets import BudgetCounters, Window
+
+    counters = BudgetCounters(queue_redis)
+    key, other = budget_key("registration", "1/1/hour", "read"), budget_key("registration", "1/1/hour", "unread")
+    read = budget_key("read-along", "0", "version")  # any string key; one the test made
+    assert counters.take_reading({key: Window(1, 3600)}, read) == (0, None)  # not set: None
+    queue_redis.set(read, "v1")
+    wait, value = counters.take_reading({key: Window(1, 3600)}, read)
+    assert 3590 < wait <= 3600 and value == b"v1"  # refused, and read all the same
+    assert counters.take_reading({}, read) == (0, b"v1")
+    assert int(queue_redis.get(key)) == 1 and queue_redis.get(other) is None
+    assert counters.take_reading({other: Window(1, 3600)}, None) == (0, None)
+    assert int(queue_redis.get(other)) == 1

@@ -140,7 +140,10 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings, connection: 
             view = decorator(view)
         app.view_functions[endpoint] = view
 
-    budgets = RegistrationBudgets(settings, connection)
+    # The budgets' call also reads the reference version for pool_or_404 when the data live in the
+    # same Redis (the default), saving the registration a round trip.
+    data = app.extensions["queue_service"].store.redis
+    budgets = RegistrationBudgets(settings, connection, reads_reference_version=data is connection)
     app.after_request(budgets.give_back_uncounted)
     for endpoint, method in REGISTRATION_CHANGES:
         limit(endpoint, lambda view, method=method: budgets.guard(view, method),

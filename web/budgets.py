@@ -34,7 +34,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from queue_service.settings import Settings
 from queue_service.store.budgets import BudgetCounters, Window
-from queue_service.store.keys import budget_key
+from queue_service.store.keys import REFERENCE_VERSION_KEY, budget_key
 from web.proof_of_work import proven
 from web.rate_keys import accepted_or_duplicate, email_in_request, leaves_registrations_alone
 
@@ -68,8 +68,10 @@ def _window(limit: RateLimitItem) -> str:
 class RegistrationBudgets:
     """The budgets of one app (its settings), counted in the queues' Redis."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis) -> None:
+    def __init__(self, settings: Settings, connection: redis.Redis, reads_reference_version: bool = False) -> None:
         self.counters = BudgetCounters(connection)
+        # Read in the same call and kept for the view (`reference_version`): the connection is the data's.
+        self.read = REFERENCE_VERSION_KEY if reads_reference_version else None
         self.budgets = (
             Budget("registration", tuple(parse_many(settings.rate_limit_registration)),
                    get_remote_address, leaves_registrations_alone),
@@ -97,10 +99,12 @@ class RegistrationBudgets:
         counters = {budget_key(budget.name, _window(limit), holder): Window(limit.amount, limit.get_expiry())
                     for budget in self.budgets if not budget.exempt()
                     for holder in (budget.holder(),) for limit in budget.limits}
-        wait = self.counters.take(counters)
+        wait, version = self.counters.take_reading(counters, self.read)
         if wait:
             raise BudgetSpent(max(1, math.ceil(wait)))
         g.registration_budgets = list(counters)
+        if self.read is not None:
+            g.reference_version = version
 
     def give_back_uncounted(self, response: Response) -> Response:
         """After every request: give back what a request took from the budgets if it was

@@ -11,7 +11,7 @@ import datetime
 import json
 import secrets
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 
 from queue_service import draws as draw_rules
@@ -28,6 +28,7 @@ from queue_service.registration.tokens import (
     read_confirmation_token,
     read_status_token,
 )
+from queue_service.store.reference import UNREAD
 from web import services
 from web.errors import translated
 from web.i18n import speak_applicants_language
@@ -82,7 +83,9 @@ def site_options(sites) -> list[tuple[str, str]]:
 
 
 def pool_or_404(code: str, procedure_code: str) -> tuple:
-    prefecture, procedure, sites = services().store.pool_reference(code, procedure_code)
+    # The reference version, if the registration budgets read it in their call (web/budgets.py).
+    version = g.get("reference_version", UNREAD)
+    prefecture, procedure, sites = services().store.pool_reference(code, procedure_code, version)
     if not sites:
         raise UnknownProcedure()  # a prefecture without sites takes no registrations yet
     return prefecture, procedure, sites

@@ -40,10 +40,17 @@ class BudgetCounters:
         """Count one request on every counter, unless one of them is full: then nothing is
         counted and the seconds until every full one has room again are returned (0 when
         taken). Atomic: concurrent requests never count past a limit."""
-        if not counters:
-            return 0.0
+        return self.take_reading(counters, None)[0]
+
+    def take_reading(self, counters: dict[str, Window], read: str | None) -> tuple[float, bytes | None]:
+        """`take`, and the value of the string key `read` (None if not given or not set), read
+        in the same round trip whatever the counters say."""
+        if not counters and read is None:
+            return 0.0, None
+        keys = [*counters, *([read] if read is not None else [])]
         arguments = [value for window in counters.values() for value in (window.limit, window.seconds)]
-        return int(self._take(keys=list(counters), args=arguments)) / 1000
+        wait, value = self._take(keys=keys, args=arguments)
+        return int(wait) / 1000, value
 
     def give_back(self, keys: list[str]) -> None:
         """Uncount the request `take` counted on `keys` (those whose window still runs)."""

@@ -123,16 +123,36 @@ class NotReplicated(redis.ConnectionError):
     it again is harmless (the same person registering again, a draw's commit run again)."""
 
 
-def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: list, args: list):
+def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: list, args: list, first: tuple = ()):
     """Run `script`, then, when `replicas` > 0, WAIT on the same connection (a pipeline: WAIT
-    counts the writes of its own connection) until that many replicas have the change."""
-    if not replicas:
+    counts the writes of its own connection) until that many replicas have the change.
+
+    `first`: commands (tuples of words) sent before the script in the same round trip, whose
+    replies are dropped (idempotent bookkeeping, such as listing a pool). The script goes as a
+    bare EVALSHA there: redis-py would ask SCRIPT EXISTS first, a round trip of its own, for
+    a Script in a pipeline; a server that has not seen it yet answers NOSCRIPT, and all is
+    sent again once it is loaded."""
+    if not replicas and not first:
         return script(keys=keys, args=args)
-    with client.pipeline(transaction=False) as pipe:
-        script(keys=keys, args=args, client=pipe)
-        pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MILLISECONDS)
-        result, acknowledged = pipe.execute()
-    if int(acknowledged) < replicas:
-        raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
-                            f"{REPLICA_WAIT_MILLISECONDS} ms")
-    return result
+    for attempt in (1, 2):
+        with client.pipeline(transaction=False) as pipe:
+            for command in first:
+                pipe.execute_command(*command)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if replicas:
+                pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MILLISECONDS)
+            replies = pipe.execute(raise_on_error=False)[len(first):]
+        if attempt == 1 and isinstance(replies[0], redis.exceptions.NoScriptError):
+            script.sha = client.script_load(script.script)
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        break
+    if replicas:
+        result, acknowledged = replies
+        if int(acknowledged) < replicas:
+            raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
+                                f"{REPLICA_WAIT_MILLISECONDS} ms")
+        return result
+    return replies[0]

@@ -19,6 +19,9 @@ from queue_service.errors import UnknownPrefecture, UnknownProcedure
 from queue_service.reference import IdentityField, OpeningHours, Prefecture, Procedure, Site
 from queue_service.store.keys import PREFECTURES_KEY, PROCEDURES_KEY, REFERENCE_VERSION_KEY, PrefectureKeys
 
+# pool_reference's `version` when the caller has not read it.
+UNREAD = object()
+
 
 class ReferenceStore:
     """Prefectures, procedures, sites and AGDREF records (one part of Store)."""
@@ -48,15 +51,19 @@ class ReferenceStore:
         """
         self.redis.set(REFERENCE_VERSION_KEY, secrets.token_hex(8))
 
-    def pool_reference(self, prefecture_code: str, procedure_code: str) -> tuple[Prefecture, Procedure, list[Site]]:
+    def pool_reference(self, prefecture_code: str, procedure_code: str,
+                       version: bytes | None | object = UNREAD) -> tuple[Prefecture, Procedure, list[Site]]:
         """The prefecture, the procedure and the prefecture's sites, kept in this process's memory
         while the reference version (REFERENCE_VERSION_KEY) stays the same: one GET per call
         when nothing changed, one round trip (the version and the three reads) when it did.
-        Raises UnknownPrefecture / UnknownProcedure as `prefecture` and `procedure` do.
+        `version`: the version as the caller read it at the start of its request, in a round
+        trip it made anyway (a registration's budgets: web/budgets.py); then no GET at all
+        when nothing changed. Raises UnknownPrefecture / UnknownProcedure as `prefecture` and
+        `procedure` do.
         """
         wanted = (prefecture_code, procedure_code)
         kept = self._pool_references.get(wanted)
-        if kept is not None and self.redis.get(REFERENCE_VERSION_KEY) == kept[0]:
+        if kept is not None and (self.redis.get(REFERENCE_VERSION_KEY) if version is UNREAD else version) == kept[0]:
             prefecture, procedure, sites = kept[1]
             return prefecture, procedure, list(sites)
         with self.redis.pipeline(transaction=False) as pipe:

@@ -64,37 +64,42 @@ class RegistrationStore:
         `prints.identity_lookups` (their names in another order). Their registration
         still unconfirmed (`pending_email`) does not hold the place: it is replaced in
         the same step (create_registration.lua); any other is a "duplicate".
+
+        One round trip for a person new to the pool, the common case: the script is first
+        run as if nobody held the place, and answers "retry" if somebody does; only then are
+        the holders read (`_holders`) and passed to it.
         """
         lookups = [prints.identity, *(fp for fp in prints.identity_lookups if fp != prints.identity)]
+        # The pool is listed first (idempotent) so that the dispatcher finds the pool of every
+        # message written: in the same round trip, or in one of its own on Redis Cluster (another slot).
+        pool = registration.key.pool
+        if self.cluster:
+            self.redis.sadd(POOLS_KEY, pool)
+        first = () if self.cluster else (("SADD", POOLS_KEY, pool),)
+        outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookups, [], first)
         for attempt in range(HOLDER_READS):
-            # The first read also lists the pool (idempotent, in the same round trip), so that the
-            # dispatcher finds the pool of every message written.
-            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookups,
-                                                list_pool=attempt == 0)
             if outcome != "retry":
                 return outcome
-            time.sleep(random.uniform(0, HOLDER_READ_PAUSE * (attempt + 1)))
+            if attempt:
+                time.sleep(random.uniform(0, HOLDER_READ_PAUSE * attempt))
+            holders = self._holders(PoolKeys(pool), lookups)
+            outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookups, holders)
         raise redis.ConnectionError("the person's registrations kept changing: try again")  # a 503
 
-    def _holders(self, pool_keys: PoolKeys, lookups: list[str], list_pool: bool) -> list[tuple[str, str, str]]:
+    def _holders(self, pool_keys: PoolKeys, lookups: list[str]) -> list[tuple[str, str, str]]:
         """The registrations holding the place of the person under one of the fingerprints
         `lookups`, in the order the script finds them (scripts/person.lua: the people hash,
         else the key written before 2026-11-29), each with its email and phone prints (read
-        now: the script checks they still are). With `list_pool`, the pool is added to
-        POOLS_KEY in the same round trip (two on Redis Cluster, another slot). One round trip
-        for the places: the fewer, the less often a concurrent attempt makes the read stale."""
+        now: the script checks they still are). One round trip for the places: the fewer,
+        the less often a concurrent attempt makes the read stale."""
         fields = [_person_field(fingerprint) for fingerprint in lookups]
         former_keys = [pool_keys.identity(fingerprint) for fingerprint in lookups]
-        if self.cluster and list_pool:
-            self.redis.sadd(POOLS_KEY, pool_keys.pool)
         with self.redis.pipeline(transaction=False) as pipe:
-            if list_pool and not self.cluster:
-                pipe.sadd(POOLS_KEY, pool_keys.pool)
             pipe.hmget(pool_keys.people, fields)
             for former_key in former_keys:  # GETs, not MGET: Redis Cluster's client pipelines no MGET
                 pipe.get(former_key)
             replies = pipe.execute()
-        in_hash, former = replies[-1 - len(former_keys)], replies[-len(former_keys):]
+        in_hash, former = replies[0], replies[1:]
         holders: list[str] = []
         for now, before in zip(in_hash, former):
             holder = _id_text(now) if now is not None else _id_text(before)
@@ -106,12 +111,11 @@ class RegistrationStore:
             found = [first_found(values, 2) for values in pipe.execute()] if holders else []
         return [(holder, _print_text(email), _print_text(phone)) for holder, (email, phone) in zip(holders, found)]
 
-    def _create_registration(self, registration, prints, contacts_cap, now, message, lookups,
-                             list_pool: bool) -> str:
+    def _create_registration(self, registration, prints, contacts_cap, now, message, lookups, holders,
+                             first: tuple = ()) -> str:
         key = registration.key
         pool_keys = PoolKeys(key.pool)
         lookup_keys = [pool_keys.identity(fp) for fp in lookups]  # as written before 2026-11-29
-        holders = self._holders(pool_keys, lookups, list_pool)
         holder_keys = [held for holder, email, phone in holders
                        for held in (pool_keys.registration(holder), pool_keys.history(holder),
                                     pool_keys.contact(email or None), pool_keys.contact(phone or None))]
@@ -151,7 +155,7 @@ class RegistrationStore:
             *[item for pair in fields.items() for item in pair],
         ]
         return run_replicated(self.redis, self.scripts.create_registration, self.replicas_to_wait, keys,
-                              arguments).decode()
+                              arguments, first).decode()
 
     def import_waiting_registrations(self, registrations: list, prints: list, joined: datetime.datetime) -> None:
         """Write registrations that are already `waiting` in bulk (pipelined, not one script each).
