@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import hashlib
 import hmac
 import json
@@ -80,6 +81,7 @@ class ChallengeKeys:
         return "ChallengeKeys(…)"  # never logged
 
 
+@functools.lru_cache(maxsize=4)  # one secret per app; derived once, not at every request
 def challenge_keys(secret_key: str) -> ChallengeKeys:
     """Keys derived from the service's secret for challenges alone: a leaked or weak challenge
     key would tell nothing about the secret that signs sessions and links."""

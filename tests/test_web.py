@@ -243,3 +243,18 @@ def test_production_names_the_publisher_and_host_of_the_legal_notice(tmp_path):
         load_settings(environ=environ)
     named = environ | {"QS_LEGAL_PUBLISHER": "Préfecture de l'Ain", "QS_LEGAL_HOST": "OVH, 2 rue Kellermann, Roubaix"}
     assert load_settings(environ=named).legal_publisher == "Préfecture de l'Ain"
+
+
+def test_the_json_api_opens_no_cookie_session_and_the_pages_do(app, client):
+    """The API authenticates with tokens: its requests get a null session (no cookie read or
+    set), while a page's form still keeps its CSRF token in the signed cookie."""
+    from flask import session
+
+    with app.test_request_context("/api/v1/registrations", method="POST"):
+        assert app.session_interface.is_null_session(session)
+    with app.test_request_context("/p/01/renewal/register"):
+        assert not app.session_interface.is_null_session(session)
+    form = client.get("/p/01/renewal/register")
+    assert form.status_code == 200 and "session=" in form.headers.get("Set-Cookie", "")
+    answer = client.post("/api/v1/registrations", json={"prefecture": "01"})  # a 422, with the cookie sent
+    assert answer.status_code == 422 and "Set-Cookie" not in answer.headers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -73,5 +74,21 @@ def add_security_headers(response):
     return response
 
 
+# The JSON APIs (web/api.py, web/staff_api): they authenticate with tokens, never with cookies.
+API_PREFIX = "/api/"
+
+
+class PageSessions(SecureCookieSessionInterface):
+    """The signed-cookie session, for the pages only: a request to the JSON APIs gets none (no
+    cookie read, checked or set; writing to it raises), which also spares every API request
+    the session's serializer."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(API_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = PageSessions()
     app.after_request(add_security_headers)
