@@ -312,3 +312,28 @@ def test_the_budgets_call_reads_a_key_too_whether_taken_or_refused(queue_redis):
     assert int(queue_redis.get(key)) == 1 and queue_redis.get(other) is None
     assert counters.take_reading({other: Window(1, 3600)}, None) == (0, None)
     assert int(queue_redis.get(other)) == 1
+
+
+def test_the_registration_page_keeps_the_default_limit_its_post_only_the_budgets(make_app, reference_data):
+    """Flask-Limiter is not asked about a registration's POST (the budgets are its only limits),
+    but still limits the form's GET, and the API's other routes."""
+    client = make_app(rate_limit_default="2 per minute", rate_limit_registration="1000 per hour",
+                      rate_limit_registration_unproven="1000 per hour",
+                      rate_limit_registration_email="1000 per hour").test_client()
+    for number in range(4):
+        person = api_person(email=f"p{number}@example.org", agdref=f"01 0000 000{number + 1}")
+        assert client.post("/api/v1/registrations", json=person).status_code in (201, 422)
+    assert [client.get("/p/01/renewal/register").status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/api/v1/prefectures").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_apis_private_link_route_keeps_its_limit_on_every_method(make_app, reference_data):
+    """/api/v1/registration (GET, PATCH with an email change, DELETE) is opened by a private
+    link's token: it has the links' limit per address, the PATCH the budgets too. Exempting its
+    PATCH from the default limit (limiter.exempt) dropped the links' limit on every method."""
+    client = make_app(rate_limit_links="3 per minute").test_client()
+    guesses = {"Authorization": "Bearer not-a-real-token"}
+    answers = [client.get("/api/v1/registration", headers=guesses).status_code for _ in range(2)]
+    answers.append(client.patch("/api/v1/registration", headers=guesses, json={"email": "x@example.org"}).status_code)
+    answers.append(client.delete("/api/v1/registration", headers=guesses).status_code)
+    assert 429 not in answers[:3] and answers[3] == 429, answers

@@ -6,12 +6,11 @@ read at import, so tests, gunicorn workers and the CLI each get their own app.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_service import translations
@@ -124,13 +123,15 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings, connection: 
 
     The routes that create a registration or change its email share the
     registration budgets (web/budgets.py), checked in one read and spent in one
-    write rather than by Flask-Limiter, and stay out of its default limit for
-    that method (its other methods keep it, unless the route has limits of its
-    own; Flask answers OPTIONS itself). Flask-Limiter checks a route's own limits in the wrapper its decorator
-    returns, so the wrapped view replaces the registered one.
+    write rather than by Flask-Limiter. For that method Flask-Limiter is not
+    asked at all (a request filter), unless the route has limits of its own (a
+    private link's); its other methods keep the default limit (Flask answers
+    OPTIONS itself). Flask-Limiter checks a route's own limits in the wrapper
+    its decorator returns, so the wrapped view replaces the registered one.
+    No route is exempted with `limiter.exempt`: Flask-Limiter then drops the
+    limits decorated on it too, whatever the exemption's scope (the form's GET
+    and the API's private link went unlimited so, until 2026-11-29).
     """
-    from flask_limiter import ExemptionScope
-
     from web.budgets import RegistrationBudgets
     from web.rate_keys import email_in_request
 
@@ -146,8 +147,7 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings, connection: 
     budgets = RegistrationBudgets(settings, connection, reads_reference_version=data is connection)
     app.after_request(budgets.give_back_uncounted)
     for endpoint, method in REGISTRATION_CHANGES:
-        limit(endpoint, lambda view, method=method: budgets.guard(view, method),
-              functools.partial(limiter.exempt, flags=ExemptionScope.DEFAULT))
+        limit(endpoint, lambda view, method=method: budgets.guard(view, method))
         others = {other for rule in app.url_map.iter_rules(endpoint) for other in rule.methods} - {method, "OPTIONS"}
         if endpoint not in LINK_ROUTES and others:
             limit(endpoint, limiter.limit(settings.rate_limit_default, methods=sorted(others)))
@@ -159,3 +159,7 @@ def limit_sensitive_routes(app: Flask, limiter, settings: Settings, connection: 
         )
     for endpoint in LINK_ROUTES:
         limit(endpoint, limiter.limit(settings.rate_limit_links))
+    # Where the budgets are the only limits (the route and method in REGISTRATION_CHANGES, no link
+    # limit), Flask-Limiter is not asked: it would count its default limit there.
+    budgets_only = {(endpoint, method) for endpoint, method in REGISTRATION_CHANGES if endpoint not in LINK_ROUTES}
+    limiter.request_filter(lambda: (request.endpoint, request.method) in budgets_only)
