@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import functools
 import unicodedata
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 import jinja2
@@ -132,8 +132,8 @@ def of_prefecture(prefecture: Prefecture, language: str) -> str:
 
 
 def outgoing(settings: Settings, store: Store, registration: Registration, message: dict,
-             now: datetime.datetime) -> dict[str, EmailMessage | str]:
-    """What the outbox `message` sends about `registration`, by channel: an EmailMessage for
+             now: datetime.datetime) -> dict[str, Message | str]:
+    """What the outbox `message` sends about `registration`, by channel: a Message for
     EMAIL, a text for SMS; only the channels the applicant can be reached by.
 
     A message about the registration goes by email (to the new address for an
@@ -145,7 +145,7 @@ def outgoing(settings: Settings, store: Store, registration: Registration, messa
         recipient = registration.pending_email if kind == RegistrationMessage.EMAIL_CHANGE else registration.applicant.email
         return {EMAIL: compose(settings, store, registration, kind, now, message["id"])} if recipient else {}
     context = offer_context(settings, store, registration, message["slot"], now)
-    channels: dict[str, EmailMessage | str] = {}
+    channels: dict[str, Message | str] = {}
     if registration.applicant.email:
         channels[EMAIL] = compose_offer_email(settings, context, registration, kind, message["id"])
     if registration.applicant.phone and settings.sms_backend != "none":
@@ -171,7 +171,7 @@ def sms_context(settings: Settings, store: Store, registration: Registration, me
 def compose(
     settings: Settings, store: Store, registration: Registration, kind: str, now: datetime.datetime,
     message_id: str | None = None,
-) -> EmailMessage:
+) -> Message:
     """The message of `kind` (KINDS) for `registration`, to its email address (or its new one);
     `message_id` (the outbox message's) goes in a header, as for the offers' messages."""
     if kind not in KINDS:
@@ -240,7 +240,7 @@ def offer_context(settings: Settings, store: Store, registration: Registration, 
 
 
 def compose_offer_email(settings: Settings, context: dict, registration: Registration, kind: str,
-                        message_id: str) -> EmailMessage:
+                        message_id: str) -> Message:
     """The email of an offer `kind` (OFFER_KINDS) in the applicant's language; `message_id` (the
     outbox message's) goes in a header, to trace a delivery and to find duplicates."""
     if kind not in OFFER_KINDS:
