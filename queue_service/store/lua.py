@@ -132,8 +132,14 @@ def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: lis
     bare EVALSHA there: redis-py would ask SCRIPT EXISTS first, a round trip of its own, for
     a Script in a pipeline; a server that has not seen it yet answers NOSCRIPT, and all is
     sent again once it is loaded."""
-    if not replicas and not first:
-        return script(keys=keys, args=args)
+    if not first:
+        if not replicas:
+            return script(keys=keys, args=args)
+        with client.pipeline(transaction=False) as pipe:
+            script(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MILLISECONDS)
+            replies = pipe.execute()
+        return _replicated(replies, replicas)
     for attempt in (1, 2):
         with client.pipeline(transaction=False) as pipe:
             for command in first:
@@ -149,10 +155,13 @@ def run_replicated(client: redis.Redis, script: Script, replicas: int, keys: lis
             if isinstance(reply, Exception):
                 raise reply
         break
-    if replicas:
-        result, acknowledged = replies
-        if int(acknowledged) < replicas:
-            raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
-                                f"{REPLICA_WAIT_MILLISECONDS} ms")
-        return result
-    return replies[0]
+    return _replicated(replies, replicas) if replicas else replies[0]
+
+
+def _replicated(replies: list, replicas: int):
+    """The script's result from the replies [result, WAIT's count], or NotReplicated."""
+    result, acknowledged = replies
+    if int(acknowledged) < replicas:
+        raise NotReplicated(f"{acknowledged} of {replicas} replica(s) acknowledged the write within "
+                            f"{REPLICA_WAIT_MILLISECONDS} ms")
+    return result
