@@ -82,8 +82,8 @@ def test_the_api_sees_sites_closed_and_opened_by_another_process_at_once(make_ap
 def test_a_new_persons_registration_is_two_calls_to_redis(make_app, reference_data, redis):
     """The budgets' script reads the reference version too (no GET of its own), and a person
     new to the pool is registered by the script at once (no read of the place's holders
-    first; the pool listed in the same round trip): two round trips. The same person again costs the holders' read, as before, and
-    still replaces the registration not confirmed yet."""
+    first; the pool listed in the same round trip): two round trips. The same person again
+    costs the holders' read, as before, and still replaces the registration not confirmed yet."""
     client = make_app(rate_limit_registration="1000 per hour",
                       rate_limit_registration_email="1000 per hour").test_client()
 

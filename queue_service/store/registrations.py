@@ -73,9 +73,10 @@ class RegistrationStore:
         # The pool is listed first (idempotent) so that the dispatcher finds the pool of every
         # message written: in the same round trip, or in one of its own on Redis Cluster (another slot).
         pool = registration.key.pool
+        first = (("SADD", POOLS_KEY, pool),)
         if self.cluster:
             self.redis.sadd(POOLS_KEY, pool)
-        first = () if self.cluster else (("SADD", POOLS_KEY, pool),)
+            first = ()
         outcome = self._create_registration(registration, prints, contacts_cap, now, message, lookups, [], first)
         for attempt in range(HOLDER_READS):
             if outcome != "retry":
