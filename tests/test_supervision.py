@@ -97,17 +97,24 @@ class DevRun:
         return found
 
     def program(self, name: str) -> psutil.Process | None:
-        """The process that `name`'s Procfile line started (not the shell, nor its own children)."""
-        found = {}
+        """The process that `name`'s Procfile line started: the one running its command whose
+        parent is `qs dev` or a shell `qs dev` started, never one of its own children (gunicorn's
+        worker, RQ's work horse or scheduler). A child of a process being killed can still be
+        listed while its parent, already without a command line, is not: counting only what hangs
+        from `qs dev` or its shells leaves it out however the killing and the reading interleave."""
+        shells = [child for child in psutil.Process(self.process.pid).children()
+                  if _command(child)[:1] and _command(child)[0].endswith("sh")]
+        launchers = {self.process.pid} | {shell.pid for shell in shells}
+        found = []
         for process in self.processes():
+            command = _command(process)
             try:
-                command = process.cmdline()
-                if PROGRAMS[name] in " ".join(command) and not command[0].endswith("sh") and alive(process):
-                    found[process] = process.ppid()
+                if (command and PROGRAMS[name] in " ".join(command) and not command[0].endswith("sh")
+                        and alive(process) and process.ppid() in launchers):
+                    found.append(process)
             except psutil.Error:  # gone meanwhile
                 continue
-        tops = [process for process, parent in found.items() if parent not in {other.pid for other in found}]
-        return tops[0] if len(tops) == 1 else None
+        return found[0] if len(found) == 1 else None
 
     def redis(self) -> redis_py.Redis:
         """A client of the embedded Redis, through the socket `qs dev` printed."""
@@ -145,6 +152,13 @@ class DevRun:
             self.process.wait()
         for process in self.leftovers():
             process.kill()
+
+
+def _command(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone meanwhile
+        return []
 
 
 def embedded_redis_pid(connection: redis_py.Redis) -> int:
