@@ -237,12 +237,13 @@ def run_now_preview(store, due: DueDraw, now: datetime.datetime, entry_delay: da
 
 
 def announce(store, schedule: DrawSchedule, due: DueDraw, now: datetime.datetime,
-             entry_delay: datetime.timedelta = NO_DELAY) -> bool:
+             entry_delay: datetime.timedelta = NO_DELAY, *, seed: bytes | None = None) -> bool:
     """Create the draw's record with a fresh secret seed, unless it exists; True if created.
 
     A draw run now (`entry_delay`: see `DueDraw.entry_times`) is also listed among the pool's
-    draws to run when its entries close: no schedule names it, so the clock finds it there."""
-    record = due.announcement(schedule, now, secrets.token_bytes(32), entry_delay)
+    draws to run when its entries close: no schedule names it, so the clock finds it there.
+    `seed` is for tests that must replay a draw exactly; the service always draws a fresh one."""
+    record = due.announcement(schedule, now, secrets.token_bytes(32) if seed is None else seed, entry_delay)
     run_at = record.scheduled_at if due.trigger is Trigger.ADMIN else None
     return store.create_draw(due.pool, record, run_at=run_at)
 
