@@ -585,6 +585,25 @@ def test_word_skeleton_never_raises_and_is_idempotent(text):
     assert name_words(" ".join(name_words(text))) == name_words(text)
 
 
+def test_an_ascii_word_folds_by_its_letters_as_the_full_folding_does():
+    """word_skeleton reads an ASCII word of a Latin name letter by letter (a table); the full
+    folding must give the same key, or a person registered before would not be found. Every pair
+    of ASCII characters (a letter's neighbour is all the full folding ever reads), then words."""
+    every = [chr(code) for code in range(128)]
+    for first in every:
+        for second in every:
+            assert word_skeleton(first + second, "LATIN") == confusables._folded(first + second, "LATIN")
+
+
+@FAST
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+@example("Mohammed")
+@example("O'Neill-Smith")
+def test_an_ascii_word_of_any_length_folds_as_the_full_folding_does(word):
+    assert word_skeleton(word, "LATIN") == confusables._folded(word, "LATIN")
+    assert word_skeleton(word) == confusables._folded(word, confusables.main_script(word))
+
+
 def test_confusables_data_is_the_one_measured():
     # The keys depend on this data: another version needs `qs migrate-identity` and new
     # figures in docs/registration.md (the corpus tests).
