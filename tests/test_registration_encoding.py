@@ -7,11 +7,15 @@ bench/memory.py measures what this saves; store/registrations.py describes the f
 import datetime
 import re
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from queue_service.reference import HALF_DAYS
 from queue_service.registration import Applicant, Channel, Fingerprints, Registration, RegistrationStatus
 from queue_service.registration.tokens import RegistrationKey
 from queue_service.store.fields import FIELDS, long_name, short_name
 from queue_service.store.keys import PoolKeys
+from queue_service.store.registrations import _cut
 
 UTC = datetime.timezone.utc
 POOL = "01:renewal"
@@ -147,3 +151,15 @@ def test_no_two_fields_share_a_name_in_redis():
     assert not set(shorts) & set(FIELDS)
     assert not [name for name in shorts if re.fullmatch(r"h[0-9.]*", name)]
     assert all(long_name(short_name(name)) == name for name in FIELDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_the_packed_parts_hold_the_text_in_parts_of_64_bytes_as_full_as_they_can_be(text):
+    """The packed fields (store/registrations.py `_cut`): ASCII text is cut every 64 characters,
+    other text weighed character by character; both give the same parts."""
+    parts = _cut(text, 64)
+    assert "".join(parts) == text and all(len(part.encode()) <= 64 for part in parts)
+    assert all(part for part in parts) or parts == [""]
+    # Full: the next part's first character would not have fitted in the one before.
+    assert all(len((part + after[0]).encode()) > 64 for part, after in zip(parts, parts[1:]))

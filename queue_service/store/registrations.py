@@ -651,16 +651,24 @@ def _pack(values: dict[str, str]) -> dict[str, str]:
         raise ValueError("a registration's field holds U+001F")
     # Empty values at the end (the agent, mostly) are left out: `_unpack` reads them as "".
     text = _PACK_SEPARATOR.join(values[name] for name in _PACKED).rstrip(_PACK_SEPARATOR)
-    chunks, current, size = [], [], 0
+    chunks = _cut(text, _LISTPACK_VALUE)
+    return {_PERSON_FIELD + (str(number) if number > 1 else ""): chunk for number, chunk in enumerate(chunks, start=1)}
+
+
+def _cut(text: str, size: int) -> list[str]:
+    """`text` in parts of at most `size` bytes of UTF-8, none cut inside a character."""
+    if text.isascii():  # a byte a character (most registrations): no need to weigh each one
+        return [text[start:start + size] for start in range(0, len(text), size)] or [""]
+    chunks, current, used = [], [], 0
     for character in text:
         width = len(character.encode())
-        if size + width > _LISTPACK_VALUE:
+        if used + width > size:
             chunks.append("".join(current))
-            current, size = [], 0
+            current, used = [], 0
         current.append(character)
-        size += width
+        used += width
     chunks.append("".join(current))
-    return {_PERSON_FIELD + (str(number) if number > 1 else ""): chunk for number, chunk in enumerate(chunks, start=1)}
+    return chunks
 
 
 def _unpack(fields: dict[str, str]) -> dict[str, str]:
