@@ -70,3 +70,14 @@ def test_public_pages_stay_cacheable(drawn, client):
         response = client.get(path)
         assert response.status_code == 200, path
         assert "no-store" not in response.headers.get("Cache-Control", ""), path
+        # A cache keeps one copy per language and per cookie (the language chosen is a cookie).
+        assert {name.strip() for name in response.headers["Vary"].split(",")} >= {"Cookie", "Accept-Language"}, path
+
+
+def test_every_answer_varies_on_the_language_and_the_cookie_once(client):
+    """Pages whose session is read already vary on the cookie (Flask): the names are added once."""
+    for path in ["/", "/p/01/first_request/register", "/api/v1/prefectures", "/nowhere"]:
+        response = client.get(path)
+        assert response.status_code == (404 if path == "/nowhere" else 200), path
+        names = [name.strip() for name in response.headers["Vary"].split(",")]
+        assert sorted(names) == ["Accept-Language", "Cookie"], (path, names)

@@ -122,8 +122,10 @@ def _described(code: str) -> tuple[str, str, str, str]:
 
 
 def _vary_on_language(response):
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
+    if "Vary" in response.headers:
+        response.vary.update(("Cookie", "Accept-Language"))
+    else:  # most responses: set at once, not parsed and written again for each name
+        response.headers["Vary"] = "Cookie, Accept-Language"
     return response
 
 
