@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 
+from web import security
 from worker import clock
 
 FRENCH_TITLE = "Un rendez-vous en préfecture, sans course contre la montre"
@@ -143,6 +144,18 @@ def test_security_headers_on_every_response(client):
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "no-referrer"
         assert "Strict-Transport-Security" not in headers
+        assert all(len(headers.getlist(name)) == 1 for name in security.HEADERS), path
+
+
+def test_a_security_header_a_response_sets_itself_is_kept(make_app, reference_data):
+    app = make_app()
+
+    @app.get("/framed-by-a-test")
+    def framed():
+        return "", 204, {"X-Frame-Options": "SAMEORIGIN"}
+
+    headers = app.test_client().get("/framed-by-a-test").headers
+    assert headers.getlist("X-Frame-Options") == ["SAMEORIGIN"] and headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_hsts_only_over_https(client):

@@ -65,8 +65,10 @@ NO_STORE = "no-store"
 
 
 def add_security_headers(response):
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    # A view may have set one of them (kept); most have none: one pass over the headers, and
+    # the missing ones added together (setdefault looked each one up, through an exception).
+    present = {name.lower() for name in response.headers.keys()}
+    response.headers.extend([(name, value) for name, value in HEADERS.items() if name.lower() not in present])
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if request.method not in ("GET", "HEAD") or request.endpoint not in CACHEABLE_ENDPOINTS:
