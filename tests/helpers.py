@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psutil
 
@@ -60,12 +61,47 @@ def sign_in(app, who: str):
     return client
 
 
-# Ain's first-request pool, drawn on Monday 4 January 2027 -----------------------------
+# Ain's first-request pool, drawn on a Monday at 10:00 in Paris, five weeks ahead ------------
 
-DRAW_AT = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=datetime.timezone.utc)  # Monday 10:00 in Paris
+PARIS = ZoneInfo("Europe/Paris")
+NOON = datetime.time(12)
+
+
+def draw_monday(today: datetime.date) -> datetime.datetime:
+    """The Monday at 10:00 in Paris (as UTC) of the draw the tests share: five to six weeks
+    after `today`, then a week later at a time until Paris keeps one UTC offset from two weeks
+    before it to four weeks after.
+
+    Ahead of the real date, so that what the service does at the real time (an applicant
+    answering an offer, a page listing the coming draws) still comes before the draw's
+    deadlines, whenever the suite runs; a fixed date stopped working once it had passed.
+    With one offset, the local times the tests read (10:00, a deadline two days later at
+    10:00) are the same in every season."""
+    day = today + datetime.timedelta(days=35)
+    day += datetime.timedelta(days=-day.weekday() % 7)
+    while len({PARIS.utcoffset(datetime.datetime.combine(day + datetime.timedelta(days=shift), NOON))
+               for shift in range(-14, 29)}) > 1:
+        day += datetime.timedelta(days=7)
+    return datetime.datetime.combine(day, datetime.time(10), PARIS).astimezone(datetime.timezone.utc)
+
+
+DRAW_AT = draw_monday(datetime.date.today())
 CREATED = DRAW_AT - datetime.timedelta(days=3)  # one draw due: DRAW_AT
 POOL = "01:first_request"
-DRAW_ID = "01-first_request-20270104T1000"
+
+
+def draw_id_at(moment: datetime.datetime) -> str:
+    """The id of the pool's draw at `moment` (its local time in Paris, to the minute)."""
+    return f"01-first_request-{moment.astimezone(PARIS):%Y%m%dT%H%M}"
+
+
+def english_day(moment: datetime.datetime) -> str:
+    """The day of `moment` in Paris as the English pages and messages write it: "Monday 4 January 2027"."""
+    local = moment.astimezone(PARIS)
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+DRAW_ID = draw_id_at(DRAW_AT)
 SECRET = b"test-identity-secret"
 # The offers' timing with the defaults of config/defaults.toml, and the answer deadline of
 # the draw at DRAW_AT under the default 48-hour window.

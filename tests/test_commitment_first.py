@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from helpers import DRAW_AT, DRAW_ID, POOL, TIMING, register_people, schedule
+from helpers import DRAW_AT, DRAW_ID, POOL, TIMING, draw_id_at, register_people, schedule
 
 from queue_service import draws, verify
 from queue_service import registration as reg
@@ -182,7 +182,7 @@ def test_two_draws_missed_are_announced_together_and_share_their_entrants(redis,
     later_slots(store, DRAW_AT + datetime.timedelta(days=8), 5, "week2")  # in the first draw's horizon
     later_slots(store, DRAW_AT + datetime.timedelta(days=15), 5, "week3")  # in the second's only
     back = DRAW_AT + datetime.timedelta(days=8)
-    second_id = "01-first_request-20270111T1000"
+    second_id = draw_id_at(DRAW_AT + datetime.timedelta(days=7))
     assert clock.reconcile_draws(redis, store, back) == [DRAW_ID, second_id]
     run_jobs()
     first, second = store.draw(POOL, DRAW_ID), store.draw(POOL, second_id)

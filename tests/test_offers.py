@@ -13,10 +13,12 @@ from helpers import (
     ENGLISH,
     DRAW_AT,
     DRAW_ID,
+    PARIS,
     POOL,
     TIMING,
     announce_freeze_and_draw,
     csrf_token,
+    english_day,
     fail_every_delivery,
     first_offer,
     key_of,
@@ -334,9 +336,10 @@ def test_a_draws_offer_is_answered_before_the_slots_cancellation_notice_or_not_m
     run_jobs()
     (email,) = [m for r, m in zip(mailbox.recipients, mailbox.messages) if r[0] == store.registration(key_of(soon))
                 .applicant.email]
-    assert "Confirm or decline before Tuesday 5 January 2027, 10:00." in plain_text(email)
+    assert f"Confirm or decline before {english_day(DRAW_AT + datetime.timedelta(days=1))}, 10:00." in plain_text(email)
     # The SMS gives the same moment in its short form (two segments at most).
-    assert any("Answer before Tue, Jan 5, 10:00" in path.read_text()
+    tuesday = (DRAW_AT + datetime.timedelta(days=1)).astimezone(PARIS)
+    assert any(f"Answer before Tue, {tuesday:%b} {tuesday.day}, 10:00" in path.read_text()
                for path in (settings.data_dir / "sms").glob("*.txt"))
 
     # The server keeps it: no confirmation after it, and the expiry round expires those offers then.
@@ -431,6 +434,6 @@ def test_the_calendar_file_is_valid_icalendar():
         stamp=DRAW_AT,
     )
     lines = calendar.split("\r\n")
-    assert lines[0] == "BEGIN:VCALENDAR" and "DTSTART:20270104T090000Z" in lines
+    assert lines[0] == "BEGIN:VCALENDAR" and f"DTSTART:{DRAW_AT:%Y%m%dT%H%M%S}Z" in lines
     assert "SUMMARY:Rendez-vous\\, préfecture\\; titre" in lines
     assert all(len(line.encode()) <= 75 for line in lines)

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from helpers import ENGLISH, POOL, csrf_token, first_offer, sign_in
+from helpers import DRAW_AT, ENGLISH, POOL, csrf_token, first_offer, sign_in
 
 from queue_service import offers
 from queue_service.registration.tokens import status_token
@@ -178,7 +178,8 @@ def test_staff_cancel_a_booked_slot_and_its_holder_is_back_in_the_pool(drawn, ap
     key, offer = first_offer(store)
     offers.confirm(store, key, settings.identity_key.encode(), datetime.datetime.now(datetime.timezone.utc))
     admin = sign_in(app, "admin01")
-    page = admin.get("/staff/p/01/slots?from=2027-01-01&to=2027-02-01", headers=ENGLISH).get_data(as_text=True)
+    month = f"from={DRAW_AT:%Y-%m-%d}&to={DRAW_AT + datetime.timedelta(days=28):%Y-%m-%d}"  # the slots are 3 days after
+    page = admin.get(f"/staff/p/01/slots?{month}", headers=ENGLISH).get_data(as_text=True)
     assert offer.slot_id in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     answer = admin.post(f"/staff/p/01/slots/first_request/{offer.slot_id}/cancel", data={"csrf_token": token})

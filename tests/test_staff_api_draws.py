@@ -44,8 +44,14 @@ def local_in(days: int, time: str = "14:07") -> str:
     return f"{(now() + datetime.timedelta(days=days)).astimezone(PARIS):%Y-%m-%d} {time}"
 
 
+# The cron of `weekly()`: 10:00 on the weekday three days from today in Paris, so that none of its
+# draws is due, nor closes its entries, while a test runs (a Monday's did, for a suite run on a
+# Monday morning).
+WEEKLY_CRON = f"0 10 * * {(now() + datetime.timedelta(days=3)).astimezone(PARIS):%a}".upper()
+
+
 def weekly(prefecture: str = "01", procedure: str = "renewal") -> DrawSchedule:
-    return DrawSchedule(prefecture=prefecture, procedure=procedure, timezone="Europe/Paris", cron="0 10 * * MON",
+    return DrawSchedule(prefecture=prefecture, procedure=procedure, timezone="Europe/Paris", cron=WEEKLY_CRON,
                         created_at=now() - datetime.timedelta(days=1))
 
 
@@ -173,13 +179,13 @@ def test_one_explicit_draw_added_to_a_cron_schedule_keeps_the_cron_draws(client,
     assert added.get_json()["at"] == local_in(10)
 
     edited = store.schedule(RENEWAL)
-    assert edited.cron == "0 10 * * MON" and edited.dates == (moment,) and edited.created_at == cron_only.created_at
+    assert edited.cron == WEEKLY_CRON and edited.dates == (moment,) and edited.created_at == cron_only.created_at
     coming = next_draw_times(edited, now(), 4)
-    mondays = next_draw_times(cron_only, now(), 3)
-    assert moment in coming and set(mondays) <= set(coming)
+    weekly_draws = next_draw_times(cron_only, now(), 3)
+    assert moment in coming and set(weekly_draws) <= set(coming)
     read = client.get(f"{BASE}/01/schedules/renewal", headers=headers).get_json()
     assert added.get_json()["draw_id"] in {draw["draw_id"] for draw in read["next_draws"]}
-    assert read["cron"] == "0 10 * * MON" and read["dates"] == [local_in(10)]
+    assert read["cron"] == WEEKLY_CRON and read["dates"] == [local_in(10)]
 
     for at in (local_in(-1), local_in(800), "next monday", "2027-02-30 10:00", 12, None):
         refused = client.post(f"{BASE}/01/schedules/renewal/draws", json={"at": at}, headers=headers)
