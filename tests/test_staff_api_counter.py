@@ -9,6 +9,7 @@ import pytest
 from helpers import (
     DRAW_AT,
     ENGLISH,
+    PARIS,
     POOL,
     TIMING,
     api_person,
@@ -51,11 +52,14 @@ def refused_for_scope(response, scope: Scope) -> bool:
 
 @pytest.fixture
 def bookings(store, reference_data, settings):
-    """Two bookings of Ain's first-request pool on the real clock, from a draw a week ago: one whose
+    """Two bookings of Ain's first-request pool on the real clock, from a draw ten days ago: one whose
     slot started ten minutes ago (the person has not come), one in three days. Returns
     {"started": (key, code), "coming": (key, code)}."""
     moment = now()
-    created = moment - datetime.timedelta(days=10)
+    # Midnight in Paris ten days ago: the people registered a minute later enter that day's draw
+    # at 10:00 whatever the hour the test runs (from 09:00, its entries would have closed).
+    created = datetime.datetime.combine((moment - datetime.timedelta(days=10)).astimezone(PARIS).date(),
+                                        datetime.time(0), PARIS).astimezone(datetime.timezone.utc)
     schedule = DrawSchedule(prefecture="01", procedure="first_request", timezone="Europe/Paris", cron="0 10 * * *",
                             horizon_from_days=1, horizon_to_days=20, created_at=created,
                             policy=DrawPolicy(constraints_apply=False))  # a slot on any day, weekends too
