@@ -392,8 +392,7 @@ def word_skeleton(word: str, script: str | None = None) -> str:
     hyphens.
     """
     script = script or main_script(word)
-    if script == "LATIN" and word.isascii():
-        keys = _ascii_keys()
+    if script == "LATIN" and word.isascii() and (keys := _ascii_keys()) is not None:
         return "".join([keys[char] for char in word])
     return _folded(word, script)
 
@@ -409,20 +408,20 @@ def _folded(word: str, script: str) -> str:
 
 
 @functools.cache
-def _ascii_keys() -> dict[str, str]:
-    """The key of each ASCII character in a Latin name, folded alone.
+def _ascii_keys() -> dict[str, str] | None:
+    """The key of each ASCII character in a Latin name, folded alone; None if the
+    table cannot stand for the full folding (then every word is folded in full).
 
     Every step of the folding maps an ASCII character on its own: casefold, the
     prototypes, dropping punctuation and controls. The only step that reads a
     neighbour keeps or drops a combining mark by the letter before it, and no
-    ASCII character's key has a mark (checked here). So the key of an ASCII word
-    is its characters' keys put together, with no normalisation or look-up
-    per letter: 1.4 µs for a word of 16 letters, where the full folding takes
-    50 µs (issue 19: a new name's words are not in word_skeleton's cache).
+    ASCII character's key may have a mark (checked here). So the key of an ASCII
+    word is its characters' keys put together, with no Unicode normalisation or
+    category per letter: 1.4 µs for a word of 16 letters, where the full folding
+    takes 50 µs (issue 19: a new name's words are not in word_skeleton's cache).
     tests/test_identity.py compares the two ways on every pair of ASCII
     characters and on random words."""
     keys = {char: _folded(char, "LATIN") for char in map(chr, range(128))}
-    marked = {char for char, key in keys.items() if any(unicodedata.category(c)[0] == "M" for c in key)}
-    if marked:
-        raise RuntimeError(f"confusables: the keys of {sorted(marked)} have combining marks; fold ASCII in full")
+    if any(unicodedata.category(part)[0] == "M" for key in keys.values() for part in key):
+        return None
     return keys
