@@ -17,7 +17,7 @@ import psutil
 
 from queue_service import draws
 from queue_service import registration as reg
-from queue_service.draws.schedules import DrawPolicy, DrawSchedule
+from queue_service.draws.schedules import DrawPolicy, DrawSchedule, draw_id
 from queue_service.inventory.slots import Slot
 from queue_service.offers import Offer, OfferStatus, OfferTiming
 from queue_service.reference import procedure_by_code
@@ -92,7 +92,7 @@ POOL = "01:first_request"
 
 def draw_id_at(moment: datetime.datetime) -> str:
     """The id of the pool's draw at `moment` (its local time in Paris, to the minute)."""
-    return f"01-first_request-{moment.astimezone(PARIS):%Y%m%dT%H%M}"
+    return draw_id("01", "first_request", moment, "Europe/Paris")
 
 
 def english_day(moment: datetime.datetime) -> str:
